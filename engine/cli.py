@@ -1,0 +1,318 @@
+"""The headless command line: everything the engine does, scriptable without a terminal UI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import contract as C
+from .run_store import RunLocked, RunNotFound, find_run, is_locked, read_status, request_control, resolve_workspace
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, never with a traceback."""
+
+
+def _user_errors() -> tuple:
+    from .config import ProfileError
+    from .model_loading import ModelLoadError
+    from .preflight import PreflightError
+
+    errors = [UserError, ProfileError, ModelLoadError, PreflightError, RunNotFound, RunLocked]
+    try:
+        from .dataset import DatasetError
+
+        errors.append(DatasetError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _fmt_num(x, spec=".4f") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "-"
+
+
+# ---- following a run in the terminal -------------------------------------------------------------
+
+def describe_event(ev: dict, total: int | None = None) -> str | None:
+    k = ev.get("kind")
+    if k == C.EV_TRAIN:
+        tot = f"/{total}" if total else ""
+        tps = f"  {ev['tokens_per_s']:.0f} tok/s" if isinstance(ev.get("tokens_per_s"), (int, float)) else ""
+        return (f"step {ev.get('step')}{tot}  loss {_fmt_num(ev.get('loss'))}  lr {_fmt_num(ev.get('learning_rate'), '.2e')}"
+                f"  grad {_fmt_num(ev.get('grad_norm'), '.3f')}{tps}")
+    if k == C.EV_EVAL:
+        return f"step {ev.get('step')}  eval loss {_fmt_num(ev.get('eval_loss'))}"
+    if k == C.EV_CHECKPOINT:
+        return f"checkpoint-{ev.get('step')} saved"
+    if k == C.EV_RUN_STARTED:
+        resumed = f" (resumed from step {ev['resumed_from']})" if ev.get("resumed_from") is not None else ""
+        return f"training: {ev.get('total_steps')} steps{resumed}"
+    if k == C.EV_WARNING:
+        return f"warning: {ev.get('message')}"
+    if k == C.EV_ERROR:
+        return f"error: {ev.get('message')}"
+    if k == C.EV_GATE and ev.get("sentence"):
+        return f"gate: {ev.get('sentence')}"
+    if k == C.EV_DONE:
+        return f"run {ev.get('state')}: {ev.get('message')}"
+    return None
+
+
+def follow_run(run_dir: Path, proc=None, quiet_train_every: int = 1) -> str:
+    """Print progress until the engine ends; Ctrl-C asks it to save and stop. Returns the final state."""
+    from .event_log import EventReader
+
+    reader = EventReader(run_dir / C.EVENTS_JSONL)
+    total = None
+    interrupted = False
+    train_seen = 0
+    while True:
+        try:
+            for ev in reader.read_new():
+                if ev.get("kind") == C.EV_RUN_STARTED:
+                    total = ev.get("total_steps")
+                if ev.get("kind") == C.EV_TRAIN:
+                    train_seen += 1
+                    if train_seen % quiet_train_every:
+                        continue
+                line = describe_event(ev, total)
+                if line:
+                    print(line, flush=True)
+                if ev.get("kind") == C.EV_DONE:
+                    return ev.get("state", C.FAILED)
+            state = read_status(run_dir)["state"]
+            if state in C.FINAL_STATES and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
+                for ev in reader.read_new():
+                    line = describe_event(ev, total)
+                    if line:
+                        print(line, flush=True)
+                return state
+            time.sleep(0.3)
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            print("stopping: saving a final checkpoint (Ctrl-C again to stop following)", flush=True)
+            request_control(run_dir, C.CTL_STOP)
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    from .launch import spawn_attached, spawn_detached
+    from .preflight import check, create_run
+
+    ws = resolve_workspace(args.workspace)
+    pre = check(args.profile, args.data, args.set or [], workspace=ws)
+    for h in pre.hints:
+        print(f"hint: {h.key}: {h.message}", file=sys.stderr)
+    for w in pre.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    run_dir = create_run(pre, ws, args.name)
+    print(run_dir.name, flush=True)
+    if args.detach:
+        spawn_detached(run_dir)
+        print(f"engine started detached; follow with: tunedeck logs {run_dir.name} -f", file=sys.stderr)
+        return 0
+    proc = spawn_attached(run_dir)
+    state = follow_run(run_dir, proc)
+    proc.wait()
+    return 0 if state in (C.COMPLETED, C.STOPPED) else 1
+
+
+def cmd_resume(args) -> int:
+    from .launch import spawn_attached, spawn_detached
+
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    state = read_status(run_dir)["state"]
+    if state in C.LIVE_STATES or is_locked(run_dir):
+        raise UserError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs resume")
+    if state == C.COMPLETED and not args.force:
+        raise UserError(f"run {run_dir.name} completed; nothing to resume")
+    print(run_dir.name, flush=True)
+    if args.detach:
+        spawn_detached(run_dir, resume=True)
+        return 0
+    proc = spawn_attached(run_dir, resume=True)
+    final = follow_run(run_dir, proc)
+    proc.wait()
+    return 0 if final in (C.COMPLETED, C.STOPPED) else 1
+
+
+def _control(args, kind: str, verb: str) -> int:
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    state = read_status(run_dir)["state"]
+    if state not in C.LIVE_STATES:
+        raise UserError(f"run {run_dir.name} is {state}, not running")
+    request_control(run_dir, kind)
+    print(f"{verb} requested for {run_dir.name}")
+    if getattr(args, "wait", False):
+        while read_status(run_dir)["state"] in C.LIVE_STATES:
+            time.sleep(0.3)
+        print(f"run {run_dir.name}: {read_status(run_dir)['state']}")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from .run_store import list_runs
+    from .run_summary import run_row
+
+    ws = resolve_workspace(args.workspace)
+    rows = [run_row(d) for d in list_runs(ws)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs in {ws}")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for col in ("id", "state", "base model", "method", "step", "best eval", "gate", "started", "duration"):
+        table.add_column(col)
+    for r in rows:
+        total = f"/{r['total_steps']}" if r["total_steps"] else ""
+        started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
+        table.add_row(r["id"], r["state"], Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
+                      f"{r['step']}{total}", _fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
+                      _fmt_duration(r["duration_s"]))
+    Console().print(table)
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .run_summary import experiment_record
+
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    rec = experiment_record(run_dir)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+        return 0
+    d, m = rec["dataset"], rec["metrics"]
+    lines = [
+        f"run        {rec['id']} ({rec['state']})  {rec['dir']}",
+        f"base model {rec['base_model']}" + (f" @ {rec['revision']}" if rec["revision"] else ""),
+        f"method     {rec['method']} / {rec['adapter']}",
+        f"dataset    {d['path']} ({d['format']}, {d['train_rows']} train / {d['eval_rows']} eval) {d['fingerprint']}",
+        f"progress   step {rec['step']}/{rec['total_steps'] or '?'}  {_fmt_duration(rec['duration_s'])}",
+        f"loss       final train {_fmt_num(m['final_train_loss'])}  best eval {_fmt_num(m['best_eval_loss'])}"
+        + (f" at step {m['best_eval_step']}" if m["best_eval_step"] is not None else ""),
+    ]
+    o = rec["hyperparameters"]["optim"]
+    lines.append(f"optim      lr {o['learning_rate']:g} {o['scheduler']}  epochs {o['epochs']:g}  batch {o['batch_size']}x{o['grad_accum']}  seed {o['seed']}")
+    if rec["method"] and rec["adapter"] != "none":
+        lo = rec["hyperparameters"]["lora"]
+        lines.append(f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  targets {', '.join(lo['target_modules'])}")
+    for c in rec["checkpoints"]:
+        lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {_fmt_num(c['eval_loss'])}  {c['path']}")
+    if rec.get("gate"):
+        lines.append(f"gate       {rec['gate'].get('sentence') or rec['gate'].get('verdict')}")
+    for e in rec["errors"]:
+        lines.append(f"error      {e}")
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_logs(args) -> int:
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    log = run_dir / C.ENGINE_LOG
+    offset = 0
+    while True:
+        try:
+            with open(log, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            offset += len(chunk)
+            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
+        if not args.follow:
+            return 0
+        if read_status(run_dir)["state"] not in C.LIVE_STATES and not is_locked(run_dir):
+            return 0
+        try:
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(resolve_workspace(args.workspace), headless=args.headless)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tunedeck", description="Fine-tuning run manager. Run with no arguments for the app.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help: str, func, run_arg: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
+        if run_arg:
+            p.add_argument("run", help="run id, unique id prefix, name or directory")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", "validate, then train a profile on a dataset; prints the run id", cmd_run)
+    p.add_argument("profile", help="a shipped profile name (lora, full, dpo, demo-cpu, ...) or a TOML file")
+    p.add_argument("--data", help="training data (JSONL, JSON, CSV, Parquet, save_to_disk folder)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a profile key, e.g. optim.learning_rate=1e-4 (repeatable)")
+    p.add_argument("--name", help="a readable run name (default: the data file's name)")
+    p.add_argument("--detach", action="store_true", help="run in the background, immune to terminal hang-ups")
+    p = add("resume", "continue a stopped or crashed run from its latest complete checkpoint", cmd_resume, run_arg=True)
+    p.add_argument("--detach", action="store_true", help="run in the background")
+    p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+    p = add("stop", "save a checkpoint and stop at the next step (same as SIGTERM to the engine)", lambda a: _control(a, C.CTL_STOP, "stop"), run_arg=True)
+    p.add_argument("--wait", action="store_true", help="wait until the engine has stopped")
+    add("checkpoint", "save a checkpoint now, without stopping", lambda a: _control(a, C.CTL_CHECKPOINT, "checkpoint"), run_arg=True)
+    p = add("ls", "list every run in the workspace", cmd_ls)
+    p.add_argument("--json", action="store_true")
+    p = add("show", "the experiment record of a run", cmd_show, run_arg=True)
+    p.add_argument("--json", action="store_true")
+    p = add("logs", "print the engine's log", cmd_logs, run_arg=True)
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing while the run is live")
+    p = add("demo", "offline demo: build a tiny model and dataset, fine-tune it on CPU", cmd_demo)
+    p.add_argument("--headless", action="store_true", help="print progress instead of opening the app")
+    for module in ("inspect_cmd",):
+        try:
+            mod = __import__(f"engine.{module}", fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if not getattr(args, "func", None):
+        ap.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        print(f"tunedeck: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

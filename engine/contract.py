@@ -1,0 +1,59 @@
+"""The contract between the engine and the app: run-directory layout, run states, event kinds.
+
+Both processes import this module and nothing else of each other. Keep it free of heavy
+imports (no torch, no textual).
+"""
+
+from __future__ import annotations
+
+RUN_TOML = "run.toml"
+STATUS_JSON = "status.json"
+EVENTS_JSONL = "events.jsonl"
+ENGINE_LOG = "engine.log"
+ENGINE_LOCK = "engine.lock"
+CONTROL_DIR = "control"
+CHECKPOINTS_DIR = "checkpoints"
+EVALS_DIR = "evals"
+REVIEWS_JSONL = "reviews.jsonl"
+# Written inside a checkpoint folder after every other file: without it a checkpoint is partial.
+CHECKPOINT_MARKER = "tunedeck-complete.json"
+CHECKPOINT_PREFIX = "checkpoint-"
+
+# Run states. "crashed" is never written by the engine: readers derive it when status says a
+# live state but the process is gone or its heartbeat is stale.
+QUEUED = "queued"
+RUNNING = "running"
+STOPPING = "stopping"
+STOPPED = "stopped"
+COMPLETED = "completed"
+FAILED = "failed"
+CRASHED = "crashed"
+LIVE_STATES = frozenset({QUEUED, RUNNING, STOPPING})
+FINAL_STATES = frozenset({STOPPED, COMPLETED, FAILED, CRASHED})
+RESUMABLE_STATES = frozenset({STOPPED, CRASHED, FAILED})
+
+# A heartbeat older than this (seconds) means the engine is gone, when its pid cannot be checked
+# (another host on a shared filesystem).
+HEARTBEAT_STALE_S = 60.0
+HEARTBEAT_INTERVAL_S = 2.0
+
+# Event kinds (the "kind" field of each events.jsonl line). Every event also has "t" (unix time).
+EV_STATE = "state"  # state, message
+EV_RUN_STARTED = "run_started"  # total_steps, resumed_from (step or null), pid, host
+EV_RESUMED = "resumed"  # from_step: readers drop metrics logged after this step
+EV_TRAIN = "train"  # step, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen
+EV_EVAL = "eval"  # step, epoch, eval_loss
+EV_CHECKPOINT = "checkpoint"  # step, path, eval_loss
+EV_CHECKPOINT_PRUNED = "checkpoint_pruned"  # step, path
+EV_WARNING = "warning"  # message, code
+EV_ERROR = "error"  # message, code, traceback (summary), step
+EV_SAMPLE = "sample"  # cpu_percent, rss_bytes, sys_cpu_percent, sys_mem_used, sys_mem_total, gpus
+EV_CONTROL = "control"  # request, handled at step
+EV_GATE = "gate"  # gate results: checkpoint, verdict, scores, reasons
+EV_DONE = "done"  # state, step, message
+
+# Control requests: one file per request in control/, named <kind>-<time>-<pid>.json
+CTL_STOP = "stop"
+CTL_CHECKPOINT = "checkpoint"
+CTL_EVAL = "eval"
+CONTROL_KINDS = (CTL_STOP, CTL_CHECKPOINT, CTL_EVAL)

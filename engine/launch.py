@@ -1,0 +1,52 @@
+"""Start engine processes: detached (own session, no terminal, survives SSH hang-ups) or attached."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from . import contract as C
+
+
+def _worker_cmd(run_dir: Path, resume: bool) -> list[str]:
+    return [sys.executable, "-m", "engine.worker", str(run_dir)] + (["--resume"] if resume else [])
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # the engine must import the same `engine` package as the launcher, wherever it is started from
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def spawn_detached(run_dir: Path, resume: bool = False) -> int:
+    """Start the engine in a new session with stdin closed and output in engine.log; return its pid.
+
+    A short-lived sh (itself in a new session) backgrounds the worker and exits, so the worker is
+    re-parented to init: no zombie is left in a long-lived launcher (the app), and a SIGHUP to the
+    launching terminal's session never reaches it.
+    """
+    run_dir = Path(run_dir)
+    log = run_dir / C.ENGINE_LOG
+    cmd = " ".join(shlex.quote(a) for a in _worker_cmd(run_dir, resume))
+    script = f"{cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
+    out = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         start_new_session=True, cwd=str(run_dir), env=_env(), check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def spawn_attached(run_dir: Path, resume: bool = False) -> subprocess.Popen:
+    """Start the engine as a child in this terminal's process group (Ctrl-C asks it to stop)."""
+    run_dir = Path(run_dir)
+    log = open(run_dir / C.ENGINE_LOG, "ab")
+    try:
+        return subprocess.Popen(_worker_cmd(run_dir, resume), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=str(run_dir), env=_env())
+    finally:
+        log.close()

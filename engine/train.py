@@ -1,0 +1,210 @@
+"""One training run: data, model, TRL trainer with tunedeck's callbacks, resume, final state."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import contract as C
+from .config import Profile
+from .event_log import EventWriter
+from .run_record import RunRecord, load_run_record
+from .run_store import latest_complete_checkpoint, list_checkpoints
+from .status_writer import StatusWriter
+
+# Test hooks: make step N produce a NaN loss / a CUDA out-of-memory error. Read once at import.
+_NAN_AT_STEP = int(os.environ.get("TUNEDECK_TEST_NAN_AT_STEP", "0") or 0)
+_OOM_AT_STEP = int(os.environ.get("TUNEDECK_TEST_OOM_AT_STEP", "0") or 0)
+_SLOW_STEP_S = float(os.environ.get("TUNEDECK_TEST_SLOW_STEP_S", "0") or 0)
+
+
+class DataChanged(ValueError):
+    pass
+
+
+@dataclass
+class PreparedData:
+    train_rows: list[dict]
+    eval_rows: list[dict]
+    format: str
+    fingerprint: str
+    skipped: list[int]
+
+
+def prepare_data(profile: Profile) -> PreparedData:
+    """Load, validate and split the data exactly as the launch did (same seed, same hash split)."""
+    from .dataset import DatasetError, load_dataset
+    from .split import fingerprint, split_indices
+
+    d = profile.data
+    loaded = load_dataset(d.path, format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
+    if loaded.error_count() and d.on_invalid == "error":
+        raise DatasetError(loaded.summary())
+    rows = loaded.rows
+    if d.eval_file:
+        eval_loaded = load_dataset(d.eval_file, format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
+        if eval_loaded.error_count() and d.on_invalid == "error":
+            raise DatasetError(eval_loaded.summary())
+        train_rows, eval_rows = rows, eval_loaded.rows
+        fp = fingerprint(rows, val_fraction=0.0, seed=profile.optim.seed, eval_rows=eval_rows)
+    else:
+        train_idx, eval_idx = split_indices(rows, d.val_fraction, profile.optim.seed)
+        train_rows, eval_rows = [rows[i] for i in train_idx], [rows[i] for i in eval_idx]
+        fp = fingerprint(rows, val_fraction=d.val_fraction, seed=profile.optim.seed)
+    if not train_rows:
+        raise DatasetError(f"{d.path}: no valid training rows left after validation and the split")
+    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped))
+
+
+def uses_assistant_only_loss(profile: Profile, data_format: str, tokenizer) -> bool:
+    from .model_loading import ModelLoadError, has_generation_markers
+
+    setting = profile.data.assistant_only_loss
+    if setting == "off" or data_format not in ("messages", "alpaca", "sharegpt"):
+        return False
+    if has_generation_markers(tokenizer):
+        return True
+    if setting == "on":
+        raise ModelLoadError("data.assistant_only_loss = 'on' needs a chat template with {% generation %} markers; "
+                             "set model.chat_template to such a template, or set assistant_only_loss = 'auto'")
+    return False
+
+
+def _guarded(trainer_cls, guard):
+    """The trainer class with NaN/inf checks on the raw loss and gradient norm of every step."""
+    import torch
+
+    class Guarded(trainer_cls):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            out = super().compute_loss(model, inputs, *args, **kwargs)
+            step = self.state.global_step + 1
+            if model.training and _OOM_AT_STEP == step:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by TUNEDECK_TEST_OOM_AT_STEP)")
+            if model.training and _NAN_AT_STEP == step:
+                if isinstance(out, tuple):
+                    out = (out[0] * float("nan"), *out[1:])
+                else:
+                    out = out * float("nan")
+            if _SLOW_STEP_S and model.training:
+                import time
+
+                time.sleep(_SLOW_STEP_S)
+            return out
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if guard.bad_step is None and not bool(torch.isfinite(loss.detach()).all()):
+                guard.bad_step = self.state.global_step + 1
+                guard.bad_what = f"the loss is {float(loss.detach().float().mean())}"
+            return loss
+
+        def _get_grad_norm(self, model, grad_norm=None):
+            norm = super()._get_grad_norm(model, grad_norm)
+            if norm is not None and guard.bad_step is None:
+                value = float(norm)
+                if not math.isfinite(value):
+                    guard.bad_step = self.state.global_step + 1
+                    guard.bad_what = f"the gradient norm is {value}"
+            return norm
+
+    Guarded.__name__ = f"Guarded{trainer_cls.__name__}"
+    return Guarded
+
+
+def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: PreparedData, callbacks: list, guard):
+    import torch
+    from datasets import Dataset
+
+    from .model_loading import (lora_config, load_model, load_tokenizer, resolve_gradient_checkpointing,
+                                resolve_precision)
+
+    precision = resolve_precision(profile)
+    tokenizer = load_tokenizer(profile)
+    model = load_model(profile, precision)
+    o, c = profile.optim, profile.checkpoints
+    has_eval = bool(data.eval_rows)
+    common = dict(
+        output_dir=str(Path(run_dir) / C.CHECKPOINTS_DIR),
+        per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
+        gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler,
+        warmup_steps=o.warmup_ratio, weight_decay=o.weight_decay, num_train_epochs=o.epochs, max_steps=o.max_steps,
+        max_grad_norm=o.max_grad_norm, bf16=precision == "bf16", fp16=precision == "fp16",
+        gradient_checkpointing=resolve_gradient_checkpointing(profile), seed=o.seed, data_seed=o.seed,
+        eval_strategy="steps" if has_eval else "no", eval_steps=c.eval_steps,
+        save_strategy="steps", save_steps=c.save_steps, save_total_limit=None,  # tunedeck prunes (keeps the best)
+        logging_steps=c.logging_steps, logging_first_step=True, report_to="none", disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0, max_length=profile.data.max_seq_len,
+    )
+    train_ds = Dataset.from_list(data.train_rows)
+    eval_ds = Dataset.from_list(data.eval_rows) if has_eval else None
+    if profile.method.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**common, beta=profile.method.dpo_beta)
+        cls = _guarded(DPOTrainer, guard)
+    else:
+        from trl import SFTConfig, SFTTrainer
+
+        args = SFTConfig(**common, packing=profile.data.packing,
+                         assistant_only_loss=uses_assistant_only_loss(profile, data.format, tokenizer))
+        cls = _guarded(SFTTrainer, guard)
+    return cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
+               peft_config=lora_config(profile), callbacks=callbacks)
+
+
+def clear_incomplete_checkpoints(run_dir: Path, events: EventWriter) -> None:
+    """Partial checkpoint folders (killed mid-save) are never used; remove them before resuming."""
+    for ckpt in list_checkpoints(run_dir):
+        if not ckpt.complete:
+            shutil.rmtree(ckpt.path, ignore_errors=True)
+            events.emit(C.EV_WARNING, code="incomplete_checkpoint_removed", step=ckpt.step,
+                        message=f"checkpoint-{ckpt.step} was incomplete (interrupted save) and was removed")
+
+
+def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resume: bool = False) -> str:
+    """Train to the end, a stop request, early stopping or a NaN; return the final state."""
+    from .callbacks import GuardState, RunCallback
+
+    record = load_run_record(run_dir)
+    profile = record.profile
+    data = prepare_data(profile)
+    if data.fingerprint != record.dataset_fingerprint:
+        raise DataChanged(f"{profile.data.path}: the dataset changed since this run started (fingerprint "
+                          f"{data.fingerprint}, recorded {record.dataset_fingerprint}); start a new run instead")
+    resume_path = None
+    resumed_from = None
+    if resume:
+        clear_incomplete_checkpoints(run_dir, events)
+        ckpt = latest_complete_checkpoint(run_dir)
+        if ckpt is not None:
+            resume_path, resumed_from = str(ckpt.path), ckpt.step
+        else:
+            events.emit(C.EV_WARNING, code="no_checkpoint", message="no complete checkpoint to resume from; starting from step 0")
+            resumed_from = 0
+    guard = GuardState()
+    callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
+    _install_stop_signal(callback)
+    trainer = build_trainer(run_dir, profile, record, data, [callback], guard)
+    status.update(state=C.RUNNING)
+    trainer.train(resume_from_checkpoint=resume_path)
+    step, total = trainer.state.global_step, trainer.state.max_steps
+    if guard.nan_stopped:
+        return C.FAILED
+    if callback.stop_requested and not callback.early_stopped and step < total:
+        return C.STOPPED
+    return C.COMPLETED
+
+
+def _install_stop_signal(callback) -> None:
+    """SIGTERM and SIGINT ask for a checkpoint and a stop at the next step boundary."""
+    import signal
+
+    def handler(signum, frame):
+        callback.request_stop(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

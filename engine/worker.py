@@ -1,0 +1,101 @@
+"""The engine process: `python -m engine.worker RUN_DIR [--resume]`.
+
+Holds the run's lock, writes status and events, trains, and turns every failure into an error
+event and a final state, so that a reader always knows how a run ended.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import contract as C
+from .event_log import EventWriter
+from .run_store import EngineLock, RunLocked
+
+OOM_REMEDIES = ("Remedies: halve optim.batch_size and double optim.grad_accum (same effective batch); "
+                "set optim.gradient_checkpointing = 'on'; lower data.max_seq_len; use method.adapter = 'qlora'.")
+
+
+def _summary(exc: BaseException, frames: int = 4) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)[-frames:]
+    where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in reversed(tb))
+    return f"{type(exc).__name__}: {exc} [{where}]"
+
+
+def classify_error(exc: BaseException) -> tuple[str, str, bool]:
+    """(code, message for the user, whether the traceback is worth showing)."""
+    from .config import ProfileError
+    from .model_loading import ModelLoadError
+
+    try:
+        from .dataset import DatasetError
+    except ImportError:  # pragma: no cover
+        DatasetError = ValueError  # type: ignore
+    name = type(exc).__name__
+    if isinstance(exc, (ProfileError, ModelLoadError, DatasetError)) or name == "DataChanged":
+        return "input", str(exc), False
+    if name == "OutOfMemoryError" or "out of memory" in str(exc).lower() and "CUDA" in str(exc):
+        return "oom", f"out of GPU memory: {str(exc).splitlines()[0]}. {OOM_REMEDIES}", False
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return "disk_full", (f"the disk is full{where}. Earlier complete checkpoints are intact; free space "
+                             "(or lower checkpoints.keep) and `tunedeck resume` the run."), False
+    return "exception", _summary(exc), True
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.worker")
+    ap.add_argument("run_dir")
+    ap.add_argument("--resume", action="store_true")
+    args = ap.parse_args(argv)
+    run_dir = Path(args.run_dir).resolve()
+    os.umask(0o077)
+    try:
+        lock = EngineLock(run_dir).acquire()
+    except RunLocked as e:
+        print(f"tunedeck engine: {e}", file=sys.stderr)
+        return 3
+
+    from .status_writer import Heartbeat, StatusWriter
+    from .telemetry import sample
+
+    events = EventWriter(run_dir / C.EVENTS_JSONL)
+    status = StatusWriter(run_dir)
+    status.update(state=C.RUNNING, started=time.time(), finished=None, message="")
+    heartbeat = Heartbeat(status, lambda: events.emit(C.EV_SAMPLE, **sample()))
+    heartbeat.start()
+    events.emit(C.EV_STATE, state=C.RUNNING, message="resuming" if args.resume else "starting",
+                pid=os.getpid(), host=os.uname().nodename)
+    final, message, rc = C.FAILED, "", 1
+    try:
+        from .train import run_training
+
+        final = run_training(run_dir, events, status, resume=args.resume)
+        message = {C.COMPLETED: "training finished", C.STOPPED: "stopped on request with a final checkpoint",
+                   C.FAILED: "stopped by the NaN guard"}.get(final, "")
+        rc = 0 if final != C.FAILED else 1
+    except BaseException as exc:  # noqa: BLE001 - every failure must end in an event and a state
+        code, message, show_tb = classify_error(exc)
+        fields = {"traceback": traceback.format_exc(limit=-8)} if show_tb else {}
+        events.emit(C.EV_ERROR, code=code, message=message, **fields)
+        print(f"tunedeck engine: {message}", file=sys.stderr)
+        if show_tb:
+            traceback.print_exc()
+        final, rc = C.FAILED, 1 if not isinstance(exc, KeyboardInterrupt) else 130
+    finally:
+        heartbeat.stop()
+        status.update(state=final, finished=time.time(), message=message)
+        events.emit(C.EV_DONE, state=final, message=message)
+        events.close()
+        lock.release()
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

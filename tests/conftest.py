@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny model and datasets built locally (no downloads), and a workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_rows():
+    from engine.demo_data import make_rows
+
+    return make_rows(240, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, demo_rows) -> Path:
+    from engine.demo_data import corpus
+    from engine.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), corpus(demo_rows))
+
+
+@pytest.fixture(scope="session")
+def sft_data(tmp_path_factory, demo_rows) -> Path:
+    from engine.demo_data import write_jsonl
+
+    return write_jsonl(tmp_path_factory.mktemp("data") / "train.jsonl", demo_rows)
+
+
+@pytest.fixture(scope="session")
+def dpo_data(tmp_path_factory, demo_rows) -> Path:
+    from engine.demo_data import write_jsonl
+
+    rows = []
+    for r in demo_rows[:64]:
+        good = r["messages"][-1]["content"]
+        rows.append({"prompt": r["messages"][:-1], "chosen": [{"role": "assistant", "content": good}],
+                     "rejected": [{"role": "assistant", "content": good.replace('"age"', '"years"')}]})
+    return write_jsonl(tmp_path_factory.mktemp("dpo") / "pairs.jsonl", rows)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("TUNEDECK_WORKSPACE", str(ws))
+    return ws
+
+
+def tunedeck(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=str(ROOT))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tunedeck {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def wait_for(predicate, timeout: float = 120, interval: float = 0.1, what: str = "condition"):
+    """Poll until predicate() is truthy; a slow machine makes the test slower, not red."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    from engine.event_log import read_events as _read
+
+    return _read(run_dir / "events.jsonl")
