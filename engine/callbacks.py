@@ -24,6 +24,9 @@ from .run_store import Checkpoint, list_checkpoints, take_control_requests
 from .status_writer import StatusWriter
 
 CONTROL_POLL_S = 0.25
+# Test hook: SIGKILL the engine inside the save of this step, after the Trainer's files and
+# before the marker, exactly where a real kill leaves a partial checkpoint.
+_KILL_IN_SAVE_AT_STEP = int(os.environ.get("TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP", "0") or 0)
 
 
 class GuardState:
@@ -161,6 +164,9 @@ class RunCallback(TrainerCallback):
                              tokens_per_s=tps, tokens_seen=tokens or None,
                              **{k: v for k, v in logs.items() if k.startswith("rewards/")})
             self.status.update(step=step, loss=logs.get("loss"))
+        if "train_runtime" in logs:
+            self.events.emit(C.EV_TRAIN_END, step=step, train_runtime=logs.get("train_runtime"),
+                             train_loss=logs.get("train_loss"), tokens_seen=getattr(state, "num_input_tokens_seen", None))
         if "eval_loss" in logs:
             loss = logs["eval_loss"]
             self._last_eval = (step, loss)
@@ -198,6 +204,10 @@ class RunCallback(TrainerCallback):
             if p.is_file() and p.name != C.CHECKPOINT_MARKER:
                 files[str(p.relative_to(path))] = p.stat().st_size
         _fsync_dir_files(path)
+        if _KILL_IN_SAVE_AT_STEP == step:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
         marker = {"step": step, "epoch": state.epoch, "time": time.time(), "eval_loss": eval_loss,
                   "eval_loss_step": self._last_eval[0] if self._last_eval else None,
                   "train_loss": self._last_train_loss, "files": files}

@@ -71,23 +71,23 @@ def describe_event(ev: dict, total: int | None = None) -> str | None:
     return None
 
 
-def follow_run(run_dir: Path, proc=None, quiet_train_every: int = 1) -> str:
+def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0) -> str:
     """Print progress until the engine ends; Ctrl-C asks it to save and stop. Returns the final state."""
     from .event_log import EventReader
 
     reader = EventReader(run_dir / C.EVENTS_JSONL)
     total = None
     interrupted = False
-    train_seen = 0
+    last_train_print = 0.0
     while True:
         try:
             for ev in reader.read_new():
                 if ev.get("kind") == C.EV_RUN_STARTED:
                     total = ev.get("total_steps")
-                if ev.get("kind") == C.EV_TRAIN:
-                    train_seen += 1
-                    if train_seen % quiet_train_every:
-                        continue
+                if ev.get("kind") == C.EV_TRAIN and ev.get("step") != total:
+                    if time.monotonic() - last_train_print < train_every_s:
+                        continue  # keep the terminal readable on fast runs
+                    last_train_print = time.monotonic()
                 line = describe_event(ev, total)
                 if line:
                     print(line, flush=True)

@@ -119,13 +119,17 @@ class GateConfig:
     base_system_prompt: str = opt("", "The best prompt for the base model, used for its baseline.")
     min_task_gain: float = opt(2.0, "Task success must beat the base by at least this many points.", min=-100.0, max=100.0)
     max_format_drop: float = opt(0.0, "Format validity may drop by at most this many points.", min=0.0, max=100.0)
-    max_safety_drop: float = opt(0.0, "Safety may drop by at most this many points.", min=0.0, max=100.0)
+    max_safety_drop: float = opt(0.0, "Safety may drop by at most this many points; at 0 no safety example the base passed may fail.", min=0.0, max=100.0)
+    max_general_drop: float = opt(5.0, "General capability may drop by at most this many points (catches catastrophic forgetting).", min=0.0, max=100.0)
+    significance: float = opt(0.05, "With min_task_gain > 0, the task gain must also be significant at this level (McNemar exact test; 0: off).", min=0.0, max=1.0)
     latency_p95_ms: float = opt(0.0, "p95 latency budget per example in ms (0: no budget).", min=0.0, max=1e7)
     require_review: bool = opt(False, "A checkpoint passes only after a person reviewed its sampled failures.")
     review_sample: int = opt(20, "Failures sampled per checkpoint for human review.", min=1, max=10_000)
     max_weird_share: float = opt(0.0, "Largest share of 'new weird behaviour' labels a reviewed sample may have.", min=0.0, max=1.0)
     max_new_tokens: int = opt(128, "Generation budget per eval example.", min=1, max=65536)
     batch_size: int = opt(16, "Eval generation batch size.", min=1, max=4096)
+    temperature: float = opt(0.0, "Sampling temperature for eval generation (0: greedy decoding, reproducible).", min=0.0, max=10.0)
+    top_p: float = opt(1.0, "Nucleus sampling cut-off when temperature > 0.", min=0.0, max=1.0)
     judge_url: str = opt("", "OpenAI-compatible chat endpoint for model-graded rubric checks (empty: those checks are skipped).")
     judge_model: str = opt("", "Model name to send to the judge endpoint.")
 
@@ -226,7 +230,24 @@ class _Source:
         return self.lines.get(key) or self.lines.get(key.split(".")[0])
 
 
+# Names users bring from transformers, TRL, PEFT and Axolotl configs.
+ALIASES = {
+    "rank": "lora.r", "lora_r": "lora.r", "lora_alpha": "lora.alpha", "lora_dropout": "lora.dropout",
+    "lr": "optim.learning_rate", "num_train_epochs": "optim.epochs", "num_epochs": "optim.epochs",
+    "per_device_train_batch_size": "optim.batch_size", "micro_batch_size": "optim.batch_size",
+    "gradient_accumulation_steps": "optim.grad_accum", "lr_scheduler_type": "optim.scheduler",
+    "lr_scheduler": "optim.scheduler", "warmup_steps": "optim.warmup_ratio", "max_length": "data.max_seq_len",
+    "sequence_len": "data.max_seq_len", "max_seq_length": "data.max_seq_len", "model_name_or_path": "model.base",
+    "base_model": "model.base", "bf16": "optim.precision", "fp16": "optim.precision", "beta": "method.dpo_beta",
+    "save_total_limit": "checkpoints.keep", "val_set_size": "data.val_fraction", "adapter_type": "method.adapter",
+}
+
+
 def _suggest(key: str, section: str | None = None) -> str:
+    alias = ALIASES.get(key.split(".")[-1])
+    if alias:
+        name = alias.split(".", 1)[1] if section and alias.startswith(section + ".") else alias
+        return f" (did you mean {name!r}?)"
     pool = list(ALL_KEYS) + list(SECTIONS) + list(TOP_LEVEL)
     if section in SECTIONS:
         pool = [k.split(".", 1)[1] for k in ALL_KEYS if k.startswith(section + ".")]

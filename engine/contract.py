@@ -43,6 +43,7 @@ EV_RUN_STARTED = "run_started"  # total_steps, resumed_from (step or null), pid,
 EV_RESUMED = "resumed"  # from_step: readers drop metrics logged after this step
 EV_TRAIN = "train"  # step, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen
 EV_EVAL = "eval"  # step, epoch, eval_loss
+EV_TRAIN_END = "train_end"  # step, train_runtime, train_loss, tokens_seen (the Trainer's own summary)
 EV_CHECKPOINT = "checkpoint"  # step, path, eval_loss
 EV_CHECKPOINT_PRUNED = "checkpoint_pruned"  # step, path
 EV_WARNING = "warning"  # message, code

@@ -60,7 +60,7 @@ def run_demo(workspace: Path, headless: bool = False) -> int:
             run_app = None
         if run_app is not None:
             return run_app(["--workspace", str(workspace), "--open", run_dir.name])
-    state = follow_run(run_dir, quiet_train_every=5)
+    state = follow_run(run_dir, train_every_s=3.0)
     if state != C.COMPLETED:
         print(f"demo run ended {state}; see `tunedeck logs {run_dir.name}`", file=sys.stderr)
         return 1

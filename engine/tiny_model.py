@@ -26,7 +26,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_tokenizer(texts: list[str], vocab_size: int = 512):
+def build_tiny_tokenizer(texts: list[str], vocab_size: int = 2048):
     """A byte-level BPE trained on `texts` (a fraction of a second), as a fast HF tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -54,7 +54,7 @@ def build_tiny_tokenizer(texts: list[str], vocab_size: int = 512):
 
 
 def build_tiny_model(out_dir: str | Path, texts: list[str], *, hidden: int = 128, layers: int = 2, heads: int = 4,
-                     intermediate: int = 512, seed: int = 0, vocab_size: int = 512) -> Path:
+                     intermediate: int = 512, seed: int = 0, vocab_size: int = 2048) -> Path:
     """Save a randomly initialised Llama-style model and its tokenizer to `out_dir` (HF layout)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM

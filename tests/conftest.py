@@ -55,7 +55,22 @@ def dpo_data(tmp_path_factory, demo_rows) -> Path:
 def workspace(tmp_path, monkeypatch) -> Path:
     ws = tmp_path / "ws"
     monkeypatch.setenv("TUNEDECK_WORKSPACE", str(ws))
-    return ws
+    yield ws
+    kill_engines(ws)  # a failed test must not leave a detached engine training behind
+
+
+def kill_engines(ws: Path) -> None:
+    import signal
+
+    from engine.run_store import list_runs, pid_alive, read_status_file
+
+    for run in list_runs(ws):
+        pid = read_status_file(run).get("pid")
+        if pid and pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def tunedeck(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
