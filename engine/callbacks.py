@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 from . import contract as C
 from .atomic_io import write_json_atomic
 from .config import Profile
+from .distributed import share_flags
 from .event_log import EventWriter
 from .run_store import Checkpoint, list_checkpoints, take_control_requests
 from .status_writer import StatusWriter
@@ -125,11 +126,17 @@ class RunCallback(TrainerCallback):
             control.should_training_stop = True
             return
         now = time.monotonic()
-        if now >= self._next_poll:
+        if state.is_world_process_zero and now >= self._next_poll:
             self._next_poll = now + CONTROL_POLL_S
             self.status.set_step(step)
             for req in take_control_requests(self.run_dir):
                 self._handle_request(req, step, control)
+        if args.world_size > 1:  # every rank calls this every step, so all act on the same step
+            stop, save, evaluate = share_flags([int(self.stop_requested), int(control.should_save),
+                                                int(control.should_evaluate)], args.device)
+            if stop and not self.stop_requested:
+                self.request_stop("stop requested on another rank")
+            control.should_save, control.should_evaluate = bool(save), bool(evaluate)
         if self.stop_requested and not control.should_training_stop:
             self.status.update(state=C.STOPPING)
             control.should_save = True
@@ -194,6 +201,8 @@ class RunCallback(TrainerCallback):
 
     # -- checkpoints --
     def on_save(self, args, state, control, **kw):
+        if not state.is_world_process_zero:
+            return
         step = state.global_step
         path = self.run_dir / C.CHECKPOINTS_DIR / f"{C.CHECKPOINT_PREFIX}{step}"
         if not path.is_dir():

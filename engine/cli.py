@@ -123,6 +123,15 @@ def cmd_run(args) -> int:
         print(f"warning: {w}", file=sys.stderr)
     run_dir = create_run(pre, ws, args.name)
     print(run_dir.name, flush=True)
+    if args.slurm:
+        from .slurm import write_and_submit
+
+        res = pre.profile.resources
+        script, job = write_and_submit(run_dir, nodes=res.nodes, gpus_per_node=res.processes or 1,
+                                       partition=args.partition or "", time_limit=args.time or "")
+        print(f"submitted Slurm job {job}; script {script}" if job else
+              f"sbatch not found: submit {script} on a Slurm login node", file=sys.stderr)
+        return 0
     if args.detach:
         spawn_detached(run_dir)
         print(f"engine started detached; follow with: tunedeck logs {run_dir.name} -f", file=sys.stderr)
@@ -276,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a profile key, e.g. optim.learning_rate=1e-4 (repeatable)")
     p.add_argument("--name", help="a readable run name (default: the data file's name)")
     p.add_argument("--detach", action="store_true", help="run in the background, immune to terminal hang-ups")
+    p.add_argument("--slurm", action="store_true", help="write (and submit, where sbatch exists) a Slurm job over resources.nodes nodes")
+    p.add_argument("--partition", help="Slurm partition (with --slurm)")
+    p.add_argument("--time", help="Slurm time limit, e.g. 12:00:00 (with --slurm)")
     p = add("resume", "continue a stopped or crashed run from its latest complete checkpoint", cmd_resume, run_arg=True)
     p.add_argument("--detach", action="store_true", help="run in the background")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)

@@ -99,6 +99,7 @@ class OptimConfig:
     gradient_checkpointing: str = opt("auto", "Recompute activations to save memory (auto: on for GPU, off on CPU).", choices=("auto", "on", "off"))
     seed: int = opt(42, "Seed for initialisation, shuffling and the split.", min=0, max=2**32 - 1)
     nan_policy: str = opt("stop", "On a NaN/inf loss or gradient: stop keeping the last good checkpoint, or skip the step.", choices=("stop", "skip"))
+    auto_batch_size: bool = opt(False, "On out-of-memory, halve batch_size and double grad_accum (same effective batch) and retry.")
 
 
 @dataclass
@@ -135,6 +136,17 @@ class GateConfig:
 
 
 @dataclass
+class SpeedConfig:
+    attn_implementation: str = opt("auto", "Attention kernel: auto picks FlashAttention 2 when installed on a GPU, else SDPA.",
+                                   choices=("auto", "sdpa", "eager", "flash_attention_2"))
+    padding_free: str = opt("auto", "Batches without padding tokens (needs FlashAttention; auto: on when it is used).", choices=("auto", "on", "off"))
+    liger_kernel: str = opt("auto", "Liger's fused Triton kernels, less memory and faster (auto: on GPU when installed).", choices=("auto", "on", "off"))
+    torch_compile: bool = opt(False, "Compile the model with torch.compile: faster steps after a slow first one.")
+    optimizer: str = opt("auto", "Optimiser: auto is fused AdamW on GPU, AdamW on CPU; 8-bit and paged variants need bitsandbytes.",
+                         choices=("auto", "adamw_torch", "adamw_torch_fused", "adamw_8bit", "paged_adamw_8bit"))
+
+
+@dataclass
 class ResourcesConfig:
     processes: int = opt(0, "Processes per node (0: one per visible GPU, 1 on CPU).", min=0, max=1024)
     gpus: str = opt("", "GPUs to use, e.g. '0,1' (empty: all visible).")
@@ -153,6 +165,7 @@ class Profile:
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,11 +173,11 @@ class Profile:
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "lora": LoraConfig, "optim": OptimConfig,
-            "checkpoints": CheckpointConfig, "gate": GateConfig, "resources": ResourcesConfig}
+            "checkpoints": CheckpointConfig, "gate": GateConfig, "speed": SpeedConfig, "resources": ResourcesConfig}
 TOP_LEVEL = ("description", "extends")
 SECTION_TITLES = {"model": "Model", "data": "Data", "method": "Method and adapter", "lora": "LoRA adapter",
                   "optim": "Optimisation and schedule", "checkpoints": "Checkpoints and evaluation",
-                  "gate": "Eval gate", "resources": "Resources"}
+                  "gate": "Eval gate", "speed": "Throughput", "resources": "Resources"}
 
 
 @dataclass
@@ -309,6 +322,8 @@ def _read_toml(path: Path) -> tuple[dict, _Source]:
         line = getattr(e, "lineno", None) or (int(m.group(1)) if m else None)
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
         raise ProfileError(f"TOML syntax error: {msg}", file=str(path), line=line)
+    except RecursionError:
+        raise ProfileError("nested too deeply to be a profile", file=str(path)) from None
     return data, _Source(str(path), _key_lines(text))
 
 

@@ -11,12 +11,38 @@ from pathlib import Path
 from . import contract as C
 
 
-def _worker_cmd(run_dir: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "engine.worker", str(run_dir)] + (["--resume"] if resume else [])
+def visible_gpu_count(gpus: str = "") -> int:
+    if gpus.strip():
+        return len([g for g in gpus.split(",") if g.strip()])
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if cvd is not None:
+        return len([g for g in cvd.split(",") if g.strip() and g.strip() != "-1"])
+    from .telemetry import gpu_readings
+
+    return len(gpu_readings() or [])
 
 
-def _env() -> dict[str, str]:
+def resolve_processes(run_dir: Path) -> tuple[int, str]:
+    """(processes per node, GPU list) from the run's [resources]; one process on a CPU-only machine."""
+    from .run_record import load_run_record
+
+    res = load_run_record(run_dir).profile.resources
+    n = res.processes or max(1, visible_gpu_count(res.gpus))
+    return n, res.gpus
+
+
+def _worker_cmd(run_dir: Path, resume: bool, processes: int = 1) -> list[str]:
+    worker = ["-m", "engine.worker", str(run_dir)] + (["--resume"] if resume else [])
+    if processes <= 1:
+        return [sys.executable, *worker]
+    # torchrun on one node; a free rendezvous port is picked by --standalone
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *worker]
+
+
+def _env(gpus: str = "") -> dict[str, str]:
     env = dict(os.environ)
+    if gpus.strip():
+        env["CUDA_VISIBLE_DEVICES"] = gpus.strip()
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # the engine must import the same `engine` package as the launcher, wherever it is started from
@@ -34,19 +60,21 @@ def spawn_detached(run_dir: Path, resume: bool = False) -> int:
     """
     run_dir = Path(run_dir)
     log = run_dir / C.ENGINE_LOG
-    cmd = " ".join(shlex.quote(a) for a in _worker_cmd(run_dir, resume))
+    processes, gpus = resolve_processes(run_dir)
+    cmd = " ".join(shlex.quote(a) for a in _worker_cmd(run_dir, resume, processes))
     script = f"{cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
     out = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         start_new_session=True, cwd=str(run_dir), env=_env(), check=True)
+                         start_new_session=True, cwd=str(run_dir), env=_env(gpus), check=True)
     return int(out.stdout.strip().splitlines()[-1])
 
 
 def spawn_attached(run_dir: Path, resume: bool = False) -> subprocess.Popen:
     """Start the engine as a child in this terminal's process group (Ctrl-C asks it to stop)."""
     run_dir = Path(run_dir)
+    processes, gpus = resolve_processes(run_dir)
     log = open(run_dir / C.ENGINE_LOG, "ab")
     try:
-        return subprocess.Popen(_worker_cmd(run_dir, resume), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, cwd=str(run_dir), env=_env())
+        return subprocess.Popen(_worker_cmd(run_dir, resume, processes), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=str(run_dir), env=_env(gpus))
     finally:
         log.close()

@@ -83,12 +83,14 @@ def _explain_load_error(base: str, what: str, e: Exception) -> str:
             f"download it once with `huggingface-cli download {base}` and use the local path.")
 
 
-def load_model(profile: Profile, precision: str):
+def load_model(profile: Profile, precision: str, attn_implementation: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     kwargs = dict(_hub_kwargs(profile), dtype=dtype, use_safetensors=True)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
     if profile.method.adapter == "qlora":
         if not torch.cuda.is_available():
             raise ModelLoadError("method.adapter = 'qlora' needs an NVIDIA GPU (4-bit weights via bitsandbytes); use 'lora' on CPU")

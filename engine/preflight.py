@@ -43,7 +43,12 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
     base = Path(profile.model.base).expanduser()
     if base.exists():
         profile.model.base = str(base.resolve())
+    from .throughput import check_available
     from .train import prepare_data
+
+    missing = check_available(profile)
+    if missing:
+        raise PreflightError("; ".join(missing))
 
     try:
         prepared = prepare_data(profile)

@@ -14,11 +14,14 @@ from .event_log import EventWriter
 from .run_record import RunRecord, load_run_record
 from .run_store import latest_complete_checkpoint, list_checkpoints
 from .status_writer import StatusWriter
+from .throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
 
 # Test hooks: make step N produce a NaN loss / a CUDA out-of-memory error. Read once at import.
 _NAN_AT_STEP = int(os.environ.get("TUNEDECK_TEST_NAN_AT_STEP", "0") or 0)
 _OOM_AT_STEP = int(os.environ.get("TUNEDECK_TEST_OOM_AT_STEP", "0") or 0)
 _SLOW_STEP_S = float(os.environ.get("TUNEDECK_TEST_SLOW_STEP_S", "0") or 0)
+_OOM_ABOVE_BATCH = int(os.environ.get("TUNEDECK_TEST_OOM_ABOVE_BATCH", "0") or 0)  # OOM when batch > N
+_ENOSPC_AT_STEP = int(os.environ.get("TUNEDECK_TEST_ENOSPC_AT_STEP", "0") or 0)  # disk full saving step N
 
 
 class DataChanged(ValueError):
@@ -81,8 +84,9 @@ def _guarded(trainer_cls, guard):
         def compute_loss(self, model, inputs, *args, **kwargs):
             out = super().compute_loss(model, inputs, *args, **kwargs)
             step = self.state.global_step + 1
-            if model.training and _OOM_AT_STEP == step:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by TUNEDECK_TEST_OOM_AT_STEP)")
+            if model.training and (_OOM_AT_STEP == step or
+                                   (_OOM_ABOVE_BATCH and self.args.per_device_train_batch_size > _OOM_ABOVE_BATCH)):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by a test hook)")
             if model.training and _NAN_AT_STEP == step:
                 if isinstance(out, tuple):
                     out = (out[0] * float("nan"), *out[1:])
@@ -93,6 +97,15 @@ def _guarded(trainer_cls, guard):
 
                 time.sleep(_SLOW_STEP_S)
             return out
+
+        def _save_checkpoint(self, model, trial):
+            if _ENOSPC_AT_STEP and self.state.global_step == _ENOSPC_AT_STEP:
+                import errno
+
+                folder = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
+                os.makedirs(folder, exist_ok=True)  # a real full disk leaves a partial folder too
+                raise OSError(errno.ENOSPC, "No space left on device (injected by TUNEDECK_TEST_ENOSPC_AT_STEP)", folder)
+            return super()._save_checkpoint(model, trial)
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -123,7 +136,7 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
 
     precision = resolve_precision(profile)
     tokenizer = load_tokenizer(profile)
-    model = load_model(profile, precision)
+    model = load_model(profile, precision, attn_implementation=resolve_attention(profile))
     o, c = profile.optim, profile.checkpoints
     has_eval = bool(data.eval_rows)
     common = dict(
@@ -139,6 +152,8 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
         include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, max_length=profile.data.max_seq_len,
     )
+    common.update(speed_args(profile, precision))
+    common.update(parallel_args(profile))
     train_ds = Dataset.from_list(data.train_rows)
     eval_ds = Dataset.from_list(data.eval_rows) if has_eval else None
     if profile.method.method == "dpo":
@@ -149,7 +164,7 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
     else:
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(**common, packing=profile.data.packing,
+        args = SFTConfig(**common, packing=profile.data.packing, padding_free=resolve_padding_free(profile),
                          assistant_only_loss=uses_assistant_only_loss(profile, data.format, tokenizer))
         cls = _guarded(SFTTrainer, guard)
     return cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
@@ -185,18 +200,50 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
         else:
             events.emit(C.EV_WARNING, code="no_checkpoint", message="no complete checkpoint to resume from; starting from step 0")
             resumed_from = 0
-    guard = GuardState()
-    callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
-    _install_stop_signal(callback)
-    trainer = build_trainer(run_dir, profile, record, data, [callback], guard)
-    status.update(state=C.RUNNING)
-    trainer.train(resume_from_checkpoint=resume_path)
+    while True:
+        guard = GuardState()
+        callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
+        _install_stop_signal(callback)
+        trainer = build_trainer(run_dir, profile, record, data, [callback], guard)
+        status.update(state=C.RUNNING)
+        try:
+            trainer.train(resume_from_checkpoint=resume_path)
+            break
+        except Exception as exc:
+            if not (_is_oom(exc) and profile.optim.auto_batch_size and profile.optim.batch_size > 1):
+                raise
+            o = profile.optim
+            smaller = o.batch_size // 2
+            more = -(-o.batch_size * o.grad_accum // smaller)  # ceil: the effective batch never shrinks
+            events.emit(C.EV_WARNING, code="auto_batch_size",
+                        message=f"out of memory at batch_size {o.batch_size}: retrying with batch_size {smaller} "
+                                f"and grad_accum {more} (same effective batch {o.batch_size * o.grad_accum})")
+            o.batch_size, o.grad_accum = smaller, more
+            del trainer
+            _free_accelerator_memory()
+            clear_incomplete_checkpoints(run_dir, events)
+            ckpt = latest_complete_checkpoint(run_dir)
+            resume_path = str(ckpt.path) if ckpt else None
     step, total = trainer.state.global_step, trainer.state.max_steps
     if guard.nan_stopped:
         return C.FAILED
     if callback.stop_requested and not callback.early_stopped and step < total:
         return C.STOPPED
     return C.COMPLETED
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or ("CUDA" in str(exc) and "out of memory" in str(exc))
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _install_stop_signal(callback) -> None:

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from . import contract as C
+from .distributed import is_main, rank
 from .event_log import EventWriter
 from .run_store import EngineLock, RunLocked
 
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     run_dir = Path(args.run_dir).resolve()
     os.umask(0o077)
+    if not is_main():
+        return _follower(run_dir, args.resume)
     try:
         lock = EngineLock(run_dir).acquire()
     except RunLocked as e:
@@ -95,6 +98,20 @@ def main(argv: list[str] | None = None) -> int:
         events.close()
         lock.release()
     return rc
+
+
+def _follower(run_dir: Path, resume: bool) -> int:
+    """Ranks above 0 train alongside rank 0 and write nothing to the run directory."""
+    from .distributed import NullEventWriter, NullStatusWriter
+    from .train import run_training
+
+    try:
+        final = run_training(run_dir, NullEventWriter(), NullStatusWriter(), resume=resume)  # type: ignore[arg-type]
+    except BaseException as exc:  # noqa: BLE001
+        print(f"tunedeck engine (rank {rank()}): {classify_error(exc)[1]}", file=sys.stderr)
+        traceback.print_exc()
+        return 1
+    return 0 if final != C.FAILED else 1
 
 
 if __name__ == "__main__":
