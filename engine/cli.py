@@ -71,11 +71,12 @@ def describe_event(ev: dict, total: int | None = None) -> str | None:
     return None
 
 
-def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0) -> str:
-    """Print progress until the engine ends; Ctrl-C asks it to save and stop. Returns the final state."""
+def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int = 0) -> str:
+    """Print progress from byte `offset` of the event log until the engine ends; Ctrl-C asks it to
+    save and stop. Returns the final state."""
     from .event_log import EventReader
 
-    reader = EventReader(run_dir / C.EVENTS_JSONL)
+    reader = EventReader(run_dir / C.EVENTS_JSONL, offset)
     total = None
     interrupted = False
     last_train_print = 0.0
@@ -155,8 +156,10 @@ def cmd_resume(args) -> int:
     if args.detach:
         spawn_detached(run_dir, resume=True)
         return 0
+    events = run_dir / C.EVENTS_JSONL
+    offset = events.stat().st_size if events.exists() else 0  # follow only what this resume writes
     proc = spawn_attached(run_dir, resume=True)
-    final = follow_run(run_dir, proc)
+    final = follow_run(run_dir, proc, offset=offset)
     proc.wait()
     return 0 if final in (C.COMPLETED, C.STOPPED) else 1
 

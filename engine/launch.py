@@ -51,6 +51,13 @@ def _env(gpus: str = "") -> dict[str, str]:
     return env
 
 
+def _private_log(path: Path) -> int:
+    """Open (creating) the engine log readable by its owner only; returns the descriptor."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def spawn_detached(run_dir: Path, resume: bool = False) -> int:
     """Start the engine in a new session with stdin closed and output in engine.log; return its pid.
 
@@ -62,7 +69,8 @@ def spawn_detached(run_dir: Path, resume: bool = False) -> int:
     log = run_dir / C.ENGINE_LOG
     processes, gpus = resolve_processes(run_dir)
     cmd = " ".join(shlex.quote(a) for a in _worker_cmd(run_dir, resume, processes))
-    script = f"{cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
+    os.close(_private_log(log))
+    script = f"umask 077; {cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
     out = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          start_new_session=True, cwd=str(run_dir), env=_env(gpus), check=True)
     return int(out.stdout.strip().splitlines()[-1])
@@ -72,7 +80,7 @@ def spawn_attached(run_dir: Path, resume: bool = False) -> subprocess.Popen:
     """Start the engine as a child in this terminal's process group (Ctrl-C asks it to stop)."""
     run_dir = Path(run_dir)
     processes, gpus = resolve_processes(run_dir)
-    log = open(run_dir / C.ENGINE_LOG, "ab")
+    log = os.fdopen(_private_log(run_dir / C.ENGINE_LOG), "ab")
     try:
         return subprocess.Popen(_worker_cmd(run_dir, resume, processes), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=str(run_dir), env=_env(gpus))
