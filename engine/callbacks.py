@@ -83,7 +83,6 @@ class RunCallback(TrainerCallback):
         self._best_eval = math.inf
         self._evals_without_gain = 0
         self._last_train_loss: float | None = None
-        self.on_checkpoint = None  # optional hook(step, path) used by the gate's each_checkpoint mode
 
     # -- life cycle --
     def on_train_begin(self, args, state, control, **kw):
@@ -223,9 +222,20 @@ class RunCallback(TrainerCallback):
         write_json_atomic(path / C.CHECKPOINT_MARKER, marker)  # last: the checkpoint now counts
         self.events.emit(C.EV_CHECKPOINT, step=step, path=str(path), eval_loss=eval_loss, complete=True)
         self.status.update(last_checkpoint=step)
+        if self.profile.gate.when == "each_checkpoint":
+            self._gate_in_memory(step, kw.get("model"), kw.get("processing_class"))
         self._prune()
-        if self.on_checkpoint is not None:
-            self.on_checkpoint(step, path)
+
+    def _gate_in_memory(self, step: int, model, tokenizer) -> None:
+        """gate.when = "each_checkpoint": judge the model in memory right after its save."""
+        from .gate_runner import evaluate_in_memory, status_fields
+
+        try:
+            summary = evaluate_in_memory(self.run_dir, model, tokenizer, step, self.events)
+        except Exception as exc:  # noqa: BLE001 - the gate must not take training down
+            self.events.emit(C.EV_ERROR, code="gate", step=step, message=f"eval gate on checkpoint-{step}: {exc}")
+            return
+        self.status.update(**status_fields(summary))
 
     def _prune(self) -> None:
         checkpoints = list_checkpoints(self.run_dir)

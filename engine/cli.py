@@ -21,14 +21,12 @@ def _user_errors() -> tuple:
     from .model_loading import ModelLoadError
     from .preflight import PreflightError
 
-    errors = [UserError, ProfileError, ModelLoadError, PreflightError, RunNotFound, RunLocked]
-    try:
-        from .dataset import DatasetError
+    from .dataset import DatasetError
+    from .eval_sets import EvalSetError
+    from .gate import GateError
 
-        errors.append(DatasetError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (UserError, ProfileError, ModelLoadError, PreflightError, RunNotFound, RunLocked, DatasetError,
+            EvalSetError, GateError)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -195,14 +193,14 @@ def cmd_ls(args) -> int:
 
     table = Table(box=None, pad_edge=False)
     for col in ("id", "state", "base model", "method", "step", "best eval", "gate", "started", "duration"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)  # ids are copied into other commands: never cut them
     for r in rows:
         total = f"/{r['total_steps']}" if r["total_steps"] else ""
         started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
         table.add_row(r["id"], r["state"], Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
                       f"{r['step']}{total}", _fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
                       _fmt_duration(r["duration_s"]))
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 
 
@@ -305,12 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while the run is live")
     p = add("demo", "offline demo: build a tiny model and dataset, fine-tune it on CPU", cmd_demo)
     p.add_argument("--headless", action="store_true", help="print progress instead of opening the app")
-    for module in ("inspect_cmd",):
-        try:
-            mod = __import__(f"engine.{module}", fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(sub)
+    from . import gate_cmd, inspect_cmd
+
+    inspect_cmd.register(sub)
+    gate_cmd.register(sub)
     return ap
 
 

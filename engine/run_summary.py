@@ -79,6 +79,20 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
         "checkpoints": checkpoints,
         "adapter_paths": [c["path"] for c in checkpoints if c["complete"]] if profile.method.adapter != "none" else [],
         "metrics": {k: m[k] for k in ("final_train_loss", "best_eval_loss", "best_eval_step")},
+        "gate": _gate(run_dir),
         "errors": m["errors"], "warnings": m["warnings"],
         "command": record.command, "created": record.created,
     }
+
+
+def _gate(run_dir: Path) -> dict[str, Any] | None:
+    """Eval scores per checkpoint, the verdict and the chosen checkpoint, once the gate has run."""
+    from .gate import load_gate_summary
+
+    summary = load_gate_summary(run_dir)
+    if not summary:
+        return None
+    keep = ("checkpoint", "task", "format", "safety", "general", "latency_p95_ms", "verdict", "reasons", "eval_loss")
+    return {"verdict": summary.get("verdict"), "best": summary.get("best"), "chosen": summary.get("chosen"),
+            "sentence": summary.get("sentence"),
+            "rows": [{k: r.get(k) for k in keep if k in r} for r in summary.get("rows", [])]}

@@ -34,12 +34,12 @@ def classify_error(exc: BaseException) -> tuple[str, str, bool]:
     from .config import ProfileError
     from .model_loading import ModelLoadError
 
-    try:
-        from .dataset import DatasetError
-    except ImportError:  # pragma: no cover
-        DatasetError = ValueError  # type: ignore
+    from .dataset import DatasetError
+    from .eval_sets import EvalSetError
+    from .gate import GateError
+
     name = type(exc).__name__
-    if isinstance(exc, (ProfileError, ModelLoadError, DatasetError)) or name == "DataChanged":
+    if isinstance(exc, (ProfileError, ModelLoadError, DatasetError, EvalSetError, GateError)) or name == "DataChanged":
         return "input", str(exc), False
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower() and "CUDA" in str(exc):
         return "oom", f"out of GPU memory: {str(exc).splitlines()[0]}. {OOM_REMEDIES}", False
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         message = {C.COMPLETED: "training finished", C.STOPPED: "stopped on request with a final checkpoint",
                    C.FAILED: "stopped by the NaN guard"}.get(final, "")
         rc = 0 if final != C.FAILED else 1
+        if final != C.FAILED:
+            message += _gate_at_end(run_dir, events, status)
     except BaseException as exc:  # noqa: BLE001 - every failure must end in an event and a state
         code, message, show_tb = classify_error(exc)
         fields = {"traceback": traceback.format_exc(limit=-8)} if show_tb else {}
@@ -98,6 +100,26 @@ def main(argv: list[str] | None = None) -> int:
         events.close()
         lock.release()
     return rc
+
+
+def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
+    """gate.when = "end": judge the base and every complete checkpoint. A gate that cannot run is
+    an error event, not a failed run: the checkpoints are intact and `tunedeck eval` can retry."""
+    from .gate_runner import run_gate, status_fields
+    from .run_record import load_run_record
+
+    if load_run_record(run_dir).profile.gate.when != "end":
+        return ""
+    status.update(message="eval gate")
+    try:
+        summary = run_gate(run_dir, events=events)
+    except Exception as exc:  # noqa: BLE001
+        code, message, show_tb = classify_error(exc)
+        events.emit(C.EV_ERROR, code="gate", message=f"eval gate: {message}",
+                    **({"traceback": traceback.format_exc(limit=-8)} if show_tb else {}))
+        return "; the eval gate could not run (see errors)"
+    status.update(**status_fields(summary))
+    return f"; gate: {summary.get('sentence') or summary.get('verdict')}"
 
 
 def _follower(run_dir: Path, resume: bool) -> int:
