@@ -1,7 +1,12 @@
-"""Batched greedy generation from chat prompts, with per-example timing.
+"""Batched generation from chat (or plain-text) prompts, with per-example latency and token counts.
 
-Used by the eval gate, the demo and the playground. Prompts are rendered with the tokenizer's own
-chat template and left-padded, so one batch holds prompts of any length.
+Used by the eval gate, the demo and the playground. Chat prompts are rendered with the tokenizer's
+own chat template; prompts are tokenised once, sorted by length (less padding per batch) and
+left-padded, so one batch holds prompts of any length. Greedy by default; temperature > 0 samples
+with a fixed seed.
+
+Latency is per example: the time from the start of its batch until its own last token (its end of
+sequence, or the token budget), i.e. what a request waits when served at this batch size.
 """
 
 from __future__ import annotations
@@ -9,49 +14,109 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from .model_loading import ModelLoadError
+
+Prompt = "list[dict] | str"  # chat messages, or raw text sent as is (no chat template)
+
 
 @dataclass
 class Generation:
     text: str
-    latency_ms: float      # wall time of the batch this example was generated in
-    new_tokens: int
+    latency_ms: float      # from the start of its batch to its own last token
+    new_tokens: int        # generated tokens, the end-of-sequence token included
 
 
-def render_prompt(tokenizer, messages: list[dict], system_prompt: str | None = None) -> str:
+class PromptError(ModelLoadError):
+    """The tokenizer cannot render a chat prompt (no chat template, a role it does not know): a user error."""
+
+
+def render_prompt(tokenizer, messages, system_prompt: str | None = None) -> str:
+    """The text the model sees; `system_prompt` replaces any system message (the base's best prompt)."""
+    if isinstance(messages, str):
+        return f"{system_prompt}\n\n{messages}" if system_prompt else messages
     msgs = list(messages)
     if system_prompt:
         msgs = [m for m in msgs if m.get("role") != "system"]
         msgs.insert(0, {"role": "system", "content": system_prompt})
-    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    try:
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    except Exception as e:  # no template (ValueError) or a template that raises on these roles
+        raise PromptError(f"the tokenizer cannot render this chat prompt ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                          "set model.chat_template to a Jinja chat template") from None
 
 
-def generate(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int = 128, batch_size: int = 16,
-             system_prompt: str | None = None, progress=None) -> list[Generation]:
+def eos_ids(model, tokenizer) -> set[int]:
+    """Every token that ends a reply: the tokenizer's eos and the model's generation config's."""
+    ids = set()
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
+    gc_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(gc_eos, int):
+        ids.add(gc_eos)
+    elif isinstance(gc_eos, (list, tuple)):
+        ids.update(int(i) for i in gc_eos)
+    return ids
+
+
+def _step_clock(times: list[float]):
+    """A stopping criterion that never stops: it timestamps every decoding step (one call per new token)."""
     import torch
+    from transformers import StoppingCriteria
 
-    tokenizer.padding_side = "left"
+    class StepClock(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StepClock()
+
+
+def generate(model, tokenizer, prompts: list, *, max_new_tokens: int = 128, batch_size: int = 16,
+             system_prompt: str | None = None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
+             texts: list[str] | None = None, progress=None) -> list[Generation]:
+    """One Generation per prompt, in order. `texts` may pass prompts already rendered (render_prompt)."""
+    import torch
+    from transformers import GenerationConfig, StoppingCriteriaList
+
+    if texts is None:
+        texts = [render_prompt(tokenizer, p, system_prompt) for p in prompts]
+    if not texts:
+        return []
     device = next(model.parameters()).device
-    texts = [render_prompt(tokenizer, p, system_prompt) for p in prompts]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch with less padding
+    stops = eos_ids(model, tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
+    sampling = temperature > 0
+    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sampling, num_beams=1, use_cache=True,
+                              pad_token_id=pad, eos_token_id=sorted(stops) or None,
+                              **({"temperature": temperature, "top_p": top_p} if sampling else {}))
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))  # similar lengths batch with less padding
     out: list[Generation | None] = [None] * len(texts)
+    was_training, side = model.training, tokenizer.padding_side
     model.eval()
-    eos = tokenizer.eos_token_id
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        t0 = time.perf_counter()
-        with torch.inference_mode():
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)
-        elapsed_ms = (time.perf_counter() - t0) * 1000
-        new = gen[:, enc["input_ids"].shape[1]:]
-        for row, i in enumerate(idx):
-            ids = new[row].tolist()
-            n = len(ids)
-            if eos in ids:
-                n = ids.index(eos) + 1
-            text = tokenizer.decode(ids[:n], skip_special_tokens=True)
-            out[i] = Generation(text=text.strip(), latency_ms=elapsed_ms, new_tokens=n)
-        if progress:
-            progress(min(start + batch_size, len(order)), len(order))
+    tokenizer.padding_side = "left"  # decoder-only: new tokens must follow the prompt directly
+    if sampling:
+        torch.manual_seed(seed)
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            enc = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(device)
+            times: list[float] = []
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                gen = model.generate(**enc, generation_config=config,
+                                     stopping_criteria=StoppingCriteriaList([_step_clock(times)]))
+            t_end = time.perf_counter()
+            new = gen[:, enc["input_ids"].shape[1]:].tolist()
+            for row, i in enumerate(idx):
+                tokens = new[row]
+                n = next((k + 1 for k, t in enumerate(tokens) if t in stops), len(tokens))
+                done = times[n - 1] if 0 < n <= len(times) else t_end
+                text = tokenizer.decode(tokens[:n], skip_special_tokens=True)
+                out[i] = Generation(text=text.strip(), latency_ms=(done - t0) * 1000, new_tokens=n)
+            if progress:
+                progress(min(start + batch_size, len(order)), len(order))
+    finally:
+        tokenizer.padding_side = side  # the training collator may rely on the other side
+        model.train(was_training)
     return out  # type: ignore[return-value]

@@ -1,0 +1,216 @@
+"""`tunedeck eval` (run the gate on a finished run) and `tunedeck gate` (show its table and verdict).
+
+`gate` needs no model: it rebuilds the verdicts from evals/ and the latest review labels, so it
+starts fast and can run while a person reviews.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import contract as C
+from .run_store import EngineLock, find_run, is_locked, read_status, resolve_workspace, write_status
+
+
+def _user_error(message: str) -> Exception:
+    from .cli import UserError
+
+    return UserError(message)
+
+
+def parse_checkpoints(text: str | None) -> str | list[int]:
+    """'all' (default), '800' or '400,800' (also 'checkpoint-800')."""
+    if not text or text.strip().lower() == "all":
+        return "all"
+    from .eval_records import parse_checkpoint
+
+    steps = []
+    for part in text.split(","):
+        try:
+            step = parse_checkpoint(part.strip())
+        except ValueError as e:
+            raise _user_error(f"--checkpoint: {e}") from None
+        if step == "base":
+            raise _user_error("--checkpoint: the base is always evaluated; name checkpoint steps or 'all'")
+        steps.append(step)
+    return steps
+
+
+def _fmt(x, spec: str = ".1f", suffix: str = "") -> str:
+    return f"{format(x, spec)}{suffix}" if isinstance(x, (int, float)) else "-"
+
+
+def _vs(row: dict) -> str:
+    d = (row.get("vs_base") or {}).get("task")
+    if d is None:
+        return ""
+    ci = row.get("task_ci")
+    p = row.get("p_value")
+    shown = "" if p is None else " p<0.001" if p < 0.001 else f" p={p:.2g}"
+    return f"{d:+.1f}" + (f" [{ci[0]:+.0f},{ci[1]:+.0f}]" if ci else "") + shown
+
+
+def print_summary(summary: dict, file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = file or sys.stdout
+    # piped output keeps whole rows (rich would otherwise wrap at 80 columns)
+    console = Console(file=out, highlight=False, soft_wrap=True, width=None if out.isatty() else 200)
+    rows = summary.get("rows") or []
+    has_general = any(r.get("general") is not None for r in rows)
+    table = Table(box=None, pad_edge=False)
+    cols = ["step", "eval loss", "task", "vs base [95% CI]", "format", "safety"]
+    cols += ["general"] if has_general else []
+    cols += ["p95 ms", "verdict"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("step", "verdict", "vs base [95% CI]") else "right", no_wrap=True)
+    best = (summary.get("best") or {}).get("checkpoint")
+    for r in rows:
+        name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
+        name += " *" if best is not None and r["checkpoint"] == best else ""
+        name += " (pruned)" if r.get("pruned") else ""
+        cells = [name, _fmt(r.get("eval_loss"), ".4f"), _fmt(r.get("task"), ".1f", "%"), _vs(r),
+                 _fmt(r.get("format"), ".1f", "%"), _fmt(r.get("safety"), ".1f", "%")]
+        cells += [_fmt(r.get("general"), ".1f", "%")] if has_general else []
+        cells += [_fmt(r.get("latency_p95_ms"), ".0f"), r.get("verdict") or "-"]
+        table.add_row(*cells)
+    console.print(table)
+    for r in rows:
+        label = r.get("label") or str(r["checkpoint"])
+        for reason in r.get("reasons") or []:
+            console.print(f"  {label}: {reason}")
+    seen = set()
+    for r in rows:
+        for w in r.get("warnings") or []:
+            if w not in seen:  # the same small-set warning applies to every row
+                seen.add(w)
+                console.print(f"warning: {w}")
+    for n in summary.get("notices") or []:
+        console.print(f"notice: {n}")
+    chosen = summary.get("chosen")
+    if chosen:
+        console.print(f"chosen: checkpoint-{chosen.get('checkpoint')}" + (f" ({chosen['note']})" if chosen.get("note") else ""))
+    console.print(f"{'best' if best is not None else 'gate'}: {summary.get('sentence')}")
+
+
+def _progress_printer():
+    last = {"stage": None, "t": time.perf_counter()}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != last["stage"] or done == 0:
+            last["stage"], last["t"] = stage, time.perf_counter()
+        if stage.endswith("(cached)"):
+            print(f"{stage}: {total} examples", file=sys.stderr, flush=True)
+        elif done >= total > 0:
+            print(f"evaluated {stage}: {total} examples in {time.perf_counter() - last['t']:.1f} s", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _quiet_transformers() -> None:
+    # per-tensor "Loading weights" bars would bury the gate's own progress lines
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def cmd_eval(args) -> int:
+    from .eval_sets import EvalSetError
+    from .event_log import EventWriter
+    from .gate import GateError
+    from .gate_runner import run_gate, status_fields
+    from .generate import PromptError
+
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    state = read_status(run_dir)["state"]
+    if state in C.LIVE_STATES or is_locked(run_dir):
+        raise _user_error(f"run {run_dir.name} is {state}: evaluate it once training has ended "
+                          "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")
+    checkpoints = parse_checkpoints(args.checkpoint)
+    _quiet_transformers()
+    sets = [str(Path(s).expanduser()) for s in (args.set or [])]
+    try:
+        with EngineLock(run_dir):  # one writer of events.jsonl and evals/, and no resume meanwhile
+            events = EventWriter(run_dir / C.EVENTS_JSONL)
+            try:
+                summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
+                                   progress=None if args.json else _progress_printer())
+            finally:
+                events.close()
+    except (EvalSetError, GateError, PromptError) as e:
+        raise _user_error(str(e)) from None
+    write_status(run_dir, **status_fields(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from .gate import load_gate_summary, summarize_run
+    from .gate_runner import status_fields
+
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    live = read_status(run_dir)["state"] in C.LIVE_STATES or is_locked(run_dir)
+    # on a finished run, rebuild from the records so new review labels count; a live engine owns gate.json
+    summary = load_gate_summary(run_dir) if live else summarize_run(run_dir)
+    if summary is None:
+        raise _user_error(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
+    if not live:
+        write_status(run_dir, **status_fields(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def register(subparsers) -> None:
+    ws_help = "workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)"
+    run_help = "run id, unique id prefix, name or directory"
+
+    desc = ("run the eval gate: the base model (with [gate] base_system_prompt) and each complete checkpoint on the "
+            "eval sets; writes evals/ and prints the verdicts")
+    p = subparsers.add_parser("eval", help=desc, description=desc)
+    p.add_argument("--workspace", help=ws_help)
+    p.add_argument("run", help=run_help)
+    p.add_argument("--checkpoint", default="all", metavar="N|all", help="checkpoint step(s) to evaluate, e.g. 800 or 400,800 (default: all)")
+    p.add_argument("--set", action="append", metavar="FILE", help="an extra JSONL eval set (tagged task by default; repeatable)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    desc = "show the gate table (base and checkpoints), the verdicts and the best checkpoint"
+    p = subparsers.add_parser("gate", help=desc, description=desc)
+    p.add_argument("--workspace", help=ws_help)
+    p.add_argument("run", help=run_help)
+    p.add_argument("--json", action="store_true", help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best")
+    p.set_defaults(func=cmd_gate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m engine.gate_cmd eval|gate ...`: these two commands alone, with the CLI's error handling."""
+    from .cli import _user_errors
+
+    ap = argparse.ArgumentParser(prog="tunedeck")
+    register(ap.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = ap.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as e:
+        print(f"tunedeck: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
