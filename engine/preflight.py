@@ -40,6 +40,10 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
     profile.data.path = str(Path(profile.data.path).expanduser().resolve()) if Path(profile.data.path).expanduser().exists() else profile.data.path
     if profile.data.eval_file:
         profile.data.eval_file = str(Path(profile.data.eval_file).expanduser().resolve())
+    for key in ("golden", "safety", "general"):  # the engine runs from the run directory
+        value = getattr(profile.gate, key)
+        if value:
+            setattr(profile.gate, key, str(Path(value).expanduser().resolve()))
     base = Path(profile.model.base).expanduser()
     if base.exists():
         profile.model.base = str(base.resolve())
@@ -54,6 +58,13 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
         prepared = prepare_data(profile)
     except DatasetError as e:
         raise PreflightError(str(e)) from None
+    if profile.gate.when != "never":
+        from .eval_sets import EvalSetError, profile_sets
+
+        try:
+            profile_sets(profile.gate)  # a broken eval set fails now, not after hours of training
+        except EvalSetError as e:
+            raise PreflightError(str(e)) from None
     pre = Preflight(profile, {}, hints(profile, train_rows=len(prepared.train_rows)))
     if prepared.skipped:
         shown = ", ".join(map(str, prepared.skipped[:10])) + (" ..." if len(prepared.skipped) > 10 else "")
