@@ -265,7 +265,7 @@ def cmd_logs(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(resolve_workspace(args.workspace), headless=args.headless)
+    return run_demo(resolve_workspace(args.workspace))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("logs", "print the engine's log", cmd_logs, run_arg=True)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while the run is live")
     p = add("demo", "offline demo: build a tiny model and dataset, fine-tune it on CPU", cmd_demo)
-    p.add_argument("--headless", action="store_true", help="print progress instead of opening the app")
+    p.add_argument("--headless", action="store_true", help="print progress instead of opening the app (always so here: "
+                   "`tunedeck demo` without it is handled by the app's entry point)")
     from . import gate_cmd, inspect_cmd
 
     inspect_cmd.register(sub)

@@ -46,20 +46,14 @@ def start_demo_run(workspace: Path, detach: bool = True) -> Path:
     return run_dir
 
 
-def run_demo(workspace: Path, headless: bool = False) -> int:
+def run_demo(workspace: Path) -> int:
+    """The headless demo: start the run detached and print its progress and the gate's verdict."""
     from . import contract as C
     from .cli import follow_run
 
     print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
     run_dir = start_demo_run(workspace)
     print(run_dir.name, flush=True)
-    if not headless:
-        try:
-            from tui.app import run_app
-        except ImportError:
-            run_app = None
-        if run_app is not None:
-            return run_app(["--workspace", str(workspace), "--open", run_dir.name])
     state = follow_run(run_dir, train_every_s=3.0)
     if state != C.COMPLETED:
         print(f"demo run ended {state}; see `tunedeck logs {run_dir.name}`", file=sys.stderr)

@@ -11,9 +11,29 @@ def main(argv: list[str] | None = None) -> int:
         from .app import run_app
 
         return run_app(argv[1:])
+    if argv[0] == "demo" and "--headless" not in argv and not {"-h", "--help"} & set(argv):
+        return demo_in_app(argv[1:])
     from engine.cli import main as engine_main
 
     return engine_main(argv)
+
+
+def demo_in_app(argv: list[str]) -> int:
+    """`tunedeck demo`: start the demo run detached, then open the app on its monitor."""
+    import argparse
+
+    from engine.demo import start_demo_run
+    from engine.run_store import resolve_workspace
+
+    ap = argparse.ArgumentParser(prog="tunedeck demo")
+    ap.add_argument("--workspace")
+    args = ap.parse_args(argv)
+    workspace = resolve_workspace(args.workspace)
+    print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
+    run_dir = start_demo_run(workspace)
+    from .app import run_app
+
+    return run_app(["--workspace", str(workspace), "--open", run_dir.name])
 
 
 if __name__ == "__main__":
