@@ -48,8 +48,11 @@ t = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([rows[i] 
     eval_dataset=Dataset.from_list([rows[i] for i in ev]), processing_class=tok,
     peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"),
     callbacks=[Rec()])
+import time
+cpu0 = time.process_time()
 out = t.train()
-print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "tokens": t.state.num_input_tokens_seen, "losses": losses}))
+cpu = time.process_time() - cpu0
+print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "cpu": cpu, "tokens": t.state.num_input_tokens_seen, "losses": losses}))
 '''
 
 
@@ -79,7 +82,7 @@ def run_tunedeck(model: Path, data: Path, steps: int, every: int, ws: Path) -> d
     events = read_events(run / "events.jsonl")
     end = [e for e in events if e["kind"] == "train_end"][-1]
     losses = {e["step"]: e["loss"] for e in events if e["kind"] == "train"}
-    return {"runtime": end["train_runtime"], "tokens": end["tokens_seen"], "losses": losses}
+    return {"runtime": end["train_runtime"], "cpu": end["train_cpu_s"], "tokens": end["tokens_seen"], "losses": losses}
 
 
 def main() -> None:
@@ -95,20 +98,25 @@ def main() -> None:
     rows = make_rows(2200, seed=0)
     data = write_jsonl(tmp / "train.jsonl", rows)
     model = build_tiny_model(tmp / "model", corpus(rows))
-    plain_tps, deck_tps, identical = [], [], []
+    plain_tps, deck_tps, plain_cpu, deck_cpu, identical = [], [], [], [], []
     for r in range(a.rounds):
         p = run_plain(model, data, a.steps, a.every, tmp / f"plain-{r}")
         t = run_tunedeck(model, data, a.steps, a.every, tmp / "ws")
         plain_tps.append(p["tokens"] / p["runtime"])
         deck_tps.append(t["tokens"] / t["runtime"])
+        plain_cpu.append(p["tokens"] / p["cpu"])
+        deck_cpu.append(t["tokens"] / t["cpu"])
         pl = {int(k): v for k, v in p["losses"].items()}
         same = sorted(pl) == sorted(t["losses"]) and all(abs(pl[s] - t["losses"][s]) <= 1e-6 * max(1.0, abs(pl[s])) for s in pl)
         identical.append(same)
         print(f"round {r + 1}: plain TRL {plain_tps[-1]:8.0f} tok/s   tunedeck {deck_tps[-1]:8.0f} tok/s   "
-              f"ratio {deck_tps[-1] / plain_tps[-1]:.3f}   losses identical: {same}", flush=True)
+              f"ratio {deck_tps[-1] / plain_tps[-1]:.3f}   per CPU-second: {plain_cpu[-1]:.0f} vs {deck_cpu[-1]:.0f} "
+              f"(ratio {deck_cpu[-1] / plain_cpu[-1]:.3f})   losses identical: {same}", flush=True)
     ratios = [d / p for d, p in zip(deck_tps, plain_tps)]
+    cpu_ratios = [d / p for d, p in zip(deck_cpu, plain_cpu)]
     print(f"median: plain TRL {statistics.median(plain_tps):.0f} tok/s, tunedeck {statistics.median(deck_tps):.0f} tok/s, "
-          f"ratio {statistics.median(ratios):.3f} (goal >= 0.97); losses identical in {sum(identical)}/{len(identical)} rounds")
+          f"ratio {statistics.median(ratios):.3f} (goal >= 0.97); tokens per CPU-second ratio {statistics.median(cpu_ratios):.3f}; "
+          f"losses identical in {sum(identical)}/{len(identical)} rounds")
 
 
 if __name__ == "__main__":

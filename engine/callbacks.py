@@ -93,6 +93,7 @@ class RunCallback(TrainerCallback):
             self.events.emit(C.EV_RESUMED, from_step=self.resumed_from)
         self._last_log_t = time.perf_counter()
         self._last_tokens = getattr(state, "num_input_tokens_seen", 0) or 0
+        self._train_cpu0 = time.process_time()
 
     def request_stop(self, reason: str) -> None:
         self.stop_requested = True
@@ -172,6 +173,7 @@ class RunCallback(TrainerCallback):
             self.status.update(step=step, loss=logs.get("loss"))
         if "train_runtime" in logs:
             self.events.emit(C.EV_TRAIN_END, step=step, train_runtime=logs.get("train_runtime"),
+                             train_cpu_s=time.process_time() - getattr(self, "_train_cpu0", 0.0),
                              train_loss=logs.get("train_loss"), tokens_seen=getattr(state, "num_input_tokens_seen", None))
         if "eval_loss" in logs:
             loss = logs["eval_loss"]

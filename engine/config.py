@@ -487,9 +487,7 @@ def load_profile(ref: str | os.PathLike, overrides: list[str] | None = None, wor
     path = find_profile(str(ref), workspace=workspace)
     data, provenance = _load_chain(path, workspace)
     data = apply_overrides(data, list(overrides or []), provenance)
-    profile = build_profile(data, provenance, str(path))
-    profile.extends = profile.extends  # kept for the record
-    return profile
+    return build_profile(data, provenance, str(path))
 
 
 def load_profile_data(ref: str | os.PathLike, workspace: Path | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .config import Profile
@@ -59,9 +60,13 @@ def load_tokenizer(profile: Profile):
     return tok
 
 
+_GENERATION_TAG = re.compile(r"{%-?\s*generation\s*-?%}")
+
+
 def has_generation_markers(tokenizer) -> bool:
-    template = tokenizer.chat_template or ""
-    return "{% generation %}" in template or "{%- generation %}" in template or "generation" in template and "endgeneration" in template
+    """Whether the chat template marks assistant text, which assistant-only loss needs."""
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    return bool(_GENERATION_TAG.search(template))
 
 
 def check_model_config(profile: Profile) -> None:

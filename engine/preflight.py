@@ -85,7 +85,7 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
                                 "not only the assistant's")
     pre.record_fields = dict(base_model=profile.model.base, dataset_path=profile.data.path,
                              dataset_format=prepared.format, dataset_fingerprint=prepared.fingerprint,
-                             rows=len(prepared.train_rows) + len(prepared.eval_rows) if not profile.data.eval_file else len(prepared.train_rows),
+                             rows=len(prepared.train_rows) + len(prepared.eval_rows),
                              train_rows=len(prepared.train_rows), eval_rows=len(prepared.eval_rows),
                              skipped_rows=prepared.skipped, profile_source=str(profile_ref))
     return pre
