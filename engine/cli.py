@@ -24,9 +24,10 @@ def _user_errors() -> tuple:
     from .dataset import DatasetError
     from .eval_sets import EvalSetError
     from .gate import GateError
+    from .export import ExportError
 
     return (UserError, ProfileError, ModelLoadError, PreflightError, RunNotFound, RunLocked, DatasetError,
-            EvalSetError, GateError)
+            EvalSetError, GateError, ExportError)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -305,9 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="print progress instead of opening the app (always so here: "
                    "`tunedeck demo` without it is handled by the app's entry point)")
     from . import gate_cmd, inspect_cmd
+    from . import export_cmd
 
     inspect_cmd.register(sub)
     gate_cmd.register(sub)
+    export_cmd.register(sub)
     return ap
 
 
