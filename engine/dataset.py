@@ -1,0 +1,751 @@
+"""Load a training dataset, detect its format, validate every row and convert it to canonical form.
+
+Sources: JSONL (read byte by byte here, so every problem has its exact line), a JSON array, CSV,
+Parquet, a `datasets` save_to_disk folder, or a hub dataset id when the machine has network.
+Line numbers are 1-based file lines for JSONL and 1-based data rows for the other sources.
+When not one row parses as a JSON object the format is reported as "unknown" and every row is a problem.
+
+Formats (detected from the keys of the first rows, or forced):
+  messages           {"messages": [{"role", "content", ...}], "tools"?: [...]}   (OpenAI chat)
+  prompt_completion  {"prompt", "completion"}: two strings, or two message lists
+  text               {"text": str}
+  alpaca             {"instruction", "input"?, "output", "system"?}
+  sharegpt           {"conversations": [{"from", "value"}], "system"?}
+  preference         {"prompt"?, "chosen", "rejected"}: strings or message lists; no prompt: implicit
+                     prompt, the shared prefix of the chosen and rejected conversations
+
+Canonical rows (what the trainer hands to TRL):
+  SFT chat   {"messages": [...], "tools"?: [...]}   alpaca, sharegpt and conversational
+             prompt/completion become this
+  SFT plain  {"prompt": str, "completion": str}  or  {"text": str}
+  DPO        {"prompt": [messages], "chosen": [messages], "rejected": [messages], "tools"?: [...]}
+
+Problem categories (severity in brackets; "error" rows are left out of `rows`):
+  invalid_json            [error]   the line is not valid JSON
+  undecodable             [error]   the line is not valid UTF-8
+  line_too_long           [error]   the line is longer than the cap (max_line_bytes, default 10 MB)
+  not_object              [error]   the row is not a JSON object
+  messages_missing        [error]   no "messages" / "conversations" column
+  messages_not_list       [error]   the conversation is not a list
+  messages_empty          [error]   the conversation is an empty list
+  message_not_object      [error]   a message is not an object
+  message_missing_role    [error]   a message has no role ("from" in ShareGPT)
+  message_missing_content [error]   a message has no content (assistant turns with tool_calls may omit it)
+  unknown_message_key     [warning] a message key the chat format does not define; it is dropped
+  unknown_role            [error]   a role other than system, user, assistant, tool
+  content_not_string      [error]   content (or a prompt/completion/text field) is not a string
+  content_empty           [error for assistant turns and completions, warning elsewhere]
+  no_assistant            [error]   no assistant message at all
+  last_not_assistant      [error]   SFT: the conversation does not end with an assistant turn
+  role_order              [error]   system not first, two user turns in a row, a tool turn not after
+                                    a tool call; [warning] two assistant turns in a row
+  invalid_weight          [error]   "weight" not 0 or 1, or on a turn that is not the assistant's
+  weight_not_honoured     [warning] weight 0: the trainer (TRL) trains on every assistant turn
+  invalid_tool_calls      [error]   tool_calls not a list of objects, or on a non-assistant turn
+  invalid_tools           [error]   the "tools" column is not a list of objects
+  missing_field           [error]   a required field of the format is absent
+  chosen_equals_rejected  [error]   a preference pair whose two answers are the same
+  no_response             [error]   a preference answer that is empty after the shared prefix
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import os
+import socket
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
+
+FORMATS = ("messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference")
+METHODS = ("sft", "dpo")
+ROLES = ("system", "user", "assistant", "tool")
+MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "model": "assistant", "bing": "assistant", "bard": "assistant",
+                  "tool": "tool", "observation": "tool", "function_response": "tool"}
+MAX_LINE_BYTES = 10 * 1024 * 1024
+_DETECT_ROWS = 200       # rows looked at to detect the format
+_PROGRESS_EVERY = 2000   # rows between progress callbacks
+_JSON_COLUMNS = ("messages", "conversations", "tools", "prompt", "completion", "chosen", "rejected")
+
+
+@dataclass
+class Problem:
+    category: str
+    line: int
+    message: str
+    severity: str = "error"
+    field: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def where(self, path: str) -> str:
+        return f"{path}:{self.line}"
+
+
+@dataclass
+class LoadedDataset:
+    path: str
+    format: str
+    rows: list[dict]
+    lines: list[int]
+    problems: list[Problem]
+    total_rows: int
+    skipped: list[int] = field(default_factory=list)
+
+    def error_count(self) -> int:
+        return sum(p.severity == "error" for p in self.problems)
+
+    def warning_count(self) -> int:
+        return sum(p.severity == "warning" for p in self.problems)
+
+    def invalid_lines(self) -> list[int]:
+        return sorted({p.line for p in self.problems if p.severity == "error"})
+
+    def counts(self) -> dict[str, int]:
+        """Problems per category, most frequent first."""
+        return dict(Counter(p.category for p in self.problems).most_common())
+
+    def summary(self, max_locations: int = 3) -> str:
+        name = self.path
+        text = (f"{name}: {self.total_rows} rows read as {self.format}; {len(self.rows)} valid, "
+                f"{self.total_rows - len(self.rows)} invalid")
+        if self.skipped:
+            text += f" ({len(self.skipped)} skipped)"
+        if not self.problems:
+            return text + "; no problems."
+        parts = []
+        for category, n in self.counts().items():
+            ps = [p for p in self.problems if p.category == category]
+            where = ", ".join(p.where(name) for p in ps[:max_locations]) + (", ..." if n > max_locations else "")
+            parts.append(f"{category} x{n} [{ps[0].severity}] ({where})")
+        first = next((p for p in self.problems if p.severity == "error"), self.problems[0])
+        return (text + f"; {self.error_count()} errors, {self.warning_count()} warnings: " + "; ".join(parts)
+                + f". First: {first.where(name)}: {first.message}")
+
+
+class DatasetError(ValueError):
+    """A mistake that prevents loading at all; str() is the whole message, naming the file."""
+
+
+# ---- reading sources: each yields (line, object) or (line, Problem) ---------------------------------
+
+Item = tuple[int, Any]
+
+
+def _read_jsonl(path: Path, max_line_bytes: int, progress: Callable | None) -> Iterator[Item]:
+    total = path.stat().st_size
+    with open(path, "rb") as f:
+        lineno = 0
+        while True:
+            raw = f.readline(max_line_bytes + 1)
+            if not raw:
+                break
+            lineno += 1
+            if progress and lineno % _PROGRESS_EVERY == 0:
+                progress(f.tell(), total)
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                # Skip the rest of the over-long line in chunks rather than holding it in memory.
+                size = len(raw)
+                while raw and not raw.endswith(b"\n"):
+                    raw = f.readline(1 << 20)
+                    size += len(raw.rstrip(b"\r\n"))
+                yield lineno, Problem("line_too_long", lineno, f"line is {size:,} bytes, over the {max_line_bytes:,}-byte cap")
+                continue
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark
+            if not raw.strip():
+                continue  # blank lines separate nothing and are not rows
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield lineno, Problem("undecodable", lineno, f"bytes at column {e.start + 1} are not valid UTF-8 ({raw[e.start:e.start + 4]!r})")
+                continue
+            try:
+                yield lineno, json.loads(text)
+            except json.JSONDecodeError as e:
+                yield lineno, Problem("invalid_json", lineno, f"invalid JSON at column {e.colno}: {e.msg}")
+            except RecursionError:
+                yield lineno, Problem("invalid_json", lineno, "JSON nested too deeply")
+    if progress:
+        progress(total, total)
+
+
+def _read_json(path: Path, progress: Callable | None) -> Iterator[Item]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (bad bytes at offset {e.start})") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply to read") from None
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data":  # one object per line under a .json name
+            yield from _read_jsonl(path, MAX_LINE_BYTES, progress)
+            return
+        raise DatasetError(f"{path}:{e.lineno}: invalid JSON at column {e.colno}: {e.msg}") from None
+    if isinstance(data, dict):
+        wrapper = [k for k in ("data", "rows", "examples", "train") if isinstance(data.get(k), list)]
+        data = data[wrapper[0]] if len(data) == 1 and wrapper else [data]  # {"data": [...]} or a single row
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a JSON array of rows, found {type(data).__name__}")
+    for i, obj in enumerate(data, 1):
+        yield i, obj
+        if progress and i % _PROGRESS_EVERY == 0:
+            progress(i, len(data))
+    if progress:
+        progress(len(data), len(data))
+
+
+def _cell(key: str, value: Any) -> Any:
+    """CSV cells are strings; nested columns are JSON inside them."""
+    if key in _JSON_COLUMNS and isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _read_csv(path: Path, progress: Callable | None) -> Iterator[Item]:
+    total = path.stat().st_size
+    csv.field_size_limit(MAX_LINE_BYTES)  # the default 128 kB cap rejects long conversations
+    try:
+        f = open(path, newline="", encoding="utf-8-sig")
+        reader = csv.DictReader(f)
+        header = reader.fieldnames
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (bad bytes at offset {e.start})") from None
+    if not header:
+        raise DatasetError(f"{path}: empty CSV file (no header row)")
+    with f:
+        i = 0
+        while True:
+            i += 1
+            try:
+                rec = next(reader)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as e:
+                # The text stream cannot resynchronise after a decode error: say so rather than drop rows silently.
+                yield i, Problem("undecodable", i, f"bytes are not valid UTF-8 ({e.reason}); the rest of the file was not read")
+                break
+            except csv.Error as e:
+                yield i, Problem("invalid_json", i, f"malformed CSV: {e}")
+                continue
+            extra = rec.pop(None, None)
+            if extra:
+                yield i, Problem("not_object", i, f"row has {len(extra)} more cells than the header")
+                continue
+            yield i, {k: _cell(k, v) for k, v in rec.items() if v is not None}
+            if progress and i % _PROGRESS_EVERY == 0:
+                progress(min(f.buffer.tell(), total), total)
+    if progress:
+        progress(total, total)
+
+
+def _read_table_rows(batches: Iterator[list[dict]], total: int, progress: Callable | None) -> Iterator[Item]:
+    i = 0
+    for batch in batches:
+        for obj in batch:
+            i += 1
+            yield i, {k: _cell(k, v) for k, v in obj.items()}
+        if progress:
+            progress(i, total)
+
+
+def _read_parquet(path: Path, progress: Callable | None) -> Iterator[Item]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise DatasetError(f"{path}: not a readable Parquet file ({e})") from None
+    def batches() -> Iterator[list[dict]]:
+        try:
+            for b in pf.iter_batches(batch_size=4096):
+                yield b.to_pylist()
+        except Exception as e:  # a corrupt page shows up only when read
+            raise DatasetError(f"{path}: damaged Parquet data ({e})") from None
+
+    yield from _read_table_rows(batches(), pf.metadata.num_rows, progress)
+
+
+def _hf_rows(ds, progress: Callable | None) -> Iterator[Item]:
+    n = len(ds)
+    batches = (ds[i:i + 4096] for i in range(0, n, 4096))
+    dict_batches = ([dict(zip(b, vals)) for vals in zip(*b.values())] for b in batches)
+    yield from _read_table_rows(dict_batches, n, progress)
+
+
+def _pick_split(ds, where: str):
+    from datasets import DatasetDict
+
+    if isinstance(ds, DatasetDict):
+        if "train" in ds:
+            return ds["train"]
+        if len(ds) == 1:
+            return next(iter(ds.values()))
+        raise DatasetError(f"{where}: has splits {', '.join(ds)}; none is called 'train'")
+    return ds
+
+
+def _read_saved(path: Path, progress: Callable | None) -> Iterator[Item]:
+    from datasets import load_from_disk
+
+    try:
+        ds = load_from_disk(str(path))
+    except Exception as e:  # FileNotFoundError or a datasets error for a folder that is something else
+        raise DatasetError(f"{path}: a folder, but not a dataset saved with save_to_disk ({e})") from None
+    yield from _hf_rows(_pick_split(ds, str(path)), progress)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub answers at all; offline, its client retries for most of a minute before failing."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _read_hub(ref: str, progress: Callable | None) -> Iterator[Item]:
+    import datasets
+
+    if not hub_reachable():
+        raise DatasetError(f"{ref}: no such file or folder, and the Hugging Face hub cannot be reached to load it "
+                           "as a hub dataset")
+    try:
+        ds = datasets.load_dataset(ref)
+    except Exception as e:  # offline, unknown id, gated: all user-facing
+        raise DatasetError(f"{ref}: no such file, and loading it as a hub dataset failed: {e}") from None
+    yield from _hf_rows(_pick_split(ds, ref), progress)
+
+
+def _looks_like_hub_id(ref: str) -> bool:
+    parts = ref.split("/")
+    return (len(parts) == 2 and all(parts) and not ref.startswith((".", "~"))
+            and not Path(ref).suffix.lower() in (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt"))
+
+
+def read_items(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, progress: Callable | None = None) -> Iterator[Item]:
+    """Yield (line, object-or-Problem) for every row of the source."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return _read_saved(p, progress)
+    if not p.exists():
+        if _looks_like_hub_id(str(path)):
+            return _read_hub(str(path), progress)
+        raise DatasetError(f"{path}: no such file or folder")
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(p, max_line_bytes, progress)
+    if suffix == ".json":
+        return _read_json(p, progress)
+    if suffix == ".csv":
+        return _read_csv(p, progress)
+    if suffix in (".parquet", ".pq"):
+        return _read_parquet(p, progress)
+    with open(p, "rb") as f:
+        head = f.read(4)
+    if head == b"PAR1":
+        return _read_parquet(p, progress)
+    if head.lstrip()[:1] in (b"{", b"["):
+        return _read_jsonl(p, max_line_bytes, progress) if head.lstrip()[:1] == b"{" else _read_json(p, progress)
+    raise DatasetError(f"{path}: unknown file type {suffix or '(no extension)'}; use .jsonl, .json, .csv, .parquet "
+                       "or a save_to_disk folder")
+
+
+# ---- format detection -------------------------------------------------------------------------------
+
+def detect_format(obj: dict) -> str | None:
+    keys = obj.keys()
+    if "chosen" in keys and "rejected" in keys:
+        return "preference"
+    if "messages" in keys:
+        return "messages"
+    if "conversations" in keys:
+        return "sharegpt"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca"
+    if "prompt" in keys and "completion" in keys:
+        return "prompt_completion"
+    if "text" in keys:
+        return "text"
+    return None
+
+
+def _vote(objects: list[dict], path: str) -> str:
+    votes = Counter(f for f in map(detect_format, objects) if f)
+    if not votes:
+        keys = sorted({k for o in objects for k in o})[:12]
+        seen = f"columns seen: {', '.join(keys)}" if keys else "no valid JSON object rows"
+        raise DatasetError(f"{path}: cannot tell the dataset format ({seen}). Expected one of: messages; "
+                           "prompt+completion; text; instruction+output (alpaca); conversations (sharegpt); "
+                           "chosen+rejected (preference). Force one with --format.")
+    return votes.most_common(1)[0][0]
+
+
+# ---- validation and conversion ------------------------------------------------------------------------
+
+class _Row:
+    """Collects the problems of one row."""
+
+    def __init__(self, line: int):
+        self.line, self.problems = line, []
+
+    def add(self, category: str, field: str | None, message: str, severity: str = "error") -> None:
+        where = f"{field}: " if field else ""
+        self.problems.append(Problem(category, self.line, where + message, severity, field))
+
+    @property
+    def ok(self) -> bool:
+        return not any(p.severity == "error" for p in self.problems)
+
+
+def _suggest(word: str, options) -> str:
+    m = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f' (did you mean "{m[0]}"?)' if m else ""
+
+
+def _type(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _check_message(r: _Row, m: Any, where: str, role_key: str, content_key: str, role_map: dict | None) -> dict | None:
+    if not isinstance(m, dict):
+        r.add("message_not_object", where, f"a message must be an object, not {_type(m)}")
+        return None
+    out: dict[str, Any] = {}
+    role = m.get(role_key)
+    if role is None:
+        r.add("message_missing_role", f"{where}.{role_key}", "missing role")
+    elif not isinstance(role, str) or (role_map.get(role) if role_map else role if role in ROLES else None) is None:
+        known = role_map or ROLES
+        r.add("unknown_role", f"{where}.{role_key}", f'unknown role "{role}"{_suggest(role, known)}; '
+              f"expected one of {', '.join(known)}")
+    else:
+        out["role"] = role_map[role] if role_map else role
+    content = m.get(content_key)
+    has_calls = "tool_calls" in m and m["tool_calls"] not in (None, [])
+    if content is None and not (out.get("role") == "assistant" and has_calls):
+        r.add("message_missing_content", f"{where}.{content_key}", "missing content")
+    elif content is not None and not isinstance(content, str):
+        hint = " (a list of parts is not supported; join the text parts into one string)" if isinstance(content, list) else ""
+        r.add("content_not_string", f"{where}.{content_key}", f"content must be a string, not {_type(content)}{hint}")
+    elif isinstance(content, str):
+        if not content.strip() and not has_calls:
+            severe = out.get("role") == "assistant"
+            r.add("content_empty", f"{where}.{content_key}", "empty content", "error" if severe else "warning")
+        out["content"] = content
+    for key, value in m.items():
+        if key in (role_key, content_key) or value is None:
+            continue
+        if role_map is None and key not in MESSAGE_KEYS:
+            r.add("unknown_message_key", f"{where}.{key}", f'unknown message key "{key}"{_suggest(key, MESSAGE_KEYS)}; '
+                  "it is ignored", "warning")
+        elif key == "weight":
+            if isinstance(value, bool) or value not in (0, 1):
+                r.add("invalid_weight", f"{where}.weight", f"weight must be 0 or 1, not {value!r}")
+            elif out.get("role") not in (None, "assistant"):
+                r.add("invalid_weight", f"{where}.weight", f"weight is only allowed on assistant turns, not {out['role']}")
+            elif value == 0:
+                r.add("weight_not_honoured", f"{where}.weight", "weight 0 is not honoured: this turn is trained on "
+                      "like every assistant turn; remove the turn or split the conversation", "warning")
+        elif key == "tool_calls":
+            if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+                r.add("invalid_tool_calls", f"{where}.tool_calls", f"tool_calls must be a list of objects, not {_type(value)}")
+            elif out.get("role") not in (None, "assistant"):
+                r.add("invalid_tool_calls", f"{where}.tool_calls", f"only assistant turns make tool calls, not {out['role']}")
+            else:
+                out["tool_calls"] = value
+        elif key in ("name", "tool_call_id"):
+            out[key] = value
+    return out
+
+
+def _check_order(r: _Row, msgs: list[dict], prefix: str, method: str, completion_start: int | None = None) -> None:
+    roles = [m.get("role") for m in msgs]
+    for i, role in enumerate(roles):
+        prev = roles[i - 1] if i else None
+        where = f"{prefix}[{i}].role"
+        if role == "system" and i > 0:
+            r.add("role_order", where, "a system message must come first")
+        elif role == "user" and prev == "user":
+            r.add("role_order", where, "two user turns in a row; merge them or add the assistant's reply between")
+        elif role == "tool" and not (prev == "tool" or (prev == "assistant" and msgs[i - 1].get("tool_calls"))):
+            r.add("role_order", where, "a tool result must follow an assistant turn with tool_calls")
+        elif role == "assistant" and prev == "assistant" and not msgs[i - 1].get("tool_calls") and i != completion_start:
+            r.add("role_order", where, "two assistant turns in a row", "warning")
+    if "assistant" not in roles:
+        r.add("no_assistant", prefix, "no assistant message: nothing to train on")
+    elif method == "sft" and roles and roles[-1] != "assistant":
+        r.add("last_not_assistant", f"{prefix}[{len(roles) - 1}].role",
+              f'the last message is from "{roles[-1]}"; a training conversation must end with the assistant')
+
+
+def _conversation(r: _Row, msgs: Any, prefix: str, *, role_key="role", content_key="content", role_map=None) -> list | None:
+    if not isinstance(msgs, list):
+        r.add("messages_not_list", prefix, f"must be a list of messages, not {_type(msgs)}")
+        return None
+    if not msgs:
+        r.add("messages_empty", prefix, "empty conversation")
+        return None
+    out = [_check_message(r, m, f"{prefix}[{i}]", role_key, content_key, role_map) for i, m in enumerate(msgs)]
+    # A message without a usable role makes order checks meaningless: report it alone.
+    return None if any(m is None or "role" not in m for m in out) else out
+
+
+def _tools(r: _Row, obj: dict, row: dict) -> None:
+    tools = obj.get("tools")
+    if tools is None:
+        return
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError:
+            pass
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        r.add("invalid_tools", "tools", f"tools must be a list of objects (JSON schemas), not {_type(tools)}")
+    elif tools:
+        row["tools"] = tools
+
+
+def _string(r: _Row, obj: dict, key: str, *, required=True, empty="error") -> str | None:
+    if key not in obj or obj[key] is None:
+        if required:
+            r.add("missing_field", key, f'missing field "{key}"' + _other_format_hint(obj))
+        return None
+    v = obj[key]
+    if not isinstance(v, str):
+        r.add("content_not_string", key, f"must be a string, not {_type(v)}")
+        return None
+    if not v.strip() and empty:
+        r.add("content_empty", key, "empty", empty)
+    return v
+
+
+def _other_format_hint(obj: dict) -> str:
+    other = detect_format(obj)
+    return f"; this row looks like {other} data" if other else ""
+
+
+def _sft_messages(r: _Row, obj: dict, method: str) -> dict | None:
+    if "messages" not in obj:
+        r.add("messages_missing", "messages", 'missing "messages"' + _other_format_hint(obj))
+        return None
+    msgs = _conversation(r, obj["messages"], "messages")
+    row: dict = {}
+    _tools(r, obj, row)
+    if msgs is None:
+        return None
+    _check_order(r, msgs, "messages", method)
+    row = {"messages": msgs, **row}
+    return row
+
+
+def _sft_sharegpt(r: _Row, obj: dict, method: str) -> dict | None:
+    if "conversations" not in obj:
+        r.add("messages_missing", "conversations", 'missing "conversations"' + _other_format_hint(obj))
+        return None
+    turns = obj["conversations"]
+    # Some ShareGPT exports use role/content inside conversations; accept both spellings.
+    keys = ("role", "content") if isinstance(turns, list) and turns and isinstance(turns[0], dict) and "from" not in turns[0] else ("from", "value")
+    msgs = _conversation(r, turns, "conversations", role_key=keys[0], content_key=keys[1], role_map=SHAREGPT_ROLES)
+    if msgs is None:
+        return None
+    system = _string(r, obj, "system", required=False, empty=None)
+    if system and not (msgs and msgs[0]["role"] == "system"):
+        msgs = [{"role": "system", "content": system}] + msgs
+    _check_order(r, msgs, "conversations", method)
+    row = {"messages": msgs}
+    _tools(r, obj, row)
+    return row
+
+
+def _sft_alpaca(r: _Row, obj: dict, method: str) -> dict | None:
+    instruction = _string(r, obj, "instruction")
+    extra = _string(r, obj, "input", required=False, empty=None)
+    output = _string(r, obj, "output")
+    system = _string(r, obj, "system", required=False, empty=None)
+    if instruction is None or output is None:
+        return None
+    user = instruction + ("\n\n" + extra if extra and extra.strip() else "")
+    msgs = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user}, {"role": "assistant", "content": output}]
+    return {"messages": msgs}
+
+
+def _sft_text(r: _Row, obj: dict, method: str) -> dict | None:
+    text = _string(r, obj, "text")
+    return None if text is None else {"text": text}
+
+
+def _as_turns(r: _Row, value: Any, key: str, role: str) -> list | None:
+    """A prompt/answer given as a string becomes one message; a list is checked as messages."""
+    if isinstance(value, str):
+        if not value.strip():
+            r.add("content_empty", key, "empty", "error" if role == "assistant" else "warning")
+        return [{"role": role, "content": value}]
+    return _conversation(r, value, key)
+
+
+def _sft_prompt_completion(r: _Row, obj: dict, method: str) -> dict | None:
+    missing = [k for k in ("prompt", "completion") if obj.get(k) is None]
+    for k in missing:
+        r.add("missing_field", k, f'missing field "{k}"' + _other_format_hint(obj))
+    if missing:
+        return None
+    prompt, completion = obj["prompt"], obj["completion"]
+    if isinstance(prompt, str) and isinstance(completion, str):
+        if not completion.strip():
+            r.add("content_empty", "completion", "empty")
+        return {"prompt": prompt, "completion": completion}
+    p = _as_turns(r, prompt, "prompt", "user")
+    c = _as_turns(r, completion, "completion", "assistant")
+    row: dict = {}
+    _tools(r, obj, row)
+    if p is None or c is None:
+        return None
+    if any(m.get("role") not in ("assistant", "tool", None) for m in c):
+        r.add("role_order", "completion", "a completion may only hold assistant (and tool) turns")
+    msgs = p + c
+    _check_order(r, msgs, "prompt+completion", method, completion_start=len(p))
+    return {"messages": msgs, **row}
+
+
+def _dpo_preference(r: _Row, obj: dict, method: str) -> dict | None:
+    missing = [k for k in ("chosen", "rejected") if obj.get(k) is None]
+    for k in missing:
+        r.add("missing_field", k, f'missing field "{k}"' + _other_format_hint(obj))
+    if missing:
+        return None
+    chosen = _as_turns(r, obj["chosen"], "chosen", "assistant")
+    rejected = _as_turns(r, obj["rejected"], "rejected", "assistant")
+    row: dict = {}
+    _tools(r, obj, row)
+    if chosen is None or rejected is None:
+        return None
+    if obj.get("prompt") is not None:
+        prompt = _as_turns(r, obj["prompt"], "prompt", "user")
+        if prompt is None:
+            return None
+    else:
+        if isinstance(obj["chosen"], str):
+            r.add("missing_field", "prompt", 'missing field "prompt" (plain-string answers need an explicit prompt)')
+            return None
+        # Implicit prompt: the messages both conversations share.
+        n = 0
+        while n < min(len(chosen), len(rejected)) and chosen[n] == rejected[n]:
+            n += 1
+        prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+        if not prompt:
+            r.add("missing_field", "prompt", "no prompt: chosen and rejected share no leading messages")
+            return None
+    if chosen == rejected:
+        r.add("chosen_equals_rejected", "chosen", "chosen and rejected are the same answer: the pair teaches nothing")
+        return None
+    for key, answer in (("chosen", chosen), ("rejected", rejected)):
+        if not answer:
+            r.add("no_response", key, f"{key} has no answer after the shared prompt")
+        elif answer[0].get("role") != "assistant":
+            r.add("role_order", f"{key}[0].role", f"{key} must start with an assistant turn")
+        else:
+            _check_order(r, prompt + answer, f"prompt+{key}", method, completion_start=len(prompt))
+    if not r.ok:
+        return None
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected, **row}
+
+
+CONVERTERS = {"messages": _sft_messages, "sharegpt": _sft_sharegpt, "alpaca": _sft_alpaca, "text": _sft_text,
+              "prompt_completion": _sft_prompt_completion, "preference": _dpo_preference}
+
+
+def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[dict | None, list[Problem]]:
+    """Validate one parsed row; return its canonical form (None when invalid) and its problems."""
+    r = _Row(line)
+    if not isinstance(obj, dict):
+        r.add("not_object", None, f"a row must be a JSON object, not {_type(obj)}")
+        return None, r.problems
+    row = CONVERTERS[format](r, obj, method)
+    return (row if r.ok else None), r.problems
+
+
+# ---- the entry point ---------------------------------------------------------------------------------
+
+def _check_method(path: str, fmt: str, method: str) -> None:
+    if method not in METHODS:
+        raise DatasetError(f"{path}: unknown method {method!r}; expected sft or dpo")
+    if method == "dpo" and fmt != "preference":
+        raise DatasetError(f"{path}: DPO needs preference data (prompt/chosen/rejected), but this file is {fmt} data. "
+                           "Use method sft, or a file with chosen and rejected answers.")
+    if method == "sft" and fmt == "preference":
+        raise DatasetError(f"{path}: this is preference data (chosen/rejected); train it with method dpo, "
+                           "or give SFT a file of demonstrations.")
+
+
+def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft", on_invalid: str = "error",
+                 progress: Callable[[int, int], None] | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> LoadedDataset:
+    """Read, validate and convert a dataset. Invalid rows are listed in `problems` and left out of `rows`.
+
+    progress(done, total) is called now and then; units are bytes for JSONL/CSV and rows otherwise, so
+    only the ratio is meaningful. Raises DatasetError when the source cannot be read at all.
+    """
+    name = str(path)
+    if format != "auto" and format not in FORMATS:
+        raise DatasetError(f"{name}: unknown format {format!r}{_suggest(format, FORMATS)}; "
+                           f"expected auto or one of {', '.join(FORMATS)}")
+    if on_invalid not in ("error", "skip"):
+        raise DatasetError(f"{name}: on_invalid must be 'error' or 'skip', not {on_invalid!r}")
+    try:
+        items = read_items(path, max_line_bytes, progress)
+        head: list[Item] = []
+        for item in items:
+            head.append(item)
+            if sum(isinstance(o, dict) for _, o in head) >= _DETECT_ROWS:
+                break
+        if not head:
+            raise DatasetError(f"{name}: no rows (the file is empty)")
+        objects = [o for _, o in head if isinstance(o, dict)]
+        if format != "auto":
+            fmt = format
+        elif objects:
+            fmt = _vote(objects, name)
+        else:
+            fmt = "unknown"  # not one row parsed as an object: report the rows' problems, detect nothing
+        if fmt != "unknown":
+            _check_method(name, fmt, method)
+        out = LoadedDataset(name, fmt, [], [], [], 0)
+        for line, obj in _chain(head, items):
+            out.total_rows += 1
+            if isinstance(obj, Problem):
+                out.problems.append(obj)
+                row = None
+            else:
+                row, problems = convert_row(obj, line, fmt, method)
+                out.problems.extend(problems)
+            if row is None:
+                if on_invalid == "skip":
+                    out.skipped.append(line)
+            else:
+                out.rows.append(row)
+                out.lines.append(line)
+    except OSError as e:
+        raise DatasetError(f"{name}: cannot read: {e.strerror or e}") from None
+    return out
+
+
+def _chain(head: list[Item], rest: Iterator[Item]) -> Iterator[Item]:
+    yield from head
+    yield from rest
