@@ -77,10 +77,12 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
 
         check_model_config(profile)
         tokenizer = load_tokenizer(profile)
-        if prepared.format in ("messages", "alpaca", "sharegpt", "preference") and not tokenizer.chat_template:
+        conversational = "messages" in prepared.train_rows[0] or prepared.format == "preference"
+        if conversational and not tokenizer.chat_template:
             raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
                                  f"({prepared.format}); set model.chat_template to a Jinja template file")
-        if profile.data.assistant_only_loss == "auto" and prepared.format == "messages" and not uses_assistant_only_loss(profile, prepared.format, tokenizer):
+        if (profile.data.assistant_only_loss == "auto" and "messages" in prepared.train_rows[0]
+                and not uses_assistant_only_loss(profile, prepared.train_rows, tokenizer)):
             pre.warnings.append("the chat template has no {% generation %} markers: loss is computed on all tokens, "
                                 "not only the assistant's")
     pre.record_fields = dict(base_model=profile.model.base, dataset_path=profile.data.path,

@@ -62,11 +62,13 @@ def prepare_data(profile: Profile) -> PreparedData:
     return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped))
 
 
-def uses_assistant_only_loss(profile: Profile, data_format: str, tokenizer) -> bool:
+def uses_assistant_only_loss(profile: Profile, rows: list[dict], tokenizer) -> bool:
+    """On for conversational rows (every chat format, and conversational prompt/completion, all
+    converted to `messages`) when the template marks assistant text."""
     from .model_loading import ModelLoadError, has_generation_markers
 
     setting = profile.data.assistant_only_loss
-    if setting == "off" or data_format not in ("messages", "alpaca", "sharegpt"):
+    if setting == "off" or not rows or "messages" not in rows[0]:
         return False
     if has_generation_markers(tokenizer):
         return True
@@ -165,7 +167,7 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
         from trl import SFTConfig, SFTTrainer
 
         args = SFTConfig(**common, packing=profile.data.packing, padding_free=resolve_padding_free(profile),
-                         assistant_only_loss=uses_assistant_only_loss(profile, data.format, tokenizer))
+                         assistant_only_loss=uses_assistant_only_loss(profile, data.train_rows, tokenizer))
         cls = _guarded(SFTTrainer, guard)
     return cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                peft_config=lora_config(profile), callbacks=callbacks)
