@@ -220,6 +220,8 @@ def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = (
             raise err("not valid UTF-8", None) from None
         except json.JSONDecodeError as e:
             raise err(f"invalid JSON: {e.msg} (column {e.colno})", None) from None
+        except RecursionError:
+            raise err("JSON nested too deeply", None) from None
         ex = parse_example(obj, set_name=name, line=lineno, default_tags=default_tags, err=err,
                            base_dir=base_dir, scorers=scorers)
         if ex.id in seen:

@@ -91,3 +91,72 @@ def test_event_reader_huge_and_deep_lines(tmp_path):
     assert [e["kind"] for e in reader.read_new()] == ["ok"]
     assert reader.read_new() == []  # the runaway unterminated tail is skipped, not re-read forever
     assert reader.offset == path.stat().st_size
+
+
+# ---- the dataset reader and the eval-set reader ---------------------------------------------------
+
+from engine.dataset import DatasetError, load_dataset  # noqa: E402
+from engine.eval_sets import EvalSetError, load_eval_set  # noqa: E402
+
+row_like = st.fixed_dictionaries({}, optional={
+    "messages": json_values | st.lists(st.fixed_dictionaries({}, optional={"role": json_values, "content": json_values,
+                                                                          "weight": json_values}), max_size=4),
+    "prompt": json_values, "completion": json_values, "chosen": json_values, "rejected": json_values,
+    "text": json_values, "instruction": json_values, "output": json_values, "conversations": json_values,
+    "reference": json_values, "checks": json_values, "tags": json_values,
+})
+
+
+def _lines(parts) -> bytes:
+    return b"".join(p if isinstance(p, bytes) else (json.dumps(p).encode() + b"\n") for p in parts)
+
+
+@FAST
+@given(parts=st.lists(st.binary(max_size=200) | row_like, max_size=25),
+       method=st.sampled_from(["sft", "dpo"]), policy=st.sampled_from(["error", "skip"]))
+def test_dataset_reader_never_crashes(tmp_path_factory, parts, method, policy):
+    path = tmp_path_factory.mktemp("d") / "data.jsonl"
+    path.write_bytes(_lines(parts))
+    try:
+        ds = load_dataset(path, method=method, on_invalid=policy)
+    except DatasetError as e:
+        assert "data.jsonl" in str(e)
+        return
+    # nothing dropped silently: every source row is either a kept row or has an error at its line
+    error_lines = {p.line for p in ds.problems if p.severity == "error"}
+    assert len(ds.rows) + len(error_lines) >= ds.total_rows or not ds.total_rows
+    assert all(p.line >= 1 for p in ds.problems)
+
+
+@FAST
+@given(parts=st.lists(st.binary(max_size=200) | row_like, max_size=20))
+def test_eval_set_reader_never_crashes(tmp_path_factory, parts):
+    path = tmp_path_factory.mktemp("s") / "golden.jsonl"
+    path.write_bytes(_lines(parts))
+    try:
+        load_eval_set(path, "golden")
+    except EvalSetError as e:
+        assert "golden.jsonl" in str(e)
+
+
+def test_readers_on_huge_deep_and_truncated_files(tmp_path):
+    good = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})
+    cases = {
+        "huge.jsonl": (good + "\n").encode() + b'{"text": "' + b"a" * 12_000_000 + b'"}\n',
+        "deep.jsonl": (good + "\n").encode() + b'{"messages": ' + b"[" * 50000 + b"]" * 50000 + b"}\n",
+        "truncated.jsonl": (good + "\n").encode() + good[: len(good) // 2].encode(),
+        "binary.jsonl": bytes(range(256)) * 40,
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        try:
+            ds = load_dataset(path)
+            assert ds.error_count() >= 1, name
+            assert all(f"{name}" in p.where(str(path)) for p in ds.problems)
+        except DatasetError as e:
+            assert name in str(e)
+        try:
+            load_eval_set(path, "golden")
+        except EvalSetError as e:
+            assert name in str(e)
