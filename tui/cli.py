@@ -7,10 +7,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("app", "open"):
-        from .app import run_app
+    if not argv or argv[0] in ("app", "open") or (argv[0].startswith("--") and argv[0] not in ("--help", "--version")):
+        from .app import run_app  # `tunedeck`, `tunedeck app ...`, `tunedeck --workspace DIR`
 
-        return run_app(argv[1:])
+        return run_app(argv[1:] if argv and argv[0] in ("app", "open") else argv)
     if argv[0] == "demo" and "--headless" not in argv and not {"-h", "--help"} & set(argv):
         return demo_in_app(argv[1:])
     from engine.cli import main as engine_main

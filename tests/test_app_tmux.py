@@ -1,0 +1,160 @@
+"""Smoke test in a real terminal: the real `tunedeck app` inside tmux, on a run a live engine is
+writing. Checks what only a terminal shows (the plot and panes drawn), that quitting leaves the
+engine running, that a new session re-attaches to it live, and that the stop key reaches it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.app_harness import RUNNING, copy_workspace
+
+TMUX = shutil.which("tmux")
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed: this smoke test needs a real terminal "
+                                                      "(CI installs tmux; apt-get install tmux)")
+
+
+class Tmux:
+    """One private tmux server (its own socket), so the test never touches the user's sessions."""
+
+    def __init__(self, name: str):
+        self.socket = name
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=check, timeout=20)
+
+    def start(self, session: str, command: str, env: dict[str, str]) -> None:
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        # a detached session's pane starts at 80x24 and is resized just after: start the app after that
+        self("new-session", "-d", "-s", session, "-x", "100", "-y", "30", f"sleep 0.3; exec env {exports} {command}")
+
+    def capture(self, session: str) -> str:
+        return self("capture-pane", "-p", "-t", session).stdout
+
+    def alive(self, session: str) -> bool:
+        return self("has-session", "-t", session, check=False).returncode == 0
+
+    def wait_for(self, session: str, *needles: str, timeout: float = 30) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            if not self.alive(session):
+                raise AssertionError(f"tmux session {session} ended early; last screen:\n{screen}")
+            screen = self.capture(session)
+            if all(n in screen for n in needles):
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {needles!r}; screen:\n{screen}")
+
+    def kill_server(self) -> None:
+        self("kill-server", check=False)
+
+
+GREY_SGR = {30, 37, 40, 47, 90, 97, 100, 107}
+
+
+def _grey_256(n: int) -> bool:
+    if n >= 232 or n in (0, 7, 8, 15):
+        return True
+    if 16 <= n <= 231:
+        n -= 16
+        return n // 36 == n // 6 % 6 == n % 6
+    return False
+
+
+def chromatic_colours(escaped: str) -> set:
+    """Colours in SGR escape sequences that are not black, white or grey."""
+    found: set = set()
+    for part in escaped.split("\x1b[")[1:]:
+        head = part.split("m", 1)[0]
+        if not head or not all(c.isdigit() or c == ";" for c in head):
+            continue
+        params = [int(x) if x else 0 for x in head.split(";")]
+        j = 0
+        while j < len(params):
+            p = params[j]
+            if p in (38, 48) and j + 1 < len(params) and params[j + 1] == 5 and j + 2 < len(params):
+                if not _grey_256(params[j + 2]):
+                    found.add(("256", params[j + 2]))
+                j += 3
+            elif p in (38, 48) and j + 1 < len(params) and params[j + 1] == 2 and j + 4 < len(params):
+                r, g, b = params[j + 2:j + 5]
+                if not r == g == b:
+                    found.add(("rgb", r, g, b))
+                j += 5
+            else:
+                if (30 <= p <= 37 or 40 <= p <= 47 or 90 <= p <= 97 or 100 <= p <= 107) and p not in GREY_SGR:
+                    found.add(("16", p))
+                j += 1
+    return found
+
+
+def step_on_screen(screen: str) -> int:
+    line = next(l for l in screen.splitlines() if "/1000 " in l)
+    return int(line.split("/1000")[0].split()[-1])
+
+
+def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
+    ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
+    run_dir = ws / "runs" / RUNNING
+    engine = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    tmux = Tmux(f"tunedeck-test-{os.getpid()}")
+    env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    app = f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING}"
+    try:
+        tmux.start("first", app, env)
+        screen = tmux.wait_for("first", "Loss", "▶ running", "Engine", "CPU", "Events", "Checkpoints", "┤", "esc Back")
+        first = step_on_screen(screen)
+        screen = tmux.wait_for("first", "ETA")
+        deadline = time.monotonic() + 20
+        while step_on_screen(tmux.capture("first")) <= first:  # new events appear
+            assert time.monotonic() < deadline, tmux.capture("first")
+            time.sleep(0.2)
+
+        tmux("send-keys", "-t", "first", "q")
+        deadline = time.monotonic() + 10
+        while tmux.alive("first"):
+            assert time.monotonic() < deadline, "the app did not quit on q"
+            time.sleep(0.1)
+        assert engine.poll() is None, "quitting the app stopped the engine"
+
+        tmux.start("second", app, env)  # another terminal, later: re-attaches live
+        screen = tmux.wait_for("second", "▶ running", "Loss", "┤")
+        assert step_on_screen(screen) > first
+        tmux("send-keys", "-t", "second", "s")
+        tmux.wait_for("second", f"Stop run {RUNNING}?")
+        tmux("send-keys", "-t", "second", "y")
+        tmux.wait_for("second", "■ stopped", "r Resume")
+        assert engine.wait(timeout=10) == 0
+        tmux("send-keys", "-t", "second", "q")
+    finally:
+        tmux.kill_server()
+        if engine.poll() is None:
+            engine.terminate()
+            engine.wait(timeout=10)
+
+
+def test_app_in_tmux_respects_no_color(tmp_path):
+    ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
+    tmux = Tmux(f"tunedeck-nocolor-{os.getpid()}")
+    env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "NO_COLOR": "1",
+           "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    try:
+        tmux.start("mono", f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING} --no-telemetry", env)
+        tmux.wait_for("mono", "Loss", "✗ crashed", "┤")
+        time.sleep(0.5)
+        escapes = tmux("capture-pane", "-p", "-e", "-t", "mono").stdout
+        colours = chromatic_colours(escapes)
+        assert not colours, f"NO_COLOR set but colours were drawn: {sorted(map(str, colours))[:10]}"
+        tmux("send-keys", "-t", "mono", "q")
+    finally:
+        tmux.kill_server()

@@ -1,0 +1,262 @@
+"""The runs screen: every run in the workspace with its live state.
+
+A worker thread scans the run directories (status files only) about once a second while this screen
+is showing; the table updates in place. Stop, resume and delete act on the selected run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import get_current_worker
+
+from engine import contract as C
+from engine.run_store import is_locked, list_runs, request_control, runs_root
+from engine.run_summary import run_row
+
+from ..gate_results import read_gate_file
+from ..messages import RunActionDone, RunsScanned
+from ..widgets.filter_input import FilterInput
+from ..widgets.runs_table import RunsTable, matches
+from ..worker_failures import RoutesWorkerFailures
+from .confirm import ConfirmScreen
+
+
+def scan_workspace(workspace: Path) -> list[dict]:
+    """One row per run, newest first; a gate verdict from evals/gate.json when status has none."""
+    rows = []
+    for run_dir in list_runs(workspace):
+        try:
+            row = run_row(run_dir)
+        except Exception as e:  # an unreadable run is listed, not fatal
+            row = {"id": run_dir.name, "name": run_dir.name, "state": "unreadable", "dir": str(run_dir),
+                   "message": str(e)}
+        if not row.get("gate_verdict"):
+            gate = read_gate_file(run_dir)
+            if gate and gate.get("verdict"):
+                row["gate_verdict"] = gate.get("verdict")
+                chosen = gate.get("chosen") or gate.get("best")
+                row["gate_best"] = chosen.get("checkpoint") if isinstance(chosen, dict) else chosen
+        rows.append(row)
+    rows.sort(key=lambda r: r["id"], reverse=True)
+    return rows
+
+
+class RunsScreen(RoutesWorkerFailures, Screen):
+    TITLE = "Runs"
+    BINDINGS = [
+        Binding("n", "new_run", "New run", tooltip="Pick a profile, edit it, check the data, launch", id="runs.new"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter runs by words in id, name, state, model, method, gate", id="runs.filter"),
+        Binding("s", "stop", "Stop", tooltip="Stop the selected run (saves a final checkpoint; asks first)", id="runs.stop"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected stopped, crashed or failed run", id="runs.resume"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected run's directory (asks first)", id="runs.delete"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter", id="runs.clear_filter"),
+    ]
+
+    def __init__(self, workspace: Path) -> None:
+        super().__init__()
+        self.workspace = Path(workspace)
+        self.rows: list[dict] = []
+        self.scanned = False
+        self._active = threading.Event()
+        self._wake = threading.Event()
+        self._workers_stop = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield FilterInput(placeholder="filter runs: words in id, name, state, model, method, gate", id="filter")
+        yield RunsTable(id="runs-table")
+        yield Static("", id="runs-empty")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.workspace)
+        self.query_one("#filter").display = False
+        self.query_one(RunsTable).focus()
+        self._active.set()
+        self.scan_runs()
+
+    def on_unmount(self) -> None:
+        self._workers_stop.set()
+        self._wake.set()
+
+    def on_screen_suspend(self) -> None:
+        self._active.clear()
+
+    def on_screen_resume(self) -> None:
+        self._active.set()
+        self._wake.set()
+
+    # ---- scanning ---------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="scan-runs", exclusive=True, name="scan runs")
+    def scan_runs(self) -> None:
+        worker = get_current_worker()
+        interval = getattr(self.app, "scan_interval", 1.0)
+        while not worker.is_cancelled and not self._workers_stop.is_set():
+            if self._active.is_set():
+                self.post_message(RunsScanned(scan_workspace(self.workspace)))
+            self._wake.wait(interval)
+            self._wake.clear()
+
+    def rescan(self) -> None:
+        self._wake.set()
+
+    def on_runs_scanned(self, message: RunsScanned) -> None:
+        self.rows = message.rows
+        self.scanned = True
+        self.app.known_runs = [r["id"] for r in message.rows]
+        self._show()
+
+    def _show(self) -> None:
+        query = self.query_one(FilterInput).value.strip()
+        rows = [r for r in self.rows if matches(r, query)] if query else self.rows
+        table = self.query_one(RunsTable)
+        table.show_rows(rows)
+        empty = self.query_one("#runs-empty", Static)
+        if not self.rows:
+            empty.update(f"No runs in {runs_root(self.workspace)}.\n\nPress n for a new run, or from a shell:  tunedeck run lora --data FILE "
+                         "--detach\nor try the one-minute offline demo:  tunedeck demo")
+        elif not rows:
+            empty.update(f"No run matches “{query}”. Press esc to clear the filter.")
+        empty.display = not rows
+        table.display = bool(rows)
+        self.refresh_bindings()
+
+    # ---- the selected run -------------------------------------------------------------------
+
+    @property
+    def selected(self) -> dict | None:
+        rid = self.query_one(RunsTable).selected_id
+        return next((r for r in self.rows if r["id"] == rid), None)
+
+    @on(DataTable.RowHighlighted)
+    def _row_moved(self) -> None:
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected)
+    def _open_selected(self, event: DataTable.RowSelected) -> None:
+        row = self.selected
+        if row:
+            self.app.open_monitor(Path(row["dir"]))
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        row = self.selected if self.is_mounted else None
+        state = row.get("state") if row else None
+        if action == "stop":
+            return state in C.LIVE_STATES or None
+        if action == "resume":
+            return state in C.RESUMABLE_STATES or None
+        if action == "delete":
+            return (row is not None and state not in C.LIVE_STATES) or None
+        return True
+
+    # ---- filter -----------------------------------------------------------------------------
+
+    def action_new_run(self) -> None:
+        from .new_run import NewRunScreen  # imported on demand: start-up stays light
+
+        self.app.push_screen(NewRunScreen(self.workspace))
+
+    def action_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.display = True
+        box.focus()
+
+    @on(FilterInput.Changed)
+    def _filter_changed(self) -> None:
+        self._show()
+
+    @on(FilterInput.Submitted)
+    def _filter_done(self) -> None:
+        self.query_one(RunsTable).focus()
+
+    @on(FilterInput.Cleared)
+    def action_clear_filter(self) -> None:
+        box = self.query_one(FilterInput)
+        box.value = ""
+        box.display = False
+        self.query_one(RunsTable).focus()
+        self._show()
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        row = self.selected
+        if not row or row.get("state") not in C.LIVE_STATES:
+            self.notify("Only a running run can be stopped.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.send_stop(Path(row["dir"]))
+
+        self.app.push_screen(ConfirmScreen(f"Stop run {row['id']}?",
+                                           "The engine saves a final checkpoint at the next step, then stops. "
+                                           "It can be resumed later."), confirmed)
+
+    def action_resume(self) -> None:
+        row = self.selected
+        if not row or row.get("state") not in C.RESUMABLE_STATES:
+            self.notify("Only a stopped, crashed or failed run can be resumed.", severity="warning")
+            return
+        self.resume_run(Path(row["dir"]))
+
+    def action_delete(self) -> None:
+        row = self.selected
+        if not row:
+            return
+        if row.get("state") in C.LIVE_STATES:
+            self.notify(f"Run {row['id']} is {row['state']}: stop it before deleting it.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.delete_run(Path(row["dir"]))
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {row['id']}?",
+                                           f"This removes {row['dir']} with all its checkpoints and evals. "
+                                           "It cannot be undone.", danger=True), confirmed)
+
+    @work(thread=True, exit_on_error=False, group="run-action", name="stop run")
+    def send_stop(self, run_dir: Path) -> None:
+        request_control(run_dir, C.CTL_STOP)
+        self.post_message(RunActionDone(run_dir.name, "stop", True,
+                                        f"Stop requested for {run_dir.name}: it saves a checkpoint, then stops."))
+
+    @work(thread=True, exit_on_error=False, group="run-action", name="resume run")
+    def resume_run(self, run_dir: Path) -> None:
+        self.post_message(RunActionDone(run_dir.name, "resume", *resume(run_dir)))
+
+    @work(thread=True, exit_on_error=False, group="run-action", name="delete run")
+    def delete_run(self, run_dir: Path) -> None:
+        root = runs_root(self.workspace).resolve()
+        target = run_dir.resolve()
+        if target.parent != root:
+            self.post_message(RunActionDone(run_dir.name, "delete", False, f"{target} is not a run of this workspace"))
+            return
+        shutil.rmtree(target)
+        self.post_message(RunActionDone(run_dir.name, "delete", True, f"Deleted run {run_dir.name}."))
+
+    def on_run_action_done(self, message: RunActionDone) -> None:
+        self.notify(message.text, severity="information" if message.ok else "error")
+        self.rescan()
+
+
+def resume(run_dir: Path) -> tuple[bool, str]:
+    """Start a detached engine that continues the run from its latest complete checkpoint."""
+    from engine.launch import spawn_detached
+    from engine.run_store import read_status
+
+    state = read_status(run_dir)["state"]
+    if state not in C.RESUMABLE_STATES or is_locked(run_dir):
+        return False, f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume."
+    pid = spawn_detached(run_dir, resume=True)
+    return True, f"Resuming {run_dir.name} (engine pid {pid}); it continues from its latest complete checkpoint."

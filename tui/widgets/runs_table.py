@@ -1,0 +1,75 @@
+"""The runs table: one row per run directory, updated in place so the cursor stays put."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.binding import Binding
+
+from ..formatting import fmt_clock, fmt_duration, fmt_loss, is_number, text_bar, truncate
+from ..gate_results import verdict_style
+from ..run_states import state_label, state_style
+from .list_table import ListTable
+
+COLUMNS = (("run", "Run"), ("state", "State"), ("progress", "Progress"), ("best", "Best eval"), ("gate", "Gate"),
+           ("model", "Base model"), ("method", "Method"), ("started", "Started"), ("duration", "Duration"))
+BAR_WIDTH = 8
+
+
+def run_label(row: dict) -> str:
+    rid, name = row.get("id") or "", row.get("name") or ""
+    suffix = rid.rsplit("-", 1)[-1] if "-" in rid else ""
+    if name and name != rid and suffix:
+        return truncate(f"{name}·{suffix}", 24)
+    return truncate(rid, 24)
+
+
+def progress_cell(row: dict) -> Text:
+    step, total = row.get("step") or 0, row.get("total_steps")
+    if is_number(total) and total:
+        return Text(f"{text_bar(step / total, BAR_WIDTH)} {step}/{total}")
+    return Text(f"{' ' * BAR_WIDTH} {step}/?")
+
+
+def gate_cell(row: dict) -> Text:
+    verdict = row.get("gate_verdict")
+    if not verdict:
+        return Text("-", style="dim")
+    best = row.get("gate_best")
+    label = f"{verdict}@{best}" if best not in (None, "") else str(verdict)
+    return Text(truncate(label, 12), style=verdict_style(str(verdict)))
+
+
+def cells(row: dict) -> dict[str, Text | str]:
+    method = "/".join(x for x in (row.get("method"), row.get("adapter")) if x) or "-"
+    model = Path(str(row.get("base_model"))).name if row.get("base_model") else "-"
+    return {
+        "run": run_label(row),
+        "state": Text(state_label(row.get("state")), style=state_style(row.get("state"))),
+        "progress": progress_cell(row),
+        "best": fmt_loss(row.get("best_eval_loss")),
+        "gate": gate_cell(row),
+        "model": truncate(model, 22),
+        "method": method,
+        "started": fmt_clock(row.get("started")),
+        "duration": fmt_duration(row.get("duration_s")),
+    }
+
+
+def matches(row: dict, query: str) -> bool:
+    """Every word of the query appears in the run's id, name, state, model, method or gate verdict."""
+    hay = " ".join(str(row.get(k) or "") for k in ("id", "name", "state", "base_model", "method", "adapter", "gate_verdict")).lower()
+    return all(word in hay for word in query.lower().split())
+
+
+class RunsTable(ListTable):
+    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the selected run's monitor", id="runs.open")]
+
+    def show_rows(self, rows: list[dict]) -> None:
+        """Show the runs, keeping the cursor on the same run."""
+        self.show(COLUMNS, [(row["id"], cells(row)) for row in rows])
+
+    @property
+    def selected_id(self) -> str | None:
+        return self.selected_key
