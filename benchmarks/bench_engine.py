@@ -43,7 +43,8 @@ args = SFTConfig(output_dir=cfg["out"], per_device_train_batch_size=16, per_devi
     max_steps=cfg["steps"], seed=42, data_seed=42, eval_strategy="steps", eval_steps=cfg["every"],
     save_strategy="steps", save_steps=cfg["every"], logging_steps=10, logging_first_step=True, report_to="none",
     disable_tqdm=True, include_num_input_tokens_seen="non_padding", use_cpu=True, bf16=False, fp16=False,
-    gradient_checkpointing=False, max_length=256, assistant_only_loss=True, dataloader_num_workers=0)
+    gradient_checkpointing=False, max_length=256, assistant_only_loss=True, dataloader_num_workers=0,
+    optim="adamw_torch")  # what tunedeck resolves on CPU: only the callbacks differ
 t = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([rows[i] for i in tr]),
     eval_dataset=Dataset.from_list([rows[i] for i in ev]), processing_class=tok,
     peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"),
