@@ -86,6 +86,10 @@ class EventReader:
                 data = f.read()
         except FileNotFoundError:
             return []
+        return self.consume(data)
+
+    def consume(self, data: bytes) -> list[dict]:
+        """Parse the complete lines of `data` (read at self.offset) and move the offset past them."""
         if not data:
             return []
         end = data.rfind(b"\n")

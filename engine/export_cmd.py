@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .run_store import find_run, resolve_workspace
@@ -50,22 +49,3 @@ def register(subparsers) -> None:
                    help="merge the adapter into the base and write a standalone model (full fine-tuning runs always do)")
     p.set_defaults(func=cmd_export)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.export_cmd export ...`: this command alone, with the CLI's error handling."""
-    from .cli import _user_errors
-
-    ap = argparse.ArgumentParser(prog="tunedeck")
-    register(ap.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = ap.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except _user_errors() as e:
-        print(f"tunedeck: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

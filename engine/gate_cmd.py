@@ -6,7 +6,6 @@ starts fast and can run while a person reviews.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -195,22 +194,3 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best")
     p.set_defaults(func=cmd_gate)
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.gate_cmd eval|gate ...`: these two commands alone, with the CLI's error handling."""
-    from .cli import _user_errors
-
-    ap = argparse.ArgumentParser(prog="tunedeck")
-    register(ap.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = ap.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except _user_errors() as e:
-        print(f"tunedeck: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

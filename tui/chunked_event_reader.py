@@ -7,8 +7,6 @@ held-back torn last line and the count of skipped lines behave exactly as in Eve
 
 from __future__ import annotations
 
-import json
-
 from engine.event_log import EventReader
 
 CHUNK_BYTES = 1 << 20
@@ -35,20 +33,4 @@ class ChunkedEventReader(EventReader):
         except FileNotFoundError:
             self.caught_up = True
             return []
-        if end < 0:
-            return []  # a line still being written (or torn): held back
-        self.offset += end + 1
-        events = []
-        for raw in data[: end + 1].splitlines():
-            if not raw.strip():
-                continue
-            try:
-                event = json.loads(raw)
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                self.skipped += 1
-                continue
-            if isinstance(event, dict) and isinstance(event.get("kind"), str):
-                events.append(event)
-            else:
-                self.skipped += 1
-        return events
+        return self.consume(data)  # a line still being written (or torn) is held back
