@@ -48,7 +48,7 @@ def describe(ev: dict) -> EventLine | None:
                              + (f" on {ev['examples']} examples" if ev.get("examples") else ""))
         if ev.get("checkpoint") is None:
             return None
-        scores = ", ".join(f"{k} {_num(ev.get(k), '.2f')}" for k in ("task", "format", "safety") if ev.get(k) is not None)
+        scores = ", ".join(f"{k} {_num(ev.get(k), '.1f')}%" for k in ("task", "format", "safety") if ev.get(k) is not None)
         if ev.get("latency_p95_ms") is not None:
             scores += (", " if scores else "") + f"p95 {_num(ev.get('latency_p95_ms'), '.0f')} ms"
         reasons = ev.get("reasons") or []
