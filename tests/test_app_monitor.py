@@ -39,8 +39,8 @@ def test_completed_run_shows_progress_gate_checkpoints_and_events(tmp_path, utc)
             assert "★ best 1.0395 @ 400" in text  # the loss plot's legend
             assert "100 ✓ 1.604 │ 200 ✓ 1.243 fail │ 300 ✓ 1.098 pass │ 400 ✓ 1.040 ★ pass" in text
             tail = screen.query_one(EventTail).shown
-            assert any("gate checkpoint-200: fail" in t and "below the base model" in t for t in tail)
-            assert any("gate: checkpoint 400 passes" in t for t in tail)
+            assert any("gate checkpoint-200: fail" in t and "below the required +2" in t for t in tail)
+            assert any("gate: checkpoint-400: task 84.0% (+6.0 vs base)" in t for t in tail)
             assert tail[-1].endswith("run completed: training finished")
             # live-only keys are not offered for a finished run
             assert "Save now" not in text and "Stop" not in text

@@ -148,7 +148,7 @@ def test_follower_and_history_on_the_completed_fixture():
     assert h.gate.verdict_for(200) == "fail" and h.gate.verdict_for(400) == "pass"
     assert h.overfitting() is None
     texts = [line.text for line in h.lines]
-    assert any(t.startswith("gate: checkpoint 400 passes") for t in texts)
+    assert any(t.startswith("gate: checkpoint-400: task 84.0% (+6.0 vs base)") for t in texts)
     assert texts[-1] == "run completed: training finished"
 
 
