@@ -147,7 +147,11 @@ def cmd_eval(args) -> int:
     except (EvalSetError, GateError, PromptError) as e:
         raise _user_error(str(e)) from None
     write_status(run_dir, **status_fields(summary))
-    if args.json:
+    return _show(summary, args.json)
+
+
+def _show(summary: dict, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(summary, indent=2, default=str))
     else:
         print_summary(summary)
@@ -166,11 +170,7 @@ def cmd_gate(args) -> int:
         raise _user_error(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
     if not live:
         write_status(run_dir, **status_fields(summary))
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print_summary(summary)
-    return 0
+    return _show(summary, args.json)
 
 
 def register(subparsers) -> None:

@@ -37,9 +37,10 @@ def classify_error(exc: BaseException) -> tuple[str, str, bool]:
     from .dataset import DatasetError
     from .eval_sets import EvalSetError
     from .gate import GateError
+    from .train import DataChanged
 
     name = type(exc).__name__
-    if isinstance(exc, (ProfileError, ModelLoadError, DatasetError, EvalSetError, GateError)) or name == "DataChanged":
+    if isinstance(exc, (ProfileError, ModelLoadError, DatasetError, EvalSetError, GateError, DataChanged)):
         return "input", str(exc), False
     if name == "OutOfMemoryError" or "out of memory" in str(exc).lower() and "CUDA" in str(exc):
         return "oom", f"out of GPU memory: {str(exc).splitlines()[0]}. {OOM_REMEDIES}", False
