@@ -10,6 +10,7 @@ RUN_TOML = "run.toml"
 STATUS_JSON = "status.json"
 EVENTS_JSONL = "events.jsonl"
 ENGINE_LOG = "engine.log"
+EVAL_LOG = "eval.log"  # output of an evaluation started from the app (tunedeck eval, detached)
 ENGINE_LOCK = "engine.lock"
 CONTROL_DIR = "control"
 CHECKPOINTS_DIR = "checkpoints"

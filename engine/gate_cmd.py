@@ -111,6 +111,21 @@ def _progress_printer():
     return progress
 
 
+def _progress_events(events, printer, every_s: float = 1.0):
+    """Progress to the terminal and, at most once a second per stage, as a gate "progress" event for the app."""
+    last: dict[str, float] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if printer is not None:
+            printer(stage, done, total)
+        now = time.monotonic()
+        if done == 0 or done >= total or now - last.get(stage, 0.0) >= every_s:
+            last[stage] = now
+            events.emit(C.EV_GATE, phase="progress", stage=stage, done=done, total=total)
+
+    return progress
+
+
 def _quiet_transformers() -> None:
     # per-tensor "Loading weights" bars would bury the gate's own progress lines
     try:
@@ -140,8 +155,9 @@ def cmd_eval(args) -> int:
         with EngineLock(run_dir):  # one writer of events.jsonl and evals/, and no resume meanwhile
             events = EventWriter(run_dir / C.EVENTS_JSONL)
             try:
+                printer = None if args.json else _progress_printer()
                 summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
-                                   progress=None if args.json else _progress_printer())
+                                   progress=_progress_events(events, printer))
             finally:
                 events.close()
     except (EvalSetError, GateError, PromptError) as e:

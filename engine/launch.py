@@ -66,9 +66,28 @@ def spawn_detached(run_dir: Path, resume: bool = False) -> int:
     launching terminal's session never reaches it.
     """
     run_dir = Path(run_dir)
-    log = run_dir / C.ENGINE_LOG
     processes, gpus = resolve_processes(run_dir)
-    cmd = " ".join(shlex.quote(a) for a in _worker_cmd(run_dir, resume, processes))
+    return _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes), run_dir / C.ENGINE_LOG, gpus)
+
+
+def spawn_eval_detached(run_dir: Path, checkpoints: str = "all") -> int:
+    """Start `tunedeck eval RUN --checkpoint ...` detached, like the engine: it outlives the app and the SSH session.
+
+    Its progress and results arrive as "gate" events in events.jsonl; its output goes to eval.log.
+    """
+    run_dir = Path(run_dir)
+    cmd = [sys.executable, "-m", "engine.cli", "eval", str(run_dir), "--checkpoint", checkpoints]
+    return _spawn_in_background(run_dir, cmd, run_dir / C.EVAL_LOG, load_gpus(run_dir))
+
+
+def load_gpus(run_dir: Path) -> str:
+    from .run_record import load_run_record
+
+    return load_run_record(run_dir).profile.resources.gpus
+
+
+def _spawn_in_background(run_dir: Path, argv: list[str], log: Path, gpus: str) -> int:
+    cmd = " ".join(shlex.quote(a) for a in argv)
     os.close(_private_log(log))
     script = f"umask 077; {cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
     out = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True,

@@ -7,7 +7,7 @@ import time
 
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, RUNNING, append_events, copy_workspace, make_app,
                                   run, utc, wait_for_text, wait_until)
-from tui.screens.checkpoint_list import CheckpointListScreen
+from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.monitor import RunMonitorScreen
 from tui.widgets.event_tail import EventTail
 from tui.widgets.loss_plot import LossPlot
@@ -81,9 +81,9 @@ def test_crashed_run_shows_crashed_and_the_partial_checkpoint(tmp_path, utc):
             assert "620/800 78%" in text and "Save now" not in text
             assert any("disk is slow" in t for t in screen.query_one(EventTail).shown)
             await pilot.press("o")  # the checkpoint list
-            await wait_until(pilot, lambda: isinstance(app.screen, CheckpointListScreen), what="checkpoint list")
-            text = await wait_for_text(pilot, "INCOMPLETE", "3 checkpoints, 2 complete")
-            assert "checkpoints/checkpoint-600" in text and "1.6432" in text  # eval loss of checkpoint-200
+            await wait_until(pilot, lambda: isinstance(app.screen, CheckpointsScreen), what="checkpoint list")
+            text = await wait_for_text(pilot, "checkpoint-600", "incomplete save: never used")
+            assert "1.6432" in text and "not evaluated: press e" in text  # eval loss of checkpoint-200; no gate yet
             await pilot.press("escape")
             await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen), what="back to the monitor")
 

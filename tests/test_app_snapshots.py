@@ -17,7 +17,7 @@ import pytest
 
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, SNAPSHOTS, copy_workspace, make_app, run,
                                   screen_text, utc, wait_until)
-from tui.screens.checkpoint_list import CheckpointListScreen
+from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.monitor import RunMonitorScreen
 
@@ -44,7 +44,7 @@ CASES = {
     "monitor_overfit_smoothed_log_100x30": dict(size=(100, 30), open_run=OVERFIT, keys=("m", "l"), ready=ready_monitor),
     "monitor_gpu_120x40": dict(size=(120, 40), open_run=GPU, keys=(), ready=ready_monitor),
     "checkpoints_crashed_100x24": dict(size=(100, 24), open_run=CRASHED, keys=("o",),
-                                       ready=lambda app: isinstance(app.screen, CheckpointListScreen)
+                                       ready=lambda app: isinstance(app.screen, CheckpointsScreen)
                                        and app.screen.query_one("#checkpoints-table").row_count == 3),
     "help_80x24": dict(size=(80, 24), open_run=None, keys=("question_mark",),
                        ready=lambda app: isinstance(app.screen, HelpScreen)),

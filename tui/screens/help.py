@@ -18,7 +18,7 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     from ..widgets.filter_input import FilterInput
     from ..widgets.list_table import ListTable
     from ..widgets.runs_table import RunsTable
-    from .checkpoint_list import CheckpointListScreen
+    from .checkpoints import CheckpointsScreen
     from .confirm import ConfirmScreen
     from .monitor import RunMonitorScreen
     from .runs import RunsScreen
@@ -29,7 +29,7 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
         ("Runs", [*RunsTable.BINDINGS, *RunsScreen.BINDINGS]),
         ("Filter box", list(FilterInput.BINDINGS)),
         ("Run monitor", list(RunMonitorScreen.BINDINGS)),
-        ("Checkpoints", list(CheckpointListScreen.BINDINGS)),
+        ("Checkpoints", list(CheckpointsScreen.BINDINGS)),
         ("Lists", list(ListTable.BINDINGS)),
         ("Questions", list(ConfirmScreen.BINDINGS)),
     ]

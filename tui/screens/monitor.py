@@ -54,7 +54,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         Binding("c", "checkpoint", "Save now", tooltip="Save a checkpoint at the next step, keep training", id="monitor.checkpoint"),
         Binding("e", "eval", "Eval now", tooltip="Run an evaluation at the next step", id="monitor.eval"),
         Binding("r", "resume", "Resume", tooltip="Resume this stopped, crashed or failed run", id="monitor.resume"),
-        Binding("o", "checkpoints", "Checkpoints", tooltip="List checkpoints: complete or not, eval loss, gate verdict", id="monitor.checkpoints"),
+        Binding("o", "checkpoints", "Checkpoints", tooltip="Checkpoints and the eval gate: scores, verdicts, review, export", id="monitor.checkpoints"),
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss with an EMA (toggle)", id="monitor.smoothing"),
         Binding("l", "toggle_log_scale", "Log", tooltip="Log scale for the loss axis (toggle)", id="monitor.log_scale"),
         Binding("z", "zoom", "Zoom", tooltip="Maximise the focused pane, or the loss plot (toggle)", id="monitor.zoom"),
@@ -248,9 +248,9 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         self.notify(message.text, severity="information" if message.ok else "error")
 
     def action_checkpoints(self) -> None:
-        from .checkpoint_list import CheckpointListScreen
+        from .checkpoints import CheckpointsScreen
 
-        self.app.push_screen(CheckpointListScreen(self.run_dir, self.history.gate))
+        self.app.push_screen(CheckpointsScreen(self.run_dir))
 
     def action_toggle_smoothing(self) -> None:
         plot = self.query_one(LossPlot)

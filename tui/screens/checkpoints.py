@@ -1,0 +1,411 @@
+"""A run's checkpoints as candidates: the base model and every checkpoint with its gate results.
+
+Above the table, the gate's best-checkpoint sentence; below it, the selected row's reasons in full.
+From here a person evaluates (the work runs in a detached `tunedeck eval` process that outlives the
+app), opens the per-example details, reviews sampled failures, marks the checkpoint to ship, tries
+prompts in the playground, exports, deletes, or compares two checkpoints example by example.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from engine import contract as C
+from engine.event_log import EventReader
+from engine.run_store import is_locked, pid_alive, read_status
+
+from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
+from ..eval_progress import EvalProgress
+from ..formatting import fmt_loss
+from ..gate_results import verdict_style
+from ..widgets.list_table import ListTable
+from ..worker_failures import RoutesWorkerFailures
+from .confirm import ConfirmScreen
+
+COLUMNS = (("mark", ""), ("checkpoint", "Checkpoint"), ("epoch", "Epoch"), ("train", "Train loss"),
+           ("eval", "Eval loss"), ("task", "Task"), ("format", "Format"), ("safety", "Safety"), ("p95", "p95 ms"),
+           ("verdict", "Verdict"), ("why", "Why"))
+VERDICT_TEXT = {"pass": "pass", "fail": "fail", "needs_review": "needs review", "baseline": "baseline"}
+
+
+def _pct(x: float | None, delta: float | None = None) -> Text:
+    if x is None:
+        return Text("-", style="dim")
+    text = Text(f"{x:.1f}%")
+    if delta is not None and abs(delta) >= 0.05:
+        text.append(f" {delta:+.1f}", style="green" if delta > 0 else "red")
+    return text
+
+
+# the gate's rule codes (engine/gate.py) as a few words; the full reasons show below the table
+RULE_WORDS = {"task_gain": "task gain too small", "task_noise": "gain within noise", "no_task": "no task examples",
+              "format": "format dropped", "safety": "safety regressed", "general": "general dropped",
+              "latency": "over latency budget", "review": "weird in review"}
+
+
+def _why(row: CheckpointRow) -> str:
+    if not row.present:
+        return "deleted (its gate results are kept)"
+    if not row.complete:
+        return "incomplete save: never used"
+    if row.review and row.verdict == "needs_review":
+        return f"review {row.review.get('reviewed', 0)}/{row.review.get('sampled', 0)} labelled"
+    if row.failed:
+        return ", ".join(RULE_WORDS.get(code, code) for code in row.failed)
+    if row.step is not None and not row.evaluated:
+        return "not evaluated: press e"
+    return ""
+
+
+def table_cells(row: CheckpointRow, compare_mark: str | None) -> dict:
+    mark = ("★" if row.best else "") + ("✓" if row.chosen else "") + ("A" if compare_mark == row.key else "")
+    label = Text(row.label, style="" if row.present and row.complete else "dim strike" if not row.present else "dim")
+    verdict = VERDICT_TEXT.get(row.verdict or "", row.verdict or "-")
+    return {"mark": Text(mark, style="bold yellow"), "checkpoint": label,
+            "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-", "train": fmt_loss(row.train_loss),
+            "eval": fmt_loss(row.eval_loss), "task": _pct(row.task, row.vs_base.get("task")),
+            "format": _pct(row.format, row.vs_base.get("format")), "safety": _pct(row.safety, row.vs_base.get("safety")),
+            "p95": f"{row.p95_ms:.0f}" if row.p95_ms is not None else "-",
+            "verdict": Text(verdict, style=verdict_style(row.verdict) if row.verdict != "baseline" else "dim"),
+            "why": _why(row)}
+
+
+class CheckpointsScreen(RoutesWorkerFailures, Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back to the run monitor", id="checkpoints.back"),
+        Binding("enter", "details", "Details", tooltip="Per-example results of the selected checkpoint against the base", id="checkpoints.details"),
+        Binding("e", "evaluate", "Evaluate", tooltip="Run the eval gate on the selected checkpoint (on the base row: all)", id="checkpoints.evaluate"),
+        Binding("E", "evaluate_all", "Eval all", show=False, tooltip="Run the eval gate on every complete checkpoint", id="checkpoints.evaluate_all"),
+        Binding("r", "review", "Review", tooltip="Label the sampled failures of the selected checkpoint", id="checkpoints.review"),
+        Binding("b", "choose", "Choose", tooltip="Mark the selected checkpoint as the one to ship (again: unmark)", id="checkpoints.choose"),
+        Binding("c", "compare", "Compare", tooltip="Compare two checkpoints example by example: c on one, then c on the other", id="checkpoints.compare"),
+        Binding("p", "playground", "Playground", tooltip="Ask the base model and the selected checkpoint your own prompts", id="checkpoints.playground"),
+        Binding("x", "export", "Export", tooltip="Export the selected checkpoint: adapter or merged model", id="checkpoints.export"),
+        Binding("d", "delete", "Delete", tooltip="Delete the selected checkpoint's folder (asks; never the chosen or best)", id="checkpoints.delete"),
+        Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
+    ]
+    DEFAULT_CSS = """
+    CheckpointsScreen #gate-sentence { padding: 0 1; height: auto; }
+    CheckpointsScreen #eval-progress { padding: 0 1; height: auto; color: $accent; }
+    CheckpointsScreen #eval-progress.idle { display: none; }
+    CheckpointsScreen #checkpoints-table { height: 1fr; }
+    CheckpointsScreen #row-detail { padding: 0 1; height: auto; max-height: 12; border-top: solid $panel; }
+    """
+
+    def __init__(self, run_dir: Path, refresh_every_s: float = 1.0) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.refresh_every_s = refresh_every_s
+        self.table: CheckpointTable | None = None
+        self.compare_mark: str | None = None
+        self.progress = EvalProgress()
+        self.eval_pid: int | None = None     # an evaluation this screen started
+        self.evaluating = False              # an evaluation is running, started here or elsewhere
+        self._events = EventReader(self.run_dir / C.EVENTS_JSONL)
+        self._stamp: tuple | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="gate-sentence")
+        yield Static("", id="eval-progress", classes="idle")
+        yield ListTable(id="checkpoints-table")
+        yield Static("", id="row-detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = "Checkpoints"
+        self.sub_title = self.run_dir.name
+        try:  # progress is read from here on; a running evaluation reports again within a second
+            self._events.offset = os.path.getsize(self.run_dir / C.EVENTS_JSONL)
+        except OSError:
+            pass
+        self.query_one(ListTable).focus()
+        self.reload()
+        self.set_interval(self.refresh_every_s, self.poll)
+
+    def on_screen_resume(self) -> None:
+        self.reload()  # a review label or a choice made on another screen shows at once
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def poll(self) -> None:
+        self.reload(quiet=True)
+
+    @work(thread=True, exit_on_error=False, group="checkpoints", exclusive=True, name="read checkpoints")
+    def reload(self, quiet: bool = False) -> None:
+        events = self._events.read_new()
+        locked = is_locked(self.run_dir)
+        gate_path = self.run_dir / C.EVALS_DIR / "gate.json"
+        ckpt_dir = self.run_dir / C.CHECKPOINTS_DIR
+        stamp = tuple(_stat(p) for p in (gate_path, ckpt_dir)) + (len(os.listdir(ckpt_dir)) if ckpt_dir.is_dir() else 0,)
+        table = None if quiet and stamp == self._stamp and self.table is not None else load_checkpoint_table(self.run_dir)
+        self._stamp = stamp
+        state = read_status(self.run_dir)["state"]
+        self.app.call_from_thread(self._update, table, events, locked, state)
+
+    def _update(self, table: CheckpointTable | None, events: list[dict], locked: bool, state: str) -> None:
+        for ev in events:
+            self.progress.add(ev)
+        own = self.eval_pid is not None and pid_alive(self.eval_pid)
+        running = own or (locked and state not in C.LIVE_STATES and self.progress.started and not self.progress.finished)
+        if self.evaluating and not running:
+            self._eval_ended()
+        self.evaluating = running
+        progress = self.query_one("#eval-progress", Static)
+        progress.set_class(not running, "idle")
+        if running:
+            progress.update(Text(self.progress.describe()))
+        if table is not None:
+            self.table = table
+            self._show_table()
+
+    def _eval_ended(self) -> None:
+        self.eval_pid = None
+        if self.progress.finished:
+            self.notify(self.progress.describe(), title="Evaluation finished", timeout=8)
+        else:
+            self.notify(f"evaluation failed: {last_error_line(self.run_dir / C.EVAL_LOG)}", title="Evaluation failed",
+                        severity="error", timeout=15)
+        self.reload()
+
+    def _show_table(self) -> None:
+        table = self.table
+        assert table is not None
+        self.query_one(ListTable).show(COLUMNS, [(r.key, table_cells(r, self.compare_mark)) for r in table.rows])
+        head = Text()
+        if table.sentence:
+            head.append("Gate: ", style="bold")
+            head.append(f"{VERDICT_TEXT.get(table.verdict or '', table.verdict or '')}", style=verdict_style(table.verdict))
+            head.append(f" — {table.sentence}")
+        else:
+            head.append("Not evaluated yet: press e on a checkpoint, or on the base row to evaluate them all.", style="dim")
+        if table.chosen is not None:
+            head.append(f"\nChosen to ship: checkpoint-{table.chosen} (b to change)", style="bold green")
+        for notice in table.notices:
+            head.append(f"\n{notice}", style="yellow")
+        self.query_one("#gate-sentence", Static).update(head)
+        self._show_detail()
+
+    def on_data_table_row_highlighted(self, _event) -> None:
+        if self.table is not None:
+            self._show_detail()
+
+    def _show_detail(self) -> None:
+        row = self.selected
+        text = Text()
+        if row is not None:
+            text.append(row.label, style="bold")
+            if row.verdict:
+                text.append(f"  {VERDICT_TEXT.get(row.verdict, row.verdict)}", style=verdict_style(row.verdict))
+            if row.best:
+                text.append("  ★ the gate's best", style="yellow")
+            if row.chosen:
+                text.append("  ✓ chosen to ship", style="green")
+            for reason in row.reasons:
+                text.append(f"\n  • {reason}")
+            for warning in row.warnings:
+                text.append(f"\n  ! {warning}", style="yellow")
+            if row.review:
+                r = row.review
+                text.append(f"\n  review: {r.get('reviewed', 0)} of {r.get('sampled', 0)} sampled failures labelled, "
+                            f"{r.get('weird', 0)} weird (r to review)")
+            if row.step is not None and not row.present:
+                text.append("\n  the folder is gone (pruned or deleted); the scores above are what it had", style="dim")
+        self.query_one("#row-detail", Static).update(text)
+
+    @property
+    def selected(self) -> CheckpointRow | None:
+        key = self.query_one(ListTable).selected_key
+        return self.table.row(key) if self.table is not None and key is not None else None
+
+    def _checkpoint(self, *, evaluated: bool = False, on_disk: bool = False) -> CheckpointRow | None:
+        """The selected checkpoint row, or None after telling the user why it will not do."""
+        row = self.selected
+        if row is None or row.step is None:
+            self.notify("Select a checkpoint row (the base model is the baseline).", severity="warning")
+            return None
+        if on_disk and (not row.present or not row.complete):
+            why = "was deleted" if not row.present else "is incomplete (a save cut short)"
+            self.notify(f"{row.label} {why}.", severity="warning")
+            return None
+        if evaluated and not row.evaluated:
+            self.notify(f"{row.label} has no gate results yet: press e to evaluate it.", severity="warning")
+            return None
+        return row
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_details(self) -> None:
+        row = self._checkpoint(evaluated=True)
+        if row is not None:
+            from .examples import ExamplesScreen
+
+            self.app.push_screen(ExamplesScreen(self.run_dir, row.step))
+
+    def action_review(self) -> None:
+        row = self._checkpoint(evaluated=True)
+        if row is not None:
+            from .review import ReviewScreen
+
+            self.app.push_screen(ReviewScreen(self.run_dir, row.step))
+
+    def action_compare(self) -> None:
+        row = self._checkpoint(evaluated=True)
+        if row is None:
+            return
+        if self.compare_mark is None or self.compare_mark == row.key:
+            self.compare_mark = None if self.compare_mark == row.key else row.key
+            if self.compare_mark:
+                self.notify(f"{row.label} marked A: press c on another checkpoint to compare.")
+            self._show_table()
+            return
+        from .examples import ExamplesScreen
+
+        against = int(self.compare_mark)
+        self.compare_mark = None
+        self._show_table()
+        self.app.push_screen(ExamplesScreen(self.run_dir, row.step, against=against))
+
+    def action_playground(self) -> None:
+        row = self._checkpoint(on_disk=True)
+        if row is not None:
+            from .playground import PlaygroundScreen
+
+            self.app.push_screen(PlaygroundScreen(self.run_dir, row.step))
+
+    def action_export(self) -> None:
+        row = self._checkpoint(on_disk=True)
+        if row is not None:
+            from .export_dialog import ExportScreen
+
+            self.app.push_screen(ExportScreen(self.run_dir, row.step, workspace=getattr(self.app, "workspace", None)))
+
+    def action_choose(self) -> None:
+        row = self._checkpoint(evaluated=True)
+        if row is not None:
+            self.set_chosen(None if row.chosen else row.step)
+
+    @work(thread=True, exit_on_error=False, group="checkpoint-action", name="choose checkpoint")
+    def set_chosen(self, step: int | None) -> None:
+        from engine.gate import GateError, set_chosen
+
+        try:
+            set_chosen(self.run_dir, step)
+        except GateError as e:
+            self.app.call_from_thread(self.notify, str(e), severity="error")
+            return
+        text = f"checkpoint-{step} is chosen to ship." if step is not None else "No checkpoint is chosen now."
+        self.app.call_from_thread(self.notify, text)
+        self.reload()
+
+    def action_delete(self) -> None:
+        from engine.checkpoint_removal import protected_steps
+
+        row = self._checkpoint()
+        if row is None:
+            return
+        if not row.present:
+            self.notify(f"{row.label} is already deleted.", severity="warning")
+            return
+        why = protected_steps(self.run_dir).get(row.step)
+        if why:
+            self.notify(f"{row.label} is kept: {why}.", severity="error")
+            return
+        size = _folder_size(self.run_dir / C.CHECKPOINTS_DIR / row.label)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.delete(row.step)
+
+        self.app.push_screen(ConfirmScreen(f"Delete {row.label}?",
+                                           f"This removes its folder ({size / 1e6:.1f} MB) for good. "
+                                           "Its gate results stay in the table.", danger=True), confirmed)
+
+    @work(thread=True, exit_on_error=False, group="checkpoint-action", name="delete checkpoint")
+    def delete(self, step: int) -> None:
+        from engine.checkpoint_removal import CheckpointProtected, delete_checkpoint
+
+        try:
+            path = delete_checkpoint(self.run_dir, step)
+        except CheckpointProtected as e:
+            self.app.call_from_thread(self.notify, str(e), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"Deleted {path.name}.")
+        self.reload()
+
+    def action_evaluate(self) -> None:
+        row = self.selected
+        if row is not None and row.step is None:
+            self.action_evaluate_all()
+            return
+        row = self._checkpoint(on_disk=True)
+        if row is not None:
+            self._start_eval(str(row.step), row.label)
+
+    def action_evaluate_all(self) -> None:
+        self._start_eval("all", "every complete checkpoint")
+
+    def _start_eval(self, which: str, what: str) -> None:
+        state = read_status(self.run_dir)["state"]
+        if state in C.LIVE_STATES:
+            self.notify(f"The run is {state}: evaluate once training has ended "
+                        "(or set gate.when = 'each_checkpoint' to evaluate each checkpoint as it is saved).",
+                        severity="warning")
+            return
+        if self.evaluating or is_locked(self.run_dir):
+            self.notify("An engine is already working on this run (an evaluation or a resume); wait for it.",
+                        severity="warning")
+            return
+        self.progress = EvalProgress()
+        self.spawn_eval(which, what)
+
+    @work(thread=True, exit_on_error=False, group="checkpoint-action", name="start evaluation")
+    def spawn_eval(self, which: str, what: str) -> None:
+        from engine.launch import spawn_eval_detached
+
+        pid = spawn_eval_detached(self.run_dir, which)
+
+        def started() -> None:
+            self.eval_pid = pid
+            self.evaluating = True
+            progress = self.query_one("#eval-progress", Static)
+            progress.set_class(False, "idle")
+            progress.update(Text(self.progress.describe()))
+            self.notify(f"Evaluating {what} (engine pid {pid}); it keeps going if you leave the app.")
+
+        self.app.call_from_thread(started)
+
+
+def _stat(path: Path) -> tuple:
+    try:
+        st = os.stat(path)
+        return (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return (0, 0)
+
+
+def _folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def last_error_line(log: Path) -> str:
+    """The last meaningful line of an evaluation's log: the CLI prints a user mistake there as one line."""
+    try:
+        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return f"no output in {log}"
+    return lines[-1] if lines else f"no output in {log}"
