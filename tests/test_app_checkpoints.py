@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def gate_json(run_dir: Path) -> dict:
 async def open_checkpoints(pilot, run_dir: Path) -> CheckpointsScreen:
     screen = CheckpointsScreen(run_dir, refresh_every_s=0.2)
     pilot.app.push_screen(screen)
-    await wait_for_text(pilot, "checkpoint-500")
+    await wait_until(pilot, lambda: screen.table is not None and len(screen.table.rows) == 6, what="the table")
     return screen
 
 
@@ -37,9 +38,9 @@ async def select(pilot, screen: CheckpointsScreen, key: str) -> None:
     await wait_until(pilot, lambda: screen.selected is not None and screen.selected.key == key, what=f"row {key}")
 
 
-def line_of(text: str, label: str) -> str:
-    """The table row of `label` (cells are padded with spaces; sentences mention labels too)."""
-    return next(line for line in text.splitlines() if f" {label}  " in line)
+def line_of(text: str, step: str) -> str:
+    """The table row of a step ("base", "100"): its Step cell follows the two-cell mark column."""
+    return next(line for line in text.splitlines() if re.match(rf"^ [^ ]{{0,2}} +{step}  ", line))
 
 
 def test_the_table_shows_the_base_and_every_checkpoint_with_the_gate_values(tmp_path):
@@ -51,16 +52,16 @@ def test_the_table_shows_the_base_and_every_checkpoint_with_the_gate_values(tmp_
             await open_checkpoints(pilot, run_dir)
             text = screen_text(app)
             assert "Gate: needs review — no checkpoint passed yet: checkpoint-300: task 85.0% (+35.0 vs base)" in text
-            base = line_of(text, "base model")
+            base = line_of(text, "base")
             assert "50.0%" in base and "95.0%" in base and "217" in base and "baseline" in base
-            c100 = line_of(text, "checkpoint-100")
+            c100 = line_of(text, "100")
             assert "0.40" in c100 and "1.4200" in c100 and "55.0% +5.0" in c100 and "fail" in c100
             assert "gain within noise" in c100
-            c200 = line_of(text, "checkpoint-200")
+            c200 = line_of(text, "200")
             assert "90.0% -10.0" in c200 and "safety regressed" in c200
-            c300 = line_of(text, "checkpoint-300")
+            c300 = line_of(text, "300")
             assert "85.0% +35.0" in c300 and "100.0% +5.0" in c300 and "needs review" in c300 and "review 0/4" in c300
-            c500 = line_of(text, "checkpoint-500")
+            c500 = line_of(text, "500")
             assert "85.0% -10.0" in c500 and "417" in c500 and "format dropped, over latency budget" in c500
             # the selected row's reasons in full, below the table
             await select(pilot, app.screen, "100")
@@ -80,7 +81,7 @@ def test_choose_marks_the_checkpoint_and_delete_refuses_it(tmp_path):
             await pilot.press("b")
             await wait_for_text(pilot, "Chosen to ship: checkpoint-400")
             assert gate_json(run_dir)["chosen"]["checkpoint"] == 400
-            assert "✓" in line_of(screen_text(app), "checkpoint-400")
+            assert "✓" in line_of(screen_text(app), "400")
             await pilot.press("d")
             await wait_until(pilot, lambda: any("checkpoint-400 is kept: it is the chosen checkpoint" in n for n in app.notices),
                              what="the refusal")
@@ -111,7 +112,7 @@ def test_delete_asks_then_removes_the_folder_and_keeps_the_gate_row(tmp_path):
             await pilot.press("y")
             await wait_until(pilot, lambda: not (run_dir / "checkpoints" / "checkpoint-100").exists(), what="deleted")
             text = await wait_for_text(pilot, "deleted (its gate results are kept)")
-            assert "55.0% +5.0" in line_of(text, "checkpoint-100")  # the scores it had
+            assert "55.0% +5.0" in line_of(text, "100")  # the scores it had
             row = next(r for r in gate_json(run_dir)["rows"] if r["checkpoint"] == 100)
             assert row["pruned"] is True
             assert any(e["kind"] == "checkpoint_pruned" and e["step"] == 100 for e in read_events(run_dir))
@@ -207,7 +208,7 @@ def test_e_evaluates_in_a_detached_engine_and_the_table_fills_in(trained):
         async with app.run_test(size=(160, 30)) as pilot:
             screen = CheckpointsScreen(run_dir, refresh_every_s=0.2)
             app.push_screen(screen)
-            await wait_for_text(pilot, "checkpoint-10", "not evaluated: press e")
+            await wait_for_text(pilot, "not evaluated: press e")
             await select(pilot, screen, "10")
             await pilot.press("e")
             await wait_until(pilot, lambda: screen.eval_pid is not None, what="the engine started")
@@ -221,7 +222,7 @@ def test_e_evaluates_in_a_detached_engine_and_the_table_fills_in(trained):
             await wait_until(pilot, finished, timeout=240, what="the evaluation to finish")
             assert any(s.startswith("evaluat") for s in seen), seen  # progress was shown while it ran
             text = await wait_for_text(pilot, "Gate: ")
-            row = line_of(text, "checkpoint-10")
+            row = line_of(text, "10")
             assert any(v in row for v in ("pass", "fail", "needs review"))
             assert (run_dir / "evals" / "checkpoint-10.jsonl").exists()
             assert [r["checkpoint"] for r in gate_json(run_dir)["rows"]] == ["base", 10]
@@ -240,7 +241,7 @@ def test_a_failed_evaluation_says_why(trained, tmp_path):
         async with app.run_test(size=(160, 30)) as pilot:
             screen = CheckpointsScreen(run_dir, refresh_every_s=0.2)
             app.push_screen(screen)
-            await wait_for_text(pilot, "checkpoint-10")
+            await wait_for_text(pilot, "not evaluated: press e")
             await pilot.press("E")
             await wait_until(pilot, lambda: any("evaluation failed" in n for n in app.notices), timeout=120,
                              what="the failure")

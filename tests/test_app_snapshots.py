@@ -17,6 +17,7 @@ import pytest
 
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, SNAPSHOTS, copy_workspace, make_app, run,
                                   screen_text, utc, wait_until)
+from fixtures.make_gated_run import GATED
 from tui.screens.checkpoints import CheckpointsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.monitor import RunMonitorScreen
@@ -45,7 +46,11 @@ CASES = {
     "monitor_gpu_120x40": dict(size=(120, 40), open_run=GPU, keys=(), ready=ready_monitor),
     "checkpoints_crashed_100x24": dict(size=(100, 24), open_run=CRASHED, keys=("o",),
                                        ready=lambda app: isinstance(app.screen, CheckpointsScreen)
-                                       and app.screen.query_one("#checkpoints-table").row_count == 3),
+                                       and app.screen.query_one("#checkpoints-table").row_count == 4),
+    "checkpoints_gated_120x30": dict(size=(120, 30), open_run=GATED, keys=("o", "j", "j", "j"), runs=(GATED,),
+                                     ready=lambda app: isinstance(app.screen, CheckpointsScreen)
+                                     and app.screen.query_one("#checkpoints-table").row_count == 6
+                                     and "review: 0 of 4" in screen_text(app)),
     "help_80x24": dict(size=(80, 24), open_run=None, keys=("question_mark",),
                        ready=lambda app: isinstance(app.screen, HelpScreen)),
 }
@@ -54,7 +59,7 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_snapshot(name, tmp_path, utc):
     case = CASES[name]
-    ws = copy_workspace(tmp_path / "ws", runs=RECORDED)
+    ws = copy_workspace(tmp_path / "ws", runs=case.get("runs", RECORDED))
 
     async def scenario() -> str:
         app = make_app(ws, open_run=case["open_run"], telemetry_interval=0.5)

@@ -30,7 +30,7 @@ from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
 
-COLUMNS = (("mark", ""), ("checkpoint", "Checkpoint"), ("epoch", "Epoch"), ("train", "Train loss"),
+COLUMNS = (("mark", ""), ("step", "Step"), ("epoch", "Epoch"), ("train", "Train loss"),
            ("eval", "Eval loss"), ("task", "Task"), ("format", "Format"), ("safety", "Safety"), ("p95", "p95 ms"),
            ("verdict", "Verdict"), ("why", "Why"))
 VERDICT_TEXT = {"pass": "pass", "fail": "fail", "needs_review": "needs review", "baseline": "baseline"}
@@ -67,9 +67,10 @@ def _why(row: CheckpointRow) -> str:
 
 def table_cells(row: CheckpointRow, compare_mark: str | None) -> dict:
     mark = ("★" if row.best else "") + ("✓" if row.chosen else "") + ("A" if compare_mark == row.key else "")
-    label = Text(row.label, style="" if row.present and row.complete else "dim strike" if not row.present else "dim")
+    step = Text("base" if row.step is None else str(row.step),
+                style="" if row.present and row.complete else "dim strike" if not row.present else "dim")
     verdict = VERDICT_TEXT.get(row.verdict or "", row.verdict or "-")
-    return {"mark": Text(mark, style="bold yellow"), "checkpoint": label,
+    return {"mark": Text(mark, style="bold yellow"), "step": step,
             "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-", "train": fmt_loss(row.train_loss),
             "eval": fmt_loss(row.eval_loss), "task": _pct(row.task, row.vs_base.get("task")),
             "format": _pct(row.format, row.vs_base.get("format")), "safety": _pct(row.safety, row.vs_base.get("safety")),
