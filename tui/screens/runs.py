@@ -57,6 +57,12 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         Binding("s", "stop", "Stop", tooltip="Stop the selected run (saves a final checkpoint; asks first)", id="runs.stop"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected stopped, crashed or failed run", id="runs.resume"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected run's directory (asks first)", id="runs.delete"),
+        # Mark and compare stay out of the footer: at 80 columns it is full, and "? Keys" would be
+        # pushed off it. ? and the palette list both, and c with nothing marked explains itself.
+        Binding("space", "mark", "Mark", show=False, tooltip="Mark or unmark the selected run for comparison",
+                id="runs.mark"),
+        Binding("c", "compare", "Compare", show=False, tooltip="Compare two runs: the marked one with the selected "
+                "one, or the two marked", id="runs.compare"),
         Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter", id="runs.clear_filter"),
     ]
 
@@ -65,6 +71,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         self.workspace = Path(workspace)
         self.rows: list[dict] = []
         self.scanned = False
+        self.marked: list[str] = []  # run ids marked for comparison, in marking order (at most two)
         self._active = threading.Event()
         self._wake = threading.Event()
         self._workers_stop = threading.Event()
@@ -111,6 +118,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     def on_runs_scanned(self, message: RunsScanned) -> None:
         self.rows = message.rows
+        ids = {r["id"] for r in message.rows}
+        self.marked = [rid for rid in self.marked if rid in ids]  # a deleted run is no longer marked
         self.scanned = True
         self.app.known_runs = [r["id"] for r in message.rows]
         self._show()
@@ -119,7 +128,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         query = self.query_one(FilterInput).value.strip()
         rows = [r for r in self.rows if matches(r, query)] if query else self.rows
         table = self.query_one(RunsTable)
-        table.show_rows(rows)
+        table.show_rows(rows, dict(zip(self.marked, "AB")))
         empty = self.query_one("#runs-empty", Static)
         if not self.rows:
             empty.update(f"No runs in {runs_root(self.workspace)}.\n\nPress n for a new run, or from a shell:  tunedeck run lora --data FILE "
@@ -248,6 +257,40 @@ class RunsScreen(RoutesWorkerFailures, Screen):
     def on_run_action_done(self, message: RunActionDone) -> None:
         self.notify(message.text, severity="information" if message.ok else "error")
         self.rescan()
+
+    # ---- compare ----------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        row = self.selected
+        if not row:
+            return
+        if row["id"] in self.marked:
+            self.marked.remove(row["id"])
+        else:
+            self.marked = (self.marked + [row["id"]])[-2:]  # a third mark replaces the oldest
+            if len(self.marked) == 1:
+                self.notify(f"{row['id']} marked A: press c on another run to compare them.")
+        self._show()
+
+    def compare_pair(self) -> tuple[dict, dict] | None:
+        """(A, B): the two marked runs, or the one marked run and the selected one."""
+        by_id = {r["id"]: r for r in self.rows}
+        marked = [by_id[rid] for rid in self.marked if rid in by_id]
+        if len(marked) == 2:
+            return marked[0], marked[1]
+        row = self.selected
+        if len(marked) == 1 and row and row["id"] != marked[0]["id"]:
+            return marked[0], row
+        return None
+
+    def action_compare(self) -> None:
+        pair = self.compare_pair()
+        if pair is None:
+            self.notify("To compare two runs: mark a run with space, then press c on another.", severity="warning")
+            return
+        from .compare_runs import CompareRunsScreen  # imported on demand: start-up stays light
+
+        self.app.push_screen(CompareRunsScreen(Path(pair[0]["dir"]), Path(pair[1]["dir"])))
 
 
 def resume(run_dir: Path) -> tuple[bool, str]:

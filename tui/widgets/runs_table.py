@@ -12,8 +12,11 @@ from ..gate_results import verdict_style
 from ..run_states import state_label, state_style
 from .list_table import ListTable
 
-COLUMNS = (("run", "Run"), ("state", "State"), ("progress", "Progress"), ("best", "Best eval"), ("gate", "Gate"),
-           ("model", "Base model"), ("method", "Method"), ("started", "Started"), ("duration", "Duration"))
+# "mark" shows a run's compare slot (A or B); its label is a space so the column keeps one width
+# whether or not a run is marked.
+COLUMNS = (("run", "Run"), ("mark", " "), ("state", "State"), ("progress", "Progress"), ("best", "Best eval"),
+           ("gate", "Gate"), ("model", "Base model"), ("method", "Method"), ("started", "Started"),
+           ("duration", "Duration"))
 BAR_WIDTH = 8
 
 
@@ -41,11 +44,13 @@ def gate_cell(row: dict) -> Text:
     return Text(truncate(label, 12), style=verdict_style(str(verdict)))
 
 
-def cells(row: dict) -> dict[str, Text | str]:
+def cells(row: dict, mark: str = "") -> dict[str, Text | str]:
+    """`mark` is the run's compare slot ("A" or "B") when it is marked for comparison."""
     method = "/".join(x for x in (row.get("method"), row.get("adapter")) if x) or "-"
     model = Path(str(row.get("base_model"))).name if row.get("base_model") else "-"
     return {
         "run": run_label(row),
+        "mark": Text(mark, style="bold yellow"),
         "state": Text(state_label(row.get("state")), style=state_style(row.get("state"))),
         "progress": progress_cell(row),
         "best": fmt_loss(row.get("best_eval_loss")),
@@ -66,9 +71,10 @@ def matches(row: dict, query: str) -> bool:
 class RunsTable(ListTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the selected run's monitor", id="runs.open")]
 
-    def show_rows(self, rows: list[dict]) -> None:
-        """Show the runs, keeping the cursor on the same run."""
-        self.show(COLUMNS, [(row["id"], cells(row)) for row in rows])
+    def show_rows(self, rows: list[dict], marks: dict[str, str] | None = None) -> None:
+        """Show the runs, keeping the cursor on the same run; `marks` maps run id -> compare slot."""
+        marks = marks or {}
+        self.show(COLUMNS, [(row["id"], cells(row, marks.get(row["id"], ""))) for row in rows])
 
     @property
     def selected_id(self) -> str | None:

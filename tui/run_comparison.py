@@ -1,0 +1,210 @@
+"""Two runs side by side: what differs in their profiles, what data they ran on, how their best
+checkpoints fared in the eval gate, and their loss curves.
+
+Pure (no Textual): the compare screen builds a RunComparison in a worker thread and only shows it.
+A run whose run.toml is missing or broken is still compared as far as it can be; the reason is
+kept as a message instead of raising, since the user picked the run from a list and deserves to
+know why half the screen is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine import contract as C
+from engine.config import ProfileError
+from engine.run_record import RunRecord, load_run_record
+
+from .chunked_event_reader import ChunkedEventReader
+from .gate_results import GateResults, read_gate_file
+from .metric_series import MetricSeries
+from .overfitting import BestEval
+from .run_follower import RunUpdate
+from .run_history import RunHistory
+
+SAME_DATA, DIFFERENT_DATA = "same data", "different data"
+ABSENT = "—"  # a key one profile has and the other does not, or a value a run never recorded
+
+
+@dataclass
+class ProfileDifference:
+    key: str  # "section.key", e.g. "optim.learning_rate"
+    a: Any
+    b: Any
+
+
+@dataclass
+class BestGate:
+    """A run's gate summary, from evals/gate.json. `checkpoint` is None when no checkpoint passed."""
+
+    verdict: str | None
+    checkpoint: int | str | None
+    sentence: str | None
+    task: Any = None
+    format: Any = None
+    safety: Any = None
+    latency_p95_ms: Any = None
+    checkpoint_verdict: str | None = None  # the best checkpoint's own row verdict
+    chosen: int | str | None = None  # the checkpoint the user picked to ship, if any
+
+
+@dataclass
+class RunSide:
+    run_dir: Path
+    label: str  # "name·suffix", as the runs table shows it
+    record: RunRecord | None
+    problem: str | None  # why run.toml could not be read
+    gate: BestGate | None
+    train_loss: MetricSeries = field(default_factory=MetricSeries)
+    eval_loss: MetricSeries = field(default_factory=MetricSeries)
+    best_eval: BestEval | None = None
+
+
+@dataclass
+class RunComparison:
+    a: RunSide
+    b: RunSide
+    differences: list[ProfileDifference]
+    data_match: str  # SAME_DATA, DIFFERENT_DATA, or why it cannot be told
+
+    @property
+    def profile_problem(self) -> str | None:
+        """Why the profiles could not be compared, or None when both were read."""
+        problems = [f"{side.label}: {side.problem}" for side in (self.a, self.b) if side.problem]
+        if not problems:
+            return None
+        return "Profiles not compared — " + "; ".join(problems)
+
+
+def compare_runs(run_a: Path, run_b: Path, keep_going: Callable[[], bool] = lambda: True) -> RunComparison:
+    """Read both runs. `keep_going` is polled between chunks of a long event log, so a caller that
+    no longer wants the answer (the screen was closed) stops the read early."""
+    a, b = read_side(Path(run_a), keep_going), read_side(Path(run_b), keep_going)
+    differences = profile_differences(a.record, b.record) if a.record and b.record else []
+    return RunComparison(a=a, b=b, differences=differences, data_match=data_match(a.record, b.record))
+
+
+def read_side(run_dir: Path, keep_going: Callable[[], bool] = lambda: True) -> RunSide:
+    record, problem = None, None
+    try:
+        record = load_run_record(run_dir)
+    except ProfileError as e:
+        problem = _record_problem(run_dir, e)
+    except OSError as e:
+        problem = f"run.toml could not be read ({e.strerror or e})"
+    history = read_loss_history(run_dir, keep_going)
+    return RunSide(run_dir=run_dir, label=run_label(run_dir, record), record=record, problem=problem,
+                   gate=best_gate(read_gate_file(run_dir)), train_loss=history.train_loss,
+                   eval_loss=history.eval_loss, best_eval=history.best_eval())
+
+
+def _record_problem(run_dir: Path, error: ProfileError) -> str:
+    if not (run_dir / C.RUN_TOML).exists():
+        return "run.toml is missing, so its profile and dataset are unknown"
+    text = str(error)
+    prefix = f"{error.file}: " if error.file else ""
+    return "run.toml is unreadable: " + (text[len(prefix):] if prefix and text.startswith(prefix) else text)
+
+
+def run_label(run_dir: Path, record: RunRecord | None) -> str:
+    rid = record.id if record else run_dir.name
+    name = record.name if record else ""
+    suffix = rid.rsplit("-", 1)[-1] if "-" in rid else ""
+    return f"{name}·{suffix}" if name and name != rid and suffix else rid
+
+
+def read_loss_history(run_dir: Path, keep_going: Callable[[], bool] = lambda: True) -> RunHistory:
+    """The run's events applied as the monitor applies them (resumes cut the superseded steps),
+    read a chunk at a time so that a huge log never sits in memory whole."""
+    history = RunHistory(run_dir)
+    reader = ChunkedEventReader(Path(run_dir) / C.EVENTS_JSONL)
+    while keep_going():
+        events = reader.read_chunk()
+        if events:
+            history.apply(RunUpdate(events=events))
+        if reader.caught_up:
+            break
+    return history
+
+
+# ---- profiles ---------------------------------------------------------------------------------
+
+
+def flatten(profile: dict, prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"learning_rate": 2e-4}} -> {"optim.learning_rate": 2e-4}, in the profile's order."""
+    out: dict[str, Any] = {}
+    for key, value in profile.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def profile_differences(a: RunRecord, b: RunRecord) -> list[ProfileDifference]:
+    """Only the keys whose values differ, in A's profile order (keys only B has come last)."""
+    fa, fb = flatten(a.profile.to_dict()), flatten(b.profile.to_dict())
+    keys = list(fa) + [k for k in fb if k not in fa]
+    missing = object()
+    return [ProfileDifference(k, fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in keys
+            if fa.get(k, missing) != fb.get(k, missing)]
+
+
+def display_value(value: Any) -> str:
+    """A profile value as it reads in TOML (true, "", [a, b]), so the table matches run.toml."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value == "":
+        return '""'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(display_value(v) for v in value) + "]"
+    return str(value)
+
+
+# ---- dataset ----------------------------------------------------------------------------------
+
+
+def data_match(a: RunRecord | None, b: RunRecord | None) -> str:
+    if a is None or b is None:
+        return "unknown: a run record could not be read"
+    if not a.dataset_fingerprint or not b.dataset_fingerprint:
+        return "unknown: a run recorded no dataset fingerprint"
+    return SAME_DATA if a.dataset_fingerprint == b.dataset_fingerprint else DIFFERENT_DATA
+
+
+# ---- gate -------------------------------------------------------------------------------------
+
+
+def best_gate(data: dict | None) -> BestGate | None:
+    """The best checkpoint's gate row and the summary sentence; None when the run has no gate file."""
+    if not data:
+        return None
+    best = data.get("best")
+    checkpoint = best.get("checkpoint") if isinstance(best, dict) else best
+    sentence = (best.get("sentence") if isinstance(best, dict) else None) or data.get("sentence")
+    chosen = data.get("chosen")
+    if isinstance(chosen, dict):
+        chosen = chosen.get("checkpoint")
+    results = GateResults()
+    results.merge_file(data)  # parses the rows defensively, keyed by step
+    row = results.checkpoints.get(_step(checkpoint)) if checkpoint is not None else None
+    return BestGate(verdict=_text(data.get("verdict")),
+                    checkpoint=_step(checkpoint) if checkpoint is not None else None,
+                    sentence=_text(sentence), task=row.task if row else None, format=row.format if row else None,
+                    safety=row.safety if row else None, latency_p95_ms=row.latency_p95_ms if row else None,
+                    checkpoint_verdict=row.verdict if row else None,
+                    chosen=_step(chosen) if chosen not in (None, "") else None)
+
+
+def _step(x: Any) -> int | str:
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def _text(x: Any) -> str | None:
+    return str(x) if x not in (None, "") else None
