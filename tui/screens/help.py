@@ -19,6 +19,9 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     from ..widgets.list_table import ListTable
     from ..widgets.runs_table import RunsTable
     from .checkpoints import CheckpointsScreen
+    from .compare_runs import CompareRunsScreen
+    from .examples import ExamplesScreen
+    from .review import ReviewScreen
     from .confirm import ConfirmScreen
     from .monitor import RunMonitorScreen
     from .runs import RunsScreen
@@ -26,11 +29,14 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     palette = Binding(TunedeckApp.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action", id="app.palette")
     return [
         ("Everywhere", [*TunedeckApp.BINDINGS, palette]),
+        ("Lists", list(ListTable.BINDINGS)),
         ("Runs", [*RunsTable.BINDINGS, *RunsScreen.BINDINGS]),
         ("Filter box", list(FilterInput.BINDINGS)),
         ("Run monitor", list(RunMonitorScreen.BINDINGS)),
         ("Checkpoints", list(CheckpointsScreen.BINDINGS)),
-        ("Lists", list(ListTable.BINDINGS)),
+        ("Examples", list(ExamplesScreen.BINDINGS)),
+        ("Review", list(ReviewScreen.BINDINGS)),
+        ("Compare runs", list(CompareRunsScreen.BINDINGS)),
         ("Questions", list(ConfirmScreen.BINDINGS)),
     ]
 
