@@ -252,3 +252,49 @@ def test_a_failed_evaluation_says_why(trained, tmp_path):
         run(scenario())
     finally:
         moved.rename(golden)
+
+
+def test_enter_compare_and_review_open_from_the_table_and_the_verdict_follows_the_labels(tmp_path):
+    from tui.screens.examples import ExamplesScreen
+    from tui.screens.review import ReviewScreen
+
+    run_dir = gated_run(tmp_path)
+
+    async def scenario():
+        app = make_app(run_dir.parent.parent)
+        async with app.run_test(size=(160, 40)) as pilot:
+            screen = await open_checkpoints(pilot, run_dir)
+            await select(pilot, screen, "100")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, ExamplesScreen), what="the details")
+            assert (app.screen.checkpoint, app.screen.against) == (100, "base")
+            await wait_for_text(pilot, "golden:t03", "regressed 1")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is screen, what="back")
+            # c on 300, then c on 400: 400 example by example against 300
+            await select(pilot, screen, "300")
+            await pilot.press("c")
+            await wait_until(pilot, lambda: "A" in line_of(screen_text(app), "300"), what="the A mark")
+            await select(pilot, screen, "400")
+            await pilot.press("c")
+            await wait_until(pilot, lambda: isinstance(app.screen, ExamplesScreen), what="the comparison")
+            assert (app.screen.checkpoint, app.screen.against) == (400, 300)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is screen, what="back")
+            # review: four "understandable" labels make checkpoint-300 pass, and it becomes the best
+            await select(pilot, screen, "300")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review")
+            await wait_for_text(pilot, "0/4 labelled")
+            for _ in range(4):
+                await pilot.press("u")
+            await wait_for_text(pilot, "4/4 labelled")
+            await wait_until(pilot, lambda: gate_json(run_dir)["verdict"] == "pass", what="the gate rebuilt")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is screen, what="back")
+            text = await wait_for_text(pilot, "Gate: pass — checkpoint-300")
+            row = line_of(text, "300")
+            assert "★" in row and "pass" in row
+            assert len((run_dir / "reviews.jsonl").read_text().splitlines()) == 4
+
+    run(scenario())

@@ -198,6 +198,9 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         self.query_one("#gate-sentence", Static).update(head)
         self._show_detail()
 
+    def on_data_table_row_selected(self, _event) -> None:
+        self.action_details()  # enter on the table: the table takes the key and says so with this message
+
     def on_data_table_row_highlighted(self, _event) -> None:
         if self.table is not None:
             self._show_detail()
