@@ -1,8 +1,10 @@
 """Human review of sampled failures: which ones to show, and the labels people give them.
 
 Labels live in <run>/reviews.jsonl, append-only, one JSON object per line:
-  {"t": 1730000000.0, "checkpoint": 800, "example": "golden:17", "label": "weird", "note": "..."}
-The latest line per (checkpoint, example) wins, so relabelling is appending. Each label is
+  {"t": 1730000000.0, "checkpoint": 800, "example": "golden:17", "label": "weird", "note": "...", "key": "..."}
+The latest line per (checkpoint, example) wins, so relabelling is appending. "key" is the key of the
+results the label judged (eval_records); after a re-evaluation on other sets or settings the old
+labels no longer count. Each label is
 appended and fsynced before add_review returns: a label the app showed as saved survives a crash.
 
 Labels: "understandable" (an understandable mistake: wrong, but the kind of wrong a person would
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from . import contract as C
 from .atomic_io import PRIVATE_FILE
-from .eval_records import BASE, parse_checkpoint, read_records
+from .eval_records import BASE, parse_checkpoint, read_records, records_path
 
 LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour"}
 DEFAULT_SAMPLE = 20
@@ -74,7 +76,8 @@ def add_review(run_dir: Path, checkpoint, example_id: str, label: str, note: str
         raise ValueError(f"unknown review label {label!r}; expected one of {', '.join(LABELS)}")
     if not isinstance(example_id, str) or not example_id:
         raise ValueError("example_id must be a non-empty string")
-    entry = {"t": round(time.time(), 3), "checkpoint": step, "example": example_id, "label": label, "note": str(note or "")}
+    entry = {"t": round(time.time(), 3), "checkpoint": step, "example": example_id, "label": label, "note": str(note or ""),
+             "key": records_key(run_dir, step)}
     path = Path(run_dir) / C.REVIEWS_JSONL
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
@@ -103,8 +106,33 @@ def _ends_torn(path: Path) -> bool:
         return f.read(1) != b"\n"
 
 
-def load_reviews(run_dir: Path) -> dict[tuple[int, str], dict]:
-    """{(checkpoint step, example id): latest label entry}; unreadable lines are skipped."""
+def records_key(run_dir: Path, step: int) -> str | None:
+    """The key (eval sets and generation settings) of a checkpoint's current results: a label judged those outputs."""
+    try:
+        with open(records_path(run_dir, step), encoding="utf-8", errors="replace") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return None
+    return first.get("key") if isinstance(first, dict) else None
+
+
+def load_reviews(run_dir: Path, current_only: bool = True) -> dict[tuple[int, str], dict]:
+    """{(checkpoint step, example id): latest label entry}; unreadable lines are skipped.
+
+    current_only: drop labels given to outputs that are no longer the checkpoint's results (it was
+    evaluated again on other eval sets or settings since), so they never count toward a new verdict.
+    """
+    out = _all_reviews(run_dir)
+    if not current_only:
+        return out
+    keys: dict[int, str | None] = {}
+    for step, _ in out:
+        if step not in keys:
+            keys[step] = records_key(run_dir, step)
+    return {k: e for k, e in out.items() if e.get("key") is None or e.get("key") == keys[k[0]]}
+
+
+def _all_reviews(run_dir: Path) -> dict[tuple[int, str], dict]:
     out: dict[tuple[int, str], dict] = {}
     try:
         raw = (Path(run_dir) / C.REVIEWS_JSONL).read_text(encoding="utf-8", errors="replace")

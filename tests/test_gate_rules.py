@@ -298,3 +298,17 @@ def test_buckets_against_the_base():
     base = [rec("a", True), rec("b", True), rec("c", False), rec("d", False), rec("e", None)]
     now = [rec("a", True), rec("b", False), rec("c", True), rec("d", False), rec("e", True)]
     assert buckets(base, now) == {"fixed": ["c"], "regressed": ["b"], "still_failing": ["d"], "still_passing": ["a"]}
+
+
+def test_labels_of_outputs_that_were_evaluated_again_no_longer_count(run_dir):
+    rules = replace(RULES, require_review=True, review_sample=3, max_weird_share=0.0)
+    for ex in sample_for_review(run_dir, 400, size=3):
+        add_review(run_dir, 400, ex, "understandable")
+    assert load_reviews(run_dir)[(400, sample_for_review(run_dir, 400, size=3)[0])]["key"] == "k1"
+    assert summarize_run(run_dir, rules)["rows"][1]["verdict"] == PASS
+    # checkpoint-400 is evaluated again (other sets or settings): its outputs are new, the labels judged old ones
+    for name in ("base", 400, 800):
+        write_records(run_dir, name, [{**r, "key": "k2"} for r in read_records(run_dir, name)])
+    assert load_reviews(run_dir) == {}
+    assert len(load_reviews(run_dir, current_only=False)) == 3  # kept on disk for the record
+    assert summarize_run(run_dir, rules)["rows"][1]["verdict"] == NEEDS_REVIEW
