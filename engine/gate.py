@@ -175,12 +175,14 @@ def _skip_warnings(s: dict) -> list[str]:
 
 
 def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, checkpoint: int,
-                     eval_loss: float | None = None, review=None, pruned: bool = False) -> dict:
+                     eval_loss: float | None = None, review=None, pruned: bool = False,
+                     base_scores: dict | None = None) -> dict:
     """One checkpoint's row: scores, differences with the base, verdict and reasons.
 
-    `rules` is a GateConfig (or anything with its attributes); `review` a reviews.ReviewState or None.
+    `rules` is a GateConfig (or anything with its attributes); `review` a reviews.ReviewState or None;
+    `base_scores` is scores(base_records), when the caller judges several checkpoints against one base.
     """
-    s, bs = scores(records), scores(base_records)
+    s, bs = scores(records), base_scores or scores(base_records)
     reasons: list[str] = []
     failed: list[str] = []
     warnings = _skip_warnings(s)
@@ -380,6 +382,7 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     present = {c.step for c in list_checkpoints(run_dir) if c.complete}
     reviews = load_reviews(run_dir) if rules.require_review else {}
     rows = [base_row(base)]
+    base_scores = scores(base)
     for step in evaluated_steps(run_dir):
         records = read_records(run_dir, step)
         if not records:
@@ -387,9 +390,10 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
         if records[0].get("key") != key:
             notices.append(f"checkpoint-{step} was evaluated on other eval sets or settings; run `tunedeck eval` to refresh it")
             continue
-        review = review_state(run_dir, step, reviews, rules.review_sample) if rules.require_review else None
+        review = (review_state(run_dir, step, reviews, rules.review_sample, base_records=base, records=records)
+                  if rules.require_review else None)
         rows.append(judge_checkpoint(base, records, rules, checkpoint=step, eval_loss=losses.get(step), review=review,
-                                     pruned=step not in present))
+                                     pruned=step not in present, base_scores=base_scores))
     summary = summarize(rows, rules)
     carried = {k: previous[k] for k in ("sets", "base_model", "base_system_prompt", "generation", "timings", "seconds",
                                         "base_loads") if k in previous}

@@ -50,7 +50,8 @@ def _step(checkpoint) -> int:
     return ck  # type: ignore[return-value]
 
 
-def sample_for_review(run_dir: Path, checkpoint, size: int | None = None) -> list[str]:
+def sample_for_review(run_dir: Path, checkpoint, size: int | None = None, *, base_records: list[dict] | None = None,
+                      records: list[dict] | None = None) -> list[str]:
     """Example ids of failures to review, deterministic for a given checkpoint and set of results.
 
     Regressions (the base passed, this checkpoint fails) come first, since they are what the fine-tune
@@ -59,8 +60,11 @@ def sample_for_review(run_dir: Path, checkpoint, size: int | None = None) -> lis
     """
     step = _step(checkpoint)
     size = _sample_size(run_dir) if size is None else size
-    base_pass = {r["id"]: r.get("pass") for r in read_records(run_dir, BASE)}
-    failures = [r["id"] for r in read_records(run_dir, step) if r.get("pass") is False]
+    # records already in memory (the gate rebuilding every row) spare reading the files again
+    base_records = read_records(run_dir, BASE) if base_records is None else base_records
+    records = read_records(run_dir, step) if records is None else records
+    base_pass = {r["id"]: r.get("pass") for r in base_records}
+    failures = [r["id"] for r in records if r.get("pass") is False]
 
     def key(ex_id: str):
         regressed = base_pass.get(ex_id) is True
@@ -167,9 +171,10 @@ class ReviewState:
         return {"sampled": len(self.sample), "reviewed": self.reviewed, "weird": self.weird}
 
 
-def review_state(run_dir: Path, checkpoint, reviews: dict | None = None, size: int | None = None) -> ReviewState:
+def review_state(run_dir: Path, checkpoint, reviews: dict | None = None, size: int | None = None, *,
+                 base_records: list[dict] | None = None, records: list[dict] | None = None) -> ReviewState:
     step = _step(checkpoint)
     reviews = load_reviews(run_dir) if reviews is None else reviews
-    sample = sample_for_review(run_dir, step, size)
+    sample = sample_for_review(run_dir, step, size, base_records=base_records, records=records)
     labels = [reviews[(step, ex)]["label"] for ex in sample if (step, ex) in reviews]
     return ReviewState(sample, len(labels), labels.count("weird"))
