@@ -325,8 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as e:
         print(f"tunedeck: error: {e}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
+    except BrokenPipeError:  # `tunedeck ls | head`: the reader has what it wanted
         return 0
+    except KeyboardInterrupt:  # Ctrl-C on a foreground command: no traceback; what it writes is atomic
+        print("tunedeck: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

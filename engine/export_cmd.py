@@ -18,8 +18,7 @@ def cmd_export(args) -> int:
         hf_logging.disable_progress_bar()
     except Exception:
         pass
-    result = export_checkpoint(run_dir, args.out, checkpoint=args.checkpoint, merge=args.merge,
-                               progress=lambda message: print(message, file=sys.stderr, flush=True))
+    result = export_checkpoint(run_dir, args.out, checkpoint=args.checkpoint, merge=args.merge, progress=_say)
     why = {"chosen": " (the chosen checkpoint)", "best": " (the gate's best checkpoint)",
            "latest": " (the latest complete checkpoint)"}.get(result.selected_by, "")
     what = {"adapter": "LoRA adapter (PEFT format)", "merged": "merged model (safetensors)",
@@ -34,6 +33,14 @@ def cmd_export(args) -> int:
     for line in load_instructions(result).splitlines():
         print(f"    {line}")
     return 0
+
+
+def _say(message: str) -> None:
+    """A progress line; a closed stderr (the reader went away) must not abort the export."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def register(subparsers) -> None:

@@ -215,6 +215,7 @@ class PlaygroundClient:
         self._replies: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._closed = False                   # close() was called: never start a process after it
 
     @property
     def alive(self) -> bool:
@@ -222,6 +223,8 @@ class PlaygroundClient:
 
     def start(self, timeout: float = 600.0) -> dict:
         """Spawn the process and wait until the models are loaded; returns the ready line."""
+        if self._closed:
+            raise PlaygroundError("the playground was closed")
         if self._proc is not None:
             raise PlaygroundError("the playground is already started")
         cmd = [self.python, "-m", "engine.playground", str(self.run_dir)]
@@ -236,6 +239,12 @@ class PlaygroundClient:
                                           env=env, cwd=root, close_fds=True)
         finally:
             os.close(log_fd)
+        if self._closed:  # close() ran while the process was being spawned: it may have missed it
+            proc, self._proc = self._proc, None
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            raise PlaygroundError("the playground was closed")
         threading.Thread(target=self._read, name="playground-reader", daemon=True).start()
         ready = self._await(lambda r: "ready" in r, timeout, "to load the models")
         if not ready.get("ready"):
@@ -267,15 +276,17 @@ class PlaygroundClient:
             return self._await(lambda r: r.get("id") == rid, timeout, "to answer")
 
     def close(self, timeout: float = 10.0) -> None:
+        self._closed = True
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        loading = not self.info  # still loading the models: it reads stdin only once loaded, so EOF would wait
         try:
             proc.stdin.close()  # EOF: the server finishes the request in hand and exits
         except OSError:
             pass
         try:
-            proc.wait(timeout)
+            proc.wait(0 if loading else timeout)
         except subprocess.TimeoutExpired:
             proc.terminate()
             try:

@@ -133,3 +133,13 @@ def test_full_finetune_run_answers_from_a_separate_copy_of_the_base(ws, tiny_mod
         proc = c._proc
     assert proc.returncode == 0  # EOF on stdin: a clean exit
     assert (run / "playground.log").exists()
+
+
+def test_a_closed_client_never_starts_a_process(tmp_path):
+    from engine.playground import PlaygroundClient, PlaygroundError
+
+    client = PlaygroundClient(tmp_path)
+    client.close()  # the screen left before the worker got to start()
+    with pytest.raises(PlaygroundError, match="closed"):
+        client.start()
+    assert not client.alive

@@ -20,6 +20,8 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     from ..widgets.runs_table import RunsTable
     from .checkpoints import CheckpointsScreen
     from .compare_runs import CompareRunsScreen
+    from .export_dialog import ExportScreen
+    from .playground import AskLine, PlaygroundScreen
     from .examples import ExamplesScreen
     from .review import ReviewScreen
     from .confirm import ConfirmScreen
@@ -36,6 +38,8 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
         ("Checkpoints", list(CheckpointsScreen.BINDINGS)),
         ("Examples", list(ExamplesScreen.BINDINGS)),
         ("Review", list(ReviewScreen.BINDINGS)),
+        ("Playground", [*PlaygroundScreen.BINDINGS, *AskLine.BINDINGS]),
+        ("Export", list(ExportScreen.BINDINGS)),
         ("Compare runs", list(CompareRunsScreen.BINDINGS)),
         ("Questions", list(ConfirmScreen.BINDINGS)),
     ]

@@ -1,0 +1,213 @@
+"""The export dialog on a real tiny LoRA run, driven with Pilot: what it writes loads with PEFT or plain
+transformers and answers as the checkpoint did; the CLI's refusal shows as its one line; stopping a
+running export asks first and leaves nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait_until
+from test_app_playground import train_tiny_lora
+from test_export import checkpoint_texts, no_leftovers, texts
+from textual.widgets import Input, Log, RadioSet
+
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.export_dialog import ExportScreen, cli_errors, default_output
+
+pytestmark = pytest.mark.slow
+
+EXPORT_S = 180  # a subprocess that imports torch and transformers, on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
+    return train_tiny_lora(tmp_path_factory.mktemp("app-export") / "ws", tiny_model_dir, sft_data)
+
+
+@pytest.fixture(scope="module")
+def prompts(demo_rows) -> list:
+    return [r["messages"][:-1] for r in demo_rows[-2:]]
+
+
+async def open_dialog(pilot, run_dir: Path, step: int, dismissed: list) -> ExportScreen:
+    screen = ExportScreen(run_dir, step, run_dir.parent.parent)
+    pilot.app.push_screen(screen, dismissed.append)
+    await wait_until(pilot, lambda: pilot.app.screen is screen and screen.query_one("#export-out", Input).has_focus,
+                     what="the export dialog")
+    return screen
+
+
+async def export_to(pilot, screen: ExportScreen, out: Path) -> str:
+    """Type the output directory, press enter, wait for the result; the dialog's text then."""
+    screen.query_one("#export-out", Input).value = str(out)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: screen.running, what="the export to start")
+    await wait_until(pilot, lambda: not screen.running, EXPORT_S, "the export to finish")
+    result = screen.result_text.strip()
+    return await wait_for_text(pilot, result[:20], result[-12:])  # drawn in full, not just set
+
+
+def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(lora_run, tiny_model_dir, tmp_path, prompts):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    dismissed: list = []
+
+    async def scenario():
+        app = make_app(lora_run.parent.parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_dialog(pilot, lora_run, 4, dismissed)
+            text = screen_text(app)
+            assert "Export checkpoint-4 of train" in text and "Adapter only (PEFT format)" in text
+            default = default_output(lora_run.parent.parent, "train", 4, merged=False)
+            assert screen.query_one("#export-out", Input).value == str(default) == str(
+                lora_run.parent.parent / "exports" / "train-checkpoint-4")
+            text = await export_to(pilot, screen, out)
+            assert screen.exported == out, screen.result_text
+            assert "exported checkpoint-4 of" in text and "LoRA adapter (PEFT format)" in text
+            assert "PeftModel.from_pretrained" in screen.result_text and "Traceback" not in text
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: dismissed, what="the dialog to close")
+            assert app.failures == []
+
+    run(scenario())
+    assert dismissed == [out]
+    assert {"adapter_model.safetensors", "adapter_config.json", "tunedeck-export.json"} <= {p.name for p in out.iterdir()}
+    no_leftovers(tmp_path)
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), str(out))
+    assert texts(model, out, prompts) == checkpoint_texts(lora_run, 4, prompts)
+
+
+def test_merged_export_loads_with_transformers_and_answers_like_the_checkpoint(lora_run, tmp_path, prompts):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "merged"
+    dismissed: list = []
+
+    async def scenario():
+        app = make_app(lora_run.parent.parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_dialog(pilot, lora_run, 2, dismissed)
+            await pilot.press("shift+tab")  # to the choice, then the second option
+            assert screen.query_one(RadioSet).has_focus
+            await pilot.press("down", "enter")
+            await wait_until(pilot, lambda: screen.merge, what="the merged choice")
+            # the default output follows the choice
+            assert screen.query_one("#export-out", Input).value.endswith("train-checkpoint-2-merged")
+            await pilot.press("tab")
+            text = await export_to(pilot, screen, out)
+            assert screen.exported == out, screen.result_text
+            assert "merged model (safetensors)" in text
+            progress = "\n".join(str(line) for line in screen.query_one(Log).lines)
+            assert "loading the base model" in progress and "merging checkpoint-2's adapter into the base" in progress
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: dismissed, what="the dialog to close")
+
+    run(scenario())
+    assert dismissed == [out]
+    names = {p.name for p in out.iterdir()}
+    assert "model.safetensors" in names and not any(n.startswith("adapter_") for n in names)
+    assert texts(AutoModelForCausalLM.from_pretrained(str(out)), out, prompts) == checkpoint_texts(lora_run, 2, prompts)
+
+
+def test_a_non_empty_output_shows_the_cli_refusal_and_stays_untouched(lora_run, tmp_path):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    dismissed: list = []
+
+    async def scenario():
+        app = make_app(lora_run.parent.parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_dialog(pilot, lora_run, 4, dismissed)
+            text = await export_to(pilot, screen, taken)
+            assert screen.result_text == f"✗ {taken} already exists and is not empty; choose a new output directory or remove it"
+            assert "already exists and is" in text and "not empty; choose a new output directory" in text
+            assert "Traceback" not in text and "tunedeck: error" not in text and screen.exported is None
+            # the user may fix the path and try again: the box is editable and focused
+            box = screen.query_one("#export-out", Input)
+            assert box.has_focus and not box.disabled
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: dismissed, what="the dialog to close")
+
+    run(scenario())
+    assert dismissed == [None]
+    assert [p.name for p in taken.iterdir()] == ["keep.txt"] and (taken / "keep.txt").read_text() == "mine"
+    no_leftovers(tmp_path)
+
+
+def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, tmp_path):
+    out = tmp_path / "stopped"
+    dismissed: list = []
+
+    async def scenario():
+        app = make_app(lora_run.parent.parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_dialog(pilot, lora_run, 4, dismissed)
+            screen.query_one("#export-out", Input).value = str(out)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: screen.running, what="the export to start")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            await pilot.press("n")  # no: it keeps running
+            assert screen.running and not dismissed
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: dismissed, 60, "the export to stop and the dialog to close")
+
+    run(scenario())
+    assert dismissed == [None]
+    assert not out.exists()
+    no_leftovers(tmp_path)
+
+
+def test_quitting_the_app_mid_export_leaves_the_export_running_to_completion(lora_run, tmp_path):
+    out = tmp_path / "detached"
+
+    async def scenario():
+        app = make_app(lora_run.parent.parent)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_dialog(pilot, lora_run, 4, [])
+            screen.query_one("#export-out", Input).value = str(out)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: screen.process is not None, what="the export to start")
+        return screen.process
+
+    proc = run(scenario())
+    assert proc.poll() is None  # the app closed without waiting for it
+    wait_for(lambda: proc.poll() is not None, EXPORT_S, what="the export to finish on its own")
+    assert proc.returncode == 0 and (out / "tunedeck-export.json").exists() and (out / "adapter_model.safetensors").exists()
+    no_leftovers(tmp_path)
+
+
+def test_a_full_finetuning_run_offers_only_the_full_model(lora_run, tmp_path):
+    run_dir = tmp_path / "ws" / "runs" / "full-run"
+    run_dir.mkdir(parents=True)
+    record = (lora_run / "run.toml").read_text()
+    assert 'adapter = "lora"' in record
+    (run_dir / "run.toml").write_text(record.replace('adapter = "lora"', 'adapter = "none"'))
+
+    async def scenario():
+        app = make_app(tmp_path / "ws")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_dialog(pilot, run_dir, 6, [])
+            text = screen_text(app)
+            assert "Full fine-tuning run: only the full model applies" in text
+            assert not screen.query(RadioSet) and not screen.merge
+            assert screen.query_one("#export-out", Input).value == str(tmp_path / "ws" / "exports" / "train-checkpoint-6")
+
+    run(scenario())
+
+
+def test_cli_errors_are_the_cli_lines_or_a_crash_s_last_line():
+    assert cli_errors(["loading", "tunedeck: error: OUT is not empty"], 2) == ["OUT is not empty"]
+    assert cli_errors(["usage: tunedeck export ...", "tunedeck export: error: the following arguments are required: OUT"],
+                      2) == ["the following arguments are required: OUT"]
+    crash = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', "OSError: disk full"]
+    assert cli_errors(crash, 1) == ["OSError: disk full"]
+    assert cli_errors([], -9) == ["the export exited with code -9"]

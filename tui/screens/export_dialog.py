@@ -1,0 +1,351 @@
+"""The export dialog: ship one checkpoint as a PEFT adapter or a merged standalone model.
+
+The export runs `tunedeck export` in its own session (start_new_session), writing its stdout and
+stderr to files rather than pipes, so neither a dropped SSH link nor a closed app stops it half
+way. A thread worker tails the stderr file into the dialog (the CLI's progress lines), then shows
+the stdout (where it went and how to load it) or the CLI's one-line error, never a traceback.
+The engine publishes OUT atomically, so a stopped export leaves OUT as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, Static
+from textual.worker import get_current_worker
+
+from engine.run_record import load_run_record
+from engine.run_store import sanitize_name
+
+from ..worker_failures import RoutesWorkerFailures
+from .confirm import ConfirmScreen
+
+ROOT = Path(__file__).resolve().parents[2]  # where `python -m tui.cli` resolves from
+POLL_S = 0.1
+STOP_GRACE_S = 10.0  # after SIGINT (the engine removes its temp folder), how long before SIGKILL
+TRACEBACK_START = "Traceback (most recent call last):"
+
+
+@dataclass(eq=False)
+class ExportProgress(Message):
+    line: str
+
+
+@dataclass(eq=False)
+class ExportFinished(Message):
+    returncode: int
+    stdout: str
+    errors: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+
+def cli_errors(stderr_lines: list[str], returncode: int) -> list[str]:
+    """What the CLI said went wrong: its `tunedeck: error:` lines, else a crash's exception line."""
+    said = [line.split(": error: ", 1)[1] for line in stderr_lines
+            if line.startswith("tunedeck") and ": error: " in line]
+    if said:
+        return said
+    for line in reversed(stderr_lines):  # a traceback ends with "SomeError: what happened"
+        if line.strip() and not line.startswith((" ", "\t")):
+            return [line.strip()]
+    return [f"the export exited with code {returncode}"]
+
+
+def default_output(workspace: Path, run_name: str, step: int, merged: bool) -> Path:
+    """<workspace>/exports/<run name>-checkpoint-<N>[-merged], numbered on when that is taken."""
+    stem = f"{sanitize_name(run_name)}-checkpoint-{step}{'-merged' if merged else ''}"
+    out = workspace / "exports" / stem
+    n = 2
+    while out.exists() and (not out.is_dir() or any(out.iterdir())):
+        out, n = workspace / "exports" / f"{stem}-{n}", n + 1
+    return out
+
+
+class StderrTail:
+    """Complete lines appended to a file since the last read (a torn last line waits for its end)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def read(self, final: bool = False) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        parts = data.split(b"\n")
+        self.partial = b"" if final else parts.pop()
+        return [p.decode("utf-8", errors="replace").rstrip("\r") for p in parts if p.strip()]
+
+
+class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
+    DEFAULT_CSS = """
+    ExportScreen {
+        align: center middle;
+        background: $background 60%;
+    }
+    ExportScreen #export-dialog {
+        width: 100;
+        max-width: 95%;
+        height: auto;
+        max-height: 95%;
+        padding: 1 2;
+        border: thick $primary;
+        background: $surface;
+    }
+    ExportScreen #export-title {
+        text-style: bold;
+        margin-bottom: 1;
+    }
+    ExportScreen #export-kind {
+        width: 100%;
+        margin-bottom: 1;
+    }
+    ExportScreen #export-full-note {
+        color: $text-muted;
+        margin-bottom: 1;
+    }
+    ExportScreen #export-out-row {
+        height: auto;
+    }
+    ExportScreen #export-out {
+        width: 1fr;
+    }
+    ExportScreen #export-start {
+        margin-left: 1;
+    }
+    ExportScreen #export-progress {
+        height: auto;
+        max-height: 8;
+        margin-top: 1;
+        color: $text-muted;
+    }
+    ExportScreen #export-result {
+        height: auto;
+        margin-top: 1;
+    }
+    ExportScreen #export-result.error {
+        color: $error;
+    }
+    ExportScreen #export-hint {
+        color: $text-muted;
+        margin-top: 1;
+    }
+    """
+    BINDINGS = [
+        Binding("escape", "close", "Close", tooltip="Close the export dialog; while an export runs, ask, then stop it",
+                id="export.close"),
+    ]
+
+    def __init__(self, run_dir: Path, checkpoint: int, workspace: Path | None = None) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.checkpoint = checkpoint
+        self.workspace = Path(workspace) if workspace else (
+            self.run_dir.parent.parent if self.run_dir.parent.name == "runs" else self.run_dir.parent)
+        self.run_name = self.run_dir.name
+        self.full = False  # a full fine-tuning run: the export is the whole model, no adapter choice
+        self.problem = ""  # the run record could not be read: nothing to export
+        try:
+            record = load_run_record(self.run_dir)
+            self.run_name = record.name or record.id
+            self.full = record.profile.method.adapter == "none"
+        except (OSError, ValueError) as e:
+            self.problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+        self.running = False
+        self.exported: Path | None = None  # where the export went, once it succeeded
+        self.out: Path | None = None  # the directory being exported to
+        self.stderr_lines: list[str] = []  # everything the CLI printed on stderr, traceback lines included
+        self.process: subprocess.Popen | None = None  # the latest `tunedeck export`
+        self._stop = threading.Event()  # set when the user confirmed stopping a running export
+
+    # ---- layout -----------------------------------------------------------------------------
+
+    @property
+    def merge(self) -> bool:
+        """The user chose a merged model over the adapter (a full run has no adapter to choose)."""
+        return not self.full and self.query_one("#export-kind", RadioSet).pressed_index == 1
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-dialog"):
+            yield Static(Text(f"Export checkpoint-{self.checkpoint} of {self.run_name}"), id="export-title")
+            if self.full:
+                yield Static("Full fine-tuning run: only the full model applies. It is exported as a standalone "
+                             "model (safetensors) with its tokenizer and chat template.", id="export-full-note")
+            else:
+                with RadioSet(id="export-kind"):
+                    yield RadioButton("Adapter only (PEFT format): small, loads on top of the base model", value=True,
+                                      id="export-adapter")
+                    yield RadioButton("Merged standalone model (safetensors): the adapter merged into the base",
+                                      id="export-merged")
+            yield Label("Output directory (must not exist yet, or be empty)")
+            with Horizontal(id="export-out-row"):
+                yield Input(str(default_output(self.workspace, self.run_name, self.checkpoint, merged=False)),
+                            id="export-out")
+                yield Button("Export", id="export-start", variant="primary")
+            yield Log(id="export-progress", auto_scroll=True)
+            yield Static("", id="export-result", markup=False)
+            yield Static("enter exports · tab moves between fields · esc closes", id="export-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#export-progress").display = False
+        self.query_one("#export-result").display = False
+        if self.problem:
+            self._result(f"✗ {self.problem}", error=True)
+            self.query_one("#export-out", Input).disabled = True
+            self.query_one("#export-start", Button).disabled = True
+            return
+        self.query_one("#export-out", Input).focus()
+
+    @on(RadioSet.Changed, "#export-kind")
+    def _kind_changed(self) -> None:
+        """Follow the choice in the default output name, unless the user typed their own."""
+        box = self.query_one("#export-out", Input)
+        if box.value == str(default_output(self.workspace, self.run_name, self.checkpoint, not self.merge)):
+            box.value = str(default_output(self.workspace, self.run_name, self.checkpoint, self.merge))
+
+    def _result(self, text: str, error: bool = False) -> None:
+        result = self.query_one("#export-result", Static)
+        result.set_class(error, "error")
+        result.display = bool(text)
+        result.update(text)
+
+    def _hint(self, text: str) -> None:
+        self.query_one("#export-hint", Static).update(text)
+
+    @property
+    def result_text(self) -> str:
+        return str(self.query_one("#export-result", Static).content)
+
+    # ---- exporting --------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#export-out")
+    @on(Button.Pressed, "#export-start")
+    def start_export(self) -> None:
+        if self.running or self.exported or self.problem:
+            return
+        text = self.query_one("#export-out", Input).value.strip()
+        if not text:
+            self._result("✗ choose an output directory", error=True)
+            return
+        out = Path(text).expanduser()
+        self.out = out if out.is_absolute() else Path.cwd() / out
+        cmd = [sys.executable, "-m", "tui.cli", "export", str(self.run_dir), str(self.out),
+               "--checkpoint", str(self.checkpoint)]
+        if self.merge:
+            cmd.append("--merge")
+        self.running = True
+        self.stderr_lines = []
+        for widget in self.query("#export-out, #export-start, #export-kind"):
+            widget.disabled = True
+        progress = self.query_one("#export-progress", Log)
+        progress.clear()
+        progress.display = True
+        self._result(f"exporting to {self.out}…")
+        self._hint("esc stops the export (asks first)")
+        self.run_export(cmd)
+
+    @work(thread=True, exit_on_error=False, group="export", exclusive=True, name="export checkpoint")
+    def run_export(self, cmd: list[str]) -> None:
+        scratch = Path(tempfile.mkdtemp(prefix="tunedeck-export-"))
+        try:
+            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
+                   "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+            # files, not pipes: an app that goes away must not hand the export a broken pipe
+            with open(scratch / "stdout", "ab") as out_f, open(scratch / "stderr", "ab") as err_f:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=env,
+                                        cwd=str(ROOT), start_new_session=True, close_fds=True)
+            self.process = proc
+            tail = StderrTail(scratch / "stderr")
+            in_traceback = False
+            interrupted_at: float | None = None
+            worker = get_current_worker()
+            while True:
+                if worker.is_cancelled and not self._stop.is_set():
+                    return  # the app is closing: the export goes on in its own session, and publishes atomically
+                done = proc.poll() is not None
+                for line in tail.read(final=done):
+                    self.stderr_lines.append(line)
+                    in_traceback = in_traceback or line.startswith(TRACEBACK_START)
+                    if not in_traceback and ": error: " not in line:
+                        self.post_message(ExportProgress(line))
+                if done:
+                    break
+                if self._stop.is_set():
+                    interrupted_at = self._signal(proc, interrupted_at)
+                time.sleep(POLL_S)
+            stdout = (scratch / "stdout").read_text(encoding="utf-8", errors="replace")
+            errors = [] if proc.returncode == 0 else cli_errors(self.stderr_lines, proc.returncode)
+            # a stop that came too late to stop anything is no stop: the export is there
+            cancelled = self._stop.is_set() and proc.returncode != 0
+            self.post_message(ExportFinished(proc.returncode, stdout, errors, cancelled=cancelled))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen, interrupted_at: float | None) -> float:
+        """SIGINT first (the engine removes its half-written temp folder), SIGKILL if it lingers."""
+        now = time.monotonic()
+        try:
+            if interrupted_at is None:
+                os.killpg(proc.pid, signal.SIGINT)  # its own session: the group is the export alone
+                return now
+            if now - interrupted_at > STOP_GRACE_S:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return interrupted_at if interrupted_at is not None else now
+
+    def on_export_progress(self, message: ExportProgress) -> None:
+        self.query_one("#export-progress", Log).write_line(message.line)
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        self.running = False
+        if message.cancelled:
+            self.dismiss(None)
+            return
+        if message.returncode == 0:
+            self.exported = self.out
+            self._result(message.stdout.rstrip())
+            self._hint("esc closes")
+            return
+        self._result("\n".join(f"✗ {e}" for e in message.errors), error=True)
+        self._hint("enter exports again · tab moves between fields · esc closes")
+        for widget in self.query("#export-out, #export-start, #export-kind"):
+            widget.disabled = False
+        self.query_one("#export-out", Input).focus()
+
+    # ---- closing ----------------------------------------------------------------------------
+
+    def action_close(self) -> None:
+        if not self.running:
+            self.dismiss(self.exported)
+            return
+        self.app.push_screen(ConfirmScreen("Stop the export?", f"Nothing is written to {self.out}; it stays as it was.",
+                                           danger=True), self._stop_confirmed)
+
+    def _stop_confirmed(self, yes: bool | None) -> None:
+        if yes and self.running:
+            self._stop.set()
+            self._result("stopping the export…")

@@ -1,0 +1,388 @@
+"""The playground: type a prompt, read the base model's and a checkpoint's answers side by side.
+
+The models live in an engine process (engine.playground), driven by a PlaygroundClient from
+thread workers, so the app never imports torch and never blocks while a model loads or
+generates. One prompt is in flight at a time; each exchange stays on screen, newest at the
+bottom. The base answers with the gate's base system prompt, as in the gate; the checkpoint
+gets the system prompt set here (none by default). Leaving the screen closes the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Input, Label, Static
+
+from engine.playground import PlaygroundClient, PlaygroundError
+
+from ..worker_failures import RoutesWorkerFailures
+
+CLOSE_GRACE_S = 1.0  # after EOF on stdin, how long the engine may take to exit before it is terminated
+
+
+@dataclass(eq=False)
+class PlaygroundReady(Message):
+    client: PlaygroundClient
+
+
+@dataclass(eq=False)
+class PlaygroundFailed(Message):
+    """The engine did not start or died; `error` is PlaygroundError's one line."""
+    error: str
+
+
+@dataclass(eq=False)
+class AnswersArrived(Message):
+    exchange: "Exchange"
+    reply: dict
+
+
+@dataclass(eq=False)
+class CheckpointSwitched(Message):
+    step: int | None
+    error: str | None = None
+
+
+class AskLine(ModalScreen[str | None]):
+    """One line of text: enter gives it (possibly empty), esc gives None."""
+
+    DEFAULT_CSS = """
+    AskLine {
+        align: center middle;
+        background: $background 60%;
+    }
+    AskLine > Vertical {
+        width: 72;
+        max-width: 95%;
+        height: auto;
+        padding: 1 2;
+        border: thick $primary;
+        background: $surface;
+    }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Leave it as it was", id="playground.ask_cancel")]
+
+    def __init__(self, question: str, value: str = "") -> None:
+        super().__init__()
+        self.question, self.value = question, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question)
+            yield Input(self.value, id="ask-line")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# control characters as their Unicode pictures (VT -> ␋): the terminal would drop them, hiding what the model wrote
+_CONTROL_PICTURES = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\n\t"} | {0x7F: 0x2421}
+
+
+def visible_text(text: str) -> str:
+    """A model's answer as shown: newlines and tabs kept, other control characters made visible."""
+    return text.translate(_CONTROL_PICTURES)
+
+
+def _answer_footer(answer: dict) -> str:
+    return f"{answer.get('latency_ms', 0):,.0f} ms · {answer.get('new_tokens', 0)} new tokens"
+
+
+class Exchange(Vertical):
+    """One prompt and the two answers to it, base on the left, checkpoint on the right."""
+
+    def __init__(self, prompt: str, step: int | None, system_prompt: str = "", base_title: str = "base") -> None:
+        super().__init__(classes="exchange")
+        self.prompt = prompt
+        self.step = step
+        self.system_prompt = system_prompt
+        self.base_title = base_title
+
+    def compose(self) -> ComposeResult:
+        prompt = Text.assemble(("› ", "bold"), self.prompt)
+        if self.system_prompt:  # it changes what the checkpoint says: keep it with the exchange
+            prompt.append(f"\n  system: {self.system_prompt}", style="dim")
+        yield Static(prompt, classes="exchange-prompt")
+        with Horizontal(classes="exchange-answers"):
+            yield Static(Text("…", style="dim"), classes="answer answer-base")
+            yield Static(Text("…", style="dim"), classes="answer answer-checkpoint")
+
+    def on_mount(self) -> None:
+        self.query_one(".answer-base").border_title = self.base_title
+        self.query_one(".answer-checkpoint").border_title = f"checkpoint-{self.step}"
+
+    def show(self, reply: dict) -> None:
+        """Fill both columns from a reply; a failed request shows its error in both."""
+        base, ckpt = self.query_one(".answer-base", Static), self.query_one(".answer-checkpoint", Static)
+        if "error" in reply:
+            for side in (base, ckpt):
+                side.update(Text(f"✗ {reply['error']}", style="red"))
+            return
+        self.step = reply.get("step", self.step)
+        ckpt.border_title = f"checkpoint-{self.step}"
+        for side, answer in ((base, reply["base"]), (ckpt, reply["checkpoint"])):
+            side.update(Text(visible_text(answer["text"])) if answer["text"] else Text("(empty answer)", style="dim"))
+            side.border_subtitle = _answer_footer(answer)
+
+    def texts(self) -> tuple[str, str]:
+        """(base, checkpoint) as shown."""
+        return (str(self.query_one(".answer-base", Static).content),
+                str(self.query_one(".answer-checkpoint", Static).content))
+
+
+class PlaygroundScreen(RoutesWorkerFailures, Screen):
+    DEFAULT_CSS = """
+    PlaygroundScreen #playground-exchanges {
+        height: 1fr;
+        padding: 0 1;
+    }
+    PlaygroundScreen #playground-empty {
+        color: $text-muted;
+        padding: 1 0;
+    }
+    PlaygroundScreen .exchange {
+        height: auto;
+        margin-bottom: 1;
+    }
+    PlaygroundScreen .exchange-prompt {
+        height: auto;
+        padding: 0 1;
+        background: $boost;
+    }
+    PlaygroundScreen .exchange-answers {
+        height: auto;
+    }
+    PlaygroundScreen .answer {
+        width: 1fr;
+        height: auto;
+        padding: 0 1;
+        border: round $primary 50%;
+        border-subtitle-color: $text-muted;
+    }
+    PlaygroundScreen .answer-checkpoint {
+        border: round $accent;
+    }
+    PlaygroundScreen #playground-status {
+        height: auto;
+        padding: 0 1;
+        background: $boost;
+    }
+    PlaygroundScreen #playground-status.error {
+        color: $error;
+        text-style: bold;
+    }
+    """
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back (closes the playground's model process)", id="playground.back"),
+        Binding("ctrl+o", "switch_checkpoint", "Checkpoint", tooltip="Compare another checkpoint (or restart after a failure)",
+                id="playground.checkpoint"),
+        Binding("ctrl+s", "system_prompt", "System prompt",
+                tooltip="Set the system prompt the checkpoint gets (the base keeps the gate's)", id="playground.system"),
+    ]
+
+    def __init__(self, run_dir: Path, checkpoint: int | None = None) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.requested = checkpoint
+        self.client: PlaygroundClient | None = None  # set once the engine process is ready
+        self.system_prompt = ""
+        self.busy = False  # loading, generating or switching: one request at a time
+        self.failed: str | None = None  # why the engine is not there, once it failed to start or died
+        self._leaving = threading.Event()  # set on unmount: a worker that finishes late closes what it started
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="playground-exchanges"):
+            yield Static("Type a prompt below; the base model and the checkpoint answer it side by side.",
+                         id="playground-empty")
+        yield Static("", id="playground-status", markup=False)
+        yield Input(placeholder="a prompt for both models (enter sends)", id="playground-prompt")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = "Playground"
+        self.sub_title = self.run_dir.name
+        self.query_one(Input).focus()
+        self._start(self.requested)
+
+    def on_unmount(self) -> None:
+        self._leaving.set()
+        self._close_client()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    # ---- status line ------------------------------------------------------------------------
+
+    def _status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#playground-status", Static)
+        status.set_class(error, "error")
+        status.update(text)
+
+    @property
+    def status_text(self) -> str:
+        return str(self.query_one("#playground-status", Static).content)
+
+    def _ready_status(self, problem: str = "") -> None:
+        info = self.client.info if self.client else {}
+        parts = [f"checkpoint-{self.client.checkpoint} vs base {info.get('base_model', '')}".rstrip(),
+                 info.get("adapter"), info.get("precision"), info.get("device")]
+        line = " · ".join(str(p) for p in parts if p)
+        if self.system_prompt:
+            short = self.system_prompt if len(self.system_prompt) <= 40 else self.system_prompt[:39] + "…"
+            line += f" · system prompt: {short}"
+        if problem:
+            self._status(f"✗ {problem}  —  still {line}", error=True)
+        else:
+            self._status(f"{line}  —  enter sends the prompt")
+
+    @staticmethod
+    def _which(step) -> str:
+        if step is None:
+            return "the run's checkpoint (chosen, else best, else latest)"
+        return f"checkpoint-{step}" if str(step).isdigit() else f"the {step} checkpoint"
+
+    # ---- the engine process -----------------------------------------------------------------
+
+    def _start(self, checkpoint) -> None:
+        self.busy, self.failed = True, None
+        self._status(f"loading the base model and {self._which(checkpoint)}…")
+        self.start_engine(checkpoint)
+
+    @work(thread=True, exit_on_error=False, group="playground-start", exclusive=True, name="start playground")
+    def start_engine(self, checkpoint) -> None:
+        client = PlaygroundClient(self.run_dir, checkpoint)
+        try:
+            client.start()
+        except PlaygroundError as e:
+            self.post_message(PlaygroundFailed(str(e)))
+            return
+        if self._leaving.is_set():  # the screen went away while the models loaded
+            client.close(CLOSE_GRACE_S)
+            return
+        self.post_message(PlaygroundReady(client))
+
+    def on_playground_ready(self, message: PlaygroundReady) -> None:
+        self.client = message.client
+        if self._leaving.is_set():
+            self._close_client()
+            return
+        self.busy = False
+        self._ready_status()
+
+    def on_playground_failed(self, message: PlaygroundFailed) -> None:
+        self._close_client()  # reap a process that died
+        self.busy = False
+        self.failed = message.error
+        self._status(f"✗ {message.error}  —  ctrl+o starts it again on a checkpoint", error=True)
+
+    def _close_client(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            # close() waits for the process: a plain (non-daemon) thread keeps the UI free and outlives the app
+            threading.Thread(target=client.close, args=(CLOSE_GRACE_S,), name="close playground").start()
+
+    # ---- asking -----------------------------------------------------------------------------
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        prompt = event.value.strip()
+        if not prompt:
+            return
+        if self.client is None or self.busy:
+            if not self.failed:
+                self.notify("wait for the models: one prompt at a time", timeout=3)
+            return
+        event.input.value = ""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": prompt})
+        for hint in self.query("#playground-empty"):
+            hint.remove()
+        # the base answers with the gate's system prompt in place of ours (as the gate scored it)
+        base_title = "base · gate's system prompt" if self.client.info.get("base_system_prompt") else "base"
+        exchange = Exchange(prompt, self.client.checkpoint, self.system_prompt, base_title)
+        scroll = self.query_one("#playground-exchanges", VerticalScroll)
+        scroll.mount(exchange)
+        scroll.scroll_end(animate=False)
+        self.busy = True
+        self._status(f"generating: base and checkpoint-{self.client.checkpoint}…")
+        self.ask(self.client, exchange, messages)
+
+    @work(thread=True, exit_on_error=False, group="playground-ask", name="ask playground")
+    def ask(self, client: PlaygroundClient, exchange: Exchange, messages: list[dict]) -> None:
+        try:
+            reply = client.ask(messages)
+        except PlaygroundError as e:
+            self.post_message(AnswersArrived(exchange, {"error": "no answer: the model process stopped"}))
+            self.post_message(PlaygroundFailed(str(e)))
+            return
+        self.post_message(AnswersArrived(exchange, reply))
+
+    def on_answers_arrived(self, message: AnswersArrived) -> None:
+        message.exchange.show(message.reply)
+        self.query_one("#playground-exchanges", VerticalScroll).scroll_end(animate=False)
+        if self.client is None:
+            return
+        self.busy = False
+        self._ready_status(message.reply.get("error", ""))
+
+    # ---- another checkpoint, the system prompt -------------------------------------------------
+
+    def action_switch_checkpoint(self) -> None:
+        if self.busy:
+            self.notify("wait for the models first", timeout=3)
+            return
+        current = f" (now checkpoint-{self.client.checkpoint})" if self.client else ""
+        self.app.push_screen(AskLine(f"Compare which checkpoint{current}? A step, or best, chosen, latest"),
+                             self._switch_to)
+
+    def _switch_to(self, answer: str | None) -> None:
+        if not answer:
+            return
+        bare = answer.removeprefix("checkpoint-")
+        step: int | str = int(bare) if bare.isdigit() else answer
+        if self.client is None:  # nothing running (it failed to start, or died): start afresh on that step
+            self._start(step)
+            return
+        self.busy = True
+        self._status(f"loading {self._which(step)}…")
+        self.switch(self.client, step)
+
+    @work(thread=True, exit_on_error=False, group="playground-switch", exclusive=True, name="switch checkpoint")
+    def switch(self, client: PlaygroundClient, step) -> None:
+        try:
+            self.post_message(CheckpointSwitched(client.switch(step)))
+        except PlaygroundError as e:
+            if client.alive:  # a step that does not exist: the old checkpoint still answers
+                self.post_message(CheckpointSwitched(None, str(e)))
+            else:
+                self.post_message(PlaygroundFailed(str(e)))
+
+    def on_checkpoint_switched(self, message: CheckpointSwitched) -> None:
+        if self.client is None:
+            return
+        self.busy = False
+        self._ready_status(message.error or "")
+
+    def action_system_prompt(self) -> None:
+        self.app.push_screen(AskLine("System prompt for the checkpoint (empty: none; the base keeps the gate's)",
+                                     self.system_prompt), self._set_system_prompt)
+
+    def _set_system_prompt(self, text: str | None) -> None:
+        if text is None:
+            return
+        self.system_prompt = text
+        if self.client is not None and not self.busy:
+            self._ready_status()
