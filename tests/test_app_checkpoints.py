@@ -241,7 +241,7 @@ def test_a_failed_evaluation_says_why(trained, tmp_path):
         async with app.run_test(size=(160, 30)) as pilot:
             screen = CheckpointsScreen(run_dir, refresh_every_s=0.2)
             app.push_screen(screen)
-            await wait_for_text(pilot, "not evaluated: press e")
+            await wait_until(pilot, lambda: screen.table is not None and len(screen.table.rows) == 2, what="the table")
             await pilot.press("E")
             await wait_until(pilot, lambda: any("evaluation failed" in n for n in app.notices), timeout=120,
                              what="the failure")

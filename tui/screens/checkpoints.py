@@ -30,9 +30,10 @@ from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
 
-COLUMNS = (("mark", ""), ("step", "Step"), ("epoch", "Epoch"), ("train", "Train loss"),
-           ("eval", "Eval loss"), ("task", "Task"), ("format", "Format"), ("safety", "Safety"), ("p95", "p95 ms"),
-           ("verdict", "Verdict"), ("why", "Why"))
+# the verdict and scores first: at 80 columns they are what must stay on screen
+COLUMNS = (("mark", ""), ("step", "Step"), ("verdict", "Verdict"), ("task", "Task"), ("format", "Format"),
+           ("safety", "Safety"), ("p95", "p95 ms"), ("eval", "Eval loss"), ("train", "Train loss"), ("epoch", "Epoch"),
+           ("why", "Why"))
 VERDICT_TEXT = {"pass": "pass", "fail": "fail", "needs_review": "needs review", "baseline": "baseline"}
 
 
