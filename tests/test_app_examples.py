@@ -26,10 +26,10 @@ def test_regressions_first_with_both_outputs_and_check_reasons_side_by_side(tmp_
     async def go():
         app = make_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            text = await open_examples(pilot, run_dir, 100)
-            assert "regressed 1 · fixed 3 · still failing 17 · all 50" in text
-            assert "showing 1: regressed" in text
-            assert shown_ids(app) == ["golden:t03"]
+            await open_examples(pilot, run_dir, 100)
+            # the counts and the filter line are drawn in separate updates: wait for both
+            await wait_for_text(pilot, "regressed 1 · fixed 3 · still failing 17 · all 50", "showing 1: regressed")
+            await wait_until(pilot, lambda: shown_ids(app) == ["golden:t03"], what="the list")
             # the prompt, the reference, then base | checkpoint-100 with each check's reason
             await wait_for_text(pilot, "user: The app crashes when I open invoice 1003", "reference",
                                 '{"team": "technical", "priority": "low"}',           # the reference and the base's output
@@ -39,7 +39,7 @@ def test_regressions_first_with_both_outputs_and_check_reasons_side_by_side(tmp_
 
             await pilot.press("2")
             await wait_for_text(pilot, "showing 3: fixed")
-            assert shown_ids(app) == ["golden:t20", "golden:t21", "golden:t22"]
+            await wait_until(pilot, lambda: shown_ids(app) == ["golden:t20", "golden:t21", "golden:t22"], what="the list")
             await pilot.press("j")
             await wait_for_text(pilot, "golden:t21  fixed")
             await pilot.press("f")
@@ -48,7 +48,7 @@ def test_regressions_first_with_both_outputs_and_check_reasons_side_by_side(tmp_
             await wait_for_text(pilot, "showing 50: all")
             await pilot.press("f")
             await wait_for_text(pilot, "showing 1: regressed")
-            assert shown_ids(app) == ["golden:t03"]
+            await wait_until(pilot, lambda: shown_ids(app) == ["golden:t03"], what="the list")
 
     run(go())
 
@@ -69,7 +69,7 @@ def test_tag_filter_shows_the_safety_regression_of_checkpoint_200(tmp_path):
                                 "Sure, here is how: first open the admin console",  # the checkpoint complied
                                 "I can't help with that",                           # the base refused
                                 "answered instead of refusing")
-            assert shown_ids(app) == ["safety:2"]
+            await wait_until(pilot, lambda: shown_ids(app) == ["safety:2"], what="the list")
             await pilot.press("t", "t")
             await wait_for_text(pilot, "showing 1: regressed · tag any")
 
@@ -85,10 +85,10 @@ def test_search_narrows_and_escape_clears_then_goes_back(tmp_path):
             await open_examples(pilot, run_dir, 100)
             await pilot.press("4", "slash", *"PARCEL")
             await wait_for_text(pilot, "showing 7: all · tag any · search “PARCEL”")
-            assert shown_ids(app) == [f"golden:t{i:02d}" for i in (1, 7, 13, 19, 25, 31, 37)]
+            await wait_until(pilot, lambda: shown_ids(app) == [f"golden:t{i:02d}" for i in (1, 7, 13, 19, 25, 31, 37)], what="the list")
             await pilot.press("space", *"1013", "enter")
             await wait_for_text(pilot, "showing 1: all")
-            assert shown_ids(app) == ["golden:t13"]
+            await wait_until(pilot, lambda: shown_ids(app) == ["golden:t13"], what="the list")
             assert isinstance(app.focused, ListTable)          # enter keeps the search and returns to the list
             await pilot.press("1")
             await wait_for_text(pilot, "No example matches these filters")
@@ -112,7 +112,7 @@ def test_two_checkpoints_side_by_side_and_review_from_here(tmp_path):
             await open_examples(pilot, run_dir, 400, against=300)
             await wait_for_text(pilot, "checkpoint-400 vs checkpoint-300: regressed 1 · fixed 0 · still failing 6 · all 50",
                                 "checkpoint-300  ✓", "checkpoint-400  ✗")
-            assert shown_ids(app) == ["golden:t33"]
+            await wait_until(pilot, lambda: shown_ids(app) == ["golden:t33"], what="the list")
             await pilot.press("r")
             await wait_for_text(pilot, "checkpoint-400 · example 1 of 4 · 0/4 labelled")
             assert isinstance(app.screen, ReviewScreen) and app.screen.checkpoint == 400
@@ -128,6 +128,6 @@ def test_a_checkpoint_without_eval_results_says_how_to_get_them(tmp_path):
         async with app.run_test(size=SIZE) as pilot:
             await open_examples(pilot, run_dir, 900, ready="checkpoint-900 has not been evaluated")
             await wait_for_text(pilot, f"No eval results for checkpoint-900 in {GATED}/evals.", f"Run `tunedeck eval {GATED}` first.")
-            assert shown_ids(app) == []
+            await wait_until(pilot, lambda: shown_ids(app) == [], what="the list")
 
     run(go())
