@@ -1,0 +1,56 @@
+"""`tunedeck demo` accuracy over seeds: the real pipeline (assets, run, engine worker, gate), one run per seed.
+
+Prints, per seed, the golden-set task score (held-out JSON match) of the base and of every checkpoint,
+and the best; accuracy is what matters here, timings on a shared machine are noisy.
+
+    python benchmarks/bench_demo.py [--seeds 42 7] [--workspace DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def task_scores(run_dir: Path) -> dict:
+    """{"base" or step: fraction of golden examples passed}, from the gate's records."""
+    out = {}
+    for f in sorted((run_dir / "evals").glob("*.jsonl")):
+        recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if recs and "pass" in recs[0]:
+            out[f.stem] = sum(bool(r["pass"]) for r in recs) / len(recs)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
+    ap.add_argument("--workspace", default="")
+    a = ap.parse_args()
+    from engine.demo import start_demo_run
+
+    for seed in a.seeds:
+        ws = Path(a.workspace or tempfile.mkdtemp(prefix="bench-demo-")) / f"seed{seed}"
+        t0 = time.perf_counter()
+        run_dir = start_demo_run(ws, detach=False, overrides=[f"optim.seed={seed}"])
+        subprocess.run([sys.executable, "-m", "engine.worker", str(run_dir)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        scores = task_scores(run_dir)
+        best = max((v for k, v in scores.items() if k != "base"), default=0.0)
+        shown = "  ".join(f"{k}={v:.3f}" for k, v in scores.items())
+        print(f"seed {seed}: best {best:.3f}  ({shown})  {time.perf_counter() - t0:.0f}s  {run_dir}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
