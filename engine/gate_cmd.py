@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import contract as C
-from .run_store import EngineLock, find_run, is_locked, read_status, resolve_workspace, write_status
+from .run_store import EngineLock, engine_owns, find_run, is_locked, read_status, resolve_workspace, write_status
 
 
 def _user_error(message: str) -> Exception:
@@ -179,7 +179,7 @@ def cmd_gate(args) -> int:
     from .gate_runner import status_fields
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
-    live = read_status(run_dir)["state"] in C.LIVE_STATES or is_locked(run_dir)
+    live = engine_owns(run_dir)
     # on a finished run, rebuild from the records so new review labels count; a live engine owns gate.json
     summary = load_gate_summary(run_dir) if live else summarize_run(run_dir)
     if summary is None:

@@ -211,6 +211,11 @@ def is_locked(run_dir: Path) -> bool:
     return False
 
 
+def engine_owns(run_dir: Path) -> bool:
+    """An engine is training or evaluating this run: it owns evals/gate.json, which others then only read."""
+    return read_status(run_dir)["state"] in C.LIVE_STATES or is_locked(run_dir)
+
+
 # ---- control requests -----------------------------------------------------------------------
 
 def request_control(run_dir: Path, kind: str, **payload: Any) -> Path:

@@ -25,7 +25,7 @@ from engine.run_store import is_locked, pid_alive, read_status
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
 from ..eval_progress import EvalProgress
 from ..formatting import fmt_loss
-from ..gate_results import verdict_style
+from ..gate_results import GATE_JSON, verdict_style
 from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
@@ -148,7 +148,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def reload(self, quiet: bool = False) -> None:
         events = self._events.read_new()
         locked = is_locked(self.run_dir)
-        gate_path = self.run_dir / C.EVALS_DIR / "gate.json"
+        gate_path = self.run_dir / C.EVALS_DIR / GATE_JSON
         ckpt_dir = self.run_dir / C.CHECKPOINTS_DIR
         stamp = tuple(_stat(p) for p in (gate_path, ckpt_dir)) + (len(os.listdir(ckpt_dir)) if ckpt_dir.is_dir() else 0,)
         table = None if quiet and stamp == self._stamp and self.table is not None else load_checkpoint_table(self.run_dir)

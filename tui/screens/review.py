@@ -25,10 +25,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from engine import contract as C
 from engine.gate import load_gate_summary, summarize_run
 from engine.reviews import LABELS, add_review, load_reviews, review_state, sample_for_review
-from engine.run_store import is_locked, read_status, write_status
+from engine.run_store import engine_owns, write_status
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
 from ..gate_results import verdict_style
@@ -36,11 +35,6 @@ from ..worker_failures import RoutesWorkerFailures
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
 
 _GATE_WRITE = threading.Lock()  # two screens (or two quick labels) never rebuild gate.json at once
-
-
-def engine_owns(run_dir: Path) -> bool:
-    """A training or evaluating engine owns evals/gate.json; the app then reads it and never writes it."""
-    return read_status(run_dir)["state"] in C.LIVE_STATES or is_locked(run_dir)
 
 
 def refresh_gate(run_dir: Path) -> tuple[dict | None, bool]:
