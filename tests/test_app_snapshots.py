@@ -12,6 +12,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -56,28 +59,34 @@ CASES = {
 }
 
 
+async def _screen(name: str, case: dict, ws: Path, svg_dir: Path) -> str:
+    app = make_app(ws, open_run=case["open_run"], telemetry_interval=0.5)
+    async with app.run_test(size=case["size"]) as pilot:
+        if case["open_run"]:
+            await wait_until(pilot, lambda: ready_monitor(app), what="monitor loaded")
+        else:
+            await wait_until(pilot, lambda: ready_runs(app), what="runs scanned")
+        for key in case["keys"]:
+            await pilot.press(key)
+        await wait_until(pilot, lambda: case["ready"](app), what=f"{name} ready")
+        await pilot.pause(0.3)
+        await pilot.wait_for_scheduled_animations()
+        app.save_screenshot(filename=f"{name}.svg", path=str(svg_dir))
+        return screen_text(app)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_snapshot(name, tmp_path, utc):
     case = CASES[name]
-    ws = copy_workspace(tmp_path / "ws", runs=case.get("runs", RECORDED))
-
-    async def scenario() -> str:
-        app = make_app(ws, open_run=case["open_run"], telemetry_interval=0.5)
-        async with app.run_test(size=case["size"]) as pilot:
-            if case["open_run"]:
-                await wait_until(pilot, lambda: ready_monitor(app), what="monitor loaded")
-            else:
-                await wait_until(pilot, lambda: ready_runs(app), what="runs scanned")
-            for key in case["keys"]:
-                await pilot.press(key)
-            await wait_until(pilot, lambda: case["ready"](app), what=f"{name} ready")
-            await pilot.pause(0.3)
-            await pilot.wait_for_scheduled_animations()
-            app.save_screenshot(filename=f"{name}.svg", path=str(tmp_path))
-            # the workspace is a tmp dir: mask it (it may be cut short in the header)
-            return re.sub(r"Runs — \S+", "Runs — <workspace>", screen_text(app))
-
-    got = run(scenario())
+    # The runs screen centres a title holding the workspace path, so the path must have the same length on
+    # every machine and every run; pytest's tmp_path (pytest-of-<user>/pytest-N/<test name>) does not.
+    fixed = Path(tempfile.mkdtemp(prefix="tunedeck-snapshot-", dir="/tmp"))  # /tmp/tunedeck-snapshot-XXXXXXXX
+    try:
+        ws = copy_workspace(fixed / "ws", runs=case.get("runs", RECORDED))
+        got = run(_screen(name, case, ws, tmp_path))
+    finally:
+        shutil.rmtree(fixed, ignore_errors=True)
+    got = re.sub(r"Runs — \S+", "Runs — <workspace>", got)  # same length every time, so layout is unchanged
     path = SNAPSHOTS / f"{name}.txt"
     if os.environ.get("TUNEDECK_UPDATE_SNAPSHOTS") or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
