@@ -24,7 +24,12 @@ is loaded (parse_check), so a typo is reported with its file and line before any
                 `options` object)
   rubric        model-graded: `rubric` text sent with the prompt and output to the OpenAI-compatible
                 chat endpoint in [gate] judge_url. With no endpoint the check is skipped (never
-                passed) and the gate shows a notice
+                passed) and the gate shows a notice. The result keeps the judge's prompt, model and
+                raw answer (`judge`)
+  chrf, bleu, rouge_l, token_f1
+                similarity to `value` (default: the reference), see engine/similarity.py; passes
+                when the score reaches `min` (chrf and bleu 0-100, rouge_l and token_f1 0-1). The
+                result keeps its `score`
 
 Format checks (json_valid, json_schema) feed the format score; see engine/gate.py.
 """
@@ -60,9 +65,16 @@ class CheckResult:
     type: str
     passed: bool | None   # None: skipped (no judge configured, judge error); never counts as passed
     reason: str
+    score: float | None = None   # similarity checks: the score on its own scale (engine/similarity.py)
+    judge: dict | None = None    # rubric checks: the judge's prompt, model and raw answer
 
     def to_dict(self) -> dict:
-        return {"type": self.type, "pass": self.passed, "reason": self.reason}
+        d = {"type": self.type, "pass": self.passed, "reason": self.reason}
+        if self.score is not None:
+            d["score"] = self.score
+        if self.judge is not None:
+            d["judge"] = self.judge
+        return d
 
 
 @dataclass
@@ -154,12 +166,14 @@ def _check_kind(name: str, kind: str, value: Any) -> Any:
         "str": isinstance(value, str),
         "bool": isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "num": isinstance(value, (int, float)) and not isinstance(value, bool),
         "strs": isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)),
         "dict": isinstance(value, dict),
         "any": True,
     }[kind]
     if not ok:
-        what = {"str": "a string", "bool": "true or false", "int": "a whole number >= 0", "strs": "a string or a list of strings",
+        what = {"str": "a string", "bool": "true or false", "int": "a whole number >= 0", "num": "a number",
+                "strs": "a string or a list of strings",
                 "dict": "an object", "any": "a value"}[kind]
         raise CheckSpecError(f"option '{name}' must be {what}, not {json.dumps(value)[:60]}", name)
     return [value] if kind == "strs" and isinstance(value, str) else value
@@ -347,11 +361,24 @@ def _python(c: Check, out: str, ctx: Context) -> CheckResult:
     return CheckResult(c.type, passed, str(reason) or ("scorer passed" if passed else "scorer failed"))
 
 
+def _similarity(c: Check, out: str, ctx: Context) -> CheckResult:
+    from .similarity import NAMES, fmt_score, similarity
+
+    want = c.options["value"] if c.options["value"] is not None else ctx.reference
+    if want is None:
+        return CheckResult(c.type, False, "no reference to compare with")
+    score = round(similarity(c.type, out, want), 4)
+    ok = score >= c.options["min"] - 1e-9
+    return CheckResult(c.type, ok, f"{NAMES[c.type]} {fmt_score(c.type, score)} "
+                                   f"{'>=' if ok else '<'} {fmt_score(c.type, c.options['min'])}", score=score)
+
+
 def _rubric(c: Check, out: str, ctx: Context) -> CheckResult:
     if ctx.judge is None:
         return CheckResult(c.type, None, "skipped: no judge endpoint ([gate] judge_url)")
-    passed, reason = ctx.judge.grade(c.options["rubric"], ctx.example.get("messages") or [], out, ctx.reference)
-    return CheckResult(c.type, passed, reason)
+    passed, reason, trace = ctx.judge.grade_with_trace(c.options["rubric"], ctx.example.get("messages") or [], out,
+                                                       ctx.reference)
+    return CheckResult(c.type, passed, reason, judge=trace)
 
 
 # ---- JSON Schema (a documented subset, no dependency) ------------------------------------------
@@ -493,6 +520,13 @@ class Judge:
         self.url, self.model, self.timeout = url, model, timeout
 
     def grade(self, rubric: str, messages: list, output: str, reference: str | None) -> tuple[bool | None, str]:
+        passed, reason, _ = self.grade_with_trace(rubric, messages, output, reference)
+        return passed, reason
+
+    def grade_with_trace(self, rubric: str, messages: list, output: str,
+                         reference: str | None) -> tuple[bool | None, str, dict]:
+        """(pass or None, reason, trace): the trace keeps the prompt sent, the model and the raw reply,
+        so a person can check the judge's verdict against their own."""
         prompt = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages) if isinstance(messages, list) else str(messages)
         user = (f"Rubric:\n{rubric}\n\nConversation:\n{prompt}\n\nAnswer to grade:\n{output}"
                 + (f"\n\nReference answer:\n{reference}" if reference else ""))
@@ -503,17 +537,21 @@ class Judge:
         if key:
             headers["Authorization"] = f"Bearer {key}"
         req = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
+        trace = {"model": body["model"], "url": self.url, "system": JUDGE_SYSTEM, "prompt": user, "reply": None}
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 data = json.loads(resp.read().decode("utf-8"))
             reply = data["choices"][0]["message"]["content"] or ""
         except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
-            return None, f"skipped: judge error ({type(e).__name__}: {str(e)[:100]})"
+            return None, f"skipped: judge error ({type(e).__name__}: {str(e)[:100]})", trace
+        trace["reply"] = reply
+        if isinstance(data.get("model"), str) and data["model"]:
+            trace["model"] = data["model"]  # what the server says answered, when it says
         m = re.search(r"\b(PASS|FAIL)\b\s*[:\-]?\s*(.*)", reply, re.S | re.I)
         if not m:
-            return None, f"skipped: judge reply has no PASS/FAIL: {_short(reply, 50)}"
+            return None, f"skipped: judge reply has no PASS/FAIL: {_short(reply, 50)}", trace
         reason = " ".join(m.group(2).split())[:160] or m.group(1).upper()
-        return m.group(1).upper() == "PASS", f"judge: {reason}"
+        return m.group(1).upper() == "PASS", f"judge: {reason}", trace
 
 
 # ---- parsing ----------------------------------------------------------------------------------
@@ -559,7 +597,9 @@ CHECK_TYPES: dict[str, tuple[dict[str, _Opt], Callable]] = {
     "max_length": ({"chars": _Opt("int"), "words": _Opt("int"), "tokens": _Opt("int")}, _max_length),
     "python": ({"scorer": _Opt("str", required=True), "options": _Opt("dict", None)}, _python),
     "rubric": ({"rubric": _Opt("str", required=True)}, _rubric),
+    **{name: ({"value": _Opt("str"), "min": _Opt("num")}, _similarity) for name in ("chrf", "bleu", "rouge_l", "token_f1")},
 }
+SIMILARITY_CHECKS = frozenset({"chrf", "bleu", "rouge_l", "token_f1"})
 
 
 def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | None = None,
@@ -612,6 +652,18 @@ def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | Non
         validate_schema_keywords(schema_value)
         o["_schema"] = schema_value
         o["schema"] = schema_value  # the spec (and so the set's hash) holds the schema itself
+    elif ctype in SIMILARITY_CHECKS:
+        from .similarity import DEFAULT_MIN, SCALES
+
+        if o["value"] is None and reference is None:
+            raise CheckSpecError(f"a {ctype} check needs a reference or a 'value'", "reference")
+        if o["min"] is None:
+            o["min"] = DEFAULT_MIN[ctype]
+        scale = SCALES[ctype]
+        if not 0 <= o["min"] <= scale:
+            hint = f" ({o['min']:g} looks like a percentage: write {o['min'] / 100:g})" if scale == 1 and o["min"] <= 100 else ""
+            raise CheckSpecError(f"'min' for {ctype} is on a 0-{scale:g} scale, not {o['min']:g}{hint}", "min")
+        o["min"] = float(o["min"])
     elif ctype == "max_length":
         if o["chars"] is None and o["words"] is None and o["tokens"] is None:
             raise CheckSpecError("a max_length check needs 'chars', 'words' and/or 'tokens'", "chars")

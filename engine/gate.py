@@ -11,10 +11,20 @@ Scores (percent, 0-100; None when no example counts toward it):
 A check that was skipped (a rubric with no judge endpoint) counts neither way; an example whose
 every check was skipped drops out of the scores, and the row says so in a warning.
 
+Similarity checks (chrf, bleu, rouge_l, token_f1) keep a score per example; each row carries the
+mean score of every such check per category (`check_scores`), beside the pass rates.
+
+The task metric ([gate] task_metric): "pass_rate" (default) compares the share of task examples
+that pass; a similarity check type ("chrf", "rouge_l", ...) compares that check's mean score on the
+task examples instead. Then `task` and its gain are in points of that score (x 100 for the 0-1
+scales), `task_score` is the mean on the check's own scale and `task_pass_rate` the pass rate.
+
 Rules ([gate] in the profile), each naming itself in `reasons` when it fails:
   task_gain    task must beat the base by at least min_task_gain points
-  task_noise   with min_task_gain > 0 and significance > 0: the gain must be significant (McNemar
-               exact test on the paired task examples, two-sided p < significance)
+  task_noise   with min_task_gain > 0 and significance > 0: the gain must be significant (two-sided
+               p < significance): McNemar's exact test on paired pass/fail for pass_rate; for a
+               score, Wilcoxon's signed-rank test on the paired per-example scores, with a seeded
+               paired bootstrap 95% interval of the mean gain
   no_task      there must be task examples at all
   format       format validity may drop by at most max_format_drop points
   safety       safety may drop by at most max_safety_drop points; at 0, no safety example the base
@@ -80,6 +90,29 @@ def min_detectable_gain(n: int, alpha: float) -> float:
     return min(100.0, 100.0 * k / n)
 
 
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0  # fixed: the same records always give the same interval
+
+
+def paired_score_test(base: list[float], now: list[float]) -> tuple[float, tuple[float, float]]:
+    """(Wilcoxon signed-rank two-sided p, paired bootstrap 95% interval of the mean difference) for
+    per-example scores, in the units given. Zero differences are dropped by the test (Wilcoxon's
+    own treatment); with no non-zero difference p is 1."""
+    import numpy as np
+
+    diffs = np.asarray(now, dtype=float) - np.asarray(base, dtype=float)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    idx = rng.integers(0, len(diffs), size=(BOOTSTRAP_RESAMPLES, len(diffs)))
+    means = diffs[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    if not np.any(np.abs(diffs) > 1e-12):
+        return 1.0, (float(lo), float(hi))
+    from scipy.stats import wilcoxon
+
+    p = float(wilcoxon(diffs, zero_method="wilcox", alternative="two-sided").pvalue)
+    return (1.0 if math.isnan(p) else p), (float(lo), float(hi))
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in 0-100): an observed value, never an interpolation."""
     if not values:
@@ -111,6 +144,51 @@ def scores(records: list[dict]) -> dict[str, Any]:
     out["skipped_checks"] = len(skipped)
     out["skipped_reason"] = skipped[0].get("reason", "") if skipped else ""
     out["unscored"] = sum(1 for r in records if r.get("pass") is None)
+    out["check_scores"] = check_scores(records)
+    return out
+
+
+def _in_category(rec: dict, category: str) -> bool:
+    return rec.get("format_pass") is not None if category == "format" else category in (rec.get("tags") or ())
+
+
+def example_score(rec: dict, check_type: str) -> float | None:
+    """An example's score for one similarity check type (the mean when it has several), or None."""
+    vals = [c["score"] for c in rec.get("checks", []) if c.get("type") == check_type and isinstance(c.get("score"), (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def check_scores(records: list[dict]) -> dict[str, dict[str, float]]:
+    """{category: {check type: mean score}} for the checks that keep a score, on their own scales."""
+    sums: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        for c in r.get("checks", []):
+            if isinstance(c.get("score"), (int, float)):
+                for cat in CATEGORIES:
+                    if _in_category(r, cat):
+                        sums.setdefault(cat, {}).setdefault(c["type"], []).append(c["score"])
+    return {cat: {t: round(sum(v) / len(v), 4) for t, v in types.items()} for cat, types in sums.items()}
+
+
+def task_metric(rules) -> str:
+    return getattr(rules, "task_metric", "pass_rate") or "pass_rate"
+
+
+def _scale(metric: str) -> float:
+    from .similarity import SCALES
+
+    return SCALES.get(metric, 100.0)
+
+
+def task_points(records: list[dict], metric: str) -> dict[str, float]:
+    """{example id: task score in points (0-100)} for task examples scored by `metric`."""
+    k = 100.0 / _scale(metric)
+    out = {}
+    for r in records:
+        if "task" in (r.get("tags") or ()):
+            v = example_score(r, metric)
+            if v is not None:
+                out[r["id"]] = v * k
     return out
 
 
@@ -147,6 +225,32 @@ def _paired(base_records: list[dict], records: list[dict], category: str) -> tup
 
 # ---- rows and rules ---------------------------------------------------------------------------
 
+def _metric_scores(s: dict, records: list[dict], metric: str) -> None:
+    """Switch a scores() dict to a score task metric: task in points, the pass rate kept beside it."""
+    if "task_pass_rate" in s:
+        return
+    pts = task_points(records, metric)
+    s["task_pass_rate"] = s["task"]
+    s["task"] = sum(pts.values()) / len(pts) if pts else None
+    s["task_score"] = None if s["task"] is None else s["task"] * _scale(metric) / 100.0
+    s["n"] = {**s["n"], "task": len(pts)}
+
+
+def _metric_fields(s: dict, metric: str) -> dict:
+    out = {"task_metric": metric, "check_scores": s.get("check_scores", {})}
+    if metric != "pass_rate":
+        out["task_score"] = _r(s.get("task_score"), 4)
+        out["task_pass_rate"] = _r(s.get("task_pass_rate"))
+    return out
+
+
+def _task_text(s: dict, metric: str) -> str:
+    if metric == "pass_rate":
+        return f"{s['task']:.1f}%"
+    from .similarity import NAMES, fmt_score
+
+    return f"{NAMES.get(metric, metric)} {fmt_score(metric, s['task_score'])}"
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
@@ -155,10 +259,13 @@ def _ids(ids: list[str], k: int = 3) -> str:
     return ", ".join(ids[:k]) + (f" and {len(ids) - k} more" if len(ids) > k else "")
 
 
-def base_row(base_records: list[dict]) -> dict:
+def base_row(base_records: list[dict], rules=None) -> dict:
     s = scores(base_records)
+    metric = task_metric(rules)
+    if metric != "pass_rate":
+        _metric_scores(s, base_records, metric)
     row = {"checkpoint": BASE, "label": BASE, "step": None, "eval_loss": None, **{k: _r(s[k]) for k in CATEGORIES},
-           "n": s["n"], "latency_p95_ms": _r(s["latency_p95_ms"], 1), "latency_p50_ms": _r(s["latency_p50_ms"], 1),
+           "n": s["n"], **_metric_fields(s, metric), "latency_p95_ms": _r(s["latency_p95_ms"], 1), "latency_p50_ms": _r(s["latency_p50_ms"], 1),
            "new_tokens_mean": _r(s["new_tokens_mean"], 1), "verdict": BASELINE, "reasons": [], "failed": [],
            "warnings": _skip_warnings(s), "vs_base": {}, "task_ci": None, "p_value": None, "buckets": None,
            "review": None, "pruned": False}
@@ -193,23 +300,38 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
         reasons.append(why)
 
     # task: the gain in points, and whether the paired test can tell it from noise
-    n, b, c, _ = _paired(base_records, records, "task")
+    metric = task_metric(rules)
     alpha = rules.significance if rules.significance > 0 else DEFAULT_ALPHA
-    p = mcnemar_exact(b, c) if n else None
-    ci = paired_diff_ci(b, c, n) if n else None
+    if metric == "pass_rate":
+        n, b, c, _ = _paired(base_records, records, "task")
+        p = mcnemar_exact(b, c) if n else None
+        ci = paired_diff_ci(b, c, n) if n else None
+        test = "McNemar"
+    else:
+        _metric_scores(s, records, metric)
+        _metric_scores(bs, base_records, metric)
+        vs["task"] = _r(s["task"] - bs["task"]) if s["task"] is not None and bs["task"] is not None else None
+        now, was = task_points(records, metric), task_points(base_records, metric)
+        common = [i for i in now if i in was]
+        n = len(common)
+        p, ci = paired_score_test([was[i] for i in common], [now[i] for i in common]) if n else (None, None)
+        test = "Wilcoxon"
     if s["task"] is None:
-        fail("no_task", "no task examples scored: the gate cannot tell whether the model improved")
+        what = "no task examples scored" if metric == "pass_rate" else f"no task example has a {metric} check"
+        fail("no_task", f"{what}: the gate cannot tell whether the model improved")
     elif vs["task"] is not None:
         gain = vs["task"]
-        stats = f"McNemar p={p:.2g} on {n} paired examples, 95% CI {ci[0]:+.1f} to {ci[1]:+.1f}" if n else "no paired examples"
+        stats = f"{test} p={p:.2g} on {n} paired examples, 95% CI {ci[0]:+.1f} to {ci[1]:+.1f}" if n else "no paired examples"
         if gain < rules.min_task_gain - 1e-9:
-            fail("task_gain", f"task {s['task']:.1f}% is {gain:+.1f} points vs the base's {bs['task']:.1f}%, "
+            fail("task_gain", f"task {_task_text(s, metric)} is {gain:+.1f} points vs the base's {_task_text(bs, metric)}, "
                               f"below the required {rules.min_task_gain:+g} ({stats})")
         elif rules.min_task_gain > 0 and rules.significance > 0 and (p is None or p >= rules.significance):
             fail("task_noise", f"task gain {gain:+.1f} points is within noise ({stats}; needs p < {rules.significance:g})")
-        if 0 < n < SMALL_SET:
+        if 0 < n < SMALL_SET and metric == "pass_rate":
             warnings.append(f"only {n} paired task examples: a gain under {min_detectable_gain(n, alpha):.0f} points "
                             f"cannot be told from noise; add examples to the eval set")
+        elif 0 < n < SMALL_SET:
+            warnings.append(f"only {n} paired task examples: the gain's interval is wide; add examples to the eval set")
 
     for cat, limit in (("format", rules.max_format_drop), ("safety", rules.max_safety_drop),
                        ("general", getattr(rules, "max_general_drop", 100.0))):
@@ -243,7 +365,7 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
 
     bk = buckets(base_records, records)
     return {"checkpoint": checkpoint, "label": f"{C.CHECKPOINT_PREFIX}{checkpoint}", "step": checkpoint,
-            "eval_loss": eval_loss, **{k: _r(s[k]) for k in CATEGORIES}, "n": s["n"],
+            "eval_loss": eval_loss, **{k: _r(s[k]) for k in CATEGORIES}, "n": s["n"], **_metric_fields(s, metric),
             "latency_p95_ms": _r(s["latency_p95_ms"], 1), "latency_p50_ms": _r(s["latency_p50_ms"], 1),
             "new_tokens_mean": _r(s["new_tokens_mean"], 1), "vs_base": vs,
             "task_ci": [_r(ci[0]), _r(ci[1])] if ci else None, "p_value": _r(p, 6) if p is not None else None,
@@ -269,8 +391,17 @@ def _delta(d: float | None, vs_base: bool = False) -> str:
 def describe(row: dict, rules=None) -> str:
     """"checkpoint-800: task 82.0% (+6.0 vs base), format 100% (=), safety 100% (=), p95 410 ms (budget 800)"."""
     parts = []
+    metric = row.get("task_metric") or "pass_rate"
     for cat in CATEGORIES:
-        if row.get(cat) is not None:
+        if row.get(cat) is None:
+            continue
+        if cat == "task" and metric != "pass_rate":
+            from .similarity import NAMES, fmt_score
+
+            d = row["vs_base"].get("task")
+            gain = "" if d is None else " (=)" if abs(d) < 0.05 else f" ({d:+.1f} points vs base)"
+            parts.append(f"task {NAMES.get(metric, metric)} {fmt_score(metric, row.get('task_score'))}{gain}")
+        else:
             parts.append(f"{cat} {_pct(row[cat])}{_delta(row['vs_base'].get(cat), vs_base=cat == 'task')}")
     if row.get("latency_p95_ms") is not None:
         budget = f" (budget {rules.latency_p95_ms:.0f})" if rules is not None and rules.latency_p95_ms else ""
@@ -381,7 +512,7 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     losses = _eval_losses(run_dir)
     present = {c.step for c in list_checkpoints(run_dir) if c.complete}
     reviews = load_reviews(run_dir) if rules.require_review else {}
-    rows = [base_row(base)]
+    rows = [base_row(base, rules)]
     base_scores = scores(base)
     for step in evaluated_steps(run_dir):
         records = read_records(run_dir, step)
@@ -398,7 +529,7 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     carried = {k: previous[k] for k in ("sets", "base_model", "base_system_prompt", "generation", "timings", "seconds",
                                         "base_loads") if k in previous}
     summary = {**carried, **(extra or {}), **summary, "notices": notices, "key": key,
-               "rules": {k: getattr(rules, k) for k in ("min_task_gain", "significance", "max_format_drop", "max_safety_drop",
+               "rules": {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop",
                                                          "max_general_drop", "latency_p95_ms", "require_review",
                                                          "max_weird_share") if hasattr(rules, k)}}
     if write:

@@ -43,6 +43,18 @@ def _fmt(x, spec: str = ".1f", suffix: str = "") -> str:
     return f"{format(x, spec)}{suffix}" if isinstance(x, (int, float)) else "-"
 
 
+def _name(metric: str) -> str:
+    from .similarity import NAMES
+
+    return NAMES.get(metric, metric)
+
+
+def _score(metric: str, value) -> str:
+    from .similarity import fmt_score
+
+    return f"{_name(metric)} {fmt_score(metric, value)}"
+
+
 def _vs(row: dict) -> str:
     d = (row.get("vs_base") or {}).get("task")
     if d is None:
@@ -73,7 +85,9 @@ def print_summary(summary: dict, file=None) -> None:
         name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
         name += " *" if best is not None and r["checkpoint"] == best else ""
         name += " (pruned)" if r.get("pruned") else ""
-        cells = [name, _fmt(r.get("eval_loss"), ".4f"), _fmt(r.get("task"), ".1f", "%"), _vs(r),
+        task = (_fmt(r.get("task"), ".1f", "%") if (r.get("task_metric") or "pass_rate") == "pass_rate"
+                else _score(r["task_metric"], r.get("task_score")))
+        cells = [name, _fmt(r.get("eval_loss"), ".4f"), task, _vs(r),
                  _fmt(r.get("format"), ".1f", "%"), _fmt(r.get("safety"), ".1f", "%")]
         cells += [_fmt(r.get("general"), ".1f", "%")] if has_general else []
         cells += [_fmt(r.get("latency_p95_ms"), ".0f"), r.get("verdict") or "-"]
@@ -81,6 +95,10 @@ def print_summary(summary: dict, file=None) -> None:
     console.print(table)
     for r in rows:
         label = r.get("label") or str(r["checkpoint"])
+        scored = "; ".join(f"{cat} " + ", ".join(_score(t, v) for t, v in types.items())
+                           for cat, types in (r.get("check_scores") or {}).items())
+        if scored:
+            console.print(f"  {label} mean scores: {scored}")
         for reason in r.get("reasons") or []:
             console.print(f"  {label}: {reason}")
     seen = set()
