@@ -83,9 +83,12 @@ class RunCallback(TrainerCallback):
         self._best_eval = math.inf
         self._evals_without_gain = 0
         self._last_train_loss: float | None = None
+        self.has_eval = True
+        self._gate_skip_said = False
 
     # -- life cycle --
     def on_train_begin(self, args, state, control, **kw):
+        self.has_eval = args.eval_strategy != "no"
         self.status.update(state=C.RUNNING, step=state.global_step, total_steps=state.max_steps)
         self.events.emit(C.EV_RUN_STARTED, total_steps=state.max_steps, step=state.global_step,
                          resumed_from=self.resumed_from, pid=os.getpid())
@@ -144,6 +147,8 @@ class RunCallback(TrainerCallback):
         if state.max_steps and step >= state.max_steps:
             control.should_save = True  # the last step is always a checkpoint: a candidate for the gate
             control.should_evaluate = True
+        if control.should_evaluate and args.eval_strategy == "no":
+            control.should_evaluate = False  # no held-out rows: the Trainer refuses to evaluate without an eval set
 
     def _handle_request(self, req: dict[str, Any], step: int, control) -> None:
         kind = req.get("kind")
@@ -153,7 +158,11 @@ class RunCallback(TrainerCallback):
         elif kind == C.CTL_CHECKPOINT:
             control.should_save = True
         elif kind == C.CTL_EVAL:
-            control.should_evaluate = True
+            if self.has_eval:
+                control.should_evaluate = True
+            else:
+                self.events.emit(C.EV_WARNING, code="no_eval_set", step=step,
+                                 message="eval now: this run has no held-out rows, so there is no validation loss to compute")
 
     # -- metrics --
     def on_log(self, args, state, control, logs=None, **kw):
@@ -225,13 +234,21 @@ class RunCallback(TrainerCallback):
         self.events.emit(C.EV_CHECKPOINT, step=step, path=str(path), eval_loss=eval_loss, complete=True)
         self.status.update(last_checkpoint=step)
         if self.profile.gate.when == "each_checkpoint":
-            self._gate_in_memory(step, kw.get("model"), kw.get("processing_class"))
+            self._gate_in_memory(step, kw.get("model"), kw.get("processing_class"), args)
         self._prune()
 
-    def _gate_in_memory(self, step: int, model, tokenizer) -> None:
+    def _gate_in_memory(self, step: int, model, tokenizer, args) -> None:
         """gate.when = "each_checkpoint": judge the model in memory right after its save."""
         from .gate_runner import evaluate_in_memory, status_fields
+        from .preflight import gate_sets_named
 
+        if not gate_sets_named(self.profile) and args.eval_strategy == "no":
+            if not self._gate_skip_said:  # once per run, not once per checkpoint
+                self._gate_skip_said = True
+                self.events.emit(C.EV_WARNING, code="gate_skipped", step=step,
+                                 message="eval gate skipped: no eval set in [gate] (golden, safety, general) and no "
+                                         "held-out rows to score")
+            return
         try:
             summary = evaluate_in_memory(self.run_dir, model, tokenizer, step, self.events)
         except Exception as exc:  # noqa: BLE001 - the gate must not take training down

@@ -58,7 +58,7 @@ class ModelConfig:
 class DataConfig:
     path: str = opt("", "Training data file or folder (JSONL, JSON, CSV, Parquet, save_to_disk folder). `tunedeck run --data` sets it.")
     format: str = opt("auto", "Force the dataset format instead of detecting it.",
-                      choices=("auto", "messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference"))
+                      choices=("auto", "messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference", "kto"))
     eval_file: str = opt("", "A separate held-out file; when set, val_fraction is ignored.")
     val_fraction: float = opt(0.1, "Share of the data held out for validation and never trained on.", min=0.0, max=0.5)
     on_invalid: str = opt("error", "Invalid rows: stop before training, or skip them (counted and listed).", choices=("error", "skip"))
@@ -69,10 +69,14 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    method: str = opt("sft", "Supervised fine-tuning on demonstrations, or DPO on preference pairs.", choices=("sft", "dpo"))
+    method: str = opt("sft", "Supervised fine-tuning on demonstrations, DPO on preference pairs, or KTO on answers labelled good or bad.",
+                      choices=("sft", "dpo", "kto"))
     adapter: str = opt("lora", "LoRA adapters, QLoRA (4-bit base, needs a GPU and bitsandbytes) or none (full fine-tuning).",
                        choices=("lora", "qlora", "none"))
     dpo_beta: float = opt(0.1, "DPO: strength of the pull towards the reference model.", min=0.0, max=10.0)
+    kto_beta: float = opt(0.1, "KTO: strength of the pull towards the reference model.", min=0.0, max=10.0)
+    kto_desirable_weight: float = opt(1.0, "KTO: weight of the loss on desirable answers (raise it when they are the fewer).", min=0.0, max=100.0)
+    kto_undesirable_weight: float = opt(1.0, "KTO: weight of the loss on undesirable answers (raise it when they are the fewer).", min=0.0, max=100.0)
 
 
 @dataclass
@@ -529,7 +533,7 @@ def hints(profile: Profile, processes: int = 1, train_rows: int | None = None) -
         lo, hi, what = 5e-5, 5e-4, "LoRA"
     else:
         lo, hi, what = 1e-5, 5e-5, "full fine-tuning"
-    if m.method == "dpo":
+    if m.method in ("dpo", "kto"):
         lo, hi = lo / 10, hi
     if not lo <= lr <= hi:
         out.append(Hint("optim.learning_rate", f"learning rate {lr:g} is outside the usual {lo:g}-{hi:g} for {what}"

@@ -50,10 +50,12 @@ Problem categories (severity in brackets; "error" rows are left out of `rows`):
 
 from __future__ import annotations
 
+import bisect
 import csv
 import difflib
 import json
 import os
+import re
 import socket
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -61,16 +63,32 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
-FORMATS = ("messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference")
-METHODS = ("sft", "dpo")
+FORMATS = ("messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference", "kto")
+METHODS = ("sft", "dpo", "kto")
+FORMAT_METHOD = {"preference": "dpo", "kto": "kto"}  # every other format is SFT data
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "model": "assistant", "bing": "assistant", "bard": "assistant",
-                  "tool": "tool", "observation": "tool", "function_response": "tool"}
+                  "tool": "tool", "observation": "tool", "function_response": "tool",
+                  "function_call": "assistant"}  # LLaMA-Factory: a function_call turn is the assistant's tool call
+# Columns each format reads; any other column is listed as ignored (with "did you mean" for near misses).
+_CHAT_EXTRAS = ("system", "tools")
+KNOWN_COLUMNS = {
+    "messages": ("messages", "tools"),
+    "sharegpt": ("conversations", "system", "tools"),
+    "alpaca": ("instruction", "input", "output", "system", "history"),
+    "text": ("text",),
+    "prompt_completion": ("prompt", "completion", "tools"),
+    "preference": ("prompt", "chosen", "rejected", "conversations", "messages", "instruction", "input", "history",
+                   "preferred_output", "non_preferred_output") + _CHAT_EXTRAS,
+    "kto": ("prompt", "completion", "messages", "conversations", "label", "kto_tag") + _CHAT_EXTRAS,
+}
+MEDIA_COLUMNS = ("images", "videos", "audios")
 MAX_LINE_BYTES = 10 * 1024 * 1024
 _DETECT_ROWS = 200       # rows looked at to detect the format
 _PROGRESS_EVERY = 2000   # rows between progress callbacks
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _JSON_COLUMNS = ("messages", "conversations", "tools", "prompt", "completion", "chosen", "rejected")
 
 
@@ -85,8 +103,8 @@ class Problem:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def where(self, path: str) -> str:
-        return f"{path}:{self.line}"
+    def where(self, path: str, unit: str = "line") -> str:
+        return f"{path}:{self.line}" if unit == "line" else f"{path} row {self.line}"
 
 
 @dataclass
@@ -98,6 +116,20 @@ class LoadedDataset:
     problems: list[Problem]
     total_rows: int
     skipped: list[int] = field(default_factory=list)
+    unit: str = "line"   # locations are file lines ("line") or 1-based rows of a table ("row")
+    ignored_columns: dict[str, int] = field(default_factory=dict)   # column -> rows that have it
+
+    @property
+    def method(self) -> str:
+        """The training method this data is for."""
+        return FORMAT_METHOD.get(self.format, "sft")
+
+    def label_counts(self) -> dict[str, int] | None:
+        """KTO: desirable and undesirable rows among the valid ones."""
+        if self.format != "kto":
+            return None
+        good = sum(1 for r in self.rows if r.get("label") is True)
+        return {"desirable": good, "undesirable": len(self.rows) - good}
 
     def error_count(self) -> int:
         return sum(p.severity == "error" for p in self.problems)
@@ -123,11 +155,11 @@ class LoadedDataset:
         parts = []
         for category, n in self.counts().items():
             ps = [p for p in self.problems if p.category == category]
-            where = ", ".join(p.where(name) for p in ps[:max_locations]) + (", ..." if n > max_locations else "")
+            where = ", ".join(p.where(name, self.unit) for p in ps[:max_locations]) + (", ..." if n > max_locations else "")
             parts.append(f"{category} x{n} [{ps[0].severity}] ({where})")
         first = next((p for p in self.problems if p.severity == "error"), self.problems[0])
         return (text + f"; {self.error_count()} errors, {self.warning_count()} warnings: " + "; ".join(parts)
-                + f". First: {first.where(name)}: {first.message}")
+                + f". First: {first.where(name, self.unit)}: {first.message}")
 
 
 class DatasetError(ValueError):
@@ -177,31 +209,84 @@ def _read_jsonl(path: Path, max_line_bytes: int, progress: Callable | None) -> I
         progress(total, total)
 
 
+def _line_of(newlines: list[int], offset: int) -> int:
+    """1-based file line of a character offset, given the offsets of every newline."""
+    return bisect.bisect_right(newlines, offset - 1) + 1
+
+
+def _array_items(text: str, start: int) -> Iterator[tuple[int, Any]]:
+    """(character offset, value) of each element of the JSON array that opens at text[start]."""
+    decoder = json.JSONDecoder()
+    ws = _JSON_SPACE.match
+    i = ws(text, start + 1).end()
+    if text.startswith("]", i):
+        return
+    while True:
+        try:
+            value, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError as e:
+            raise _JSONSyntax(e.pos, e.msg) from None
+        yield i, value
+        i = ws(text, end).end()
+        if text.startswith(",", i):
+            i = ws(text, i + 1).end()
+        elif text.startswith("]", i):
+            return
+        else:
+            raise _JSONSyntax(i, "Expecting ',' delimiter")
+
+
+class _JSONSyntax(Exception):
+    def __init__(self, pos: int, msg: str):
+        self.pos, self.msg = pos, msg
+
+
 def _read_json(path: Path, progress: Callable | None) -> Iterator[Item]:
+    """A JSON array of rows (pretty-printed or not), {"data": [...]}, or one row; lines are file lines."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text (bad bytes at offset {e.start})") from None
-    try:
-        data = json.loads(text)
-    except RecursionError:
-        raise DatasetError(f"{path}: JSON nested too deeply to read") from None
-    except json.JSONDecodeError as e:
-        if e.msg == "Extra data":  # one object per line under a .json name
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    start = _JSON_SPACE.match(text).end()
+
+    def syntax_error(pos: int, msg: str) -> DatasetError:
+        line = _line_of(newlines, pos)
+        col = pos - (newlines[line - 2] + 1 if line > 1 else 0) + 1
+        return DatasetError(f"{path}:{line}: invalid JSON at column {col}: {msg}")
+
+    array_at = start if text.startswith("[", start) else None
+    if array_at is None and text.startswith("{", start):
+        try:
+            data, end = json.JSONDecoder().raw_decode(text, start)
+        except json.JSONDecodeError as e:
+            raise syntax_error(e.pos, e.msg) from None
+        except RecursionError:
+            raise DatasetError(f"{path}: JSON nested too deeply to read") from None
+        if _JSON_SPACE.match(text, end).end() < len(text):  # one object per line under a .json name
             yield from _read_jsonl(path, MAX_LINE_BYTES, progress)
             return
-        raise DatasetError(f"{path}:{e.lineno}: invalid JSON at column {e.colno}: {e.msg}") from None
-    if isinstance(data, dict):
         wrapper = [k for k in ("data", "rows", "examples", "train") if isinstance(data.get(k), list)]
-        data = data[wrapper[0]] if len(data) == 1 and wrapper else [data]  # {"data": [...]} or a single row
-    if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a JSON array of rows, found {type(data).__name__}")
-    for i, obj in enumerate(data, 1):
-        yield i, obj
-        if progress and i % _PROGRESS_EVERY == 0:
-            progress(i, len(data))
+        if len(data) == 1 and wrapper:  # {"data": [...]}: the array opens after the only key
+            array_at = text.index("[", re.compile('"' + wrapper[0] + '"\\s*:').search(text, start).end())
+        else:
+            yield 1 + text.count("\n", 0, start), data  # a single row
+            return
+    if array_at is None:
+        found = "nothing" if start >= len(text) else f"{text[start:start + 12]!r}"
+        raise DatasetError(f"{path}: expected a JSON array of rows, found {found}")
+    total = len(text)
+    try:
+        for n, (offset, obj) in enumerate(_array_items(text, array_at), 1):
+            yield _line_of(newlines, offset), obj
+            if progress and n % _PROGRESS_EVERY == 0:
+                progress(offset, total)
+    except _JSONSyntax as e:
+        raise syntax_error(e.pos, e.msg) from None
+    except RecursionError:
+        raise DatasetError(f"{path}: JSON nested too deeply to read") from None
     if progress:
-        progress(len(data), len(data))
+        progress(total, total)
 
 
 def _cell(key: str, value: Any) -> Any:
@@ -228,7 +313,7 @@ def _read_csv(path: Path, progress: Callable | None) -> Iterator[Item]:
     with f:
         i = 0
         while True:
-            i += 1
+            i = reader.line_num + 1  # the file line the next record starts on (records may span lines)
             try:
                 rec = next(reader)
             except StopIteration:
@@ -370,8 +455,10 @@ def read_items(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, progress:
 
 def detect_format(obj: dict) -> str | None:
     keys = obj.keys()
-    if "chosen" in keys and "rejected" in keys:
+    if ("chosen" in keys and "rejected" in keys) or ("preferred_output" in keys and "non_preferred_output" in keys):
         return "preference"
+    if ("label" in keys or "kto_tag" in keys) and ("messages" in keys or "conversations" in keys or "completion" in keys):
+        return "kto"  # unpaired preference: never SFT, or the undesirable answers would be taught as good ones
     if "messages" in keys:
         return "messages"
     if "conversations" in keys:
@@ -392,7 +479,8 @@ def _vote(objects: list[dict], path: str) -> str:
         seen = f"columns seen: {', '.join(keys)}" if keys else "no valid JSON object rows"
         raise DatasetError(f"{path}: cannot tell the dataset format ({seen}). Expected one of: messages; "
                            "prompt+completion; text; instruction+output (alpaca); conversations (sharegpt); "
-                           "chosen+rejected (preference). Force one with --format.")
+                           "chosen+rejected or preferred_output+non_preferred_output (preference); messages, "
+                           "conversations or prompt+completion with a label (kto). Force one with --format.")
     return votes.most_common(1)[0][0]
 
 
@@ -469,9 +557,39 @@ def _check_message(r: _Row, m: Any, where: str, role_key: str, content_key: str,
             elif out.get("role") not in (None, "assistant"):
                 r.add("invalid_tool_calls", f"{where}.tool_calls", f"only assistant turns make tool calls, not {out['role']}")
             else:
-                out["tool_calls"] = value
+                calls = _tool_calls(r, value, f"{where}.tool_calls")
+                if calls:
+                    out["tool_calls"] = calls
         elif key in ("name", "tool_call_id"):
             out[key] = value
+    return out
+
+
+def _tool_calls(r: _Row, calls: list, where: str) -> list | None:
+    """Tool calls in OpenAI's shape with `arguments` as a dict (chat templates expect a dict; OpenAI files hold a
+    JSON string). Accepts bare {"name", "arguments"} calls as LLaMA-Factory and some exports write them."""
+    out = []
+    for i, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call.get("function"), dict) else call
+        name, args = fn.get("name"), fn.get("arguments", fn.get("parameters"))
+        if not isinstance(name, str) or not name.strip():
+            r.add("invalid_tool_calls", f"{where}[{i}]", 'a tool call needs a "name" (the function to call)')
+            return None
+        if isinstance(args, str):
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as e:
+                r.add("invalid_tool_calls", f"{where}[{i}].arguments", f"arguments are not valid JSON ({e.msg})")
+                return None
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            r.add("invalid_tool_calls", f"{where}[{i}].arguments", f"arguments must be a JSON object, not {_type(args)}")
+            return None
+        canonical = {"type": "function", "function": {"name": name, "arguments": args}}
+        if isinstance(call.get("id"), str):
+            canonical["id"] = call["id"]
+        out.append(canonical)
     return out
 
 
@@ -518,8 +636,19 @@ def _tools(r: _Row, obj: dict, row: dict) -> None:
             pass
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         r.add("invalid_tools", "tools", f"tools must be a list of objects (JSON schemas), not {_type(tools)}")
-    elif tools:
-        row["tools"] = tools
+        return
+    wrapped = []
+    for i, t in enumerate(tools):
+        if isinstance(t.get("function"), dict):
+            wrapped.append({"type": t.get("type", "function"), **t})
+        elif isinstance(t.get("name"), str):  # a bare function schema (LLaMA-Factory): wrap it in OpenAI's shape
+            wrapped.append({"type": "function", "function": t})
+        else:
+            r.add("invalid_tools", f"tools[{i}]", 'a tool must be a function schema with a "name", '
+                  'or {"type": "function", "function": {...}}')
+            return
+    if wrapped:
+        row["tools"] = wrapped
 
 
 def _string(r: _Row, obj: dict, key: str, *, required=True, empty="error") -> str | None:
@@ -559,32 +688,99 @@ def _sft_sharegpt(r: _Row, obj: dict, method: str) -> dict | None:
     if "conversations" not in obj:
         r.add("messages_missing", "conversations", 'missing "conversations"' + _other_format_hint(obj))
         return None
-    turns = obj["conversations"]
-    # Some ShareGPT exports use role/content inside conversations; accept both spellings.
-    keys = ("role", "content") if isinstance(turns, list) and turns and isinstance(turns[0], dict) and "from" not in turns[0] else ("from", "value")
-    msgs = _conversation(r, turns, "conversations", role_key=keys[0], content_key=keys[1], role_map=SHAREGPT_ROLES)
+    msgs = _sharegpt_turns(r, obj["conversations"], "conversations", obj)
     if msgs is None:
         return None
-    system = _string(r, obj, "system", required=False, empty=None)
-    if system and not (msgs and msgs[0]["role"] == "system"):
-        msgs = [{"role": "system", "content": system}] + msgs
     _check_order(r, msgs, "conversations", method)
     row = {"messages": msgs}
     _tools(r, obj, row)
     return row
 
 
-def _sft_alpaca(r: _Row, obj: dict, method: str) -> dict | None:
+def _sharegpt_keys(turns: Any) -> tuple[str, str]:
+    # Some ShareGPT exports use role/content inside conversations; accept both spellings.
+    first = turns[0] if isinstance(turns, list) and turns else turns
+    return ("role", "content") if isinstance(first, dict) and "from" not in first else ("from", "value")
+
+
+def _sharegpt_turns(r: _Row, turns: Any, prefix: str, obj: dict) -> list | None:
+    """ShareGPT turns as canonical messages: function_call turns become assistant tool calls, observation
+    turns tool results (named after their call), and the system column a leading system message."""
+    role_key, content_key = _sharegpt_keys(turns)
+    if isinstance(turns, list):
+        turns = [_function_call_turn(r, t, f"{prefix}[{i}]", role_key, content_key) for i, t in enumerate(turns)]
+        if any(t is None for t in turns):
+            return None
+    msgs = _conversation(r, turns, prefix, role_key=role_key, content_key=content_key, role_map=SHAREGPT_ROLES)
+    if msgs is None:
+        return None
+    _name_tool_results(msgs)
+    system = _string(r, obj, "system", required=False, empty=None)
+    if system and not (msgs and msgs[0]["role"] == "system"):
+        msgs = [{"role": "system", "content": system}] + msgs
+    return msgs
+
+
+def _function_call_turn(r: _Row, turn: Any, where: str, role_key: str, content_key: str) -> Any:
+    """{"from": "function_call", "value": '{"name": ..., "arguments": ...}'} -> an assistant turn with tool_calls."""
+    if not isinstance(turn, dict) or turn.get(role_key) != "function_call":
+        return turn
+    value = turn.get(content_key)
+    try:
+        calls = json.loads(value) if isinstance(value, str) else value
+    except json.JSONDecodeError as e:
+        r.add("invalid_tool_calls", f"{where}.{content_key}", f"a function_call turn must hold the call as JSON "
+              f'({{"name": ..., "arguments": {{...}}}}); this is not valid JSON ({e.msg})')
+        return None
+    calls = [calls] if isinstance(calls, dict) else calls
+    if not isinstance(calls, list) or not calls or not all(isinstance(c, dict) for c in calls):
+        r.add("invalid_tool_calls", f"{where}.{content_key}", 'a function_call turn must hold {"name": ..., '
+              f'"arguments": {{...}}}} or a list of them, not {_type(calls)}')
+        return None
+    return {role_key: "gpt", "tool_calls": calls}
+
+
+def _name_tool_results(msgs: list[dict]) -> None:
+    """Give each tool result the name of the call it answers (in order), as templates that print names expect."""
+    calls: list = []
+    for m in msgs:
+        if m.get("role") == "assistant":
+            calls = [c["function"]["name"] for c in m.get("tool_calls", [])]
+        elif m.get("role") == "tool":
+            if calls and "name" not in m:
+                m["name"] = calls[0]
+            calls = calls[1:]
+
+
+def _alpaca_prompt(r: _Row, obj: dict) -> list | None:
+    """system, history (earlier [instruction, response] pairs) and instruction + input as messages."""
     instruction = _string(r, obj, "instruction")
     extra = _string(r, obj, "input", required=False, empty=None)
-    output = _string(r, obj, "output")
     system = _string(r, obj, "system", required=False, empty=None)
-    if instruction is None or output is None:
+    history = obj.get("history")
+    earlier: list = []
+    if history not in (None, []):
+        if not isinstance(history, list):
+            r.add("invalid_history", "history", f"history must be a list of [instruction, response] pairs, not {_type(history)}")
+            return None
+        for i, pair in enumerate(history):
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                r.add("invalid_history", f"history[{i}]", "each history entry must be a pair of strings "
+                      "[instruction, response]")
+                return None
+            earlier += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+    if instruction is None:
         return None
     user = instruction + ("\n\n" + extra if extra and extra.strip() else "")
-    msgs = ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": user}, {"role": "assistant", "content": output}]
-    return {"messages": msgs}
+    return ([{"role": "system", "content": system}] if system else []) + earlier + [{"role": "user", "content": user}]
+
+
+def _sft_alpaca(r: _Row, obj: dict, method: str) -> dict | None:
+    prompt = _alpaca_prompt(r, obj)
+    output = _string(r, obj, "output")
+    if prompt is None or output is None:
+        return None
+    return {"messages": prompt + [{"role": "assistant", "content": output}]}
 
 
 def _sft_text(r: _Row, obj: dict, method: str) -> dict | None:
@@ -625,25 +821,72 @@ def _sft_prompt_completion(r: _Row, obj: dict, method: str) -> dict | None:
     return {"messages": msgs, **row}
 
 
+def _answer_turns(r: _Row, value: Any, key: str) -> list | None:
+    """A preference answer: a string, a message list, or one message object (LLaMA-Factory's
+    {"from": "gpt", "value": ...} or {"role": "assistant", "content": ...})."""
+    if isinstance(value, dict):
+        value = [value]
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "from" in value[0]:
+        return _sharegpt_turns(r, value, key, {})
+    return _as_turns(r, value, key, "assistant")
+
+
+def _preference_prompt(r: _Row, obj: dict) -> tuple[list | None, bool]:
+    """(prompt messages, whether the row named a prompt at all): `prompt` (TRL), `conversations` or `messages`
+    (LLaMA-Factory ShareGPT/OpenAI), `instruction` (+ input, history; LLaMA-Factory alpaca), with `system`."""
+    if obj.get("prompt") is not None:
+        prompt = _as_turns(r, obj["prompt"], "prompt", "user")
+    elif obj.get("conversations") is not None:
+        prompt = _sharegpt_turns(r, obj["conversations"], "conversations", obj)
+    elif obj.get("messages") is not None:
+        prompt = _conversation(r, obj["messages"], "messages")
+    elif obj.get("instruction") is not None:
+        return _alpaca_prompt(r, obj), True
+    else:
+        return None, False
+    system = obj.get("system")
+    if prompt and isinstance(system, str) and system.strip() and prompt[0].get("role") != "system":
+        prompt = [{"role": "system", "content": system}] + prompt
+    return prompt, True
+
+
+def _openai_preference(obj: dict) -> dict:
+    """OpenAI's preference fine-tuning rows ({"input": {"messages", "tools"}, "preferred_output",
+    "non_preferred_output"}) in the TRL spelling, so one converter checks both."""
+    source = obj.get("input") if isinstance(obj.get("input"), dict) else {}
+    out = {"chosen": obj.get("preferred_output"), "rejected": obj.get("non_preferred_output")}
+    if source.get("messages") is not None:
+        out["messages"] = source["messages"]
+    if source.get("tools") is not None:
+        out["tools"] = source["tools"]
+    return out
+
+
 def _dpo_preference(r: _Row, obj: dict, method: str) -> dict | None:
+    if "preferred_output" in obj:
+        if not isinstance(obj.get("input"), dict) or obj["input"].get("messages") is None:
+            r.add("missing_field", "input.messages", 'missing "input": {"messages": [...]} (the prompt)')
+            return None
+        obj = _openai_preference(obj)
     missing = [k for k in ("chosen", "rejected") if obj.get(k) is None]
     for k in missing:
         r.add("missing_field", k, f'missing field "{k}"' + _other_format_hint(obj))
     if missing:
         return None
-    chosen = _as_turns(r, obj["chosen"], "chosen", "assistant")
-    rejected = _as_turns(r, obj["rejected"], "rejected", "assistant")
+    chosen = _answer_turns(r, obj["chosen"], "chosen")
+    rejected = _answer_turns(r, obj["rejected"], "rejected")
     row: dict = {}
     _tools(r, obj, row)
     if chosen is None or rejected is None:
         return None
-    if obj.get("prompt") is not None:
-        prompt = _as_turns(r, obj["prompt"], "prompt", "user")
+    prompt, named = _preference_prompt(r, obj)
+    if named:
         if prompt is None:
             return None
     else:
-        if isinstance(obj["chosen"], str):
-            r.add("missing_field", "prompt", 'missing field "prompt" (plain-string answers need an explicit prompt)')
+        if isinstance(obj["chosen"], (str, dict)):
+            r.add("missing_field", "prompt", 'missing field "prompt" (a single answer needs an explicit prompt: '
+                  '"prompt", "conversations", "messages" or "instruction")')
             return None
         # Implicit prompt: the messages both conversations share.
         n = 0
@@ -668,8 +911,52 @@ def _dpo_preference(r: _Row, obj: dict, method: str) -> dict | None:
     return {"prompt": prompt, "chosen": chosen, "rejected": rejected, **row}
 
 
+def _kto_label(r: _Row, obj: dict) -> bool | None:
+    key = "label" if "label" in obj else "kto_tag"
+    value = obj.get(key)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"  # CSV cells, and LLaMA-Factory writes "[true/false]" as text at times
+    if isinstance(value, bool):
+        return value
+    r.add("invalid_label", key, f"{key} must be true (a desirable answer) or false (an undesirable one), not {value!r}")
+    return None
+
+
+def _kto_unpaired(r: _Row, obj: dict, method: str) -> dict | None:
+    """KTO rows: TRL's unpaired preference format, {"prompt", "completion", "label"}; from conversations the
+    last assistant turn is the completion the label judges, the turns before it the prompt."""
+    label = _kto_label(r, obj)
+    if "completion" in obj:
+        if obj.get("prompt") is None:
+            r.add("missing_field", "prompt", 'missing field "prompt"')
+            return None
+        prompt, completion = obj["prompt"], obj["completion"]
+        if isinstance(prompt, str) and isinstance(completion, str):
+            if not completion.strip():
+                r.add("content_empty", "completion", "empty")
+            return {"prompt": prompt, "completion": completion, "label": label} if r.ok else None
+        p = _as_turns(r, prompt, "prompt", "user")
+        c = _as_turns(r, completion, "completion", "assistant")
+        row: dict = {}
+        _tools(r, obj, row)
+        if p is None or c is None:
+            return None
+        _check_order(r, p + c, "prompt+completion", "sft", completion_start=len(p))
+    else:
+        conv = _sft_sharegpt(r, obj, "sft") if "conversations" in obj else _sft_messages(r, obj, "sft")
+        if conv is None:
+            return None
+        msgs = conv.pop("messages")
+        p, c, row = msgs[:-1], msgs[-1:], conv
+        if not any(m.get("role") == "user" for m in p):
+            r.add("missing_field", "messages", "no user turn before the answer: KTO needs a prompt")
+    if label is None or not r.ok:
+        return None
+    return {"prompt": p, "completion": c, "label": label, **row}
+
+
 CONVERTERS = {"messages": _sft_messages, "sharegpt": _sft_sharegpt, "alpaca": _sft_alpaca, "text": _sft_text,
-              "prompt_completion": _sft_prompt_completion, "preference": _dpo_preference}
+              "prompt_completion": _sft_prompt_completion, "preference": _dpo_preference, "kto": _kto_unpaired}
 
 
 def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[dict | None, list[Problem]]:
@@ -677,6 +964,11 @@ def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[
     r = _Row(line)
     if not isinstance(obj, dict):
         r.add("not_object", None, f"a row must be a JSON object, not {_type(obj)}")
+        return None, r.problems
+    media = [k for k in MEDIA_COLUMNS if obj.get(k) not in (None, [], "")]
+    if media:
+        r.add("multimodal", media[0], f"this row has {' and '.join(media)} (multimodal data); tunedeck trains text-only "
+              f"models: remove the {media[0]} column (and any <image>/<video>/<audio> tags) or train elsewhere")
         return None, r.problems
     row = CONVERTERS[format](r, obj, method)
     return (row if r.ok else None), r.problems
@@ -686,21 +978,89 @@ def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[
 
 def _check_method(path: str, fmt: str, method: str) -> None:
     if method not in METHODS:
-        raise DatasetError(f"{path}: unknown method {method!r}; expected sft or dpo")
+        raise DatasetError(f"{path}: unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if method == "dpo" and fmt != "preference":
-        raise DatasetError(f"{path}: DPO needs preference data (prompt/chosen/rejected), but this file is {fmt} data. "
-                           "Use method sft, or a file with chosen and rejected answers.")
+        hint = (" This file is KTO data (one answer per row with a true/false label): use method kto."
+                if fmt == "kto" else " Use method sft, or a file with chosen and rejected answers.")
+        raise DatasetError(f"{path}: DPO needs preference data (prompt/chosen/rejected), but this file is {fmt} data.{hint}")
+    if method == "kto" and fmt != "kto":
+        hint = " This file has chosen/rejected pairs: use method dpo." if fmt == "preference" else ""
+        raise DatasetError(f"{path}: KTO needs rows with one answer and a true/false label (prompt/completion/label, "
+                           f"or messages/conversations with label or kto_tag), but this file is {fmt} data.{hint}")
     if method == "sft" and fmt == "preference":
         raise DatasetError(f"{path}: this is preference data (chosen/rejected); train it with method dpo, "
                            "or give SFT a file of demonstrations.")
+    if method == "sft" and fmt == "kto":
+        raise DatasetError(f"{path}: this is KTO data (answers labelled true/false); train it with method kto. "
+                           "As SFT data its undesirable answers would be taught as good ones.")
+
+
+def _location_unit(path: str | Path) -> str:
+    """Text files report file lines; Parquet, save_to_disk folders and hub datasets report rows."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return "row"
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return "row"
+    with open(p, "rb") as f:
+        return "row" if f.read(4) == b"PAR1" else "line"
+
+
+def _jsonl_shape(path: Path) -> str | None:
+    """When a JSON Lines file's first line does not parse: is the file a JSON array, pretty-printed records
+    or one object? One message saying so, instead of one invalid_json per line."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    decoder, values, i = json.JSONDecoder(), [], _JSON_SPACE.match(text).end()
+    try:
+        while i < len(text):
+            value, end = decoder.raw_decode(text, i)
+            values.append(value)
+            i = _JSON_SPACE.match(text, end).end()
+    except (json.JSONDecodeError, RecursionError):
+        return None  # really broken lines: report them one by one
+    lines, name = text.count("\n") + 1, path.name
+    if len(values) == 1 and isinstance(values[0], list):
+        return (f"{path}: this file holds one JSON array ({len(values[0])} rows over {lines} lines), not JSON Lines "
+                f"(one object per line). Rename it to .json, which tunedeck reads as an array, or write one row per "
+                f"line: jq -c '.[]' {name} > rows.jsonl")
+    if len(values) == 1 and isinstance(values[0], dict):
+        return (f"{path}: this file holds a single JSON object spread over {lines} lines, not JSON Lines. Write "
+                f"each row as one object on its own line (jq -c . {name} > rows.jsonl for a single row; "
+                f"jq -c '.data[]' for rows wrapped in a \"data\" list)")
+    if len(values) > 1 and all(isinstance(v, dict) for v in values):
+        return (f"{path}: this file holds {len(values)} JSON objects, each written over several lines "
+                f"(pretty-printed); JSON Lines needs each object on one line: jq -c . {name} > rows.jsonl")
+    return None
+
+
+def _note_columns(out: LoadedDataset, obj: Any, fmt: str, line: int, first_seen: dict[str, int]) -> None:
+    if isinstance(obj, dict) and fmt in KNOWN_COLUMNS:
+        for key in obj:
+            if key not in KNOWN_COLUMNS[fmt] and key not in MEDIA_COLUMNS:
+                out.ignored_columns[key] = out.ignored_columns.get(key, 0) + 1
+                first_seen.setdefault(key, line)
+
+
+def _column_warnings(out: LoadedDataset, first_seen: dict[str, int]) -> None:
+    """One warning per ignored column that is a near miss of a column the format reads."""
+    for key, n in out.ignored_columns.items():
+        hint = _suggest(key, KNOWN_COLUMNS[out.format])
+        if hint:
+            out.problems.append(Problem("unknown_column", first_seen[key], f'column "{key}" is not read by the '
+                                        f"{out.format} format{hint}; it is ignored in {n} row{'s' if n != 1 else ''}",
+                                        "warning", key))
 
 
 def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft", on_invalid: str = "error",
                  progress: Callable[[int, int], None] | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> LoadedDataset:
     """Read, validate and convert a dataset. Invalid rows are listed in `problems` and left out of `rows`.
 
-    progress(done, total) is called now and then; units are bytes for JSONL/CSV and rows otherwise, so
-    only the ratio is meaningful. Raises DatasetError when the source cannot be read at all.
+    method "auto" takes the method from the data (preference -> dpo, kto -> kto, else sft); the result's
+    `method` says which. progress(done, total) is called now and then; units are bytes for JSONL/CSV and rows
+    otherwise, so only the ratio is meaningful. Raises DatasetError when the source cannot be read at all.
     """
     name = str(path)
     if format != "auto" and format not in FORMATS:
@@ -717,6 +1077,12 @@ def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft",
                 break
         if not head:
             raise DatasetError(f"{name}: no rows (the file is empty)")
+        p = Path(path).expanduser()
+        if (isinstance(head[0][1], Problem) and head[0][1].category == "invalid_json" and p.is_file()
+                and p.suffix.lower() != ".csv"):
+            shape = _jsonl_shape(p)
+            if shape:
+                raise DatasetError(shape)
         objects = [o for _, o in head if isinstance(o, dict)]
         if format != "auto":
             fmt = format
@@ -724,11 +1090,15 @@ def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft",
             fmt = _vote(objects, name)
         else:
             fmt = "unknown"  # not one row parsed as an object: report the rows' problems, detect nothing
+        if method == "auto":
+            method = FORMAT_METHOD.get(fmt, "sft")
         if fmt != "unknown":
             _check_method(name, fmt, method)
-        out = LoadedDataset(name, fmt, [], [], [], 0)
+        out = LoadedDataset(name, fmt, [], [], [], 0, unit=_location_unit(path))
+        first_seen: dict[str, int] = {}
         for line, obj in _chain(head, items):
             out.total_rows += 1
+            _note_columns(out, obj, fmt, line, first_seen)
             if isinstance(obj, Problem):
                 out.problems.append(obj)
                 row = None
@@ -741,6 +1111,7 @@ def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft",
             else:
                 out.rows.append(row)
                 out.lines.append(line)
+        _column_warnings(out, first_seen)
     except OSError as e:
         raise DatasetError(f"{name}: cannot read: {e.strerror or e}") from None
     return out

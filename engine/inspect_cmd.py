@@ -20,8 +20,8 @@ from .dataset import FORMATS, METHODS, DatasetError, LoadedDataset, hub_reachabl
 from .split import fingerprint, split_indices
 
 MAX_PROBLEMS_SHOWN = 20
-REPORT_ORDER = ("path", "format", "method", "rows", "valid_rows", "invalid_rows", "problems", "problem_counts", "errors",
-                "warnings", "skipped", "eval", "split", "fingerprint", "tokenizer", "tokens", "plan", "duplicates",
+REPORT_ORDER = ("path", "format", "method", "location", "rows", "valid_rows", "invalid_rows", "problems", "problem_counts", "errors",
+                "warnings", "skipped", "ignored_columns", "labels", "method_note", "eval", "split", "fingerprint", "tokenizer", "tokens", "plan", "duplicates",
                 "near_duplicates", "leakage", "threshold", "duplicate_rows")
 
 
@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-seq-len", type=int, help="longest sequence in tokens (default: the profile's data.max_seq_len)")
     p.add_argument("--eval", dest="eval_path", help="a separate held-out file, checked for problems and leakage")
     p.add_argument("--format", choices=("auto",) + FORMATS, help="force the dataset format instead of detecting it")
-    p.add_argument("--method", choices=METHODS, help="sft (demonstrations) or dpo (preference pairs)")
+    p.add_argument("--method", choices=METHODS,
+                   help="sft (demonstrations), dpo (preference pairs) or kto (labelled answers); default: from the data")
     p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=main)
@@ -42,7 +43,7 @@ def register(subparsers) -> None:
 
 @dataclass
 class Settings:
-    method: str
+    method: str                  # "auto": the data decides (preference -> dpo, kto -> kto, else sft)
     format: str
     max_seq_len: int
     val_fraction: float
@@ -55,6 +56,7 @@ class Settings:
     grad_accum: int
     epochs: float
     processes: int
+    profile_method: str | None = None   # the method the --profile trains with, when one is given
 
 
 class UsageError(ValueError):
@@ -75,7 +77,8 @@ def _settings(args) -> Settings:
     if not 0.0 < args.near_threshold <= 1.0:
         raise UsageError(f"--near-threshold must be in (0, 1], not {args.near_threshold}")
     return Settings(
-        method=args.method or profile.method.method, format=args.format or d.format, max_seq_len=max_seq_len,
+        method=args.method or "auto", format=args.format or d.format, max_seq_len=max_seq_len,
+        profile_method=profile.method.method if args.profile else None,
         val_fraction=d.val_fraction, seed=o.seed,
         # Without --model or --profile there is no model to count with: the default hub id would mean a download.
         model=args.model or (profile.model.base if args.profile else None),
@@ -143,7 +146,18 @@ def _load_tokenizer(s: Settings) -> tuple[Any, str | None]:
 
 def _problems(ds: LoadedDataset) -> dict:
     return {"problems": [p.to_dict() for p in ds.problems], "problem_counts": ds.counts(),
-            "errors": ds.error_count(), "warnings": ds.warning_count(), "skipped": ds.skipped}
+            "errors": ds.error_count(), "warnings": ds.warning_count(), "skipped": ds.skipped,
+            "ignored_columns": ds.ignored_columns}
+
+
+def _labels(ds: LoadedDataset) -> dict | None:
+    """KTO: desirable and undesirable rows, with a warning when one side is under 10%."""
+    counts = ds.label_counts()
+    if counts is None:
+        return None
+    from .preflight import kto_balance_warning
+
+    return {**counts, "warning": kto_balance_warning(ds.rows)}
 
 
 def build_report(args) -> dict:
@@ -158,11 +172,17 @@ def build_report(args) -> dict:
 
 def _build(path: str, s: Settings, threshold: float, show: _Progress) -> dict:
     ds = load_dataset(path, format=s.format, method=s.method, progress=show.phase("reading " + Path(path).name))
-    report: dict[str, Any] = {"path": str(path), "format": ds.format, "method": s.method, "rows": ds.total_rows,
-                              "valid_rows": len(ds.rows), "invalid_rows": ds.total_rows - len(ds.rows), **_problems(ds)}
+    report: dict[str, Any] = {"path": str(path), "format": ds.format, "method": ds.method, "location": ds.unit,
+                              "rows": ds.total_rows, "valid_rows": len(ds.rows),
+                              "invalid_rows": ds.total_rows - len(ds.rows), **_problems(ds)}
+    if ds.label_counts() is not None:
+        report["labels"] = _labels(ds)
+    if s.profile_method and s.profile_method != ds.method:
+        report["method_note"] = (f"the profile trains with method {s.profile_method}, but this is {ds.format} data "
+                                 f"for method {ds.method}: set method.method = \"{ds.method}\"")
     ev = None
     if s.eval_path:
-        ev = load_dataset(s.eval_path, format=s.format if s.format != "auto" else ds.format, method=s.method,
+        ev = load_dataset(s.eval_path, format=s.format if s.format != "auto" else ds.format, method=ds.method,
                           progress=show.phase("reading " + Path(s.eval_path).name))
         report["eval"] = {"path": s.eval_path, "format": ev.format, "rows": ev.total_rows, "valid_rows": len(ev.rows), **_problems(ev)}
     # The split, fingerprint and duplicates (Python and numpy) run on a thread while the tokenizer's
@@ -226,6 +246,9 @@ def main(args) -> int:
     try:
         report = build_report(args)
     except (UsageError, DatasetError) as e:
+        if args.json:  # a script reading stdout gets an object either way
+            json.dump({"path": str(args.path), "error": str(e)}, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
         print(f"tunedeck inspect: {e}", file=sys.stderr)
         return 2
     if args.json:
@@ -241,17 +264,18 @@ def main(args) -> int:
 
 # ---- the readable report ----------------------------------------------------------------------------
 
-def _lines(lines: list[int], path: str, n: int = 6, total: int | None = None) -> str:
+def _lines(lines: list[int], path: str, n: int = 6, total: int | None = None, unit: str = "line") -> str:
     total = len(lines) if total is None else total
     shown = ", ".join(str(l) for l in lines[:n])
-    return f"{Path(path).name}:{shown}" + (f" (+{total - min(n, len(lines))} more)" if total > n else "")
+    where = f"{Path(path).name}:" if unit == "line" else f"{Path(path).name} rows "
+    return where + shown + (f" (+{total - min(n, len(lines))} more)" if total > n else "")
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def _problem_table(title: str, part: dict, path: str):
+def _problem_table(title: str, part: dict, path: str, unit: str = "line"):
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", show_edge=False)
@@ -259,7 +283,7 @@ def _problem_table(title: str, part: dict, path: str):
         t.add_column(col, justify="right" if col == "count" else "left")
     for cat, n in part["problem_counts"].items():
         ps = [p for p in part["problems"] if p["category"] == cat]
-        t.add_row(cat, ps[0]["severity"], str(n), _lines([p["line"] for p in ps], path, 5))
+        t.add_row(cat, ps[0]["severity"], str(n), _lines([p["line"] for p in ps], path, 5, unit=unit))
     return t
 
 
@@ -279,17 +303,28 @@ def render(r: dict, console) -> None:
     """Print the report dict as tables and a text histogram."""
     from rich.table import Table
 
-    path = r["path"]
+    path, unit = r["path"], r.get("location", "line")
     console.print(f"[bold]{path}[/]  format [cyan]{r['format']}[/]  method {r['method']}  "
                   f"rows {r['rows']:,} ({r['valid_rows']:,} valid, {r['invalid_rows']:,} invalid)")
+    if r.get("method_note"):
+        console.print(f"[yellow]method:[/] {r['method_note']}")
+    if r.get("labels"):
+        lab = r["labels"]
+        console.print(f"labels: {lab['desirable']:,} desirable, {lab['undesirable']:,} undesirable")
+        if lab.get("warning"):
+            console.print(f"  [yellow]warning:[/] {lab['warning']}")
+    if r.get("ignored_columns"):
+        cols = ", ".join(f"{k} ({_plural(n, 'row')})" for k, n in r["ignored_columns"].items())
+        console.print(f"ignored columns (not read by the {r['format']} format): {cols}")
     for label, part, where in (("problems", r, path), ("eval file problems", r.get("eval"), (r.get("eval") or {}).get("path"))):
         if not part or not part["problems"]:
             continue
         console.print(_problem_table(f"{label}: {_plural(part['errors'], 'error')}, {_plural(part['warnings'], 'warning')}",
-                                     part, where))
+                                     part, where, unit))
         for p in part["problems"][:MAX_PROBLEMS_SHOWN]:
             style = "red" if p["severity"] == "error" else "yellow"
-            console.print(f"  [{style}]{Path(where).name}:{p['line']}[/] {p['message']}", soft_wrap=True)
+            loc = f"{Path(where).name}:{p['line']}" if unit == "line" else f"{Path(where).name} row {p['line']}"
+            console.print(f"  [{style}]{loc}[/] {p['message']}", soft_wrap=True)
         if len(part["problems"]) > MAX_PROBLEMS_SHOWN:
             console.print(f"  ... {len(part['problems']) - MAX_PROBLEMS_SHOWN} more (--json lists them all)")
 

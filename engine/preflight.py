@@ -65,19 +65,31 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
             profile_sets(profile.gate)  # a broken eval set fails now, not after hours of training
         except EvalSetError as e:
             raise PreflightError(str(e)) from None
+    if profile.method.method == "kto" and profile.optim.batch_size < 2:
+        raise PreflightError("optim.batch_size: KTO needs at least 2 rows per batch (it estimates its KL term from "
+                             f"the other rows of the batch), not {profile.optim.batch_size}")
     pre = Preflight(profile, {}, hints(profile, train_rows=len(prepared.train_rows)))
+    balance = kto_balance_warning(prepared.train_rows) if prepared.format == "kto" else None
+    if balance:
+        pre.warnings.append(balance)
     if prepared.skipped:
         shown = ", ".join(map(str, prepared.skipped[:10])) + (" ..." if len(prepared.skipped) > 10 else "")
         pre.warnings.append(f"{len(prepared.skipped)} invalid rows skipped (data.on_invalid = 'skip'): lines {shown}")
     if not prepared.eval_rows:
-        pre.warnings.append("no validation split (data.val_fraction = 0 and no eval_file): overfitting will go unseen")
+        pre.warnings.append(no_heldout_warning(profile, prepared))
+        if profile.gate.when != "never" and not gate_sets_named(profile):
+            pre.warnings.append("the eval gate will be skipped: no eval set in [gate] (golden, safety, general) and no "
+                                "held-out split to score; name one with gate.golden")
+    if prepared.ignored_columns:
+        pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
     if check_model:
         from .model_loading import check_model_config, load_tokenizer
         from .train import uses_assistant_only_loss
 
         check_model_config(profile)
         tokenizer = load_tokenizer(profile)
-        conversational = "messages" in prepared.train_rows[0] or prepared.format == "preference"
+        first = prepared.train_rows[0]
+        conversational = "messages" in first or prepared.format == "preference" or isinstance(first.get("prompt"), list)
         if conversational and not tokenizer.chat_template:
             raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
                                  f"({prepared.format}); set model.chat_template to a Jinja template file")
@@ -91,6 +103,35 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
                              train_rows=len(prepared.train_rows), eval_rows=len(prepared.eval_rows),
                              skipped_rows=prepared.skipped, profile_source=str(profile_ref))
     return pre
+
+
+def kto_balance_warning(rows: list[dict]) -> str | None:
+    """KTO learns from both sides; with under 10% on one side it has almost nothing to contrast."""
+    good = sum(1 for r in rows if r.get("label") is True)
+    bad = len(rows) - good
+    if not rows or min(good, bad) >= 0.1 * len(rows):
+        return None
+    few = "desirable" if good < bad else "undesirable"
+    return (f"KTO data is unbalanced: {good} desirable and {bad} undesirable rows ({min(good, bad) / len(rows):.0%} "
+            f"{few}); raise method.kto_{few}_weight so that weight x rows is about equal on both sides, or add {few} rows")
+
+
+def gate_sets_named(profile: Profile) -> bool:
+    return any(getattr(profile.gate, key) for key in ("golden", "safety", "general"))
+
+
+def no_heldout_warning(profile: Profile, prepared) -> str:
+    """Why this run has no held-out rows: the setting, a held-out file without valid rows, or too few rows to split."""
+    d = profile.data
+    if d.eval_file:
+        why = f"the held-out file {d.eval_file} has no valid rows"
+    elif d.val_fraction == 0:
+        why = "data.val_fraction = 0 and no data.eval_file"
+    else:
+        n = len(prepared.train_rows)
+        why = (f"only {n} valid row{'s' if n != 1 else ''}: too few to hold any out at "
+               f"data.val_fraction = {d.val_fraction:g}")
+    return f"no held-out split ({why}): no validation loss, so overfitting will go unseen"
 
 
 def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:

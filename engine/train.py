@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import contract as C
@@ -35,6 +35,7 @@ class PreparedData:
     format: str
     fingerprint: str
     skipped: list[int]
+    ignored_columns: list[str] = field(default_factory=list)  # columns of the file that training does not read
 
 
 def prepare_data(profile: Profile) -> PreparedData:
@@ -59,7 +60,7 @@ def prepare_data(profile: Profile) -> PreparedData:
         fp = fingerprint(rows, val_fraction=d.val_fraction, seed=profile.optim.seed)
     if not train_rows:
         raise DatasetError(f"{d.path}: no valid training rows left after validation and the split")
-    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped))
+    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), list(loaded.ignored_columns))
 
 
 def uses_assistant_only_loss(profile: Profile, rows: list[dict], tokenizer) -> bool:
@@ -163,6 +164,13 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
 
         args = DPOConfig(**common, beta=profile.method.dpo_beta)
         cls = _guarded(DPOTrainer, guard)
+    elif profile.method.method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        m = profile.method
+        args = KTOConfig(**common, beta=m.kto_beta, desirable_weight=m.kto_desirable_weight,
+                         undesirable_weight=m.kto_undesirable_weight)
+        cls = _guarded(KTOTrainer, guard)
     else:
         from trl import SFTConfig, SFTTrainer
 

@@ -109,8 +109,16 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
     from .gate_runner import run_gate, status_fields
     from .run_record import load_run_record
 
-    if load_run_record(run_dir).profile.gate.when != "end":
+    from .preflight import gate_sets_named
+
+    record = load_run_record(run_dir)
+    if record.profile.gate.when != "end":
         return ""
+    if not gate_sets_named(record.profile) and not record.eval_rows:
+        message = ("eval gate skipped: no eval set in [gate] (golden, safety, general) and no held-out rows to score; "
+                   "name one with gate.golden and run `tunedeck eval`")
+        events.emit(C.EV_WARNING, code="gate_skipped", message=message)
+        return f"; {message}"
     status.update(message="eval gate")
     try:
         summary = run_gate(run_dir, events=events)

@@ -128,7 +128,9 @@ def test_messages_keep_tools_tool_calls_and_names(tmp_path):
            "source": "web"}
     ds = load_dataset(write(tmp_path / "d.jsonl", [row]))
     assert not ds.problems
-    assert ds.rows == [{"messages": [S, {**U, "name": "ann"}, CALL, {**TOOL, "tool_call_id": "1"}, A], "tools": tools}]
+    # arguments given as a JSON string become a dict: chat templates expect one
+    call = {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "capital", "arguments": {}}}]}
+    assert ds.rows == [{"messages": [S, {**U, "name": "ann"}, call, {**TOOL, "tool_call_id": "1"}, A], "tools": tools}]
 
 
 def test_tools_given_as_a_json_string_are_parsed(tmp_path):
@@ -234,14 +236,14 @@ def test_detection_follows_the_majority(tmp_path):
 
 def test_json_array(tmp_path):
     path = tmp_path / "d.json"
-    path.write_text(json.dumps([GOOD, [1], GOOD]))
+    path.write_text("[\n" + ",\n".join(json.dumps(r) for r in [GOOD, [1], GOOD]) + "\n]")
     ds = load_dataset(path)
-    assert ds.lines == [1, 3] and lines_of(ds, "not_object") == [2]
+    assert ds.lines == [2, 4] and lines_of(ds, "not_object") == [3]  # file lines, not array indices
 
 
 def test_json_wrapper_and_jsonl_under_a_json_name(tmp_path):
-    (tmp_path / "w.json").write_text(json.dumps({"data": [GOOD, GOOD]}))
-    assert load_dataset(tmp_path / "w.json").lines == [1, 2]
+    (tmp_path / "w.json").write_text('{"data": [\n' + json.dumps(GOOD) + ",\n" + json.dumps(GOOD) + "]}")
+    assert load_dataset(tmp_path / "w.json").lines == [2, 3]
     write(tmp_path / "l.json", [GOOD, GOOD, b"{oops"])
     ds = load_dataset(tmp_path / "l.json")
     assert ds.lines == [1, 2] and lines_of(ds, "invalid_json") == [3]
@@ -265,7 +267,8 @@ def test_csv_with_json_cells_and_row_numbers(tmp_path):
         w.writerow(["Multi\nline", "", ""])
         w.writerow(["Sub", "3 and 1", "2"])
     ds = load_dataset(path)
-    assert ds.format == "alpaca" and ds.lines == [1, 3] and lines_of(ds, "content_empty") == [2]
+    # file lines: the header is line 1 and the quoted newline makes the second record two lines long
+    assert ds.format == "alpaca" and ds.lines == [2, 5] and lines_of(ds, "content_empty") == [3]
     path2 = tmp_path / "m.csv"
     with open(path2, "w", newline="") as f:
         w = csv.writer(f)
@@ -282,6 +285,7 @@ def test_parquet(tmp_path):
     pq.write_table(pa.Table.from_pylist([GOOD, {"messages": [U]}, GOOD]), path)
     ds = load_dataset(path)
     assert ds.rows == [GOOD, GOOD] and ds.lines == [1, 3] and lines_of(ds, "no_assistant") == [2]
+    assert ds.unit == "row" and f"{path} row 2" in ds.summary()  # a table has rows, not file lines
 
 
 def test_save_to_disk_folder(tmp_path):
