@@ -292,6 +292,7 @@ def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precisio
         "adapter": p.method.adapter, "method": p.method.method, "precision": precision,
         "dataset": {"path": record.dataset_path, "format": record.dataset_format, "fingerprint": record.dataset_fingerprint,
                     "train_rows": record.train_rows, "eval_rows": record.eval_rows},
+        "loss_masking": record.loss_masking or None,
         "hyperparameters": hyperparameters(p),
         "gate": gate_entry(load_gate_summary(run_dir), ckpt.step),
         "notes": (["QLoRA trained against a 4-bit base; this merge uses the unquantised base, so outputs can differ slightly "

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 from .model_loading import ModelLoadError
 
-Prompt = "list[dict] | str"  # chat messages, or raw text sent as is (no chat template)
-
 
 @dataclass
 class Generation:
@@ -30,19 +28,38 @@ class PromptError(ModelLoadError):
     """The tokenizer cannot render a chat prompt (no chat template, a role it does not know): a user error."""
 
 
-def render_prompt(tokenizer, messages, system_prompt: str | None = None) -> str:
-    """The text the model sees; `system_prompt` replaces any system message (the base's best prompt)."""
+class ChatPrompt(list):
+    """A chat prompt's messages, and the tools (OpenAI schemas) its template offers the model.
+
+    A list, so every caller that passes messages along keeps working; render_prompt reads the tools."""
+
+    def __init__(self, messages, tools: list | None = None):
+        super().__init__(messages)
+        self.tools = tools or None
+
+
+def render_prompt(tokenizer, messages, system_prompt: str | None = None, tools: list | None = None) -> str:
+    """The text the model sees; `system_prompt` replaces any system message (the base's best prompt).
+
+    Rendered as training renders it (engine/loss_masks.ChatRenderer): the row's tools, and a template
+    without a system role gets the system message folded into the first user turn."""
+    from .loss_masks import ChatRenderer, MaskError
+
     if isinstance(messages, str):
         return f"{system_prompt}\n\n{messages}" if system_prompt else messages
+    tools = tools if tools is not None else getattr(messages, "tools", None)
     msgs = list(messages)
     if system_prompt:
         msgs = [m for m in msgs if m.get("role") != "system"]
         msgs.insert(0, {"role": "system", "content": system_prompt})
+    renderer = ChatRenderer(tokenizer)
+    if not renderer.has_template:
+        raise PromptError("the tokenizer has no chat template, so this chat prompt cannot be rendered; "
+                          "set model.chat_template to a Jinja chat template")
     try:
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    except Exception as e:  # no template (ValueError) or a template that raises on these roles
-        raise PromptError(f"the tokenizer cannot render this chat prompt ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                          "set model.chat_template to a Jinja chat template") from None
+        return renderer.render(msgs, tools, generation_prompt=True)
+    except MaskError as e:
+        raise PromptError(f"{e}; set model.chat_template to a Jinja chat template that accepts it") from None
 
 
 def eos_ids(model, tokenizer) -> set[int]:

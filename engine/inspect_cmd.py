@@ -220,6 +220,7 @@ def _split_and_duplicates(report: dict, ds: LoadedDataset, ev: LoadedDataset | N
 
 def _token_stats(report: dict, ds: LoadedDataset, s: Settings, show: _Progress):
     """Fill in tokenizer and tokens; return the TokenStats, or None when skipped."""
+    from .loss_masks import MaskEncoder, assistant_only_setting, describe_masking
     from .token_stats import TokenizerError, compute_token_stats
 
     tok, why = _load_tokenizer(s)
@@ -230,8 +231,7 @@ def _token_stats(report: dict, ds: LoadedDataset, s: Settings, show: _Progress):
     if not ds.rows:
         report["tokenizer"]["note"] = "no valid rows: token statistics skipped"
         return None
-    chat = ds.format in ("messages", "sharegpt", "alpaca", "preference") or "messages" in ds.rows[0]
-    assistant_only = s.assistant_only == "on" or (s.assistant_only == "auto" and chat)
+    assistant_only = assistant_only_setting(s.assistant_only)
     try:
         stats = compute_token_stats(ds.rows, tok, max_seq_len=s.max_seq_len, assistant_only=assistant_only,
                                     lines=ds.lines, progress=show.phase("tokenising"))
@@ -239,7 +239,20 @@ def _token_stats(report: dict, ds: LoadedDataset, s: Settings, show: _Progress):
         report["tokenizer"]["note"] = f"{s.model}: {e}; token statistics skipped"
         return None
     report["tokens"] = stats.to_dict()
+    report["tokens"]["masking"] = describe_masking(ds.rows, MaskEncoder(tok, assistant_only), ds.format)
+    add_template_errors(report, stats.failed)
     return stats
+
+
+def add_template_errors(report: dict, failed: list[dict]) -> None:
+    """Rows the chat template cannot render or mask are errors, like any invalid row: training refuses them
+    (or skips them with data.on_invalid = "skip")."""
+    for f in failed:
+        report["problems"].append({"category": "template_error", "line": f["line"], "message": f["message"],
+                                   "severity": "error", "field": "messages"})
+    if failed:
+        report["errors"] += len(failed)
+        report["problem_counts"]["template_error"] = len(failed)
 
 
 def main(args) -> int:
@@ -359,6 +372,8 @@ def render(r: dict, console) -> None:
                           ("dropped", "dropped by truncation")):
             if tok[f"{key}_lines"]:
                 console.print(f"  {what}: {_lines(tok[f'{key}_lines'], path, total=tok[f'{key}_examples'])}")
+        if tok.get("masking"):
+            console.print(f"  loss on: {tok['masking']}", soft_wrap=True)
         for note in tok["notes"]:
             console.print(f"  [yellow]note:[/] {note}")
 

@@ -69,6 +69,11 @@ def has_generation_markers(tokenizer) -> bool:
     return bool(_GENERATION_TAG.search(template))
 
 
+def _refuses_attention(message: str) -> bool:
+    m = message.lower()
+    return "attn_implementation" in m or "scaled_dot_product_attention" in m or "flash attention" in m or "sdpa" in m
+
+
 def check_model_config(profile: Profile) -> None:
     """Cheap check that the base model exists and is a known architecture, before any weights load."""
     from transformers import AutoConfig
@@ -113,6 +118,13 @@ def load_model(profile: Profile, precision: str, attn_implementation: str | None
         model = AutoModelForCausalLM.from_pretrained(profile.model.base, **kwargs)
     except Exception as e:
         msg = str(e)
+        if attn_implementation and _refuses_attention(msg):
+            if profile.speed.attn_implementation == "auto" and attn_implementation != "eager":
+                # some classes (Gemma-2 in transformers 5) refuse SDPA: auto means "one that works"
+                return load_model(profile, precision, attn_implementation="eager")
+            raise ModelLoadError(f"speed.attn_implementation = \"{attn_implementation}\": {profile.model.base} does not "
+                                 f"support it ({msg.strip().splitlines()[0][:200]}); set speed.attn_implementation = "
+                                 "\"eager\" (or \"auto\")") from None
         if "safetensors" in msg.lower():
             raise ModelLoadError(f"model.base: {profile.model.base} has no safetensors weights; tunedeck does not load "
                                  "pickled .bin weights (they can run code). Convert them to safetensors first.") from None

@@ -51,6 +51,10 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
     from .train import prepare_data
 
     missing = check_available(profile)
+    from .tracking import missing_message
+
+    if missing_message(profile.tracking.report_to):  # a tracker that cannot even start is the user's to fix now
+        missing.append(missing_message(profile.tracking.report_to))
     if missing:
         raise PreflightError("; ".join(missing))
 
@@ -84,7 +88,6 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
         pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
     if check_model:
         from .model_loading import check_model_config, load_tokenizer
-        from .train import uses_assistant_only_loss
 
         check_model_config(profile)
         tokenizer = load_tokenizer(profile)
@@ -93,16 +96,34 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
         if conversational and not tokenizer.chat_template:
             raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
                                  f"({prepared.format}); set model.chat_template to a Jinja template file")
-        if (profile.data.assistant_only_loss == "auto" and "messages" in prepared.train_rows[0]
-                and not uses_assistant_only_loss(profile, prepared.train_rows, tokenizer)):
-            pre.warnings.append("the chat template has no {% generation %} markers: loss is computed on all tokens, "
-                                "not only the assistant's")
+        masking = check_masks(profile, prepared, tokenizer, pre.warnings)
     pre.record_fields = dict(base_model=profile.model.base, dataset_path=profile.data.path,
                              dataset_format=prepared.format, dataset_fingerprint=prepared.fingerprint,
                              rows=len(prepared.train_rows) + len(prepared.eval_rows),
                              train_rows=len(prepared.train_rows), eval_rows=len(prepared.eval_rows),
                              skipped_rows=prepared.skipped, profile_source=str(profile_ref))
+    if check_model:
+        pre.record_fields["loss_masking"] = masking
     return pre
+
+
+def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> str:
+    """Every row renders and masks under the model's template (else an error with its file line, or with
+    on_invalid = "skip" a warning with the count); returns what the loss covers, in words."""
+    from .loss_masks import MaskEncoder, assistant_only_setting, describe_masking, unmaskable_rows
+
+    encoder = MaskEncoder(tokenizer, assistant_only_setting(profile.data.assistant_only_loss))
+    bad = unmaskable_rows(prepared.train_rows + prepared.eval_rows, prepared.train_where + prepared.eval_where, encoder)
+    if bad and profile.data.on_invalid == "error":
+        more = f" (and {len(bad) - 3} more rows)" if len(bad) > 3 else ""
+        raise PreflightError("; ".join(bad[:3]) + more + "; data.on_invalid = \"skip\" leaves such rows out")
+    if bad:
+        warnings.append(f"{len(bad)} rows the chat template cannot render are skipped (data.on_invalid = 'skip'); "
+                        f"first: {bad[0]}")
+    words = describe_masking(prepared.train_rows, encoder, prepared.format)
+    if words.startswith("all tokens") and ("messages" in prepared.train_rows[0] or "completion" in prepared.train_rows[0]):
+        warnings.append(f"the loss covers {words}")
+    return words
 
 
 def kto_balance_warning(rows: list[dict]) -> str | None:

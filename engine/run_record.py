@@ -38,6 +38,7 @@ class RunRecord:
     train_rows: int = 0
     eval_rows: int = 0
     skipped_rows: list = field(default_factory=list)
+    loss_masking: str = ""       # what the loss covers, in words (engine/loss_masks.describe_masking)
     created: float = field(default_factory=time.time)
     tunedeck_version: str = VERSION
     command: str = ""

@@ -75,6 +75,7 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
                     "fingerprint": record.dataset_fingerprint, "rows": record.rows,
                     "train_rows": record.train_rows, "eval_rows": record.eval_rows,
                     "skipped_rows": record.skipped_rows},
+        "loss_masking": record.loss_masking or None,
         "hyperparameters": profile.to_dict(),
         "checkpoints": checkpoints,
         "adapter_paths": [c["path"] for c in checkpoints if c["complete"]] if profile.method.adapter != "none" else [],

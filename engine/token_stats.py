@@ -1,35 +1,35 @@
 """Token statistics of canonical rows under the model's own tokenizer and chat template.
 
-Counts follow what TRL 1.16 trains on, token for token:
-  chat rows ({"messages"})        the chat template with the row's tools; trainable tokens are the
-                                  assistant tokens marked by the template's {% generation %} blocks
-                                  (all tokens when assistant_only is off or the template has none)
-  prompt/completion strings       tokenizer(prompt) and tokenizer(prompt + completion + eos); the
-                                  trainable tokens start where the two diverge
-  text rows                       tokenizer(text + eos), every token trainable
+Trainable tokens are exactly what the trainer trains on: chat, prompt/completion and text rows
+go through engine/loss_masks.py, the computation that also feeds the trainer its input ids and
+masks (tests compare the two token for token):
+  chat rows ({"messages"})        the assistant replies and their end-of-turn tokens, found by
+                                  rendering the conversation incrementally with the model's template
+  prompt/completion strings       the completion and eos
+  text rows                       every token
   preference rows (DPO)           prompt (with the generation prompt), prompt+chosen, prompt+rejected;
                                   the example length is the longer sequence, trainable tokens are
                                   both answers
+With data.assistant_only_loss = "off" every token of every row trains.
 Truncation keeps the start (TRL's default): tokens past max_seq_len are cut, and an example left
 with no trainable token is dropped by the trainer.
 
-Speed: conversations are rendered to strings in batches and encoded with the fast tokenizer's
-batch encoder; the assistant spans the template reports are mapped to tokens through the
-encodings' offsets, which is what apply_chat_template does (tests check it row by row).
+Speed: rows are rendered to strings (and character spans) on this thread and encoded in batches
+with the fast tokenizer's batch encoder on another; spans map to tokens through the offsets.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")  # the test transformers itself uses
+from .loss_masks import MaskError
+
 
 
 class TokenizerError(ValueError):
@@ -190,25 +190,16 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _assistant_tokens(enc, spans: list[tuple[int, int]], limit: int) -> tuple[int, int]:
-    """(trainable, trainable below `limit`) from the template's character spans, as apply_chat_template does."""
+def _masked_counts(enc, spans: list[tuple[int, int]] | None, limit: int) -> tuple[int, int, int]:
+    """(length, trainable, trainable below `limit`) of one encoding, masked as the trainer masks it."""
+    from .loss_masks import span_mask
+
     n = len(enc)
-    intervals = []
-    for start_char, end_char in spans:
-        start = enc.char_to_token(start_char)
-        end = enc.char_to_token(end_char - 1)
-        if start is None:
-            break  # a span whose first character maps to no token ends the mask, as in transformers
-        intervals.append((start, end + 1 if end else n))
-    total = kept = 0
-    last = 0
-    for s, e in sorted(intervals):  # union, so overlapping spans count once
-        s = max(s, last)
-        if e > s:
-            total += e - s
-            kept += max(0, min(e, limit) - s)
-            last = e
-    return total, kept
+    if spans is None:
+        return n, n, min(n, limit)
+    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+    mask = span_mask(offsets, spans)
+    return n, int(mask.sum()), int(mask[:limit].sum())
 
 
 # ---- per-kind workers: each returns (length, trainable, trainable_kept) per row -------------------------
@@ -218,50 +209,39 @@ Job = tuple[list[str], bool, Callable[[list], list[tuple[int, int, int]]]]
 
 class _Counter:
     def __init__(self, tokenizer, max_seq_len: int, assistant_only: bool):
+        from .loss_masks import MaskEncoder
+
         self.tok, self.limit = tokenizer, max_seq_len
         self.enc = _Encoder(tokenizer)
-        self.eos = tokenizer.eos_token
+        self.masks = MaskEncoder(tokenizer, assistant_only)
         self.assistant_only = assistant_only
-        self.kwargs = dict(tokenizer.special_tokens_map)
-        try:
-            from transformers.utils.chat_template_utils import render_jinja_template
-            self.render_fn = render_jinja_template
-        except ImportError:  # pragma: no cover - an older or newer transformers layout
-            self.render_fn = None
 
-    def render(self, convs: list[list[dict]], tools, *, mask: bool, add_generation_prompt: bool = False):
-        """Template output strings and assistant character spans, as apply_chat_template renders them."""
-        template = self.tok.get_chat_template(None, tools)
-        convs = [[{k: v for k, v in m.items() if v is not None} for m in c] for c in convs]
-        if self.render_fn is None:
-            texts = self.tok.apply_chat_template(convs, tools=tools, tokenize=False, add_generation_prompt=add_generation_prompt)
-            return texts, [[] for _ in convs]
-        texts, spans = self.render_fn(conversations=convs, tools=tools, chat_template=template,
-                                      return_assistant_tokens_mask=mask, add_generation_prompt=add_generation_prompt,
-                                      **self.kwargs)
-        return texts, (spans if mask else [[] for _ in convs])
+    def render(self, convs: list[list[dict]], tools, *, add_generation_prompt: bool = False) -> list[str]:
+        return [self.masks.renderer.render(c, tools, generation_prompt=add_generation_prompt) for c in convs]
 
     # Each kind renders its rows to (texts, add_special_tokens, finish); finish(encodings) gives one
     # (length, trainable, trainable_kept) per row. Rendering needs the GIL, encoding does not, so
     # compute_token_stats encodes one batch on a worker thread while it renders the next.
 
-    def chat(self, rows: list[dict], tools) -> Job:
-        mask = self.assistant_only and self.enc.fast
-        texts, spans = self.render([r["messages"] for r in rows], tools, mask=mask)
+    def masked(self, rows: list[dict], tools) -> Job:
+        """Chat, prompt/completion and text rows: the spans engine/loss_masks.py trains on."""
+        rendered = [self.masks.texts_and_spans(r) for r in rows]
+        special = rendered[0][2]
+        if self.assistant_only and not self.enc.fast:
+            from .loss_masks import MaskError
+
+            raise MaskError("a slow (Python) tokenizer cannot map text to tokens, so the loss cannot be masked")
 
         def finish(encs) -> list[tuple[int, int, int]]:
-            out = []
-            for enc, sp in zip(encs, spans):
-                n = len(enc)
-                t, k = _assistant_tokens(enc, sp, self.limit) if mask else (n, min(n, self.limit))
-                out.append((n, t, k))
-            return out
-        return texts, False, finish
+            if not self.enc.fast:
+                return [(len(e), len(e), min(len(e), self.limit)) for e in encs]
+            return [_masked_counts(e, sp, self.limit) for e, (_, sp, _) in zip(encs, rendered)]
+        return [t for t, _, _ in rendered], special, finish
 
     def preference(self, rows: list[dict], tools) -> Job:
-        prompts, _ = self.render([r["prompt"] for r in rows], tools, mask=False, add_generation_prompt=True)
-        chosen, _ = self.render([r["prompt"] + r["chosen"] for r in rows], tools, mask=False)
-        rejected, _ = self.render([r["prompt"] + r["rejected"] for r in rows], tools, mask=False)
+        prompts = self.render([r["prompt"] for r in rows], tools, add_generation_prompt=True)
+        chosen = self.render([r["prompt"] + r["chosen"] for r in rows], tools)
+        rejected = self.render([r["prompt"] + r["rejected"] for r in rows], tools)
         n = len(rows)
 
         def finish(encs) -> list[tuple[int, int, int]]:
@@ -274,26 +254,6 @@ class _Counter:
                 out.append((pl + max(lc, lr), lc + lr, kept))
             return out
         return prompts + chosen + rejected, False, finish
-
-    def _with_eos(self, text: str) -> str:
-        return text if not self.eos or text.endswith(self.eos) else text + self.eos
-
-    def prompt_completion(self, rows: list[dict], tools) -> Job:
-        n = len(rows)
-
-        def finish(encs) -> list[tuple[int, int, int]]:
-            out = []
-            for i in range(n):
-                p, pc = _ids(encs[i]), _ids(encs[n + i])
-                pl = _common_prefix(p, pc)
-                out.append((len(pc), len(pc) - pl, max(0, min(len(pc), self.limit) - pl)))
-            return out
-        return [r["prompt"] for r in rows] + [r["prompt"] + self._with_eos(r["completion"]) for r in rows], True, finish
-
-    def text(self, rows: list[dict], tools) -> Job:
-        def finish(encs) -> list[tuple[int, int, int]]:
-            return [(len(e), len(e), min(len(e), self.limit)) for e in encs]
-        return [self._with_eos(r["text"]) for r in rows], True, finish
 
 
 def _kind(row: dict) -> str:
@@ -312,12 +272,6 @@ def _tools_key(row: dict) -> str:
     return json.dumps(row["tools"], sort_keys=True) if row.get("tools") else ""
 
 
-def _has_generation_markers(tokenizer) -> bool:
-    template = tokenizer.chat_template
-    templates = template.values() if isinstance(template, dict) else [template or ""]
-    return any(_GENERATION_TAG.search(t) for t in templates)
-
-
 def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assistant_only: bool = True,
                         batch_size: int = 1000, lines: list[int] | None = None,
                         progress: Callable[[int, int], None] | None = None) -> TokenStats:
@@ -331,14 +285,6 @@ def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assist
     if kinds & {"chat", "preference"} and not tokenizer.chat_template:
         raise TokenizerError("the tokenizer has no chat template, so chat rows cannot be tokenised; "
                              "set model.chat_template to a Jinja template file")
-    if assistant_only and "chat" in kinds:
-        if not _has_generation_markers(tokenizer):
-            notes.append("the chat template has no {% generation %} markers, so assistant-only loss is unavailable "
-                         "(TRL refuses it); counting every token as trainable")
-            assistant_only = False
-        elif not getattr(tokenizer, "is_fast", False):
-            notes.append("a slow (Python) tokenizer cannot mark assistant tokens; counting every token as trainable")
-            assistant_only = False
     counter = _Counter(tokenizer, max_seq_len, assistant_only)
     results: list[tuple[int, int, int] | None] = [None] * len(rows)
     failed: list[dict] = []
@@ -359,18 +305,21 @@ def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assist
     ok = [i for i, r in enumerate(results) if r is not None]
     arr = np.array([results[i] for i in ok], dtype=np.int64).reshape(-1, 3)
     if failed:
-        notes.append(f"{len(failed)} rows could not be rendered by the chat template; first at line {failed[0]['line']}: "
-                     f"{failed[0]['message']}")
+        notes.append(f"{len(failed)} rows could not be rendered or masked with the chat template; first at line "
+                     f"{failed[0]['line']}: {failed[0]['message']}")
+    if counter.masks.renderer.folds_system:
+        notes.append("the chat template has no system role: the system message is folded into the first user turn "
+                     "(in training, the gate and the playground alike)")
     return TokenStats([lines[i] for i in ok], arr[:, 0], arr[:, 1], arr[:, 2], max_seq_len, assistant_only, notes, failed)
 
 
-def _render_batch(counter: _Counter, rows: list[dict], idx: range, failed: list, lines: list[int]) -> list[tuple[list[int], Job]]:
+def _render_batch(counter: "_Counter", rows: list[dict], idx: range, failed: list, lines: list[int]) -> list[tuple[list[int], Job]]:
     groups: dict[tuple[str, str], list[int]] = {}
     for i in idx:  # one template call per (kind, tools): apply_chat_template takes one tools list per call
         groups.setdefault((_kind(rows[i]), _tools_key(rows[i])), []).append(i)
     jobs = []
     for (kind, _), members in groups.items():
-        prepare = getattr(counter, kind)
+        prepare = counter.preference if kind == "preference" else counter.masked
         tools = rows[members[0]].get("tools") or None
         try:
             jobs.append((members, prepare([rows[i] for i in members], tools)))
@@ -378,6 +327,8 @@ def _render_batch(counter: _Counter, rows: list[dict], idx: range, failed: list,
             for i in members:
                 try:
                     jobs.append(([i], prepare([rows[i]], tools)))
+                except MaskError as e:  # the template refused the row, or rewrites earlier turns
+                    failed.append({"line": lines[i], "message": str(e)})
                 except Exception as e:  # jinja2 TemplateError, TypeError, ...: a per-row data problem
                     failed.append({"line": lines[i], "message": f"{type(e).__name__}: {e}"})
     return jobs

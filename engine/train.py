@@ -15,6 +15,7 @@ from .run_record import RunRecord, load_run_record
 from .run_store import latest_complete_checkpoint, list_checkpoints
 from .status_writer import StatusWriter
 from .throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
+from .tracking import guard_trackers, trainer_args as tracker_args
 
 # Test hooks: make step N produce a NaN loss / a CUDA out-of-memory error. Read once at import.
 _NAN_AT_STEP = int(os.environ.get("TUNEDECK_TEST_NAN_AT_STEP", "0") or 0)
@@ -36,6 +37,8 @@ class PreparedData:
     fingerprint: str
     skipped: list[int]
     ignored_columns: list[str] = field(default_factory=list)  # columns of the file that training does not read
+    train_where: list[str] = field(default_factory=list)  # "file:line" of each train row, for messages
+    eval_where: list[str] = field(default_factory=list)
 
 
 def prepare_data(profile: Profile) -> PreparedData:
@@ -54,29 +57,35 @@ def prepare_data(profile: Profile) -> PreparedData:
             raise DatasetError(eval_loaded.summary())
         train_rows, eval_rows = rows, eval_loaded.rows
         fp = fingerprint(rows, val_fraction=0.0, seed=profile.optim.seed, eval_rows=eval_rows)
+        train_where = [f"{d.path}:{line}" for line in loaded.lines]
+        eval_where = [f"{d.eval_file}:{line}" for line in eval_loaded.lines]
     else:
         train_idx, eval_idx = split_indices(rows, d.val_fraction, profile.optim.seed)
         train_rows, eval_rows = [rows[i] for i in train_idx], [rows[i] for i in eval_idx]
         fp = fingerprint(rows, val_fraction=d.val_fraction, seed=profile.optim.seed)
+        train_where = [f"{d.path}:{loaded.lines[i]}" for i in train_idx]
+        eval_where = [f"{d.path}:{loaded.lines[i]}" for i in eval_idx]
     if not train_rows:
         raise DatasetError(f"{d.path}: no valid training rows left after validation and the split")
-    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), list(loaded.ignored_columns))
+    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), list(loaded.ignored_columns),
+                        train_where, eval_where)
 
 
-def uses_assistant_only_loss(profile: Profile, rows: list[dict], tokenizer) -> bool:
-    """On for conversational rows (every chat format, and conversational prompt/completion, all
-    converted to `messages`) when the template marks assistant text."""
-    from .model_loading import ModelLoadError, has_generation_markers
+def encode_sft_rows(rows: list[dict], tokenizer, profile: Profile) -> tuple[list[dict], list[int]]:
+    """Rows as the trainer gets them: input ids and the loss mask of engine/loss_masks.py (the same
+    computation `tunedeck inspect` counts), and the indices of rows the template could not render."""
+    from .loss_masks import MaskEncoder, MaskError, assistant_only_setting
 
-    setting = profile.data.assistant_only_loss
-    if setting == "off" or not rows or "messages" not in rows[0]:
-        return False
-    if has_generation_markers(tokenizer):
-        return True
-    if setting == "on":
-        raise ModelLoadError("data.assistant_only_loss = 'on' needs a chat template with {% generation %} markers; "
-                             "set model.chat_template to such a template, or set assistant_only_loss = 'auto'")
-    return False
+    encoder = MaskEncoder(tokenizer, assistant_only_setting(profile.data.assistant_only_loss))
+    out, failed = [], []
+    for i, row in enumerate(rows):
+        try:
+            e = encoder.encode(row)
+        except MaskError:
+            failed.append(i)
+            continue
+        out.append({"input_ids": e.input_ids, "assistant_masks": e.mask})
+    return out, failed
 
 
 def _guarded(trainer_cls, guard):
@@ -151,14 +160,23 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
         gradient_checkpointing=resolve_gradient_checkpointing(profile), seed=o.seed, data_seed=o.seed,
         eval_strategy="steps" if has_eval else "no", eval_steps=c.eval_steps,
         save_strategy="steps", save_steps=c.save_steps, save_total_limit=None,  # tunedeck prunes (keeps the best)
-        logging_steps=c.logging_steps, logging_first_step=True, report_to="none", disable_tqdm=True,
+        logging_steps=c.logging_steps, logging_first_step=True, disable_tqdm=True,
         include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0, max_length=profile.data.max_seq_len,
     )
+    common.update(tracker_args(profile, run_dir))  # report_to, run_name, project ([tracking])
     common.update(speed_args(profile, precision))
     common.update(parallel_args(profile))
-    train_ds = Dataset.from_list(data.train_rows)
-    eval_ds = Dataset.from_list(data.eval_rows) if has_eval else None
+    if profile.method.method == "sft":  # pre-tokenised with tunedeck's masks: TRL builds labels from them
+        train_rows, failed = encode_sft_rows(data.train_rows, tokenizer, profile)
+        eval_rows, eval_failed = encode_sft_rows(data.eval_rows, tokenizer, profile)
+        if (failed or eval_failed) and profile.data.on_invalid == "error":  # pre-flight reports these with lines
+            raise DataChanged(f"{len(failed) + len(eval_failed)} rows can no longer be rendered by the chat template; "
+                              "run `tunedeck inspect` on the data for their lines")
+    else:
+        train_rows, eval_rows = data.train_rows, data.eval_rows
+    train_ds = Dataset.from_list(train_rows)
+    eval_ds = Dataset.from_list(eval_rows) if has_eval else None
     if profile.method.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -174,8 +192,7 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
     else:
         from trl import SFTConfig, SFTTrainer
 
-        args = SFTConfig(**common, packing=profile.data.packing, padding_free=resolve_padding_free(profile),
-                         assistant_only_loss=uses_assistant_only_loss(profile, data.train_rows, tokenizer))
+        args = SFTConfig(**common, packing=profile.data.packing, padding_free=resolve_padding_free(profile))
         cls = _guarded(SFTTrainer, guard)
     return cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                peft_config=lora_config(profile), callbacks=callbacks)
@@ -200,6 +217,8 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
     if data.fingerprint != record.dataset_fingerprint:
         raise DataChanged(f"{profile.data.path}: the dataset changed since this run started (fingerprint "
                           f"{data.fingerprint}, recorded {record.dataset_fingerprint}); start a new run instead")
+    if record.loss_masking.startswith("all tokens") and ("messages" in data.train_rows[0] or "completion" in data.train_rows[0]):
+        events.emit(C.EV_WARNING, code="all_tokens_trained", message=f"the loss covers {record.loss_masking}")
     resume_path = None
     resumed_from = None
     if resume:
@@ -215,6 +234,7 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
         callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
         _install_stop_signal(callback)
         trainer = build_trainer(run_dir, profile, record, data, [callback], guard)
+        guard_trackers(trainer, run_dir, profile, events)  # a failing tracker is a warning, never a failed run
         status.update(state=C.RUNNING)
         try:
             trainer.train(resume_from_checkpoint=resume_path)

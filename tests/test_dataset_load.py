@@ -55,7 +55,6 @@ CASES = [
      "sft", "auto", [2, 3, 4]),
     ("invalid_weight", [GOOD, {"messages": [U, {**A, "weight": 2}]}, {"messages": [{**U, "weight": 1}, A]}, {"messages": [U, {**A, "weight": True}]}],
      "sft", "auto", [2, 3, 4]),
-    ("weight_not_honoured", [GOOD, {"messages": [U, {**A, "weight": 0}, U, {**A, "weight": 1}]}], "sft", "auto", [2]),
     ("invalid_tool_calls", [GOOD, {"messages": [U, {"role": "assistant", "content": "x", "tool_calls": "f()"}]},
                             {"messages": [{**U, "tool_calls": [{}]}, A]}], "sft", "auto", [2, 3]),
     ("invalid_tools", [GOOD, {"messages": [U, A], "tools": {"name": "f"}}], "sft", "auto", [2]),

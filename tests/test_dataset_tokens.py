@@ -124,20 +124,25 @@ def test_preference_counts(tok):
     assert short.dropped_lines == [1]
 
 
-def test_template_without_generation_markers_counts_every_token(tok, tmp_path):
+def test_template_without_generation_markers_masks_the_same_replies(tok, tmp_path):
+    """Markers are not needed: the incremental render finds the same assistant tokens the markers mark."""
     tok.save_pretrained(tmp_path)
     from transformers import AutoTokenizer
 
+    rows = chat_rows(20)
     t = AutoTokenizer.from_pretrained(tmp_path)
     t.chat_template = CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
-    stats = compute_token_stats(chat_rows(5), t, max_seq_len=1000)
-    assert not stats.assistant_only and "generation" in stats.notes[0]
-    assert (stats.trainable == stats.lengths).all()
+    stats = compute_token_stats(rows, t, max_seq_len=1000)
+    assert stats.assistant_only and not stats.notes and not stats.failed
+    assert triples(stats) == [reference_chat(tok, r, 1000) for r in rows]
+    assert (stats.trainable < stats.lengths).all()
+    every = compute_token_stats(rows, t, max_seq_len=1000, assistant_only=False)  # data.assistant_only_loss = off
+    assert (every.trainable == every.lengths).all()
 
 
 def test_rows_the_template_rejects_are_listed(tok):
     rows = chat_rows(5)
-    rows[2]["messages"][-1] = {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}
+    rows[2]["messages"][-1] = {"role": "assistant", "content": [{"type": "text", "text": "x"}]}  # list + str raises
     stats = compute_token_stats(rows, tok, max_seq_len=100, lines=[10, 20, 30, 40, 50])
     assert [f["line"] for f in stats.failed] == [30] and stats.lines == [10, 20, 40, 50]
     assert "could not be rendered" in stats.notes[-1]

@@ -127,8 +127,7 @@ def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
             from engine.token_stats import TokenizerError, compute_token_stats
 
             ds = load_dataset(req.path, format=req.format, method=req.method)
-            chat = ds.format in ("messages", "sharegpt", "alpaca", "preference") or "messages" in ds.rows[0]
-            assistant_only = req.assistant_only == "on" or (req.assistant_only == "auto" and chat)
+            assistant_only = req.assistant_only != "off"  # auto and on mask every conversational format
             try:
                 stats = compute_token_stats(ds.rows, tok, max_seq_len=req.max_seq_len, assistant_only=assistant_only,
                                             lines=ds.lines, progress=(lambda d, t: phase("tokenising", d, t)) if phase else None)

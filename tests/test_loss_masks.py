@@ -1,0 +1,215 @@
+"""Loss masks under the published chat templates TRL ships (trl/chat_templates/*.jinja), on tiny tokenizers
+and models built with each family's special tokens.
+
+Expected trained text is computed here without the masking code: each trained assistant reply followed by
+the family's end-of-turn token (the last reply may also carry what the template writes at the end of a
+conversation, Phi-3.5's eos). The masked tokens are decoded group by group and compared with it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.dataset import load_dataset
+from engine.generate import ChatPrompt, render_prompt
+from engine.loss_masks import MaskEncoder, MaskError
+from engine.token_stats import compute_token_stats
+from fixtures.template_models import (CHATML_SPECIALS, FAMILIES, NO_SYSTEM_TEMPLATE, REWRITING_TEMPLATE,
+                                      build_family_model, build_tokenizer, family_tokenizer)
+
+TEXTS = ["Ana is 31 and lives in Porto.", "Bo is 42, a baker in Oslo.", "What is the weather in Oslo?",
+         "Return the person as JSON.", "get_weather city Oslo", "It is sunny and 21 degrees."] * 4
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def conversation(system: bool = True) -> list[dict]:
+    msgs = [{"role": "system", "content": "Return the person as JSON."}] if system else []
+    return msgs + [
+        {"role": "user", "content": "Ana is 31 and lives in Porto."},
+        {"role": "assistant", "content": '{"name": "Ana", "age": 31}'},
+        {"role": "user", "content": "Bo is 42, a baker in Oslo."},
+        {"role": "assistant", "content": '{"name": "Bo", "age": 42}'},
+    ]
+
+
+def trained_groups(tok, encoded) -> list[str]:
+    groups, current = [], []
+    for token, bit in zip(encoded.input_ids, encoded.mask):
+        if bit:
+            current.append(token)
+        elif current:
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return [tok.decode(g) for g in groups]
+
+
+def assert_replies_only(tok, encoded, replies: list[str], end_of_turn: str) -> None:
+    groups = trained_groups(tok, encoded)
+    assert len(groups) == len(replies), groups
+    for group, reply in zip(groups, replies):
+        assert group.startswith(reply + end_of_turn), (group, reply)
+        # nothing but the template's closing text (whitespace, special tokens) may follow the end of turn
+        rest = group[len(reply + end_of_turn):]
+        assert rest.strip() == "" or rest.strip() in (tok.eos_token, tok.eos_token * 2), (group, rest)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_published_templates_train_the_replies_and_their_end_of_turn_only(name):
+    fam = FAMILIES[name]
+    tok = family_tokenizer(fam, TEXTS)
+    system = name != "gemma"  # every published family here accepts a system message (Gemma-3 folds it itself)
+    encoded = MaskEncoder(tok).encode({"messages": conversation(system)})
+    assert_replies_only(tok, encoded, ['{"name": "Ana", "age": 31}', '{"name": "Bo", "age": 42}'], fam.end_of_turn)
+    # the system prompt and the user's turns never train
+    text = tok.decode([t for t, b in zip(encoded.input_ids, encoded.mask) if b])
+    assert "Porto" not in text and "Return the person" not in text and "baker" not in text
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_inspect_counts_what_the_encoder_trains(name):
+    tok = family_tokenizer(FAMILIES[name], TEXTS)
+    rows = [{"messages": conversation()}, {"messages": conversation()[:3]}, {"prompt": "Ana is 31", "completion": "31"},
+            {"text": "Bo is 42"}]
+    stats = compute_token_stats(rows, tok, max_seq_len=20)
+    encoder = MaskEncoder(tok)
+    expected = [(len(e.input_ids), e.trainable, sum(e.mask[:20])) for e in map(encoder.encode, rows)]
+    assert list(zip(stats.lengths.tolist(), stats.trainable.tolist(), stats.trainable_kept.tolist())) == expected
+    assert not stats.failed
+
+
+def test_weight_zero_reply_stays_in_context_but_does_not_train(tmp_path):
+    tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
+    msgs = conversation()
+    msgs[2] = {**msgs[2], "weight": 0}
+    path = tmp_path / "w.jsonl"
+    path.write_text(json.dumps({"messages": msgs}) + "\n")
+    ds = load_dataset(path)
+    assert not ds.problems and ds.rows[0]["messages"][2]["weight"] == 0
+    encoded = MaskEncoder(tok).encode(ds.rows[0])
+    assert_replies_only(tok, encoded, ['{"name": "Bo", "age": 42}'], "<|im_end|>")
+    assert '"Ana"' in tok.decode(encoded.input_ids)  # still in the context
+
+
+def test_conversational_prompt_completion_trains_the_completion_only(tmp_path):
+    tok = family_tokenizer(FAMILIES["llama3_1"], TEXTS)
+    prompt = conversation()[:4]  # a few-shot prompt that holds an assistant turn of its own
+    completion = [{"role": "assistant", "content": '{"name": "Bo", "age": 42}'}]
+    path = tmp_path / "pc.jsonl"
+    path.write_text(json.dumps({"prompt": prompt, "completion": completion}) + "\n")
+    ds = load_dataset(path)
+    encoded = MaskEncoder(tok).encode(ds.rows[0])
+    assert_replies_only(tok, encoded, ['{"name": "Bo", "age": 42}'], "<|eot_id|>")
+
+
+def test_assistant_only_off_trains_every_token():
+    tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
+    encoded = MaskEncoder(tok, assistant_only=False).encode({"messages": conversation()})
+    assert all(encoded.mask)
+
+
+def test_a_template_without_a_system_role_gets_the_system_folded_into_the_first_user_turn():
+    tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=NO_SYSTEM_TEMPLATE)
+    encoder = MaskEncoder(tok)
+    encoded = encoder.encode({"messages": conversation()})
+    assert encoder.renderer.folds_system
+    assert_replies_only(tok, encoded, ['{"name": "Ana", "age": 31}', '{"name": "Bo", "age": 42}'], "<|im_end|>")
+    assert "<|im_start|>user\nReturn the person as JSON.\n\nAna is 31" in tok.decode(encoded.input_ids)
+    stats = compute_token_stats([{"messages": conversation()}], tok, max_seq_len=512)
+    assert any("no system role" in n for n in stats.notes) and not stats.failed
+    # the gate and the playground render prompts the same way
+    prompt = render_prompt(tok, conversation()[:2], system_prompt="Answer in JSON.")
+    assert prompt.startswith("<|im_start|>user\nAnswer in JSON.\n\nAna is 31") and prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_a_template_that_rewrites_earlier_turns_is_reported_with_its_line_never_guessed():
+    tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=REWRITING_TEMPLATE)
+    with pytest.raises(MaskError, match="rewrites earlier turns"):
+        MaskEncoder(tok).encode({"messages": conversation()})
+    rows = [{"messages": conversation()[:3]}, {"messages": conversation()}]  # one turn is fine, two are not
+    stats = compute_token_stats(rows, tok, max_seq_len=512, lines=[7, 9])
+    assert [f["line"] for f in stats.failed] == [9] and "rewrites earlier turns" in stats.failed[0]["message"]
+    assert all(MaskEncoder(tok, assistant_only=False).encode(rows[1]).mask)  # off: no masks needed
+
+
+@pytest.mark.parametrize("name", ["qwen2_5", "llama3_1"])
+def test_gate_prompts_end_with_the_generation_prompt_and_carry_the_rows_tools(name):
+    tok = family_tokenizer(FAMILIES[name], TEXTS)
+    msgs = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    text = render_prompt(tok, ChatPrompt(msgs, [WEATHER_TOOL]))
+    generation = tok.apply_chat_template(msgs, tools=[WEATHER_TOOL], tokenize=False, add_generation_prompt=True)
+    assert text == generation and "get_weather" in text
+    assert text.endswith("<|im_start|>assistant\n" if name == "qwen2_5" else "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert "get_weather" not in render_prompt(tok, msgs)
+
+
+def test_tool_calls_without_content_render_and_only_the_assistant_side_trains():
+    tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
+    msgs = [{"role": "user", "content": "What is the weather in Oslo?"},
+            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "get_weather",
+                                                                                    "arguments": '{"city": "Oslo"}'}}]},
+            {"role": "tool", "content": "sunny, 21"},
+            {"role": "assistant", "content": "It is sunny and 21 degrees."}]
+    encoded = MaskEncoder(tok).encode({"messages": msgs, "tools": [WEATHER_TOOL]})
+    groups = trained_groups(tok, encoded)
+    assert len(groups) == 2 and '"city": "Oslo"' in groups[0] and "\\\"" not in groups[0]  # arguments as JSON, once
+    assert groups[1].startswith("It is sunny and 21 degrees.<|im_end|>") and "sunny, 21" not in "".join(groups)
+
+
+@pytest.mark.slow
+def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
+    """Labels of the dataset TRL builds for training equal inspect's trainable tokens, token for token."""
+    from engine.config import load_profile
+    from engine.train import build_trainer, prepare_data
+
+    fam = FAMILIES["qwen2_5"]
+    model_dir = build_family_model(fam, tmp_path / "model", TEXTS)
+    data = tmp_path / "chat.jsonl"
+    rows = [{"messages": conversation()}, {"messages": conversation(system=False)[:2]}] * 6
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    profile = load_profile("lora", [f"model.base={model_dir}", f"data.path={data}", "optim.max_steps=1",
+                                    "optim.precision=fp32", "data.max_seq_len=512", "data.val_fraction=0"])
+
+    class Guard:
+        bad_step = None
+
+    prepared = prepare_data(profile)
+    trainer = build_trainer(tmp_path / "run", profile, None, prepared, [], Guard())
+    labels = [[int(t != -100) for t in row] for row in trainer.train_dataset["labels"]]
+    stats = compute_token_stats(prepared.train_rows, trainer.processing_class, max_seq_len=512)
+    assert [sum(m) for m in labels] == stats.trainable_kept.tolist()
+    encoder = MaskEncoder(trainer.processing_class)
+    assert labels == [encoder.encode(r).mask for r in prepared.train_rows] and all(sum(m) for m in labels)
+    assert trainer.train_dataset["input_ids"][0] == encoder.encode(prepared.train_rows[0]).input_ids
+
+
+@pytest.mark.slow
+def test_a_run_says_how_its_loss_was_masked(tmp_path, monkeypatch):
+    """A real `tunedeck run` on a Gemma-3 model with its published template: the record, `show` and inspect agree."""
+    import subprocess
+    import sys
+
+    model_dir = build_family_model(FAMILIES["gemma3"], tmp_path / "model", TEXTS)
+    data = tmp_path / "chat.jsonl"
+    data.write_text("".join(json.dumps({"messages": conversation()}) + "\n" for _ in range(16)))
+    ws = tmp_path / "ws"
+    cmd = [sys.executable, "-m", "tui.cli", "run", "lora", "--workspace", str(ws), "--data", str(data),
+           "--set", f"model.base={model_dir}", "--set", "optim.max_steps=2", "--set", "checkpoints.save_steps=2",
+           "--set", "optim.precision=fp32", "--set", "gate.when=never"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next((ws / "runs").iterdir())
+    assert 'loss_masking = "assistant replies and their end-of-turn tokens' in (run_dir / "run.toml").read_text()
+    show = subprocess.run([sys.executable, "-m", "tui.cli", "show", run_dir.name, "--workspace", str(ws), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert json.loads(show.stdout)["loss_masking"].startswith("assistant replies")
+    off = subprocess.run(cmd + ["--set", "data.assistant_only_loss=off", "--name", "off"], capture_output=True, text=True,
+                         timeout=600)
+    assert off.returncode == 0, off.stderr
+    events = (ws / "runs" / next(p.name for p in (ws / "runs").iterdir() if "off" in p.name) / "events.jsonl").read_text()
+    assert '"all_tokens_trained"' in events
