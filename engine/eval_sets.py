@@ -238,6 +238,8 @@ def held_out_set(rows: list[dict], name: str = "heldout") -> EvalSet:
     examples = []
     for i, row in enumerate(rows, 1):
         messages, text, reference = None, None, None
+        if row.get("label") is False:
+            continue  # KTO: an answer labelled undesirable is no reference to score against
         if isinstance(row.get("messages"), list) and row["messages"] and row["messages"][-1].get("role") == "assistant":
             messages, reference = row["messages"][:-1], row["messages"][-1].get("content")
         elif isinstance(row.get("chosen"), list) and row.get("chosen"):  # DPO: the prompt and its chosen answer
