@@ -476,6 +476,13 @@ def _vote(objects: list[dict], path: str) -> str:
     votes = Counter(f for f in map(detect_format, objects) if f)
     if not votes:
         keys = sorted({k for o in objects for k in o})[:12]
+        if "segments" in keys:
+            raise DatasetError(f"{path}: rows with \"segments\" are axolotl's template-free input_output layout, which "
+                               "tunedeck does not read: write each row as prompt/completion (the segments with label "
+                               "false joined as the prompt, those with label true as the completion), or as messages")
+        if "input_ids" in keys:
+            raise DatasetError(f"{path}: rows are already tokenised (input_ids); tunedeck tokenises text itself with "
+                               "the model's chat template: give it the text (messages, prompt/completion or text)")
         seen = f"columns seen: {', '.join(keys)}" if keys else "no valid JSON object rows"
         raise DatasetError(f"{path}: cannot tell the dataset format ({seen}). Expected one of: messages; "
                            "prompt+completion; text; instruction+output (alpaca); conversations (sharegpt); "
@@ -558,8 +565,8 @@ def _check_message(r: _Row, m: Any, where: str, role_key: str, content_key: str,
                 r.add("invalid_tool_calls", f"{where}.tool_calls", f"only assistant turns make tool calls, not {out['role']}")
             else:
                 calls = _tool_calls(r, value, f"{where}.tool_calls")
-                if calls:
-                    out["tool_calls"] = calls
+                if calls or calls is None:  # a broken call (already an error) still counts as one for the turn order
+                    out["tool_calls"] = calls or value
         elif key in ("name", "tool_call_id"):
             out[key] = value
     return out
