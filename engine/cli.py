@@ -25,9 +25,11 @@ def _user_errors() -> tuple:
     from .eval_sets import EvalSetError
     from .gate import GateError
     from .export import ExportError
+    from .run_queue import GpuBusy
+    from .sweep import SweepError
 
     return (UserError, ProfileError, ModelLoadError, PreflightError, RunNotFound, RunLocked, DatasetError,
-            EvalSetError, GateError, ExportError)
+            EvalSetError, GateError, ExportError, GpuBusy, SweepError)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -121,14 +123,26 @@ def cmd_run(args) -> int:
         print(f"hint: {h.key}: {h.message}", file=sys.stderr)
     for w in pre.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if args.queue and args.slurm:
+        raise UserError("--queue and --slurm: Slurm queues the job itself; give one of them")
+    if not args.queue and not args.slurm:
+        from .run_queue import gpu_conflicts
+
+        gpu_conflicts(ws, pre.profile.resources.gpus)  # a busy GPU: refuse now, before a run exists
     run_dir = create_run(pre, ws, args.name)
     print(run_dir.name, flush=True)
+    if args.queue:
+        from .queue_cmd import start_queued
+
+        return start_queued(run_dir, detach=args.detach)
     if args.slurm:
+        from .run_store import write_status
         from .slurm import write_and_submit
 
         res = pre.profile.resources
         script, job = write_and_submit(run_dir, nodes=res.nodes, gpus_per_node=res.processes or 1,
                                        partition=args.partition or "", time_limit=args.time or "")
+        write_status(run_dir, slurm_script=str(script), slurm_job=job)  # queued in Slurm: no local pid to judge
         print(f"submitted Slurm job {job}; script {script}" if job else
               f"sbatch not found: submit {script} on a Slurm login node", file=sys.stderr)
         return 0
@@ -175,6 +189,14 @@ def _control(args, kind: str, verb: str) -> int:
             time.sleep(0.3)
         print(f"run {run_dir.name}: {read_status(run_dir)['state']}")
     return 0
+
+
+def cmd_stop(args) -> int:
+    from .sweep_cmd import stop_sweep
+
+    if stop_sweep(args):
+        return 0
+    return _control(args, C.CTL_STOP, "stop")
 
 
 def cmd_ls(args) -> int:
@@ -287,13 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a profile key, e.g. optim.learning_rate=1e-4 (repeatable)")
     p.add_argument("--name", help="a readable run name (default: the data file's name)")
     p.add_argument("--detach", action="store_true", help="run in the background, immune to terminal hang-ups")
+    p.add_argument("--queue", action="store_true", help="wait (detached) until the GPUs it asks for are free, in the order queued")
     p.add_argument("--slurm", action="store_true", help="write (and submit, where sbatch exists) a Slurm job over resources.nodes nodes")
     p.add_argument("--partition", help="Slurm partition (with --slurm)")
     p.add_argument("--time", help="Slurm time limit, e.g. 12:00:00 (with --slurm)")
     p = add("resume", "continue a stopped or crashed run from its latest complete checkpoint", cmd_resume, run_arg=True)
     p.add_argument("--detach", action="store_true", help="run in the background")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
-    p = add("stop", "save a checkpoint and stop at the next step (same as SIGTERM to the engine)", lambda a: _control(a, C.CTL_STOP, "stop"), run_arg=True)
+    p = add("stop", "save a checkpoint and stop at the next step (same as SIGTERM to the engine); a queued run is "
+            "cancelled; a sweep's name stops its running run and cancels its queued ones", cmd_stop, run_arg=True)
     p.add_argument("--wait", action="store_true", help="wait until the engine has stopped")
     add("checkpoint", "save a checkpoint now, without stopping", lambda a: _control(a, C.CTL_CHECKPOINT, "checkpoint"), run_arg=True)
     p = add("ls", "list every run in the workspace", cmd_ls)
@@ -310,6 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect_cmd.register(sub)
     gate_cmd.register(sub)
+    from . import queue_cmd, sweep_cmd
+
+    queue_cmd.register(sub)
+    sweep_cmd.register(sub)
     export_cmd.register(sub)
     return ap
 

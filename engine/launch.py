@@ -31,12 +31,15 @@ def resolve_processes(run_dir: Path) -> tuple[int, str]:
     return n, res.gpus
 
 
-def _worker_cmd(run_dir: Path, resume: bool, processes: int = 1) -> list[str]:
+def _worker_cmd(run_dir: Path, resume: bool, processes: int = 1, queue: bool = False) -> list[str]:
     worker = ["-m", "engine.worker", str(run_dir)] + (["--resume"] if resume else [])
     if processes <= 1:
-        return [sys.executable, *worker]
-    # torchrun on one node; a free rendezvous port is picked by --standalone
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *worker]
+        cmd = [sys.executable, *worker]
+    else:  # torchrun on one node; a free rendezvous port is picked by --standalone
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *worker]
+    # every engine enters through the run queue: it takes the run's GPU locks (waiting its turn when
+    # queued), then becomes the engine by exec, keeping its pid and the locks (engine/run_queue.py)
+    return [sys.executable, "-m", "engine.run_queue", str(run_dir), *(["--wait"] if queue else []), "--", *cmd]
 
 
 def _env(gpus: str = "") -> dict[str, str]:
@@ -58,16 +61,21 @@ def _private_log(path: Path) -> int:
     return fd
 
 
-def spawn_detached(run_dir: Path, resume: bool = False) -> int:
+def spawn_detached(run_dir: Path, resume: bool = False, queue: bool = False) -> int:
     """Start the engine in a new session with stdin closed and output in engine.log; return its pid.
 
     A short-lived sh (itself in a new session) backgrounds the worker and exits, so the worker is
     re-parented to init: no zombie is left in a long-lived launcher (the app), and a SIGHUP to the
-    launching terminal's session never reaches it.
+    launching terminal's session never reaches it. With `queue`, the run takes its place in the
+    queue now and its engine waits, detached, until its GPUs are free.
     """
     run_dir = Path(run_dir)
     processes, gpus = resolve_processes(run_dir)
-    return _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes), run_dir / C.ENGINE_LOG, gpus)
+    if queue:
+        from .run_queue import enqueue, run_slots
+
+        enqueue(run_dir, run_slots(run_dir))
+    return _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes, queue), run_dir / C.ENGINE_LOG, gpus)
 
 
 def spawn_eval_detached(run_dir: Path, checkpoints: str = "all") -> int:

@@ -144,6 +144,8 @@ def effective_state(status: dict[str, Any], now: float | None = None) -> str:
     state = status.get("state") or C.QUEUED
     if state not in C.LIVE_STATES:
         return state
+    if state == C.QUEUED and status.get("slurm_script"):
+        return state  # waiting in Slurm's queue: no local process or heartbeat to judge it by
     now = time.time() if now is None else now
     if status.get("host") == socket.gethostname():
         if status.get("pid") and not pid_alive(status.get("pid"), status.get("pid_started")):
