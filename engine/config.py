@@ -39,8 +39,8 @@ class ProfileError(ValueError):
 
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, factory: Any = None, secret: bool = False) -> Any:
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+        max: float | None = None, factory: Any = None, secret: bool = False, items: tuple | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "items": items}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -165,6 +165,14 @@ class ResourcesConfig:
 
 
 @dataclass
+class TrackingConfig:
+    report_to: list = opt(None, "Experiment trackers that also get this run: any of tensorboard, wandb, mlflow, trackio (empty: none). The run directory stays the source of truth; a tracker that fails is a warning.",
+                          items=("tensorboard", "wandb", "mlflow", "trackio"), factory=list)
+    project: str = opt("tunedeck", "Project (wandb, trackio) or experiment (MLflow) the run is filed under.")
+    run_name: str = opt("", "The run's name in the trackers (empty: the run id).")
+
+
+@dataclass
 class Profile:
     description: str = opt("", "One line saying what this profile is for.")
     extends: str = opt("", "The profile this one inherits from.")
@@ -177,17 +185,20 @@ class Profile:
     gate: GateConfig = field(default_factory=GateConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "lora": LoraConfig, "optim": OptimConfig,
-            "checkpoints": CheckpointConfig, "gate": GateConfig, "speed": SpeedConfig, "resources": ResourcesConfig}
+            "checkpoints": CheckpointConfig, "gate": GateConfig, "speed": SpeedConfig, "resources": ResourcesConfig,
+            "tracking": TrackingConfig}
 TOP_LEVEL = ("description", "extends")
 SECTION_TITLES = {"model": "Model", "data": "Data", "method": "Method and adapter", "lora": "LoRA adapter",
                   "optim": "Optimisation and schedule", "checkpoints": "Checkpoints and evaluation",
-                  "gate": "Eval gate", "speed": "Throughput", "resources": "Resources"}
+                  "gate": "Eval gate", "speed": "Throughput", "resources": "Resources",
+                  "tracking": "Experiment trackers"}
 
 
 @dataclass
@@ -200,6 +211,7 @@ class FieldSpec:
     choices: tuple | None
     min: float | None
     max: float | None
+    items: tuple | None = None  # a list field's allowed values
 
     @property
     def key(self) -> str:
@@ -214,7 +226,8 @@ def field_specs() -> list[FieldSpec]:
         for f in fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             m = f.metadata
-            specs.append(FieldSpec(section, f.name, hints[f.name], default, m.get("help", ""), m.get("choices"), m.get("min"), m.get("max")))
+            specs.append(FieldSpec(section, f.name, hints[f.name], default, m.get("help", ""), m.get("choices"), m.get("min"), m.get("max"),
+                                   m.get("items")))
     return specs
 
 
@@ -386,6 +399,9 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TypeError("a list of strings")
+        bad = [v for v in value if spec.items and v not in spec.items]
+        if bad:
+            raise ValueError(f"may hold {', '.join(map(repr, spec.items))}, not {bad[0]!r}")
         return value
     if t is bool:
         if not isinstance(value, bool):

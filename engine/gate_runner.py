@@ -33,6 +33,7 @@ from .checks import Context, Judge, run_checks
 from .eval_records import BASE, write_records
 from .eval_sets import EvalExample, EvalSet, content_hash, held_out_set, profile_sets
 from .gate import GateError, base_row, judge_checkpoint, summarize_run
+from .tracking import log_gate_summary
 
 BASE_LOADS = 0  # base models loaded by this process: the benchmark checks it stays at one per gate run
 
@@ -443,6 +444,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
              "seconds": round(time.perf_counter() - t0, 3), "base_loads": BASE_LOADS}
     summary = summarize_run(run_dir, rules, extra=extra)
     _summary_event(events, summary)
+    log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 
@@ -495,6 +497,7 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None) 
                                                     "generation": asdict(settings),
                                                     "base_system_prompt": rules.base_system_prompt})
     _summary_event(events, summary)
+    log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 
