@@ -124,6 +124,10 @@ class LoadedDataset:
         """The training method this data is for."""
         return FORMAT_METHOD.get(self.format, "sft")
 
+    def ignored_column_notes(self) -> list[str]:
+        """Ignored columns for a message: the name, with "did you mean" for a near miss of a column the format reads."""
+        return [key + _suggest(key, KNOWN_COLUMNS.get(self.format, ())) for key in self.ignored_columns]
+
     def label_counts(self) -> dict[str, int] | None:
         """KTO: desirable and undesirable rows among the valid ones."""
         if self.format != "kto":
@@ -276,6 +280,8 @@ def _read_json(path: Path, progress: Callable | None) -> Iterator[Item]:
         found = "nothing" if start >= len(text) else f"{text[start:start + 12]!r}"
         raise DatasetError(f"{path}: expected a JSON array of rows, found {found}")
     total = len(text)
+    if text.startswith("]", _JSON_SPACE.match(text, array_at + 1).end()):
+        raise DatasetError(f"{path}: an empty JSON array: no rows")
     try:
         for n, (offset, obj) in enumerate(_array_items(text, array_at), 1):
             yield _line_of(newlines, offset), obj

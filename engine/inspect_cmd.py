@@ -381,7 +381,7 @@ def render(r: dict, console) -> None:
                   f"{_plural(len(r['near_duplicates']), 'near cluster')} (Jaccard >= {r['threshold']:g})")
     for label, clusters in (("exact", r["duplicates"]), ("near", r["near_duplicates"])):
         for c in clusters[:5]:
-            console.print(f"  {label}: {_lines(c, path)}")
+            console.print(f"  {label}: {_lines(c, path, unit=unit)}")
     eval_path = (r.get("eval") or {}).get("path", path)
     if r["leakage"]:
         console.print(f"[red]leakage:[/] {len(r['leakage'])} eval rows duplicate training rows")

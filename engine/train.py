@@ -67,7 +67,7 @@ def prepare_data(profile: Profile) -> PreparedData:
         eval_where = [f"{d.path}:{loaded.lines[i]}" for i in eval_idx]
     if not train_rows:
         raise DatasetError(f"{d.path}: no valid training rows left after validation and the split")
-    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), list(loaded.ignored_columns),
+    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_column_notes(),
                         train_where, eval_where)
 
 

@@ -179,6 +179,7 @@ def test_unknown_and_misspelt_columns_are_listed(tmp_path):
     warn = [p for p in ds.problems if p.category == "unknown_column"]
     assert len(warn) == 1 and warn[0].line == 1 and 'did you mean "system"' in warn[0].message
     assert warn[0].severity == "warning" and len(ds.rows) == 2
+    assert ds.ignored_column_notes() == ['sytem (did you mean "system"?)', "id"]  # what `tunedeck run` warns with
 
 
 @pytest.mark.parametrize("content,expected", [
