@@ -16,14 +16,16 @@ One JSON object per line:
 - No "checks": exact_match on the reference, plus json_valid when the reference is a JSON object
   or array. No checks and no reference is an error: nothing could be scored.
 - Tags: task (counts toward task success), format (toward format validity), safety, general. Other
-  tags are kept for slicing. Default tags by role: [gate] golden and `--set` files: task; [gate]
+  tags are kept for slicing. Default tags by role: [gate] golden and `--eval-set` files: task; [gate]
   safety: safety; [gate] general: general.
 - Example ids are "<set>:<id>" ("golden:refund-3", "golden:17"); give examples an "id" so review
   labels survive edits that move lines.
 
 With no set named in [gate] (golden, safety, general) and none on the command line, the run's own
-held-out split is the eval set, scored as above. Every mistake is an EvalSetError naming the file,
-the line and the field.
+held-out split is the eval set. A JSON reference is scored as above (exact match and JSON validity);
+a free-text reference (alpaca answers, chat replies) by similarity: chrF >= FREE_TEXT_MIN, or by the
+rubric judge (FREE_TEXT_RUBRIC) when [gate] judge_url is set, since exact match scores 0 on any
+reworded answer. Every mistake is an EvalSetError naming the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from .checks import Check, CheckSpecError, parse_check
 
 KNOWN_TAGS = ("task", "format", "safety", "general")
 ROLES = ("system", "user", "assistant", "tool")
-EXAMPLE_KEYS = ("id", "messages", "prompt", "reference", "checks", "tags", "meta")
+EXAMPLE_KEYS = ("id", "messages", "prompt", "reference", "checks", "tags", "meta", "tools")
 MAX_LINE_BYTES = 10 * 1024 * 1024
 
 
@@ -63,10 +65,15 @@ class EvalExample:
     tags: tuple[str, ...]
     line: int | None = None
     meta: dict = field(default_factory=dict)
+    tools: list | None = None       # OpenAI tool schemas the chat template offers the model, as in training
 
     @property
     def prompt(self) -> list | str:
-        return self.messages if self.messages is not None else self.prompt_text  # type: ignore[return-value]
+        from .generate import ChatPrompt
+
+        if self.messages is None:
+            return self.prompt_text  # type: ignore[return-value]
+        return ChatPrompt(self.messages, self.tools) if self.tools else self.messages
 
     def has(self, tag: str) -> bool:
         return tag in self.tags
@@ -77,7 +84,8 @@ class EvalExample:
 
     def spec(self) -> dict:
         return {"id": self.id, "prompt": self.prompt, "reference": self.reference,
-                "checks": [c.spec() for c in self.checks], "tags": list(self.tags)}
+                "checks": [c.spec() for c in self.checks], "tags": list(self.tags),
+                **({"tools": self.tools} if self.tools else {})}
 
 
 @dataclass
@@ -185,8 +193,13 @@ def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         raise err("must be an object", "meta")
+    tools = obj.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+        raise err("must be a list of tool schemas (objects), as in OpenAI's `tools`", "tools")
+    if tools and messages is None:
+        raise err("tools need a chat prompt ('messages'); a raw-text 'prompt' gets no chat template", "tools")
     return EvalExample(id=f"{set_name}:{local_id}", set=set_name, messages=messages, prompt_text=prompt_text,
-                       reference=reference, checks=checks, tags=tags, line=line, meta=meta)
+                       reference=reference, checks=checks, tags=tags, line=line, meta=meta, tools=tools or None)
 
 
 def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = ("task",), key: str | None = None) -> EvalSet:
@@ -233,26 +246,51 @@ def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = (
     return EvalSet(name, str(p), examples)
 
 
-def held_out_set(rows: list[dict], name: str = "heldout") -> EvalSet:
-    """The run's held-out split (canonical training rows) as an eval set: exact match and JSON validity."""
+def prompt_and_reference(row: dict) -> tuple[list | None, str | None, str] | None:
+    """(chat prompt, raw-text prompt, reference answer) of a canonical training row; None for rows
+    without a prompt/answer split (plain {"text"})."""
+    messages, text, reference = None, None, None
+    if row.get("label") is False:
+        return None  # KTO: an answer labelled undesirable is no reference to score against
+    if isinstance(row.get("messages"), list) and row["messages"] and row["messages"][-1].get("role") == "assistant":
+        messages, reference = row["messages"][:-1], row["messages"][-1].get("content")
+    elif isinstance(row.get("chosen"), list) and row.get("chosen"):  # DPO: the prompt and its chosen answer
+        messages, reference = list(row.get("prompt") or []), row["chosen"][-1].get("content")
+    elif isinstance(row.get("prompt"), list) and isinstance(row.get("completion"), list) and row["completion"]:
+        messages, reference = row["prompt"], row["completion"][-1].get("content")
+    elif isinstance(row.get("prompt"), str) and isinstance(row.get("completion"), str):
+        text, reference = row["prompt"], row["completion"]
+    if (messages is None and text is None) or messages == [] or not isinstance(reference, str):
+        return None
+    return messages, text, reference
+
+
+FREE_TEXT_METRIC = "chrf"
+FREE_TEXT_MIN = 50.0  # chrF 50: most of the reference's character n-grams in the answer; rewordings pass, other answers fail
+FREE_TEXT_RUBRIC = ("The answer does what the user asked and agrees in substance with the reference answer; "
+                    "wording, length and order may differ. Fail answers that are wrong, off-topic, unfinished or repetitive.")
+
+
+def free_text_checks(reference: str, judge: bool) -> list[dict]:
+    """The held-out split's checks for a reference that is not JSON."""
+    if judge:
+        return [{"type": "rubric", "rubric": FREE_TEXT_RUBRIC}]
+    return [{"type": FREE_TEXT_METRIC, "min": FREE_TEXT_MIN}]
+
+
+def held_out_set(rows: list[dict], name: str = "heldout", judge: bool = False) -> EvalSet:
+    """The run's held-out split (canonical training rows) as an eval set: exact match and JSON validity for
+    JSON references, similarity (or the rubric judge, with `judge`) for free text."""
     examples = []
     for i, row in enumerate(rows, 1):
-        messages, text, reference = None, None, None
-        if row.get("label") is False:
-            continue  # KTO: an answer labelled undesirable is no reference to score against
-        if isinstance(row.get("messages"), list) and row["messages"] and row["messages"][-1].get("role") == "assistant":
-            messages, reference = row["messages"][:-1], row["messages"][-1].get("content")
-        elif isinstance(row.get("chosen"), list) and row.get("chosen"):  # DPO: the prompt and its chosen answer
-            messages, reference = list(row.get("prompt") or []), row["chosen"][-1].get("content")
-        elif isinstance(row.get("prompt"), list) and isinstance(row.get("completion"), list) and row["completion"]:
-            messages, reference = row["prompt"], row["completion"][-1].get("content")
-        elif isinstance(row.get("prompt"), str) and isinstance(row.get("completion"), str):
-            text, reference = row["prompt"], row["completion"]
-        if (messages is None and text is None) or messages == [] or not isinstance(reference, str):
+        split = prompt_and_reference(row)
+        if split is None:
             continue  # plain {"text"} rows have no prompt/answer split to score
-        checks = [parse_check(c, reference=reference) for c in default_checks(reference)]
+        messages, text, reference = split
+        specs = default_checks(reference) if _is_json_doc(reference) else free_text_checks(reference, judge)
+        checks = [parse_check(c, reference=reference) for c in specs]
         examples.append(EvalExample(id=f"{name}:{i}", set=name, messages=messages, prompt_text=text,
-                                    reference=reference, checks=checks, tags=("task",)))
+                                    reference=reference, checks=checks, tags=("task",), tools=row.get("tools") or None))
     return EvalSet(name, "held-out split", examples)
 
 
@@ -260,19 +298,37 @@ def held_out_set(rows: list[dict], name: str = "heldout") -> EvalSet:
 GATE_SET_KEYS = (("golden", ("task",)), ("safety", ("safety",)), ("general", ("general",)))
 
 
-def profile_sets(gate_cfg, extra: list[str] | tuple = ()) -> list[EvalSet]:
-    """The sets [gate] names plus `extra` files (tagged task by default); empty when none is named."""
+def verdict_basis(sets: list[EvalSet]) -> str | None:
+    """What a verdict on the held-out split rests on, with a hint; None when named eval sets decide."""
+    held = [ex for s in sets if s.source == "held-out split" for ex in s.examples]
+    if not held:
+        return None
+    types = {c.type for ex in held for c in ex.checks}
+    hint = "name a golden set with checks ([gate] golden) to judge what the task needs"
+    if "rubric" in types:
+        return f"a rubric judge's grading against held-out references; {hint}"
+    if FREE_TEXT_METRIC in types:
+        what = f"similarity to held-out references (chrF >= {FREE_TEXT_MIN:g})"
+        return what + (" and exact match for JSON ones" if "exact_match" in types else "") + f"; {hint}"
+    return f"exact match with held-out references; {hint}"
+
+
+def profile_sets(gate_cfg, extra: list | tuple = ()) -> list[EvalSet]:
+    """The sets [gate] names plus `extra` files (tagged task by default); empty when none is named.
+
+    An `extra` item is a path, or (path, the option that named it) for messages."""
     sets = []
     for key, tags in GATE_SET_KEYS:
         path = getattr(gate_cfg, key, "")
         if path:
             sets.append(load_eval_set(path, key, tags, key=f"gate.{key}"))
     names = {s.name for s in sets}
-    for path in extra:
+    for item in extra:
+        path, flag = item if isinstance(item, tuple) else (item, "--eval-set")
         stem = Path(path).stem or "extra"
         name, n = stem, 2
         while name in names:
             name, n = f"{stem}{n}", n + 1
         names.add(name)
-        sets.append(load_eval_set(path, name, ("task",), key="--set"))
+        sets.append(load_eval_set(path, name, ("task",), key=flag))
     return sets

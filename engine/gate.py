@@ -374,6 +374,48 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
             "review": review.to_dict() if review is not None else None, "pruned": pruned}
 
 
+# ---- the rubric judge against people -------------------------------------------------------------
+
+def cohen_kappa(pairs: list[tuple[bool, bool]]) -> float | None:
+    """Cohen's kappa of two raters' pass/fail calls; None when chance agreement is already total."""
+    n = len(pairs)
+    if not n:
+        return None
+    po = sum(a == b for a, b in pairs) / n
+    pa, pb = sum(a for a, _ in pairs) / n, sum(b for _, b in pairs) / n
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return None if pe >= 1 - 1e-12 else (po - pe) / (1 - pe)
+
+
+def judge_agreement(records: list[dict], labels: dict[str, str]) -> dict | None:
+    """The rubric judge against review labels on the same examples: {"n", "agree", "share", "kappa"}.
+
+    `labels` maps example id to its review label; a person calls an example a pass when they label it
+    "acceptable" and a failure when "understandable" or "weird". None when no example has both."""
+    pairs = []
+    for r in records:
+        label = labels.get(r["id"])
+        verdicts = [c.get("pass") for c in r.get("checks", []) if c.get("type") == "rubric" and c.get("pass") is not None]
+        if label is None or not verdicts:
+            continue
+        pairs.append((all(verdicts), label == "acceptable"))
+    if not pairs:
+        return None
+    agree = sum(a == b for a, b in pairs)
+    kappa = cohen_kappa(pairs)
+    return {"n": len(pairs), "agree": agree, "share": round(agree / len(pairs), 4),
+            "kappa": None if kappa is None else round(kappa, 4)}
+
+
+def agreement_warning(agreement: dict | None, minimum: float) -> str | None:
+    if agreement is None or agreement["share"] >= minimum - 1e-9:
+        return None
+    kappa = "undefined" if agreement["kappa"] is None else f"{agreement['kappa']:.2f}"
+    return (f"the rubric judge agrees with people on {agreement['agree']} of {agreement['n']} reviewed examples "
+            f"({agreement['share']:.0%}, Cohen's kappa {kappa}), below gate.min_judge_agreement {minimum:.0%}: "
+            "check the rubric before trusting its verdicts")
+
+
 # ---- the best checkpoint and its sentence ---------------------------------------------------------
 
 def _pct(x: float) -> str:
@@ -499,19 +541,21 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     from .run_store import list_checkpoints
 
     run_dir = Path(run_dir)
-    if rules is None:
+    previous = load_gate_summary(run_dir) or {}
+    if rules is None:  # the run's rules, with the overrides recorded by `tunedeck eval/gate --set`
+        from . import gate_overrides
         from .run_record import load_run_record
 
-        rules = load_run_record(run_dir).profile.gate
+        profile, _ = gate_overrides.apply(load_run_record(run_dir).profile, gate_overrides.merge(previous.get("overrides"), []))
+        rules = profile.gate
     base = read_records(run_dir, BASE)
     if not base:
         return None
     key = base[0].get("key")
-    previous = load_gate_summary(run_dir) or {}
     notices = list((extra or {}).get("notices", []))
     losses = _eval_losses(run_dir)
     present = {c.step for c in list_checkpoints(run_dir) if c.complete}
-    reviews = load_reviews(run_dir) if rules.require_review else {}
+    reviews = load_reviews(run_dir)  # for review mode, and the judge's agreement with people
     rows = [base_row(base, rules)]
     base_scores = scores(base)
     for step in evaluated_steps(run_dir):
@@ -523,15 +567,23 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
             continue
         review = (review_state(run_dir, step, reviews, rules.review_sample, base_records=base, records=records)
                   if rules.require_review else None)
-        rows.append(judge_checkpoint(base, records, rules, checkpoint=step, eval_loss=losses.get(step), review=review,
-                                     pruned=step not in present, base_scores=base_scores))
+        row = judge_checkpoint(base, records, rules, checkpoint=step, eval_loss=losses.get(step), review=review,
+                               pruned=step not in present, base_scores=base_scores)
+        row["judge_agreement"] = judge_agreement(records, {ex: e["label"] for (st, ex), e in reviews.items() if st == step})
+        warning = agreement_warning(row["judge_agreement"], getattr(rules, "min_judge_agreement", 0.0))
+        if warning:
+            row["warnings"].append(warning)
+        rows.append(row)
     summary = summarize(rows, rules)
-    carried = {k: previous[k] for k in ("sets", "base_model", "base_system_prompt", "generation", "timings", "seconds",
-                                        "base_loads") if k in previous}
+    carried = {k: previous[k] for k in ("sets", "basis", "base_model", "base_system_prompt", "base_prompts", "generation",
+                                        "timings", "seconds", "base_loads", "overrides") if k in previous}
+    basis = (extra or {}).get("basis", carried.get("basis"))
+    if basis:  # a verdict on the held-out split says what it rests on
+        summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']} (rests on {basis})"
     summary = {**carried, **(extra or {}), **summary, "notices": notices, "key": key,
                "rules": {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop",
                                                          "max_general_drop", "latency_p95_ms", "require_review",
-                                                         "max_weird_share") if hasattr(rules, k)}}
+                                                         "max_weird_share", "min_judge_agreement") if hasattr(rules, k)}}
     if write:
         write_gate_summary(run_dir, summary)
         summary = load_gate_summary(run_dir) or summary

@@ -107,6 +107,17 @@ def print_summary(summary: dict, file=None) -> None:
             if w not in seen:  # the same small-set warning applies to every row
                 seen.add(w)
                 console.print(f"warning: {w}")
+    cands = summary.get("base_prompts") or []
+    if len(cands) > 1:
+        console.print("base prompts (task by the task metric; * the baseline):")
+        for c in cands:
+            shown = " ".join((c.get("prompt") or "(the eval set's own prompt)").split())
+            shown = shown if len(shown) <= 60 else shown[:59] + "…"
+            shot = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
+            console.print(f"  {'*' if c.get('chosen') else ' '} task {_fmt(c.get('task'), '.1f')}  "
+                          f"format {_fmt(c.get('format'), '.1f', '%')}  safety {_fmt(c.get('safety'), '.1f', '%')}  {shown}{shot}")
+    for o in summary.get("overrides") or []:
+        console.print(f"override: {o['key']} = {json.dumps(o['value'])} (run.toml: {json.dumps(o['was'])})")
     for n in summary.get("notices") or []:
         console.print(f"notice: {n}")
     chosen = summary.get("chosen")
@@ -154,7 +165,36 @@ def _quiet_transformers() -> None:
         pass
 
 
+def split_set_args(items: list[str] | None) -> tuple[list[str], list[str]]:
+    """(gate.KEY=VALUE overrides, eval-set files given the old way). `--set FILE` once named an extra eval
+    set; a value without "=" can only mean that, so it still works, with a hint to use --eval-set."""
+    overrides, files = [], []
+    for item in items or []:
+        if "=" in item:
+            overrides.append(item)
+        else:
+            files.append(item)
+            print(f"tunedeck: --set {item}: naming an eval set with --set is deprecated; use --eval-set {item} "
+                  "(--set now takes gate.KEY=VALUE overrides)", file=sys.stderr)
+    return overrides, files
+
+
+def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
+    from . import gate_overrides
+    from .config import ProfileError
+
+    try:
+        parsed = gate_overrides.parse(overrides)
+    except ProfileError as e:
+        raise _user_error(str(e)) from None
+    generation = gate_overrides.generation_changes(parsed) if model_free else []
+    if generation:
+        raise _user_error(f"--set {generation[0]} changes what the models generate, which `tunedeck gate` cannot redo; "
+                          "use `tunedeck eval RUN --set ...`")
+
+
 def cmd_eval(args) -> int:
+    from .config import ProfileError
     from .eval_sets import EvalSetError
     from .event_log import EventWriter
     from .gate import GateError
@@ -167,18 +207,21 @@ def cmd_eval(args) -> int:
         raise _user_error(f"run {run_dir.name} is {state}: evaluate it once training has ended "
                           "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")
     checkpoints = parse_checkpoints(args.checkpoint)
+    overrides, old_style_sets = split_set_args(args.set)
+    sets = [(str(Path(s).expanduser()), "--set") for s in old_style_sets]
+    sets += [(str(Path(s).expanduser()), "--eval-set") for s in (args.eval_set or [])]
+    _check_overrides(overrides)  # a mistyped key is one line, before any model loads
     _quiet_transformers()
-    sets = [str(Path(s).expanduser()) for s in (args.set or [])]
     try:
         with EngineLock(run_dir):  # one writer of events.jsonl and evals/, and no resume meanwhile
             events = EventWriter(run_dir / C.EVENTS_JSONL)
             try:
                 printer = None if args.json else _progress_printer()
                 summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
-                                   progress=_progress_events(events, printer))
+                                   progress=_progress_events(events, printer), overrides=overrides, reset=args.reset)
             finally:
                 events.close()
-    except (EvalSetError, GateError, PromptError) as e:
+    except (EvalSetError, GateError, PromptError, ProfileError) as e:
         raise _user_error(str(e)) from None
     write_status(run_dir, **status_fields(summary))
     return _show(summary, args.json)
@@ -192,14 +235,32 @@ def _show(summary: dict, as_json: bool) -> int:
     return 0
 
 
+def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = False) -> dict | None:
+    """Rebuild the verdicts from the records on disk with the recorded overrides plus `overrides` (no model).
+
+    Used by `tunedeck gate --set` and the checkpoints screen. ProfileError for a bad key or value."""
+    from . import gate_overrides
+    from .gate import load_gate_summary, summarize_run
+    from .run_record import load_run_record
+
+    recorded = None if reset else (load_gate_summary(run_dir) or {}).get("overrides")
+    profile, changes = gate_overrides.apply(load_run_record(run_dir).profile,
+                                            gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
+    return summarize_run(run_dir, profile.gate, extra={"overrides": changes})
+
+
 def cmd_gate(args) -> int:
     from .gate import load_gate_summary, summarize_run
     from .gate_runner import status_fields
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
     live = engine_owns(run_dir)
+    overrides = args.set or []
+    _check_overrides(overrides, model_free=True)
+    if live and (overrides or args.reset):
+        raise _user_error(f"run {run_dir.name} is being trained or evaluated; change its gate rules once that ends")
     # on a finished run, rebuild from the records so new review labels count; a live engine owns gate.json
-    summary = load_gate_summary(run_dir) if live else summarize_run(run_dir)
+    summary = load_gate_summary(run_dir) if live else rejudge(run_dir, overrides, reset=args.reset)
     if summary is None:
         raise _user_error(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
     if not live:
@@ -217,7 +278,11 @@ def register(subparsers) -> None:
     p.add_argument("--workspace", help=ws_help)
     p.add_argument("run", help=run_help)
     p.add_argument("--checkpoint", default="all", metavar="N|all", help="checkpoint step(s) to evaluate, e.g. 800 or 400,800 (default: all)")
-    p.add_argument("--set", action="append", metavar="FILE", help="an extra JSONL eval set (tagged task by default; repeatable)")
+    p.add_argument("--set", action="append", metavar="gate.KEY=VALUE",
+                   help="override a [gate] key for this and later gate runs, e.g. gate.min_task_gain=5 or "
+                        "gate.base_prompts='[\"...\"]' (repeatable; recorded in evals/gate.json)")
+    p.add_argument("--eval-set", action="append", metavar="FILE", help="an extra JSONL eval set (tagged task by default; repeatable)")
+    p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -225,6 +290,10 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("gate", help=desc, description=desc)
     p.add_argument("--workspace", help=ws_help)
     p.add_argument("run", help=run_help)
+    p.add_argument("--set", action="append", metavar="gate.KEY=VALUE",
+                   help="re-judge with a changed rule, e.g. gate.min_task_gain=5 or gate.task_metric=chrf (repeatable; "
+                        "recorded in evals/gate.json; keys that change generation need `tunedeck eval`)")
+    p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
     p.add_argument("--json", action="store_true", help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best")
     p.set_defaults(func=cmd_gate)
 

@@ -31,9 +31,9 @@ from . import contract as C
 from .atomic_io import PRIVATE_FILE, make_private_dir
 from .checks import Context, Judge, run_checks
 from .eval_records import BASE, write_records
-from .eval_sets import EvalExample, EvalSet, content_hash, held_out_set, profile_sets
+from .eval_sets import EvalExample, EvalSet, content_hash, held_out_set, profile_sets, verdict_basis
+from .base_prompts import Candidate, candidates, choose, demonstrations, entries, notice, with_demonstrations
 from .gate import GateError, base_row, judge_checkpoint, summarize_run
-from .tracking import log_gate_summary
 
 BASE_LOADS = 0  # base models loaded by this process: the benchmark checks it stays at one per gate run
 
@@ -71,14 +71,14 @@ def load_sets(run_dir: Path, record, extra_sets=()) -> list[EvalSet]:
         data = prepare_data(profile)
     except Exception as e:
         raise GateError(f"no eval set in [gate] (golden, safety, general) and the held-out split cannot be rebuilt: "
-                        f"{str(e).splitlines()[0]}. Name an eval set with `--set FILE` or [gate] golden") from None
+                        f"{str(e).splitlines()[0]}. Name an eval set with `--eval-set FILE` or [gate] golden") from None
     if record.dataset_fingerprint and data.fingerprint != record.dataset_fingerprint:
         raise GateError(f"{profile.data.path} changed since the run started, so its held-out split is not the one "
-                        "held out from training; name an eval set with `--set FILE` or [gate] golden")
-    heldout = held_out_set(data.eval_rows)
+                        "held out from training; name an eval set with `--eval-set FILE` or [gate] golden")
+    heldout = held_out_set(data.eval_rows, judge=bool(profile.gate.judge_url))
     if not heldout.examples:
         raise GateError("the run has no held-out examples to score (data.val_fraction = 0, or plain-text rows); "
-                        "name an eval set with `--set FILE` or [gate] golden")
+                        "name an eval set with `--eval-set FILE` or [gate] golden")
     return [heldout]
 
 
@@ -88,6 +88,11 @@ def sets_key(sets: list[EvalSet], settings: GenSettings) -> str:
 
 def sets_info(sets: list[EvalSet]) -> list[dict]:
     return [{"name": s.name, "source": s.source, "examples": len(s.examples), "sha256": s.sha256[:16]} for s in sets]
+
+
+def sets_extra(sets: list[EvalSet]) -> dict:
+    """What gate.json says about the sets: their names and sizes, and what a held-out verdict rests on."""
+    return {"sets": sets_info(sets), "basis": verdict_basis(sets)}
 
 
 # ---- scoring ------------------------------------------------------------------------------------
@@ -110,7 +115,8 @@ def score_example(ex: EvalExample, text: str, latency_ms: float, new_tokens: int
     return {"id": ex.id, "set": ex.set, "tags": list(ex.tags), "checkpoint": checkpoint, "prompt": ex.prompt,
             "system_prompt": system_prompt, "output": text, "reference": ex.reference,
             "checks": [r.to_dict() for r in results], "pass": passed, "format_pass": format_pass,
-            "latency_ms": round(latency_ms, 2), "new_tokens": new_tokens, "key": key}
+            "latency_ms": round(latency_ms, 2), "new_tokens": new_tokens, "key": key,
+            **({"tools": ex.tools} if ex.tools else {})}
 
 
 def score_all(examples: list[EvalExample], gens: list, **kw) -> list[dict]:
@@ -209,12 +215,16 @@ class _Gen:
 
 def base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample], settings: GenSettings, *, key: str,
                  get_model: Callable[[], object], identity: dict, judge: Judge | None = None,
-                 progress: Progress | None = None) -> tuple[list[dict], int]:
-    """The base model's scored records and how many examples had to be generated (0: all cached)."""
+                 progress: Progress | None = None, candidate: Candidate | None = None,
+                 demos: list | None = None, stage: str = "base") -> tuple[list[dict], int]:
+    """The base model's scored records under one prompt candidate (default: base_system_prompt alone)
+    and how many examples had to be generated (0: all cached)."""
     from .generate import generate, render_prompt
 
-    prompt = profile.gate.base_system_prompt or None
-    texts = [render_prompt(tokenizer, ex.prompt, prompt) for ex in examples]
+    candidate = candidate or Candidate(profile.gate.base_system_prompt, 0)
+    prompt = candidate.prompt or None
+    shots = (demos or [])[:candidate.few_shot]
+    texts = [render_prompt(tokenizer, with_demonstrations(ex.prompt, shots), prompt) for ex in examples]
     hashes = [prompt_hash(t) for t in texts]
     cache = BaseCache(cache_dir(run_dir) / f"{content_hash({'model': identity, 'gen': settings.cache_key()})[:24]}.jsonl")
     cached = cache.load()
@@ -222,18 +232,50 @@ def base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample],
     if missing:
         model = get_model()
         if progress:
-            progress("base", 0, len(missing))
+            progress(stage, 0, len(missing))
         gens = generate(model, tokenizer, [], texts=[texts[i] for i in missing], max_new_tokens=settings.max_new_tokens,
                         batch_size=settings.batch_size, temperature=settings.temperature, top_p=settings.top_p,
-                        seed=settings.seed, progress=(lambda d, t: progress("base", d, t)) if progress else None)
+                        seed=settings.seed, progress=(lambda d, t: progress(stage, d, t)) if progress else None)
         new = [{"prompt": hashes[i], "text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
                for i, g in zip(missing, gens)]
         cache.append(new)
         cached.update({e["prompt"]: e for e in new})
     elif progress:
-        progress("base (cached)", len(examples), len(examples))
+        progress(f"{stage} (cached)", len(examples), len(examples))
     gens = [_Gen(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes]
-    return score_all(examples, gens, checkpoint=BASE, key=key, judge=judge, system_prompt=prompt), len(missing)
+    records = score_all(examples, gens, checkpoint=BASE, key=key, judge=judge, system_prompt=prompt)
+    for r in records:
+        r["few_shot"] = len(shots)
+    return records, len(missing)
+
+
+@dataclass
+class BaseResult:
+    records: list[dict]      # the chosen candidate's records: the baseline
+    generated: int           # examples generated (not cached), all candidates together
+    candidates: list[dict]   # gate.json's base_prompts
+    notice: str | None
+
+
+def best_base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample], settings: GenSettings, *,
+                      key: str, get_model: Callable[[], object], identity: dict, judge: Judge | None = None,
+                      progress: Progress | None = None, demos: list | None = None) -> BaseResult:
+    """The base under every prompt candidate (engine/base_prompts.py); the best one is the baseline."""
+    cands = candidates(profile.gate)
+    results, generated = [], 0
+    for i, cand in enumerate(cands):
+        stage = "base" if len(cands) == 1 else f"base prompt {i + 1}/{len(cands)}"
+        recs, n = base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=get_model,
+                               identity=identity, judge=judge, progress=progress, candidate=cand, demos=demos, stage=stage)
+        results.append(recs)
+        generated += n
+    best = choose(results, profile.gate)
+    return BaseResult(results[best], generated, entries(cands, results, best, profile.gate), notice(cands, best))
+
+
+def few_shot_demos(profile) -> list:
+    """Demonstrations for the few-shot candidates, drawn once per gate run (before any model loads)."""
+    return demonstrations(profile, profile.gate.base_few_shot, profile.optim.seed)
 
 
 # ---- models ---------------------------------------------------------------------------------------
@@ -395,20 +437,29 @@ def _row_for(run_dir: Path, base: list[dict], records: list[dict], rules, step: 
 # ---- entry points -------------------------------------------------------------------------------
 
 def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets: list[str] | tuple = (),
-             events=None, progress: Progress | None = None) -> dict:
+             events=None, progress: Progress | None = None, overrides: list[str] | tuple = (),
+             reset: bool = False) -> dict:
     """Evaluate the base and the chosen complete checkpoints; write evals/ and return the summary.
 
-    Summary keys: rows, best {"checkpoint", "sentence"}, verdict ("pass" / "needs_review" / "fail" / None),
-    sentence, sets, notices, ... (evals/gate.json). User mistakes raise EvalSetError or GateError.
+    `overrides` are gate.KEY=VALUE items (engine/gate_overrides.py), added to those recorded in
+    gate.json (`reset`: dropped first). Summary keys: rows, best {"checkpoint", "sentence"}, verdict
+    ("pass" / "needs_review" / "fail" / None), sentence, sets, base_prompts, overrides, notices, ...
+    (evals/gate.json). User mistakes raise EvalSetError, GateError or ProfileError.
     """
+    from . import gate_overrides
+    from .gate import load_gate_summary
     from .model_loading import load_tokenizer
     from .run_record import load_run_record
 
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
-    profile = record.profile
+    recorded = None if reset else (load_gate_summary(run_dir) or {}).get("overrides")
+    profile, changes = gate_overrides.apply(record.profile,
+                                            gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
+    record.profile = profile
     rules = profile.gate
     sets = load_sets(run_dir, record, extra_sets)           # mistakes surface before any model loads
+    demos = few_shot_demos(profile)
     targets, notices = select_checkpoints(run_dir, checkpoints)
     examples = [ex for s in sets for ex in s.examples]
     settings = gen_settings(profile)
@@ -422,11 +473,12 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
     session = ModelSession(profile)
     try:
         identity = model_identity(profile, session.precision, session.device)
-        base, generated = base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=session.base,
-                                       identity=identity, judge=judge, progress=progress)
+        chosen = best_base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=session.base,
+                                   identity=identity, judge=judge, progress=progress, demos=demos)
+        base, generated = chosen.records, chosen.generated
         write_records(run_dir, BASE, base)
-        _row_event(events, base_row(base))
-        timings = {"base": {"generated": generated, "cached": len(examples) - generated}}
+        _row_event(events, base_row(base, rules))
+        timings = {"base": {"generated": generated, "cached": len(examples) * len(chosen.candidates) - generated}}
         for ckpt in targets:
             t = time.perf_counter()
             model = session.checkpoint(ckpt)
@@ -439,12 +491,12 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
             _row_event(events, _row_for(run_dir, base, records, rules, ckpt.step, ckpt.marker.get("eval_loss")))
     finally:
         session.close()
-    extra = {"sets": sets_info(sets), "base_model": profile.model.base, "generation": asdict(settings),
-             "base_system_prompt": rules.base_system_prompt, "timings": timings, "notices": notices,
-             "seconds": round(time.perf_counter() - t0, 3), "base_loads": BASE_LOADS}
+    notices += [chosen.notice] if chosen.notice else []
+    extra = {**sets_extra(sets), "base_model": profile.model.base, "generation": asdict(settings),
+             "base_system_prompt": rules.base_system_prompt, "base_prompts": chosen.candidates, "overrides": changes,
+             "timings": timings, "notices": notices, "seconds": round(time.perf_counter() - t0, 3), "base_loads": BASE_LOADS}
     summary = summarize_run(run_dir, rules, extra=extra)
     _summary_event(events, summary)
-    log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 
@@ -466,8 +518,8 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None) 
     if memo is None:  # sets and the held-out split do not change during training: load them once
         record = load_run_record(run_dir)
         sets = load_sets(run_dir, record)
-        memo = _SETS_MEMO[str(run_dir)] = (record.profile, sets)
-    profile, sets = memo
+        memo = _SETS_MEMO[str(run_dir)] = (record.profile, sets, few_shot_demos(record.profile))
+    profile, sets, demos = memo
     rules = profile.gate
     examples = [ex for s in sets for ex in s.examples]
     settings = gen_settings(profile)
@@ -484,8 +536,9 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None) 
         return side_session.base()
 
     try:
-        base, _ = base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=base_model,
-                               identity=identity, judge=judge)
+        chosen = best_base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=base_model,
+                                   identity=identity, judge=judge, demos=demos)
+        base = chosen.records
     finally:
         if side_session is not None:
             side_session.close()
@@ -493,11 +546,11 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None) 
     records = evaluate_model(model, tokenizer, examples, settings, checkpoint=step, key=key, judge=judge)
     write_records(run_dir, step, records)
     _row_event(events, _row_for(run_dir, base, records, rules, step))
-    summary = summarize_run(run_dir, rules, extra={"sets": sets_info(sets), "base_model": profile.model.base,
-                                                    "generation": asdict(settings),
-                                                    "base_system_prompt": rules.base_system_prompt})
+    summary = summarize_run(run_dir, rules, extra={**sets_extra(sets), "base_model": profile.model.base,
+                                                    "generation": asdict(settings), "base_prompts": chosen.candidates,
+                                                    "base_system_prompt": rules.base_system_prompt,
+                                                    "notices": [chosen.notice] if chosen.notice else []})
     _summary_event(events, summary)
-    log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 
