@@ -152,7 +152,9 @@ def no_heldout_warning(profile: Profile, prepared) -> str:
         n = len(prepared.train_rows)
         why = (f"only {n} valid row{'s' if n != 1 else ''}: too few to hold any out at "
                f"data.val_fraction = {d.val_fraction:g}")
-    return f"no held-out split ({why}): no validation loss, so overfitting will go unseen"
+    stopping = ("; checkpoints.early_stopping_patience has no validation loss to watch, so it never stops early"
+                if profile.checkpoints.early_stopping_patience else "")
+    return f"no held-out split ({why}): no validation loss, so overfitting will go unseen{stopping}"
 
 
 def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:

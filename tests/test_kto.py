@@ -121,3 +121,22 @@ def test_kto_lora_trains_checkpoints_and_gates(workspace, tmp_path, tiny_model_d
     assert train and all(isinstance(e["loss"], float) for e in train)
     gate = json.loads((run / "evals" / "gate.json").read_text())
     assert [r["checkpoint"] for r in gate["rows"]] == ["base", 2, 4]  # judged like SFT checkpoints
+
+
+@pytest.mark.slow
+def test_kto_full_fine_tuning(workspace, tiny_model_dir, kto_data):
+    proc = tunedeck("run", "kto", "--data", str(kto_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
+                    "--set", "method.adapter=\"none\"", "--set", "optim.precision=fp32", "--set", "optim.learning_rate=1e-4",
+                    "--set", "optim.batch_size=4", "--set", "optim.grad_accum=1", "--set", "optim.max_steps=2",
+                    "--set", "checkpoints.save_steps=2", "--set", "checkpoints.eval_steps=2", "--set", "gate.when=\"never\"")
+    assert proc.returncode == 0, proc.stderr
+    run = find_run(workspace, proc.stdout.strip().splitlines()[0])
+    assert read_status(run)["state"] == C.COMPLETED
+    ckpt = list_checkpoints(run)[-1]
+    assert ckpt.complete and (ckpt.path / "model.safetensors").exists()
+
+
+def test_kto_needs_two_rows_per_batch(workspace, tiny_model_dir, kto_data):
+    proc = tunedeck("run", "kto", "--data", str(kto_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
+                    "--set", "optim.batch_size=1")
+    assert proc.returncode == 2 and "KTO needs at least 2 rows per batch" in proc.stderr

@@ -27,6 +27,9 @@ def test_the_warning_names_the_real_cause():
     p = Profile()
     p.data.val_fraction = 0.0
     assert "data.val_fraction = 0 and no data.eval_file" in no_heldout_warning(p, _prepared(50))
+    assert "early_stopping_patience" not in no_heldout_warning(p, _prepared(50))
+    p.checkpoints.early_stopping_patience = 3  # as the lora profile sets it: say that it cannot act
+    assert "early_stopping_patience has no validation loss to watch" in no_heldout_warning(p, _prepared(50))
     p.data.val_fraction = 0.1  # a split that came out empty: one valid row cannot be split
     text = no_heldout_warning(p, _prepared(1))
     assert "only 1 valid row" in text and "val_fraction = 0" not in text.replace("val_fraction = 0.1", "")
