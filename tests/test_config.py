@@ -9,7 +9,7 @@ import pytest
 from engine.config import (ALL_KEYS, ProfileError, field_specs, hints, load_profile, parse_override,
                            profile_from_dict, to_toml)
 
-PRESETS = ["lora", "lora-domain", "qlora", "full", "dpo", "demo-cpu"]
+PRESETS = ["lora", "lora-domain", "qlora", "full", "dpo", "kto", "demo-cpu"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -24,6 +24,8 @@ def test_preset_values_follow_practice():
     assert domain.lora.r == 16 and domain.extends == "lora"
     assert full.method.adapter == "none" and full.optim.learning_rate == 1e-5
     assert dpo.method.method == "dpo"
+    kto = load_profile("kto")
+    assert kto.method.method == "kto" and kto.optim.batch_size >= 2  # KTO's KL term needs other rows in the batch
     assert qlora.method.adapter == "qlora"
     assert not lora.model.trust_remote_code
 
