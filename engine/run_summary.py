@@ -27,6 +27,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         "gate_verdict": status.get("gate_verdict"), "gate_best": status.get("gate_best"),
         "started": started, "duration_s": (end - started) if started else None,
         "message": status.get("message") or "", "dir": str(run_dir),
+        "sweep": status.get("sweep"), "queue_position": status.get("queue_position") if status["state"] == C.QUEUED else None,
     }
 
 

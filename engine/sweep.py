@@ -360,3 +360,16 @@ def verdict_sentence(record: SweepRecord, ranked: list[dict[str, Any]]) -> str:
 
 def public_rows(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in x.items() if not k.startswith("_")} for x in ranked]
+
+
+def stop_sweep_runs(ws: Path, record: SweepRecord) -> tuple[list[str], list[str]]:
+    """Cancel the sweep's queued runs first (so none starts in a slot the running one frees), then ask
+    its running ones to stop with a final checkpoint. Returns (cancelled, stopped) run ids."""
+    from .run_store import read_status, request_control, runs_root
+
+    states = {r.id: read_status(runs_root(ws) / r.id)["state"] for r in record.runs if (runs_root(ws) / r.id).is_dir()}
+    queued = [rid for rid, s in states.items() if s == C.QUEUED]
+    running = [rid for rid, s in states.items() if s in (C.RUNNING, C.STOPPING)]
+    for rid in queued + running:
+        request_control(runs_root(ws) / rid, C.CTL_STOP)
+    return queued, running

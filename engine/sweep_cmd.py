@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from . import contract as C
-from .run_store import read_status, request_control, resolve_workspace, runs_root, write_status
+from .run_store import read_status, resolve_workspace, runs_root, write_status
 from .sweep import (SweepError, SweepRecord, SweepRun, check_name, check_sets, differing_keys, load_record,
-                    points_from_args, public_rows, rank, short_keys, sweep_path, verdict_sentence, write_record)
+                    points_from_args, public_rows, rank, short_keys, stop_sweep_runs, sweep_path, verdict_sentence,
+                    write_record)
 
 
 def cmd_sweep(args) -> int:
@@ -179,11 +180,7 @@ def stop_sweep(args) -> bool:
     if "/" in args.run or not sweep_path(ws, args.run).exists():
         return False
     record = load_record(ws, args.run)
-    states = {r.id: read_status(runs_root(ws) / r.id)["state"] for r in record.runs}
-    queued = [rid for rid, s in states.items() if s == C.QUEUED]
-    running = [rid for rid, s in states.items() if s in (C.RUNNING, C.STOPPING)]
-    for rid in queued + running:
-        request_control(runs_root(ws) / rid, C.CTL_STOP)
+    queued, running = stop_sweep_runs(ws, record)
     print(f"sweep {record.name}: cancelling {len(queued)} queued run(s), stopping {len(running)} running")
     if getattr(args, "wait", False):
         while any(read_status(runs_root(ws) / rid)["state"] in C.LIVE_STATES for rid in queued + running):
