@@ -50,10 +50,11 @@ Problem categories (severity in brackets; "error" rows are left out of `rows`):
 
 from __future__ import annotations
 
-import bisect
 import csv
 import difflib
+import gc
 import json
+import json.scanner
 import os
 import re
 import socket
@@ -213,28 +214,26 @@ def _read_jsonl(path: Path, max_line_bytes: int, progress: Callable | None) -> I
         progress(total, total)
 
 
-def _line_of(newlines: list[int], offset: int) -> int:
-    """1-based file line of a character offset, given the offsets of every newline."""
-    return bisect.bisect_right(newlines, offset - 1) + 1
-
-
 def _array_items(text: str, start: int) -> Iterator[tuple[int, Any]]:
     """(character offset, value) of each element of the JSON array that opens at text[start]."""
-    decoder = json.JSONDecoder()
+    scan = json.scanner.make_scanner(json.JSONDecoder())  # the C scanner json.loads uses, one element at a time
     ws = _JSON_SPACE.match
     i = ws(text, start + 1).end()
     if text.startswith("]", i):
         return
     while True:
         try:
-            value, end = decoder.raw_decode(text, i)
+            value, end = scan(text, i)
+        except StopIteration as e:
+            raise _JSONSyntax(e.value, "Expecting value") from None
         except json.JSONDecodeError as e:
             raise _JSONSyntax(e.pos, e.msg) from None
         yield i, value
         i = ws(text, end).end()
-        if text.startswith(",", i):
+        sep = text[i:i + 1]
+        if sep == ",":
             i = ws(text, i + 1).end()
-        elif text.startswith("]", i):
+        elif sep == "]":
             return
         else:
             raise _JSONSyntax(i, "Expecting ',' delimiter")
@@ -251,12 +250,10 @@ def _read_json(path: Path, progress: Callable | None) -> Iterator[Item]:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text (bad bytes at offset {e.start})") from None
-    newlines = [m.start() for m in re.finditer("\n", text)]
     start = _JSON_SPACE.match(text).end()
 
     def syntax_error(pos: int, msg: str) -> DatasetError:
-        line = _line_of(newlines, pos)
-        col = pos - (newlines[line - 2] + 1 if line > 1 else 0) + 1
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
         return DatasetError(f"{path}:{line}: invalid JSON at column {col}: {msg}")
 
     array_at = start if text.startswith("[", start) else None
@@ -282,17 +279,29 @@ def _read_json(path: Path, progress: Callable | None) -> Iterator[Item]:
     total = len(text)
     if text.startswith("]", _JSON_SPACE.match(text, array_at + 1).end()):
         raise DatasetError(f"{path}: an empty JSON array: no rows")
+    # Parsed whole, like json.loads, with the cyclic garbage collector paused: parsed rows hold no cycles,
+    # and its passes over the growing list of rows doubled the time of this parse (bench_json_rows.py).
+    rows: list[Item] = []
+    line, counted = 1, 0  # newlines are counted as the rows go by, in C, never all held in a list
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        for n, (offset, obj) in enumerate(_array_items(text, array_at), 1):
-            yield _line_of(newlines, offset), obj
-            if progress and n % _PROGRESS_EVERY == 0:
+        for offset, obj in _array_items(text, array_at):
+            line += text.count("\n", counted, offset)
+            counted = offset
+            rows.append((line, obj))
+            if progress and len(rows) % _PROGRESS_EVERY == 0:
                 progress(offset, total)
     except _JSONSyntax as e:
         raise syntax_error(e.pos, e.msg) from None
     except RecursionError:
         raise DatasetError(f"{path}: JSON nested too deeply to read") from None
+    finally:
+        if collecting:
+            gc.enable()
     if progress:
         progress(total, total)
+    yield from rows
 
 
 def _cell(key: str, value: Any) -> Any:
