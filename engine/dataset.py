@@ -90,6 +90,7 @@ MAX_LINE_BYTES = 10 * 1024 * 1024
 _DETECT_ROWS = 200       # rows looked at to detect the format
 _PROGRESS_EVERY = 2000   # rows between progress callbacks
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_SHAPE_READ_BYTES = 256 * 1024 * 1024  # a misformatted JSONL file larger than this is judged by its start
 _JSON_COLUMNS = ("messages", "conversations", "tools", "prompt", "completion", "chosen", "rejected")
 
 
@@ -1032,9 +1033,12 @@ def _jsonl_shape(path: Path) -> str | None:
     """When a JSON Lines file's first line does not parse: is the file a JSON array, pretty-printed records
     or one object? One message saying so, instead of one invalid_json per line."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            text = f.read(_SHAPE_READ_BYTES).decode("utf-8-sig", errors="replace")
+    except OSError:
         return None
+    whole = size <= _SHAPE_READ_BYTES
     decoder, values, i = json.JSONDecoder(), [], _JSON_SPACE.match(text).end()
     try:
         while i < len(text):
@@ -1042,19 +1046,29 @@ def _jsonl_shape(path: Path) -> str | None:
             values.append(value)
             i = _JSON_SPACE.match(text, end).end()
     except (json.JSONDecodeError, RecursionError):
-        return None  # really broken lines: report them one by one
-    lines, name = text.count("\n") + 1, path.name
+        if whole:
+            return None  # really broken lines: report them one by one
+        # a very large file read in part: judged by the values its start holds
+    name = path.name
+    fix_array = (f"Rename it to .json, which tunedeck reads as an array, or write one row per line: "
+                 f"jq -c '.[]' {name} > rows.jsonl")
+    fix_records = f"JSON Lines needs each object on one line: jq -c . {name} > rows.jsonl"
+    if not whole:
+        if not values and text[i:i + 1] == "[":
+            return f"{path}: this file starts a JSON array, not JSON Lines (one object per line). {fix_array}"
+        if values and all(isinstance(v, dict) for v in values):
+            return f"{path}: this file holds JSON objects written over several lines each (pretty-printed); {fix_records}"
+        return None
+    lines = text.count("\n") + 1
     if len(values) == 1 and isinstance(values[0], list):
         return (f"{path}: this file holds one JSON array ({len(values[0])} rows over {lines} lines), not JSON Lines "
-                f"(one object per line). Rename it to .json, which tunedeck reads as an array, or write one row per "
-                f"line: jq -c '.[]' {name} > rows.jsonl")
+                f"(one object per line). {fix_array}")
     if len(values) == 1 and isinstance(values[0], dict):
         return (f"{path}: this file holds a single JSON object spread over {lines} lines, not JSON Lines. Write "
                 f"each row as one object on its own line (jq -c . {name} > rows.jsonl for a single row; "
                 f"jq -c '.data[]' for rows wrapped in a \"data\" list)")
     if len(values) > 1 and all(isinstance(v, dict) for v in values):
-        return (f"{path}: this file holds {len(values)} JSON objects, each written over several lines "
-                f"(pretty-printed); JSON Lines needs each object on one line: jq -c . {name} > rows.jsonl")
+        return f"{path}: this file holds {len(values)} JSON objects, each written over several lines (pretty-printed); {fix_records}"
     return None
 
 

@@ -217,3 +217,16 @@ def test_inspect_json_prints_a_fatal_error_as_an_object(tmp_path):
     assert proc.returncode == 2
     out = json.loads(proc.stdout)
     assert out["path"] == str(tmp_path / "d.jsonl") and "JSON array" in out["error"]
+
+
+def test_a_large_misformatted_jsonl_is_judged_by_its_start(tmp_path, monkeypatch):
+    from engine import dataset as D
+
+    monkeypatch.setattr(D, "_SHAPE_READ_BYTES", 500)  # as a file far larger than what is read to diagnose it
+    rows = [{"text": "a" * 50}] * 40
+    (tmp_path / "a.jsonl").write_text(json.dumps(rows, indent=2))
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r, indent=2) for r in rows))
+    with pytest.raises(DatasetError, match="starts a JSON array"):
+        load_dataset(tmp_path / "a.jsonl")
+    with pytest.raises(DatasetError, match="written over several lines each"):
+        load_dataset(tmp_path / "p.jsonl")
