@@ -2,23 +2,37 @@
 
 Sources: JSONL (read byte by byte here, so every problem has its exact line), a JSON array, CSV,
 Parquet, a `datasets` save_to_disk folder, or a hub dataset id when the machine has network.
-Line numbers are 1-based file lines for JSONL and 1-based data rows for the other sources.
+Locations are 1-based file lines for text files (JSONL; the line a row's object opens on in a JSON
+array, pretty-printed or not; the first line of a CSV record) and 1-based rows for Parquet,
+save_to_disk folders and hub datasets (LoadedDataset.unit says which).
 When not one row parses as a JSON object the format is reported as "unknown" and every row is a problem.
+A .jsonl file that holds a JSON array, pretty-printed records or one object is one DatasetError saying so.
 
 Formats (detected from the keys of the first rows, or forced):
   messages           {"messages": [{"role", "content", ...}], "tools"?: [...]}   (OpenAI chat)
   prompt_completion  {"prompt", "completion"}: two strings, or two message lists
   text               {"text": str}
-  alpaca             {"instruction", "input"?, "output", "system"?}
-  sharegpt           {"conversations": [{"from", "value"}], "system"?}
+  alpaca             {"instruction", "input"?, "output", "system"?, "history"?: [[instruction, response]]}
+  sharegpt           {"conversations": [{"from", "value"}], "system"?, "tools"?}; LLaMA-Factory's
+                     function_call turns become assistant tool_calls, observation turns tool results
   preference         {"prompt"?, "chosen", "rejected"}: strings or message lists; no prompt: implicit
-                     prompt, the shared prefix of the chosen and rejected conversations
+                     prompt, the shared prefix of the chosen and rejected conversations. Also
+                     LLaMA-Factory's conversations (or messages) + one chosen and one rejected message,
+                     its alpaca instruction/input + chosen/rejected, and OpenAI's
+                     {"input": {"messages", "tools"}, "preferred_output", "non_preferred_output"}
+  kto                {"prompt", "completion", "label"} (TRL), or messages/conversations with "label" or
+                     "kto_tag" (LLaMA-Factory): one answer judged desirable (true) or undesirable (false)
 
 Canonical rows (what the trainer hands to TRL):
   SFT chat   {"messages": [...], "tools"?: [...]}   alpaca, sharegpt and conversational
-             prompt/completion become this
+             prompt/completion become this; tool_calls in OpenAI's shape with "arguments" a dict,
+             "tools" OpenAI tool schemas {"type": "function", "function": {...}}
   SFT plain  {"prompt": str, "completion": str}  or  {"text": str}
   DPO        {"prompt": [messages], "chosen": [messages], "rejected": [messages], "tools"?: [...]}
+  KTO        {"prompt": [messages], "completion": [messages], "label": bool, "tools"?: [...]}, or
+             {"prompt": str, "completion": str, "label": bool} for plain text
+Columns a format does not read are counted in LoadedDataset.ignored_columns; rows with images,
+videos or audios are refused (text-only models).
 
 Problem categories (severity in brackets; "error" rows are left out of `rows`):
   invalid_json            [error]   the line is not valid JSON
@@ -40,12 +54,16 @@ Problem categories (severity in brackets; "error" rows are left out of `rows`):
   role_order              [error]   system not first, two user turns in a row, a tool turn not after
                                     a tool call; [warning] two assistant turns in a row
   invalid_weight          [error]   "weight" not 0 or 1, or on a turn that is not the assistant's
-  weight_not_honoured     [warning] weight 0: the trainer (TRL) trains on every assistant turn
   invalid_tool_calls      [error]   tool_calls not a list of objects, or on a non-assistant turn
   invalid_tools           [error]   the "tools" column is not a list of objects
   missing_field           [error]   a required field of the format is absent
   chosen_equals_rejected  [error]   a preference pair whose two answers are the same
   no_response             [error]   a preference answer that is empty after the shared prefix
+  invalid_history         [error]   alpaca "history" is not a list of [instruction, response] string pairs
+  invalid_label           [error]   KTO "label"/"kto_tag" is not true or false
+  multimodal              [error]   the row has images, videos or audios
+  unknown_column          [warning] a column the format does not read that is a near miss of one it
+                                    does ("sytem"); it is ignored
 """
 
 from __future__ import annotations

@@ -64,6 +64,12 @@ CASES = [
      "dpo", "auto", [2]),
     ("no_response", [{"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"},
                      {"chosen": [U, A], "rejected": [U, A, U, {**A, "content": "More"}]}], "dpo", "auto", [2]),
+    ("invalid_history", [{"instruction": "Add", "output": "2"}, {"instruction": "Add", "output": "2", "history": "1+1=2"},
+                         {"instruction": "Add", "output": "2", "history": [["1+1", 2]]}], "sft", "auto", [2, 3]),
+    ("invalid_label", [{**GOOD, "label": True}, {**GOOD, "label": "yes"}, {**GOOD, "label": None}], "kto", "auto", [2, 3]),
+    ("multimodal", [GOOD, {**GOOD, "images": ["cat.jpg"]}, {**GOOD, "videos": ["a.mp4"]}, {**GOOD, "images": []}],
+     "sft", "auto", [2, 3]),
+    ("unknown_column", [GOOD, {**GOOD, "tols": []}, {**GOOD, "tols": []}, {**GOOD, "id": 4}], "sft", "auto", [2]),
 ]
 
 
