@@ -241,6 +241,7 @@ def cmd_show(args) -> int:
         f"base model {rec['base_model']}" + (f" @ {rec['revision']}" if rec["revision"] else ""),
         f"method     {rec['method']} / {rec['adapter']}",
         f"dataset    {d['path']} ({d['format']}, {d['train_rows']} train / {d['eval_rows']} eval) {d['fingerprint']}",
+        f"loss on    {rec.get('loss_masking') or 'not recorded'}",
         f"progress   step {rec['step']}/{rec['total_steps'] or '?'}  {_fmt_duration(rec['duration_s'])}",
         f"loss       final train {_fmt_num(m['final_train_loss'])}  best eval {_fmt_num(m['best_eval_loss'])}"
         + (f" at step {m['best_eval_step']}" if m["best_eval_step"] is not None else ""),

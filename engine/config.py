@@ -63,7 +63,12 @@ class DataConfig:
     val_fraction: float = opt(0.1, "Share of the data held out for validation and never trained on.", min=0.0, max=0.5)
     on_invalid: str = opt("error", "Invalid rows: stop before training, or skip them (counted and listed).", choices=("error", "skip"))
     max_seq_len: int = opt(1024, "Longest sequence in tokens; longer examples are truncated.", min=16, max=1_048_576)
-    assistant_only_loss: str = opt("auto", "Compute loss on assistant tokens only (auto: on for chat data).", choices=("auto", "on", "off"))
+    assistant_only_loss: str = opt("auto", "Train on the assistant's replies (or the completion) only, under any chat template: "
+                                   "auto falls back to every token, with a warning, for a template that rewrites earlier "
+                                   "turns; on makes that an error; off trains on every token.", choices=("auto", "on", "off"))
+    apply_chat_template: str = opt("auto", "String prompt/completion rows: render them as a user turn and an assistant "
+                                   "reply with the model's chat template, in training and the gate (auto: when the model "
+                                   "has one), or use the raw strings (off).", choices=("auto", "on", "off"))
     packing: bool = opt(False, "Pack several short examples into one sequence (faster, needs care with masking).")
 
 

@@ -34,6 +34,7 @@ from .eval_records import BASE, write_records
 from .eval_sets import EvalExample, EvalSet, content_hash, held_out_set, profile_sets, verdict_basis
 from .base_prompts import Candidate, candidates, choose, demonstrations, entries, notice, with_demonstrations
 from .gate import GateError, base_row, judge_checkpoint, summarize_run
+from .tracking import log_gate_summary
 
 BASE_LOADS = 0  # base models loaded by this process: the benchmark checks it stays at one per gate run
 
@@ -497,6 +498,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
              "timings": timings, "notices": notices, "seconds": round(time.perf_counter() - t0, 3), "base_loads": BASE_LOADS}
     summary = summarize_run(run_dir, rules, extra=extra)
     _summary_event(events, summary)
+    log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 
@@ -551,6 +553,7 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None) 
                                                     "base_system_prompt": rules.base_system_prompt,
                                                     "notices": [chosen.notice] if chosen.notice else []})
     _summary_event(events, summary)
+    log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 

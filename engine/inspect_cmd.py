@@ -57,6 +57,7 @@ class Settings:
     epochs: float
     processes: int
     profile_method: str | None = None   # the method the --profile trains with, when one is given
+    apply_chat_template: str = "auto"   # string prompt/completion rows through the chat template
 
 
 class UsageError(ValueError):
@@ -84,7 +85,7 @@ def _settings(args) -> Settings:
         model=args.model or (profile.model.base if args.profile else None),
         chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
         eval_path=args.eval_path or d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum,
-        epochs=o.epochs, processes=max(profile.resources.processes, 1))
+        epochs=o.epochs, processes=max(profile.resources.processes, 1), apply_chat_template=d.apply_chat_template)
 
 
 class _Progress:
@@ -220,7 +221,8 @@ def _split_and_duplicates(report: dict, ds: LoadedDataset, ev: LoadedDataset | N
 
 def _token_stats(report: dict, ds: LoadedDataset, s: Settings, show: _Progress):
     """Fill in tokenizer and tokens; return the TokenStats, or None when skipped."""
-    from .loss_masks import MaskEncoder, assistant_only_setting, describe_masking
+    from .loss_masks import (REWRITES, MaskEncoder, assistant_only_setting, describe_masking,
+                             resolve_apply_chat_template, strings_as_chat)
     from .token_stats import TokenizerError, compute_token_stats
 
     tok, why = _load_tokenizer(s)
@@ -232,14 +234,29 @@ def _token_stats(report: dict, ds: LoadedDataset, s: Settings, show: _Progress):
         report["tokenizer"]["note"] = "no valid rows: token statistics skipped"
         return None
     assistant_only = assistant_only_setting(s.assistant_only)
+    rows, strings_rendered = ds.rows, False
+    if isinstance(rows[0].get("completion"), str) and resolve_apply_chat_template(s.apply_chat_template, tok) == "on":
+        rows, strings_rendered = strings_as_chat(rows), True
     try:
-        stats = compute_token_stats(ds.rows, tok, max_seq_len=s.max_seq_len, assistant_only=assistant_only,
+        stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=assistant_only,
                                     lines=ds.lines, progress=show.phase("tokenising"))
+        if assistant_only and s.assistant_only == "auto" and any(REWRITES in f["message"] for f in stats.failed):
+            # auto: a template that rewrites earlier turns trains on every token, said out loud; "on" refuses
+            stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=False, lines=ds.lines)
+            stats.notes.insert(0, "the chat template rewrites earlier turns, so assistant replies cannot be masked: "
+                                  "counting every token as trainable (data.assistant_only_loss = \"auto\"; \"on\" "
+                                  "refuses such data)")
+            assistant_only = False
     except TokenizerError as e:
         report["tokenizer"]["note"] = f"{s.model}: {e}; token statistics skipped"
         return None
+    if strings_rendered:
+        stats.notes.append("string prompt/completion rows are rendered with the chat template as a user turn and the "
+                           "reply (data.apply_chat_template = \"off\" keeps the raw strings)")
+    elif isinstance(rows[0].get("completion"), str):
+        stats.notes.append("string prompt/completion rows are used as raw strings: no chat template is applied")
     report["tokens"] = stats.to_dict()
-    report["tokens"]["masking"] = describe_masking(ds.rows, MaskEncoder(tok, assistant_only), ds.format)
+    report["tokens"]["masking"] = describe_masking(rows, MaskEncoder(tok, assistant_only), ds.format)
     add_template_errors(report, stats.failed)
     return stats
 

@@ -40,6 +40,9 @@ MASKING_WORDS = {
 }
 
 
+REWRITES = "rewrites earlier turns"  # in the message of a MaskError for a template that is not prefix-preserving
+
+
 class MaskError(ValueError):
     """One row cannot be rendered or masked; str() says why and what to do (no file or line: the caller adds them)."""
 
@@ -61,6 +64,7 @@ class ChatRenderer:
     tokenizer: object
     folds_system: bool = False          # set once a row needed its system message folded into the first user turn
     _kwargs: dict = field(default_factory=dict)
+    _compiled: dict = field(default_factory=dict)   # tools or not -> compiled Jinja template
 
     def __post_init__(self):
         self._kwargs = dict(self.tokenizer.special_tokens_map)
@@ -70,12 +74,15 @@ class ChatRenderer:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def _render(self, messages: list[dict], tools, generation_prompt: bool) -> str:
-        from transformers.utils.chat_template_utils import render_jinja_template
+        # The compiled template, called as apply_chat_template calls it (same globals, same variables), without
+        # its per-call deep copy of plain data: incremental masks render each conversation several times.
+        key = bool(tools)
+        if key not in self._compiled:
+            from transformers.utils.chat_template_utils import _compile_jinja_template
 
-        template = self.tokenizer.get_chat_template(None, tools)
-        texts, _ = render_jinja_template(conversations=[messages], tools=tools or None, chat_template=template,
-                                         add_generation_prompt=generation_prompt, **self._kwargs)
-        return texts[0]
+            self._compiled[key] = _compile_jinja_template(self.tokenizer.get_chat_template(None, tools or None))
+        return self._compiled[key].render(messages=messages, tools=tools or None, documents=None,
+                                          add_generation_prompt=generation_prompt, **self._kwargs)
 
     def render(self, messages: list[dict], tools=None, *, generation_prompt: bool = False) -> str:
         """The template's text; a template without a system role gets the system message folded into the
@@ -152,7 +159,7 @@ def reply_spans(renderer: ChatRenderer, messages: list[dict], tools=None) -> tup
         through = full if i == len(messages) - 1 else _without_closing(renderer.tokenizer, renderer.render(messages[:i + 1], tools), full)
         if not through.startswith(before) or not full.startswith(through):
             raise MaskError(
-                f"the chat template rewrites earlier turns as the conversation grows (turn {i} renders differently "
+                f"the chat template {REWRITES} as the conversation grows (turn {i} renders differently "
                 "once later turns follow), so the assistant's replies cannot be located exactly; give each assistant "
                 "turn its own row, set model.chat_template to a template that keeps earlier turns as they are, "
                 "or set data.assistant_only_loss = \"off\" to train on every token")
@@ -284,3 +291,16 @@ def describe_masking(rows: list[dict], encoder: MaskEncoder, data_format: str = 
             words += "; the template has no system role, so the system message is folded into the first user turn"
         return words
     return MASKING_WORDS[COMPLETION_ONLY] + "; raw prompt and completion strings, no chat template"
+
+
+def strings_as_chat(rows: list[dict]) -> list[dict]:
+    """String prompt/completion rows as a user turn and an assistant reply (data.apply_chat_template)."""
+    return [{"messages": [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}]}
+            if isinstance(r.get("completion"), str) and isinstance(r.get("prompt"), str) else r for r in rows]
+
+
+def resolve_apply_chat_template(setting: str, tokenizer) -> str:
+    """data.apply_chat_template as "on" or "off" for this tokenizer (auto: on when it has a chat template)."""
+    if setting != "auto":
+        return setting
+    return "on" if getattr(tokenizer, "chat_template", None) else "off"

@@ -110,10 +110,27 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
 def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> str:
     """Every row renders and masks under the model's template (else an error with its file line, or with
     on_invalid = "skip" a warning with the count); returns what the loss covers, in words."""
-    from .loss_masks import MaskEncoder, assistant_only_setting, describe_masking, unmaskable_rows
+    from .loss_masks import (REWRITES, MaskEncoder, assistant_only_setting, describe_masking,
+                             resolve_apply_chat_template, strings_as_chat, unmaskable_rows)
 
+    d = profile.data
+    if d.apply_chat_template == "auto":  # frozen as on/off: the engine and the gate then need no tokenizer to decide
+        d.apply_chat_template = resolve_apply_chat_template("auto", tokenizer)
+    if d.apply_chat_template == "on" and isinstance(prepared.train_rows[0].get("completion"), str):
+        prepared.train_rows, prepared.eval_rows = strings_as_chat(prepared.train_rows), strings_as_chat(prepared.eval_rows)
+        prepared.chat_from_strings = True
     encoder = MaskEncoder(tokenizer, assistant_only_setting(profile.data.assistant_only_loss))
-    bad = unmaskable_rows(prepared.train_rows + prepared.eval_rows, prepared.train_where + prepared.eval_where, encoder)
+    rows, where = prepared.train_rows + prepared.eval_rows, prepared.train_where + prepared.eval_where
+    bad = unmaskable_rows(rows, where, encoder)
+    rewrites = d.assistant_only_loss == "auto" and any(REWRITES in b for b in bad)
+    if rewrites:
+        # auto trains on every token rather than guess where the replies are, and says so; "on" refuses
+        warnings.append("the chat template rewrites earlier turns, so the assistant's replies cannot be masked "
+                        f"(first at {bad[0].split(': ')[0]}): training on every token, frozen in the run as "
+                        "data.assistant_only_loss = \"off\"; set it to \"on\" to refuse such data instead")
+        d.assistant_only_loss = "off"
+        encoder = MaskEncoder(tokenizer, False)
+        bad = unmaskable_rows(rows, where, encoder)
     if bad and profile.data.on_invalid == "error":
         more = f" (and {len(bad) - 3} more rows)" if len(bad) > 3 else ""
         raise PreflightError("; ".join(bad[:3]) + more + "; data.on_invalid = \"skip\" leaves such rows out")
@@ -121,6 +138,10 @@ def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> s
         warnings.append(f"{len(bad)} rows the chat template cannot render are skipped (data.on_invalid = 'skip'); "
                         f"first: {bad[0]}")
     words = describe_masking(prepared.train_rows, encoder, prepared.format)
+    if rewrites:
+        words = "all tokens: the chat template rewrites earlier turns, so the assistant's replies cannot be masked"
+    if prepared.chat_from_strings:
+        words += "; string prompt/completion rows are rendered with the chat template as a user turn and the reply"
     if words.startswith("all tokens") and ("messages" in prepared.train_rows[0] or "completion" in prepared.train_rows[0]):
         warnings.append(f"the loss covers {words}")
     return words

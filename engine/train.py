@@ -39,6 +39,7 @@ class PreparedData:
     ignored_columns: list[str] = field(default_factory=list)  # columns of the file that training does not read
     train_where: list[str] = field(default_factory=list)  # "file:line" of each train row, for messages
     eval_where: list[str] = field(default_factory=list)
+    chat_from_strings: bool = False  # string prompt/completion rows rendered as chat (data.apply_chat_template)
 
 
 def prepare_data(profile: Profile) -> PreparedData:
@@ -67,8 +68,24 @@ def prepare_data(profile: Profile) -> PreparedData:
         eval_where = [f"{d.path}:{loaded.lines[i]}" for i in eval_idx]
     if not train_rows:
         raise DatasetError(f"{d.path}: no valid training rows left after validation and the split")
+    chat_from_strings = isinstance(train_rows[0].get("completion"), str) and plain_rows_use_template(profile)
+    if chat_from_strings:
+        from .loss_masks import strings_as_chat  # the fingerprint above stays the file's own rows
+
+        train_rows, eval_rows = strings_as_chat(train_rows), strings_as_chat(eval_rows)
     return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_column_notes(),
-                        train_where, eval_where)
+                        train_where, eval_where, chat_from_strings)
+
+
+def plain_rows_use_template(profile: Profile) -> bool:
+    """data.apply_chat_template, resolved at launch to on/off; "auto" (a run record from before) asks the tokenizer."""
+    setting = profile.data.apply_chat_template
+    if setting == "auto":
+        from .loss_masks import resolve_apply_chat_template
+        from .model_loading import load_tokenizer
+
+        setting = resolve_apply_chat_template(setting, load_tokenizer(profile))
+    return setting == "on"
 
 
 def encode_sft_rows(rows: list[dict], tokenizer, profile: Profile) -> tuple[list[dict], list[int]]:

@@ -213,3 +213,90 @@ def test_a_run_says_how_its_loss_was_masked(tmp_path, monkeypatch):
     assert off.returncode == 0, off.stderr
     events = (ws / "runs" / next(p.name for p in (ws / "runs").iterdir() if "off" in p.name) / "events.jsonl").read_text()
     assert '"all_tokens_trained"' in events
+
+
+def _save_tokenizer(tok, path: Path) -> Path:
+    """A local "model" for pre-flight: the tokenizer and a tiny config (pre-flight reads no weights)."""
+    from transformers import LlamaConfig
+
+    tok.save_pretrained(path)
+    LlamaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=16).save_pretrained(path)
+    return path
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_path):
+    from engine.preflight import PreflightError, check
+
+    no_tools = NO_SYSTEM_TEMPLATE.replace(
+        "{%- if m['role'] == 'system' -%}", "{%- if m.tool_calls is defined -%}{{ raise_exception('no tool calls') }}"
+        "{%- endif -%}{%- if m['role'] == 'system' -%}")
+    tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=no_tools)
+    model = _save_tokenizer(tok, tmp_path / "m")
+    rows = [{"messages": conversation()} for _ in range(6)]
+    pre = check("lora", str(_write(tmp_path / "d.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
+    assert pre.record_fields["loss_masking"].startswith("assistant replies") and "folded" in pre.record_fields["loss_masking"]
+    rows[3] = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [
+        {"type": "function", "function": {"name": "f", "arguments": {}}}]}, {"role": "tool", "content": "1"},
+        {"role": "assistant", "content": "ok"}]}
+    bad = _write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(PreflightError, match=r"bad\.jsonl:4: the chat template cannot render this row \(TemplateError: "
+                                             r"no tool calls\)"):
+        check("lora", str(bad), [f"model.base={model}", "data.val_fraction=0"])
+    skipped = check("lora", str(bad), [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
+    assert any(w.startswith("1 rows the chat template cannot render are skipped") and "bad.jsonl:4" in w
+               for w in skipped.warnings)
+
+
+def test_auto_trains_every_token_under_a_rewriting_template_and_says_so_while_on_refuses(tmp_path):
+    from engine.preflight import PreflightError, check
+
+    tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=REWRITING_TEMPLATE)
+    model = _save_tokenizer(tok, tmp_path / "m")
+    data = _write(tmp_path / "d.jsonl", [{"messages": conversation()} for _ in range(5)])
+    pre = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    assert pre.profile.data.assistant_only_loss == "off" and pre.record_fields["loss_masking"].startswith("all tokens")
+    assert any("rewrites earlier turns" in w and "d.jsonl:1" in w for w in pre.warnings)
+    with pytest.raises(PreflightError, match=r"d\.jsonl:1: the chat template rewrites earlier turns"):
+        check("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.assistant_only_loss=on"])
+
+
+def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_says_not_to(tmp_path):
+    from engine.inspect_cmd import main as inspect_main
+    from engine.preflight import check
+
+    tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
+    model = _save_tokenizer(tok, tmp_path / "m")
+    data = _write(tmp_path / "pc.jsonl", [{"prompt": "Ana is 31 and lives in Porto.", "completion": "31"}] * 4)
+    pre = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    assert pre.profile.data.apply_chat_template == "on" and "rendered with the chat template" in pre.record_fields["loss_masking"]
+    raw = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"])
+    assert raw.record_fields["loss_masking"].startswith("completion only") and "no chat template" in raw.record_fields["loss_masking"]
+    from engine.train import prepare_data
+
+    rows = prepare_data(pre.profile).train_rows
+    assert rows[0] == {"messages": [{"role": "user", "content": "Ana is 31 and lives in Porto."},
+                                    {"role": "assistant", "content": "31"}]}
+    encoded = MaskEncoder(tok).encode(rows[0])
+    assert_replies_only(tok, encoded, ["31"], "<|im_end|>")
+
+
+def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_path):
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from engine.config import load_profile
+    from engine.model_loading import ModelLoadError, load_model
+
+    Gemma2ForCausalLM(Gemma2Config(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                   num_key_value_heads=1, head_dim=16, intermediate_size=32)).save_pretrained(tmp_path / "g2")
+    profile = load_profile("lora", [f"model.base={tmp_path / 'g2'}"])
+    model = load_model(profile, "fp32", attn_implementation="sdpa")  # what auto resolves to on CPU
+    assert model.config._attn_implementation == "eager"
+    profile.speed.attn_implementation = "sdpa"  # said explicitly: an error that names the key and the value to set
+    with pytest.raises(ModelLoadError, match=r'speed\.attn_implementation = "sdpa".*set speed\.attn_implementation = "eager"'):
+        load_model(profile, "fp32", attn_implementation="sdpa")

@@ -41,6 +41,23 @@ from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
 
 
+def loss_masking_short(run_dir: Path) -> str:
+    """What the run's loss covers, in a few words for the header ("" for runs recorded before it was kept)."""
+    from engine.config import ProfileError
+    from engine.run_record import load_run_record
+
+    try:
+        words = load_run_record(run_dir).loss_masking
+    except (ProfileError, OSError):
+        return ""
+    for start, short in (("assistant replies", "assistant replies"), ("completion only", "the completion"),
+                         ("all tokens", "ALL tokens"), ("the chosen and rejected", "the preferred answers"),
+                         ("the completions", "the completions")):
+        if words.startswith(start):
+            return short
+    return words[:40]
+
+
 def _fmt_grad(x: float | None) -> str:
     return f"{x:.3f}" if isinstance(x, (int, float)) else "-"
 
@@ -52,7 +69,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         Binding("escape", "back", "Back", tooltip="Back to the runs (or restore a zoomed pane)", id="monitor.back"),
         Binding("s", "stop", "Stop", tooltip="Save a checkpoint and stop (asks first)", id="monitor.stop"),
         Binding("c", "checkpoint", "Save now", tooltip="Save a checkpoint at the next step, keep training", id="monitor.checkpoint"),
-        Binding("e", "eval", "Eval now", tooltip="Run an evaluation at the next step", id="monitor.eval"),
+        Binding("e", "eval", "Eval now", tooltip="At the next step: validation loss, a checkpoint, and the eval gate on it", id="monitor.eval"),
         Binding("r", "resume", "Resume", tooltip="Resume this stopped, crashed or failed run", id="monitor.resume"),
         Binding("o", "checkpoints", "Checkpoints", tooltip="Checkpoints and the eval gate: scores, verdicts, review, export", id="monitor.checkpoints"),
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss with an EMA (toggle)", id="monitor.smoothing"),
@@ -96,7 +113,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     def on_mount(self) -> None:
         self.title = "Run monitor"
-        self.sub_title = self.run_dir.name
+        masking = loss_masking_short(self.run_dir)
+        self.sub_title = self.run_dir.name + (f" · loss on {masking}" if masking else "")
         self.query_one("#overfit-warning").display = False
         self.query_one("#side-pane").border_title = "Engine · GPU"
         self.query_one("#event-tail").border_title = "Events"
@@ -232,7 +250,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
     def send_control(self, kind: str) -> None:
         request_control(self.run_dir, kind)
         what = {C.CTL_STOP: "Stop (with a final checkpoint)", C.CTL_CHECKPOINT: "Checkpoint",
-                C.CTL_EVAL: "Eval"}[kind]
+                C.CTL_EVAL: "Eval (validation loss, a checkpoint and the gate on it)"}[kind]
         self.post_message(RunActionDone(self.run_dir.name, kind, True, f"{what} requested; the engine acts at its next step."))
 
     def action_resume(self) -> None:
