@@ -300,3 +300,20 @@ def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_pa
     profile.speed.attn_implementation = "sdpa"  # said explicitly: an error that names the key and the value to set
     with pytest.raises(ModelLoadError, match=r'speed\.attn_implementation = "sdpa".*set speed\.attn_implementation = "eager"'):
         load_model(profile, "fp32", attn_implementation="sdpa")
+
+
+def test_held_out_rows_and_eval_set_lines_carry_their_tools_to_the_gate_prompt(tmp_path):
+    from engine.eval_sets import held_out_set, load_eval_set
+
+    tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
+    msgs = [{"role": "user", "content": "What is the weather in Oslo?"}, {"role": "assistant", "content": "Sunny."}]
+    example = held_out_set([{"messages": msgs, "tools": [WEATHER_TOOL]}]).examples[0]
+    assert "get_weather" in render_prompt(tok, example.prompt) and example.spec()["tools"] == [WEATHER_TOOL]
+    line = {"messages": msgs[:1], "reference": "Sunny.", "tools": [WEATHER_TOOL]}
+    path = _write(tmp_path / "golden.jsonl", [line, {**line, "tools": {"name": "f"}}])
+    from engine.eval_sets import EvalSetError
+
+    with pytest.raises(EvalSetError, match=r"golden\.jsonl:2: tools: must be a list of tool schemas"):
+        load_eval_set(path, "golden")
+    path.write_text(json.dumps(line) + "\n")
+    assert "get_weather" in render_prompt(tok, load_eval_set(path, "golden").examples[0].prompt)
