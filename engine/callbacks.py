@@ -85,6 +85,7 @@ class RunCallback(TrainerCallback):
         self._last_train_loss: float | None = None
         self.has_eval = True
         self._gate_skip_said = False
+        self._gate_requested = False   # "eval now": judge the checkpoint saved for it
 
     # -- life cycle --
     def on_train_begin(self, args, state, control, **kw):
@@ -158,11 +159,11 @@ class RunCallback(TrainerCallback):
         elif kind == C.CTL_CHECKPOINT:
             control.should_save = True
         elif kind == C.CTL_EVAL:
+            # eval now: validation loss, and the gate on a checkpoint saved at this step (the latest)
+            control.should_save = True
+            self._gate_requested = True
             if self.has_eval:
                 control.should_evaluate = True
-            else:
-                self.events.emit(C.EV_WARNING, code="no_eval_set", step=step,
-                                 message="eval now: this run has no held-out rows, so there is no validation loss to compute")
 
     # -- metrics --
     def on_log(self, args, state, control, logs=None, **kw):
@@ -180,7 +181,8 @@ class RunCallback(TrainerCallback):
                              tokens_per_s=tps, tokens_seen=tokens or None,
                              **{k: v for k, v in logs.items() if k.startswith("rewards/")})
             self.status.update(step=step, loss=logs.get("loss"))
-        if "train_runtime" in logs:
+        if "train_runtime" in logs and "train_loss" in logs:  # transformers 5 adds train_runtime to every log;
+            # only the closing summary of a training attempt carries train_loss
             self.events.emit(C.EV_TRAIN_END, step=step, train_runtime=logs.get("train_runtime"),
                              train_cpu_s=time.process_time() - getattr(self, "_train_cpu0", 0.0),
                              train_loss=logs.get("train_loss"), tokens_seen=getattr(state, "num_input_tokens_seen", None))
@@ -233,7 +235,8 @@ class RunCallback(TrainerCallback):
         write_json_atomic(path / C.CHECKPOINT_MARKER, marker)  # last: the checkpoint now counts
         self.events.emit(C.EV_CHECKPOINT, step=step, path=str(path), eval_loss=eval_loss, complete=True)
         self.status.update(last_checkpoint=step)
-        if self.profile.gate.when == "each_checkpoint":
+        if self.profile.gate.when == "each_checkpoint" or self._gate_requested:
+            self._gate_requested = False
             self._gate_in_memory(step, kw.get("model"), kw.get("processing_class"), args)
         self._prune()
 

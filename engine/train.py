@@ -156,6 +156,16 @@ def _guarded(trainer_cls, guard):
     return Guarded
 
 
+def warmup_args(ratio: float) -> dict:
+    """Warmup as a share of the steps on every supported transformers: 5 reads a warmup_steps below 1 as a
+    ratio and dropped warmup_ratio; 4.x has warmup_ratio and reads warmup_steps as a count."""
+    from transformers import TrainingArguments
+
+    if "warmup_ratio" in TrainingArguments.__dataclass_fields__:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": ratio}
+
+
 def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: PreparedData, callbacks: list, guard):
     import torch
     from datasets import Dataset
@@ -172,7 +182,7 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
         output_dir=str(Path(run_dir) / C.CHECKPOINTS_DIR),
         per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
         gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler,
-        warmup_steps=o.warmup_ratio, weight_decay=o.weight_decay, num_train_epochs=o.epochs, max_steps=o.max_steps,
+        **warmup_args(o.warmup_ratio), weight_decay=o.weight_decay, num_train_epochs=o.epochs, max_steps=o.max_steps,
         max_grad_norm=o.max_grad_norm, bf16=precision == "bf16", fp16=precision == "fp16",
         gradient_checkpointing=resolve_gradient_checkpointing(profile), seed=o.seed, data_seed=o.seed,
         eval_strategy="steps" if has_eval else "no", eval_steps=c.eval_steps,

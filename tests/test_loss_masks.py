@@ -205,6 +205,8 @@ def test_a_run_says_how_its_loss_was_masked(tmp_path, monkeypatch):
     assert proc.returncode == 0, proc.stderr
     run_dir = next((ws / "runs").iterdir())
     assert 'loss_masking = "assistant replies and their end-of-turn tokens' in (run_dir / "run.toml").read_text()
+    kinds = [json.loads(line)["kind"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert kinds.count("train_end") == 1  # one per training attempt (transformers 5 puts train_runtime in every log)
     show = subprocess.run([sys.executable, "-m", "tui.cli", "show", run_dir.name, "--workspace", str(ws), "--json"],
                           capture_output=True, text=True, timeout=120)
     assert json.loads(show.stdout)["loss_masking"].startswith("assistant replies")
