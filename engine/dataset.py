@@ -20,8 +20,9 @@ Formats (detected from the keys of the first rows, or forced):
                      LLaMA-Factory's conversations (or messages) + one chosen and one rejected message,
                      its alpaca instruction/input + chosen/rejected, and OpenAI's
                      {"input": {"messages", "tools"}, "preferred_output", "non_preferred_output"}
-  kto                {"prompt", "completion", "label"} (TRL), or messages/conversations with "label" or
-                     "kto_tag" (LLaMA-Factory): one answer judged desirable (true) or undesirable (false)
+  kto                {"prompt", "completion", "label"} (TRL), or messages, conversations or alpaca's
+                     instruction/output with "label" or "kto_tag" (LLaMA-Factory): one answer judged
+                     desirable (true) or undesirable (false)
 
 Canonical rows (what the trainer hands to TRL):
   SFT chat   {"messages": [...], "tools"?: [...]}   alpaca, sharegpt and conversational
@@ -101,7 +102,8 @@ KNOWN_COLUMNS = {
     "prompt_completion": ("prompt", "completion", "tools"),
     "preference": ("prompt", "chosen", "rejected", "conversations", "messages", "instruction", "input", "history",
                    "preferred_output", "non_preferred_output") + _CHAT_EXTRAS,
-    "kto": ("prompt", "completion", "messages", "conversations", "label", "kto_tag") + _CHAT_EXTRAS,
+    "kto": ("prompt", "completion", "messages", "conversations", "label", "kto_tag", "instruction", "input", "output",
+            "history") + _CHAT_EXTRAS,
 }
 MEDIA_COLUMNS = ("images", "videos", "audios")
 MAX_LINE_BYTES = 10 * 1024 * 1024
@@ -491,7 +493,8 @@ def detect_format(obj: dict) -> str | None:
     keys = obj.keys()
     if ("chosen" in keys and "rejected" in keys) or ("preferred_output" in keys and "non_preferred_output" in keys):
         return "preference"
-    if ("label" in keys or "kto_tag" in keys) and ("messages" in keys or "conversations" in keys or "completion" in keys):
+    if ("label" in keys or "kto_tag" in keys) and ("messages" in keys or "conversations" in keys or "completion" in keys
+                                                   or ("instruction" in keys and "output" in keys)):
         return "kto"  # unpaired preference: never SFT, or the undesirable answers would be taught as good ones
     if "messages" in keys:
         return "messages"
@@ -984,7 +987,9 @@ def _kto_unpaired(r: _Row, obj: dict, method: str) -> dict | None:
             return None
         _check_order(r, p + c, "prompt+completion", "sft", completion_start=len(p))
     else:
-        conv = _sft_sharegpt(r, obj, "sft") if "conversations" in obj else _sft_messages(r, obj, "sft")
+        convert = (_sft_sharegpt if "conversations" in obj else _sft_alpaca if "instruction" in obj and "output" in obj
+                   else _sft_messages)
+        conv = convert(r, obj, "sft")
         if conv is None:
             return None
         msgs = conv.pop("messages")

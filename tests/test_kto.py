@@ -60,6 +60,15 @@ def test_llama_factory_layouts_messages_label_and_conversations_kto_tag(tmp_path
     assert ds.label_counts() == {"desirable": 1, "undesirable": 1}
 
 
+def test_alpaca_with_a_kto_tag_is_kto_not_sft(tmp_path):
+    ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", [{"instruction": "Name a primary colour.", "output": "Purple.",
+                                                          "kto_tag": False, "history": [["Hi", "Hello."]]}]),
+                      method="auto")
+    assert ds.format == "kto" and not ds.problems
+    assert ds.rows == [{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}, Q],
+                        "completion": [BAD], "label": False}]
+
+
 def test_bad_labels_and_missing_prompts_name_their_line(tmp_path):
     ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", [{"messages": [Q, GOOD], "label": True},
                                                           {"messages": [Q, BAD], "label": "maybe"},
