@@ -63,6 +63,7 @@ Problem categories (severity in brackets; "error" rows are left out of `rows`):
   invalid_history         [error]   alpaca "history" is not a list of [instruction, response] string pairs
   invalid_label           [error]   KTO "label"/"kto_tag" is not true or false
   multimodal              [error]   the row has images, videos or audios
+  media_tag               [warning] an <image>, <video> or <audio> placeholder without its media column
   unknown_column          [warning] a column the format does not read that is a near miss of one it
                                     does ("sytem"); it is ignored
 """
@@ -106,6 +107,7 @@ KNOWN_COLUMNS = {
             "history") + _CHAT_EXTRAS,
 }
 MEDIA_COLUMNS = ("images", "videos", "audios")
+_MEDIA_TAG = re.compile(r"<(?:image|video|audio)>")
 MAX_LINE_BYTES = 10 * 1024 * 1024
 _DETECT_ROWS = 200       # rows looked at to detect the format
 _PROGRESS_EVERY = 2000   # rows between progress callbacks
@@ -1017,7 +1019,22 @@ def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[
               f"models: remove the {media[0]} column (and any <image>/<video>/<audio> tags) or train elsewhere")
         return None, r.problems
     row = CONVERTERS[format](r, obj, method)
+    if row is not None:
+        tag = next((m.group(0) for text in _texts(row) for m in [_MEDIA_TAG.search(text)] if m), None)
+        if tag:
+            r.add("media_tag", None, f"{tag} is LLaMA-Factory's placeholder for a {tag[1:-1]}, but the row has no "
+                  f"{tag[1:-1]}s column: it will be trained as the literal text {tag}", "warning")
     return (row if r.ok else None), r.problems
+
+
+def _texts(row: dict) -> Iterator[str]:
+    """The strings a canonical row trains on."""
+    for key in ("messages", "prompt", "completion", "chosen", "rejected", "text"):
+        value = row.get(key)
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list):
+            yield from (m["content"] for m in value if isinstance(m.get("content"), str))
 
 
 # ---- the entry point ---------------------------------------------------------------------------------

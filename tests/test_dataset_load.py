@@ -69,6 +69,7 @@ CASES = [
     ("invalid_label", [{**GOOD, "label": True}, {**GOOD, "label": "yes"}, {**GOOD, "label": None}], "kto", "auto", [2, 3]),
     ("multimodal", [GOOD, {**GOOD, "images": ["cat.jpg"]}, {**GOOD, "videos": ["a.mp4"]}, {**GOOD, "images": []}],
      "sft", "auto", [2, 3]),
+    ("media_tag", [GOOD, {"messages": [{**U, "content": "<image>Who is this?"}, A]}, {"text": "plain"}], "sft", "auto", [2]),
     ("unknown_column", [GOOD, {**GOOD, "tols": []}, {**GOOD, "tols": []}, {**GOOD, "id": 4}], "sft", "auto", [2]),
 ]
 
