@@ -461,6 +461,10 @@ def run_deck(a: Assets, sets: list[str], ws: Path, timeout: float) -> dict:
     return {"runtime": end["train_runtime"], "cpu": end["train_cpu_s"], "tokens": end["tokens_seen"], "losses": losses}
 
 
+MFU_FORMULA = ("tokens/s x model FLOPs per token / bf16 dense peak; FLOPs per token = 4N (LoRA) or 6N (full) "
+               "+ 12 L H T, N = every matmul weight and the tied head, T = mean tokens per row")
+
+
 def flops_per_token(shape: dict, tokens_per_row: float, full: bool) -> float:
     """Model FLOPs per trained token: 6N for full fine-tuning, 4N for LoRA (frozen weights need no
     weight gradients), N counting every matmul weight and the tied head, plus 12*L*H*T for attention
@@ -501,7 +505,7 @@ def throughput(a: Assets, work: Path, steps: int, rounds: int, gpu: bool, gpu_na
                  "tunedeck_settings": {k: same["args"][k] for k in ("bf16", "gradient_checkpointing", "padding_free",
                                                                     "use_liger_kernel", "optim", "assistant_only_loss")}
                  | {"attn_implementation": same["attn"]},
-                 "peak_tflops": peak, "mfu_formula": flops_per_token.__doc__.split("\n")[0] + " ..."}
+                 "peak_tflops": peak, "mfu_formula": MFU_FORMULA}
     for name, xs in runs.items():
         if not xs:
             continue

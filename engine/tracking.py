@@ -355,7 +355,7 @@ class _Trackio(_Tracker):
         if current is not None and getattr(current, "name", None) == st.run_name \
                 and getattr(current, "project", st.project) == st.project:
             return trackio, False
-        trackio.init(project=st.project, name=st.run_name, resume="allow", embed=False)
+        trackio.init(project=st.project, name=st.run_name, resume="allow")
         return trackio, True
 
     def log_info(self, info: dict) -> None:
@@ -384,6 +384,9 @@ ADAPTERS: dict[str, type[_Tracker]] = {"tensorboard": _TensorBoard, "wandb": _Wa
 
 # ---- a run's trackers in one process ------------------------------------------------------------
 
+_OFF: dict[str, set[str]] = {}  # run directory -> trackers switched off in this process
+
+
 class TrackerSession:
     """The trackers of one run in this process; every failure is a warning, never an exception."""
 
@@ -396,7 +399,9 @@ class TrackerSession:
         self.state.project = self.state.project or profile.tracking.project
         self.state.run_name = self.state.run_name or run_name(profile, self.run_dir)
         self.adapters = {n: ADAPTERS[n](self) for n in self.names}
-        self.off: set[str] = set()
+        # shared by every session of this run in this process: an unreachable server costs its
+        # timeout once, not again at each checkpoint's gate
+        self.off: set[str] = _OFF.setdefault(str(self.run_dir.resolve()), set())
 
     def save_state(self) -> None:
         self.state.save(self.run_dir)
