@@ -148,6 +148,15 @@ class LoadedDataset:
         """The training method this data is for."""
         return FORMAT_METHOD.get(self.format, "sft")
 
+    def warning_notes(self) -> list[str]:
+        """One line per kind of warning-severity problem: count, first location and message."""
+        notes = []
+        for category, n in self.counts().items():
+            first = next(p for p in self.problems if p.category == category)
+            if first.severity == "warning":
+                notes.append(f"{category} x{n} (first at {first.where(self.path, self.unit)}: {first.message})")
+        return notes
+
     def ignored_column_notes(self) -> list[str]:
         """Ignored columns for a message: the name, with "did you mean" for a near miss of a column the format reads."""
         return [key + _suggest(key, KNOWN_COLUMNS.get(self.format, ())) for key in self.ignored_columns]
@@ -1022,7 +1031,7 @@ def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[
     if row is not None:
         tag = next((m.group(0) for text in _texts(row) for m in [_MEDIA_TAG.search(text)] if m), None)
         if tag:
-            r.add("media_tag", None, f"{tag} is LLaMA-Factory's placeholder for a {tag[1:-1]}, but the row has no "
+            r.add("media_tag", None, f"{tag} is LLaMA-Factory's placeholder for {tag[1:-1]} input, but the row has no "
                   f"{tag[1:-1]}s column: it will be trained as the literal text {tag}", "warning")
     return (row if r.ok else None), r.problems
 

@@ -86,6 +86,7 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
                                 "held-out split to score; name one with gate.golden")
     if prepared.ignored_columns:
         pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
+    pre.warnings += prepared.data_warnings
     if check_model:
         from .model_loading import check_model_config, load_tokenizer
 

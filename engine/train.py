@@ -40,6 +40,7 @@ class PreparedData:
     train_where: list[str] = field(default_factory=list)  # "file:line" of each train row, for messages
     eval_where: list[str] = field(default_factory=list)
     chat_from_strings: bool = False  # string prompt/completion rows rendered as chat (data.apply_chat_template)
+    data_warnings: list[str] = field(default_factory=list)  # warning-severity problems of the files, one line per kind
 
 
 def prepare_data(profile: Profile) -> PreparedData:
@@ -73,8 +74,9 @@ def prepare_data(profile: Profile) -> PreparedData:
         from .loss_masks import strings_as_chat  # the fingerprint above stays the file's own rows
 
         train_rows, eval_rows = strings_as_chat(train_rows), strings_as_chat(eval_rows)
+    notes = loaded.warning_notes() + (eval_loaded.warning_notes() if d.eval_file else [])
     return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_column_notes(),
-                        train_where, eval_where, chat_from_strings)
+                        train_where, eval_where, chat_from_strings, data_warnings=notes)
 
 
 def plain_rows_use_template(profile: Profile) -> bool:
