@@ -121,7 +121,10 @@ def build_assets(work: Path, gpu: bool) -> Assets:
 
 
 def _shape(model_dir: Path) -> dict:
-    cfg = json.loads((model_dir / "config.json").read_text())
+    return _shape_of(json.loads((model_dir / "config.json").read_text()))
+
+
+def _shape_of(cfg: dict) -> dict:
     h, layers, inter, vocab = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["intermediate_size"], cfg["vocab_size"]
     heads, kv = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
     head_dim = h // heads
@@ -220,6 +223,7 @@ def gpu_paths() -> list[PathSpec]:
         PathSpec("Liger kernels", with_("speed.liger_kernel=on"), needs=["liger_kernel"]),
         PathSpec("8-bit AdamW", with_("speed.optimizer=adamw_8bit"), needs=["bitsandbytes"]),
         PathSpec("DDP over NCCL, 2 processes", with_("resources.processes=2", "resources.strategy=ddp"), gpus=2),
+        PathSpec("FSDP over NCCL, 2 processes", with_("resources.processes=2", "resources.strategy=fsdp"), gpus=2),
     ]  # gradient checkpointing runs in the throughput part: TRL's defaults turn it on
 
 

@@ -322,3 +322,58 @@ def test_a_gate_run_after_training_reaches_the_trackers_once_and_again_when_resu
     _, mrun = mlflow_run(tmp_path, run)
     assert mrun.data.tags["gate.final_verdict"] == "fail"
     assert len(client.get_metric_history(mrun.info.run_id, "gate/task")) == len(steps)  # rows unchanged
+
+
+# ---- pure parts -----------------------------------------------------------------------------------
+
+def test_gate_items_carry_scores_verdicts_and_the_final_choice():
+    from engine.tracking import gate_items
+
+    summary = json.loads((ROOT / "tests/fixtures/runs/20250301-090000-extract-c0a1/evals/gate.json").read_text())
+    items = {it.key: it for it in gate_items(summary)}
+    rows = {r["checkpoint"]: r for r in summary["rows"]}
+    assert set(items) == {"base", "final"} | {f"checkpoint-{c}" for c in rows if c != "base"}
+    assert items["base"].step is None and items["base"].metrics["gate/base_task"] == rows["base"]["task"]
+    for c, r in rows.items():
+        if c == "base":
+            continue
+        it = items[f"checkpoint-{c}"]
+        assert it.step == c and it.metrics["gate/task"] == r["task"] and it.texts["gate/verdict"] == r["verdict"]
+        assert it.metrics["gate/passed"] == (1.0 if r["verdict"] == "pass" else 0.0)
+    assert items["final"].texts["gate/final_verdict"] == summary["verdict"]
+    assert items["final"].texts["gate/best_checkpoint"] == f"checkpoint-{summary['best']['checkpoint']}"
+    changed = gate_items({**summary, "verdict": "fail"})
+    assert [it.digest() for it in changed][:-1] == [it.digest() for it in gate_items(summary)][:-1]
+    assert changed[-1].digest() != items["final"].digest()  # only the final verdict is sent again
+
+
+def test_tracking_state_survives_a_torn_or_foreign_file(tmp_path):
+    from engine.tracking import TRACKING_FILE, TrackingState, wandb_run_id
+
+    assert TrackingState.load(tmp_path) == TrackingState()
+    (tmp_path / TRACKING_FILE).write_text('{"wandb_id": "abc", "mlflow_run_id": "r1", "unknown": 1}')
+    state = TrackingState.load(tmp_path)
+    assert (state.wandb_id, state.mlflow_run_id) == ("abc", "r1")
+    (tmp_path / TRACKING_FILE).write_text('{"wandb_id": ')
+    assert TrackingState.load(tmp_path) == TrackingState()
+    a, b = tmp_path / "ws1" / "run-x", tmp_path / "ws2" / "run-x"
+    assert wandb_run_id(a) != wandb_run_id(b) and wandb_run_id(a).startswith("run-x-")
+    assert len(wandb_run_id(tmp_path / ("r" * 200))) <= 64
+
+
+def test_acceptance_script_arithmetic():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_acceptance as g
+
+    shape = g._shape_of({"hidden_size": 896, "num_hidden_layers": 24, "intermediate_size": 4864, "vocab_size": 151936,
+                         "num_attention_heads": 14, "num_key_value_heads": 2, "tie_word_embeddings": True})
+    assert round(shape["params"] / 1e6) == 494  # Qwen2.5-0.5B's published count
+    lora, full = g.flops_per_token(shape, 300, full=False), g.flops_per_token(shape, 300, full=True)
+    assert full - lora == 2 * shape["matmul_params"]
+    assert g.peak_tflops("NVIDIA H100 PCIe") == 756.0 and g.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert g.peak_tflops("NVIDIA GH200 480GB") == 989.0 and g.peak_tflops("Some New GPU") is None
+    samples = [{"gpus": [{"name": "G", "util_percent": 40.0, "mem_used": 2**30, "mem_total": 2**34, "temperature_c": 50.0,
+                          "power_w": 200.0, "power_limit_w": 700.0, "own_mem": None}]}]
+    t = g.telemetry_result(samples, gpu=True)
+    assert t["status"] == "ok" and t["missing_fields"] == ["own_mem"]
+    assert g.telemetry_result([{"gpus": None, "gpu_unavailable": "no driver"}], gpu=True)["status"] == "failed"
