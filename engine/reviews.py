@@ -9,7 +9,9 @@ appended and fsynced before add_review returns: a label the app showed as saved 
 
 Labels: "understandable" (an understandable mistake: wrong, but the kind of wrong a person would
 make or the data explains) and "weird" (new weird behaviour the base did not show: gibberish,
-loops, leaking the prompt, a different language). When [gate] require_review is on, a checkpoint
+loops, leaking the prompt, a different language), or "acceptable" (not a failure at all: the check,
+often a rubric judge, was wrong; the gate measures the judge's agreement with people from these).
+When [gate] require_review is on, a checkpoint
 passes only once every sampled failure is labelled and the share of "weird" is at most
 [gate] max_weird_share.
 """
@@ -27,7 +29,8 @@ from . import contract as C
 from .atomic_io import PRIVATE_FILE
 from .eval_records import BASE, parse_checkpoint, read_records, records_path
 
-LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour"}
+LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour",
+          "acceptable": "acceptable answer (the check was wrong)"}
 DEFAULT_SAMPLE = 20
 
 

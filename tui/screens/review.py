@@ -59,6 +59,7 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         Binding("escape", "back", "Back", tooltip="Back (labels are already saved); in the note box: drop the note", id="review.back"),
         Binding("u", "label('understandable')", "Understandable", tooltip="Label: an understandable mistake (saved at once, then the next one)", id="review.understandable"),
         Binding("w", "label('weird')", "Weird", tooltip="Label: new weird behaviour the base did not show (saved at once, then the next one)", id="review.weird"),
+        Binding("a", "label('acceptable')", "Acceptable", tooltip="Label: not a failure, the check (or judge) was wrong (saved at once, then the next one)", id="review.acceptable"),
         Binding("s", "skip", "Skip", tooltip="Leave this example unlabelled and go to the next unlabelled one", id="review.skip"),
         Binding("n", "note", "Note", tooltip="Write a note; enter keeps it for the next u/w (or saves it with the existing label)", id="review.note"),
         Binding("j,right", "move(1)", "Next", key_display="j/→", tooltip="Next sampled example", id="review.next"),
@@ -169,7 +170,7 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
                 line.append("not labelled yet", style="dim")
             if ex in self.notes:
                 line.append(f"\nnote ready: “{self.notes[ex]}” (u or w saves it with the label)", style="yellow")
-            line.append("\nu understandable mistake · w new weird behaviour · s skip · n note (enter, then u/w) · j/k move", style="dim")
+            line.append("\nu understandable mistake · w new weird behaviour · a acceptable · s skip · n note (enter, then u/w/a) · j/k move", style="dim")
         if self.message.plain:
             line.append("\n")
             line.append_text(self.message)
