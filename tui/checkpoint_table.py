@@ -55,6 +55,9 @@ class CheckpointTable:
     chosen: int | None = None
     notices: list[str] = field(default_factory=list)
     require_review: bool = False
+    rules: dict = field(default_factory=dict)             # the rules the verdicts used (gate.json)
+    base_prompts: list[dict] = field(default_factory=list)  # the base's prompt candidates and the chosen one
+    overrides: list[dict] = field(default_factory=list)   # rules changed after training: key, value, was
 
     def row(self, key: str) -> CheckpointRow | None:
         return next((r for r in self.rows if r.key == key), None)
@@ -102,7 +105,9 @@ def load_checkpoint_table(run_dir: Path) -> CheckpointTable:
     rules = gate.get("rules") if isinstance(gate.get("rules"), dict) else {}
     notices = [str(n) for n in gate.get("notices") or [] if n]
     return CheckpointTable(rows=rows, sentence=_text(gate.get("sentence")), verdict=_text(gate.get("verdict")),
-                           best=best, chosen=chosen, notices=notices, require_review=bool(rules.get("require_review")))
+                           best=best, chosen=chosen, notices=notices, require_review=bool(rules.get("require_review")),
+                           rules=rules, base_prompts=[c for c in gate.get("base_prompts") or [] if isinstance(c, dict)],
+                           overrides=[o for o in gate.get("overrides") or [] if isinstance(o, dict) and "key" in o])
 
 
 def _text(x) -> str | None:

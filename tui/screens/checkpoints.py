@@ -92,6 +92,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         Binding("p", "playground", "Playground", tooltip="Ask the base model and the selected checkpoint your own prompts", id="checkpoints.playground"),
         Binding("x", "export", "Export", tooltip="Export the selected checkpoint: adapter or merged model", id="checkpoints.export"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected checkpoint's folder (asks; never the chosen or best)", id="checkpoints.delete"),
+        Binding("R", "rules", "Rules", tooltip="Edit the gate's rules and re-judge every checkpoint (no retraining)", id="checkpoints.rules"),
         Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
     ]
     DEFAULT_CSS = """
@@ -227,6 +228,11 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
                             f"{r.get('weird', 0)} weird (r to review)")
             if row.step is not None and not row.present:
                 text.append("\n  the folder is gone (pruned or deleted); the scores above are what it had", style="dim")
+            if row.step is None and self.table is not None:
+                _base_prompts(text, self.table.base_prompts)
+            if self.table is not None and self.table.overrides:
+                changed = ", ".join(f"{o['key']} = {o.get('value')!r} (run.toml {o.get('was')!r})" for o in self.table.overrides)
+                text.append(f"\n  rules changed after training: {changed} (R to edit)", style="dim")
         self.query_one("#row-detail", Static).update(text)
 
     @property
@@ -352,6 +358,43 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         self.app.call_from_thread(self.notify, f"Deleted {path.name}.")
         self.reload()
 
+    def action_rules(self) -> None:
+        from engine.run_store import engine_owns
+
+        from .gate_rules import GateRulesScreen
+
+        if self.table is None or not self.table.sentence:
+            self.notify("The gate has not run yet: press e to evaluate first.", severity="warning")
+            return
+        if self.evaluating or engine_owns(self.run_dir):
+            self.notify("An engine is working on this run; change its rules once it ends.", severity="warning")
+            return
+
+        def chosen(overrides: list[str] | None) -> None:
+            if overrides:
+                self.rejudge(overrides)
+            elif overrides is not None:
+                self.notify("No rule changed.")
+
+        self.app.push_screen(GateRulesScreen(self.table.rules, self.table.overrides), chosen)
+
+    @work(thread=True, exit_on_error=False, group="checkpoint-action", name="re-judge")
+    def rejudge(self, overrides: list[str]) -> None:
+        from engine.config import ProfileError
+        from engine.gate_cmd import rejudge
+        from engine.gate_runner import status_fields
+        from engine.run_store import write_status
+
+        try:
+            summary = rejudge(self.run_dir, overrides)
+        except (ProfileError, ValueError) as e:
+            self.app.call_from_thread(self.notify, str(e), title="Rules not changed", severity="error", timeout=12)
+            return
+        if summary is not None:
+            write_status(self.run_dir, **status_fields(summary))
+        self.app.call_from_thread(self.notify, f"Re-judged with {', '.join(overrides)}.")
+        self.reload()
+
     def action_evaluate(self) -> None:
         row = self.selected
         if row is not None and row.step is None:
@@ -393,6 +436,20 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
             self.notify(f"Evaluating {what} (engine pid {pid}); it keeps going if you leave the app.")
 
         self.app.call_from_thread(started)
+
+
+def _base_prompts(text: Text, candidates: list[dict]) -> None:
+    """The base's prompt candidates under the base row: scores, and which one is the baseline."""
+    if len(candidates) < 2:
+        return
+    text.append("\n  base prompts tried (the best by the task metric is the baseline):")
+    for c in candidates:
+        prompt = " ".join(str(c.get("prompt") or "").split()) or "(the eval set's own prompt)"
+        prompt = prompt if len(prompt) <= 48 else prompt[:47] + "…"
+        shots = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
+        task = f"{c['task']:.1f}" if isinstance(c.get("task"), (int, float)) else "-"
+        text.append(f"\n  {'★' if c.get('chosen') else ' '} task {task}  {prompt}{shots}",
+                    style="bold" if c.get("chosen") else "")
 
 
 def _stat(path: Path) -> tuple:
