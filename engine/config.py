@@ -56,7 +56,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    path: str = opt("", "Training data file or folder (JSONL, JSON, CSV, Parquet, save_to_disk folder). `tunedeck run --data` sets it.")
+    path: str = opt("", "Training data file or folder (JSONL, JSON, CSV, Parquet, Arrow, save_to_disk folder). `tunedeck run --data` sets it.")
     format: str = opt("auto", "Force the dataset format instead of detecting it.",
                       choices=("auto", "messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference", "kto"))
     eval_file: str = opt("", "A separate held-out file; when set, val_fraction is ignored.")

@@ -429,6 +429,17 @@ def _pick_split(ds, where: str):
     return ds
 
 
+def _read_arrow(path: Path, progress: Callable | None) -> Iterator[Item]:
+    """One Arrow file as `datasets` writes them (save_to_disk shards, its cache)."""
+    from datasets import Dataset
+
+    try:
+        ds = Dataset.from_file(str(path))
+    except Exception as e:  # pyarrow raises several types for a file that is something else
+        raise DatasetError(f"{path}: not a readable Arrow file ({e})") from None
+    yield from _hf_rows(ds, progress)
+
+
 def _read_saved(path: Path, progress: Callable | None) -> Iterator[Item]:
     from datasets import load_from_disk
 
@@ -488,14 +499,16 @@ def read_items(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, progress:
         return _read_csv(p, progress)
     if suffix in (".parquet", ".pq"):
         return _read_parquet(p, progress)
+    if suffix == ".arrow":
+        return _read_arrow(p, progress)
     with open(p, "rb") as f:
         head = f.read(4)
     if head == b"PAR1":
         return _read_parquet(p, progress)
     if head.lstrip()[:1] in (b"{", b"["):
         return _read_jsonl(p, max_line_bytes, progress) if head.lstrip()[:1] == b"{" else _read_json(p, progress)
-    raise DatasetError(f"{path}: unknown file type {suffix or '(no extension)'}; use .jsonl, .json, .csv, .parquet "
-                       "or a save_to_disk folder")
+    raise DatasetError(f"{path}: unknown file type {suffix or '(no extension)'}; use .jsonl, .json, .csv, .parquet, "
+                       ".arrow or a save_to_disk folder")
 
 
 # ---- format detection -------------------------------------------------------------------------------
@@ -1072,7 +1085,7 @@ def _location_unit(path: str | Path) -> str:
     p = Path(path).expanduser()
     if not p.is_file():
         return "row"
-    if p.suffix.lower() in (".parquet", ".pq"):
+    if p.suffix.lower() in (".parquet", ".pq", ".arrow"):
         return "row"
     with open(p, "rb") as f:
         return "row" if f.read(4) == b"PAR1" else "line"

@@ -28,7 +28,7 @@ REPORT_ORDER = ("path", "format", "method", "location", "rows", "valid_rows", "i
 def register(subparsers) -> None:
     p = subparsers.add_parser("inspect", help="check a dataset: format, problems, tokens, duplicates, split",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("path", help="JSONL, JSON, CSV or Parquet file, a save_to_disk folder, or a hub dataset id")
+    p.add_argument("path", help="JSONL, JSON, CSV, Parquet or Arrow file, a save_to_disk folder, or a hub dataset id")
     p.add_argument("--profile", "-p", help="profile for max_seq_len, val_fraction, seed, base model and batch settings")
     p.add_argument("--model", "-m", help="tokenizer to count with: a local model folder or a hub id (overrides the profile)")
     p.add_argument("--max-seq-len", type=int, help="longest sequence in tokens (default: the profile's data.max_seq_len)")

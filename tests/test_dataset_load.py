@@ -294,6 +294,19 @@ def test_parquet(tmp_path):
     assert ds.unit == "row" and f"{path} row 2" in ds.summary()  # a table has rows, not file lines
 
 
+def test_arrow_file_reports_rows(tmp_path):
+    from datasets import Dataset
+
+    Dataset.from_list([GOOD, {"messages": [U]}, GOOD]).save_to_disk(tmp_path / "saved")
+    arrow = next((tmp_path / "saved").glob("*.arrow"))
+    ds = load_dataset(arrow)
+    assert ds.unit == "row" and ds.lines == [1, 3] and lines_of(ds, "no_assistant") == [2]
+    assert f"{arrow} row 2" in ds.summary()
+    (tmp_path / "bad.arrow").write_text("not arrow")
+    with pytest.raises(DatasetError, match="not a readable Arrow file"):
+        load_dataset(tmp_path / "bad.arrow")
+
+
 def test_save_to_disk_folder(tmp_path):
     from datasets import Dataset, DatasetDict
 
