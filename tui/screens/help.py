@@ -26,7 +26,9 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     from .review import ReviewScreen
     from .confirm import ConfirmScreen
     from .monitor import RunMonitorScreen
+    from .new_run import LaunchChoice
     from .runs import RunsScreen
+    from .sweep import SweepScreen
 
     palette = Binding(TunedeckApp.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action", id="app.palette")
     return [
@@ -41,7 +43,9 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
         ("Playground", [*PlaygroundScreen.BINDINGS, *AskLine.BINDINGS]),
         ("Export", list(ExportScreen.BINDINGS)),
         ("Compare runs", list(CompareRunsScreen.BINDINGS)),
+        ("Sweep", list(SweepScreen.BINDINGS)),
         ("Questions", list(ConfirmScreen.BINDINGS)),
+        ("Launch", list(LaunchChoice.BINDINGS)),
     ]
 
 

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Label, Static
+from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from engine.config import Profile, ProfileError, load_profile, to_toml
 
@@ -54,6 +54,39 @@ class AskName(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class LaunchChoice(ConfirmScreen):
+    """Launch now, or queue: the run waits (detached) until the GPUs it asks for are free."""
+
+    BINDINGS = [
+        Binding("y", "confirm", "Launch now", tooltip="Start the run now", id="launch.now"),
+        Binding("q", "queue", "Queue", tooltip="Queue the run: it starts when its GPUs are free, in the order queued",
+                id="launch.queue"),
+        Binding("n,escape", "cancel", "Cancel", tooltip="Do not launch", id="launch.cancel"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-dialog"):
+            yield Static(self.question, id="confirm-question", markup=False)
+            if self.detail:
+                yield Static(self.detail, id="confirm-detail", markup=False)
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Launch now (y)", id="yes", variant="primary")
+                yield Button("Queue (q)", id="queue")
+                yield Button("No (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss({"yes": "now", "queue": "queue"}.get(event.button.id or ""))
+
+    def action_confirm(self) -> None:
+        self.dismiss("now")
+
+    def action_queue(self) -> None:
+        self.dismiss("queue")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 @dataclass(eq=False)
 class PreflightReady(Message):
     blocking: list[str] = field(default_factory=list)
@@ -66,6 +99,7 @@ class RunLaunched(Message):
     run_dir: Path | None
     pid: int | None = None
     error: str | None = None
+    queued: bool = False
 
 
 class NewRunScreen(RoutesWorkerFailures, Screen):
@@ -269,18 +303,20 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
                                                danger=True))
             return
 
-        def go(yes: bool | None) -> None:
-            if yes:
+        def go(choice: str | None) -> None:
+            if choice:
                 self.launching = True
                 self._status("launching: pre-flight checks ...")
-                self._launch(self.form.profile)
+                self._launch(self.form.profile, queue=choice == "queue")
 
-        self.app.push_screen(ConfirmScreen("Launch this run?", self.preflight_text), go)
+        self.app.push_screen(LaunchChoice("Launch this run?", self.preflight_text +
+                                          "\n\nQueue (q): it waits, detached, until its GPUs are free."), go)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch", name="launch run")
-    def _launch(self, profile: Profile) -> None:
+    def _launch(self, profile: Profile, queue: bool = False) -> None:
         from engine.launch import spawn_detached
         from engine.preflight import PreflightError, check, create_run
+        from engine.run_queue import GpuBusy, gpu_conflicts
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{self.picked.name if self.picked else 'form'}.toml"
@@ -289,12 +325,17 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             path.write_text(to_toml(data), encoding="utf-8")
             try:
                 pre = check(str(path), None, [], workspace=self.workspace)
+                if not queue:
+                    gpu_conflicts(self.workspace, pre.profile.resources.gpus)
             except (PreflightError, ProfileError) as e:
                 self.post_message(RunLaunched(None, error=str(e)))
                 return
+            except GpuBusy as e:
+                self.post_message(RunLaunched(None, error=f"{e}; launch again and choose Queue (q)"))
+                return
         run_dir = create_run(pre, self.workspace, self.run_name)
-        pid = spawn_detached(run_dir)
-        self.post_message(RunLaunched(run_dir, pid))
+        pid = spawn_detached(run_dir, queue=queue)
+        self.post_message(RunLaunched(run_dir, pid, queued=queue))
 
     def on_run_launched(self, message: RunLaunched) -> None:
         self.launching = False
@@ -303,8 +344,10 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             self.notify(message.error or "launch failed", title="Pre-flight failed", severity="error", timeout=10)
             return
         self.launched = message.run_dir
-        self._status(f"launched {message.run_dir.name} (engine pid {message.pid})")
-        self.notify(f"Launched {message.run_dir.name} (engine pid {message.pid}).")
+        verb = "queued" if message.queued else "launched"
+        self._status(f"{verb} {message.run_dir.name} (engine pid {message.pid})")
+        self.notify(f"{verb.capitalize()} {message.run_dir.name} (engine pid {message.pid})"
+                    + (": it starts when its GPUs are free." if message.queued else "."))
         if self.on_launched is not None:
             self.on_launched(message.run_dir.name)
         else:

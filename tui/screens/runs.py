@@ -23,6 +23,7 @@ from engine.run_summary import run_row
 
 from ..gate_results import read_gate_file
 from ..messages import RunActionDone, RunsScanned
+from ..sweep_groups import SweepGroup, group_rows
 from ..widgets.filter_input import FilterInput
 from ..widgets.runs_table import RunsTable, matches
 from ..worker_failures import RoutesWorkerFailures
@@ -64,6 +65,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         Binding("c", "compare", "Compare", show=False, tooltip="Compare two runs: the marked one with the selected "
                 "one, or the two marked", id="runs.compare"),
         Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter", id="runs.clear_filter"),
+        Binding("w", "sweep", "Sweep", show=False, tooltip="The sweep: runs ranked by the gate, all loss curves",
+                id="runs.sweep"),
     ]
 
     def __init__(self, workspace: Path) -> None:
@@ -72,6 +75,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         self.rows: list[dict] = []
         self.scanned = False
         self.marked: list[str] = []  # run ids marked for comparison, in marking order (at most two)
+        self.expanded: set[str] = set()  # sweeps whose runs are shown under their group row
+        self.items: list[dict | SweepGroup] = []  # what the table shows: runs and sweep groups
         self._active = threading.Event()
         self._wake = threading.Event()
         self._workers_stop = threading.Event()
@@ -126,7 +131,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     def _show(self) -> None:
         query = self.query_one(FilterInput).value.strip()
-        rows = [r for r in self.rows if matches(r, query)] if query else self.rows
+        rows = self.items = group_rows(self.rows, self.expanded, (lambda r: matches(r, query)) if query else None)
         table = self.query_one(RunsTable)
         table.show_rows(rows, dict(zip(self.marked, "AB")))
         empty = self.query_one("#runs-empty", Static)
@@ -146,12 +151,27 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         rid = self.query_one(RunsTable).selected_id
         return next((r for r in self.rows if r["id"] == rid), None)
 
+    @property
+    def selected_group(self) -> SweepGroup | None:
+        key = self.query_one(RunsTable).selected_id
+        return next((g for g in self.items if isinstance(g, SweepGroup) and g.key == key), None)
+
+    def selected_sweep(self) -> str | None:
+        group = self.selected_group
+        row = self.selected
+        return group.name if group else (row.get("sweep") if row else None)
+
     @on(DataTable.RowHighlighted)
     def _row_moved(self) -> None:
         self.refresh_bindings()
 
     @on(DataTable.RowSelected)
     def _open_selected(self, event: DataTable.RowSelected) -> None:
+        group = self.selected_group
+        if group:  # enter folds and unfolds a sweep
+            self.expanded.symmetric_difference_update({group.name})
+            self._show()
+            return
         row = self.selected
         if row:
             self.app.open_monitor(Path(row["dir"]))
@@ -159,6 +179,11 @@ class RunsScreen(RoutesWorkerFailures, Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         row = self.selected if self.is_mounted else None
         state = row.get("state") if row else None
+        group = self.selected_group if self.is_mounted else None
+        if group is not None and action in ("stop", "resume", "delete", "mark"):
+            return (action == "stop" and group.live) or None
+        if action == "sweep":
+            return (self.is_mounted and self.selected_sweep() is not None) or None
         if action == "stop":
             return state in C.LIVE_STATES or None
         if action == "resume":
@@ -198,7 +223,19 @@ class RunsScreen(RoutesWorkerFailures, Screen):
     # ---- actions ----------------------------------------------------------------------------
 
     def action_stop(self) -> None:
+        group = self.selected_group
+        if group is not None:
+            self._stop_sweep(group)
+            return
         row = self.selected
+        if row and row.get("state") == C.QUEUED:
+            def cancel(yes: bool | None) -> None:
+                if yes:
+                    self.send_stop(Path(row["dir"]))
+
+            self.app.push_screen(ConfirmScreen(f"Cancel queued run {row['id']}?",
+                                               "It has not started: it leaves the queue and ends as stopped."), cancel)
+            return
         if not row or row.get("state") not in C.LIVE_STATES:
             self.notify("Only a running run can be stopped.", severity="warning")
             return
@@ -236,9 +273,42 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="run-action", name="stop run")
     def send_stop(self, run_dir: Path) -> None:
+        from engine.run_store import read_status
+
+        queued = read_status(run_dir)["state"] == C.QUEUED
         request_control(run_dir, C.CTL_STOP)
         self.post_message(RunActionDone(run_dir.name, "stop", True,
+                                        f"Cancelling queued run {run_dir.name}." if queued else
                                         f"Stop requested for {run_dir.name}: it saves a checkpoint, then stops."))
+
+    def _stop_sweep(self, group: SweepGroup) -> None:
+        counts = group.states
+        running = counts.get(C.RUNNING, 0) + counts.get(C.STOPPING, 0)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.send_sweep_stop(group.name)
+
+        self.app.push_screen(ConfirmScreen(f"Stop sweep {group.name}?",
+                                           f"Cancels its {counts.get(C.QUEUED, 0)} queued run(s); its {running} running "
+                                           "run(s) save a final checkpoint, then stop."), confirmed)
+
+    @work(thread=True, exit_on_error=False, group="run-action", name="stop sweep")
+    def send_sweep_stop(self, name: str) -> None:
+        from engine.sweep import load_record, stop_sweep_runs
+
+        cancelled, stopped = stop_sweep_runs(self.workspace, load_record(self.workspace, name))
+        self.post_message(RunActionDone(name, "stop", True, f"Sweep {name}: cancelling {len(cancelled)} queued "
+                                        f"run(s), stopping {len(stopped)} running."))
+
+    def action_sweep(self) -> None:
+        name = self.selected_sweep()
+        if name is None:
+            self.notify("Not a sweep: select a sweep's row (or one of its runs).", severity="warning")
+            return
+        from .sweep import SweepScreen  # imported on demand: start-up stays light
+
+        self.app.push_screen(SweepScreen(self.workspace, name))
 
     @work(thread=True, exit_on_error=False, group="run-action", name="resume run")
     def resume_run(self, run_dir: Path) -> None:
@@ -285,6 +355,9 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     def action_compare(self) -> None:
         pair = self.compare_pair()
+        if pair is None and self.selected_group is not None:  # a sweep compares all its runs at once
+            self.action_sweep()
+            return
         if pair is None:
             self.notify("To compare two runs: mark a run with space, then press c on another.", severity="warning")
             return

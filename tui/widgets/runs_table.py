@@ -7,9 +7,12 @@ from pathlib import Path
 from rich.text import Text
 from textual.binding import Binding
 
+from engine import contract as C
+
 from ..formatting import fmt_clock, fmt_duration, fmt_loss, is_number, text_bar, truncate
 from ..gate_results import verdict_style
 from ..run_states import state_label, state_style
+from ..sweep_groups import SweepGroup
 from .list_table import ListTable
 
 # "mark" shows a run's compare slot (A or B); its label is a space so the column keeps one width
@@ -44,14 +47,21 @@ def gate_cell(row: dict) -> Text:
     return Text(truncate(label, 12), style=verdict_style(str(verdict)))
 
 
+def state_cell(row: dict) -> Text:
+    label = state_label(row.get("state"))
+    if row.get("state") == C.QUEUED and row.get("queue_position"):
+        label += f" #{row['queue_position']}"  # its place in the queue
+    return Text(label, style=state_style(row.get("state")))
+
+
 def cells(row: dict, mark: str = "") -> dict[str, Text | str]:
     """`mark` is the run's compare slot ("A" or "B") when it is marked for comparison."""
     method = "/".join(x for x in (row.get("method"), row.get("adapter")) if x) or "-"
     model = Path(str(row.get("base_model"))).name if row.get("base_model") else "-"
     return {
-        "run": run_label(row),
+        "run": ("  " if row.get("sweep") else "") + run_label(row),  # a sweep's run sits under its group
         "mark": Text(mark, style="bold yellow"),
-        "state": Text(state_label(row.get("state")), style=state_style(row.get("state"))),
+        "state": state_cell(row),
         "progress": progress_cell(row),
         "best": fmt_loss(row.get("best_eval_loss")),
         "gate": gate_cell(row),
@@ -62,6 +72,26 @@ def cells(row: dict, mark: str = "") -> dict[str, Text | str]:
     }
 
 
+def group_cells(group: SweepGroup) -> dict[str, Text | str]:
+    """A sweep folded into one row: its runs' states, how many ended, how many passed the gate."""
+    first = group.runs[0] if group.runs else {}
+    model = Path(str(first.get("base_model"))).name if first.get("base_model") else "-"
+    started = [r["started"] for r in group.runs if is_number(r.get("started"))]
+    n = len(group.runs)
+    return {
+        "run": Text(truncate(f"{'▾' if group.expanded else '▸'} {group.name} ({n})", 24), style="bold"),
+        "mark": "",
+        "state": Text(truncate(group.state_summary(), 36), style=state_style(group.main_state())),
+        "progress": Text(f"{text_bar(group.finished / n if n else 0, BAR_WIDTH)} {group.finished}/{n} runs"),
+        "best": "",
+        "gate": Text(f"{group.passing} pass", style=verdict_style("pass")) if group.passing else Text("-", style="dim"),
+        "model": truncate(model, 22),
+        "method": "/".join(x for x in (first.get("method"), first.get("adapter")) if x) or "-",
+        "started": fmt_clock(min(started)) if started else "-",
+        "duration": "",
+    }
+
+
 def matches(row: dict, query: str) -> bool:
     """Every word of the query appears in the run's id, name, state, model, method or gate verdict."""
     hay = " ".join(str(row.get(k) or "") for k in ("id", "name", "state", "base_model", "method", "adapter", "gate_verdict")).lower()
@@ -69,12 +99,14 @@ def matches(row: dict, query: str) -> bool:
 
 
 class RunsTable(ListTable):
-    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the selected run's monitor", id="runs.open")]
+    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the selected run; on a sweep, show its runs",
+                        id="runs.open")]
 
-    def show_rows(self, rows: list[dict], marks: dict[str, str] | None = None) -> None:
-        """Show the runs, keeping the cursor on the same run; `marks` maps run id -> compare slot."""
+    def show_rows(self, rows: list[dict | SweepGroup], marks: dict[str, str] | None = None) -> None:
+        """Show the runs and sweep groups, keeping the cursor on the same row; `marks` maps run id -> compare slot."""
         marks = marks or {}
-        self.show(COLUMNS, [(row["id"], cells(row, marks.get(row["id"], ""))) for row in rows])
+        self.show(COLUMNS, [(row.key, group_cells(row)) if isinstance(row, SweepGroup) else
+                            (row["id"], cells(row, marks.get(row["id"], ""))) for row in rows])
 
     @property
     def selected_id(self) -> str | None:

@@ -1,0 +1,284 @@
+"""A sweep's screen: its runs ranked by the gate, the sentence that names the winner, and every run's
+loss curves overlaid.
+
+The ranking is the engine's (engine/sweep.py, the same as `tunedeck sweep show`); it is read in a
+worker thread, again every few seconds while any of the sweep's runs is queued or running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import get_current_worker
+
+from engine import contract as C
+
+from ..formatting import truncate
+from ..gate_results import verdict_style
+from ..plot_ticks import nice_ticks, step_label, value_label
+from ..run_states import state_label, state_style
+from ..widgets.list_table import ListTable
+from ..widgets.safe_plot import SafePlot
+from ..worker_failures import RoutesWorkerFailures
+from .confirm import ConfirmScreen
+
+# one colour per run, in rank order; the ninth run reuses the first colour with another marker
+PALETTE = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "white")
+RICH_COLOR = {"orange": "dark_orange"}
+REFRESH_S = 3.0
+
+
+@dataclass
+class SweepView:
+    name: str
+    keys: list[str]            # the swept keys whose values differ
+    labels: dict[str, str]     # key -> short column name
+    raw: dict[str, dict]       # run id -> the values as given on the command line
+    ranked: list[dict]
+    sentence: str
+    curves: dict[str, tuple]   # run id -> (train MetricSeries, eval MetricSeries)
+    problem: str | None = None
+
+    @property
+    def live(self) -> bool:
+        return any(r["state"] in C.LIVE_STATES for r in self.ranked)
+
+
+def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
+    from engine.run_store import runs_root
+    from engine.sweep import SweepError, differing_keys, load_record, rank, short_keys, verdict_sentence
+
+    from ..run_comparison import read_loss_history
+
+    try:
+        record = load_record(workspace, name)
+    except SweepError as e:
+        return SweepView(name, [], {}, {}, [], "", {}, problem=str(e))
+    ranked = rank(workspace, record)
+    keys = differing_keys(record)
+    curves = {}
+    for r in ranked:
+        run_dir = runs_root(workspace) / r["id"]
+        if run_dir.is_dir() and keep_going():
+            history = read_loss_history(run_dir, keep_going)
+            curves[r["id"]] = (history.train_loss, history.eval_loss)
+    return SweepView(name, keys, short_keys(keys), {r.id: r.params for r in record.runs}, ranked,
+                     verdict_sentence(record, ranked), curves)
+
+
+def params_label(view: SweepView, run_id: str) -> str:
+    values = view.raw.get(run_id, {})
+    return ", ".join(f"{view.labels[k]}={values.get(k, '-')}" for k in view.keys)
+
+
+class SweepLossPlot(SafePlot):
+    """Train loss (lines) and eval loss (dots) of every run of the sweep, one colour per run."""
+
+    ALLOW_MAXIMIZE = True
+    can_focus = True
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view: SweepView | None = None
+
+    def show(self, view: SweepView) -> None:
+        self.view = view
+        parts: list = ["Loss  "]
+        for i, r in enumerate(view.ranked):
+            color = PALETTE[i % len(PALETTE)]
+            parts += [(f"━{i + 1} ", RICH_COLOR.get(color, color)), f"{truncate(params_label(view, r['id']), 28)}  "]
+        self.border_title = Text.assemble(*parts)
+        self.refresh()
+
+    def draw(self) -> str | None:
+        v = self.view
+        if v is None:
+            return "reading the sweep's runs…"
+        n = max(16, 2 * self.size.width)
+        xs: list[float] = []
+        ys: list[float] = []
+        for i, r in enumerate(v.ranked):
+            if r["id"] not in v.curves:
+                continue
+            train, evals = v.curves[r["id"]]
+            color = PALETTE[i % len(PALETTE)]
+            tx, ty = train.points(n)
+            ex, ey = evals.points(n)
+            if tx:
+                self.plt.plot(tx, ty, marker="hd" if i < len(PALETTE) else "dot", color=color)
+            if ex:
+                self.plt.scatter(ex, ey, marker="●", color=color)
+            xs += tx + ex
+            ys += ty + ey
+        if not xs:
+            return "no run of the sweep has logged a loss yet"
+        x_lo, x_hi = min(xs), max(xs)
+        if x_hi == x_lo:
+            x_hi = x_lo + 1
+        self.plt.xlim(x_lo, x_hi)
+        xt = [t for t in nice_ticks(x_lo, x_hi, max(2, self.size.width // 12)) if float(t).is_integer()]
+        self.plt.xticks(xt, [step_label(t) for t in xt])
+        y_lo, y_hi = min(ys), max(ys)
+        if y_hi == y_lo:
+            pad = max(0.05, abs(y_lo) * 0.05)
+            y_lo, y_hi = y_lo - pad, y_hi + pad
+        self.plt.ylim(y_lo, y_hi)
+        yt = nice_ticks(y_lo, y_hi, max(3, self.size.height // 3))
+        self.plt.yticks(yt, [value_label(t) for t in yt])
+        return None
+
+
+def _score(value, delta) -> str:
+    if value is None:
+        return "-"
+    d = "" if delta is None else " (=)" if abs(delta) < 0.05 else f" ({delta:+.1f})"
+    return ("100%" if value >= 99.995 else f"{value:.1f}%") + d
+
+
+def row_cells(view: SweepView, r: dict) -> dict:
+    state = state_label(r["state"]) + (f" #{r['queue_position']}" if r.get("queue_position") else "")
+    ck = r["best_checkpoint"] if r["best_checkpoint"] is not None else r["checkpoint"]
+    ci = r.get("task_ci")
+    cells = {"rank": str(r["rank"]), **{k: str(view.raw.get(r["id"], {}).get(k, "-")) for k in view.keys},
+             "state": Text(state, style=state_style(r["state"])),
+             "checkpoint": f"checkpoint-{ck}" if ck is not None else "-",
+             "task": _score(r["task"], r["task_vs_base"]) + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""),
+             "format": _score(r["format"], r["format_vs_base"]), "safety": _score(r["safety"], r["safety_vs_base"]),
+             "p95": "-" if r["latency_p95_ms"] is None else f"{r['latency_p95_ms']:.0f} ms",
+             "verdict": Text(r["verdict"] or "-", style=verdict_style(r["verdict"] or "")),
+             "run": r["id"]}
+    return cells
+
+
+class SweepScreen(RoutesWorkerFailures, Screen):
+    DEFAULT_CSS = """
+    SweepScreen #sweep-sentence {
+        height: auto;
+        padding: 0 1;
+    }
+    SweepScreen #sweep-table {
+        height: auto;
+        max-height: 50%;
+        border-top: solid $panel-lighten-2;
+        border-title-align: left;
+    }
+    SweepScreen #sweep-plot {
+        height: 1fr;
+        min-height: 8;
+        border-top: solid $panel-lighten-2;
+        border-title-align: left;
+    }
+    SweepScreen #sweep-plot:focus {
+        border-top: solid $accent;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back to the runs", id="sweep.back"),
+        Binding("s", "stop", "Stop sweep", tooltip="Cancel the sweep's queued runs and stop its running one (asks first)",
+                id="sweep.stop"),
+        Binding("f5", "reload", "Reload", tooltip="Read the sweep's runs again", id="sweep.reload"),
+    ]
+
+    class Loaded(Message):
+        def __init__(self, view: SweepView) -> None:
+            super().__init__()
+            self.view = view
+
+    def __init__(self, workspace: Path, name: str) -> None:
+        super().__init__()
+        self.workspace = Path(workspace)
+        self.sweep_name = name
+        self.view: SweepView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("reading the sweep…", id="sweep-sentence", markup=False)
+        yield ListTable(id="sweep-table")
+        yield SweepLossPlot(id="sweep-plot")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.title = f"Sweep {self.sweep_name}"
+        self.sub_title = str(self.workspace)
+        self.query_one("#sweep-table").border_title = "Runs ranked by the gate (enter opens one)"
+        self.query_one("#sweep-table", ListTable).focus()
+        self.load()
+        self.set_interval(REFRESH_S, self._refresh_if_live)
+
+    def _refresh_if_live(self) -> None:
+        if self.view is not None and self.view.live and self.app.screen is self:
+            self.load()
+
+    @work(thread=True, exit_on_error=False, group="sweep", exclusive=True, name="read sweep")
+    def load(self) -> None:
+        worker = get_current_worker()
+        view = load_view(self.workspace, self.sweep_name, keep_going=lambda: not worker.is_cancelled)
+        if not worker.is_cancelled:
+            self.post_message(self.Loaded(view))
+
+    @on(Loaded)
+    def _show(self, message: Loaded) -> None:
+        v = self.view = message.view
+        sentence = self.query_one("#sweep-sentence", Static)
+        if v.problem:
+            sentence.update(Text(v.problem, style="red"))
+            return
+        sentence.update(v.sentence)
+        columns = (("rank", "#"), *[(k, v.labels[k]) for k in v.keys], ("state", "State"), ("checkpoint", "Checkpoint"),
+                   ("task", "Task (95% CI vs base)"), ("format", "Format"), ("safety", "Safety"), ("p95", "p95"),
+                   ("verdict", "Verdict"), ("run", "Run"))
+        self.query_one("#sweep-table", ListTable).show(columns, [(r["id"], row_cells(v, r)) for r in v.ranked])
+        self.query_one(SweepLossPlot).show(v)
+        self.sub_title = f"{len(v.ranked)} runs over {', '.join(v.keys)}"
+        self.refresh_bindings()
+
+    @on(DataTable.RowSelected)
+    def _open_run(self, event: DataTable.RowSelected) -> None:
+        from engine.run_store import runs_root
+
+        rid = self.query_one("#sweep-table", ListTable).selected_key
+        if rid and (runs_root(self.workspace) / rid).is_dir():
+            self.app.open_monitor(runs_root(self.workspace) / rid)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "stop":
+            return (self.view is not None and self.view.live) or None
+        return True
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_stop(self) -> None:
+        if self.view is None or not self.view.live:
+            return
+        live = [r for r in self.view.ranked if r["state"] in C.LIVE_STATES]
+        queued = sum(1 for r in live if r["state"] == C.QUEUED)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._stop()
+
+        self.app.push_screen(ConfirmScreen(f"Stop sweep {self.sweep_name}?",
+                                           f"Cancels its {queued} queued run(s); its {len(live) - queued} running run(s) "
+                                           "save a final checkpoint, then stop."), confirmed)
+
+    @work(thread=True, exit_on_error=False, group="sweep-stop", name="stop sweep")
+    def _stop(self) -> None:
+        from engine.sweep import load_record, stop_sweep_runs
+
+        cancelled, stopped = stop_sweep_runs(self.workspace, load_record(self.workspace, self.sweep_name))
+        self.app.call_from_thread(self.notify, f"Sweep {self.sweep_name}: cancelling {len(cancelled)} queued run(s), "
+                                               f"stopping {len(stopped)} running.")
+        self.app.call_from_thread(self.load)
