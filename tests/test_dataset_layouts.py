@@ -243,3 +243,31 @@ def test_run_preflight_says_what_it_ignores(tmp_path):
     assert 'columns not used for training (ignored): sytem (did you mean "system"?), source' in pre.warnings
     assert any(w.startswith("unknown_column x1 (first at ") for w in pre.warnings)
     assert any(w.startswith(f"media_tag x1 (first at {tmp_path / 'd.jsonl'}:4: <image>") for w in pre.warnings)
+
+
+# ---- trained for real ---------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_llama_factory_tool_calls_and_preference_pairs_train(workspace, tmp_path, tiny_model_dir):
+    """glaive_toolcall-style SFT and dpo_en_demo-style DPO, as LLaMA-Factory ships them, through real runs."""
+    from conftest import read_events
+    from engine import contract as C
+    from engine.run_store import find_run, list_checkpoints, read_status
+
+    sft = pretty(tmp_path / "glaive_toolcall_demo.json",
+                 [glaive_row(json.dumps({"name": "calculate_area", "arguments": {"shape": s}})) for s in
+                  ["rectangle", "square", "circle", "triangle"] * 6])
+    dpo = pretty(tmp_path / "dpo_demo.json", [{
+        "conversations": [{"from": "human", "value": f"What is {i} plus {i}?"}],
+        "chosen": {"from": "gpt", "value": f"{2 * i}"}, "rejected": {"from": "gpt", "value": f"{2 * i + 1}"}}
+        for i in range(24)])
+    common = ["--set", f"model.base={json.dumps(str(tiny_model_dir))}", "--set", "optim.precision=fp32",
+              "--set", "optim.batch_size=4", "--set", "optim.grad_accum=1", "--set", "optim.max_steps=3",
+              "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3", "--set", "gate.when=\"never\""]
+    for profile, data in (("lora", sft), ("dpo", dpo)):
+        proc = tunedeck("run", profile, "--data", str(data), *common)
+        assert proc.returncode == 0, proc.stderr
+        run = find_run(workspace, proc.stdout.strip().splitlines()[0])
+        assert read_status(run)["state"] == C.COMPLETED
+        assert [c.step for c in list_checkpoints(run) if c.complete] == [3]
+        assert not [e for e in read_events(run) if e["kind"] == C.EV_ERROR]
