@@ -113,7 +113,8 @@ _DETECT_ROWS = 200       # rows looked at to detect the format
 _PROGRESS_EVERY = 2000   # rows between progress callbacks
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _SHAPE_READ_BYTES = 256 * 1024 * 1024  # a misformatted JSONL file larger than this is judged by its start
-_JSON_COLUMNS = ("messages", "conversations", "tools", "prompt", "completion", "chosen", "rejected")
+_JSON_COLUMNS = ("messages", "conversations", "tools", "prompt", "completion", "chosen", "rejected", "history",
+                 "preferred_output", "non_preferred_output")
 
 
 @dataclass
@@ -827,7 +828,7 @@ def _alpaca_prompt(r: _Row, obj: dict) -> list | None:
     system = _string(r, obj, "system", required=False, empty=None)
     history = obj.get("history")
     earlier: list = []
-    if history not in (None, []):
+    if history not in (None, [], ""):  # an empty CSV cell is no history
         if not isinstance(history, list):
             r.add("invalid_history", "history", f"history must be a list of [instruction, response] pairs, not {_type(history)}")
             return None

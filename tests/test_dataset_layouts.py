@@ -105,6 +105,20 @@ def test_alpaca_preference_and_history(tmp_path):
     assert [p.category for p in ds.problems] == ["invalid_history"] and ds.problems[0].line == 2
 
 
+def test_csv_with_history_and_kto_tags(tmp_path):
+    import csv
+
+    with open(tmp_path / "d.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["instruction", "output", "history", "kto_tag"])
+        w.writerow(["q", "a", json.dumps([["h", "a0"]]), "TRUE"])
+        w.writerow(["q2", "b", "", "false"])
+    ds = load_dataset(tmp_path / "d.csv", method="auto")
+    assert ds.format == "kto" and not ds.problems and ds.lines == [2, 3]
+    assert ds.rows[0]["prompt"][:2] == [{"role": "user", "content": "h"}, {"role": "assistant", "content": "a0"}]
+    assert [r["label"] for r in ds.rows] == [True, False]
+
+
 def test_problems_in_a_pretty_printed_array_name_the_file_line(tmp_path):
     rows = [{"instruction": f"q{i}", "input": "", "output": f"a{i}"} for i in range(30)]
     rows[17]["output"] = ""
