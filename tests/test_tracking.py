@@ -33,6 +33,8 @@ def needs(name: str):
 def local_env(root: Path) -> dict[str, str]:
     """Every tracker in its local, offline mode, writing under `root`."""
     return {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_CODE": "true",
+            "WANDB_CONFIG_DIR": str(root / "wandb-config"), "WANDB_CACHE_DIR": str(root / "wandb-cache"),
+            "WANDB_DATA_DIR": str(root / "wandb-data"),
             "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "TRACKIO_DIR": str(root / "trackio"),
             "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
 
@@ -132,6 +134,7 @@ def tracked(tmp_path_factory, tiny_model_dir, sft_data):
     return root, run
 
 
+@pytest.mark.slow
 def test_a_tracked_run_completes_without_tracker_warnings(tracked):
     root, run = tracked
     events = read_events(run)
@@ -155,6 +158,7 @@ def _train_losses(run: Path) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in read_events(run) if e["kind"] == C.EV_TRAIN}
 
 
+@pytest.mark.slow
 @needs("tensorboard")
 def test_tensorboard_gets_losses_gate_scores_and_the_run_info(tracked):
     root, run = tracked
@@ -174,6 +178,7 @@ def test_tensorboard_gets_losses_gate_scores_and_the_run_info(tracked):
     assert record.dataset_fingerprint in info and record.loss_masking and record.loss_masking in info
 
 
+@pytest.mark.slow
 @needs("wandb")
 def test_wandb_offline_gets_losses_gate_scores_and_the_run_info(tracked):
     root, run = tracked
@@ -196,6 +201,7 @@ def test_wandb_offline_gets_losses_gate_scores_and_the_run_info(tracked):
     assert runs == {json.loads((run / "tracking.json").read_text())["wandb_id"]}  # the gate reopened the same run
 
 
+@pytest.mark.slow
 @needs("mlflow")
 def test_mlflow_gets_losses_gate_scores_and_the_run_info(tracked):
     root, run = tracked
@@ -216,6 +222,7 @@ def test_mlflow_gets_losses_gate_scores_and_the_run_info(tracked):
     assert mrun.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 @needs("trackio")
 def test_trackio_local_store_gets_losses_and_gate_scores(tracked):
     root, run = tracked
@@ -234,6 +241,7 @@ def test_trackio_local_store_gets_losses_and_gate_scores(tracked):
 
 # ---- failures and mistakes ----------------------------------------------------------------------
 
+@pytest.mark.slow
 @needs("mlflow")
 @needs("tensorboard")
 def test_a_failing_tracker_is_a_warning_and_the_run_completes(tmp_path, tiny_model_dir, sft_data):
@@ -295,6 +303,7 @@ def _send_gate(run: Path, env: dict) -> subprocess.CompletedProcess:
                           env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=300)
 
 
+@pytest.mark.slow
 @needs("tensorboard")
 @needs("mlflow")
 def test_a_gate_run_after_training_reaches_the_trackers_once_and_again_when_results_change(tmp_path):
