@@ -272,7 +272,7 @@ def register(subparsers) -> None:
     ws_help = "workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)"
     run_help = "run id, unique id prefix, name or directory"
 
-    desc = ("run the eval gate: the base model (with [gate] base_system_prompt) and each complete checkpoint on the "
+    desc = ("run the eval gate: the base model (under each of its prompt candidates) and each complete checkpoint on the "
             "eval sets; writes evals/ and prints the verdicts")
     p = subparsers.add_parser("eval", help=desc, description=desc)
     p.add_argument("--workspace", help=ws_help)
