@@ -34,6 +34,9 @@ Rules ([gate] in the profile), each naming itself in `reasons` when it fails:
   review       with require_review: the sampled failures, once all labelled, may hold at most
                max_weird_share "weird" labels; until all are labelled the verdict is needs_review
 Verdicts: "pass", "fail" (every failed rule in reasons), "needs_review"; the base row is "baseline".
+When review labels and rubric-judge verdicts cover the same examples, a row also carries the judge's
+agreement with people (judge_agreement: share and Cohen's kappa, with n) and warns below
+[gate] min_judge_agreement.
 The best checkpoint is the passing one with the highest task score, ties to the earlier step.
 """
 

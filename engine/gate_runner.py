@@ -3,8 +3,9 @@
 - The base model loads once per gate run. LoRA checkpoints are adapters switched on that one model
   (PeftModel.load_adapter / set_adapter, the previous adapter deleted to bound memory); full
   fine-tuning checkpoints load their weights into the same model object in place.
-- The base model's generations (with [gate] base_system_prompt replacing the system turn) are
-  cached per example under <workspace>/cache/gate/<hash of base model, precision, device and
+- The base is generated under every prompt candidate (engine/base_prompts.py: [gate]
+  base_system_prompt, base_prompts, base_few_shot) and the best by the task metric is the
+  baseline. Its generations are cached per example under <workspace>/cache/gate/<hash of base model, precision, device and
   generation settings>.jsonl, keyed by the hash of the rendered prompt: a re-run, another run on
   the same base, or a set that grew by a few examples only generates what is new. Checks are re-run
   on cached text every time, so editing a check needs no new generation.
