@@ -50,6 +50,7 @@ from typing import Any
 from . import contract as C
 from .atomic_io import make_private_dir, write_json_atomic
 from .eval_records import BASE, GATE_JSON, evals_dir, evaluated_steps, read_records
+from .judge_agreement import agreement_warning, judge_agreement
 
 PASS, FAIL, NEEDS_REVIEW, BASELINE = "pass", "fail", "needs_review", "baseline"
 CATEGORIES = ("task", "format", "safety", "general")
@@ -375,48 +376,6 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
             "paired": n, "buckets": {k: len(v) for k, v in bk.items()},
             "verdict": verdict, "reasons": reasons, "failed": failed, "warnings": warnings,
             "review": review.to_dict() if review is not None else None, "pruned": pruned}
-
-
-# ---- the rubric judge against people -------------------------------------------------------------
-
-def cohen_kappa(pairs: list[tuple[bool, bool]]) -> float | None:
-    """Cohen's kappa of two raters' pass/fail calls; None when chance agreement is already total."""
-    n = len(pairs)
-    if not n:
-        return None
-    po = sum(a == b for a, b in pairs) / n
-    pa, pb = sum(a for a, _ in pairs) / n, sum(b for _, b in pairs) / n
-    pe = pa * pb + (1 - pa) * (1 - pb)
-    return None if pe >= 1 - 1e-12 else (po - pe) / (1 - pe)
-
-
-def judge_agreement(records: list[dict], labels: dict[str, str]) -> dict | None:
-    """The rubric judge against review labels on the same examples: {"n", "agree", "share", "kappa"}.
-
-    `labels` maps example id to its review label; a person calls an example a pass when they label it
-    "acceptable" and a failure when "understandable" or "weird". None when no example has both."""
-    pairs = []
-    for r in records:
-        label = labels.get(r["id"])
-        verdicts = [c.get("pass") for c in r.get("checks", []) if c.get("type") == "rubric" and c.get("pass") is not None]
-        if label is None or not verdicts:
-            continue
-        pairs.append((all(verdicts), label == "acceptable"))
-    if not pairs:
-        return None
-    agree = sum(a == b for a, b in pairs)
-    kappa = cohen_kappa(pairs)
-    return {"n": len(pairs), "agree": agree, "share": round(agree / len(pairs), 4),
-            "kappa": None if kappa is None else round(kappa, 4)}
-
-
-def agreement_warning(agreement: dict | None, minimum: float) -> str | None:
-    if agreement is None or agreement["share"] >= minimum - 1e-9:
-        return None
-    kappa = "undefined" if agreement["kappa"] is None else f"{agreement['kappa']:.2f}"
-    return (f"the rubric judge agrees with people on {agreement['agree']} of {agreement['n']} reviewed examples "
-            f"({agreement['share']:.0%}, Cohen's kappa {kappa}), below gate.min_judge_agreement {minimum:.0%}: "
-            "check the rubric before trusting its verdicts")
 
 
 # ---- the best checkpoint and its sentence ---------------------------------------------------------

@@ -11,7 +11,8 @@ from engine.checks import Judge, parse_check
 from engine.config import GateConfig
 from engine.eval_records import write_records
 from engine.eval_sets import EvalExample
-from engine.gate import cohen_kappa, judge_agreement, summarize_run
+from engine.gate import summarize_run
+from engine.judge_agreement import cohen_kappa, judge_agreement
 from engine.gate_runner import score_example
 from engine.reviews import add_review
 from test_checks import _JudgeServer
