@@ -519,7 +519,13 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None) 
     run_dir = Path(run_dir)
     memo = _SETS_MEMO.get(str(run_dir))
     if memo is None:  # sets and the held-out split do not change during training: load them once
+        from . import gate_overrides
+        from .gate import load_gate_summary
+
         record = load_run_record(run_dir)
+        # a resumed run keeps the gate settings recorded by `tunedeck eval/gate --set`
+        recorded = (load_gate_summary(run_dir) or {}).get("overrides")
+        record.profile, _ = gate_overrides.apply(record.profile, gate_overrides.merge(recorded, []))
         sets = load_sets(run_dir, record)
         memo = _SETS_MEMO[str(run_dir)] = (record.profile, sets, few_shot_demos(record.profile))
     profile, sets, demos = memo
