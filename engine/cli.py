@@ -118,7 +118,26 @@ def cmd_run(args) -> int:
     from .preflight import check, create_run
 
     ws = resolve_workspace(args.workspace)
-    pre = check(args.profile, args.data, args.set or [], workspace=ws)
+    parent = None
+    if args.from_run:
+        from .next_run import changes_against_parent, write_next_profile
+
+        if args.profile:
+            raise UserError(f"give a profile ({args.profile}) or --from {args.from_run}, not both: "
+                            "--from starts from that run's frozen profile")
+        nxt = write_next_profile(ws, find_run(ws, args.from_run))
+        parent, profile_ref = nxt.parent, str(nxt.profile_path)
+        for line in changes_against_parent(nxt, args.set or [], ws, data=args.data):
+            print(f"changed from {parent}: {line}", file=sys.stderr)
+        for w in nxt.warnings if not args.data else []:
+            print(f"warning: {w}", file=sys.stderr)
+    elif not args.profile:
+        raise UserError("name a profile (lora, full, dpo, demo-cpu, ... or a TOML file), or --from RUN")
+    else:
+        profile_ref = args.profile
+    pre = check(profile_ref, args.data, args.set or [], workspace=ws)
+    if parent:
+        pre.record_fields["parent"] = parent
     for h in pre.hints:
         print(f"hint: {h.key}: {h.message}", file=sys.stderr)
     for w in pre.warnings:
@@ -305,8 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("run", "validate, then train a profile on a dataset; prints the run id", cmd_run)
-    p.add_argument("profile", help="a shipped profile name (lora, full, dpo, demo-cpu, ...) or a TOML file")
-    p.add_argument("--data", help="training data (JSONL, JSON, CSV, Parquet, save_to_disk folder)")
+    p.add_argument("profile", nargs="?", help="a shipped profile name (lora, full, dpo, demo-cpu, ...) or a TOML file")
+    p.add_argument("--from", dest="from_run", metavar="RUN", help="the next run from RUN: its frozen profile, its data "
+                   "plus its fixes file (<workspace>/fixes/RUN.jsonl); records RUN as the parent")
+    p.add_argument("--data", action="append", help="training data (JSONL, JSON, CSV, Parquet, save_to_disk folder); "
+                   "repeat for several files trained as one dataset")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a profile key, e.g. optim.learning_rate=1e-4 (repeatable)")
     p.add_argument("--name", help="a readable run name (default: the data file's name)")
     p.add_argument("--detach", action="store_true", help="run in the background, immune to terminal hang-ups")

@@ -39,8 +39,9 @@ class ProfileError(ValueError):
 
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, factory: Any = None, secret: bool = False, items: tuple | None = None) -> Any:
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "items": items}
+        max: float | None = None, factory: Any = None, secret: bool = False, items: tuple | None = None,
+        many: bool = False) -> Any:
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "items": items, "many": many}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -56,7 +57,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    path: str = opt("", "Training data file or folder (JSONL, JSON, CSV, Parquet, Arrow, save_to_disk folder). `tunedeck run --data` sets it.")
+    path: str = opt("", "Training data file or folder (JSONL, JSON, CSV, Parquet, Arrow, save_to_disk folder), or a list of "
+                    "them trained as one dataset. `tunedeck run --data` sets it.", many=True)
     format: str = opt("auto", "Force the dataset format instead of detecting it.",
                       choices=("auto", "messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference", "kto"))
     eval_file: str = opt("", "A separate held-out file; when set, val_fraction is ignored.")
@@ -217,6 +219,7 @@ class FieldSpec:
     min: float | None
     max: float | None
     items: tuple | None = None  # a list field's allowed values
+    many: bool = False  # a string field that also takes a list of strings (data.path: several files)
 
     @property
     def key(self) -> str:
@@ -232,7 +235,7 @@ def field_specs() -> list[FieldSpec]:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             m = f.metadata
             specs.append(FieldSpec(section, f.name, hints[f.name], default, m.get("help", ""), m.get("choices"), m.get("min"), m.get("max"),
-                                   m.get("items")))
+                                   m.get("items"), m.get("many", False)))
     return specs
 
 
@@ -408,6 +411,10 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
         if bad:
             raise ValueError(f"may hold {', '.join(map(repr, spec.items))}, not {bad[0]!r}")
         return value
+    if spec.many and isinstance(value, list):
+        if not value or not all(isinstance(v, str) and v for v in value):
+            raise TypeError("a string or a list of non-empty strings")
+        return value if len(value) > 1 else value[0]
     if t is bool:
         if not isinstance(value, bool):
             raise TypeError("true or false")
@@ -571,6 +578,13 @@ def hints(profile: Profile, processes: int = 1, train_rows: int | None = None) -
     if m.adapter == "lora" and profile.lora.alpha < profile.lora.r:
         out.append(Hint("lora.alpha", f"alpha {profile.lora.alpha} below r {profile.lora.r} scales the adapter down; usually alpha = 2 x r"))
     return out
+
+
+def data_paths(data: DataConfig) -> list[str]:
+    """data.path as a list: one file, several (trained as one dataset, in this order), or none."""
+    if isinstance(data.path, list):
+        return list(data.path)
+    return [data.path] if data.path else []
 
 
 def effective_batch(profile: Profile, processes: int = 1) -> int:

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Hint, Profile, hints, load_profile
+from .config import Hint, Profile, data_paths, hints, load_profile
 from .run_record import RunRecord, write_run_record
 from .run_store import create_run_dir, sanitize_name
 
@@ -28,16 +28,17 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
 
 
-def check(profile_ref: str, data: str | None, overrides: list[str], workspace: Path | None = None,
+def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], workspace: Path | None = None,
           check_model: bool = True) -> Preflight:
     from .dataset import DatasetError
 
     profile = load_profile(profile_ref, overrides, workspace=workspace)
     if data:
-        profile.data.path = data
+        profile.data.path = data if isinstance(data, str) or len(data) > 1 else data[0]
     if not profile.data.path:
         raise PreflightError("no training data: pass --data PATH or set data.path in the profile")
-    profile.data.path = str(Path(profile.data.path).expanduser().resolve()) if Path(profile.data.path).expanduser().exists() else profile.data.path
+    resolved = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in data_paths(profile.data)]
+    profile.data.path = resolved if len(resolved) > 1 else resolved[0]
     if profile.data.eval_file:
         profile.data.eval_file = str(Path(profile.data.eval_file).expanduser().resolve())
     for key in ("golden", "safety", "general"):  # the engine runs from the run directory
@@ -98,7 +99,7 @@ def check(profile_ref: str, data: str | None, overrides: list[str], workspace: P
             raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
                                  f"({prepared.format}); set model.chat_template to a Jinja template file")
         masking = check_masks(profile, prepared, tokenizer, pre.warnings)
-    pre.record_fields = dict(base_model=profile.model.base, dataset_path=profile.data.path,
+    pre.record_fields = dict(base_model=profile.model.base, dataset_path=" + ".join(data_paths(profile.data)),
                              dataset_format=prepared.format, dataset_fingerprint=prepared.fingerprint,
                              rows=len(prepared.train_rows) + len(prepared.eval_rows),
                              train_rows=len(prepared.train_rows), eval_rows=len(prepared.eval_rows),
@@ -180,7 +181,7 @@ def no_heldout_warning(profile: Profile, prepared) -> str:
 
 
 def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
-    name = sanitize_name(name or Path(pre.profile.data.path).stem or "run")
+    name = sanitize_name(name or Path(data_paths(pre.profile.data)[0]).stem or "run")
     run_dir = create_run_dir(workspace, name)
     from . import contract as C
     from .run_store import write_status
@@ -189,5 +190,6 @@ def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
                        command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]), **pre.record_fields)
     write_run_record(run_dir, record)
     write_status(run_dir, state=C.QUEUED, name=name, id=run_dir.name, base_model=record.base_model,
-                 method=pre.profile.method.method, adapter=pre.profile.method.adapter, created=record.created)
+                 method=pre.profile.method.method, adapter=pre.profile.method.adapter, created=record.created,
+                 **({"parent": record.parent} if record.parent else {}))
     return run_dir

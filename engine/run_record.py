@@ -42,6 +42,7 @@ class RunRecord:
     created: float = field(default_factory=time.time)
     tunedeck_version: str = VERSION
     command: str = ""
+    parent: str = ""             # the run this one was started from (`tunedeck run --from`, N in the app)
 
     def run_table(self) -> dict[str, Any]:
         d = asdict(self)

@@ -27,7 +27,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         "gate_verdict": status.get("gate_verdict"), "gate_best": status.get("gate_best"),
         "started": started, "duration_s": (end - started) if started else None,
         "message": status.get("message") or "", "dir": str(run_dir),
-        "sweep": status.get("sweep"), "queue_position": status.get("queue_position") if status["state"] == C.QUEUED else None,
+        "sweep": status.get("sweep"), "parent": status.get("parent"), "queue_position": status.get("queue_position") if status["state"] == C.QUEUED else None,
     }
 
 
@@ -70,6 +70,7 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
     profile = record.profile
     return {
         **run_row(run_dir),
+        "parent": record.parent or None,
         "base_model": record.base_model, "revision": profile.model.revision or None,
         "method": profile.method.method, "adapter": profile.method.adapter,
         "dataset": {"path": record.dataset_path, "format": record.dataset_format,

@@ -45,13 +45,13 @@ class PreparedData:
 
 def prepare_data(profile: Profile) -> PreparedData:
     """Load, validate and split the data exactly as the launch did (same seed, same hash split)."""
+    from .config import data_paths
+    from .data_files import load_data_files
     from .dataset import DatasetError, load_dataset
     from .split import fingerprint, split_indices
 
     d = profile.data
-    loaded = load_dataset(d.path, format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
-    if loaded.error_count() and d.on_invalid == "error":
-        raise DatasetError(loaded.summary())
+    loaded = load_data_files(data_paths(d), format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
     rows = loaded.rows
     if d.eval_file:
         eval_loaded = load_dataset(d.eval_file, format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
@@ -59,23 +59,23 @@ def prepare_data(profile: Profile) -> PreparedData:
             raise DatasetError(eval_loaded.summary())
         train_rows, eval_rows = rows, eval_loaded.rows
         fp = fingerprint(rows, val_fraction=0.0, seed=profile.optim.seed, eval_rows=eval_rows)
-        train_where = [f"{d.path}:{line}" for line in loaded.lines]
+        train_where = list(loaded.where)
         eval_where = [f"{d.eval_file}:{line}" for line in eval_loaded.lines]
     else:
         train_idx, eval_idx = split_indices(rows, d.val_fraction, profile.optim.seed)
         train_rows, eval_rows = [rows[i] for i in train_idx], [rows[i] for i in eval_idx]
         fp = fingerprint(rows, val_fraction=d.val_fraction, seed=profile.optim.seed)
-        train_where = [f"{d.path}:{loaded.lines[i]}" for i in train_idx]
-        eval_where = [f"{d.path}:{loaded.lines[i]}" for i in eval_idx]
+        train_where = [loaded.where[i] for i in train_idx]
+        eval_where = [loaded.where[i] for i in eval_idx]
     if not train_rows:
-        raise DatasetError(f"{d.path}: no valid training rows left after validation and the split")
+        raise DatasetError(f"{loaded.name}: no valid training rows left after validation and the split")
     chat_from_strings = isinstance(train_rows[0].get("completion"), str) and plain_rows_use_template(profile)
     if chat_from_strings:
         from .loss_masks import strings_as_chat  # the fingerprint above stays the file's own rows
 
         train_rows, eval_rows = strings_as_chat(train_rows), strings_as_chat(eval_rows)
-    notes = loaded.warning_notes() + (eval_loaded.warning_notes() if d.eval_file else [])
-    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_column_notes(),
+    notes = loaded.warnings + (eval_loaded.warning_notes() if d.eval_file else [])
+    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_columns,
                         train_where, eval_where, chat_from_strings, data_warnings=notes)
 
 
