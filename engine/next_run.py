@@ -59,7 +59,8 @@ def write_next_profile(workspace: Path, run_dir: Path) -> NextRun:
     frozen_path.write_text(f"# The resolved profile of run {record.id}, frozen at its launch (from its run.toml).\n"
                            + to_toml(frozen), encoding="utf-8")
     parent_paths = data_paths(record.profile.data)
-    paths = list(parent_paths)
+    # a record written without data.path in its profile still names its data in [run] dataset_path
+    paths = list(parent_paths) or ([p for p in record.dataset_path.split(" + ") if p] if record.dataset_path else [])
     fixes = fixes_path(workspace, record.id)
     joined = None
     if _has_rows(fixes) and str(fixes.resolve()) not in paths:

@@ -139,3 +139,4 @@ def test_run_from_trains_on_the_parents_data_plus_its_fixes_and_records_the_pare
     assert load_run_record(workspace / "runs" / child).parent == parent
     listed = {r["id"]: r for r in json.loads(tunedeck("ls", "--json", check=True).stdout)}
     assert listed[child]["parent"] == parent and listed[parent]["parent"] is None
+

@@ -93,6 +93,8 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         Binding("x", "export", "Export", tooltip="Export the selected checkpoint: adapter or merged model", id="checkpoints.export"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected checkpoint's folder (asks; never the chosen or best)", id="checkpoints.delete"),
         Binding("R", "rules", "Rules", tooltip="Edit the gate's rules and re-judge every checkpoint (no retraining)", id="checkpoints.rules"),
+        Binding("N", "next_run", "Next run", show=False, tooltip="The next run from this one: its settings, its data plus "
+                "its fixes, what changed shown before launch", id="checkpoints.next_run"),
         Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
     ]
     DEFAULT_CSS = """
@@ -256,6 +258,11 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         return row
 
     # ---- actions ----------------------------------------------------------------------------
+
+    def action_next_run(self) -> None:
+        from ..next_run import open_next_run
+
+        open_next_run(self.app, self.run_dir)
 
     def action_back(self) -> None:
         self.app.pop_screen()

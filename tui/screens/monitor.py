@@ -71,6 +71,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         Binding("c", "checkpoint", "Save now", tooltip="Save a checkpoint at the next step, keep training", id="monitor.checkpoint"),
         Binding("e", "eval", "Eval now", tooltip="At the next step: validation loss, a checkpoint, and the eval gate on it", id="monitor.eval"),
         Binding("r", "resume", "Resume", tooltip="Resume this stopped, crashed or failed run", id="monitor.resume"),
+        Binding("N", "next_run", "Next run", show=False, tooltip="The next run from this one: its settings, its data plus "
+                "its fixes, what changed shown before launch", id="monitor.next_run"),
         Binding("o", "checkpoints", "Checkpoints", tooltip="Checkpoints and the eval gate: scores, verdicts, review, export", id="monitor.checkpoints"),
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss with an EMA (toggle)", id="monitor.smoothing"),
         Binding("l", "toggle_log_scale", "Log", tooltip="Log scale for the loss axis (toggle)", id="monitor.log_scale"),
@@ -264,6 +266,11 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     def on_run_action_done(self, message: RunActionDone) -> None:
         self.notify(message.text, severity="information" if message.ok else "error")
+
+    def action_next_run(self) -> None:
+        from ..next_run import open_next_run
+
+        open_next_run(self.app, self.run_dir)
 
     def action_checkpoints(self) -> None:
         from .checkpoints import CheckpointsScreen

@@ -21,9 +21,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
+from rich.markup import escape
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from engine.config import Profile, ProfileError, load_profile, to_toml
+from engine.config import Profile, ProfileError, data_paths, load_profile, to_toml
 
 from ..profile_io import is_user_profile, save_profile, user_profile_dir
 from ..widgets.dataset_pane import DatasetPane, InspectRequest
@@ -114,8 +115,9 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     ]
 
     def __init__(self, workspace: Path, on_launched: Callable[[str], None] | None = None, profile: str = "lora",
-                 data: str | None = None, run_name: str | None = None) -> None:
+                 data: str | None = None, run_name: str | None = None, parent=None) -> None:
         super().__init__()
+        self.parent_run = parent  # engine.next_run.NextRun when opened with N on a run: the next run from it
         self.workspace = Path(workspace)
         self.on_launched = on_launched
         self.initial_profile = profile
@@ -142,6 +144,26 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
         if picker.entry(self.initial_profile):
             picker.pick(self.initial_profile)
         self.query_one("#profile-list").focus()
+        for w in self.parent_run.warnings if self.parent_run is not None else []:
+            self.notify(w, title="Fixes", severity="warning", timeout=10)
+
+    def _from_parent(self) -> bool:
+        """The form still holds the next-run profile (picking another profile starts afresh)."""
+        return (self.parent_run is not None and self.picked is not None
+                and Path(self.picked.path).resolve() == Path(self.parent_run.profile_path).resolve())
+
+    def parent_changes(self) -> list[str]:
+        """What this run changes against the run it comes from, as the form stands."""
+        from engine.next_run import profile_changes
+
+        p = self.form.profile
+        return profile_changes(self.parent_run.parent_profile, p) if p is not None and self._from_parent() else []
+
+    def _show_parent_changes(self) -> None:
+        nxt = self.parent_run
+        self.sub_title = f"next run from {nxt.parent}"
+        self._status(f"next run from [b]{nxt.parent}[/]: "
+                     + escape("; ".join(self.parent_changes()) or "no changes yet (same data, same settings)"))
 
     @property
     def form(self) -> HyperparamForm:
@@ -171,16 +193,21 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             profile.model.base = old.model.base
         self.form.set_profile(profile)
         self._status(f"profile [b]{event.entry.name}[/] ({event.entry.path})")
+        if self._from_parent():
+            self._show_parent_changes()
 
     @on(HyperparamForm.Changed)
     def _form_changed(self, event: HyperparamForm.Changed) -> None:
         p = event.profile
         if p is None:
             return
+        if self._from_parent():
+            self._show_parent_changes()
         self.dataset.set_max_seq_len(p.data.max_seq_len)
-        key = (p.data.path, p.data.format, p.method.method, p.data.val_fraction, p.optim.seed, p.model.base,
+        key = (str(p.data.path), p.data.format, p.method.method, p.data.val_fraction, p.optim.seed, p.model.base,
                p.data.eval_file, p.model.chat_template, p.data.assistant_only_loss)
-        if p.data.path and key != self._inspected_key and Path(p.data.path).expanduser().exists():
+        first = (data_paths(p.data) or [""])[0]
+        if first and key != self._inspected_key and Path(first).expanduser().exists():
             self._inspected_key = key
             self.dataset.inspect(InspectRequest.from_profile(p))
 
@@ -296,6 +323,9 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     def _show_preflight(self, m: PreflightReady) -> None:
         lines = [f"BLOCKING: {b}" for b in m.blocking] + [f"warning: {w}" for w in m.warnings] + [m.memory]
+        if self._from_parent():
+            lines += [f"changed from {self.parent_run.parent}: {c}" for c in self.parent_changes()] or \
+                [f"same settings and data as {self.parent_run.parent}"]
         self.preflight_text = "\n".join(lines)
         if m.blocking:
             self._status(f"[red]cannot launch: {len(m.blocking)} blocking problem(s)[/]")
@@ -333,6 +363,8 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             except GpuBusy as e:
                 self.post_message(RunLaunched(None, error=f"{e}; launch again and choose Queue (q)"))
                 return
+        if self._from_parent():
+            pre.record_fields["parent"] = self.parent_run.parent
         run_dir = create_run(pre, self.workspace, self.run_name)
         pid = spawn_detached(run_dir, queue=queue)
         self.post_message(RunLaunched(run_dir, pid, queued=queue))

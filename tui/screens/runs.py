@@ -54,6 +54,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
     TITLE = "Runs"
     BINDINGS = [
         Binding("n", "new_run", "New run", tooltip="Pick a profile, edit it, check the data, launch", id="runs.new"),
+        Binding("N", "next_run", "Next run", show=False, tooltip="The next run from the selected one: its settings, "
+                "its data plus its fixes, what changed shown before launch", id="runs.next_run"),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter runs by words in id, name, state, model, method, gate", id="runs.filter"),
         Binding("s", "stop", "Stop", tooltip="Stop the selected run (saves a final checkpoint; asks first)", id="runs.stop"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected stopped, crashed or failed run", id="runs.resume"),
@@ -198,6 +200,15 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         from .new_run import NewRunScreen  # imported on demand: start-up stays light
 
         self.app.push_screen(NewRunScreen(self.workspace))
+
+    def action_next_run(self) -> None:
+        from ..next_run import open_next_run
+
+        row = self.selected
+        if not row or self.selected_group is not None:
+            self.notify("Select a run first.", severity="warning")
+            return
+        open_next_run(self.app, Path(row["dir"]))
 
     def action_filter(self) -> None:
         box = self.query_one(FilterInput)
@@ -351,6 +362,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         row = self.selected
         if len(marked) == 1 and row and row["id"] != marked[0]["id"]:
             return marked[0], row
+        if not marked and row and row.get("parent") in by_id:  # nothing marked: a run against its parent
+            return by_id[row["parent"]], row
         return None
 
     def action_compare(self) -> None:

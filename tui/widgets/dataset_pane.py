@@ -95,7 +95,11 @@ class InspectRequest:
     @classmethod
     def from_profile(cls, profile) -> "InspectRequest":
         d, o = profile.data, profile.optim
-        return cls(path=d.path, format=d.format, method=profile.method.method, max_seq_len=d.max_seq_len,
+        from engine.config import data_paths
+
+        # several files (data.path as a list, e.g. data plus fixes): the pane shows the first; the
+        # launch's pre-flight validates them all
+        return cls(path=(data_paths(d) or [""])[0], format=d.format, method=profile.method.method, max_seq_len=d.max_seq_len,
                    val_fraction=d.val_fraction, seed=o.seed, model=profile.model.base or None,
                    chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
                    eval_path=d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum, epochs=o.epochs,

@@ -32,7 +32,7 @@ def _is_list(spec: FieldSpec) -> bool:
 
 
 def to_text(spec: FieldSpec, value: Any) -> str:
-    if _is_list(spec):
+    if _is_list(spec) or (spec.many and isinstance(value, list)):
         return ", ".join(value or [])
     if isinstance(value, float):
         return f"{value:g}"
@@ -44,6 +44,9 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
     text = text.strip()
     if _is_list(spec):
         return [t.strip() for t in text.split(",") if t.strip()]
+    if spec.many and "," in text:  # data.path: several files, comma-separated
+        parts = [t.strip() for t in text.split(",") if t.strip()]
+        return parts if len(parts) > 1 else (parts[0] if parts else "")
     if spec.type is str:
         return text
     if text == "":

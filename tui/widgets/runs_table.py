@@ -59,7 +59,8 @@ def cells(row: dict, mark: str = "") -> dict[str, Text | str]:
     method = "/".join(x for x in (row.get("method"), row.get("adapter")) if x) or "-"
     model = Path(str(row.get("base_model"))).name if row.get("base_model") else "-"
     return {
-        "run": ("  " if row.get("sweep") else "") + run_label(row),  # a sweep's run sits under its group
+        # a sweep's run sits under its group; a run started from another (N, run --from) is marked ↳
+        "run": ("  " if row.get("sweep") else "") + ("↳ " if row.get("parent") else "") + run_label(row),
         "mark": Text(mark, style="bold yellow"),
         "state": state_cell(row),
         "progress": progress_cell(row),
@@ -94,7 +95,8 @@ def group_cells(group: SweepGroup) -> dict[str, Text | str]:
 
 def matches(row: dict, query: str) -> bool:
     """Every word of the query appears in the run's id, name, state, model, method or gate verdict."""
-    hay = " ".join(str(row.get(k) or "") for k in ("id", "name", "state", "base_model", "method", "adapter", "gate_verdict")).lower()
+    hay = " ".join(str(row.get(k) or "") for k in ("id", "name", "state", "base_model", "method", "adapter", "gate_verdict",
+                                                   "parent")).lower()
     return all(word in hay for word in query.lower().split())
 
 

@@ -1,0 +1,49 @@
+"""N on a run: the new-run screen opens on the next run from it (its frozen profile, its data plus fixes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, utc, wait_for_text, wait_until
+from engine.next_run import fixes_path
+from tui.screens.new_run import NewRunScreen
+from tui.widgets.runs_table import RunsTable
+
+_ = utc  # a pytest fixture, used by name
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def chat(q: str, a: str) -> dict:
+    return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+
+
+def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(tmp_path, utc):
+    ws = copy_workspace(tmp_path / "ws")
+    fixes = fixes_path(ws, COMPLETED)
+    fixes.parent.mkdir(parents=True)
+    write_jsonl(fixes, [chat("q1", "a better answer")])
+
+    async def scenario():
+        app = make_app(ws)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await wait_for_text(pilot, "extract·c0a1")
+            table = app.screen.query_one(RunsTable)
+            table.move_cursor(row=[table.get_row_at(i)[0] for i in range(table.row_count)].index("extract·c0a1"))
+            await pilot.press("N")
+            await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the new-run screen")
+            screen = app.screen
+            await wait_until(pilot, lambda: screen.form.profile is not None and screen._from_parent(), what="the next profile")
+            assert screen.form.profile.data.path == ["/data/extract.jsonl", str(fixes.resolve())]
+            assert screen.form.profile.lora.r == 16 and screen.form.profile.optim.max_steps == 400
+            assert screen.parent_changes() == [f"data.path: '' -> {['/data/extract.jsonl', str(fixes.resolve())]!r}"]
+            await wait_for_text(pilot, f"next run from {COMPLETED}")
+            screen.form.set_value("optim.learning_rate", 1e-4)
+            await wait_until(pilot, lambda: "optim.learning_rate: 0.0002 -> 0.0001" in "; ".join(screen.parent_changes()),
+                             what="an edit listed against the parent")
+
+    run(scenario())
