@@ -323,6 +323,19 @@ def _last_error(run: Path) -> str:
 
 # ---- telemetry -------------------------------------------------------------------------------------
 
+def engine_samples(run_dir: str) -> dict:
+    """The 'sample' events the engine's heartbeat wrote (what the monitor shows for a recorded run)."""
+    from engine import contract as C
+    from engine.event_log import read_events
+
+    if not run_dir or not (Path(run_dir) / C.EVENTS_JSONL).exists():
+        return {"events": 0}
+    evs = [e for e in read_events(Path(run_dir) / C.EVENTS_JSONL) if e.get("kind") == C.EV_SAMPLE]
+    with_gpu = [e for e in evs if e.get("gpus")]
+    return {"events": len(evs), "with_gpu_readings": len(with_gpu),
+            "gpu_unavailable": next((e.get("gpu_unavailable") for e in evs if e.get("gpu_unavailable")), None)}
+
+
 def telemetry_result(samples: list[dict], gpu: bool) -> dict:
     from engine import telemetry
 
@@ -484,7 +497,7 @@ def peak_tflops(name: str | None) -> float | None:
 
 
 def throughput(a: Assets, work: Path, steps: int, rounds: int, gpu: bool, gpu_name: str | None,
-               peak_override: float | None) -> dict:
+               peak_override: float | None, deadline: float = math.inf) -> dict:
     sets = fast_sets(a, steps, gpu)
     same = resolved_plain_config(a, sets, steps, work / "plain-same")
     batch, max_len = same["args"]["per_device_train_batch_size"], same["args"]["max_length"]
@@ -504,6 +517,9 @@ def throughput(a: Assets, work: Path, steps: int, rounds: int, gpu: bool, gpu_na
                 errors[name] = f"{type(exc).__name__}: {str(exc)[:600]}"
         print(f"  throughput round {r + 1}/{rounds}: " + ", ".join(
             f"{n} {x[-1]['tokens'] / x[-1]['runtime']:.0f} tok/s" for n, x in runs.items() if x), flush=True)
+        if time.perf_counter() > deadline and r + 1 < rounds:
+            errors["rounds"] = f"stopped after {r + 1} of {rounds} rounds: over the time budget"
+            break
     peak = peak_override or (peak_tflops(gpu_name) if gpu else None)
     out: dict = {"steps": steps, "rounds": rounds, "batch": batch, "max_length": max_len, "errors": errors,
                  "tunedeck_settings": {k: same["args"][k] for k in ("bf16", "gradient_checkpointing", "padding_free",
@@ -590,6 +606,9 @@ def print_table(results: dict) -> None:
                   f"{len(x['tokens_per_s'])}){mfu}")
         elif name in tp.get("errors", {}):
             print(f"{label:<34} {'failed':<8} {'':>6}  {tp['errors'][name][:160]}")
+    for key, msg in tp.get("errors", {}).items():
+        if key not in ("tunedeck", "plain_defaults", "plain_same"):
+            print(f"{'throughput (' + key + ')':<34} {'failed' if key == 'setup' else 'note':<8} {'':>6}  {msg[:160]}")
     if "speedup_vs_trl_defaults" in tp:
         print(f"{'speed-up vs TRL defaults':<34} {'':<8} {'':>6}  {tp['speedup_vs_trl_defaults']:.3f}x")
     if "ratio_vs_same_settings" in tp:
@@ -597,6 +616,7 @@ def print_table(results: dict) -> None:
               f"(goal >= 0.98; per CPU-second {tp['ratio_vs_same_settings_cpu_s']:.3f}), losses identical "
               f"{tp['losses_identical']} (max rel. diff {tp['loss_max_rel_diff']:.1e})")
     print(f"settings tunedeck resolved: {json.dumps(tp.get('tunedeck_settings', {}))}")
+    print(f"seconds per phase: {json.dumps(results.get('phase_seconds', {}))}")
 
 
 def main() -> int:
@@ -609,6 +629,8 @@ def main() -> int:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak of this GPU when its name is not known")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (models, runs) for a look")
+    ap.add_argument("--total-s", type=float, default=480.0,
+                    help="no further throughput round starts after this many seconds (default %(default)s)")
     ap.add_argument("--budget-s", type=float, default=420.0,
                     help="paths not started by then are skipped, leaving time for the throughput part (default %(default)s)")
     a = ap.parse_args()
@@ -630,6 +652,7 @@ def main() -> int:
         print(f"building the model and data in {work} ...", flush=True)
         assets = build_assets(work, gpu)
         results["model"] = assets.params
+        results["phase_seconds"] = {"model and data": round(time.perf_counter() - t0, 1)}
         specs = gpu_paths() if gpu else []
         if a.only:
             words = [w.strip().lower() for w in a.only.split(",") if w.strip()]
@@ -657,18 +680,27 @@ def main() -> int:
         if not gpu:
             for spec in gpu_paths():
                 results["paths"].append(asdict(PathResult(spec.name, "skipped", "no GPU")))
+        results["phase_seconds"]["paths"] = round(sum(p["seconds"] for p in results["paths"]), 1)
         try:
             results["telemetry"] = telemetry_result(samples.get("samples", []), gpu)
+            first_run = next((p["run_dir"] for p in results["paths"] if p.get("run_dir")), "")
+            t = results["telemetry"]
+            t["engine_sample_events"] = engine_samples(first_run)
+            if gpu and t["status"] == "ok" and not t["engine_sample_events"].get("with_gpu_readings"):
+                t["status"], t["reason"] = "failed", "the engine's own sample events (the monitor's source) carry no GPU readings"
         except Exception as exc:  # noqa: BLE001
             results["telemetry"] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
         if not a.skip_throughput:
             print("throughput: tunedeck's fastest profile, plain TRL with its defaults, plain TRL with tunedeck's "
                   "settings, alternating ...", flush=True)
+            t_tp = time.perf_counter()
             try:
-                results["throughput"] = throughput(assets, work, bench_steps, rounds, gpu, m.get("gpu"), a.peak_tflops)
+                results["throughput"] = throughput(assets, work, bench_steps, rounds, gpu, m.get("gpu"), a.peak_tflops,
+                                                   deadline=t0 + a.total_s)
             except Exception as exc:  # noqa: BLE001
                 results["throughput"] = {"errors": {"setup": f"{type(exc).__name__}: {exc}"},
                                          "traceback": traceback.format_exc(limit=-4)}
+            results["phase_seconds"]["throughput"] = round(time.perf_counter() - t_tp, 1)
     finally:
         results["seconds"] = round(time.perf_counter() - t0, 1)
         Path(a.out).write_text(json.dumps(results, indent=2, default=str))
