@@ -164,9 +164,10 @@ def enqueue(run_dir: Path, slots: list[str]) -> Path:
     return ticket
 
 
-def queue_entries(ws: Path, prune: bool = False) -> list[QueueEntry]:
+def queue_entries(ws: Path, prune: bool = False, until: str | None = None) -> list[QueueEntry]:
     """Queued runs in order. A ticket whose run is no longer queued (started, cancelled, its waiter
-    killed) is skipped, and removed when `prune`."""
+    killed) is skipped, and removed when `prune`. With `until`, stop after that run's ticket: a
+    waiter needs only the runs ahead of it, and each costs a status read and a process check."""
     try:
         names = sorted(n for n in os.listdir(_tickets(ws)) if n.endswith(".json") and not n.startswith("."))
     except FileNotFoundError:
@@ -185,6 +186,8 @@ def queue_entries(ws: Path, prune: bool = False) -> list[QueueEntry]:
             continue
         out.append(QueueEntry(len(out) + 1, data["run"], run_dir, list(data.get("slots") or [CPU_SLOT]),
                               float(data.get("queued_at") or 0), path))
+        if data["run"] == until:
+            break
     return out
 
 
@@ -299,10 +302,10 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
         while True:
             if _take_stop_request(run_dir):
                 return _cancel(run_dir, status, ticket)
-            entries = queue_entries(ws, prune=True)
+            entries = queue_entries(ws, prune=True, until=run_id)
             if not any(e.run_id == run_id for e in entries):
                 ticket = enqueue(run_dir, slots)  # our ticket went missing (removed by hand): back of the queue
-                entries = queue_entries(ws)
+                entries = queue_entries(ws, until=run_id)
             ahead = blockers(entries, run_id, slots)
             fds = None if ahead else try_lock_slots(ws, slots, run_id)
             if fds is not None:
