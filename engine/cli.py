@@ -239,7 +239,8 @@ def cmd_ls(args) -> int:
     for r in rows:
         total = f"/{r['total_steps']}" if r["total_steps"] else ""
         started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
-        table.add_row(r["id"], r["state"], Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
+        state = r["state"] + (f" #{r['queue_position']}" if r.get("queue_position") else "")  # place in the queue
+        table.add_row(r["id"], state, Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
                       f"{r['step']}{total}", _fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
                       _fmt_duration(r["duration_s"]))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
