@@ -34,6 +34,10 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         Binding("t", "cycle_tag", "Tag", tooltip="Cycle the tag filter through the examples' tags (and all)", id="examples.tag"),
         Binding("slash", "search", "Search", key_display="/", tooltip="Search id, prompt, reference and both outputs (enter keeps it, esc clears)", id="examples.search"),
         Binding("r", "review", "Review", tooltip="Label this checkpoint's sampled failures (review mode)", id="examples.review"),
+        Binding("a", "add_fix", "Fix", tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
+                "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)", id="examples.add_fix"),
+        Binding("F", "export_filtered", "Export shown", show=False, tooltip="Write every example the filters show to a "
+                "JSONL file, for review outside", id="examples.export"),
         Binding("1", "set_filter('regressed')", "Regressed", show=False, tooltip="Show regressed examples", id="examples.regressed"),
         Binding("2", "set_filter('fixed')", "Fixed", show=False, tooltip="Show fixed examples", id="examples.fixed"),
         Binding("3", "set_filter('still_failing')", "Still failing", show=False, tooltip="Show examples failing on both sides", id="examples.still_failing"),
@@ -204,3 +208,61 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         from .review import ReviewScreen
 
         self.app.push_screen(ReviewScreen(self.run_dir, self.checkpoint))
+
+    # ---- from failures to data --------------------------------------------------------------
+
+    def selected_pair(self):
+        table = self.query_one(ListTable)
+        key = table.selected_key if table.display else None
+        return self.comparison.get(key) if self.comparison and key else None
+
+    def action_add_fix(self) -> None:
+        from ..fix_editor import add_fix_from_record
+
+        pair = self.selected_pair()
+        add_fix_from_record(self.app, self.run_dir, (pair.right or pair.left) if pair else None)
+
+    def shown_examples(self) -> list[dict]:
+        """The examples the filters show, each with both sides' outputs and checks."""
+        from engine.eval_records import label
+
+        comp = self.comparison
+        if comp is None or comp.unevaluated:
+            return []
+        out = []
+        for p in comp.select(self.bucket, self.tag, self.search_words):
+            ex = p.shown
+            sides = {}
+            for side, rec in (("left", p.left), ("right", p.right)):
+                sides[side] = None if rec is None else {
+                    "checkpoint": label(self.against if side == "left" else self.checkpoint),
+                    **{k: rec.get(k) for k in ("output", "pass", "format_pass", "checks", "latency_ms")}}
+            out.append({"id": p.id, "bucket": p.bucket, "tags": list(p.tags), "set": ex.get("set"),
+                        "prompt": ex.get("prompt"), "reference": ex.get("reference"), **sides})
+        return out
+
+    def action_export_filtered(self) -> None:
+        from engine.eval_records import label
+
+        from .new_run import AskName
+
+        examples = self.shown_examples()
+        if not examples:
+            self.notify("No example to export: the filters show none.", severity="warning")
+            return
+        default = (self.run_dir.parent.parent / "failures" /
+                   f"{self.run_dir.name}-{label(self.checkpoint)}-{self.bucket}.jsonl")
+
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            from engine.fixes import export_examples
+
+            try:
+                written = export_examples(Path(path), examples)
+            except OSError as e:
+                self.notify(f"Cannot write {path}: {e.strerror or e}", severity="error")
+                return
+            self.notify(f"Wrote {len(examples)} examples ({BUCKET_NAMES[self.bucket]}) to {written}", title="Exported")
+
+        self.app.push_screen(AskName(f"Write the {len(examples)} examples shown to (JSONL):", str(default)), chosen)

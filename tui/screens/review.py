@@ -60,6 +60,8 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         Binding("u", "label('understandable')", "Understandable", tooltip="Label: an understandable mistake (saved at once, then the next one)", id="review.understandable"),
         Binding("w", "label('weird')", "Weird", tooltip="Label: new weird behaviour the base did not show (saved at once, then the next one)", id="review.weird"),
         Binding("a", "label('acceptable')", "Acceptable", tooltip="Label: not a failure, the check (or judge) was wrong (saved at once, then the next one)", id="review.acceptable"),
+        Binding("A", "add_fix", "Fix", tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
+                "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)", id="review.add_fix"),
         Binding("s", "skip", "Skip", tooltip="Leave this example unlabelled and go to the next unlabelled one", id="review.skip"),
         Binding("n", "note", "Note", tooltip="Write a note; enter keeps it for the next u/w (or saves it with the existing label)", id="review.note"),
         Binding("j,right", "move(1)", "Next", key_display="j/→", tooltip="Next sampled example", id="review.next"),
@@ -266,6 +268,12 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         self.index = max(0, min(len(self.sample) - 1, self.index + delta))
         self.message = Text("")
         self._show()
+
+    def action_add_fix(self) -> None:
+        from ..fix_editor import add_fix_from_record
+
+        pair = self.comparison.get(self.current) if getattr(self, "comparison", None) and self.current else None
+        add_fix_from_record(self.app, self.run_dir, (pair.right or pair.left) if pair else None)
 
     # ---- notes ------------------------------------------------------------------------------
 
