@@ -184,7 +184,16 @@ def cmd_resume(args) -> int:
         raise UserError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs resume")
     if state == C.COMPLETED and not args.force:
         raise UserError(f"run {run_dir.name} completed; nothing to resume")
+    if not args.queue:
+        from .launch import load_gpus
+        from .run_queue import gpu_conflicts, workspace_of
+
+        gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))  # a busy GPU: refuse now, not as a failed run
     print(run_dir.name, flush=True)
+    if args.queue:
+        from .queue_cmd import start_queued
+
+        return start_queued(run_dir, detach=args.detach, resume=True)
     if args.detach:
         spawn_detached(run_dir, resume=True)
         return 0
@@ -339,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time", help="Slurm time limit, e.g. 12:00:00 (with --slurm)")
     p = add("resume", "continue a stopped or crashed run from its latest complete checkpoint", cmd_resume, run_arg=True)
     p.add_argument("--detach", action="store_true", help="run in the background")
+    p.add_argument("--queue", action="store_true", help="wait (detached) until the GPUs it asks for are free, in the order queued")
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
     p = add("stop", "save a checkpoint and stop at the next step (same as SIGTERM to the engine); a queued run is "
             "cancelled; a sweep's name stops its running run and cancels its queued ones", cmd_stop, run_arg=True)

@@ -73,7 +73,10 @@ def spawn_detached(run_dir: Path, resume: bool = False, queue: bool = False) -> 
     processes, gpus = resolve_processes(run_dir)
     if queue:
         from .run_queue import enqueue, run_slots
+        from .run_store import write_status
 
+        # queued from now on (a resumed run too), with no pid until its waiter writes its own
+        write_status(run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message="queued")
         enqueue(run_dir, run_slots(run_dir))
     return _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes, queue), run_dir / C.ENGINE_LOG, gpus)
 

@@ -11,13 +11,16 @@ from . import contract as C
 from .run_store import read_status, resolve_workspace
 
 
-def start_queued(run_dir: Path, detach: bool) -> int:
-    """Queue a created run; follow it like `tunedeck run` unless detached (it waits detached either way)."""
+def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
+    """Queue a run (a new one, or a resume); follow it like `tunedeck run` unless detached (it waits
+    detached either way)."""
     from .cli import follow_run
     from .launch import spawn_detached
     from .run_queue import queue_position, workspace_of
 
-    spawn_detached(run_dir, queue=True)
+    events = run_dir / C.EVENTS_JSONL
+    offset = events.stat().st_size if events.exists() else 0  # follow only what this start writes
+    spawn_detached(run_dir, resume=resume, queue=True)
     position = queue_position(workspace_of(run_dir), run_dir.name)
     where = f"#{position} in the queue" if position else "queued"
     if detach:
@@ -25,7 +28,7 @@ def start_queued(run_dir: Path, detach: bool) -> int:
               f"see the queue with: tunedeck queue", file=sys.stderr)
         return 0
     print(f"{where}; waiting for its GPUs (Ctrl-C cancels it; closing this terminal does not)", file=sys.stderr, flush=True)
-    state = follow_run(run_dir)
+    state = follow_run(run_dir, offset=offset)
     return 0 if state in (C.COMPLETED, C.STOPPED) else 1
 
 

@@ -293,6 +293,7 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     mine = next((e for e in queue_entries(ws) if e.run_id == run_id), None)
     ticket = mine.ticket if mine else enqueue(run_dir, slots)
+    status.update(state=C.QUEUED, finished=None)
     events = EventWriter(run_dir / C.EVENTS_JSONL)
     events.emit(C.EV_STATE, state=C.QUEUED, message=f"queued for {', '.join(map(slot_label, slots))}",
                 pid=os.getpid(), host=os.uname().nodename)

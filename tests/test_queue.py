@@ -102,7 +102,14 @@ def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data):
     assert list_checkpoints(second) == [] and not any(e["kind"] == C.EV_RUN_STARTED for e in read_events(second))
     assert queue_entries(workspace) == []
     assert read_status(first)["state"] == C.RUNNING  # the running run is not touched
+
+    # a cancelled run can be queued again: it waits behind the running one as before
+    tunedeck("resume", second.name, "--queue", "--detach", env=SLOW, check=True)
+    status = wait_for(lambda: (s := read_status(second)).get("queue_position") and s.get("pid") and s, what="queued again")
+    assert status["state"] == C.QUEUED and f"(run {first.name})" in status["message"]
     tunedeck("stop", first.name, "--wait", check=True)
+    wait_for(lambda: read_status(second)["state"] == C.COMPLETED, timeout=300, what="the resumed run to run")
+    assert read_status(second)["started"] >= read_status(first)["finished"]
 
 
 @pytest.mark.slow
@@ -130,7 +137,7 @@ def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_m
 @pytest.mark.slow
 def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_model_dir, sft_data):
     """A GPU named in resources.gpus is locked whether or not the machine has one (here it has none: torch trains on CPU)."""
-    gpu = ["--set", "resources.gpus=7"]
+    gpu = ["--set", 'resources.gpus="7"']
     held = try_lock_slots(workspace, ["gpu-7"], "someone-else")
     try:
         refused = tunedeck(*run_args(tiny_model_dir, sft_data, "plain"), *gpu)
@@ -141,6 +148,12 @@ def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_m
                                               env=SLOW))
         status = wait_for(lambda: (s := read_status(queued)).get("queue_position") and s, what="the run to wait")
         assert "waiting for GPU 7 (run someone-else)" in status["message"]
+        tunedeck("stop", queued.name, "--wait", check=True)
+        refused = tunedeck("resume", queued.name)  # a resume is refused the same way, before any engine starts
+        assert refused.returncode == 2 and "GPU 7 is in use by run someone-else" in refused.stderr
+        assert read_status(queued)["state"] == C.STOPPED
+        tunedeck("resume", queued.name, "--queue", "--detach", env=SLOW, check=True)
+        wait_for(lambda: read_status(queued).get("queue_position"), what="queued again")
     finally:
         release_slots(held)
     wait_for(lambda: read_status(queued)["state"] == C.COMPLETED, timeout=300, what="the run to start once the GPU is free")

@@ -387,5 +387,12 @@ def resume(run_dir: Path) -> tuple[bool, str]:
     state = read_status(run_dir)["state"]
     if state not in C.RESUMABLE_STATES or is_locked(run_dir):
         return False, f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume."
+    from engine.launch import load_gpus
+    from engine.run_queue import GpuBusy, gpu_conflicts, workspace_of
+
+    try:
+        gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))
+    except GpuBusy as e:
+        return False, f"Run {run_dir.name} cannot resume now: {str(e).split(':')[0]}."
     pid = spawn_detached(run_dir, resume=True)
     return True, f"Resuming {run_dir.name} (engine pid {pid}); it continues from its latest complete checkpoint."
