@@ -150,3 +150,25 @@ def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, t
     wait_for(lambda: read_status(run_dir)["state"] == C.COMPLETED, timeout=300, what="the queued run to run")
     events = (run_dir / "events.jsonl").read_text()
     assert '"state":"queued"' in events  # it went through the queue
+
+
+def test_the_monitor_of_a_queued_run_says_where_it_waits_and_s_cancels(tmp_path, utc):
+    ws = make_sweep_workspace(tmp_path / "ws")
+    queued = ws / "runs" / RUN_IDS[3]
+
+    async def scenario():
+        app = make_app(ws)
+        async with app.run_test(size=(140, 30)) as pilot:
+            await wait_for_text(pilot, "▸ lr (4)")
+            app.open_monitor(queued)
+            await wait_for_text(pilot, "… queued", "queued #1: waiting for the CPU slot")
+            footer = await wait_until(pilot, lambda: next((line for line in screen_text(app).splitlines()
+                                                           if "esc Back" in line), None), what="the footer")
+            assert " s Stop" in footer and "Save now" not in footer and "Eval now" not in footer, footer  # nothing to save yet
+            await pilot.press("s")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+            assert f"Cancel queued run {RUN_IDS[3]}?" in screen_text(app)
+            await pilot.press("y")
+            await wait_until(pilot, lambda: stop_requests(queued), what="the cancel request")
+
+    run(scenario())

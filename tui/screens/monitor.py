@@ -221,8 +221,10 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         state = self.history.state if self.history.row else None
-        if action in ("stop", "checkpoint", "eval"):
+        if action == "stop":  # a queued run is cancelled
             return state in (C.RUNNING, C.QUEUED)
+        if action in ("checkpoint", "eval"):  # nothing to save or evaluate before training starts
+            return state == C.RUNNING
         if action == "resume":
             return state in C.RESUMABLE_STATES
         return True
@@ -238,6 +240,10 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             if yes:
                 self.send_control(C.CTL_STOP)
 
+        if self.history.state == C.QUEUED:
+            self.app.push_screen(ConfirmScreen(f"Cancel queued run {self.run_dir.name}?",
+                                               "It has not started: it leaves the queue and ends as stopped."), confirmed)
+            return
         self.app.push_screen(ConfirmScreen(f"Stop run {self.run_dir.name}?",
                                            "The engine saves a final checkpoint at the next step, then stops. "
                                            "It can be resumed later."), confirmed)

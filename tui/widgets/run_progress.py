@@ -42,7 +42,7 @@ class RunProgress(Widget):
             best = f" (checkpoint {gate.best})" if gate.best is not None else ""
             title.append("  gate: ")
             title.append(f"{gate.verdict or 'see log'}{best}", style=verdict_style(gate.verdict))
-        elif h.state not in C.LIVE_STATES and row.get("message"):
+        elif (h.state not in C.LIVE_STATES or h.state == C.QUEUED) and row.get("message"):  # how it ended, or where it waits
             title.append(f"  {row['message']}", style="dim")
         title.truncate(width, overflow="ellipsis")
 
