@@ -180,6 +180,13 @@ class TrackingConfig:
 
 
 @dataclass
+class NotifyConfig:
+    command: str = opt("", "A shell command the engine runs when the run ends (completed, stopped or failed, with the "
+                       "gate's verdict): TUNEDECK_RUN_ID, TUNEDECK_STATE, TUNEDECK_VERDICT and TUNEDECK_MESSAGE are in "
+                       "its environment, e.g. a webhook with curl. A failing command is a warning event, never a failed run.")
+
+
+@dataclass
 class Profile:
     description: str = opt("", "One line saying what this profile is for.")
     extends: str = opt("", "The profile this one inherits from.")
@@ -193,6 +200,7 @@ class Profile:
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -200,12 +208,12 @@ class Profile:
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "lora": LoraConfig, "optim": OptimConfig,
             "checkpoints": CheckpointConfig, "gate": GateConfig, "speed": SpeedConfig, "resources": ResourcesConfig,
-            "tracking": TrackingConfig}
+            "tracking": TrackingConfig, "notify": NotifyConfig}
 TOP_LEVEL = ("description", "extends")
 SECTION_TITLES = {"model": "Model", "data": "Data", "method": "Method and adapter", "lora": "LoRA adapter",
                   "optim": "Optimisation and schedule", "checkpoints": "Checkpoints and evaluation",
                   "gate": "Eval gate", "speed": "Throughput", "resources": "Resources",
-                  "tracking": "Experiment trackers"}
+                  "tracking": "Experiment trackers", "notify": "Notifications"}
 
 
 @dataclass

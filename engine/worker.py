@@ -97,10 +97,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         heartbeat.stop()
         status.update(state=final, finished=time.time(), message=message)
+        _notify(run_dir, events, final, message)
         events.emit(C.EV_DONE, state=final, message=message)
         events.close()
         lock.release()
     return rc
+
+
+def _notify(run_dir: Path, events: EventWriter, state: str, message: str) -> None:
+    """[notify] command, with the gate's verdict when it ran; it never changes the run's outcome."""
+    try:
+        from .notify import run_notify_command
+        from .run_record import load_run_record
+        from .run_store import read_status_file
+
+        command = load_run_record(run_dir).profile.notify.command
+        if command:
+            run_notify_command(command, run_dir, state, read_status_file(run_dir).get("gate_verdict"), message, events)
+    except Exception as e:  # noqa: BLE001 - a broken record or script must not hide the run's end
+        events.emit(C.EV_WARNING, code="notify_failed", message=f"notify.command: {e}")
 
 
 def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
@@ -52,6 +53,9 @@ class TunedeckApp(App[int]):
         self.known_runs: list[str] = []
         self.failures: list[str] = []  # every worker failure, routed here (tests read it)
         self.notices: list[str] = []  # every notification shown, newest last
+        from .run_bell import RunBell
+
+        self.run_bell = RunBell()  # rings when a run ends or gets its gate verdict (tui/run_bell.py)
 
     def notify(self, message: str, **kwargs) -> None:  # type: ignore[override]
         self.notices.append(str(message))
@@ -62,6 +66,8 @@ class TunedeckApp(App[int]):
         return RunsScreen(self.workspace)
 
     def on_mount(self) -> None:
+        self.set_interval(max(self.scan_interval, 1.0), self.watch_run_outcomes)
+        self.watch_run_outcomes()
         if self.keymap_overrides:
             self.set_keymap(self.keymap_overrides)
         if self.open_run:
@@ -87,6 +93,21 @@ class TunedeckApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    # ---- the bell ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="run-bell", name="watch run outcomes")
+    def watch_run_outcomes(self) -> None:
+        from .run_bell import read_outcomes
+
+        outcomes = read_outcomes(self.workspace)
+        self.call_from_thread(self._ring_for, outcomes)
+
+    def _ring_for(self, outcomes) -> None:
+        news = self.run_bell.update(outcomes)
+        if news:
+            self.bell()
+            self.notify("\n".join(news), title="Run finished" if len(news) == 1 else "Runs finished", timeout=10)
 
     # ---- the one place worker failures go ---------------------------------------------------
 
