@@ -1,7 +1,8 @@
 """`tunedeck demo` accuracy over seeds: the real pipeline (assets, run, engine worker, gate), one run per seed.
 
-Prints, per seed, the golden-set task score (held-out JSON match) of the base and of every checkpoint,
-and the best; accuracy is what matters here, timings on a shared machine are noisy.
+Prints, per seed, the gate's task score (golden JSON match and free-text chrF) of the base and of every
+checkpoint, the best, and the gate's sentence (task, format, safety, general); accuracy is what matters
+here, timings on a shared machine are noisy.
 
     python benchmarks/bench_demo.py [--seeds 42 7] [--workspace DIR]
 """
@@ -24,13 +25,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def task_scores(run_dir: Path) -> dict:
-    """{"base" or step: fraction of golden examples passed}, from the gate's records."""
-    out = {}
-    for f in sorted((run_dir / "evals").glob("*.jsonl")):
-        recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-        if recs and "pass" in recs[0]:
-            out[f.stem] = sum(bool(r["pass"]) for r in recs) / len(recs)
-    return out
+    """{"base" or step: share of golden task examples passed}, from the gate's summary."""
+    rows = json.loads((run_dir / "evals" / "gate.json").read_text())["rows"]
+    return {str(r["checkpoint"]): (r["task"] or 0.0) / 100 for r in rows}
+
+
+def gate_line(run_dir: Path) -> str:
+    summary = json.loads((run_dir / "evals" / "gate.json").read_text())
+    return f"verdict {summary['verdict']}: {summary['sentence']}"
 
 
 def main() -> None:
@@ -50,6 +52,7 @@ def main() -> None:
         best = max((v for k, v in scores.items() if k != "base"), default=0.0)
         shown = "  ".join(f"{k}={v:.3f}" for k, v in scores.items())
         print(f"seed {seed}: best {best:.3f}  ({shown})  {time.perf_counter() - t0:.0f}s  {run_dir}", flush=True)
+        print(f"  {gate_line(run_dir)}", flush=True)
 
 
 if __name__ == "__main__":
