@@ -16,7 +16,8 @@ from engine.train import PreparedData
 
 FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
         "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "optim.max_steps=6",
-        "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3", "--set", "data.val_fraction=0"]
+        "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3"]
+NO_SPLIT = ["--set", "data.val_fraction=0"]
 
 
 def _prepared(n_train: int) -> PreparedData:
@@ -43,7 +44,7 @@ def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 12, seed=3)
     proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
-                    *FAST, "--set", f"gate.golden={json.dumps(str(golden))}", "--set", "gate.max_new_tokens=16",
+                    *FAST, *NO_SPLIT, "--set", f"gate.golden={json.dumps(str(golden))}", "--set", "gate.max_new_tokens=16",
                     "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0")
     assert proc.returncode == 0, proc.stderr
     assert "no held-out split (data.val_fraction = 0 and no data.eval_file)" in proc.stderr
@@ -60,10 +61,15 @@ def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path
 
 
 @pytest.mark.slow
-def test_no_heldout_and_no_gate_set_skips_the_gate_with_a_notice(workspace, tiny_model_dir, sft_data):
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
+def test_a_split_that_comes_out_empty_trains_and_skips_the_gate_with_a_notice(workspace, tmp_path, tiny_model_dir,
+                                                                               demo_rows):
+    from engine.demo_data import write_jsonl
+
+    one_row = write_jsonl(tmp_path / "one.jsonl", demo_rows[:1])  # val_fraction 0.1 of one row holds nothing out
+    proc = tunedeck("run", "lora", "--data", str(one_row), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
                     *FAST, "--set", "gate.when=\"end\"")
     assert proc.returncode == 0, proc.stderr
+    assert "no held-out split (only 1 valid row: too few to hold any out at data.val_fraction = 0.1)" in proc.stderr
     assert "the eval gate will be skipped" in proc.stderr
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
     assert read_status(run)["state"] == C.COMPLETED
