@@ -9,7 +9,8 @@ When not one row parses as a JSON object the format is reported as "unknown" and
 A .jsonl file that holds a JSON array, pretty-printed records or one object is one DatasetError saying so.
 
 Formats (detected from the keys of the first rows, or forced):
-  messages           {"messages": [{"role", "content", ...}], "tools"?: [...]}   (OpenAI chat)
+  messages           {"messages": [{"role", "content", ...}], "tools"?: [...]}   (OpenAI chat; its older
+                     "functions" / "function_call" / role "function" rows become tools and tool calls)
   prompt_completion  {"prompt", "completion"}: two strings, or two message lists
   text               {"text": str}
   alpaca             {"instruction", "input"?, "output", "system"?, "history"?: [[instruction, response]]}
@@ -96,7 +97,7 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 # Columns each format reads; any other column is listed as ignored (with "did you mean" for near misses).
 _CHAT_EXTRAS = ("system", "tools")
 KNOWN_COLUMNS = {
-    "messages": ("messages", "tools"),
+    "messages": ("messages", "tools", "functions"),
     "sharegpt": ("conversations", "system", "tools"),
     "alpaca": ("instruction", "input", "output", "system", "history"),
     "text": ("text",),
@@ -743,14 +744,31 @@ def _sft_messages(r: _Row, obj: dict, method: str) -> dict | None:
     if "messages" not in obj:
         r.add("messages_missing", "messages", 'missing "messages"' + _other_format_hint(obj))
         return None
-    msgs = _conversation(r, obj["messages"], "messages")
+    msgs = _conversation(r, _legacy_function_calls(obj["messages"]), "messages")
     row: dict = {}
-    _tools(r, obj, row)
+    _tools(r, obj if "tools" in obj or "functions" not in obj else {"tools": obj["functions"]}, row)
     if msgs is None:
         return None
     _check_order(r, msgs, "messages", method)
     row = {"messages": msgs, **row}
     return row
+
+
+def _legacy_function_calls(msgs: Any) -> Any:
+    """OpenAI's older function-calling rows ("functions", an assistant "function_call", "function" results)
+    in today's spelling (tools, tool_calls, tool results), which the converters check."""
+    if not isinstance(msgs, list) or not any(isinstance(m, dict) and ("function_call" in m or m.get("role") == "function")
+                                             for m in msgs):
+        return msgs
+    out = []
+    for m in msgs:
+        if isinstance(m, dict) and isinstance(m.get("function_call"), dict):
+            m = {**{k: v for k, v in m.items() if k != "function_call" and not (k == "content" and v is None)},
+                 "tool_calls": [m["function_call"]]}
+        elif isinstance(m, dict) and m.get("role") == "function":
+            m = {**m, "role": "tool"}
+        out.append(m)
+    return out
 
 
 def _sft_sharegpt(r: _Row, obj: dict, method: str) -> dict | None:

@@ -157,6 +157,23 @@ def test_openai_tool_calls_without_content_are_valid(tmp_path):
     assert ds.ignored_columns == {"parallel_tool_calls": 2}
 
 
+def test_openai_legacy_function_calling_rows(tmp_path):
+    ds = load_dataset(jsonl(tmp_path / "d.jsonl", [{
+        "messages": [{"role": "user", "content": "Weather in Paris?"},
+                     {"role": "assistant", "content": None,
+                      "function_call": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+                     {"role": "function", "name": "get_weather", "content": "sunny"},
+                     {"role": "assistant", "content": "Sunny."}],
+        "functions": [{"name": "get_weather", "parameters": {"type": "object", "properties": {}}}]}]))
+    assert not ds.problems and not ds.ignored_columns
+    assert ds.rows[0]["messages"][1:3] == [
+        {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "get_weather",
+                                                                               "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": "sunny", "name": "get_weather"}]
+    assert ds.rows[0]["tools"] == [{"type": "function", "function": {"name": "get_weather",
+                                                                     "parameters": {"type": "object", "properties": {}}}}]
+
+
 def test_openai_preference_layout(tmp_path):
     ds = load_dataset(jsonl(tmp_path / "d.jsonl", [{
         "input": {"messages": [{"role": "user", "content": "How cold is it?"}], "tools": [], "parallel_tool_calls": True},
