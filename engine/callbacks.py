@@ -194,6 +194,11 @@ class RunCallback(TrainerCallback):
                                 and isinstance(v, (int, float)) and "runtime" not in k and "per_second" not in k})
             self._track_early_stopping(loss, step, control)
 
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        sampler = getattr(self, "live_sampler", None)
+        if sampler is not None and state.is_world_process_zero:
+            sampler.sample(kw.get("model"), kw.get("processing_class"), state.global_step, self.events, args.world_size)
+
     def _track_early_stopping(self, loss: float, step: int, control) -> None:
         if isinstance(loss, float) and math.isfinite(loss) and loss < self._best_eval:
             self._best_eval = loss

@@ -120,6 +120,8 @@ class CheckpointConfig:
     logging_steps: int = opt(5, "Log train loss every N steps.", min=1, max=100_000)
     keep: int = opt(5, "Checkpoints to keep (the best one is always kept).", min=1, max=10_000)
     early_stopping_patience: int = opt(0, "Stop after N evaluations without a better validation loss (0: off).", min=0, max=10_000)
+    sample_prompts: int = opt(3, "After each evaluation, the model answers this many fixed held-out prompts (greedy, "
+                              "short) and the monitor shows them beside the references (0: off).", min=0, max=32)
 
 
 @dataclass

@@ -53,6 +53,7 @@ EV_SAMPLE = "sample"  # cpu_percent, rss_bytes, sys_cpu_percent, sys_mem_used, s
 EV_CONTROL = "control"  # request, handled at step
 EV_GATE = "gate"  # gate results: checkpoint, verdict, scores, reasons
 EV_DONE = "done"  # state, step, message
+EV_LIVE_SAMPLES = "live_samples"  # step, samples: [{prompt, reference, output, new_tokens}] after each evaluation
 
 # Control requests: one file per request in control/, named <kind>-<time>-<pid>.json
 CTL_STOP = "stop"

@@ -239,6 +239,7 @@ def clear_incomplete_checkpoints(run_dir: Path, events: EventWriter) -> None:
 def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resume: bool = False) -> str:
     """Train to the end, a stop request, early stopping or a NaN; return the final state."""
     from .callbacks import GuardState, RunCallback
+    from .live_samples import LiveSampler
 
     record = load_run_record(run_dir)
     profile = record.profile
@@ -261,6 +262,7 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
     while True:
         guard = GuardState()
         callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
+        callback.live_sampler = LiveSampler.for_run(profile, data.eval_rows)  # what the model writes, after each eval
         _install_stop_signal(callback)
         trainer = build_trainer(run_dir, profile, record, data, [callback], guard)
         guard_trackers(trainer, run_dir, profile, events)  # a failing tracker is a warning, never a failed run

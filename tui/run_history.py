@@ -47,7 +47,8 @@ class RunHistory:
         self._rate: deque[tuple[float, float]] = deque(maxlen=RATE_WINDOW)
         self.caught_up = False
         self.skipped_lines = 0
-        self.version = {"series": 0, "row": 0, "checkpoints": 0, "samples": 0, "gate": 0, "lines": 0}
+        self.live_samples: list[dict] = []  # "live_samples" events: what the model wrote after each evaluation
+        self.version = {"series": 0, "row": 0, "checkpoints": 0, "samples": 0, "gate": 0, "lines": 0, "live": 0}
 
     # ---- applying what was read -------------------------------------------------------------
 
@@ -109,7 +110,11 @@ class RunHistory:
             for s in (self.train_loss, self.learning_rate, self.grad_norm, self.tokens_per_s, self.eval_loss):
                 s.truncate_after(cut)
             self._rate.clear()
-            changed.add("series")
+            self.live_samples = [e for e in self.live_samples if (e.get("step") or 0) <= cut]
+            changed |= {"series", "live"}
+        elif kind == C.EV_LIVE_SAMPLES:
+            self.live_samples.append(ev)
+            changed.add("live")
         elif kind == C.EV_GATE:
             self.gate.add_event(ev)
             self._rebuild_gate_file()

@@ -34,6 +34,7 @@ from ..throttle import Throttle
 from ..widgets.checkpoint_strip import CheckpointStrip
 from ..widgets.event_tail import EventTail
 from ..widgets.gpu_pane import GpuPane
+from ..widgets.live_samples import LiveSamples
 from ..widgets.loss_plot import LossPlot
 from ..widgets.metric_sparkline import MetricSparkline
 from ..widgets.run_progress import RunProgress
@@ -73,6 +74,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         Binding("r", "resume", "Resume", tooltip="Resume this stopped, crashed or failed run", id="monitor.resume"),
         Binding("N", "next_run", "Next run", show=False, tooltip="The next run from this one: its settings, its data plus "
                 "its fixes, what changed shown before launch", id="monitor.next_run"),
+        Binding("v", "earlier_samples", "Earlier samples", show=False, tooltip="Live samples: step back to an earlier "
+                "evaluation's answers (round to the newest)", id="monitor.earlier_samples"),
         Binding("o", "checkpoints", "Checkpoints", tooltip="Checkpoints and the eval gate: scores, verdicts, review, export", id="monitor.checkpoints"),
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss with an EMA (toggle)", id="monitor.smoothing"),
         Binding("l", "toggle_log_scale", "Log", tooltip="Log scale for the loss axis (toggle)", id="monitor.log_scale"),
@@ -110,6 +113,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
                 yield CheckpointStrip(h, id="checkpoint-strip")
             with VerticalScroll(id="side-pane"):
                 yield GpuPane(self.live, h.recorded, id="gpu-pane")
+                yield LiveSamples(id="live-samples")
         yield EventTail(h, id="event-tail")
         yield Footer(compact=True)
 
@@ -118,6 +122,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         masking = loss_masking_short(self.run_dir)
         self.sub_title = self.run_dir.name + (f" · loss on {masking}" if masking else "")
         self.query_one("#overfit-warning").display = False
+        self.query_one(LiveSamples).display = False
         self.query_one("#side-pane").border_title = "Engine · GPU"
         self.query_one("#event-tail").border_title = "Events"
         plot = self.query_one(LossPlot)
@@ -179,6 +184,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             self.query_one(EventTail).sync()
         if changed & {"samples", "telemetry"}:
             self._refresh_gpu_pane()
+        if "live" in changed:
+            self.query_one(LiveSamples).show(h.live_samples)
 
     def _show_overfitting(self) -> None:
         banner = self.query_one("#overfit-warning", Static)
@@ -272,6 +279,10 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     def on_run_action_done(self, message: RunActionDone) -> None:
         self.notify(message.text, severity="information" if message.ok else "error")
+
+    def action_earlier_samples(self) -> None:
+        if not self.query_one(LiveSamples).step_back():
+            self.notify("No earlier live samples: they come after each evaluation ([checkpoints] sample_prompts).")
 
     def action_next_run(self) -> None:
         from ..next_run import open_next_run
