@@ -26,6 +26,7 @@ class Preflight:
     record_fields: dict
     hints: list[Hint] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    data_rows: dict | None = None  # engine/data_versions.py: files, row hashes, eval set examples
 
 
 def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], workspace: Path | None = None,
@@ -63,17 +64,22 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
         prepared = prepare_data(profile)
     except DatasetError as e:
         raise PreflightError(str(e)) from None
+    sets = []
     if profile.gate.when != "never":
         from .eval_sets import EvalSetError, profile_sets
 
         try:
-            profile_sets(profile.gate)  # a broken eval set fails now, not after hours of training
+            sets = profile_sets(profile.gate)  # a broken eval set fails now, not after hours of training
         except EvalSetError as e:
             raise PreflightError(str(e)) from None
+    from .data_versions import data_rows_record
+
+    files = data_paths(profile.data) + ([profile.data.eval_file] if profile.data.eval_file else [])
+    data_rows = data_rows_record(files, prepared.train_rows, prepared.eval_rows, sets)
     if profile.method.method == "kto" and profile.optim.batch_size < 2:
         raise PreflightError("optim.batch_size: KTO needs at least 2 rows per batch (it estimates its KL term from "
                              f"the other rows of the batch), not {profile.optim.batch_size}")
-    pre = Preflight(profile, {}, hints(profile, train_rows=len(prepared.train_rows)))
+    pre = Preflight(profile, {}, hints(profile, train_rows=len(prepared.train_rows)), data_rows=data_rows)
     balance = kto_balance_warning(prepared.train_rows) if prepared.format == "kto" else None
     if balance:
         pre.warnings.append(balance)
@@ -189,6 +195,10 @@ def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
     record = RunRecord(id=run_dir.name, name=name, profile=pre.profile,
                        command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]), **pre.record_fields)
     write_run_record(run_dir, record)
+    if pre.data_rows is not None:
+        from .data_versions import write_data_rows
+
+        write_data_rows(run_dir, pre.data_rows)
     write_status(run_dir, state=C.QUEUED, name=name, id=run_dir.name, base_model=record.base_model,
                  method=pre.profile.method.method, adapter=pre.profile.method.adapter, created=record.created,
                  **({"parent": record.parent} if record.parent else {}))

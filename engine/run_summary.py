@@ -76,7 +76,7 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
         "dataset": {"path": record.dataset_path, "format": record.dataset_format,
                     "fingerprint": record.dataset_fingerprint, "rows": record.rows,
                     "train_rows": record.train_rows, "eval_rows": record.eval_rows,
-                    "skipped_rows": record.skipped_rows},
+                    "skipped_rows": record.skipped_rows, "files": _data_files(run_dir)},
         "loss_masking": record.loss_masking or None,
         "hyperparameters": profile.to_dict(),
         "checkpoints": checkpoints,
@@ -86,6 +86,14 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
         "errors": m["errors"], "warnings": m["warnings"],
         "command": record.command, "created": record.created,
     }
+
+
+def _data_files(run_dir: Path) -> list[dict] | None:
+    """Each data file's path, size and SHA-256 as recorded at launch (engine/data_versions.py)."""
+    from .data_versions import read_data_rows
+
+    rows = read_data_rows(run_dir)
+    return rows.get("files") if rows else None
 
 
 def _gate(run_dir: Path) -> dict[str, Any] | None:

@@ -68,6 +68,7 @@ class RunComparison:
     b: RunSide
     differences: list[ProfileDifference]
     data_match: str  # SAME_DATA, DIFFERENT_DATA, or why it cannot be told
+    data_changes: list[str] = field(default_factory=list)  # rows added/removed A -> B (engine/data_versions.py)
 
     @property
     def profile_problem(self) -> str | None:
@@ -83,7 +84,16 @@ def compare_runs(run_a: Path, run_b: Path, keep_going: Callable[[], bool] = lamb
     no longer wants the answer (the screen was closed) stops the read early."""
     a, b = read_side(Path(run_a), keep_going), read_side(Path(run_b), keep_going)
     differences = profile_differences(a.record, b.record) if a.record and b.record else []
-    return RunComparison(a=a, b=b, differences=differences, data_match=data_match(a.record, b.record))
+    return RunComparison(a=a, b=b, differences=differences, data_match=data_match(a.record, b.record),
+                         data_changes=data_changes(Path(run_a), Path(run_b)))
+
+
+def data_changes(run_a: Path, run_b: Path) -> list[str]:
+    """Rows added and removed from A's data and eval sets to B's; empty when a run recorded no rows."""
+    from engine.data_versions import diff_data, read_data_rows
+
+    a, b = read_data_rows(run_a), read_data_rows(run_b)
+    return diff_data(a, b).lines() if a is not None and b is not None else []
 
 
 def read_side(run_dir: Path, keep_going: Callable[[], bool] = lambda: True) -> RunSide:

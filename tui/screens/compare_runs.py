@@ -132,6 +132,8 @@ def notes(c: RunComparison) -> Text:
     """The data verdict and each run's gate sentence, which are too long for a table cell."""
     text = Text("Data: ")
     text.append(c.data_match, style="green" if c.data_match == SAME_DATA else "yellow")
+    if c.data_changes and c.data_match != SAME_DATA:
+        text.append(f" (from {c.a.label} to {c.b.label}: " + "; ".join(c.data_changes) + ")")
     for side in (c.a, c.b):
         text.append(f"\nGate {side.label}: ", style="bold")
         text.append((side.gate.sentence or "-") if side.gate else "no gate results")
