@@ -89,7 +89,7 @@ FORMATS = ("messages", "prompt_completion", "text", "alpaca", "sharegpt", "prefe
 METHODS = ("sft", "dpo", "kto")
 FORMAT_METHOD = {"preference": "dpo", "kto": "kto"}  # every other format is SFT data
 ROLES = ("system", "user", "assistant", "tool")
-MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
+MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id", "training")  # training: axolotl's
 SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "model": "assistant", "bing": "assistant", "bard": "assistant",
                   "tool": "tool", "observation": "tool", "function_response": "tool",
@@ -619,8 +619,15 @@ def _check_message(r: _Row, m: Any, where: str, role_key: str, content_key: str,
             elif out.get("role") not in (None, "assistant"):
                 r.add("invalid_weight", f"{where}.weight", f"weight is only allowed on assistant turns, not {out['role']}")
             elif value == 0:
-                r.add("weight_not_honoured", f"{where}.weight", "weight 0 is not honoured: this turn is trained on "
-                      "like every assistant turn; remove the turn or split the conversation", "warning")
+                out["weight"] = 0  # this reply stays in the context but does not train (OpenAI's per-message weight)
+        elif key == "training":  # axolotl's per-message switch: false on a reply is OpenAI's weight 0
+            if not isinstance(value, bool):
+                r.add("invalid_weight", f"{where}.training", f"training must be true or false, not {value!r}")
+            elif out.get("role") == "assistant" and not value:
+                out["weight"] = 0
+            elif out.get("role") != "assistant" and value:
+                r.add("invalid_weight", f"{where}.training", f"only assistant replies train, not {out.get('role')} "
+                      "turns; remove training: true or make the text an assistant reply")
         elif key == "tool_calls":
             if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
                 r.add("invalid_tool_calls", f"{where}.tool_calls", f"tool_calls must be a list of objects, not {_type(value)}")
@@ -903,8 +910,9 @@ def _sft_prompt_completion(r: _Row, obj: dict, method: str) -> dict | None:
         return None
     if any(m.get("role") not in ("assistant", "tool", None) for m in c):
         r.add("role_order", "completion", "a completion may only hold assistant (and tool) turns")
-    msgs = p + c
-    _check_order(r, msgs, "prompt+completion", method, completion_start=len(p))
+    _check_order(r, p + c, "prompt+completion", method, completion_start=len(p))
+    # the completion trains, the prompt does not: assistant turns inside the prompt (few-shot) get weight 0
+    msgs = [{**m, "weight": 0} if m.get("role") == "assistant" else m for m in p] + c
     return {"messages": msgs, **row}
 
 

@@ -319,3 +319,13 @@ def test_held_out_rows_and_eval_set_lines_carry_their_tools_to_the_gate_prompt(t
         load_eval_set(path, "golden")
     path.write_text(json.dumps(line) + "\n")
     assert "get_weather" in render_prompt(tok, load_eval_set(path, "golden").examples[0].prompt)
+
+
+def test_axolotl_training_false_is_weight_zero_and_training_true_on_a_user_turn_is_refused(tmp_path):
+    msgs = conversation()
+    msgs[2] = {**msgs[2], "training": False}
+    ok = load_dataset(_write(tmp_path / "ok.jsonl", [{"messages": msgs}]))
+    assert not ok.problems and ok.rows[0]["messages"][2]["weight"] == 0 and "weight" not in ok.rows[0]["messages"][4]
+    msgs[1] = {**msgs[1], "training": True}
+    bad = load_dataset(_write(tmp_path / "bad.jsonl", [{"messages": msgs}]))
+    assert [(p.line, p.field) for p in bad.problems] == [(1, "messages[1].training")] and not bad.rows
