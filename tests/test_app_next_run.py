@@ -42,6 +42,10 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
             assert screen.form.profile.lora.r == 16 and screen.form.profile.optim.max_steps == 400
             assert screen.parent_changes() == [f"data.path: '' -> {['/data/extract.jsonl', str(fixes.resolve())]!r}"]
             await wait_for_text(pilot, f"next run from {COMPLETED}")
+            from tui.path_suggester import PathSuggester
+
+            assert isinstance(screen.query_one("#f-data--path").suggester, PathSuggester)  # paths complete
+            assert screen.query_one("#f-model--base").suggester.models
             screen.form.set_value("optim.learning_rate", 1e-4)
             await wait_until(pilot, lambda: "optim.learning_rate: 0.0002 -> 0.0001" in "; ".join(screen.parent_changes()),
                              what="an edit listed against the parent")

@@ -22,6 +22,8 @@ from textual.widgets import Input, Label, Select, Static, Switch
 from engine.config import (SECTION_TITLES, FieldSpec, Profile, ProfileError, build_profile, effective_batch,
                            field_specs, hints)
 
+from ..path_suggester import PATH_KEYS, PathSuggester
+
 
 def field_id(key: str) -> str:
     return "f-" + key.replace(".", "--")
@@ -114,7 +116,9 @@ class HyperparamForm(VerticalScroll):
                 elif spec.type is bool:
                     yield Switch(value=bool(spec.default), id=fid, tooltip=spec.help)
                 else:
-                    yield Input(to_text(spec, spec.default), id=fid, tooltip=spec.help, select_on_focus=False, compact=True)
+                    suggester = PathSuggester(models=spec.key == "model.base") if spec.key in PATH_KEYS else None
+                    yield Input(to_text(spec, spec.default), id=fid, tooltip=spec.help, select_on_focus=False, compact=True,
+                                suggester=suggester)
             yield Static("", classes="form-error -empty", id=fid + "-error", markup=False)
 
     def on_mount(self) -> None:
