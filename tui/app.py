@@ -37,7 +37,7 @@ class TunedeckApp(App[int]):
     def __init__(self, workspace: Path, open_run: str | None = None, telemetry: TelemetrySource | None = None,
                  poll_interval: float = 0.25, status_interval: float = 1.0, scan_interval: float = 1.0,
                  telemetry_interval: float = 1.0, plot_interval: float = 2.0, refresh_interval: float = 1.0,
-                 keymap: dict[str, str] | None = None,
+                 keymap: dict[str, str] | None = None, remember_theme: bool = False,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.workspace = Path(workspace)
@@ -50,6 +50,7 @@ class TunedeckApp(App[int]):
         self.plot_interval = plot_interval  # the loss plot redraws at most this often
         self.refresh_interval = refresh_interval  # the other panes redraw at most this often
         self.keymap_overrides = keymap or {}
+        self.remember_theme = remember_theme  # keep the ctrl+t theme in settings.toml (the CLI's app; not tests)
         self.known_runs: list[str] = []
         self.failures: list[str] = []  # every worker failure, routed here (tests read it)
         self.notices: list[str] = []  # every notification shown, newest last
@@ -66,6 +67,13 @@ class TunedeckApp(App[int]):
         return RunsScreen(self.workspace)
 
     def on_mount(self) -> None:
+        if self.remember_theme:
+            from .settings import load_settings
+
+            saved = load_settings().get("theme")
+            if isinstance(saved, str) and saved in self.available_themes:
+                self.theme = saved
+            self.theme_changed_signal.subscribe(self, self._theme_changed)
         self.set_interval(max(self.scan_interval, 1.0), self.watch_run_outcomes)
         self.watch_run_outcomes()
         if self.keymap_overrides:
@@ -93,6 +101,14 @@ class TunedeckApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def _theme_changed(self, theme) -> None:
+        from .settings import save_setting, settings_path
+
+        try:
+            save_setting("theme", theme.name)
+        except OSError as e:
+            self.notify(f"The theme is not kept for next time: {settings_path()}: {e.strerror or e}", severity="warning")
 
     # ---- the bell ---------------------------------------------------------------------------
 
@@ -139,7 +155,7 @@ def run_app(argv: list[str]) -> int:
     keymap, problem = load_keymap()
     app = TunedeckApp(workspace, open_run=args.open_run,
                       telemetry=NoTelemetry("live readings are off (--no-telemetry)") if args.no_telemetry else None,
-                      keymap=keymap)
+                      keymap=keymap, remember_theme=True)
     if problem:
         print(f"tunedeck: ignoring keymap: {problem}", file=sys.stderr)
     app.run()
