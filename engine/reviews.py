@@ -31,6 +31,7 @@ from .eval_records import BASE, parse_checkpoint, read_records, records_path
 
 LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour",
           "acceptable": "acceptable answer (the check was wrong)"}
+WITHDRAWN = "withdrawn"  # a line with this label takes back the example's earlier label: unlabelled again
 DEFAULT_SAMPLE = 20
 
 
@@ -79,8 +80,8 @@ def sample_for_review(run_dir: Path, checkpoint, size: int | None = None, *, bas
 def add_review(run_dir: Path, checkpoint, example_id: str, label: str, note: str = "") -> dict:
     """Append one label, durable on return (write + fsync). ValueError for an unknown label."""
     step = _step(checkpoint)
-    if label not in LABELS:
-        raise ValueError(f"unknown review label {label!r}; expected one of {', '.join(LABELS)}")
+    if label not in LABELS and label != WITHDRAWN:
+        raise ValueError(f"unknown review label {label!r}; expected one of {', '.join(LABELS)} (or {WITHDRAWN})")
     if not isinstance(example_id, str) or not example_id:
         raise ValueError("example_id must be a non-empty string")
     entry = {"t": round(time.time(), 3), "checkpoint": step, "example": example_id, "label": label, "note": str(note or ""),
@@ -150,9 +151,12 @@ def _all_reviews(run_dir: Path) -> dict[tuple[int, str], dict]:
             e = json.loads(line)
         except ValueError:
             continue
-        if (isinstance(e, dict) and isinstance(e.get("checkpoint"), int) and isinstance(e.get("example"), str)
-                and e.get("label") in LABELS):
+        if not (isinstance(e, dict) and isinstance(e.get("checkpoint"), int) and isinstance(e.get("example"), str)):
+            continue
+        if e.get("label") in LABELS:
             out[(e["checkpoint"], e["example"])] = e
+        elif e.get("label") == WITHDRAWN:
+            out.pop((e["checkpoint"], e["example"]), None)
     return out
 
 

@@ -26,7 +26,7 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
 from engine.gate import load_gate_summary, summarize_run
-from engine.reviews import LABELS, add_review, load_reviews, review_state, sample_for_review
+from engine.reviews import LABELS, WITHDRAWN, add_review, load_reviews, review_state, sample_for_review
 from engine.run_store import engine_owns, write_status
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
@@ -62,6 +62,8 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         Binding("a", "label('acceptable')", "Acceptable", tooltip="Label: not a failure, the check (or judge) was wrong (saved at once, then the next one)", id="review.acceptable"),
         Binding("A", "add_fix", "Fix", tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
                 "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)", id="review.add_fix"),
+        Binding("x", "withdraw", "Withdraw", show=False, tooltip="Withdraw this example's label: unlabelled again "
+                "(appended, so the history stays)", id="review.withdraw"),
         Binding("s", "skip", "Skip", tooltip="Leave this example unlabelled and go to the next unlabelled one", id="review.skip"),
         Binding("n", "note", "Note", tooltip="Write a note; enter keeps it for the next u/w (or saves it with the existing label)", id="review.note"),
         Binding("j,right", "move(1)", "Next", key_display="j/→", tooltip="Next sampled example", id="review.next"),
@@ -206,7 +208,7 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
     # ---- labels -----------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        if action in ("label", "skip", "note", "move"):
+        if action in ("label", "skip", "note", "move", "withdraw"):
             return bool(self.loaded and self.sample) or None
         return True
 
@@ -268,6 +270,23 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         self.index = max(0, min(len(self.sample) - 1, self.index + delta))
         self.message = Text("")
         self._show()
+
+    def action_withdraw(self) -> None:
+        ex = self.current
+        if ex is None or ex not in self.labels:
+            self.message = Text("This example has no label to withdraw.", style="yellow")
+            self._show()
+            return
+        try:
+            add_review(self.run_dir, self.checkpoint, ex, WITHDRAWN)
+        except OSError as e:
+            self.message = Text(f"{ex}: the label was NOT withdrawn ({e})", style="bold red")
+            self._show()
+            return
+        self.labels.pop(ex)
+        self.message = Text(f"{ex}: label withdrawn — unlabelled again", style="yellow")
+        self._show()
+        self.rebuild_verdict()
 
     def action_add_fix(self) -> None:
         from ..fix_editor import add_fix_from_record
