@@ -37,3 +37,13 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
     if not isinstance(keys, dict):
         return {}, f"{path}: [keys] must be a table of binding id = \"key\""
     return {str(k): str(v) for k, v in keys.items() if isinstance(v, str)}, None
+
+
+_KEY_NAMES = {"slash": "/", "question_mark": "?", "space": "space", "escape": "esc"}
+
+
+def key_name(app, binding_id: str, default: str) -> str:
+    """The key a hint should name for a binding: the user's remapped one (keymap.toml), else the default."""
+    keys = (getattr(app, "keymap_overrides", None) or {}).get(binding_id)
+    first = keys.split(",")[0].strip() if keys else default
+    return _KEY_NAMES.get(first, first)

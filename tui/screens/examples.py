@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from engine.eval_records import BASE
 
 from ..example_filters import BUCKET_NAMES, FILTERS, MISSING, ExampleComparison, load_comparison
+from ..keymap import key_name
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail, pass_mark, side_title
 from ..widgets.filter_input import FilterInput
 from ..widgets.list_table import ListTable
@@ -120,7 +121,8 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
             empty.update(f"No eval results for {comp.unevaluated} in {self.run_dir.name}/evals.\n\n"
                          f"Run `tunedeck eval {self.run_dir.name}` first.")
         elif not pairs:
-            empty.update("No example matches these filters.\n\nf or 1-4 change the bucket, t the tag; esc clears the search.")
+            f, t = key_name(self.app, "examples.filter", "f"), key_name(self.app, "examples.tag", "t")
+            empty.update(f"No example matches these filters.\n\n{f} or 1-4 change the bucket, {t} the tag; esc clears the search.")
         empty.display = not pairs
         table.display = bool(pairs)
         self.query_one(ExampleDetail).display = bool(pairs)

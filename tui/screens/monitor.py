@@ -282,7 +282,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     def action_earlier_samples(self) -> None:
         if not self.query_one(LiveSamples).step_back():
-            self.notify("No earlier live samples: they come after each evaluation ([checkpoints] sample_prompts).")
+            self.notify("No earlier live samples: they come after each evaluation ([checkpoints] sample_prompts).",
+                        severity="information")
 
     def action_next_run(self) -> None:
         from ..next_run import open_next_run

@@ -31,8 +31,9 @@ from engine.run_store import engine_owns, write_status
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
 from ..gate_results import verdict_style
-from ..worker_failures import RoutesWorkerFailures
+from ..keymap import key_name
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
+from ..worker_failures import RoutesWorkerFailures
 
 _GATE_WRITE = threading.Lock()  # two screens (or two quick labels) never rebuild gate.json at once
 
@@ -127,7 +128,9 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         unlabelled = [i for i, ex in enumerate(sample) if ex not in labels]
         self.index = unlabelled[0] if unlabelled else 0
         if sample and not unlabelled:
-            self.message = Text("Every sampled failure is labelled; u/w relabels, j/k move.", style="green")
+            u, w = key_name(self.app, "review.understandable", "u"), key_name(self.app, "review.weird", "w")
+            j, k = key_name(self.app, "review.next", "j"), key_name(self.app, "review.previous", "k")
+            self.message = Text(f"Every sampled failure is labelled; {u}/{w} relabels, {j}/{k} move.", style="green")
         self._show_verdict(summary, current)
         self._show()
 

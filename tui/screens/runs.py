@@ -22,6 +22,7 @@ from engine.run_store import is_locked, list_runs, request_control, runs_root
 from engine.run_summary import run_row
 
 from ..gate_results import read_gate_file
+from ..keymap import key_name
 from ..messages import RunActionDone, RunsScanned
 from ..sweep_groups import SweepGroup, group_rows
 from ..widgets.filter_input import FilterInput
@@ -350,7 +351,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         else:
             self.marked = (self.marked + [row["id"]])[-2:]  # a third mark replaces the oldest
             if len(self.marked) == 1:
-                self.notify(f"{row['id']} marked A: press c on another run to compare them.")
+                c = key_name(self.app, "runs.compare", "c")
+                self.notify(f"{row['id']} marked A: press {c} on another run to compare them.")
         self._show()
 
     def compare_pair(self) -> tuple[dict, dict] | None:
@@ -372,7 +374,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
             self.action_sweep()
             return
         if pair is None:
-            self.notify("To compare two runs: mark a run with space, then press c on another.", severity="warning")
+            mark, c = key_name(self.app, "runs.mark", "space"), key_name(self.app, "runs.compare", "c")
+            self.notify(f"To compare two runs: mark a run with {mark}, then press {c} on another.", severity="warning")
             return
         from .compare_runs import CompareRunsScreen  # imported on demand: start-up stays light
 
