@@ -51,3 +51,48 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
                              what="an edit listed against the parent")
 
     run(scenario())
+
+
+def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path, monkeypatch, tiny_model_dir, sft_data):
+    """The issue's loop without leaving the app: N on a run, what changed shown, launch; the new run
+    trains the parent's data plus its fixes with the parent's settings and names its parent."""
+    import engine.launch
+    from engine.preflight import check, create_run
+    from engine.run_record import load_run_record
+    from tui.screens.confirm import ConfirmScreen
+    from tui.screens.monitor import RunMonitorScreen
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setattr(engine.launch, "spawn_detached", lambda run_dir, resume=False, queue=False: 4242)
+    ws = tmp_path / "ws"
+    profile = tmp_path / "parent.toml"
+    profile.write_text(f'extends = "lora"\n[model]\nbase = "{tiny_model_dir}"\n[optim]\nmax_steps = 3\n'
+                       f'learning_rate = 3e-4\nprecision = "fp32"\n[gate]\nwhen = "never"\n')
+    parent = create_run(check(str(profile), str(sft_data), [], workspace=ws), ws, "extract")
+    rows = [json.loads(line) for line in sft_data.read_text().splitlines()[:2]]
+    fixes = fixes_path(ws, parent.name)
+    fixes.parent.mkdir(parents=True)
+    write_jsonl(fixes, [chat(r["messages"][0]["content"], '{"fixed": true}') for r in rows])
+
+    async def scenario():
+        app = make_app(ws)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_for_text(pilot, "extract")
+            await pilot.press("N")
+            await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the new-run screen")
+            screen = app.screen
+            await wait_until(pilot, lambda: screen._from_parent() and screen.parent_changes(), what="the changes")
+            await wait_until(pilot, lambda: screen.dataset.report is not None, timeout=120, what="inspection")
+            await pilot.press("ctrl+l")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=60, what="summary")
+            await wait_for_text(pilot, f"changed from {parent.name}: data.path")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen), timeout=120, what="the monitor")
+            return app.screen.run_dir
+
+    child = run(scenario())
+    record = load_run_record(child)
+    assert record.parent == parent.name and child != parent
+    assert record.profile.data.path == [str(sft_data), str(fixes.resolve())]
+    assert record.profile.optim.learning_rate == 3e-4 and record.profile.optim.max_steps == 3
+    assert record.rows == load_run_record(parent).rows + 2
