@@ -6,6 +6,8 @@ since they replace the base's in place), prints {"ready": true, "checkpoint": N,
 JSON lines on stdin until EOF:
 
   {"id": 1, "messages": [{"role": "user", "content": "..."}], "max_new_tokens": 128}
+      ("base_messages": the base's own conversation, for a multi-turn chat where each model's earlier
+       answers differ; default: "messages")
       -> {"id": 1, "step": N, "base": {"text", "latency_ms", "new_tokens"}, "checkpoint": {...same keys}}
          ("step" says which checkpoint answered)
   {"id": 2, "cmd": "checkpoint", "step": M}  -> {"id": 2, "switched": true, "step": M}
@@ -96,12 +98,13 @@ class SideBySide:
                      system_prompt=system_prompt, temperature=s.temperature, top_p=s.top_p, seed=s.seed)[0]
         return {"text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
 
-    def answer(self, messages, max_new_tokens: int) -> dict:
+    def answer(self, messages, max_new_tokens: int, base_messages=None) -> dict:
+        base_messages = base_messages or messages  # multi-turn: the base continues its own conversation
         if self.full:
-            base = self._one(self.base_model, messages, max_new_tokens, self.system_prompt)
+            base = self._one(self.base_model, base_messages, max_new_tokens, self.system_prompt)
         else:
             with self.model.disable_adapter():  # the same weights without the adapter: what the base says
-                base = self._one(self.model, messages, max_new_tokens, self.system_prompt)
+                base = self._one(self.model, base_messages, max_new_tokens, self.system_prompt)
         return {"base": base, "checkpoint": self._one(self.model, messages, max_new_tokens), "step": self.step}
 
 
@@ -119,11 +122,12 @@ def parse_request(line: str, default_max_new_tokens: int) -> dict:
         if not isinstance(req.get("step"), (int, str)) or isinstance(req.get("step"), bool):
             raise RequestError("cmd 'checkpoint' needs \"step\": a step number, best, chosen or latest", rid)
         return req
-    messages = req.get("messages")
-    ok = isinstance(messages, str) or (isinstance(messages, list) and messages and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages))
-    if not ok:
-        raise RequestError('"messages" must be a non-empty list of {"role": str, "content": str} (or a plain-text prompt)', rid)
+    for key in ("messages", "base_messages") if "base_messages" in req else ("messages",):
+        messages = req.get(key)
+        ok = isinstance(messages, str) or (isinstance(messages, list) and messages and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages))
+        if not ok:
+            raise RequestError(f'"{key}" must be a non-empty list of {{"role": str, "content": str}} (or a plain-text prompt)', rid)
     n = req.get("max_new_tokens", default_max_new_tokens)
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_NEW_TOKENS:
         raise RequestError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}", rid)
@@ -146,7 +150,7 @@ def handle(models: SideBySide, line: str) -> dict:
         rid = req.get("id")
         if req.get("cmd") == "checkpoint":
             return {"id": rid, "switched": True, "step": models.switch(req["step"])}
-        return {"id": rid, **models.answer(req["messages"], req["max_new_tokens"])}
+        return {"id": rid, **models.answer(req["messages"], req["max_new_tokens"], req.get("base_messages"))}
     except Exception as e:
         if not isinstance(e, ValueError):
             traceback.print_exc(file=sys.stderr)  # the log gets the detail; the reply stays one line
@@ -253,10 +257,14 @@ class PlaygroundClient:
         self.checkpoint, self.info = ready.get("checkpoint"), ready
         return ready
 
-    def ask(self, messages, max_new_tokens: int | None = None, timeout: float | None = None) -> dict:
+    def ask(self, messages, max_new_tokens: int | None = None, timeout: float | None = None,
+            base_messages=None) -> dict:
         """Both answers: {"id", "step", "base": {text, latency_ms, new_tokens}, "checkpoint": {...}},
-        or {"id", "error"} when this request failed (the process keeps serving)."""
+        or {"id", "error"} when this request failed (the process keeps serving). `base_messages`: the
+        base's own conversation in a multi-turn chat (default: `messages`)."""
         req: dict = {"messages": messages}
+        if base_messages is not None:
+            req["base_messages"] = base_messages
         if max_new_tokens is not None:
             req["max_new_tokens"] = max_new_tokens
         return self.request(req, timeout)

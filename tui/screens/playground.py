@@ -104,15 +104,19 @@ def _answer_footer(answer: dict) -> str:
 class Exchange(Vertical):
     """One prompt and the two answers to it, base on the left, checkpoint on the right."""
 
-    def __init__(self, prompt: str, step: int | None, system_prompt: str = "", base_title: str = "base") -> None:
+    def __init__(self, prompt: str, step: int | None, system_prompt: str = "", base_title: str = "base",
+                 turn: int = 1) -> None:
         super().__init__(classes="exchange")
         self.prompt = prompt
+        self.turn = turn
         self.step = step
         self.system_prompt = system_prompt
         self.base_title = base_title
 
     def compose(self) -> ComposeResult:
         prompt = Text.assemble(("› ", "bold"), self.prompt)
+        if self.turn > 1:  # both models see the earlier turns of this conversation
+            prompt.append(f"  (turn {self.turn})", style="dim")
         if self.system_prompt:  # it changes what the checkpoint says: keep it with the exchange
             prompt.append(f"\n  system: {self.system_prompt}", style="dim")
         yield Static(prompt, classes="exchange-prompt")
@@ -189,6 +193,8 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
         Binding("escape", "back", "Back", tooltip="Back (closes the playground's model process)", id="playground.back"),
         Binding("ctrl+o", "switch_checkpoint", "Checkpoint", tooltip="Compare another checkpoint (or restart after a failure)",
                 id="playground.checkpoint"),
+        Binding("ctrl+n", "new_conversation", "New chat", tooltip="Start a new conversation: the next prompt has no "
+                "earlier turns", id="playground.new_conversation"),
         Binding("ctrl+s", "system_prompt", "System prompt",
                 tooltip="Set the system prompt the checkpoint gets (the base keeps the gate's)", id="playground.system"),
     ]
@@ -199,6 +205,9 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
         self.requested = checkpoint
         self.client: PlaygroundClient | None = None  # set once the engine process is ready
         self.system_prompt = ""
+        # the conversation so far: (prompt, base's answer, checkpoint's answer) per turn; each model
+        # continues its own conversation, since their earlier answers differ
+        self.turns: list[tuple[str, str, str]] = []
         self.busy = False  # loading, generating or switching: one request at a time
         self.failed: str | None = None  # why the engine is not there, once it failed to start or died
         self._leaving = threading.Event()  # set on unmount: a worker that finishes late closes what it started
@@ -306,24 +315,47 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
                 self.notify("wait for the models: one prompt at a time", timeout=3)
             return
         event.input.value = ""
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        messages.append({"role": "user", "content": prompt})
+        messages, base_messages = self.conversation(prompt)
         for hint in self.query("#playground-empty"):
             hint.remove()
         # the base answers with the gate's system prompt in place of ours (as the gate scored it)
         base_title = "base · gate's system prompt" if self.client.info.get("base_system_prompt") else "base"
-        exchange = Exchange(prompt, self.client.checkpoint, self.system_prompt, base_title)
+        exchange = Exchange(prompt, self.client.checkpoint, self.system_prompt, base_title, turn=len(self.turns) + 1)
         scroll = self.query_one("#playground-exchanges", VerticalScroll)
         scroll.mount(exchange)
         scroll.scroll_end(animate=False)
         self.busy = True
         self._status(f"generating: base and checkpoint-{self.client.checkpoint}…")
-        self.ask(self.client, exchange, messages)
+        self.ask(self.client, exchange, messages, base_messages)
+
+    def conversation(self, prompt: str) -> tuple[list[dict], list[dict]]:
+        """(the checkpoint's messages, the base's) with the earlier turns and `prompt` as the new user turn."""
+        start = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        mine, base = list(start), list(start)
+        for user, base_answer, answer in self.turns:
+            mine += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+            base += [{"role": "user", "content": user}, {"role": "assistant", "content": base_answer}]
+        turn = {"role": "user", "content": prompt}
+        return mine + [turn], base + [turn]
+
+    def action_new_conversation(self) -> None:
+        if self.busy:
+            self.notify("wait for the models first", timeout=3)
+            return
+        self._new_conversation("new conversation")
+
+    def _new_conversation(self, why: str) -> None:
+        if not self.turns:
+            return
+        self.turns = []
+        scroll = self.query_one("#playground-exchanges", VerticalScroll)
+        scroll.mount(Static(Text(f"── {why}: the next prompt starts afresh ──", style="dim"), classes="conversation-break"))
+        scroll.scroll_end(animate=False)
 
     @work(thread=True, exit_on_error=False, group="playground-ask", name="ask playground")
-    def ask(self, client: PlaygroundClient, exchange: Exchange, messages: list[dict]) -> None:
+    def ask(self, client: PlaygroundClient, exchange: Exchange, messages: list[dict], base_messages: list[dict]) -> None:
         try:
-            reply = client.ask(messages)
+            reply = client.ask(messages, base_messages=base_messages)
         except PlaygroundError as e:
             self.post_message(AnswersArrived(exchange, {"error": "no answer: the model process stopped"}))
             self.post_message(PlaygroundFailed(str(e)))
@@ -332,6 +364,9 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
 
     def on_answers_arrived(self, message: AnswersArrived) -> None:
         message.exchange.show(message.reply)
+        reply = message.reply
+        if "error" not in reply:  # a failed turn is not part of the conversation
+            self.turns.append((message.exchange.prompt, reply["base"]["text"], reply["checkpoint"]["text"]))
         self.query_one("#playground-exchanges", VerticalScroll).scroll_end(animate=False)
         if self.client is None:
             return
@@ -373,6 +408,8 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
     def on_checkpoint_switched(self, message: CheckpointSwitched) -> None:
         if self.client is None:
             return
+        if not message.error:  # another checkpoint did not write the earlier answers
+            self._new_conversation(f"now checkpoint-{self.client.checkpoint}")
         self.busy = False
         self._ready_status(message.error or "")
 
@@ -383,6 +420,8 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
     def _set_system_prompt(self, text: str | None) -> None:
         if text is None:
             return
+        if text != self.system_prompt:
+            self._new_conversation("new system prompt")
         self.system_prompt = text
         if self.client is not None and not self.busy:
             self._ready_status()
