@@ -1,0 +1,91 @@
+"""The tmux smoke test's first half under GNU screen: the real app in a real terminal multiplexer,
+on a run a live engine writes; the panes are drawn, new steps appear, q quits and the engine runs on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.app_harness import RUNNING, copy_workspace
+from test_app_tmux import step_on_screen
+
+SCREEN = shutil.which("screen")
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(SCREEN is None, reason="GNU screen is not installed: this smoke test needs it "
+                                                        "(CI installs it; apt-get install screen)")
+
+
+class Screen:
+    """Sessions under a private SCREENDIR, so the test never touches the user's own."""
+
+    def __init__(self, screendir: Path, env: dict[str, str]):
+        screendir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.env = {**os.environ, "SCREENDIR": str(screendir), **env}
+        self.dumps = screendir.parent
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([SCREEN, *args], capture_output=True, text=True, check=check, timeout=20, env=self.env)
+
+    def start(self, session: str, command: str) -> None:
+        # -U: UTF-8, so the panes' box and block characters reach the app and the hardcopy as drawn
+        self("-U", "-dmS", session, "sh", "-c", f"sleep 0.3; exec {command}")
+
+    def alive(self, session: str) -> bool:
+        return session in self("-ls", check=False).stdout
+
+    def capture(self, session: str) -> str:
+        out = self.dumps / f"{session}.txt"
+        out.unlink(missing_ok=True)
+        self("-U", "-S", session, "-X", "hardcopy", str(out), check=False)
+        deadline = time.monotonic() + 5
+        while not out.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return out.read_text(errors="replace") if out.exists() else ""
+
+    def wait_for(self, session: str, *needles: str, timeout: float = 40) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            if not self.alive(session):
+                raise AssertionError(f"screen session {session} ended early; last screen:\n{text}")
+            text = self.capture(session)
+            if all(n in text for n in needles):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {needles!r}; screen:\n{text}")
+
+
+def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path):
+    ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
+    run_dir = ws / "runs" / RUNNING
+    engine = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    screen = Screen(tmp_path / "screendir", {"TZ": "UTC", "TERM": "screen-256color", "PYTHONPATH": str(ROOT),
+                                             "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    session = f"tunedeck-test-{os.getpid()}"
+    try:
+        screen.start(session, f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING}")
+        text = screen.wait_for(session, "Loss", "running", "Events", "esc Back")  # hardcopy keeps ASCII only
+        first = step_on_screen(text)
+        deadline = time.monotonic() + 20
+        while step_on_screen(screen.capture(session)) <= first:  # new events appear
+            assert time.monotonic() < deadline, screen.capture(session)
+            time.sleep(0.2)
+        screen("-S", session, "-X", "stuff", "q")
+        deadline = time.monotonic() + 10
+        while screen.alive(session):
+            assert time.monotonic() < deadline, "the app did not quit on q"
+            time.sleep(0.1)
+        assert engine.poll() is None, "quitting the app stopped the engine"
+    finally:
+        screen("-S", session, "-X", "quit", check=False)
+        if engine.poll() is None:
+            engine.terminate()
+            engine.wait(timeout=10)
