@@ -219,6 +219,9 @@ def cmd_eval(args) -> int:
                 printer = None if args.json else _progress_printer()
                 summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
                                    progress=_progress_events(events, printer), overrides=overrides, reset=args.reset)
+                from .notify import notify_gate_verdict
+
+                notify_gate_verdict(run_dir, summary, events)  # [notify] command: the new verdict
             finally:
                 events.close()
     except (EvalSetError, GateError, PromptError, ProfileError) as e:

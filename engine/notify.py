@@ -44,3 +44,17 @@ def run_notify_command(command: str, run_dir: Path, state: str, verdict: str | N
     if events is not None:
         events.emit(C.EV_WARNING, code="notify_failed", message=warning)
     return warning
+
+
+def notify_gate_verdict(run_dir: Path, summary: dict | None, events=None) -> None:
+    """After `tunedeck eval` (the app's e, or by hand): the run's state with the gate's new verdict."""
+    from .run_record import load_run_record
+    from .run_store import read_status_file
+
+    try:
+        command = load_run_record(run_dir).profile.notify.command
+    except Exception:  # noqa: BLE001 - an unreadable record has no command to run
+        return
+    if command and summary:
+        state = read_status_file(run_dir).get("state") or ""
+        run_notify_command(command, run_dir, state, summary.get("verdict"), summary.get("sentence") or "", events)

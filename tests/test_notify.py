@@ -87,3 +87,19 @@ def test_the_engine_runs_the_notify_command_when_the_run_ends(workspace, tiny_mo
     warning = next(e for e in events if e.get("code") == "notify_failed")
     assert warning["message"] == "notify.command exited with status 5" and events[-1]["kind"] == C.EV_DONE
     assert "warning: notify.command exited with status 5" in proc.stdout
+
+
+def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
+    from engine.config import build_profile
+    from engine.notify import notify_gate_verdict
+    from engine.run_record import RunRecord, write_run_record
+    from engine.run_store import write_status
+
+    run_dir = tmp_path / "runs" / "20250101-000000-r-0001"
+    run_dir.mkdir(parents=True)
+    out = tmp_path / "told.txt"
+    profile = build_profile({"notify": {"command": f"echo $TUNEDECK_STATE $TUNEDECK_VERDICT > {out}"}})
+    write_run_record(run_dir, RunRecord(id=run_dir.name, name="r", profile=profile))
+    write_status(run_dir, state=C.COMPLETED)
+    notify_gate_verdict(run_dir, {"verdict": "fail", "sentence": "no checkpoint passed"})
+    assert out.read_text().split() == ["completed", "fail"]
