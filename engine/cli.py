@@ -127,6 +127,7 @@ def cmd_run(args) -> int:
                             "--from starts from that run's frozen profile")
         nxt = write_next_profile(ws, find_run(ws, args.from_run))
         parent, profile_ref = nxt.parent, str(nxt.profile_path)
+        args.name = args.name or nxt.parent_name  # the same experiment, a new attempt: the same name
         for line in changes_against_parent(nxt, args.set or [], ws, data=args.data):
             print(f"changed from {parent}: {line}", file=sys.stderr)
         for w in nxt.warnings if not args.data else []:

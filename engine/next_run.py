@@ -37,6 +37,7 @@ class NextRun:
     data: list[str]
     fixes: Path | None               # the fixes file joined to the data, if any
     warnings: list[str] = field(default_factory=list)
+    parent_name: str = ""            # the next run takes the parent's name unless given another
 
 
 def _has_rows(path: Path) -> bool:
@@ -73,7 +74,7 @@ def write_next_profile(workspace: Path, run_dir: Path) -> NextRun:
         doc["data"] = {"path": paths}
     child = next_profile_path(workspace, record.id)
     child.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    out = NextRun(record.id, child, record.profile, paths, joined)
+    out = NextRun(record.id, child, record.profile, paths, joined, parent_name=record.name)
     if joined is not None:
         gate = record.profile.gate
         sets = [s for s in (gate.golden, gate.safety, gate.general) if s]

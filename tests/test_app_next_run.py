@@ -92,7 +92,7 @@ def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path,
 
     child = run(scenario())
     record = load_run_record(child)
-    assert record.parent == parent.name and child != parent
+    assert record.parent == parent.name and child != parent and record.name == "extract"  # the parent's name
     assert record.profile.data.path == [str(sft_data), str(fixes.resolve())]
     assert record.profile.optim.learning_rate == 3e-4 and record.profile.optim.max_steps == 3
     assert record.rows == load_run_record(parent).rows + 2

@@ -88,7 +88,7 @@ def test_the_next_profile_extends_the_frozen_parent_and_adds_its_fixes(tmp_path)
     base = write_jsonl(tmp_path / "base.jsonl", [chat("q1", "a1")])
     parent = fake_parent(ws, base)
     nxt = write_next_profile(ws, parent)
-    assert nxt.fixes is None and nxt.data == [str(base)]
+    assert nxt.fixes is None and nxt.data == [str(base)] and nxt.parent_name == "parent"
     assert changes_against_parent(nxt, workspace=ws) == []
     fixes = fixes_path(ws, parent.name)
     fixes.parent.mkdir(parents=True)

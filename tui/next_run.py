@@ -23,4 +23,4 @@ def open_next_run(app, run_dir: Path) -> None:
     except (ProfileError, OSError) as e:
         app.notify(f"Cannot start the next run from {run_dir.name}: {e}", title="Next run", severity="error")
         return
-    app.push_screen(NewRunScreen(workspace, profile=nxt.profile_path.stem, parent=nxt))
+    app.push_screen(NewRunScreen(workspace, profile=nxt.profile_path.stem, parent=nxt, run_name=nxt.parent_name or None))
