@@ -268,6 +268,7 @@ def cmd_show(args) -> int:
     d, m = rec["dataset"], rec["metrics"]
     lines = [
         f"run        {rec['id']} ({rec['state']})  {rec['dir']}",
+        *([f"parent     {rec['parent']}"] if rec.get("parent") else []),
         f"base model {rec['base_model']}" + (f" @ {rec['revision']}" if rec["revision"] else ""),
         f"method     {rec['method']} / {rec['adapter']}",
         f"dataset    {d['path']} ({d['format']}, {d['train_rows']} train / {d['eval_rows']} eval) {d['fingerprint']}",

@@ -140,3 +140,19 @@ def test_run_from_trains_on_the_parents_data_plus_its_fixes_and_records_the_pare
     listed = {r["id"]: r for r in json.loads(tunedeck("ls", "--json", check=True).stdout)}
     assert listed[child]["parent"] == parent and listed[parent]["parent"] is None
 
+
+
+def test_show_names_the_parent(tmp_path):
+    from engine.run_store import write_status
+
+    ws = tmp_path / "ws"
+    parent = fake_parent(ws, write_jsonl(tmp_path / "base.jsonl", [chat("q1", "a1")]))
+    write_status(parent, state="completed")
+    child = ws / "runs" / "20250102-000000-parent-0002"
+    child.mkdir()
+    write_run_record(child, RunRecord(id=child.name, name="parent", profile=load_run_record(parent).profile,
+                                      parent=parent.name))
+    write_status(child, state="completed", parent=parent.name)
+    shown = tunedeck("show", child.name, "--workspace", str(ws), check=True).stdout
+    assert f"parent     {parent.name}" in shown
+    assert json.loads(tunedeck("show", child.name, "--workspace", str(ws), "--json", check=True).stdout)["parent"] == parent.name

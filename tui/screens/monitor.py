@@ -120,7 +120,11 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
     def on_mount(self) -> None:
         self.title = "Run monitor"
         masking = loss_masking_short(self.run_dir)
-        self.sub_title = self.run_dir.name + (f" · loss on {masking}" if masking else "")
+        from engine.run_store import read_status_file
+
+        parent = read_status_file(self.run_dir).get("parent")  # the run this one is the next run from
+        self.sub_title = (self.run_dir.name + (f" · from {parent}" if parent else "")
+                          + (f" · loss on {masking}" if masking else ""))
         self.query_one("#overfit-warning").display = False
         self.query_one(LiveSamples).display = False
         self.query_one("#side-pane").border_title = "Engine · GPU"
