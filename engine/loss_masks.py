@@ -232,22 +232,31 @@ def encode_spans(tokenizer, text: str, spans: list[tuple[int, int]] | None, add_
     if not getattr(tokenizer, "is_fast", False):
         raise MaskError("a slow (Python) tokenizer cannot map text to tokens, so the loss cannot be masked; "
                         "use the model's fast tokenizer, or set data.assistant_only_loss = \"off\"")
-    enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
-    return Encoded(ids, span_mask(np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2), spans).tolist())
+    encoding = tokenizer(text, add_special_tokens=add_special_tokens).encodings[0]
+    mask = [0] * len(encoding)
+    for start, end in token_ranges(encoding, spans):
+        mask[start:end] = [1] * (end - start)
+    return Encoded(list(encoding.ids), mask)
 
 
-def span_mask(offsets: np.ndarray, spans: list[tuple[int, int]] | None) -> np.ndarray:
-    """1 for every token whose first character lies in one of the character spans (None: every token).
-    Tokens the tokenizer adds itself (a BOS) cover no characters and never train."""
-    if spans is None:
-        return np.ones(len(offsets), dtype=np.int64)
-    starts = offsets[:, 0]
-    real = offsets[:, 1] > offsets[:, 0]
-    mask = np.zeros(len(offsets), dtype=bool)
+def token_ranges(encoding, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The token ranges [start, end) whose first character lies in each character span, for a `tokenizers`
+    Encoding. Looks up only the span boundaries (reading every offset costs more than the tokenisation);
+    tokens the tokenizer adds itself (a BOS) cover no characters and never train."""
+    out = []
     for a, b in spans:
-        mask |= (starts >= a) & (starts < b) & real
-    return mask.astype(np.int64)
+        first, last = encoding.char_to_token(a), encoding.char_to_token(b - 1)
+        if first is None or last is None:  # a character no token covers: read the offsets
+            starts = [s for s, e in encoding.offsets]
+            ok = [s < e for s, e in encoding.offsets]
+            idx = [i for i, s in enumerate(starts) if a <= s < b and ok[i]]
+            out.extend((i, i + 1) for i in idx)
+            continue
+        if encoding.token_to_chars(first)[0] < a:  # a token that straddles the span's start is not the reply's
+            first += 1
+        if last >= first:
+            out.append((first, last + 1))
+    return out
 
 
 def assistant_only_setting(setting: str) -> bool:

@@ -192,14 +192,13 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 def _masked_counts(enc, spans: list[tuple[int, int]] | None, limit: int) -> tuple[int, int, int]:
     """(length, trainable, trainable below `limit`) of one encoding, masked as the trainer masks it."""
-    from .loss_masks import span_mask
+    from .loss_masks import token_ranges
 
     n = len(enc)
     if spans is None:
         return n, n, min(n, limit)
-    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-    mask = span_mask(offsets, spans)
-    return n, int(mask.sum()), int(mask[:limit].sum())
+    ranges = token_ranges(enc, spans)
+    return n, sum(e - s for s, e in ranges), sum(max(0, min(e, limit) - s) for s, e in ranges)
 
 
 # ---- per-kind workers: each returns (length, trainable, trainable_kept) per row -------------------------
