@@ -92,7 +92,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         Binding("p", "playground", "Playground", tooltip="Ask the base model and the selected checkpoint your own prompts", id="checkpoints.playground"),
         Binding("x", "export", "Export", tooltip="Export the selected checkpoint: adapter or merged model", id="checkpoints.export"),
         Binding("d", "delete", "Delete", tooltip="Delete the selected checkpoint's folder (asks; never the chosen or best)", id="checkpoints.delete"),
-        Binding("R", "rules", "Rules", tooltip="Edit the gate's rules and re-judge every checkpoint (no retraining)", id="checkpoints.rules"),
+        Binding("R", "rules", "Rules", show=False, tooltip="Edit the gate's rules and re-judge every checkpoint (no retraining)", id="checkpoints.rules"),
         Binding("N", "next_run", "Next run", show=False, tooltip="The next run from this one: its settings, its data plus "
                 "its fixes, what changed shown before launch", id="checkpoints.next_run"),
         Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
