@@ -8,7 +8,7 @@ Chat rows ({"messages", "tools"?}) are rendered incrementally: for each assistan
 generation prompt, and the conversation through it. What the turn adds between the two is its
 reply and its end-of-turn marker (trailing whitespace after the marker does not train, nor does
 text a template writes only at the very end of a conversation, such as Phi-3.5's eos); those
-characters are mapped to tokens through the tokenizer's offsets. Nothing else trains: system
+characters are mapped to tokens through the encoding's character-to-token map. Nothing else trains: system
 prompt, user turns, tool results, role headers. A template whose render of a longer conversation
 does not start with its render of a shorter one rewrites earlier turns (it moves the system
 prompt, drops reasoning); such a row cannot be masked and is reported, never guessed.
@@ -27,18 +27,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
-
-ASSISTANT_REPLIES = "assistant_replies"    # incremental render of each assistant turn
-COMPLETION_ONLY = "completion_only"        # raw prompt/completion strings: the completion trains
-ALL_TOKENS = "all_tokens"                  # assistant_only_loss = off, or plain text rows
-
-MASKING_WORDS = {
-    ASSISTANT_REPLIES: "assistant replies and their end-of-turn tokens (incremental render of the chat template)",
-    COMPLETION_ONLY: "completion only (the prompt is masked)",
-    ALL_TOKENS: "all tokens",
-}
-
+ASSISTANT_REPLIES = "assistant replies and their end-of-turn tokens (incremental render of the chat template)"
+COMPLETION_ONLY = "completion only (the prompt is masked)"
 
 REWRITES = "rewrites earlier turns"  # in the message of a MaskError for a template that is not prefix-preserving
 
@@ -182,18 +172,13 @@ def _without_closing(tokenizer, through: str, full: str) -> str:
 
 
 class MaskEncoder:
-    """Canonical rows to input ids and loss masks; `mode` is one of the constants above."""
+    """Canonical rows to input ids and loss masks (assistant_only: data.assistant_only_loss is not "off")."""
 
     def __init__(self, tokenizer, assistant_only: bool = True):
         self.tokenizer = tokenizer
         self.renderer = ChatRenderer(tokenizer)
         self.assistant_only = assistant_only
         self.eos = tokenizer.eos_token
-
-    def mode(self, row: dict) -> str:
-        if not self.assistant_only or "text" in row:
-            return ALL_TOKENS
-        return ASSISTANT_REPLIES if "messages" in row else COMPLETION_ONLY
 
     def texts_and_spans(self, row: dict) -> tuple[str, list[tuple[int, int]] | None, bool]:
         """(text, trained character spans or None for every token, add_special_tokens)."""
@@ -295,11 +280,11 @@ def describe_masking(rows: list[dict], encoder: MaskEncoder, data_format: str = 
     if "text" in first:
         return "all tokens (plain text rows have no prompt to mask)"
     if "messages" in first:
-        words = MASKING_WORDS[ASSISTANT_REPLIES]
+        words = ASSISTANT_REPLIES
         if encoder.renderer.folds_system:
             words += "; the template has no system role, so the system message is folded into the first user turn"
         return words
-    return MASKING_WORDS[COMPLETION_ONLY] + "; raw prompt and completion strings, no chat template"
+    return COMPLETION_ONLY + "; raw prompt and completion strings, no chat template"
 
 
 def strings_as_chat(rows: list[dict]) -> list[dict]:
