@@ -39,7 +39,7 @@ def test_question_mark_lists_every_key(tmp_path, utc):
             for key, words in [("q", "Quit the app"), ("/", "Filter runs"), ("s", "Stop the selected run"),
                                ("d", "Delete the selected run"), ("enter", "Open the selected run"),
                                ("m", "Smooth the train loss"), ("l", "Log scale"), ("c", "Save a checkpoint at the next step"),
-                               ("e", "Run an evaluation"), ("o", "Checkpoints and the eval gate"), ("j", "Next row"),
+                               ("e", "At the next step: validation"), ("o", "Checkpoints and the eval gate"), ("j", "Next row"),
                                ("ctrl+p", "Command palette")]:
                 assert any(f" {key} " in line and words in line for line in text.splitlines()), (key, words)
             await pilot.press("escape")
