@@ -72,7 +72,8 @@ def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path)
     session = f"tunedeck-test-{os.getpid()}"
     try:
         screen.start(session, f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING}")
-        text = screen.wait_for(session, "Loss", "running", "Events", "esc Back")  # hardcopy keeps ASCII only
+        # hardcopy keeps ASCII only (no "▶ running"): the step counter shows once the run's status is read
+        text = screen.wait_for(session, "Loss", "running", "Events", "esc Back", "/1000 ")
         first = step_on_screen(text)
         deadline = time.monotonic() + 20
         while step_on_screen(screen.capture(session)) <= first:  # new events appear

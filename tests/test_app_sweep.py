@@ -162,9 +162,11 @@ def test_the_monitor_of_a_queued_run_says_where_it_waits_and_s_cancels(tmp_path,
             await wait_for_text(pilot, "▸ lr (4)")
             app.open_monitor(queued)
             await wait_for_text(pilot, "… queued", "queued #1: waiting for the CPU slot")
+            # the footer follows the state in a later refresh: wait for it rather than read it once
             footer = await wait_until(pilot, lambda: next((line for line in screen_text(app).splitlines()
-                                                           if "esc Back" in line), None), what="the footer")
-            assert " s Stop" in footer and "Save now" not in footer and "Eval now" not in footer, footer  # nothing to save yet
+                                                           if "esc Back" in line and " s Stop" in line), None),
+                                      what="the footer with Stop")
+            assert "Save now" not in footer and "Eval now" not in footer, footer  # nothing to save yet
             await pilot.press("s")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
             assert f"Cancel queued run {RUN_IDS[3]}?" in screen_text(app)

@@ -30,8 +30,9 @@ class RunProgress(Widget):
         h = self.history
         row = h.row
         width = self.size.width
+        # before the first status read the state is unknown: say nothing rather than "queued"
         title = Text.assemble((run_label(row) if row else h.run_dir.name, "bold"), "  ",
-                              (state_label(h.state), state_style(h.state)))
+                              (state_label(h.state), state_style(h.state)) if row else "")
         method = "/".join(x for x in (row.get("method"), row.get("adapter")) if x)
         if method:
             title.append(f"  {method}")
