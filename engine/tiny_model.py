@@ -26,10 +26,9 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_tokenizer(texts: list[str], vocab_size: int = 2048):
-    """A byte-level BPE trained on `texts` (a fraction of a second), as a fast HF tokenizer."""
+def train_byte_level_bpe(texts: list[str], special_tokens: list[str], vocab_size: int = 2048):
+    """A `tokenizers` byte-level BPE trained on `texts` (a fraction of a second), special tokens first."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
@@ -41,11 +40,19 @@ def build_tiny_tokenizer(texts: list[str], vocab_size: int = 2048):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[PAD, BOS, EOS],
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def build_tiny_tokenizer(texts: list[str], vocab_size: int = 2048):
+    """A byte-level BPE trained on `texts`, as a fast HF tokenizer with the ChatML template above."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = train_byte_level_bpe(texts, [PAD, BOS, EOS], vocab_size)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=None,
                                    unk_token=None, model_max_length=512)
     fast.chat_template = CHAT_TEMPLATE
