@@ -803,7 +803,7 @@ def _sharegpt_turns(r: _Row, turns: Any, prefix: str, obj: dict) -> list | None:
     role_key, content_key = _sharegpt_keys(turns)
     if isinstance(turns, list):
         turns = [_function_call_turn(r, t, f"{prefix}[{i}]", role_key, content_key) for i, t in enumerate(turns)]
-        if any(t is None for t in turns):
+        if any(t is _BAD_CALL for t in turns):  # its problem is already recorded
             return None
     msgs = _conversation(r, turns, prefix, role_key=role_key, content_key=content_key, role_map=SHAREGPT_ROLES)
     if msgs is None:
@@ -813,6 +813,9 @@ def _sharegpt_turns(r: _Row, turns: Any, prefix: str, obj: dict) -> list | None:
     if system and not (msgs and msgs[0]["role"] == "system"):
         msgs = [{"role": "system", "content": system}] + msgs
     return msgs
+
+
+_BAD_CALL = object()  # a function_call turn that could not be read (a problem was added); None is a turn like any
 
 
 def _function_call_turn(r: _Row, turn: Any, where: str, role_key: str, content_key: str) -> Any:
@@ -825,12 +828,12 @@ def _function_call_turn(r: _Row, turn: Any, where: str, role_key: str, content_k
     except json.JSONDecodeError as e:
         r.add("invalid_tool_calls", f"{where}.{content_key}", f"a function_call turn must hold the call as JSON "
               f'({{"name": ..., "arguments": {{...}}}}); this is not valid JSON ({e.msg})')
-        return None
+        return _BAD_CALL
     calls = [calls] if isinstance(calls, dict) else calls
     if not isinstance(calls, list) or not calls or not all(isinstance(c, dict) for c in calls):
         r.add("invalid_tool_calls", f"{where}.{content_key}", 'a function_call turn must hold {"name": ..., '
               f'"arguments": {{...}}}} or a list of them, not {_type(calls)}')
-        return None
+        return _BAD_CALL
     return {role_key: "gpt", "tool_calls": calls}
 
 
