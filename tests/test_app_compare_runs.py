@@ -33,7 +33,9 @@ def test_mark_one_run_move_and_compare(tmp_path, utc):
             assert not re.search(r"extract·c0a1\s+[AB]\s", text)
             await pilot.press("j", "c")
             await wait_until(pilot, lambda: isinstance(app.screen, CompareRunsScreen), what="the compare screen")
-            text = await wait_for_text(pilot, "Profile differences (4)", "best checkpoint-400")
+            # the panes fill in over several refreshes: wait for every row read below, then read once
+            text = await wait_for_text(pilot, "Profile differences (4)", "best checkpoint-400", "lora.r", "optim.max_steps",
+                                       "fingerprint", "task/format/safety", "Data: different data", "Gate extract·c0a1")
             assert "support·r2d2 vs extract·c0a1" in text  # A is the marked run, B the one under the cursor
             assert "━ support·r2d2 train" in text and "━ extract·c0a1 train" in text  # the plot's legend
             assert re.search(r"lora\.r\s+8\s+16", text), line_with(text, "lora.r")
@@ -101,7 +103,8 @@ def test_a_run_without_run_toml_shows_why_its_profile_is_missing(tmp_path, utc):
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for_text(pilot, "extract·c0a1")
             app.push_screen(CompareRunsScreen(ws / "runs" / COMPLETED, ws / "runs" / RUNNING))
-            text = await wait_for_text(pilot, "Profiles not compared")
+            text = await wait_for_text(pilot, "Profiles not compared", "run.toml is missing", "Data: unknown",
+                                       "fingerprint", "Profile differences (0)")
             assert f"{RUNNING}: run.toml is missing, so its profile and dataset are unknown" in text
             assert "Data: unknown: a run record could not be read" in text
             assert re.search(r"fingerprint\s+07529d3ea957c146\s+-", text)
