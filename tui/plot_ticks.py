@@ -56,3 +56,20 @@ def log_ticks(lo_exp: float, hi_exp: float, count: int) -> list[float]:
                 inside = inside[::stride]
             return [math.log10(v) for v in inside]
     return [lo_exp, hi_exp]
+
+
+def set_step_axes(plt, xs: list[float], ys: list[float], width: int, height: int) -> None:
+    """Limits and ticks of a loss plot over training steps (xs) and losses (ys), both non-empty."""
+    x_lo, x_hi = min(xs), max(xs)
+    if x_hi == x_lo:
+        x_hi = x_lo + 1
+    plt.xlim(x_lo, x_hi)
+    xt = [t for t in nice_ticks(x_lo, x_hi, max(2, width // 12)) if float(t).is_integer()]
+    plt.xticks(xt, [step_label(t) for t in xt])
+    y_lo, y_hi = min(ys), max(ys)
+    if y_hi == y_lo:
+        pad = max(0.05, abs(y_lo) * 0.05)
+        y_lo, y_hi = y_lo - pad, y_hi + pad
+    plt.ylim(y_lo, y_hi)
+    yt = nice_ticks(y_lo, y_hi, max(3, height // 3))
+    plt.yticks(yt, [value_label(t) for t in yt])

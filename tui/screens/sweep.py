@@ -23,7 +23,7 @@ from engine import contract as C
 
 from ..formatting import truncate
 from ..gate_results import verdict_style
-from ..plot_ticks import nice_ticks, step_label, value_label
+from ..plot_ticks import set_step_axes
 from ..run_states import state_label, state_style
 from ..widgets.list_table import ListTable
 from ..widgets.safe_plot import SafePlot
@@ -120,19 +120,7 @@ class SweepLossPlot(SafePlot):
             ys += ty + ey
         if not xs:
             return "no run of the sweep has logged a loss yet"
-        x_lo, x_hi = min(xs), max(xs)
-        if x_hi == x_lo:
-            x_hi = x_lo + 1
-        self.plt.xlim(x_lo, x_hi)
-        xt = [t for t in nice_ticks(x_lo, x_hi, max(2, self.size.width // 12)) if float(t).is_integer()]
-        self.plt.xticks(xt, [step_label(t) for t in xt])
-        y_lo, y_hi = min(ys), max(ys)
-        if y_hi == y_lo:
-            pad = max(0.05, abs(y_lo) * 0.05)
-            y_lo, y_hi = y_lo - pad, y_hi + pad
-        self.plt.ylim(y_lo, y_hi)
-        yt = nice_ticks(y_lo, y_hi, max(3, self.size.height // 3))
-        self.plt.yticks(yt, [value_label(t) for t in yt])
+        set_step_axes(self.plt, xs, ys, self.size.width, self.size.height)
         return None
 
 
