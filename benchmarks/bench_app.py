@@ -100,8 +100,8 @@ def bench_plot(steps: int = 1_000_000, evals: int = 20_000, repeats: int = 30) -
 
     from textual.app import App
 
-    from tui.run_history import RunHistory
-    from tui.widgets.loss_plot import LossPlot
+    from tunedeck.tui.run_history import RunHistory
+    from tunedeck.tui.widgets.loss_plot import LossPlot
 
     history = RunHistory(Path("bench"))
     rng = random.Random(0)
@@ -160,7 +160,7 @@ def bench_cpu(seconds: float, workspace: Path, run_id: str) -> dict[str, float |
         if tmux:
             sock = f"tunedeck-bench-{os.getpid()}"
             env = f"env TERM=xterm-256color PYTHONPATH={ROOT}"
-            commands = {"app": f"{sys.executable} -m tui.cli app --workspace {workspace} --open {run_id}",
+            commands = {"app": f"{sys.executable} -m tunedeck.tui.cli app --workspace {workspace} --open {run_id}",
                         "bare": f"{sys.executable} -c '{BARE.replace('self.exit()', 'pass').replace('headless=True', '')}'"}
             for name, cmd in commands.items():
                 subprocess.run([tmux, "-L", sock, "new-session", "-d", "-s", name, "-x", "100", "-y", "30",

@@ -40,13 +40,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
     ap.add_argument("--workspace", default="")
     a = ap.parse_args()
-    from engine.demo import start_demo_run
+    from tunedeck.engine.commands.demo import start_demo_run
 
     for seed in a.seeds:
         ws = Path(a.workspace or tempfile.mkdtemp(prefix="bench-demo-")) / f"seed{seed}"
         t0 = time.perf_counter()
         run_dir = start_demo_run(ws, detach=False, overrides=[f"optim.seed={seed}"])
-        subprocess.run([sys.executable, "-m", "engine.worker", str(run_dir)], cwd=ROOT, check=True,
+        subprocess.run([sys.executable, "-m", "tunedeck.engine.training.worker", str(run_dir)], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         scores = task_scores(run_dir)
         best = max((v for k, v in scores.items() if k != "base"), default=0.0)

@@ -21,13 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def run(model: Path, data: Path, ws: Path, steps: int, processes: int) -> dict:
-    from engine.event_log import read_events
-    from engine.run_store import find_run
+    from tunedeck.engine.run.event_log import read_events
+    from tunedeck.engine.run.store import find_run
 
     sets = [f"model.base={model}", f"optim.max_steps={steps}", f"resources.processes={processes}",
             f"optim.batch_size={16 // processes}", f"checkpoints.save_steps={steps}", f"checkpoints.eval_steps={steps}",
             "gate.when=never"]
-    args = [sys.executable, "-m", "tui.cli", "run", "demo-cpu", "--data", str(data), "--workspace", str(ws)]
+    args = [sys.executable, "-m", "tunedeck.tui.cli", "run", "demo-cpu", "--data", str(data), "--workspace", str(ws)]
     for s in sets:
         args += ["--set", s]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
@@ -45,8 +45,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=100)
     a = ap.parse_args()
-    from engine.demo_data import corpus, make_rows, write_jsonl
-    from engine.tiny_model import build_tiny_model
+    from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
+    from tunedeck.engine.training.tiny_model import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dist-"))
     rows = make_rows(2200, seed=0)

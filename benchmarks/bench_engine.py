@@ -27,8 +27,8 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 from peft import LoraConfig
-from engine.dataset import load_dataset
-from engine.split import split_indices
+from tunedeck.engine.data.dataset import load_dataset
+from tunedeck.engine.data.split import split_indices
 cfg = json.loads(sys.argv[1])
 rows = load_dataset(cfg["data"]).rows
 tr, ev = split_indices(rows, 0.1, 42)
@@ -68,12 +68,12 @@ def run_plain(model: Path, data: Path, steps: int, every: int, out: Path) -> dic
 
 
 def run_tunedeck(model: Path, data: Path, steps: int, every: int, ws: Path) -> dict:
-    from engine.event_log import read_events
-    from engine.run_store import find_run
+    from tunedeck.engine.run.event_log import read_events
+    from tunedeck.engine.run.store import find_run
 
     sets = [f"model.base={model}", f"optim.max_steps={steps}", f"checkpoints.save_steps={every}",
             f"checkpoints.eval_steps={every}", "checkpoints.keep=100", "gate.when=never"]
-    args = [sys.executable, "-m", "tui.cli", "run", "demo-cpu", "--data", str(data), "--workspace", str(ws)]
+    args = [sys.executable, "-m", "tunedeck.tui.cli", "run", "demo-cpu", "--data", str(data), "--workspace", str(ws)]
     for s in sets:
         args += ["--set", s]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
@@ -92,8 +92,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--every", type=int, default=50)
     a = ap.parse_args()
-    from engine.demo_data import corpus, make_rows, write_jsonl
-    from engine.tiny_model import build_tiny_model
+    from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
+    from tunedeck.engine.training.tiny_model import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rows = make_rows(2200, seed=0)

@@ -34,9 +34,9 @@ def build_run(root: Path, n_checkpoints: int, n_examples: int) -> tuple[Path, Pa
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from engine import demo_data
-    from engine.preflight import check, create_run
-    from engine.tiny_model import build_tiny_model
+    from tunedeck.engine.data import demo_data
+    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.training.tiny_model import build_tiny_model
 
     rows = demo_data.make_rows(600, seed=0)
     data = demo_data.write_jsonl(root / "train.jsonl", rows)
@@ -76,9 +76,9 @@ def throughput(run_dir: Path, model_dir: Path, golden: Path, rounds: int) -> dic
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.eval_sets import load_eval_set
-    from engine.gate_runner import evaluate_model, gen_settings
-    from engine.run_record import load_run_record
+    from tunedeck.engine.gate.eval_sets import load_eval_set
+    from tunedeck.engine.gate.runner import evaluate_model, gen_settings
+    from tunedeck.engine.run.record import load_run_record
 
     settings = gen_settings(load_run_record(run_dir).profile)
     examples = load_eval_set(golden, "golden").examples
@@ -113,7 +113,7 @@ def throughput(run_dir: Path, model_dir: Path, golden: Path, rounds: int) -> dic
 def loads(run_dir: Path) -> dict:
     import transformers
 
-    from engine import gate_runner
+    from tunedeck.engine.gate import runner as gate_runner
 
     calls = []
     real = transformers.AutoModelForCausalLM.from_pretrained.__func__

@@ -79,7 +79,7 @@ def build_tokenizer(texts: list[str]):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from engine.tiny_model import BOS, CHAT_TEMPLATE, EOS, PAD
+    from tunedeck.engine.training.tiny_model import BOS, CHAT_TEMPLATE, EOS, PAD
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -110,7 +110,7 @@ def child_inspect(data: str, tok_dir: str) -> dict:
     import datasketch  # noqa: F401
     from transformers import AutoTokenizer  # noqa: F401
 
-    from engine.inspect_cmd import build_parser, build_report
+    from tunedeck.engine.commands.inspect import build_parser, build_report
 
     start, cpu = time.perf_counter(), _cpu_s()
     args = build_parser().parse_args(["inspect", data, "--model", tok_dir, "--max-seq-len", "1024", "--json"])
@@ -127,10 +127,10 @@ def child_phases(data: str, tok_dir: str) -> dict:
     t0 = time.perf_counter()
     from transformers import AutoTokenizer
 
-    from engine.dataset import load_dataset
-    from engine.duplicates import find_duplicates
-    from engine.split import fingerprint, split_indices
-    from engine.token_stats import compute_token_stats
+    from tunedeck.engine.data.dataset import load_dataset
+    from tunedeck.engine.data.duplicates import find_duplicates
+    from tunedeck.engine.data.split import fingerprint, split_indices
+    from tunedeck.engine.data.token_stats import compute_token_stats
 
     tok = AutoTokenizer.from_pretrained(tok_dir)
     phases = {"imports+tokenizer": time.perf_counter() - t0}

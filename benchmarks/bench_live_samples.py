@@ -1,7 +1,7 @@
 """Live samples: what generating the monitor's samples costs next to the evaluation it follows.
 
 After each evaluation the engine has the model answer `[checkpoints] sample_prompts` (3) held-out
-prompts, greedy, at most 64 new tokens, in one batch (engine/live_samples.py). This measures that
+prompts, greedy, at most 64 new tokens, in one batch (engine/training/live_samples.py). This measures that
 step against the evaluation itself (the held-out loss: forward passes over every held-out row, in
 batches as the trainer runs them), on the same model in the same process, and prints the medians
 and their ratio. The default model is the demo's tiny one (built here, no download); `--model DIR`
@@ -37,16 +37,16 @@ def main() -> int:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.demo_data import corpus, make_rows
-    from engine.generate import render_prompt
-    from engine.live_samples import LiveSampler, pick_prompts
+    from tunedeck.engine.data.demo_data import corpus, make_rows
+    from tunedeck.engine.gate.generate import render_prompt
+    from tunedeck.engine.training.live_samples import LiveSampler, pick_prompts
 
     rows = make_rows(240 + args.heldout, seed=0)
     heldout = rows[-args.heldout:]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if not model_dir:
-            from engine.tiny_model import build_tiny_model
+            from tunedeck.engine.training.tiny_model import build_tiny_model
 
             model_dir = str(build_tiny_model(Path(tmp) / "model", corpus(rows)))
         tok = AutoTokenizer.from_pretrained(model_dir)

@@ -37,7 +37,7 @@ def record(i: int, model, passed: bool, key: str) -> dict:
 
 
 def build_run(root: Path, n_examples: int, n_checkpoints: int) -> Path:
-    from engine.eval_records import write_records
+    from tunedeck.engine.gate.records import write_records
 
     run_dir = root / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -63,9 +63,9 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from engine.eval_records import BASE, evaluated_steps, read_records
-    from engine.gate import summarize_run
-    from engine.reviews import add_review, sample_for_review
+    from tunedeck.engine.gate.records import BASE, evaluated_steps, read_records
+    from tunedeck.engine.gate.rules import summarize_run
+    from tunedeck.engine.gate.reviews import add_review, sample_for_review
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = build_run(Path(tmp), args.examples, args.checkpoints)

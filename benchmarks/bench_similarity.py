@@ -45,12 +45,12 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from engine.checks import parse_check
-    from engine.config import load_profile
-    from engine.demo import prepare_assets
-    from engine.eval_sets import load_eval_set
-    from engine.gate_runner import score_all
-    from engine.generate import generate
+    from tunedeck.engine.gate.checks import parse_check
+    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.commands.demo import prepare_assets
+    from tunedeck.engine.gate.eval_sets import load_eval_set
+    from tunedeck.engine.gate.runner import score_all
+    from tunedeck.engine.gate.generate import generate
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,7 +65,7 @@ def main() -> int:
     variants = {"shipped": (), "chrf-all": ("chrf",), "all-four": SIMILARITY}
     prompts = [ex.prompt for ex in examples]
 
-    from engine.checks import Context
+    from tunedeck.engine.gate.checks import Context
 
     first_use: dict[str, float] = {}
     for metric in SIMILARITY:  # first use: sacrebleu (chrf, bleu) and rouge-score (rouge_l) import here

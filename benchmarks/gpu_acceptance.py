@@ -11,7 +11,7 @@ save of the middle checkpoint (the engine's kill-in-save hook), resumes with `tu
 runs the gate at the end on a 32-example golden set. A path is ok when its losses are finite and
 fall, the kill left the partial checkpoint it should, the resume continued from the checkpoint
 before it and finished, and the gate judged every checkpoint. It reads the telemetry pane's NVML
-values through the engine's sampler (engine/telemetry.py) while an engine trains, and measures
+values through the engine's sampler (engine/training/telemetry.py) while an engine trains, and measures
 tokens/s and MFU, alternating in one run, of
   - tunedeck's fastest profile (bf16 LoRA, no gradient checkpointing, speed.* on auto: FlashAttention,
     padding-free and Liger when installed, fused AdamW),
@@ -71,7 +71,7 @@ def conversations(n: int, turns: int, seed: int) -> list[dict]:
     """Multi-turn rows of the demo's extraction task: realistic lengths that vary row to row."""
     import random
 
-    from engine.demo_data import SYSTEM, make_rows
+    from tunedeck.engine.data.demo_data import SYSTEM, make_rows
 
     rng = random.Random(seed)
     pool = make_rows(n * turns, seed)
@@ -89,8 +89,8 @@ def build_assets(work: Path, gpu: bool) -> Assets:
     """A 0.5B-class Qwen2 model from a config on GPU (a tiny Llama on CPU), its data and golden set."""
     import torch
 
-    from engine.demo_data import corpus, make_eval_set, make_rows, write_jsonl
-    from engine.tiny_model import build_tiny_model, build_tiny_tokenizer
+    from tunedeck.engine.data.demo_data import corpus, make_eval_set, make_rows, write_jsonl
+    from tunedeck.engine.training.tiny_model import build_tiny_model, build_tiny_tokenizer
 
     rows = conversations(3000 if gpu else 200, 4 if gpu else 1, seed=0)
     data = write_jsonl(work / "train.jsonl", rows)
@@ -138,14 +138,14 @@ def _shape_of(cfg: dict) -> dict:
 # ---- running tunedeck ----------------------------------------------------------------------------
 
 def tunedeck(args: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", *args], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def kill_engine(run: Path | None) -> None:
     if run is None:
         return
-    from engine.run_store import pid_alive, read_status_file
+    from tunedeck.engine.run.store import pid_alive, read_status_file
 
     pid = read_status_file(run).get("pid")
     if pid and pid_alive(pid):
@@ -166,15 +166,15 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
 
 
 class Sampler(threading.Thread):
-    """The telemetry pane's readings (engine.telemetry.sample) of an engine while it trains."""
+    """The telemetry pane's readings (tunedeck.engine.training.telemetry.sample) of an engine while it trains."""
 
     def __init__(self, run: Path):
         super().__init__(daemon=True)
         self.run_dir, self.samples, self.halt = run, [], threading.Event()
 
     def run(self) -> None:  # noqa: D401 - threading API
-        from engine import telemetry
-        from engine.run_store import read_status_file
+        from tunedeck.engine.training import telemetry
+        from tunedeck.engine.run.store import read_status_file
 
         while not self.halt.is_set():
             pid = read_status_file(self.run_dir).get("pid")
@@ -242,10 +242,10 @@ def common_sets(a: Assets, steps: int, save: int, gpu: bool) -> list[str]:
 
 def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemetry_out: dict | None) -> PathResult:
     """Train, SIGKILL inside the save of the middle checkpoint, resume, gate; check each part."""
-    from engine import contract as C
-    from engine.event_log import read_events
-    from engine.run_store import find_run, list_checkpoints, read_status
-    from engine.run_summary import metrics
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.event_log import read_events
+    from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+    from tunedeck.engine.run.summary import metrics
 
     res = PathResult(spec.name)
     save = max(steps // 3, 1)
@@ -311,8 +311,8 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
 
 
 def _last_error(run: Path) -> str:
-    from engine import contract as C
-    from engine.event_log import read_events
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.event_log import read_events
 
     errors = [e for e in read_events(run / C.EVENTS_JSONL) if e.get("kind") == C.EV_ERROR]
     if errors:
@@ -325,8 +325,8 @@ def _last_error(run: Path) -> str:
 
 def engine_samples(run_dir: str) -> dict:
     """The 'sample' events the engine's heartbeat wrote (what the monitor shows for a recorded run)."""
-    from engine import contract as C
-    from engine.event_log import read_events
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.event_log import read_events
 
     if not run_dir or not (Path(run_dir) / C.EVENTS_JSONL).exists():
         return {"events": 0}
@@ -337,7 +337,7 @@ def engine_samples(run_dir: str) -> dict:
 
 
 def telemetry_result(samples: list[dict], gpu: bool) -> dict:
-    from engine import telemetry
+    from tunedeck.engine.training import telemetry
 
     if not gpu:
         s = telemetry.sample()
@@ -417,16 +417,16 @@ def fast_sets(a: Assets, steps: int, gpu: bool) -> list[str]:
 
 def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> dict:
     """The plain script's arguments for 'same settings': resolved by the engine's own functions."""
-    from engine.config import load_profile
-    from engine.model_loading import resolve_gradient_checkpointing, resolve_precision
-    from engine.throughput import resolve_attention, resolve_padding_free, speed_args
+    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing, resolve_precision
+    from tunedeck.engine.training.throughput import resolve_attention, resolve_padding_free, speed_args
 
     p = load_profile("lora", sets)
     precision = resolve_precision(p)
     o, c = p.optim, p.checkpoints
     from transformers import AutoTokenizer
 
-    from engine.model_loading import has_generation_markers
+    from tunedeck.engine.training.model_loading import has_generation_markers
 
     # TRL's own way to the loss tunedeck computes from its masks: assistant tokens, by the template's markers
     assistant_only = p.data.assistant_only_loss != "off" and has_generation_markers(AutoTokenizer.from_pretrained(str(a.model)))
@@ -461,9 +461,9 @@ def run_plain(cfg: dict, timeout: float) -> dict:
 
 
 def run_deck(a: Assets, sets: list[str], ws: Path, timeout: float) -> dict:
-    from engine import contract as C
-    from engine.event_log import read_events
-    from engine.run_store import find_run
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.event_log import read_events
+    from tunedeck.engine.run.store import find_run
 
     args = ["run", "lora", "--data", str(a.data), "--workspace", str(ws), "--name", "speed"]
     for s in sets:

@@ -1,0 +1,1 @@
+"""The headless engine (installed as tunedeck.engine): rooms follow the flow of a run."""

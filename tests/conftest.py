@@ -19,29 +19,29 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 @pytest.fixture(scope="session")
 def demo_rows():
-    from engine.demo_data import make_rows
+    from tunedeck.engine.data.demo_data import make_rows
 
     return make_rows(240, seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, demo_rows) -> Path:
-    from engine.demo_data import corpus
-    from engine.tiny_model import build_tiny_model
+    from tunedeck.engine.data.demo_data import corpus
+    from tunedeck.engine.training.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), corpus(demo_rows))
 
 
 @pytest.fixture(scope="session")
 def sft_data(tmp_path_factory, demo_rows) -> Path:
-    from engine.demo_data import write_jsonl
+    from tunedeck.engine.data.demo_data import write_jsonl
 
     return write_jsonl(tmp_path_factory.mktemp("data") / "train.jsonl", demo_rows)
 
 
 @pytest.fixture(scope="session")
 def dpo_data(tmp_path_factory, demo_rows) -> Path:
-    from engine.demo_data import write_jsonl
+    from tunedeck.engine.data.demo_data import write_jsonl
 
     rows = []
     for r in demo_rows[:64]:
@@ -62,7 +62,7 @@ def workspace(tmp_path, monkeypatch) -> Path:
 def kill_engines(ws: Path) -> None:
     import signal
 
-    from engine.run_store import list_runs, pid_alive, read_status_file
+    from tunedeck.engine.run.store import list_runs, pid_alive, read_status_file
 
     for run in list_runs(ws):
         pid = read_status_file(run).get("pid")
@@ -76,7 +76,7 @@ def kill_engines(ws: Path) -> None:
 def tunedeck(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=str(ROOT))
     if check and proc.returncode != 0:
         raise AssertionError(f"tunedeck {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -95,6 +95,6 @@ def wait_for(predicate, timeout: float = 120, interval: float = 0.1, what: str =
 
 
 def read_events(run_dir: Path) -> list[dict]:
-    from engine.event_log import read_events as _read
+    from tunedeck.engine.run.event_log import read_events as _read
 
     return _read(run_dir / "events.jsonl")

@@ -11,8 +11,8 @@ import pytest
 from conftest import read_events, tunedeck
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, make_live, run, screen_text, wait_for_text, wait_until
 from fixtures.make_gated_run import GATED
-from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.screens.checkpoints import CheckpointsScreen
+from tunedeck.tui.screens.confirm import ConfirmScreen
 
 
 def gated_run(tmp_path: Path) -> Path:
@@ -31,7 +31,7 @@ async def open_checkpoints(pilot, run_dir: Path) -> CheckpointsScreen:
 
 
 async def select(pilot, screen: CheckpointsScreen, key: str) -> None:
-    from tui.widgets.list_table import ListTable
+    from tunedeck.tui.widgets.list_table import ListTable
 
     table = screen.query_one(ListTable)
     table.move_cursor(row=[rk.value for rk in table.rows].index(key))
@@ -142,8 +142,8 @@ def test_evaluate_refuses_while_training_runs(tmp_path):
 # ---- the engine rule behind `d` ---------------------------------------------------------------
 
 def test_delete_checkpoint_refuses_the_best_a_locked_run_and_a_live_one(tmp_path):
-    from engine.checkpoint_removal import CheckpointProtected, delete_checkpoint
-    from engine.run_store import EngineLock
+    from tunedeck.engine.run.checkpoint_removal import CheckpointProtected, delete_checkpoint
+    from tunedeck.engine.run.store import EngineLock
 
     ws = copy_workspace(tmp_path / "ws", runs=(COMPLETED,))
     run_dir = ws / "runs" / COMPLETED
@@ -163,7 +163,7 @@ def test_delete_checkpoint_refuses_the_best_a_locked_run_and_a_live_one(tmp_path
 
 
 def test_eval_progress_reads_the_gate_events():
-    from tui.eval_progress import EvalProgress
+    from tunedeck.tui.eval_progress import EvalProgress
 
     p = EvalProgress()
     assert p.describe().startswith("evaluation starting")
@@ -185,7 +185,7 @@ def test_eval_progress_reads_the_gate_events():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model_dir, sft_data):
     """A 10-step run with one checkpoint and a small golden set; the gate is not run by training."""
-    from engine.demo_data import make_eval_set
+    from tunedeck.engine.data.demo_data import make_eval_set
 
     root = tmp_path_factory.mktemp("ckpt-eval")
     ws = root / "ws"
@@ -255,8 +255,8 @@ def test_a_failed_evaluation_says_why(trained, tmp_path):
 
 
 def test_enter_compare_and_review_open_from_the_table_and_the_verdict_follows_the_labels(tmp_path):
-    from tui.screens.examples import ExamplesScreen
-    from tui.screens.review import ReviewScreen
+    from tunedeck.tui.screens.examples import ExamplesScreen
+    from tunedeck.tui.screens.review import ReviewScreen
 
     run_dir = gated_run(tmp_path)
 

@@ -6,9 +6,9 @@ import re
 
 from fixtures.app_harness import (COMPLETED, OVERFIT, RUNNING, copy_workspace, make_app, run, screen_text, utc,
                                   wait_for_text, wait_until)
-from tui.screens.compare_runs import CompareLossPlot, CompareRunsScreen
-from tui.screens.runs import RunsScreen
-from tui.widgets.runs_table import RunsTable
+from tunedeck.tui.screens.compare_runs import CompareLossPlot, CompareRunsScreen
+from tunedeck.tui.screens.runs import RunsScreen
+from tunedeck.tui.widgets.runs_table import RunsTable
 
 _ = utc  # a pytest fixture, used by name
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fixtures.app_harness import copy_workspace, make_app, run, screen_text, wait_for_text, wait_until
 from fixtures.make_gated_run import GATED
-from tui.screens.examples import ExamplesScreen
-from tui.widgets.list_table import ListTable
+from tunedeck.tui.screens.examples import ExamplesScreen
+from tunedeck.tui.widgets.list_table import ListTable
 
 SIZE = (140, 45)
 
@@ -105,7 +105,7 @@ def test_two_checkpoints_side_by_side_and_review_from_here(tmp_path):
     run_dir = copy_workspace(tmp_path, runs=(GATED,)) / "runs" / GATED
 
     async def go():
-        from tui.screens.review import ReviewScreen
+        from tunedeck.tui.screens.review import ReviewScreen
 
         app = make_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:

@@ -14,8 +14,8 @@ from test_app_playground import train_tiny_lora
 from test_export import checkpoint_texts, no_leftovers, texts
 from textual.widgets import Input, Log, RadioSet
 
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.export_dialog import ExportScreen, cli_errors, default_output
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.screens.export_dialog import ExportScreen, cli_errors, default_output
 
 pytestmark = pytest.mark.slow
 

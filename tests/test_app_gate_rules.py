@@ -8,8 +8,8 @@ from pathlib import Path
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, wait_until
 from fixtures.make_gated_run import GATED
 from textual.widgets import Input
-from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.gate_rules import GateRulesScreen, changed_overrides
+from tunedeck.tui.screens.checkpoints import CheckpointsScreen
+from tunedeck.tui.screens.gate_rules import GateRulesScreen, changed_overrides
 
 
 def gate_json(run_dir: Path) -> dict:

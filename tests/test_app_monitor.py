@@ -7,10 +7,10 @@ import time
 
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, RUNNING, append_events, copy_workspace, make_app,
                                   run, utc, wait_for_text, wait_until)
-from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.monitor import RunMonitorScreen
-from tui.widgets.event_tail import EventTail
-from tui.widgets.loss_plot import LossPlot
+from tunedeck.tui.screens.checkpoints import CheckpointsScreen
+from tunedeck.tui.screens.monitor import RunMonitorScreen
+from tunedeck.tui.widgets.event_tail import EventTail
+from tunedeck.tui.widgets.loss_plot import LossPlot
 
 _ = utc
 

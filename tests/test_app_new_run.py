@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait_until
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.new_run import NewRunScreen
-from tui.widgets.hyperparam_form import HyperparamForm
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.screens.new_run import NewRunScreen
+from tunedeck.tui.widgets.hyperparam_form import HyperparamForm
 
 
 @pytest.fixture(autouse=True)
@@ -85,8 +85,8 @@ def test_an_invalid_value_shows_its_error_and_blocks_launch(tmp_path):
 
 
 def test_max_seq_len_change_retruncates_like_token_stats(tmp_path, tiny_model_dir, sft_data):
-    from engine.dataset import load_dataset
-    from engine.token_stats import compute_token_stats
+    from tunedeck.engine.data.dataset import load_dataset
+    from tunedeck.engine.data.token_stats import compute_token_stats
     from transformers import AutoTokenizer
 
     async def scenario():
@@ -165,7 +165,7 @@ def test_launch_creates_a_run_and_calls_on_launched(workspace, tiny_model_dir, s
 
 
 def test_save_as_profile_round_trips_and_keeps_comments(tmp_path):
-    from engine.config import load_profile
+    from tunedeck.engine.training.config import load_profile
 
     user_dir = tmp_path / "cfg" / "tunedeck" / "profiles"
     user_dir.mkdir(parents=True)

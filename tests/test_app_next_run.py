@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, utc, wait_for_text, wait_until
-from engine.next_run import fixes_path
-from tui.screens.new_run import NewRunScreen
-from tui.widgets.runs_table import RunsTable
+from tunedeck.engine.training.next_run import fixes_path
+from tunedeck.tui.screens.new_run import NewRunScreen
+from tunedeck.tui.widgets.runs_table import RunsTable
 
 _ = utc  # a pytest fixture, used by name
 
@@ -42,7 +42,7 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
             assert screen.form.profile.lora.r == 16 and screen.form.profile.optim.max_steps == 400
             assert screen.parent_changes() == [f"data.path: '' -> {['/data/extract.jsonl', str(fixes.resolve())]!r}"]
             await wait_for_text(pilot, f"next run from {COMPLETED}")
-            from tui.path_suggester import PathSuggester
+            from tunedeck.tui.path_suggester import PathSuggester
 
             assert isinstance(screen.query_one("#f-data--path").suggester, PathSuggester)  # paths complete
             assert screen.query_one("#f-model--base").suggester.models
@@ -56,14 +56,14 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
 def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path, monkeypatch, tiny_model_dir, sft_data):
     """The issue's loop without leaving the app: N on a run, what changed shown, launch; the new run
     trains the parent's data plus its fixes with the parent's settings and names its parent."""
-    import engine.launch
-    from engine.preflight import check, create_run
-    from engine.run_record import load_run_record
-    from tui.screens.confirm import ConfirmScreen
-    from tui.screens.monitor import RunMonitorScreen
+    from tunedeck.engine.training import launch
+    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.tui.screens.confirm import ConfirmScreen
+    from tunedeck.tui.screens.monitor import RunMonitorScreen
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    monkeypatch.setattr(engine.launch, "spawn_detached", lambda run_dir, resume=False, queue=False: 4242)
+    monkeypatch.setattr(launch, "spawn_detached", lambda run_dir, resume=False, queue=False: 4242)
     ws = tmp_path / "ws"
     profile = tmp_path / "parent.toml"
     profile.write_text(f'extends = "lora"\n[model]\nbase = "{tiny_model_dir}"\n[optim]\nmax_steps = 3\n'

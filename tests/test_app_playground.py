@@ -16,7 +16,7 @@ from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait
 from test_playground import MAX_NEW, reference
 from textual.widgets import Input
 
-from tui.screens.playground import AskLine, Exchange, PlaygroundScreen, visible_text
+from tunedeck.tui.screens.playground import AskLine, Exchange, PlaygroundScreen, visible_text
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ ANSWER_S = 120
 
 def train_tiny_lora(ws: Path, tiny_model_dir: Path, sft_data: Path) -> Path:
     """Four steps, checkpoints 2 and 4, no eval or gate: about ten seconds."""
-    from engine.demo_data import BASE_PROMPT
+    from tunedeck.engine.data.demo_data import BASE_PROMPT
 
     proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
                     "--set", "optim.max_steps=4", "--set", "checkpoints.save_steps=2", "--set", "checkpoints.eval_steps=1000",

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from engine.eval_records import read_records, write_records
-from engine.gate import load_gate_summary
-from engine.reviews import sample_for_review
+from tunedeck.engine.gate.records import read_records, write_records
+from tunedeck.engine.gate.rules import load_gate_summary
+from tunedeck.engine.gate.reviews import sample_for_review
 from fixtures.app_harness import copy_workspace, make_app, make_live, run, wait_for_text
 from fixtures.make_gated_run import GATED
-from tui.screens.review import ReviewScreen
+from tunedeck.tui.screens.review import ReviewScreen
 
 SIZE = (140, 45)
 SAMPLE_300 = ["golden:t34", "golden:t36", "golden:t35", "golden:t39"]   # regressions first, then a stable hash order
@@ -171,7 +171,7 @@ def test_while_an_engine_owns_the_run_labels_are_saved_but_gate_json_is_left_to_
 
 def test_labels_saved_after_the_last_rebuild_count_when_the_screen_opens(tmp_path):
     """The app closed between a label and the verdict's rebuild: opening review mode catches up."""
-    from engine.reviews import add_review
+    from tunedeck.engine.gate.reviews import add_review
 
     run_dir = workspace(tmp_path)
     for ex in SAMPLE_300:

@@ -6,8 +6,8 @@ import json
 
 from fixtures.app_harness import (ALL, COMPLETED, CRASHED, GPU, OVERFIT, RUNNING, copy_workspace, make_app, run,
                                   screen_text, utc, wait_for_text, wait_until)
-from tui.screens.runs import RunsScreen
-from tui.widgets.runs_table import RunsTable
+from tunedeck.tui.screens.runs import RunsScreen
+from tunedeck.tui.widgets.runs_table import RunsTable
 
 _ = utc  # a pytest fixture, used by name
 
@@ -137,7 +137,7 @@ def test_delete_asks_refuses_live_runs_and_removes_the_directory(tmp_path, utc):
 def test_resume_starts_a_detached_engine(tmp_path, utc, monkeypatch):
     ws = copy_workspace(tmp_path / "ws", runs=(CRASHED,))
     started = []
-    monkeypatch.setattr("engine.launch.spawn_detached", lambda run_dir, resume=False: started.append((run_dir, resume)) or 4321)
+    monkeypatch.setattr("tunedeck.engine.training.launch.spawn_detached", lambda run_dir, resume=False: started.append((run_dir, resume)) or 4321)
 
     async def scenario():
         app = make_app(ws)

@@ -71,7 +71,7 @@ def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path)
                                              "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
     session = f"tunedeck-test-{os.getpid()}"
     try:
-        screen.start(session, f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING}")
+        screen.start(session, f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING}")
         # hardcopy keeps ASCII only (no "▶ running"): the step counter shows once the run's status is read
         text = screen.wait_for(session, "Loss", "running", "Events", "esc Back", "/1000 ")
         first = step_on_screen(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fixtures.app_harness import copy_workspace, make_app, run, wait_until
-from tui.settings import load_settings, settings_path
+from tunedeck.tui.settings import load_settings, settings_path
 
 
 def test_the_theme_chosen_is_the_theme_next_time(tmp_path, monkeypatch):

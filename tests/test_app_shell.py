@@ -10,9 +10,9 @@ from pathlib import Path
 
 from fixtures.app_harness import (COMPLETED, RUNNING, RUNS, copy_workspace, make_app, run, utc,
                                   wait_for_text, wait_until)
-from tui.screens.help import HelpScreen, key_sections
-from tui.screens.monitor import RunMonitorScreen
-from tui.screens.runs import RunsScreen
+from tunedeck.tui.screens.help import HelpScreen, key_sections
+from tunedeck.tui.screens.monitor import RunMonitorScreen
+from tunedeck.tui.screens.runs import RunsScreen
 
 _ = utc
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +101,7 @@ def test_no_color_is_respected(tmp_path, utc, monkeypatch):
 
 
 def test_keymap_file_remaps_keys_by_binding_id(tmp_path, utc, monkeypatch):
-    from tui.keymap import load_keymap
+    from tunedeck.tui.keymap import load_keymap
 
     cfg = tmp_path / "cfg" / "tunedeck"
     cfg.mkdir(parents=True)
@@ -124,7 +124,7 @@ def test_keymap_file_remaps_keys_by_binding_id(tmp_path, utc, monkeypatch):
 
 
 def test_run_app_arguments():
-    from tui.app import parse_args
+    from tunedeck.tui.app import parse_args
 
     args = parse_args(["--workspace", "/w", "--open", "abc"])
     assert (args.workspace, args.open_run, args.no_telemetry) == ("/w", "abc", False)
@@ -154,7 +154,7 @@ def test_startup_imports_no_ml_library(tmp_path):
 
 def test_worker_failures_are_routed_and_shown(tmp_path, utc, monkeypatch):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,), live=(RUNNING,))
-    monkeypatch.setattr("engine.run_store.make_private_dir", lambda *a: (_ for _ in ()).throw(PermissionError("read-only")))
+    monkeypatch.setattr("tunedeck.engine.run.store.make_private_dir", lambda *a: (_ for _ in ()).throw(PermissionError("read-only")))
 
     async def scenario():
         app = make_app(ws, open_run=RUNNING)

@@ -21,9 +21,9 @@ import pytest
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, SNAPSHOTS, copy_workspace, make_app, run,
                                   screen_text, utc, wait_until)
 from fixtures.make_gated_run import GATED
-from tui.screens.checkpoints import CheckpointsScreen
-from tui.screens.help import HelpScreen
-from tui.screens.monitor import RunMonitorScreen
+from tunedeck.tui.screens.checkpoints import CheckpointsScreen
+from tunedeck.tui.screens.help import HelpScreen
+from tunedeck.tui.screens.monitor import RunMonitorScreen
 
 _ = utc
 RECORDED = (COMPLETED, CRASHED, OVERFIT, GPU)

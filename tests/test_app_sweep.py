@@ -7,11 +7,11 @@ from pathlib import Path
 
 from fixtures.app_harness import copy_workspace, make_app, run, screen_text, utc, wait_for_text, wait_until
 from fixtures.make_sweep import RUN_IDS, make_sweep_workspace
-from tui.screens.confirm import ConfirmScreen
-from tui.screens.runs import RunsScreen
-from tui.screens.sweep import SweepLossPlot, SweepScreen
-from tui.widgets.list_table import ListTable
-from tui.widgets.runs_table import RunsTable
+from tunedeck.tui.screens.confirm import ConfirmScreen
+from tunedeck.tui.screens.runs import RunsScreen
+from tunedeck.tui.screens.sweep import SweepLossPlot, SweepScreen
+from tunedeck.tui.widgets.list_table import ListTable
+from tunedeck.tui.widgets.runs_table import RunsTable
 
 _ = utc  # a pytest fixture, used by name
 
@@ -121,9 +121,9 @@ def test_the_sweep_screen_ranks_its_runs_and_overlays_their_loss_curves(tmp_path
 
 def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, tmp_path, monkeypatch):
     from conftest import wait_for
-    from engine import contract as C
-    from engine.run_store import read_status
-    from tui.screens.new_run import LaunchChoice, NewRunScreen
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.store import read_status
+    from tunedeck.tui.screens.new_run import LaunchChoice, NewRunScreen
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))  # no user profiles
     launched: list[str] = []

@@ -109,7 +109,7 @@ def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
                               start_new_session=True)
     tmux = Tmux(f"tunedeck-test-{os.getpid()}")
     env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    app = f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING}"
+    app = f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING}"
     try:
         tmux.start("first", app, env)
         screen = tmux.wait_for("first", "Loss", "▶ running", "Engine", "CPU", "Events", "Checkpoints", "┤", "esc Back")
@@ -149,7 +149,7 @@ def test_app_in_tmux_respects_no_color(tmp_path):
     env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "NO_COLOR": "1",
            "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     try:
-        tmux.start("mono", f"{sys.executable} -m tui.cli app --workspace {ws} --open {RUNNING} --no-telemetry", env)
+        tmux.start("mono", f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING} --no-telemetry", env)
         tmux.wait_for("mono", "Loss", "✗ crashed", "┤")
         time.sleep(0.5)
         escapes = tmux("capture-pane", "-p", "-e", "-t", "mono").stdout

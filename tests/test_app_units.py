@@ -10,19 +10,19 @@ import random
 import pytest
 
 from fixtures.app_harness import COMPLETED, GPU, OVERFIT, RUNNING, RUNS
-from tui.chunked_event_reader import ChunkedEventReader
-from tui.downsample import minmax_buckets
-from tui.formatting import fmt_bytes, fmt_duration, sparkline, text_bar
-from tui.gate_results import GateResults
-from tui.metric_series import MetricSeries
-from tui.overfitting import best_eval, detect_overfitting
-from tui.plot_ticks import nice_ticks, step_label
-from tui.run_follower import RunFollower
-from tui.run_history import RunHistory
-from tui.smoothing import ema
-from tui.telemetry_history import TelemetryHistory
-from tui.telemetry_source import NoTelemetry, TelemetryReading, reading_from_sample
-from tui.widgets.gpu_pane import gpu_pane_lines
+from tunedeck.tui.chunked_event_reader import ChunkedEventReader
+from tunedeck.tui.downsample import minmax_buckets
+from tunedeck.tui.formatting import fmt_bytes, fmt_duration, sparkline, text_bar
+from tunedeck.tui.gate_results import GateResults
+from tunedeck.tui.metric_series import MetricSeries
+from tunedeck.tui.overfitting import best_eval, detect_overfitting
+from tunedeck.tui.plot_ticks import nice_ticks, step_label
+from tunedeck.tui.run_follower import RunFollower
+from tunedeck.tui.run_history import RunHistory
+from tunedeck.tui.smoothing import ema
+from tunedeck.tui.telemetry_history import TelemetryHistory
+from tunedeck.tui.telemetry_source import NoTelemetry, TelemetryReading, reading_from_sample
+from tunedeck.tui.widgets.gpu_pane import gpu_pane_lines
 
 
 # ---- downsampling -------------------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_history_flags_the_overfitting_fixture():
 def test_history_applies_a_resume():
     h = RunHistory(RUNS / RUNNING)
     h.apply(RunFollower(h.run_dir).read())
-    from tui.run_follower import RunUpdate
+    from tunedeck.tui.run_follower import RunUpdate
 
     h.apply(RunUpdate(events=[{"t": 1.0, "kind": "resumed", "from_step": 200},
                               {"t": 2.0, "kind": "train", "step": 210, "loss": 0.5}]))
@@ -231,7 +231,7 @@ def test_gpu_pane_marks_critical_readings_without_colour():
 
 
 def test_live_telemetry_never_raises_here():
-    from tui.telemetry_source import LiveTelemetry
+    from tunedeck.tui.telemetry_source import LiveTelemetry
 
     import os
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.checks import CheckSpecError, Context, Judge, is_refusal, parse_check
-from engine.eval_sets import EvalSetError, held_out_set, load_eval_set
+from tunedeck.engine.gate.checks import CheckSpecError, Context, Judge, is_refusal, parse_check
+from tunedeck.engine.gate.eval_sets import EvalSetError, held_out_set, load_eval_set
 
 
 def run(spec, output: str, reference: str | None = None, new_tokens: int = 0, judge=None, base_dir=None):
@@ -381,7 +381,7 @@ def test_held_out_split_becomes_an_eval_set(demo_rows):
 
 
 def test_score_example_records_outcomes():
-    from engine.gate_runner import score_example
+    from tunedeck.engine.gate.runner import score_example
 
     s = held_out_set([{"messages": PROMPT + [{"role": "assistant", "content": '{"a": 1}'}]}])
     ex = s.examples[0]

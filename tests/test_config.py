@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (ALL_KEYS, ProfileError, field_specs, hints, load_profile, parse_override,
-                           profile_from_dict, to_toml)
+from tunedeck.engine.training.config import (
+    ALL_KEYS,
+    ProfileError,
+    field_specs,
+    hints,
+    load_profile,
+    parse_override,
+    profile_from_dict,
+    to_toml,
+)
 
 PRESETS = ["lora", "lora-domain", "qlora", "full", "dpo", "kto", "demo-cpu"]
 

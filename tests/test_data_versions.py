@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.data_versions import DATA_ROWS_JSON, diff_data, read_data_rows
-from engine.preflight import check, create_run
-from tui.run_comparison import compare_runs
+from tunedeck.engine.data.versions import DATA_ROWS_JSON, diff_data, read_data_rows
+from tunedeck.engine.training.preflight import check, create_run
+from tunedeck.tui.run_comparison import compare_runs
 
 
 def chat(q: str, a: str) -> dict:

@@ -1,4 +1,4 @@
-"""engine/duplicates.py: planted exact and near duplicates and leakage are found; signatures and LSH
+"""engine/data/duplicates.py: planted exact and near duplicates and leakage are found; signatures and LSH
 candidates are those of datasketch."""
 
 from __future__ import annotations
@@ -8,8 +8,16 @@ import random
 import numpy as np
 import pytest
 
-from engine.duplicates import (LSH_WEIGHTS, _bands, _candidate_pairs, _Signer, find_duplicates, normalise, row_text,
-                               shingle_hashes)
+from tunedeck.engine.data.duplicates import (
+    LSH_WEIGHTS,
+    _bands,
+    _candidate_pairs,
+    _Signer,
+    find_duplicates,
+    normalise,
+    row_text,
+    shingle_hashes,
+)
 
 VOCAB = [f"w{i}" for i in range(3000)]
 

@@ -1,4 +1,4 @@
-"""engine/inspect_cmd.py: the `tunedeck inspect` command, its JSON shape and its exit codes."""
+"""engine/commands/inspect.py: the `tunedeck inspect` command, its JSON shape and its exit codes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.inspect_cmd import build_parser, main
+from tunedeck.engine.commands.inspect import build_parser, main
 
 U = {"role": "user", "content": "Maria is a nurse in Lisbon."}
 
@@ -34,7 +34,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def tok_dir(tmp_path_factory) -> Path:
-    from engine.tiny_model import build_tiny_tokenizer
+    from tunedeck.engine.training.tiny_model import build_tiny_tokenizer
 
     texts = [m["content"] for i in range(100) for m in chat(i)["messages"]]
     out = tmp_path_factory.mktemp("tok")
@@ -141,7 +141,7 @@ def test_argparse_rejects_unknown_format(capsys):
 def test_register_adds_inspect_to_any_parser():
     import argparse
 
-    from engine.inspect_cmd import register
+    from tunedeck.engine.commands.inspect import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tunedeck
-from engine.dataset import DatasetError, load_dataset
+from tunedeck.engine.data.dataset import DatasetError, load_dataset
 
 TOOLS = [{"name": "calculate_area", "description": "Calculate the area of a shape",
           "parameters": {"type": "object", "properties": {"shape": {"type": "string"}}, "required": ["shape"]}}]
@@ -251,7 +251,7 @@ def test_inspect_json_prints_a_fatal_error_as_an_object(tmp_path):
 
 
 def test_a_large_misformatted_jsonl_is_judged_by_its_start(tmp_path, monkeypatch):
-    from engine import dataset as D
+    from tunedeck.engine.data import dataset as D
 
     monkeypatch.setattr(D, "_SHAPE_READ_BYTES", 500)  # as a file far larger than what is read to diagnose it
     rows = [{"text": "a" * 50}] * 40
@@ -265,7 +265,7 @@ def test_a_large_misformatted_jsonl_is_judged_by_its_start(tmp_path, monkeypatch
 
 def test_run_preflight_says_what_it_ignores(tmp_path):
     """`tunedeck run` prints these before a run exists: nothing is dropped or reinterpreted without a word."""
-    from engine.preflight import check
+    from tunedeck.engine.training.preflight import check
 
     rows = [{"instruction": f"Describe picture {i}", "output": "A cat.", "sytem": "Be brief.", "source": "web"}
             for i in range(20)]
@@ -282,8 +282,8 @@ def test_run_preflight_says_what_it_ignores(tmp_path):
 def test_llama_factory_tool_calls_and_preference_pairs_train(workspace, tmp_path, tiny_model_dir):
     """glaive_toolcall-style SFT and dpo_en_demo-style DPO, as LLaMA-Factory ships them, through real runs."""
     from conftest import read_events
-    from engine import contract as C
-    from engine.run_store import find_run, list_checkpoints, read_status
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
 
     sft = pretty(tmp_path / "glaive_toolcall_demo.json",
                  [glaive_row(json.dumps({"name": "calculate_area", "arguments": {"shape": s}})) for s in

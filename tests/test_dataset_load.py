@@ -1,4 +1,4 @@
-"""engine/dataset.py: every problem category with its exact lines, every format, every source type."""
+"""engine/data/dataset.py: every problem category with its exact lines, every format, every source type."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import dataset as D
-from engine.dataset import DatasetError, load_dataset
+from tunedeck.engine.data import dataset as D
+from tunedeck.engine.data.dataset import DatasetError, load_dataset
 
 U = {"role": "user", "content": "What is the capital of France?"}
 A = {"role": "assistant", "content": "Paris."}

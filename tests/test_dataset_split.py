@@ -1,4 +1,4 @@
-"""engine/split.py: a content-hash split that never moves rows, and a fingerprint of data + settings."""
+"""engine/data/split.py: a content-hash split that never moves rows, and a fingerprint of data + settings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.split import fingerprint, split_indices
+from tunedeck.engine.data.split import fingerprint, split_indices
 
 
 def rows(n: int, start: int = 0) -> list[dict]:

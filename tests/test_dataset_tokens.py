@@ -1,4 +1,4 @@
-"""engine/token_stats.py: counts agree token for token with a direct tokenizer computation (what TRL does)."""
+"""engine/data/token_stats.py: counts agree token for token with a direct tokenizer computation (what TRL does)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from engine.tiny_model import CHAT_TEMPLATE
-from engine.token_stats import TokenizerError, compute_token_stats
+from tunedeck.engine.training.tiny_model import CHAT_TEMPLATE
+from tunedeck.engine.data.token_stats import TokenizerError, compute_token_stats
 
 WORDS = "the cat sat on a mat while Maria from Lisbon wrote JSON answers about 42 cities and 7 jobs".split()
 # The tiny ChatML template, plus a tools header, to check that each row's own tools reach the template.
@@ -19,7 +19,7 @@ TOOLS_TEMPLATE = ("{%- if tools -%}{{ '<|im_start|>system\nTools: ' + (tools | m
 
 @pytest.fixture(scope="module")
 def tok():
-    from engine.tiny_model import build_tiny_tokenizer
+    from tunedeck.engine.training.tiny_model import build_tiny_tokenizer
 
     rng = random.Random(0)
     texts = [" ".join(rng.choices(WORDS, k=30)) for _ in range(200)]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import read_events, tunedeck, wait_for
-from engine import contract as C
-from engine.run_store import find_run, list_checkpoints, read_status
-from engine.slurm import sbatch_script, write_and_submit
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.training.slurm import sbatch_script, write_and_submit
 
 COMMON = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "checkpoints.logging_steps=1",
           "--set", "optim.grad_accum=1", "--set", "gate.when=never", "--set", "optim.warmup_ratio=0.1"]
@@ -49,7 +49,7 @@ def test_stop_reaches_every_rank_and_resume_works(workspace, tiny_model_dir, sft
     stopped_at = status["step"]
     assert list_checkpoints(run)[-1].step == stopped_at and list_checkpoints(run)[-1].complete
     # every rank left: no engine process of this run remains
-    wait_for(lambda: subprocess.run(["pgrep", "-f", f"engine.worker {run}"], capture_output=True).returncode == 1,
+    wait_for(lambda: subprocess.run(["pgrep", "-f", f"tunedeck.engine.training.worker {run}"], capture_output=True).returncode == 1,
              timeout=60, what="all ranks to exit")
     resumed = tunedeck("resume", run.name, "--detach", check=True)
     assert resumed.returncode == 0
@@ -69,7 +69,7 @@ def test_slurm_script(tmp_path):
         assert line in text.splitlines()
     assert "--nnodes=\"$SLURM_NNODES\" --nproc-per-node=8" in text
     assert "--rdzv-backend=c10d" in text and "--rdzv-endpoint=\"$MASTER_ADDR:29500\"" in text
-    assert f"-m engine.worker {run.resolve()}" in text and "--resume" not in text
+    assert f"-m tunedeck.engine.training.worker {run.resolve()}" in text and "--resume" not in text
     assert "--resume" in sbatch_script(run, nodes=2, gpus_per_node=1, resume=True)
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0  # valid bash
     script, job = write_and_submit(run, nodes=2, gpus_per_node=1, submit=False)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, read_events, tunedeck, wait_for
-from engine import contract as C
-from engine.run_store import find_run, list_checkpoints, pid_alive, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_status
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def run_dir_of(ws: Path, proc: subprocess.CompletedProcess) -> Path:
 
 
 def train_losses(run_dir: Path) -> dict[int, float]:
-    from engine.run_summary import metrics
+    from tunedeck.engine.run.summary import metrics
 
     return metrics(run_dir)["train_loss"]
 
@@ -164,7 +164,7 @@ def test_nan_skip_policy_continues(workspace, tiny_model_dir, sft_data):
 def test_engine_outlives_the_launching_process_group(workspace, tiny_model_dir, sft_data):
     """A terminal closing sends SIGHUP to its session and process group; the engine must not care."""
     args = " ".join(run_args(tiny_model_dir, sft_data, 300, 100)) + " --detach"
-    script = f"{sys.executable} -m tui.cli {args} > {workspace}.out; sleep 60"
+    script = f"{sys.executable} -m tunedeck.tui.cli {args} > {workspace}.out; sleep 60"
     shell = subprocess.Popen(["setsid", "bash", "-c", script], cwd=ROOT,
                              env={**os.environ, "TUNEDECK_TEST_SLOW_STEP_S": "0.05"})
     out = Path(f"{workspace}.out")
@@ -187,7 +187,7 @@ def test_engine_outlives_the_launching_process_group(workspace, tiny_model_dir, 
 def test_second_engine_on_a_run_is_refused(workspace, tiny_model_dir, sft_data):
     run = _start_detached(workspace, tiny_model_dir, sft_data, 300, 100, {"TUNEDECK_TEST_SLOW_STEP_S": "0.05"})
     wait_for(lambda: read_status(run).get("step"), timeout=120, what="training to start")
-    second = subprocess.run([sys.executable, "-m", "engine.worker", str(run)], capture_output=True, text=True, cwd=ROOT)
+    second = subprocess.run([sys.executable, "-m", "tunedeck.engine.training.worker", str(run)], capture_output=True, text=True, cwd=ROOT)
     assert second.returncode == 3 and "another engine is already running" in second.stderr
     refused = tunedeck("resume", run.name)
     assert refused.returncode == 2 and "only stopped, crashed or failed runs resume" in refused.stderr

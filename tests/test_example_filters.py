@@ -6,7 +6,7 @@ import pytest
 
 from fixtures.app_harness import RUNS
 from fixtures.make_gated_run import GATED
-from tui.example_filters import MISSING, UNSCORED, load_comparison, pair_records, prompt_text
+from tunedeck.tui.example_filters import MISSING, UNSCORED, load_comparison, pair_records, prompt_text
 
 RUN = RUNS / GATED
 

@@ -48,11 +48,11 @@ def prompts(demo_rows) -> list:
 
 def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
     """What the checkpoint says before export, loaded as the gate loads it."""
-    from engine.gate_runner import ModelSession
-    from engine.generate import generate
-    from engine.model_loading import load_tokenizer
-    from engine.run_record import load_run_record
-    from engine.run_store import list_checkpoints
+    from tunedeck.engine.gate.runner import ModelSession
+    from tunedeck.engine.gate.generate import generate
+    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.store import list_checkpoints
 
     profile = load_run_record(run_dir).profile
     ckpt = next(c for c in list_checkpoints(run_dir) if c.step == step)
@@ -63,7 +63,7 @@ def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
 def texts(model, out: Path, prompts: list) -> list[str]:
     from transformers import AutoTokenizer
 
-    from engine.generate import generate
+    from tunedeck.engine.gate.generate import generate
 
     return [g.text for g in generate(model, AutoTokenizer.from_pretrained(str(out)), prompts, max_new_tokens=MAX_NEW,
                                      batch_size=4)]
@@ -108,7 +108,7 @@ def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(ws, lora
 def test_merged_export_loads_with_transformers_and_answers_like_the_checkpoint(lora_run, tiny_model_dir, tmp_path, prompts):
     from transformers import AutoModelForCausalLM
 
-    from engine.export import export_checkpoint
+    from tunedeck.engine.export.checkpoint_export import export_checkpoint
 
     out = tmp_path / "merged"
     result = export_checkpoint(lora_run, out, checkpoint=3, merge=True)
@@ -127,7 +127,7 @@ def test_merged_export_loads_with_transformers_and_answers_like_the_checkpoint(l
 def test_full_finetune_export_loads_with_transformers(full_run, tmp_path, prompts):
     from transformers import AutoModelForCausalLM
 
-    from engine.export import export_checkpoint
+    from tunedeck.engine.export.checkpoint_export import export_checkpoint
 
     out = tmp_path / "full"
     result = export_checkpoint(full_run, out, checkpoint="latest")  # no --merge needed: it is the whole model
@@ -139,10 +139,10 @@ def test_full_finetune_export_loads_with_transformers(full_run, tmp_path, prompt
 
 
 def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_dir, sft_data, tmp_path):
-    from engine.export import export_checkpoint
-    from engine.gate import load_gate_summary, set_chosen
-    from engine.gate_runner import run_gate
-    from engine.run_record import VERSION, load_run_record
+    from tunedeck.engine.export.checkpoint_export import export_checkpoint
+    from tunedeck.engine.gate.rules import load_gate_summary, set_chosen
+    from tunedeck.engine.gate.runner import run_gate
+    from tunedeck.engine.run.record import VERSION, load_run_record
 
     run = shutil.copytree(lora_run, tmp_path / "ws" / "runs" / lora_run.name)  # the gate writes into the run
     run_gate(run)
@@ -200,7 +200,7 @@ def test_refusals_are_one_line_with_exit_code_2(ws, lora_run, tmp_path):
 
 
 def test_an_interrupted_export_leaves_no_output(lora_run, tmp_path):
-    from engine.export import export_checkpoint
+    from tunedeck.engine.export.checkpoint_export import export_checkpoint
 
     def interrupt(message: str) -> None:
         if message.startswith("merging"):

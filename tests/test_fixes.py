@@ -12,11 +12,11 @@ import pytest
 
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, wait_until
 from fixtures.make_gated_run import GATED
-from engine.data_files import load_data_files
-from engine.fixes import FixError, add_fix, data_kind, fix_row, prefill
-from engine.next_run import fixes_path
-from tui.screens.examples import ExamplesScreen
-from tui.widgets.list_table import ListTable
+from tunedeck.engine.data.files import load_data_files
+from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
+from tunedeck.engine.training.next_run import fixes_path
+from tunedeck.tui.screens.examples import ExamplesScreen
+from tunedeck.tui.widgets.list_table import ListTable
 
 CHAT_RECORD = {"id": "golden:t03", "prompt": [{"role": "system", "content": "Route it."},
                                                {"role": "user", "content": "The app crashes"}],
@@ -136,7 +136,7 @@ def test_an_editor_that_fails_adds_nothing(tmp_path, monkeypatch):
 
 
 def test_shift_a_on_the_review_screen_adds_the_example_under_review(tmp_path, monkeypatch):
-    from tui.screens.review import ReviewScreen
+    from tunedeck.tui.screens.review import ReviewScreen
 
     ws = copy_workspace(tmp_path / "ws", runs=(GATED,))
     run_dir = ws / "runs" / GATED

@@ -7,14 +7,14 @@ import json
 import pytest
 
 from conftest import read_events, tunedeck, wait_for
-from engine import contract as C
-from engine.run_store import find_run, read_status, request_control
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, read_status, request_control
 
 pytestmark = pytest.mark.slow
 
 
 def test_eval_now_saves_a_checkpoint_and_runs_the_gate_on_it(workspace, tiny_model_dir, sft_data, tmp_path):
-    from engine.demo_data import make_eval_set
+    from tunedeck.engine.data.demo_data import make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 8, seed=1)
     proc = tunedeck("run", "lora", "--data", str(sft_data), "--detach", "--set", f"model.base={tiny_model_dir}",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import tunedeck
-from engine.demo_data import DESCRIBE_SYSTEM, make_descriptions, write_jsonl
-from engine.eval_sets import FREE_TEXT_MIN, FREE_TEXT_RUBRIC, held_out_set, verdict_basis
+from tunedeck.engine.data.demo_data import DESCRIBE_SYSTEM, make_descriptions, write_jsonl
+from tunedeck.engine.gate.eval_sets import FREE_TEXT_MIN, FREE_TEXT_RUBRIC, held_out_set, verdict_basis
 
 ROWS = make_descriptions(8, seed=3)
 
@@ -34,7 +34,7 @@ def test_free_text_references_get_a_similarity_check_and_json_ones_keep_exact_ma
 
 def test_a_reworded_answer_passes_where_exact_match_fails():
     ex = held_out_set(ROWS).examples[0]
-    from engine.checks import Context, parse_check
+    from tunedeck.engine.gate.checks import Context, parse_check
 
     words = ex.reference.rstrip(".").split(" is a ")
     reworded = f"{words[0]} works as a {words[1]}."
@@ -45,8 +45,8 @@ def test_a_reworded_answer_passes_where_exact_match_fails():
 
 
 def test_few_shot_demonstrations_go_before_the_example_after_its_system_turn():
-    from engine.base_prompts import Candidate, candidates, with_demonstrations
-    from engine.config import GateConfig
+    from tunedeck.engine.gate.base_prompts import Candidate, candidates, with_demonstrations
+    from tunedeck.engine.training.config import GateConfig
 
     prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
     demos = [("q1", "a1"), ("q2", "a2")]
@@ -58,8 +58,8 @@ def test_few_shot_demonstrations_go_before_the_example_after_its_system_turn():
 
 
 def test_the_best_base_candidate_wins_ties_go_to_the_first():
-    from engine.base_prompts import choose
-    from engine.config import GateConfig
+    from tunedeck.engine.gate.base_prompts import choose
+    from tunedeck.engine.training.config import GateConfig
 
     def recs(*ok):
         return [{"id": str(i), "tags": ["task"], "pass": v, "checks": [{"type": "chrf", "pass": v, "score": 60.0 if v else 10.0}]}

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from engine.checks import Judge, parse_check
-from engine.config import GateConfig
-from engine.eval_records import write_records
-from engine.eval_sets import EvalExample
-from engine.gate import summarize_run
-from engine.judge_agreement import cohen_kappa, judge_agreement
-from engine.gate_runner import score_example
-from engine.reviews import add_review
+from tunedeck.engine.gate.checks import Judge, parse_check
+from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.gate.records import write_records
+from tunedeck.engine.gate.eval_sets import EvalExample
+from tunedeck.engine.gate.rules import summarize_run
+from tunedeck.engine.gate.judge_agreement import cohen_kappa, judge_agreement
+from tunedeck.engine.gate.runner import score_example
+from tunedeck.engine.gate.reviews import add_review
 from test_checks import _JudgeServer
 
 RUBRIC = "The answer is polite."

@@ -10,12 +10,26 @@ from dataclasses import replace
 
 import pytest
 
-from engine.config import GateConfig
-from engine.eval_records import read_records, write_records
-from engine.gate import (FAIL, NEEDS_REVIEW, PASS, buckets, choose_best, describe, judge_checkpoint, load_gate_summary,
-                         mcnemar_exact, min_detectable_gain, paired_diff_ci, percentile, scores, set_chosen,
-                         summarize_run)
-from engine.reviews import ReviewState, add_review, load_reviews, review_state, sample_for_review
+from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.gate.records import read_records, write_records
+from tunedeck.engine.gate.rules import (
+    FAIL,
+    NEEDS_REVIEW,
+    PASS,
+    buckets,
+    choose_best,
+    describe,
+    judge_checkpoint,
+    load_gate_summary,
+    mcnemar_exact,
+    min_detectable_gain,
+    paired_diff_ci,
+    percentile,
+    scores,
+    set_chosen,
+    summarize_run,
+)
+from tunedeck.engine.gate.reviews import ReviewState, add_review, load_reviews, review_state, sample_for_review
 
 N_TASK, N_SAFETY = 100, 10
 

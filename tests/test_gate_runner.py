@@ -34,7 +34,7 @@ def gate_events(run_dir: Path) -> list[list[dict]]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model_dir, sft_data):
     """A 20-step run with checkpoints 10 and 20, a golden set and a safety set; the gate runs at its end."""
-    from engine.demo_data import BASE_PROMPT, make_eval_set, write_jsonl
+    from tunedeck.engine.data.demo_data import BASE_PROMPT, make_eval_set, write_jsonl
 
     root = tmp_path_factory.mktemp("gate")
     ws = root / "ws"
@@ -151,8 +151,8 @@ def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine import gate_runner
-    from engine.event_log import EventWriter
+    from tunedeck.engine.gate import runner as gate_runner
+    from tunedeck.engine.run.event_log import EventWriter
 
     ws, run_dir, _, _ = evaluated
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)

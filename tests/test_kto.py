@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import read_events, tunedeck
-from engine import contract as C
-from engine.dataset import DatasetError, load_dataset
-from engine.run_store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.data.dataset import DatasetError, load_dataset
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
 
 Q = {"role": "user", "content": "Name a primary colour."}
 GOOD = {"role": "assistant", "content": "Red."}
@@ -100,7 +100,7 @@ def test_inspect_detects_kto_counts_labels_and_warns_when_one_side_is_rare(tmp_p
 
 
 def test_heldout_gate_never_scores_against_an_undesirable_answer():
-    from engine.eval_sets import held_out_set
+    from tunedeck.engine.gate.eval_sets import held_out_set
 
     held = held_out_set([{"prompt": [Q], "completion": [GOOD], "label": True},
                          {"prompt": [Q], "completion": [BAD], "label": False}])
@@ -109,7 +109,7 @@ def test_heldout_gate_never_scores_against_an_undesirable_answer():
 
 @pytest.mark.slow
 def test_kto_lora_trains_checkpoints_and_gates(workspace, tmp_path, tiny_model_dir, kto_data):
-    from engine.demo_data import make_eval_set
+    from tunedeck.engine.data.demo_data import make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 8, seed=5)
     proc = tunedeck("run", "kto", "--data", str(kto_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",

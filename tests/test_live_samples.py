@@ -6,9 +6,9 @@ import pytest
 
 from conftest import read_events, tunedeck
 from fixtures.app_harness import COMPLETED, append_events, copy_workspace, make_app, run, screen_text, wait_until
-from engine import contract as C
-from engine.live_samples import LiveSampler, pick_prompts, prompt_of
-from tui.widgets.live_samples import LiveSamples, render_samples
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.live_samples import LiveSampler, pick_prompts, prompt_of
+from tunedeck.tui.widgets.live_samples import LiveSamples, render_samples
 
 
 def chat(q: str, a: str, system: str | None = None) -> dict:

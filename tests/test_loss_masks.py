@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.dataset import load_dataset
-from engine.generate import ChatPrompt, render_prompt
-from engine.loss_masks import MaskEncoder, MaskError
-from engine.token_stats import compute_token_stats
+from tunedeck.engine.data.dataset import load_dataset
+from tunedeck.engine.gate.generate import ChatPrompt, render_prompt
+from tunedeck.engine.data.loss_masks import MaskEncoder, MaskError
+from tunedeck.engine.data.token_stats import compute_token_stats
 from fixtures.template_models import (CHATML_SPECIALS, FAMILIES, NO_SYSTEM_TEMPLATE, REWRITING_TEMPLATE,
                                       build_family_model, build_tokenizer, family_tokenizer)
 
@@ -164,8 +164,8 @@ def test_tool_calls_without_content_render_and_only_the_assistant_side_trains():
 @pytest.mark.slow
 def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
     """Labels of the dataset TRL builds for training equal inspect's trainable tokens, token for token."""
-    from engine.config import load_profile
-    from engine.train import build_trainer, prepare_data
+    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.train import build_trainer, prepare_data
 
     fam = FAMILIES["qwen2_5"]
     model_dir = build_family_model(fam, tmp_path / "model", TEXTS)
@@ -198,7 +198,7 @@ def test_a_run_says_how_its_loss_was_masked(tmp_path, monkeypatch):
     data = tmp_path / "chat.jsonl"
     data.write_text("".join(json.dumps({"messages": conversation()}) + "\n" for _ in range(16)))
     ws = tmp_path / "ws"
-    cmd = [sys.executable, "-m", "tui.cli", "run", "lora", "--workspace", str(ws), "--data", str(data),
+    cmd = [sys.executable, "-m", "tunedeck.tui.cli", "run", "lora", "--workspace", str(ws), "--data", str(data),
            "--set", f"model.base={model_dir}", "--set", "optim.max_steps=2", "--set", "checkpoints.save_steps=2",
            "--set", "optim.precision=fp32", "--set", "gate.when=never"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -207,7 +207,7 @@ def test_a_run_says_how_its_loss_was_masked(tmp_path, monkeypatch):
     assert 'loss_masking = "assistant replies and their end-of-turn tokens' in (run_dir / "run.toml").read_text()
     kinds = [json.loads(line)["kind"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert kinds.count("train_end") == 1  # one per training attempt (transformers 5 puts train_runtime in every log)
-    show = subprocess.run([sys.executable, "-m", "tui.cli", "show", run_dir.name, "--workspace", str(ws), "--json"],
+    show = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", "show", run_dir.name, "--workspace", str(ws), "--json"],
                           capture_output=True, text=True, timeout=120)
     assert json.loads(show.stdout)["loss_masking"].startswith("assistant replies")
     off = subprocess.run(cmd + ["--set", "data.assistant_only_loss=off", "--name", "off"], capture_output=True, text=True,
@@ -233,7 +233,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_path):
-    from engine.preflight import PreflightError, check
+    from tunedeck.engine.training.preflight import PreflightError, check
 
     no_tools = NO_SYSTEM_TEMPLATE.replace(
         "{%- if m['role'] == 'system' -%}", "{%- if m.tool_calls is defined -%}{{ raise_exception('no tool calls') }}"
@@ -256,7 +256,7 @@ def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_p
 
 
 def test_auto_trains_every_token_under_a_rewriting_template_and_says_so_while_on_refuses(tmp_path):
-    from engine.preflight import PreflightError, check
+    from tunedeck.engine.training.preflight import PreflightError, check
 
     tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=REWRITING_TEMPLATE)
     model = _save_tokenizer(tok, tmp_path / "m")
@@ -269,8 +269,8 @@ def test_auto_trains_every_token_under_a_rewriting_template_and_says_so_while_on
 
 
 def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_says_not_to(tmp_path):
-    from engine.inspect_cmd import main as inspect_main
-    from engine.preflight import check
+    from tunedeck.engine.commands.inspect import main as inspect_main
+    from tunedeck.engine.training.preflight import check
 
     tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
     model = _save_tokenizer(tok, tmp_path / "m")
@@ -279,7 +279,7 @@ def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_
     assert pre.profile.data.apply_chat_template == "on" and "rendered with the chat template" in pre.record_fields["loss_masking"]
     raw = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"])
     assert raw.record_fields["loss_masking"].startswith("completion only") and "no chat template" in raw.record_fields["loss_masking"]
-    from engine.train import prepare_data
+    from tunedeck.engine.training.train import prepare_data
 
     rows = prepare_data(pre.profile).train_rows
     assert rows[0] == {"messages": [{"role": "user", "content": "Ana is 31 and lives in Porto."},
@@ -291,8 +291,8 @@ def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_
 def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_path):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from engine.config import load_profile
-    from engine.model_loading import ModelLoadError, load_model
+    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.model_loading import ModelLoadError, load_model
 
     Gemma2ForCausalLM(Gemma2Config(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                    num_key_value_heads=1, head_dim=16, intermediate_size=32)).save_pretrained(tmp_path / "g2")
@@ -305,7 +305,7 @@ def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_pa
 
 
 def test_held_out_rows_and_eval_set_lines_carry_their_tools_to_the_gate_prompt(tmp_path):
-    from engine.eval_sets import held_out_set, load_eval_set
+    from tunedeck.engine.gate.eval_sets import held_out_set, load_eval_set
 
     tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
     msgs = [{"role": "user", "content": "What is the weather in Oslo?"}, {"role": "assistant", "content": "Sunny."}]
@@ -313,7 +313,7 @@ def test_held_out_rows_and_eval_set_lines_carry_their_tools_to_the_gate_prompt(t
     assert "get_weather" in render_prompt(tok, example.prompt) and example.spec()["tools"] == [WEATHER_TOOL]
     line = {"messages": msgs[:1], "reference": "Sunny.", "tools": [WEATHER_TOOL]}
     path = _write(tmp_path / "golden.jsonl", [line, {**line, "tools": {"name": "f"}}])
-    from engine.eval_sets import EvalSetError
+    from tunedeck.engine.gate.eval_sets import EvalSetError
 
     with pytest.raises(EvalSetError, match=r"golden\.jsonl:2: tools: must be a list of tool schemas"):
         load_eval_set(path, "golden")

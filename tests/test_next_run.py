@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import tunedeck
-from engine.config import ProfileError, Profile, build_profile, data_paths
-from engine.data_files import load_data_files
-from engine.dataset import DatasetError
-from engine.next_run import changes_against_parent, fixes_path, write_next_profile
-from engine.run_record import RunRecord, load_run_record, write_run_record
+from tunedeck.engine.training.config import ProfileError, Profile, build_profile, data_paths
+from tunedeck.engine.data.files import load_data_files
+from tunedeck.engine.data.dataset import DatasetError
+from tunedeck.engine.training.next_run import changes_against_parent, fixes_path, write_next_profile
+from tunedeck.engine.run.record import RunRecord, load_run_record, write_run_record
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -62,7 +62,7 @@ def test_files_that_train_differently_are_refused_naming_both(tmp_path):
 
 
 def test_adding_a_file_keeps_every_row_on_its_side_of_the_split(tmp_path):
-    from engine.train import prepare_data
+    from tunedeck.engine.training.train import prepare_data
 
     base = write_jsonl(tmp_path / "base.jsonl", [chat(f"question {i}", f"answer {i}") for i in range(60)])
     fixes = write_jsonl(tmp_path / "fixes.jsonl", [chat(f"fixed {i}", f"better {i}") for i in range(20)])
@@ -99,7 +99,7 @@ def test_the_next_profile_extends_the_frozen_parent_and_adds_its_fixes(tmp_path)
     assert changes == [f"data.path: {str(base)!r} -> {[str(base), str(fixes.resolve())]!r}",
                        "optim.learning_rate: 0.0001 -> 0.0003"]
     assert "no longer test the held-out split" in nxt.warnings[0]
-    from engine.config import load_profile
+    from tunedeck.engine.training.config import load_profile
 
     child = load_profile(nxt.profile_path, workspace=ws)
     assert child.optim.learning_rate == 1e-4 and child.extends == f"runs/{parent.name}.toml"
@@ -143,7 +143,7 @@ def test_run_from_trains_on_the_parents_data_plus_its_fixes_and_records_the_pare
 
 
 def test_show_names_the_parent(tmp_path):
-    from engine.run_store import write_status
+    from tunedeck.engine.run.store import write_status
 
     ws = tmp_path / "ws"
     parent = fake_parent(ws, write_jsonl(tmp_path / "base.jsonl", [chat("q1", "a1")]))

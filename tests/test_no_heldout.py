@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import read_events, tunedeck
-from engine import contract as C
-from engine.config import Profile
-from engine.preflight import no_heldout_warning
-from engine.run_store import find_run, list_checkpoints, read_status
-from engine.train import PreparedData
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.config import Profile
+from tunedeck.engine.training.preflight import no_heldout_warning
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.training.train import PreparedData
 
 FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
         "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "optim.max_steps=6",
@@ -40,7 +40,7 @@ def test_the_warning_names_the_real_cause():
 
 @pytest.mark.slow
 def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path, tiny_model_dir, sft_data):
-    from engine.demo_data import make_eval_set
+    from tunedeck.engine.data.demo_data import make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 12, seed=3)
     proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
@@ -63,7 +63,7 @@ def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path
 @pytest.mark.slow
 def test_a_split_that_comes_out_empty_trains_and_skips_the_gate_with_a_notice(workspace, tmp_path, tiny_model_dir,
                                                                                demo_rows):
-    from engine.demo_data import write_jsonl
+    from tunedeck.engine.data.demo_data import write_jsonl
 
     one_row = write_jsonl(tmp_path / "one.jsonl", demo_rows[:1])  # val_fraction 0.1 of one row holds nothing out
     proc = tunedeck("run", "lora", "--data", str(one_row), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import read_events, tunedeck
 from fixtures.app_harness import RUNNING, copy_workspace, make_app, run, wait_until
-from engine import contract as C
-from engine.notify import run_notify_command
-from tui.run_bell import RunBell
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.notify import run_notify_command
+from tunedeck.tui.run_bell import RunBell
 
 
 class Events:
@@ -52,7 +52,7 @@ def test_a_failing_or_hanging_command_is_a_warning(tmp_path):
 
 
 def test_the_app_rings_when_a_run_it_watches_ends(tmp_path):
-    from engine.run_store import write_status
+    from tunedeck.engine.run.store import write_status
 
     ws = copy_workspace(tmp_path / "ws", live=(RUNNING,))
 
@@ -90,10 +90,10 @@ def test_the_engine_runs_the_notify_command_when_the_run_ends(workspace, tiny_mo
 
 
 def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
-    from engine.config import build_profile
-    from engine.notify import notify_gate_verdict
-    from engine.run_record import RunRecord, write_run_record
-    from engine.run_store import write_status
+    from tunedeck.engine.training.config import build_profile
+    from tunedeck.engine.training.notify import notify_gate_verdict
+    from tunedeck.engine.run.record import RunRecord, write_run_record
+    from tunedeck.engine.run.store import write_status
 
     run_dir = tmp_path / "runs" / "20250101-000000-r-0001"
     run_dir.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tui.path_suggester import PathSuggester, cached_models, complete_path
+from tunedeck.tui.path_suggester import PathSuggester, cached_models, complete_path
 
 
 def suggest(value: str, models: bool = False) -> str | None:

@@ -17,7 +17,7 @@ MAX_NEW = 16
 
 
 def _train(ws: Path, tiny_model_dir: Path, sft_data: Path, *extra: str) -> Path:
-    from engine.demo_data import BASE_PROMPT
+    from tunedeck.engine.data.demo_data import BASE_PROMPT
 
     proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
                     "--set", "optim.max_steps=6", "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3",
@@ -38,7 +38,7 @@ def lora_run(ws, tiny_model_dir, sft_data) -> Path:
 
 @pytest.fixture(scope="module")
 def client(lora_run):
-    from engine.playground import PlaygroundClient
+    from tunedeck.engine.gate.playground import PlaygroundClient
 
     c = PlaygroundClient(lora_run, 3)
     c.start()
@@ -53,11 +53,11 @@ def question(demo_rows) -> list[dict]:
 
 def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
     """generate() on the checkpoint (or, for None, the base with its gate prompt) loaded in this process."""
-    from engine.gate_runner import ModelSession
-    from engine.generate import generate
-    from engine.model_loading import load_tokenizer
-    from engine.run_record import load_run_record
-    from engine.run_store import list_checkpoints
+    from tunedeck.engine.gate.runner import ModelSession
+    from tunedeck.engine.gate.generate import generate
+    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.store import list_checkpoints
 
     profile = load_run_record(run_dir).profile
     session = ModelSession(profile)
@@ -70,7 +70,7 @@ def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
 
 
 def test_the_client_module_does_not_import_torch():
-    code = "import sys, engine.playground; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    code = "import sys, tunedeck.engine.gate.playground; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), check=True)
     assert out.stdout.strip() == "[]"
 
@@ -88,7 +88,7 @@ def test_ask_returns_both_answers_side_by_side(client, lora_run, question):
 
 
 def test_switch_changes_the_checkpoint_and_a_bad_switch_changes_nothing(client, lora_run, question):
-    from engine.playground import PlaygroundError
+    from tunedeck.engine.gate.playground import PlaygroundError
 
     assert client.switch(6) == 6
     reply = client.ask(question, max_new_tokens=MAX_NEW)
@@ -111,7 +111,7 @@ def test_malformed_requests_get_error_lines_and_the_process_keeps_serving(client
 
 
 def test_a_wrong_checkpoint_fails_start_with_its_reason(lora_run):
-    from engine.playground import PlaygroundClient, PlaygroundError
+    from tunedeck.engine.gate.playground import PlaygroundClient, PlaygroundError
 
     c = PlaygroundClient(lora_run, 999)
     with pytest.raises(PlaygroundError, match=r"checkpoint-999 does not exist.*complete checkpoints: 3, 6"):
@@ -120,7 +120,7 @@ def test_a_wrong_checkpoint_fails_start_with_its_reason(lora_run):
 
 
 def test_full_finetune_run_answers_from_a_separate_copy_of_the_base(ws, tiny_model_dir, sft_data, question):
-    from engine.playground import PlaygroundClient
+    from tunedeck.engine.gate.playground import PlaygroundClient
 
     run = _train(ws, tiny_model_dir, sft_data, "--set", "method.adapter=none")
     with PlaygroundClient(run, "latest") as c:
@@ -136,7 +136,7 @@ def test_full_finetune_run_answers_from_a_separate_copy_of_the_base(ws, tiny_mod
 
 
 def test_a_closed_client_never_starts_a_process(tmp_path):
-    from engine.playground import PlaygroundClient, PlaygroundError
+    from tunedeck.engine.gate.playground import PlaygroundClient, PlaygroundError
 
     client = PlaygroundClient(tmp_path)
     client.close()  # the screen left before the worker got to start()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input
 
-from engine.playground import RequestError, parse_request
+from tunedeck.engine.gate.playground import RequestError, parse_request
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, wait_until
-from tui.screens.playground import Exchange, PlaygroundReady, PlaygroundScreen
+from tunedeck.tui.screens.playground import Exchange, PlaygroundReady, PlaygroundScreen
 
 
 class FakeClient:

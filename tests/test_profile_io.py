@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.config import find_profile, load_profile
-from tui.profile_io import diff_against_parent, diff_lines, flatten, nest, save_profile
+from tunedeck.engine.training.config import find_profile, load_profile
+from tunedeck.tui.profile_io import diff_against_parent, diff_lines, flatten, nest, save_profile
 
 
 def _same(a, b) -> bool:

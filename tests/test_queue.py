@@ -11,10 +11,19 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, read_events, tunedeck, wait_for
-from engine import contract as C
-from engine.run_queue import (CANCELLED_MESSAGE, CPU_SLOT, QueueEntry, blockers, queue_entries, release_slots,
-                              slot_holders, slots_for, try_lock_slots)
-from engine.run_store import find_run, list_checkpoints, pid_alive, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.run_queue import (
+    CANCELLED_MESSAGE,
+    CPU_SLOT,
+    QueueEntry,
+    blockers,
+    queue_entries,
+    release_slots,
+    slot_holders,
+    slots_for,
+    try_lock_slots,
+)
+from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_status
 
 FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
         "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "gate.when=never"]
@@ -120,7 +129,7 @@ def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_m
     out = Path(f"{workspace}.out")
     args = " ".join(run_args(tiny_model_dir, sft_data, "second")) + " --queue"
     err = Path(f"{workspace}.err")
-    shell = subprocess.Popen(["setsid", "bash", "-c", f"{sys.executable} -m tui.cli {args} > {out} 2> {err}; sleep 60"],
+    shell = subprocess.Popen(["setsid", "bash", "-c", f"{sys.executable} -m tunedeck.tui.cli {args} > {out} 2> {err}; sleep 60"],
                              cwd=ROOT, env={**os.environ, **SLOW})
     wait_for(lambda: err.exists() and "waiting for its GPUs" in err.read_text(), what="the run to queue")
     run_id = out.read_text().split()[0]

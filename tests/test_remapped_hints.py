@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, wait_until
-from tui.keymap import key_name
-from tui.widgets.runs_table import RunsTable
+from tunedeck.tui.keymap import key_name
+from tunedeck.tui.widgets.runs_table import RunsTable
 
 
 class FakeApp:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from engine.reviews import WITHDRAWN, add_review, load_reviews
+from tunedeck.engine.gate.reviews import WITHDRAWN, add_review, load_reviews
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text
 from fixtures.make_gated_run import GATED
-from tui.screens.review import ReviewScreen
+from tunedeck.tui.screens.review import ReviewScreen
 
 
 def test_a_withdrawn_label_no_longer_counts_and_a_later_label_does(tmp_path):

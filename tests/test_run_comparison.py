@@ -7,8 +7,14 @@ import json
 import shutil
 
 from fixtures.app_harness import COMPLETED, OVERFIT, RUNNING, RUNS
-from tui.run_comparison import (DIFFERENT_DATA, SAME_DATA, compare_runs, display_value, flatten,
-                                profile_differences)
+from tunedeck.tui.run_comparison import (
+    DIFFERENT_DATA,
+    SAME_DATA,
+    compare_runs,
+    display_value,
+    flatten,
+    profile_differences,
+)
 
 
 def diffs(c) -> list[tuple[str, object, object]]:
@@ -107,7 +113,7 @@ def test_flatten_and_display_values():
 
 
 def test_a_list_value_differs_as_a_whole():
-    from engine.run_record import load_run_record
+    from tunedeck.engine.run.record import load_run_record
 
     a, b = load_run_record(RUNS / COMPLETED), load_run_record(RUNS / COMPLETED)
     b.profile.lora.target_modules = ["q_proj", "v_proj"]

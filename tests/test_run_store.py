@@ -11,12 +11,24 @@ import time
 
 import pytest
 
-from engine import contract as C
-from engine.callbacks import best_step_by_eval_loss, checkpoints_to_prune
-from engine.event_log import EventReader, EventWriter
-from engine.run_store import (EngineLock, RunLocked, create_run_dir, effective_state, find_run, is_locked,
-                              latest_complete_checkpoint, list_checkpoints, read_status, request_control,
-                              sanitize_name, take_control_requests, write_status)
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.callbacks import best_step_by_eval_loss, checkpoints_to_prune
+from tunedeck.engine.run.event_log import EventReader, EventWriter
+from tunedeck.engine.run.store import (
+    EngineLock,
+    RunLocked,
+    create_run_dir,
+    effective_state,
+    find_run,
+    is_locked,
+    latest_complete_checkpoint,
+    list_checkpoints,
+    read_status,
+    request_control,
+    sanitize_name,
+    take_control_requests,
+    write_status,
+)
 
 
 def test_event_log_tail_and_torn_line(tmp_path):
@@ -87,7 +99,7 @@ def test_lock_refuses_second_engine(tmp_path):
         assert is_locked(run)
         with pytest.raises(RunLocked):
             EngineLock(run).acquire()
-        code = ("import sys; from engine.run_store import EngineLock, RunLocked\n"
+        code = ("import sys; from tunedeck.engine.run.store import EngineLock, RunLocked\n"
                 f"try: EngineLock({str(run)!r}).acquire()\nexcept RunLocked: sys.exit(3)")
         assert subprocess.run([sys.executable, "-c", code]).returncode == 3
     assert not is_locked(run)

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from engine.checks import CheckSpecError, Context, parse_check
-from engine.config import GateConfig
-from engine.gate import check_scores, describe, judge_checkpoint, paired_score_test
-from engine.similarity import squad_normalize, token_f1
+from tunedeck.engine.gate.checks import CheckSpecError, Context, parse_check
+from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.gate.rules import check_scores, describe, judge_checkpoint, paired_score_test
+from tunedeck.engine.gate.similarity import squad_normalize, token_f1
 
 REF = "The capital of France is Paris."
 
@@ -71,7 +71,7 @@ def test_mistakes_name_the_option():
 
 
 def test_an_eval_set_line_with_a_bad_min_names_file_line_and_field(tmp_path):
-    from engine.eval_sets import EvalSetError, load_eval_set
+    from tunedeck.engine.gate.eval_sets import EvalSetError, load_eval_set
 
     f = tmp_path / "set.jsonl"
     f.write_text('{"prompt": "q", "reference": "a", "checks": ["chrf"]}\n'

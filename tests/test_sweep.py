@@ -8,13 +8,27 @@ from pathlib import Path
 import pytest
 
 from conftest import tunedeck
-from engine import contract as C
-from engine.config import GateConfig
-from engine.gate import base_row, judge_checkpoint, summarize, write_gate_summary
-from engine.run_store import write_status
-from engine.sweep import (SweepError, SweepRecord, SweepRun, differing_keys, grid_points, load_record, parse_grid,
-                          parse_range, points_from_args, public_rows, rank, short_keys, verdict_sentence, write_record)
-from engine.sweep_slurm import sweep_array_script
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.gate.rules import base_row, judge_checkpoint, summarize, write_gate_summary
+from tunedeck.engine.run.store import write_status
+from tunedeck.engine.training.sweep import (
+    SweepError,
+    SweepRecord,
+    SweepRun,
+    differing_keys,
+    grid_points,
+    load_record,
+    parse_grid,
+    parse_range,
+    points_from_args,
+    public_rows,
+    rank,
+    short_keys,
+    verdict_sentence,
+    write_record,
+)
+from tunedeck.engine.training.sweep_slurm import sweep_array_script
 
 
 # ---- points --------------------------------------------------------------------------------------
@@ -200,6 +214,6 @@ def test_slurm_array_script_runs_one_run_per_task(tmp_path):
     for d in dirs:
         assert f"  {d.resolve()}\n" in text
     assert 'RUN="${RUNS[$SLURM_ARRAY_TASK_ID]}"' in text
-    assert text.rstrip().endswith('/opt/py/bin/python -m engine.worker "$RUN"')
+    assert text.rstrip().endswith('/opt/py/bin/python -m tunedeck.engine.training.worker "$RUN"')
     multi = sweep_array_script("lr", dirs, gpus_per_task=4, python="/p")
-    assert "--nproc-per-node=4 -m engine.worker \"$RUN\"" in multi and "%" not in multi.split("--array=")[1].split("\n")[0]
+    assert "--nproc-per-node=4 -m tunedeck.engine.training.worker \"$RUN\"" in multi and "%" not in multi.split("--array=")[1].split("\n")[0]

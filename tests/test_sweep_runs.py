@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import read_events, tunedeck, wait_for
-from engine import contract as C
-from engine.run_queue import CANCELLED_MESSAGE
-from engine.run_store import list_checkpoints, read_status
-from engine.sweep import load_record
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.run_queue import CANCELLED_MESSAGE
+from tunedeck.engine.run.store import list_checkpoints, read_status
+from tunedeck.engine.training.sweep import load_record
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def runs_of(ws: Path, name: str) -> list[Path]:
 
 
 def test_a_two_point_sweep_runs_one_after_another_and_is_ranked_by_the_gate(workspace, tmp_path, tiny_model_dir, sft_data):
-    from engine.demo_data import BASE_PROMPT, make_eval_set
+    from tunedeck.engine.data.demo_data import BASE_PROMPT, make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 20, seed=1)
     proc = tunedeck("sweep", "demo-cpu", *base_args(tiny_model_dir, sft_data, 10, 5), "--name", "lr",

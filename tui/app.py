@@ -16,7 +16,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
-from engine.run_store import RunNotFound, find_run, resolve_workspace
+from tunedeck.engine.run.store import RunNotFound, find_run, resolve_workspace
 
 from .commands import ActionCommands
 from .keymap import load_keymap

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.eval_records import BASE
-from engine.run_store import list_checkpoints
+from tunedeck.engine.gate.records import BASE
+from tunedeck.engine.run.store import list_checkpoints
 
 from .gate_results import read_gate_file
 

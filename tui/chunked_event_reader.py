@@ -7,7 +7,7 @@ held-back torn last line and the count of skipped lines behave exactly as in Eve
 
 from __future__ import annotations
 
-from engine.event_log import EventReader
+from tunedeck.engine.run.event_log import EventReader
 
 CHUNK_BYTES = 1 << 20
 

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_app(argv[1:] if argv and argv[0] in ("app", "open") else argv)
     if argv[0] == "demo" and "--headless" not in argv and not {"-h", "--help"} & set(argv):
         return demo_in_app(argv[1:])
-    from engine.cli import main as engine_main
+    from tunedeck.engine.commands.cli import main as engine_main
 
     return engine_main(argv)
 
@@ -22,8 +22,8 @@ def demo_in_app(argv: list[str]) -> int:
     """`tunedeck demo`: start the demo run detached, then open the app on its monitor."""
     import argparse
 
-    from engine.demo import start_demo_run
-    from engine.run_store import resolve_workspace
+    from tunedeck.engine.commands.demo import start_demo_run
+    from tunedeck.engine.run.store import resolve_workspace
 
     ap = argparse.ArgumentParser(prog="tunedeck demo")
     ap.add_argument("--workspace")

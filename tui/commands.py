@@ -24,7 +24,7 @@ class ActionCommands(Provider):
         out.sort(key=lambda c: c[0])
         app = self.app
         try:
-            from engine.run_store import list_runs
+            from tunedeck.engine.run.store import list_runs
 
             run_ids = sorted((d.name for d in list_runs(app.workspace)), reverse=True)  # type: ignore[attr-defined]
         except Exception:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 from .formatting import fmt_clock, fmt_loss, is_number
 

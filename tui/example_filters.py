@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.eval_records import BASE, label, read_records
-from engine.gate import buckets
+from tunedeck.engine.gate.records import BASE, label, read_records
+from tunedeck.engine.gate.rules import buckets
 
 FILTERS = ("regressed", "fixed", "still_failing", "all")  # what `f` cycles through, in this order
 UNSCORED, MISSING = "unscored", "missing"

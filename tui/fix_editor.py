@@ -16,7 +16,7 @@ from textual.app import SuspendNotSupported
 
 def edit_text(app, text: str, suffix: str = ".txt") -> str | None:
     """The text after the user edited it in $VISUAL/$EDITOR (vi), or None when the editor failed."""
-    from engine.fixes import editor_command
+    from tunedeck.engine.data.fixes import editor_command
 
     with tempfile.TemporaryDirectory(prefix="tunedeck-fix-") as tmp:
         path = Path(tmp) / f"answer{suffix}"
@@ -40,9 +40,9 @@ def edit_text(app, text: str, suffix: str = ".txt") -> str | None:
 
 def add_fix_from_record(app, run_dir: Path, record: dict | None) -> Path | None:
     """Open the record's answer in the editor and add the corrected example to the run's fixes file."""
-    from engine.config import ProfileError
-    from engine.fixes import FixError, add_fix, data_kind, fix_row, prefill
-    from engine.run_record import load_run_record
+    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
+    from tunedeck.engine.run.record import load_run_record
 
     if not record:
         app.notify("No example selected.", severity="warning")

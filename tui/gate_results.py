@@ -1,6 +1,6 @@
 """Eval gate verdicts as the app shows them, from "gate" events and evals/gate.json.
 
-gate.json (engine/gate.py) holds "rows" (one per checkpoint, plus the base model's), "best"
+gate.json (engine/gate/rules.py) holds "rows" (one per checkpoint, plus the base model's), "best"
 {"checkpoint", "sentence"}, "verdict" (pass / needs_review / fail), "sentence" and an optional
 user "chosen" {"checkpoint"}. Events: phase "start", "row" (per checkpoint) and "summary".
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 GATE_JSON = "gate.json"
 PASSING = frozenset({"pass", "passed", "ship", "ok", "accept", "accepted"})

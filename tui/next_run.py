@@ -1,6 +1,6 @@
 """N on a run (runs list, monitor, checkpoints): the new-run screen with the next run from it.
 
-The engine writes the profile (engine/next_run.py: the run's frozen profile, extended, on its data
+The engine writes the profile (engine/training/next_run.py: the run's frozen profile, extended, on its data
 plus its fixes file); the screen opens on it and shows what changes against the parent as the form
 is edited. Writing two small TOML files is quick, so it happens on the UI thread.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 def open_next_run(app, run_dir: Path) -> None:
-    from engine.config import ProfileError
-    from engine.next_run import write_next_profile
+    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.next_run import write_next_profile
 
     from .screens.new_run import NewRunScreen
 

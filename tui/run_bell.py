@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 Outcome = tuple[str, str | None]  # (state, gate verdict)
 
 
 def read_outcomes(workspace: Path) -> dict[str, Outcome]:
-    from engine.run_store import list_runs, read_status
+    from tunedeck.engine.run.store import list_runs, read_status
 
     out = {}
     for run_dir in list_runs(workspace):

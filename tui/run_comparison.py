@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from engine import contract as C
-from engine.config import ProfileError
-from engine.run_record import RunRecord, load_run_record
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.config import ProfileError
+from tunedeck.engine.run.record import RunRecord, load_run_record
 
 from .chunked_event_reader import ChunkedEventReader
 from .gate_results import GateResults, read_gate_file
@@ -68,7 +68,7 @@ class RunComparison:
     b: RunSide
     differences: list[ProfileDifference]
     data_match: str  # SAME_DATA, DIFFERENT_DATA, or why it cannot be told
-    data_changes: list[str] = field(default_factory=list)  # rows added/removed A -> B (engine/data_versions.py)
+    data_changes: list[str] = field(default_factory=list)  # rows added/removed A -> B (engine/data/versions.py)
 
     @property
     def profile_problem(self) -> str | None:
@@ -90,7 +90,7 @@ def compare_runs(run_a: Path, run_b: Path, keep_going: Callable[[], bool] = lamb
 
 def data_changes(run_a: Path, run_b: Path) -> list[str]:
     """Rows added and removed from A's data and eval sets to B's; empty when a run recorded no rows."""
-    from engine.data_versions import diff_data, read_data_rows
+    from tunedeck.engine.data.versions import diff_data, read_data_rows
 
     a, b = read_data_rows(run_a), read_data_rows(run_b)
     return diff_data(a, b).lines() if a is not None and b is not None else []

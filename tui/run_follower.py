@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import contract as C
-from engine.run_store import Checkpoint, list_checkpoints, read_status_file
-from engine.run_summary import run_row
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import Checkpoint, list_checkpoints, read_status_file
+from tunedeck.engine.run.summary import run_row
 
 from .chunked_event_reader import CHUNK_BYTES, ChunkedEventReader
 from .gate_results import GATE_JSON, read_gate_file

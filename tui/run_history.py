@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import deque
 from pathlib import Path
 
-from engine import contract as C
-from engine.run_store import Checkpoint
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import Checkpoint
 
 from .event_lines import EventLine, describe
 from .formatting import is_number

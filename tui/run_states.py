@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 STATE_STYLES = {
     C.QUEUED: "cyan",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 GROUP_PREFIX = "sweep:"
 

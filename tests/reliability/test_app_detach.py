@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import ROOT, tunedeck, wait_for
-from engine import contract as C
-from engine.run_store import find_run, pid_alive, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, pid_alive, read_status
 
 TMUX_TESTS = ROOT / "tests"
 sys.path.insert(0, str(TMUX_TESTS))
@@ -28,7 +28,7 @@ def test_two_apps_follow_one_engine_and_a_hang_up_does_not_stop_it(workspace, ti
     run = find_run(workspace, tunedeck(*args, env={"TUNEDECK_TEST_SLOW_STEP_S": "0.1"}, check=True).stdout.split()[0])
     wait_for(lambda: (read_status(run).get("step") or 0) >= 2, timeout=120, what="training to start")
     tmux = Tmux(f"tunedeck-detach-{os.getpid()}")
-    app = f"{sys.executable} -m tui.cli app --workspace {workspace} --open {run.name} --no-telemetry"
+    app = f"{sys.executable} -m tunedeck.tui.cli app --workspace {workspace} --open {run.name} --no-telemetry"
     env = {"TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
     try:
         tmux.start("one", app, env)

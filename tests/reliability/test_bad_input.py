@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.config import ProfileError, load_profile
-from engine.event_log import EventReader
+from tunedeck.engine.training.config import ProfileError, load_profile
+from tunedeck.engine.run.event_log import EventReader
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -95,8 +95,8 @@ def test_event_reader_huge_and_deep_lines(tmp_path):
 
 # ---- the dataset reader and the eval-set reader ---------------------------------------------------
 
-from engine.dataset import DatasetError, load_dataset  # noqa: E402
-from engine.eval_sets import EvalSetError, load_eval_set  # noqa: E402
+from tunedeck.engine.data.dataset import DatasetError, load_dataset  # noqa: E402
+from tunedeck.engine.gate.eval_sets import EvalSetError, load_eval_set  # noqa: E402
 
 row_like = st.fixed_dictionaries({}, optional={
     "messages": json_values | st.lists(st.fixed_dictionaries({}, optional={"role": json_values, "content": json_values,

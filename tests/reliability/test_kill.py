@@ -10,10 +10,10 @@ import time
 import pytest
 
 from conftest import read_events, tunedeck, wait_for
-from engine import contract as C
-from engine.event_log import EventReader
-from engine.run_store import find_run, list_checkpoints, read_status
-from engine.run_summary import metrics
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.event_log import EventReader
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run.summary import metrics
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import read_events, tunedeck
-from engine import contract as C
-from engine.run_store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, tunedeck, wait_for
-from engine import contract as C
-from engine.config import Profile
-from engine.run_store import find_run, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.training.config import Profile
+from tunedeck.engine.run.store import find_run, read_status
 
 
 def _modes(root: Path):
@@ -72,7 +72,7 @@ def test_no_unsafe_torch_load_in_our_code():
 
 def test_trust_remote_code_is_off_unless_asked():
     assert Profile().model.trust_remote_code is False
-    from engine.config import load_profile
+    from tunedeck.engine.training.config import load_profile
 
     for name in ("lora", "lora-domain", "qlora", "full", "dpo", "demo-cpu"):
         assert load_profile(name).model.trust_remote_code is False
@@ -80,7 +80,7 @@ def test_trust_remote_code_is_off_unless_asked():
 
 def test_run_names_cannot_escape_the_workspace(workspace, tiny_model_dir, sft_data, tmp_path):
     for name in ("../../escape", "/etc/passwd", "a/../../b", "..", "\x00evil"):
-        from engine.run_store import create_run_dir
+        from tunedeck.engine.run.store import create_run_dir
 
         run = create_run_dir(workspace, name)
         assert run.resolve().parent == (workspace / "runs").resolve()

@@ -18,9 +18,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from engine import contract as C
-from engine.event_log import EventReader
-from engine.run_store import is_locked, pid_alive, read_status
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.event_log import EventReader
+from tunedeck.engine.run.store import is_locked, pid_alive, read_status
 
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
 from ..eval_progress import EvalProgress
@@ -46,7 +46,7 @@ def _pct(x: float | None, delta: float | None = None) -> Text:
     return text
 
 
-# the gate's rule codes (engine/gate.py) as a few words; the full reasons show below the table
+# the gate's rule codes (engine/gate/rules.py) as a few words; the full reasons show below the table
 RULE_WORDS = {"task_gain": "task gain too small", "task_noise": "gain within noise", "no_task": "no task examples",
               "format": "format dropped", "safety": "safety regressed", "general": "general dropped",
               "latency": "over latency budget", "review": "weird in review"}
@@ -319,7 +319,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="choose checkpoint")
     def set_chosen(self, step: int | None) -> None:
-        from engine.gate import GateError, set_chosen
+        from tunedeck.engine.gate.rules import GateError, set_chosen
 
         try:
             set_chosen(self.run_dir, step)
@@ -331,7 +331,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         self.reload()
 
     def action_delete(self) -> None:
-        from engine.checkpoint_removal import protected_steps
+        from tunedeck.engine.run.checkpoint_removal import protected_steps
 
         row = self._checkpoint()
         if row is None:
@@ -355,7 +355,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="delete checkpoint")
     def delete(self, step: int) -> None:
-        from engine.checkpoint_removal import CheckpointProtected, delete_checkpoint
+        from tunedeck.engine.run.checkpoint_removal import CheckpointProtected, delete_checkpoint
 
         try:
             path = delete_checkpoint(self.run_dir, step)
@@ -366,7 +366,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         self.reload()
 
     def action_rules(self) -> None:
-        from engine.run_store import engine_owns
+        from tunedeck.engine.run.store import engine_owns
 
         from .gate_rules import GateRulesScreen
 
@@ -387,10 +387,10 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="re-judge")
     def rejudge(self, overrides: list[str]) -> None:
-        from engine.config import ProfileError
-        from engine.gate_cmd import rejudge
-        from engine.gate_runner import status_fields
-        from engine.run_store import write_status
+        from tunedeck.engine.training.config import ProfileError
+        from tunedeck.engine.commands.gate import rejudge
+        from tunedeck.engine.gate.runner import status_fields
+        from tunedeck.engine.run.store import write_status
 
         try:
             summary = rejudge(self.run_dir, overrides)
@@ -430,7 +430,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="start evaluation")
     def spawn_eval(self, which: str, what: str) -> None:
-        from engine.launch import spawn_eval_detached
+        from tunedeck.engine.training.launch import spawn_eval_detached
 
         pid = spawn_eval_detached(self.run_dir, which)
 

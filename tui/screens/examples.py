@@ -18,7 +18,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.eval_records import BASE
+from tunedeck.engine.gate.records import BASE
 
 from ..example_filters import BUCKET_NAMES, FILTERS, MISSING, ExampleComparison, load_comparison
 from ..keymap import key_name
@@ -226,7 +226,7 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
 
     def shown_examples(self) -> list[dict]:
         """The examples the filters show, each with both sides' outputs and checks."""
-        from engine.eval_records import label
+        from tunedeck.engine.gate.records import label
 
         comp = self.comparison
         if comp is None or comp.unevaluated:
@@ -244,7 +244,7 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         return out
 
     def action_export_filtered(self) -> None:
-        from engine.eval_records import label
+        from tunedeck.engine.gate.records import label
 
         from .new_run import AskName
 
@@ -258,7 +258,7 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         def chosen(path: str | None) -> None:
             if not path:
                 return
-            from engine.fixes import export_examples
+            from tunedeck.engine.data.fixes import export_examples
 
             try:
                 written = export_examples(Path(path), examples)

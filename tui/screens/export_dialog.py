@@ -30,13 +30,13 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, Static
 from textual.worker import get_current_worker
 
-from engine.run_record import load_run_record
-from engine.run_store import sanitize_name
+from tunedeck.engine.run.record import load_run_record
+from tunedeck.engine.run.store import sanitize_name
 
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
 
-ROOT = Path(__file__).resolve().parents[2]  # where `python -m tui.cli` resolves from
+ROOT = Path(__file__).resolve().parents[2]  # the repository: a fixed cwd for the export subprocess
 POLL_S = 0.1
 STOP_GRACE_S = 10.0  # after SIGINT (the engine removes its temp folder), how long before SIGKILL
 TRACEBACK_START = "Traceback (most recent call last):"
@@ -251,7 +251,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             return
         out = Path(text).expanduser()
         self.out = out if out.is_absolute() else Path.cwd() / out
-        cmd = [sys.executable, "-m", "tui.cli", "export", str(self.run_dir), str(self.out),
+        cmd = [sys.executable, "-m", "tunedeck.tui.cli", "export", str(self.run_dir), str(self.out),
                "--checkpoint", str(self.checkpoint)]
         if self.merge:
             cmd.append("--merge")
@@ -270,8 +270,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
     def run_export(self, cmd: list[str]) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="tunedeck-export-"))
         try:
-            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
-                   "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
             # files, not pipes: an app that goes away must not hand the export a broken pipe
             with open(scratch / "stdout", "ab") as out_f, open(scratch / "stderr", "ab") as err_f:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=env,

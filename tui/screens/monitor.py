@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
-from engine import contract as C
-from engine.run_store import request_control
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import request_control
 
 from ..formatting import fmt_rate, fmt_sci
 from ..messages import RunActionDone, RunDataRead, TelemetryRead
@@ -44,8 +44,8 @@ from .confirm import ConfirmScreen
 
 def loss_masking_short(run_dir: Path) -> str:
     """What the run's loss covers, in a few words for the header ("" for runs recorded before it was kept)."""
-    from engine.config import ProfileError
-    from engine.run_record import load_run_record
+    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.run.record import load_run_record
 
     try:
         words = load_run_record(run_dir).loss_masking
@@ -120,7 +120,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
     def on_mount(self) -> None:
         self.title = "Run monitor"
         masking = loss_masking_short(self.run_dir)
-        from engine.run_store import read_status_file
+        from tunedeck.engine.run.store import read_status_file
 
         parent = read_status_file(self.run_dir).get("parent")  # the run this one is the next run from
         self.sub_title = (self.run_dir.name + (f" · from {parent}" if parent else "")

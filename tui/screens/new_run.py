@@ -24,7 +24,7 @@ from textual.screen import ModalScreen, Screen
 from rich.markup import escape
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from engine.config import Profile, ProfileError, data_paths, load_profile, to_toml
+from tunedeck.engine.training.config import Profile, ProfileError, data_paths, load_profile, to_toml
 
 from ..profile_io import is_user_profile, save_profile, user_profile_dir
 from ..widgets.dataset_pane import DatasetPane, InspectRequest
@@ -117,7 +117,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     def __init__(self, workspace: Path, on_launched: Callable[[str], None] | None = None, profile: str = "lora",
                  data: str | None = None, run_name: str | None = None, parent=None) -> None:
         super().__init__()
-        self.parent_run = parent  # engine.next_run.NextRun when opened with N on a run: the next run from it
+        self.parent_run = parent  # tunedeck.engine.training.next_run.NextRun when opened with N on a run: the next run from it
         self.workspace = Path(workspace)
         self.on_launched = on_launched
         self.initial_profile = profile
@@ -154,7 +154,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     def parent_changes(self) -> list[str]:
         """What this run changes against the run it comes from, as the form stands."""
-        from engine.next_run import profile_changes
+        from tunedeck.engine.training.next_run import profile_changes
 
         p = self.form.profile
         return profile_changes(self.parent_run.parent_profile, p) if p is not None and self._from_parent() else []
@@ -305,8 +305,8 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="preflight", name="pre-flight estimate")
     def _estimate(self, profile: Profile, blocking: list[str], warnings: list[str]) -> None:
         try:
-            from engine.memory_estimate import estimate_for_profile
-            from engine.telemetry import gpu_total_memory
+            from tunedeck.engine.training.memory_estimate import estimate_for_profile
+            from tunedeck.engine.training.telemetry import gpu_total_memory
 
             est = estimate_for_profile(profile, gpu_total_memory())
             memory = f"memory: {est.summary()}"
@@ -344,9 +344,9 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch", name="launch run")
     def _launch(self, profile: Profile, queue: bool = False) -> None:
-        from engine.launch import spawn_detached
-        from engine.preflight import PreflightError, check, create_run
-        from engine.run_queue import GpuBusy, gpu_conflicts
+        from tunedeck.engine.training.launch import spawn_detached
+        from tunedeck.engine.training.preflight import PreflightError, check, create_run
+        from tunedeck.engine.training.run_queue import GpuBusy, gpu_conflicts
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{self.picked.name if self.picked else 'form'}.toml"

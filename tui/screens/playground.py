@@ -1,6 +1,6 @@
 """The playground: type a prompt, read the base model's and a checkpoint's answers side by side.
 
-The models live in an engine process (engine.playground), driven by a PlaygroundClient from
+The models live in an engine process (tunedeck.engine.gate.playground), driven by a PlaygroundClient from
 thread workers, so the app never imports torch and never blocks while a model loads or
 generates. One prompt is in flight at a time; each exchange stays on screen, newest at the
 bottom. The base answers with the gate's base system prompt, as in the gate; the checkpoint
@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
-from engine.playground import PlaygroundClient, PlaygroundError
+from tunedeck.engine.gate.playground import PlaygroundClient, PlaygroundError
 
 from ..worker_failures import RoutesWorkerFailures
 

@@ -25,9 +25,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from engine.gate import load_gate_summary, summarize_run
-from engine.reviews import LABELS, WITHDRAWN, add_review, load_reviews, review_state, sample_for_review
-from engine.run_store import engine_owns, write_status
+from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_reviews, review_state, sample_for_review
+from tunedeck.engine.run.store import engine_owns, write_status
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
 from ..gate_results import verdict_style
@@ -42,7 +42,7 @@ def refresh_gate(run_dir: Path) -> tuple[dict | None, bool]:
     """(the gate summary, whether it was rebuilt here from the records and the latest labels)."""
     if engine_owns(run_dir):
         return load_gate_summary(run_dir), False
-    from engine.gate_runner import status_fields
+    from tunedeck.engine.gate.runner import status_fields
 
     with _GATE_WRITE:
         summary = summarize_run(run_dir)

@@ -17,9 +17,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
-from engine import contract as C
-from engine.run_store import is_locked, list_runs, request_control, runs_root
-from engine.run_summary import run_row
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import is_locked, list_runs, request_control, runs_root
+from tunedeck.engine.run.summary import run_row
 
 from ..gate_results import read_gate_file
 from ..keymap import key_name
@@ -285,7 +285,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="run-action", name="stop run")
     def send_stop(self, run_dir: Path) -> None:
-        from engine.run_store import read_status
+        from tunedeck.engine.run.store import read_status
 
         queued = read_status(run_dir)["state"] == C.QUEUED
         request_control(run_dir, C.CTL_STOP)
@@ -307,7 +307,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="run-action", name="stop sweep")
     def send_sweep_stop(self, name: str) -> None:
-        from engine.sweep import load_record, stop_sweep_runs
+        from tunedeck.engine.training.sweep import load_record, stop_sweep_runs
 
         cancelled, stopped = stop_sweep_runs(self.workspace, load_record(self.workspace, name))
         self.post_message(RunActionDone(name, "stop", True, f"Sweep {name}: cancelling {len(cancelled)} queued "
@@ -384,14 +384,14 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
 def resume(run_dir: Path) -> tuple[bool, str]:
     """Start a detached engine that continues the run from its latest complete checkpoint."""
-    from engine.launch import spawn_detached
-    from engine.run_store import read_status
+    from tunedeck.engine.training.launch import spawn_detached
+    from tunedeck.engine.run.store import read_status
 
     state = read_status(run_dir)["state"]
     if state not in C.RESUMABLE_STATES or is_locked(run_dir):
         return False, f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume."
-    from engine.launch import load_gpus
-    from engine.run_queue import GpuBusy, gpu_conflicts, workspace_of
+    from tunedeck.engine.training.launch import load_gpus
+    from tunedeck.engine.training.run_queue import GpuBusy, gpu_conflicts, workspace_of
 
     try:
         gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))

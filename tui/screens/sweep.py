@@ -1,7 +1,7 @@
 """A sweep's screen: its runs ranked by the gate, the sentence that names the winner, and every run's
 loss curves overlaid.
 
-The ranking is the engine's (engine/sweep.py, the same as `tunedeck sweep show`); it is read in a
+The ranking is the engine's (engine/training/sweep.py, the same as `tunedeck sweep show`); it is read in a
 worker thread, again every few seconds while any of the sweep's runs is queued or running.
 """
 
@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 from ..formatting import truncate
 from ..gate_results import verdict_style
@@ -53,8 +53,15 @@ class SweepView:
 
 
 def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
-    from engine.run_store import runs_root
-    from engine.sweep import SweepError, differing_keys, load_record, rank, short_keys, verdict_sentence
+    from tunedeck.engine.run.store import runs_root
+    from tunedeck.engine.training.sweep import (
+        SweepError,
+        differing_keys,
+        load_record,
+        rank,
+        short_keys,
+        verdict_sentence,
+    )
 
     from ..run_comparison import read_loss_history
 
@@ -231,7 +238,7 @@ class SweepScreen(RoutesWorkerFailures, Screen):
 
     @on(DataTable.RowSelected)
     def _open_run(self, event: DataTable.RowSelected) -> None:
-        from engine.run_store import runs_root
+        from tunedeck.engine.run.store import runs_root
 
         rid = self.query_one("#sweep-table", ListTable).selected_key
         if rid and (runs_root(self.workspace) / rid).is_dir():
@@ -264,7 +271,7 @@ class SweepScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="sweep-stop", name="stop sweep")
     def _stop(self) -> None:
-        from engine.sweep import load_record, stop_sweep_runs
+        from tunedeck.engine.training.sweep import load_record, stop_sweep_runs
 
         cancelled, stopped = stop_sweep_runs(self.workspace, load_record(self.workspace, self.sweep_name))
         self.app.call_from_thread(self.notify, f"Sweep {self.sweep_name}: cancelling {len(cancelled)} queued run(s), "

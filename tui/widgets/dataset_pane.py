@@ -95,7 +95,7 @@ class InspectRequest:
     @classmethod
     def from_profile(cls, profile) -> "InspectRequest":
         d, o = profile.data, profile.optim
-        from engine.config import data_paths
+        from tunedeck.engine.training.config import data_paths
 
         # several files (data.path as a list, e.g. data plus fixes): the pane shows the first; the
         # launch's pre-flight validates them all
@@ -109,7 +109,7 @@ class InspectRequest:
 def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
     """(report, TokenStats or None). The report is inspect_cmd's own assembly without tokens; the
     stats are kept whole (per-example lengths) so the pane can re-truncate without re-tokenising."""
-    from engine import inspect_cmd as I
+    from tunedeck.engine.commands import inspect as I
 
     s = I.Settings(method=req.method, format=req.format, max_seq_len=req.max_seq_len, val_fraction=req.val_fraction,
                    seed=req.seed, model=None, chat_template=req.chat_template, assistant_only=req.assistant_only,
@@ -127,8 +127,8 @@ def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
         tok, why = I._load_tokenizer(replace(s, model=req.model))
         report["tokenizer"] = {"model": req.model, "loaded": tok is not None, "note": why}
         if tok is not None and report["valid_rows"]:
-            from engine.dataset import load_dataset
-            from engine.token_stats import TokenizerError, compute_token_stats
+            from tunedeck.engine.data.dataset import load_dataset
+            from tunedeck.engine.data.token_stats import TokenizerError, compute_token_stats
 
             ds = load_dataset(req.path, format=req.format, method=req.method)
             assistant_only = req.assistant_only != "off"  # auto and on mask every conversational format
@@ -212,7 +212,7 @@ class DatasetPane(VerticalScroll):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-dataset", name="inspect dataset")
     def _run_inspection(self, req: InspectRequest) -> None:
-        from engine.dataset import DatasetError
+        from tunedeck.engine.data.dataset import DatasetError
 
         def phase(name: str, done: int, total: int) -> None:
             self.post_message(self.Progress(name, done, total))

@@ -1,4 +1,4 @@
-"""What the model writes now: the latest live samples (engine/live_samples.py) beside their references.
+"""What the model writes now: the latest live samples (engine/training/live_samples.py) beside their references.
 
 Hidden until the run has sampled once. `v` on the monitor steps back through earlier evaluations'
 samples (and round to the newest), so a change between two evaluations can be read side by side.

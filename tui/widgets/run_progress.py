@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 from ..formatting import fmt_duration, text_bar
 from ..gate_results import verdict_style

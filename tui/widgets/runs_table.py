@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.binding import Binding
 
-from engine import contract as C
+from tunedeck.engine.run import contract as C
 
 from ..formatting import fmt_clock, fmt_duration, fmt_loss, is_number, text_bar, truncate
 from ..gate_results import verdict_style

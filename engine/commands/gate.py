@@ -1,0 +1,310 @@
+"""`tunedeck eval` (run the gate on a finished run) and `tunedeck gate` (show its table and verdict).
+
+`gate` needs no model: it rebuilds the verdicts from evals/ and the latest review labels, so it
+starts fast and can run while a person reviews.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import (
+    EngineLock,
+    engine_owns,
+    find_run,
+    is_locked,
+    read_status,
+    resolve_workspace,
+    write_status,
+)
+
+
+def _user_error(message: str) -> Exception:
+    from tunedeck.engine.commands.cli import UserError
+
+    return UserError(message)
+
+
+def parse_checkpoints(text: str | None) -> str | list[int]:
+    """'all' (default), '800' or '400,800' (also 'checkpoint-800')."""
+    if not text or text.strip().lower() == "all":
+        return "all"
+    from tunedeck.engine.gate.records import parse_checkpoint
+
+    steps = []
+    for part in text.split(","):
+        try:
+            step = parse_checkpoint(part.strip())
+        except ValueError as e:
+            raise _user_error(f"--checkpoint: {e}") from None
+        if step == "base":
+            raise _user_error("--checkpoint: the base is always evaluated; name checkpoint steps or 'all'")
+        steps.append(step)
+    return steps
+
+
+def _fmt(x, spec: str = ".1f", suffix: str = "") -> str:
+    return f"{format(x, spec)}{suffix}" if isinstance(x, (int, float)) else "-"
+
+
+def _name(metric: str) -> str:
+    from tunedeck.engine.gate.similarity import NAMES
+
+    return NAMES.get(metric, metric)
+
+
+def _score(metric: str, value) -> str:
+    from tunedeck.engine.gate.similarity import fmt_score
+
+    return f"{_name(metric)} {fmt_score(metric, value)}"
+
+
+def _vs(row: dict) -> str:
+    d = (row.get("vs_base") or {}).get("task")
+    if d is None:
+        return ""
+    ci = row.get("task_ci")
+    p = row.get("p_value")
+    shown = "" if p is None else " p<0.001" if p < 0.001 else f" p={p:.2g}"
+    return f"{d:+.1f}" + (f" [{ci[0]:+.0f},{ci[1]:+.0f}]" if ci else "") + shown
+
+
+def print_summary(summary: dict, file=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = file or sys.stdout
+    # piped output keeps whole rows (rich would otherwise wrap at 80 columns)
+    console = Console(file=out, highlight=False, soft_wrap=True, width=None if out.isatty() else 200)
+    rows = summary.get("rows") or []
+    has_general = any(r.get("general") is not None for r in rows)
+    table = Table(box=None, pad_edge=False)
+    cols = ["step", "eval loss", "task", "vs base [95% CI]", "format", "safety"]
+    cols += ["general"] if has_general else []
+    cols += ["p95 ms", "verdict"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("step", "verdict", "vs base [95% CI]") else "right", no_wrap=True)
+    best = (summary.get("best") or {}).get("checkpoint")
+    for r in rows:
+        name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
+        name += " *" if best is not None and r["checkpoint"] == best else ""
+        name += " (pruned)" if r.get("pruned") else ""
+        task = (_fmt(r.get("task"), ".1f", "%") if (r.get("task_metric") or "pass_rate") == "pass_rate"
+                else _score(r["task_metric"], r.get("task_score")))
+        cells = [name, _fmt(r.get("eval_loss"), ".4f"), task, _vs(r),
+                 _fmt(r.get("format"), ".1f", "%"), _fmt(r.get("safety"), ".1f", "%")]
+        cells += [_fmt(r.get("general"), ".1f", "%")] if has_general else []
+        cells += [_fmt(r.get("latency_p95_ms"), ".0f"), r.get("verdict") or "-"]
+        table.add_row(*cells)
+    console.print(table)
+    for r in rows:
+        label = r.get("label") or str(r["checkpoint"])
+        scored = "; ".join(f"{cat} " + ", ".join(_score(t, v) for t, v in types.items())
+                           for cat, types in (r.get("check_scores") or {}).items())
+        if scored:
+            console.print(f"  {label} mean scores: {scored}")
+        for reason in r.get("reasons") or []:
+            console.print(f"  {label}: {reason}")
+    seen = set()
+    for r in rows:
+        for w in r.get("warnings") or []:
+            if w not in seen:  # the same small-set warning applies to every row
+                seen.add(w)
+                console.print(f"warning: {w}")
+    cands = summary.get("base_prompts") or []
+    if len(cands) > 1:
+        console.print("base prompts (task by the task metric; * the baseline):")
+        for c in cands:
+            shown = " ".join((c.get("prompt") or "(the eval set's own prompt)").split())
+            shown = shown if len(shown) <= 60 else shown[:59] + "…"
+            shot = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
+            console.print(f"  {'*' if c.get('chosen') else ' '} task {_fmt(c.get('task'), '.1f')}  "
+                          f"format {_fmt(c.get('format'), '.1f', '%')}  safety {_fmt(c.get('safety'), '.1f', '%')}  {shown}{shot}")
+    for o in summary.get("overrides") or []:
+        console.print(f"override: {o['key']} = {json.dumps(o['value'])} (run.toml: {json.dumps(o['was'])})")
+    for n in summary.get("notices") or []:
+        console.print(f"notice: {n}")
+    chosen = summary.get("chosen")
+    if chosen:
+        console.print(f"chosen: checkpoint-{chosen.get('checkpoint')}" + (f" ({chosen['note']})" if chosen.get("note") else ""))
+    console.print(f"{'best' if best is not None else 'gate'}: {summary.get('sentence')}")
+
+
+def _progress_printer():
+    last = {"stage": None, "t": time.perf_counter()}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != last["stage"] or done == 0:
+            last["stage"], last["t"] = stage, time.perf_counter()
+        if stage.endswith("(cached)"):
+            print(f"{stage}: {total} examples", file=sys.stderr, flush=True)
+        elif done >= total > 0:
+            print(f"evaluated {stage}: {total} examples in {time.perf_counter() - last['t']:.1f} s", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _progress_events(events, printer, every_s: float = 1.0):
+    """Progress to the terminal and, at most once a second per stage, as a gate "progress" event for the app."""
+    last: dict[str, float] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if printer is not None:
+            printer(stage, done, total)
+        now = time.monotonic()
+        if done == 0 or done >= total or now - last.get(stage, 0.0) >= every_s:
+            last[stage] = now
+            events.emit(C.EV_GATE, phase="progress", stage=stage, done=done, total=total)
+
+    return progress
+
+
+def _quiet_transformers() -> None:
+    # per-tensor "Loading weights" bars would bury the gate's own progress lines
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+def split_set_args(items: list[str] | None) -> tuple[list[str], list[str]]:
+    """(gate.KEY=VALUE overrides, eval-set files given the old way). `--set FILE` once named an extra eval
+    set; a value without "=" can only mean that, so it still works, with a hint to use --eval-set."""
+    overrides, files = [], []
+    for item in items or []:
+        if "=" in item:
+            overrides.append(item)
+        else:
+            files.append(item)
+            print(f"tunedeck: --set {item}: naming an eval set with --set is deprecated; use --eval-set {item} "
+                  "(--set now takes gate.KEY=VALUE overrides)", file=sys.stderr)
+    return overrides, files
+
+
+def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
+    from tunedeck.engine.gate import overrides as gate_overrides
+    from tunedeck.engine.training.config import ProfileError
+
+    try:
+        parsed = gate_overrides.parse(overrides)
+    except ProfileError as e:
+        raise _user_error(str(e)) from None
+    generation = gate_overrides.generation_changes(parsed) if model_free else []
+    if generation:
+        raise _user_error(f"--set {generation[0]} changes what the models generate, which `tunedeck gate` cannot redo; "
+                          "use `tunedeck eval RUN --set ...`")
+
+
+def cmd_eval(args) -> int:
+    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.gate.eval_sets import EvalSetError
+    from tunedeck.engine.run.event_log import EventWriter
+    from tunedeck.engine.gate.rules import GateError
+    from tunedeck.engine.gate.runner import run_gate, status_fields
+    from tunedeck.engine.gate.generate import PromptError
+
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    state = read_status(run_dir)["state"]
+    if state in C.LIVE_STATES or is_locked(run_dir):
+        raise _user_error(f"run {run_dir.name} is {state}: evaluate it once training has ended "
+                          "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")
+    checkpoints = parse_checkpoints(args.checkpoint)
+    overrides, old_style_sets = split_set_args(args.set)
+    sets = [(str(Path(s).expanduser()), "--set") for s in old_style_sets]
+    sets += [(str(Path(s).expanduser()), "--eval-set") for s in (args.eval_set or [])]
+    _check_overrides(overrides)  # a mistyped key is one line, before any model loads
+    _quiet_transformers()
+    try:
+        with EngineLock(run_dir):  # one writer of events.jsonl and evals/, and no resume meanwhile
+            events = EventWriter(run_dir / C.EVENTS_JSONL)
+            try:
+                printer = None if args.json else _progress_printer()
+                summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
+                                   progress=_progress_events(events, printer), overrides=overrides, reset=args.reset)
+                from tunedeck.engine.training.notify import notify_gate_verdict
+
+                notify_gate_verdict(run_dir, summary, events)  # [notify] command: the new verdict
+            finally:
+                events.close()
+    except (EvalSetError, GateError, PromptError, ProfileError) as e:
+        raise _user_error(str(e)) from None
+    write_status(run_dir, **status_fields(summary))
+    return _show(summary, args.json)
+
+
+def _show(summary: dict, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        print_summary(summary)
+    return 0
+
+
+def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = False) -> dict | None:
+    """Rebuild the verdicts from the records on disk with the recorded overrides plus `overrides` (no model).
+
+    Used by `tunedeck gate --set` and the checkpoints screen. ProfileError for a bad key or value."""
+    from tunedeck.engine.gate import overrides as gate_overrides
+    from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+    from tunedeck.engine.run.record import load_run_record
+
+    recorded = None if reset else (load_gate_summary(run_dir) or {}).get("overrides")
+    profile, changes = gate_overrides.apply(load_run_record(run_dir).profile,
+                                            gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
+    return summarize_run(run_dir, profile.gate, extra={"overrides": changes})
+
+
+def cmd_gate(args) -> int:
+    from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+    from tunedeck.engine.gate.runner import status_fields
+
+    run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    live = engine_owns(run_dir)
+    overrides = args.set or []
+    _check_overrides(overrides, model_free=True)
+    if live and (overrides or args.reset):
+        raise _user_error(f"run {run_dir.name} is being trained or evaluated; change its gate rules once that ends")
+    # on a finished run, rebuild from the records so new review labels count; a live engine owns gate.json
+    summary = load_gate_summary(run_dir) if live else rejudge(run_dir, overrides, reset=args.reset)
+    if summary is None:
+        raise _user_error(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
+    if not live:
+        write_status(run_dir, **status_fields(summary))
+    return _show(summary, args.json)
+
+
+def register(subparsers) -> None:
+    ws_help = "workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)"
+    run_help = "run id, unique id prefix, name or directory"
+
+    desc = ("run the eval gate: the base model (under each of its prompt candidates) and each complete checkpoint on the "
+            "eval sets; writes evals/ and prints the verdicts")
+    p = subparsers.add_parser("eval", help=desc, description=desc)
+    p.add_argument("--workspace", help=ws_help)
+    p.add_argument("run", help=run_help)
+    p.add_argument("--checkpoint", default="all", metavar="N|all", help="checkpoint step(s) to evaluate, e.g. 800 or 400,800 (default: all)")
+    p.add_argument("--set", action="append", metavar="gate.KEY=VALUE",
+                   help="override a [gate] key for this and later gate runs, e.g. gate.min_task_gain=5 or "
+                        "gate.base_prompts='[\"...\"]' (repeatable; recorded in evals/gate.json)")
+    p.add_argument("--eval-set", action="append", metavar="FILE", help="an extra JSONL eval set (tagged task by default; repeatable)")
+    p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_eval)
+
+    desc = "show the gate table (base and checkpoints), the verdicts and the best checkpoint"
+    p = subparsers.add_parser("gate", help=desc, description=desc)
+    p.add_argument("--workspace", help=ws_help)
+    p.add_argument("run", help=run_help)
+    p.add_argument("--set", action="append", metavar="gate.KEY=VALUE",
+                   help="re-judge with a changed rule, e.g. gate.min_task_gain=5 or gate.task_metric=chrf (repeatable; "
+                        "recorded in evals/gate.json; keys that change generation need `tunedeck eval`)")
+    p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
+    p.add_argument("--json", action="store_true", help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best")
+    p.set_defaults(func=cmd_gate)
+

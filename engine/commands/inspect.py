@@ -1,0 +1,436 @@
+"""`tunedeck inspect PATH`: everything worth knowing about a dataset before training on it.
+
+Format, problems with their lines, token statistics under the model's own tokenizer and chat
+template, exact and near duplicates, train/eval leakage, the split and its fingerprint. Prints a
+readable report, or with --json the same content as one JSON object. Exit status: 0 when the data
+has no error-severity problems, 1 when it has, 2 for usage mistakes (missing file, bad profile...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunedeck.engine.data.dataset import FORMATS, METHODS, DatasetError, LoadedDataset, hub_reachable, load_dataset
+from tunedeck.engine.data.split import fingerprint, split_indices
+
+MAX_PROBLEMS_SHOWN = 20
+REPORT_ORDER = ("path", "format", "method", "location", "rows", "valid_rows", "invalid_rows", "problems", "problem_counts", "errors",
+                "warnings", "skipped", "ignored_columns", "labels", "method_note", "eval", "split", "fingerprint", "tokenizer", "tokens", "plan", "duplicates",
+                "near_duplicates", "leakage", "threshold", "duplicate_rows")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("inspect", help="check a dataset: format, problems, tokens, duplicates, split",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("path", help="JSONL, JSON, CSV, Parquet or Arrow file, a save_to_disk folder, or a hub dataset id")
+    p.add_argument("--profile", "-p", help="profile for max_seq_len, val_fraction, seed, base model and batch settings")
+    p.add_argument("--model", "-m", help="tokenizer to count with: a local model folder or a hub id (overrides the profile)")
+    p.add_argument("--max-seq-len", type=int, help="longest sequence in tokens (default: the profile's data.max_seq_len)")
+    p.add_argument("--eval", dest="eval_path", help="a separate held-out file, checked for problems and leakage")
+    p.add_argument("--format", choices=("auto",) + FORMATS, help="force the dataset format instead of detecting it")
+    p.add_argument("--method", choices=METHODS,
+                   help="sft (demonstrations), dpo (preference pairs) or kto (labelled answers); default: from the data")
+    p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.set_defaults(func=main)
+
+
+@dataclass
+class Settings:
+    method: str                  # "auto": the data decides (preference -> dpo, kto -> kto, else sft)
+    format: str
+    max_seq_len: int
+    val_fraction: float
+    seed: int
+    model: str | None
+    chat_template: str
+    assistant_only: str
+    eval_path: str | None
+    batch_size: int
+    grad_accum: int
+    epochs: float
+    processes: int
+    profile_method: str | None = None   # the method the --profile trains with, when one is given
+    apply_chat_template: str = "auto"   # string prompt/completion rows through the chat template
+
+
+class UsageError(ValueError):
+    """A mistake in the command line or profile: exit status 2, one message."""
+
+
+def _settings(args) -> Settings:
+    from tunedeck.engine.training.config import Profile, ProfileError, load_profile
+
+    try:
+        profile = load_profile(args.profile) if args.profile else Profile()
+    except ProfileError as e:
+        raise UsageError(str(e)) from None
+    d, o = profile.data, profile.optim
+    max_seq_len = d.max_seq_len if args.max_seq_len is None else args.max_seq_len
+    if max_seq_len < 1:
+        raise UsageError(f"--max-seq-len must be a positive number of tokens, not {max_seq_len}")
+    if not 0.0 < args.near_threshold <= 1.0:
+        raise UsageError(f"--near-threshold must be in (0, 1], not {args.near_threshold}")
+    return Settings(
+        method=args.method or "auto", format=args.format or d.format, max_seq_len=max_seq_len,
+        profile_method=profile.method.method if args.profile else None,
+        val_fraction=d.val_fraction, seed=o.seed,
+        # Without --model or --profile there is no model to count with: the default hub id would mean a download.
+        model=args.model or (profile.model.base if args.profile else None),
+        chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
+        eval_path=args.eval_path or d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum,
+        epochs=o.epochs, processes=max(profile.resources.processes, 1), apply_chat_template=d.apply_chat_template)
+
+
+class _Progress:
+    """Phase progress on stderr for people; silent when stderr is not a terminal or for --json."""
+
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+
+    def phase(self, name: str):
+        if self.bar is None:
+            return None
+        task = self.bar.add_task(name, total=1)
+        return lambda done, total: self.bar.update(task, completed=done, total=max(total, 1))
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _load_tokenizer(s: Settings) -> tuple[Any, str | None]:
+    """(tokenizer, None) or (None, why not)."""
+    if not s.model:
+        return None, "no model given (--model or --profile): token statistics skipped"
+    try:
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        local = Path(s.model).expanduser()
+        if not local.exists() and (local.is_absolute() or s.model.startswith((".", "~"))):
+            return None, f"{s.model}: no such model folder; token statistics skipped"
+        if local.exists():
+            tok = AutoTokenizer.from_pretrained(str(local), trust_remote_code=False)
+        else:
+            try:  # the hub cache first: no network round trip when it is there
+                tok = AutoTokenizer.from_pretrained(s.model, trust_remote_code=False, local_files_only=True)
+            except Exception:
+                if not hub_reachable():
+                    return None, (f"{s.model!r} is not a local folder, is not in the hub cache, and the hub cannot be "
+                                  "reached; token statistics skipped")
+                tok = AutoTokenizer.from_pretrained(s.model, trust_remote_code=False)
+    except Exception as e:  # offline hub id, missing files, unsupported tokenizer: report, don't crash
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return None, f"cannot load a tokenizer from {s.model!r} ({first}); token statistics skipped"
+    if s.chat_template:
+        try:
+            tok.chat_template = Path(s.chat_template).expanduser().read_text(encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"{s.chat_template}: cannot read the chat template: {e.strerror or e}") from None
+    return tok, None
+
+
+def _problems(ds: LoadedDataset) -> dict:
+    return {"problems": [p.to_dict() for p in ds.problems], "problem_counts": ds.counts(),
+            "errors": ds.error_count(), "warnings": ds.warning_count(), "skipped": ds.skipped,
+            "ignored_columns": ds.ignored_columns}
+
+
+def _labels(ds: LoadedDataset) -> dict | None:
+    """KTO: desirable and undesirable rows, with a warning when one side is under 10%."""
+    counts = ds.label_counts()
+    if counts is None:
+        return None
+    from tunedeck.engine.training.preflight import kto_balance_warning
+
+    return {**counts, "warning": kto_balance_warning(ds.rows)}
+
+
+def build_report(args) -> dict:
+    """Everything `inspect` reports, as plain data. Raises UsageError or DatasetError for user mistakes."""
+    s = _settings(args)
+    show = _Progress(enabled=not args.json and sys.stderr.isatty())
+    try:
+        return _build(args.path, s, args.near_threshold, show)
+    finally:
+        show.stop()
+
+
+def _build(path: str, s: Settings, threshold: float, show: _Progress) -> dict:
+    ds = load_dataset(path, format=s.format, method=s.method, progress=show.phase("reading " + Path(path).name))
+    report: dict[str, Any] = {"path": str(path), "format": ds.format, "method": ds.method, "location": ds.unit,
+                              "rows": ds.total_rows, "valid_rows": len(ds.rows),
+                              "invalid_rows": ds.total_rows - len(ds.rows), **_problems(ds)}
+    if ds.label_counts() is not None:
+        report["labels"] = _labels(ds)
+    if s.profile_method and s.profile_method != ds.method:
+        report["method_note"] = (f"the profile trains with method {s.profile_method}, but this is {ds.format} data "
+                                 f"for method {ds.method}: set method.method = \"{ds.method}\"")
+    ev = None
+    if s.eval_path:
+        ev = load_dataset(s.eval_path, format=s.format if s.format != "auto" else ds.format, method=ds.method,
+                          progress=show.phase("reading " + Path(s.eval_path).name))
+        report["eval"] = {"path": s.eval_path, "format": ev.format, "rows": ev.total_rows, "valid_rows": len(ev.rows), **_problems(ev)}
+    # The split, fingerprint and duplicates (Python and numpy) run on a thread while the tokenizer's
+    # batch encoder (native code, GIL released) works, so their time mostly hides behind it.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        side = worker.submit(_split_and_duplicates, report, ds, ev, s, threshold, show)
+        stats = _token_stats(report, ds, s, show)
+        train_idx = side.result()
+    if stats is not None:
+        train_lines = [ds.lines[i] for i in train_idx]
+        report["plan"] = stats.subset(train_lines).training_plan(s.batch_size, s.grad_accum, s.processes, s.epochs).to_dict()
+    first = [k for k in REPORT_ORDER if k in report]  # the two threads filled it in either order
+    return {**{k: report[k] for k in first}, **{k: v for k, v in report.items() if k not in first}}
+
+
+def _split_and_duplicates(report: dict, ds: LoadedDataset, ev: LoadedDataset | None, s: Settings, threshold: float,
+                          show: _Progress) -> list[int]:
+    """Fill in split, fingerprint, duplicates and leakage; return the train indices."""
+    from tunedeck.engine.data.duplicates import find_duplicates
+
+    if ev is not None:
+        train_idx, eval_idx = list(range(len(ds.rows))), []
+        report["split"] = {"train": len(ds.rows), "eval": len(ev.rows), "source": s.eval_path, "seed": s.seed}
+        report["fingerprint"] = fingerprint(ds.rows, val_fraction=0.0, seed=s.seed, eval_rows=ev.rows)
+    else:
+        train_idx, eval_idx = split_indices(ds.rows, s.val_fraction, s.seed)
+        report["split"] = {"train": len(train_idx), "eval": len(eval_idx), "source": "split", "val_fraction": s.val_fraction,
+                           "seed": s.seed, "eval_lines": [ds.lines[i] for i in eval_idx][:1000]}
+        report["fingerprint"] = fingerprint(ds.rows, val_fraction=s.val_fraction, seed=s.seed)
+    dup = find_duplicates(ds.rows, ds.lines, eval_rows=ev.rows if ev else None, eval_lines=ev.lines if ev else None,
+                          eval_indices=None if ev else eval_idx, threshold=threshold, progress=show.phase("duplicates"))
+    report.update(dup.to_dict())
+    return train_idx
+
+
+def _token_stats(report: dict, ds: LoadedDataset, s: Settings, show: _Progress):
+    """Fill in tokenizer and tokens; return the TokenStats, or None when skipped."""
+    from tunedeck.engine.data.loss_masks import (
+        REWRITES,
+        MaskEncoder,
+        assistant_only_setting,
+        describe_masking,
+        resolve_apply_chat_template,
+        strings_as_chat,
+    )
+    from tunedeck.engine.data.token_stats import TokenizerError, compute_token_stats
+
+    tok, why = _load_tokenizer(s)
+    report["tokenizer"] = {"model": s.model, "loaded": tok is not None, "note": why}
+    report["tokens"] = report["plan"] = None
+    if tok is None:
+        return None
+    if not ds.rows:
+        report["tokenizer"]["note"] = "no valid rows: token statistics skipped"
+        return None
+    assistant_only = assistant_only_setting(s.assistant_only)
+    rows, strings_rendered = ds.rows, False
+    if isinstance(rows[0].get("completion"), str) and resolve_apply_chat_template(s.apply_chat_template, tok) == "on":
+        rows, strings_rendered = strings_as_chat(rows), True
+    try:
+        stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=assistant_only,
+                                    lines=ds.lines, progress=show.phase("tokenising"))
+        if assistant_only and s.assistant_only == "auto" and any(REWRITES in f["message"] for f in stats.failed):
+            # auto: a template that rewrites earlier turns trains on every token, said out loud; "on" refuses
+            stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=False, lines=ds.lines)
+            stats.notes.insert(0, "the chat template rewrites earlier turns, so assistant replies cannot be masked: "
+                                  "counting every token as trainable (data.assistant_only_loss = \"auto\"; \"on\" "
+                                  "refuses such data)")
+            assistant_only = False
+    except TokenizerError as e:
+        report["tokenizer"]["note"] = f"{s.model}: {e}; token statistics skipped"
+        return None
+    if strings_rendered:
+        stats.notes.append("string prompt/completion rows are rendered with the chat template as a user turn and the "
+                           "reply (data.apply_chat_template = \"off\" keeps the raw strings)")
+    elif isinstance(rows[0].get("completion"), str):
+        stats.notes.append("string prompt/completion rows are used as raw strings: no chat template is applied")
+    report["tokens"] = stats.to_dict()
+    report["tokens"]["masking"] = describe_masking(rows, MaskEncoder(tok, assistant_only), ds.format)
+    add_template_errors(report, stats.failed)
+    return stats
+
+
+def add_template_errors(report: dict, failed: list[dict]) -> None:
+    """Rows the chat template cannot render or mask are errors, like any invalid row: training refuses them
+    (or skips them with data.on_invalid = "skip")."""
+    for f in failed:
+        report["problems"].append({"category": "template_error", "line": f["line"], "message": f["message"],
+                                   "severity": "error", "field": "messages"})
+    if failed:
+        report["errors"] += len(failed)
+        report["problem_counts"]["template_error"] = len(failed)
+
+
+def main(args) -> int:
+    try:
+        report = build_report(args)
+    except (UsageError, DatasetError) as e:
+        if args.json:  # a script reading stdout gets an object either way
+            json.dump({"path": str(args.path), "error": str(e)}, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+        print(f"tunedeck inspect: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        from rich.console import Console
+
+        render(report, Console(highlight=False, soft_wrap=True))
+    errors = report["errors"] + (report["eval"]["errors"] if "eval" in report else 0)
+    return 1 if errors else 0
+
+
+# ---- the readable report ----------------------------------------------------------------------------
+
+def _lines(lines: list[int], path: str, n: int = 6, total: int | None = None, unit: str = "line") -> str:
+    total = len(lines) if total is None else total
+    shown = ", ".join(str(l) for l in lines[:n])
+    where = f"{Path(path).name}:" if unit == "line" else f"{Path(path).name} rows "
+    return where + shown + (f" (+{total - min(n, len(lines))} more)" if total > n else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _problem_table(title: str, part: dict, path: str, unit: str = "line"):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", show_edge=False)
+    for col in ("category", "severity", "count", "first lines"):
+        t.add_column(col, justify="right" if col == "count" else "left")
+    for cat, n in part["problem_counts"].items():
+        ps = [p for p in part["problems"] if p["category"] == cat]
+        t.add_row(cat, ps[0]["severity"], str(n), _lines([p["line"] for p in ps], path, 5, unit=unit))
+    return t
+
+
+def _histogram(tokens: dict, width: int = 36) -> list[str]:
+    bins = tokens["histogram"]
+    top = max((b["count"] for b in bins), default=0) or 1
+    out = []
+    for b in bins:
+        bar = "█" * round(width * b["count"] / top) or ("▏" if b["count"] else "")
+        cut = "  ✂" if b["hi"] - 1 > tokens["max_seq_len"] else ""  # holds examples longer than max_seq_len
+        label = f"{b['lo']:,}" if b["hi"] - 1 == b["lo"] else f"{b['lo']:,}-{b['hi'] - 1:,}"
+        out.append(f"  {label:>15} {bar:<{width}} {b['count']:,}{cut}")
+    return out
+
+
+def render(r: dict, console) -> None:
+    """Print the report dict as tables and a text histogram."""
+    from rich.table import Table
+
+    path, unit = r["path"], r.get("location", "line")
+    console.print(f"[bold]{path}[/]  format [cyan]{r['format']}[/]  method {r['method']}  "
+                  f"rows {r['rows']:,} ({r['valid_rows']:,} valid, {r['invalid_rows']:,} invalid)")
+    if r.get("method_note"):
+        console.print(f"[yellow]method:[/] {r['method_note']}")
+    if r.get("labels"):
+        lab = r["labels"]
+        console.print(f"labels: {lab['desirable']:,} desirable, {lab['undesirable']:,} undesirable")
+        if lab.get("warning"):
+            console.print(f"  [yellow]warning:[/] {lab['warning']}")
+    if r.get("ignored_columns"):
+        cols = ", ".join(f"{k} ({_plural(n, 'row')})" for k, n in r["ignored_columns"].items())
+        console.print(f"ignored columns (not read by the {r['format']} format): {cols}")
+    for label, part, where in (("problems", r, path), ("eval file problems", r.get("eval"), (r.get("eval") or {}).get("path"))):
+        if not part or not part["problems"]:
+            continue
+        console.print(_problem_table(f"{label}: {_plural(part['errors'], 'error')}, {_plural(part['warnings'], 'warning')}",
+                                     part, where, unit))
+        for p in part["problems"][:MAX_PROBLEMS_SHOWN]:
+            style = "red" if p["severity"] == "error" else "yellow"
+            loc = f"{Path(where).name}:{p['line']}" if unit == "line" else f"{Path(where).name} row {p['line']}"
+            console.print(f"  [{style}]{loc}[/] {p['message']}", soft_wrap=True)
+        if len(part["problems"]) > MAX_PROBLEMS_SHOWN:
+            console.print(f"  ... {len(part['problems']) - MAX_PROBLEMS_SHOWN} more (--json lists them all)")
+
+    tok = r["tokens"]
+    if tok is None:
+        console.print(f"[yellow]tokens:[/] {r['tokenizer']['note']}")
+    else:
+        t = Table(title=f"tokens ({r['tokenizer']['model']}, max_seq_len {tok['max_seq_len']})", title_justify="left",
+                  show_edge=False, show_header=False)
+        t.add_column("")
+        t.add_column("", justify="right")
+        share = tok["trainable_tokens"] / tok["total_tokens"] if tok["total_tokens"] else 0.0
+        rows = [("examples", tok["examples"]), ("total tokens", tok["total_tokens"]),
+                ("trainable tokens", f"{tok['trainable_tokens']:,} ({share:.0%}{', assistant only' if tok['assistant_only'] else ''})"),
+                ("p50 / p90 / p99 / max", f"{tok['p50']:,} / {tok['p90']:,} / {tok['p99']:,} / {tok['max']:,}"),
+                ("truncated examples", tok["truncated_examples"]),
+                ("trainable tokens cut", f"{tok['trainable_cut_share']:.1%}"),
+                ("no trainable tokens", tok["zero_trainable_examples"]),
+                ("dropped after truncation", tok["dropped_examples"])]
+        if r.get("plan"):
+            pl = r["plan"]
+            rows += [(f"steps/epoch (batch {pl['batch_size']} x accum {pl['grad_accum']} x {pl['processes']} proc)", pl["steps_per_epoch"]),
+                     (f"total steps ({pl['epochs']:g} epochs)", pl["total_steps"]),
+                     ("training tokens", pl["total_training_tokens"])]
+        for k, v in rows:
+            t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
+        console.print(t)
+        console.print(f"tokens per example (✂: longer than max_seq_len {tok['max_seq_len']:,}):")
+        for line in _histogram(tok):
+            console.print(line, soft_wrap=True)
+        for key, what in (("truncated", "truncated"), ("zero_trainable", "nothing to train on"),
+                          ("dropped", "dropped by truncation")):
+            if tok[f"{key}_lines"]:
+                console.print(f"  {what}: {_lines(tok[f'{key}_lines'], path, total=tok[f'{key}_examples'])}")
+        if tok.get("masking"):
+            console.print(f"  loss on: {tok['masking']}", soft_wrap=True)
+        for note in tok["notes"]:
+            console.print(f"  [yellow]note:[/] {note}")
+
+    console.print(f"duplicates: {_plural(len(r['duplicates']), 'exact cluster')} ({_plural(r['duplicate_rows'], 'extra row')}), "
+                  f"{_plural(len(r['near_duplicates']), 'near cluster')} (Jaccard >= {r['threshold']:g})")
+    for label, clusters in (("exact", r["duplicates"]), ("near", r["near_duplicates"])):
+        for c in clusters[:5]:
+            console.print(f"  {label}: {_lines(c, path, unit=unit)}")
+    eval_path = (r.get("eval") or {}).get("path", path)
+    if r["leakage"]:
+        console.print(f"[red]leakage:[/] {len(r['leakage'])} eval rows duplicate training rows")
+        for leak in r["leakage"][:5]:
+            console.print(f"  {Path(eval_path).name}:{leak['eval_line']} ~ {_lines(leak['train_lines'], path, 3)} "
+                          f"({leak['kind']}, {leak['similarity']:.2f})")
+    else:
+        console.print("leakage: none")
+    sp = r["split"]
+    source = f"held-out file {sp['source']}" if sp["source"] != "split" else f"val_fraction {sp['val_fraction']:g}, seed {sp['seed']}"
+    console.print(f"split: {sp['train']:,} train / {sp['eval']:,} eval ({source})  fingerprint {r['fingerprint']}")
+    errors = r["errors"] + (r["eval"]["errors"] if "eval" in r else 0)
+    if errors:
+        console.print(f"[red bold]{_plural(errors, 'error')}:[/] training refuses this data until they are fixed "
+                      "(or data.on_invalid = \"skip\" leaves those rows out)")
+    else:
+        console.print("[green bold]no errors[/]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """A stand-alone parser holding only `inspect` (tests, and `python -m tunedeck.engine.commands.inspect`)."""
+    parser = argparse.ArgumentParser(prog="tunedeck")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+if __name__ == "__main__":
+    ns = build_parser().parse_args()
+    sys.exit(ns.func(ns))

@@ -1,0 +1,363 @@
+"""Export one complete checkpoint of a run: the LoRA adapter alone, or a standalone merged model.
+
+- adapter (default for LoRA/QLoRA runs): adapter_model.safetensors + adapter_config.json in PEFT
+  format, copied byte for byte from the checkpoint, with the tokenizer and chat template. Loads with
+  PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), OUT).
+- merged (--merge): the base loaded unquantised in the checkpoint's precision, the adapter merged in
+  (merge_and_unload), saved as safetensors with tokenizer, chat template and generation_config.
+  A full fine-tuning run always exports this way: its checkpoint weights on the base's architecture.
+- tunedeck-export.json beside them: what was exported, from which run and data, and the gate's view.
+
+Everything is written into a hidden temp directory beside OUT and renamed onto OUT at the end, so a
+killed export leaves `.OUT.tmp-*` behind, never an OUT that looks whole. Nothing is pickled: weights
+are safetensors, and the written folder is checked for pickle files before the rename.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import Checkpoint, list_checkpoints
+
+EXPORT_RECORD = "tunedeck-export.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+SELECTORS = ("best", "chosen", "latest")
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked (no such checkpoint, OUT not empty); str() says what to do."""
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    step: int
+    kind: str            # "adapter", "merged" (LoRA merged into the base) or "full" (full fine-tuning)
+    selected_by: str     # why this checkpoint: "step", "chosen", "best" or "latest"
+    record: dict
+
+
+# ---- which checkpoint --------------------------------------------------------------------------
+
+def _parse_which(which) -> int | str | None:
+    if which is None or isinstance(which, int):
+        return which
+    text = str(which).strip().lower()
+    if text in SELECTORS:
+        return text
+    text = text.removeprefix(C.CHECKPOINT_PREFIX)
+    if text.isdigit():
+        return int(text)
+    raise ExportError(f"--checkpoint: expected a step number, best, chosen or latest, got {which!r}")
+
+
+def _gate_step(run_dir: Path, summary: dict | None, key: str) -> int | None:
+    if summary is None:
+        raise ExportError(f"--checkpoint {key}: the gate has not run on {run_dir.name}; "
+                          f"run `tunedeck eval {run_dir.name}` or name a step")
+    step = (summary.get(key) or {}).get("checkpoint")
+    if step is None and key == "best":
+        raise ExportError(f"--checkpoint best: the gate passed no checkpoint ({summary.get('sentence') or 'no verdict'}); "
+                          "name a step with --checkpoint N to export one anyway")
+    if step is None:
+        raise ExportError("--checkpoint chosen: no checkpoint has been chosen for this run (choose one in the app's "
+                          "checkpoints screen), or use --checkpoint best or N")
+    return int(step)
+
+
+def select_checkpoint(run_dir: Path, which=None) -> tuple[Checkpoint, str]:
+    """(the complete checkpoint to export, why it was picked). `which`: a step, "best", "chosen", "latest"
+    or None: the gate's chosen checkpoint, else its best, else the latest complete one."""
+    from tunedeck.engine.gate.rules import load_gate_summary
+
+    run_dir = Path(run_dir)
+    which = _parse_which(which)
+    found = {c.step: c for c in list_checkpoints(run_dir)}
+    complete = sorted(s for s, c in found.items() if c.complete)
+    have = ", ".join(map(str, complete)) or "none"
+    summary = load_gate_summary(run_dir)
+    if which is None:  # a person's choice outranks the gate's, and the gate's outranks recency
+        for key in ("chosen", "best"):
+            if summary and (summary.get(key) or {}).get("checkpoint") is not None:
+                which, how = int(summary[key]["checkpoint"]), key
+                break
+        else:
+            which, how = "latest", "latest"
+    elif isinstance(which, int):
+        how = "step"
+    else:
+        how = which
+    if which == "latest":
+        if not complete:
+            raise ExportError(f"run {run_dir.name} has no complete checkpoint to export"
+                              + (f" (checkpoint-{max(found)} is incomplete: an interrupted save)" if found else ""))
+        which = complete[-1]
+    elif isinstance(which, str):
+        which = _gate_step(run_dir, summary, which)
+    ckpt = found.get(which)
+    label = f"checkpoint-{which}" + {"best": " (the gate's best checkpoint)", "chosen": " (the chosen checkpoint)"}.get(how, "")
+    if ckpt is None:
+        raise ExportError(f"{label} does not exist (pruned, or never saved); complete checkpoints: {have}")
+    if not ckpt.complete:
+        raise ExportError(f"{label} is incomplete (an interrupted save: no {C.CHECKPOINT_MARKER}); "
+                          f"complete checkpoints: {have}")
+    return ckpt, how
+
+
+# ---- the output directory ----------------------------------------------------------------------
+
+def check_out(out: Path) -> Path:
+    """OUT must not exist, or be an empty directory (the final rename replaces an empty one)."""
+    out = Path(out).expanduser().absolute()
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ExportError(f"{out} already exists and is not a directory; choose a new output directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise ExportError(f"{out} already exists and is not empty; choose a new output directory or remove it")
+    return out
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """fsync what was written, then rename the temp directory onto OUT in one step."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in sorted(tmp.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            os.chmod(path, 0o666 & ~umask)  # some writers create private files; make them all alike
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp made it private; an export is meant to be shared like any folder
+    try:
+        os.rename(tmp, out)
+    except OSError as e:  # OUT appeared, or filled up, while the export ran
+        raise ExportError(f"cannot move the export into {out}: {e.strerror} (did something write there meanwhile?)") from None
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+def export_precision(profile) -> str:
+    """The checkpoint's precision: optim.precision, or for "auto" what training picked on a GPU. On a
+    machine without one, the base's own dtype when it is a half type (fp32 would double the size)."""
+    from tunedeck.engine.training.model_loading import has_cuda, resolve_precision
+
+    if profile.optim.precision != "auto" or has_cuda():
+        return resolve_precision(profile)
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(profile.model.base, trust_remote_code=profile.model.trust_remote_code,
+                                            **({"revision": profile.model.revision} if profile.model.revision else {}))
+        dtype = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "")
+    except Exception:
+        dtype = ""
+    return {"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16", "float16": "fp16"}.get(dtype, "fp32")
+
+
+def load_checkpoint_tokenizer(profile, ckpt: Checkpoint):
+    """The tokenizer saved with the checkpoint (the one training used, chat template included), else the base's."""
+    from tunedeck.engine.training.model_loading import load_tokenizer
+
+    if not (Path(ckpt.path) / "tokenizer_config.json").exists():
+        return load_tokenizer(profile)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(ckpt.path), trust_remote_code=profile.model.trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _write_adapter(ckpt: Checkpoint, profile, tmp: Path) -> None:
+    src = Path(ckpt.path)
+    if not (src / "adapter_model.safetensors").exists():
+        raise ExportError(f"checkpoint-{ckpt.step} has no adapter_model.safetensors (pickled adapters are not exported)")
+    shutil.copyfile(src / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
+    config = json.loads((src / "adapter_config.json").read_text(encoding="utf-8"))
+    # PEFT loads the base from these two fields: pin the exact base the run trained on
+    config["base_model_name_or_path"] = profile.model.base
+    config["revision"] = profile.model.revision or None
+    config["inference_mode"] = True
+    (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _merged_model(ckpt: Checkpoint, profile, precision: str, progress):
+    from tunedeck.engine.training.model_loading import load_model
+
+    # QLoRA trained against 4-bit weights; a merged model is shipped in the checkpoint's half precision
+    plain = replace(profile, method=replace(profile.method, adapter="lora")) if profile.method.adapter == "qlora" else profile
+    progress(f"loading the base model {profile.model.base} ({precision})")
+    model = load_model(plain, precision)
+    if profile.method.adapter == "none":
+        progress(f"loading checkpoint-{ckpt.step} weights")
+        return _load_full_weights(model, ckpt)
+    import warnings
+
+    from peft import PeftModel
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    progress(f"merging checkpoint-{ckpt.step}'s adapter into the base")
+    peft_model = PeftModel.from_pretrained(model, str(ckpt.path), is_trainable=False)
+    return peft_model.merge_and_unload(safe_merge=True)  # safe_merge: refuse NaNs instead of shipping them
+
+
+def _load_full_weights(model, ckpt: Checkpoint):
+    """A full fine-tuning checkpoint's weights into the base's architecture, as the gate evaluated them."""
+    from safetensors.torch import load_file
+
+    files = sorted(Path(ckpt.path).glob("model*.safetensors"))
+    if not files:
+        raise ExportError(f"checkpoint-{ckpt.step} has no safetensors weights (pickled weights are not exported)")
+    state: dict = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {k for k in missing if "lm_head" in k}  # tied to the embeddings, not saved separately
+    if unexpected or set(missing) - tied:
+        raise ExportError(f"checkpoint-{ckpt.step}: weights do not fit the base model "
+                          f"({len(set(missing) - tied)} missing, {len(unexpected)} unexpected tensors)")
+    return model
+
+
+def _write_model(model, tokenizer, tmp: Path) -> None:
+    from tunedeck.engine.gate.generate import eos_ids
+
+    gc = model.generation_config
+    # plain model.generate() must stop where the gate's generations stopped: every end-of-reply token
+    stops = sorted(eos_ids(model, tokenizer))
+    if stops:
+        gc.eos_token_id = stops[0] if len(stops) == 1 else stops
+    if gc.pad_token_id is None and tokenizer.pad_token_id is not None:
+        gc.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(tmp), max_shard_size="5GB")  # safetensors (the only format transformers 5 writes)
+
+
+def _no_pickles(tmp: Path) -> None:
+    found = [p.name for p in tmp.rglob("*") if p.suffix in PICKLE_SUFFIXES]
+    if found:
+        raise ExportError(f"refusing to publish pickled files ({', '.join(found)}); this is a bug in tunedeck")
+
+
+# ---- the record ------------------------------------------------------------------------------
+
+def hyperparameters(profile) -> dict:
+    p = profile
+    out = {"method": p.method.method, "adapter": p.method.adapter,
+           "optim": {k: getattr(p.optim, k) for k in ("learning_rate", "scheduler", "warmup_ratio", "weight_decay", "epochs",
+                                                      "max_steps", "batch_size", "grad_accum", "max_grad_norm",
+                                                      "precision", "seed")},
+           "data": {k: getattr(p.data, k) for k in ("format", "max_seq_len", "val_fraction", "packing", "assistant_only_loss")}}
+    if p.method.adapter != "none":
+        out["lora"] = asdict(p.lora)
+    if p.method.method == "dpo":
+        out["dpo_beta"] = p.method.dpo_beta
+    return out
+
+
+def gate_entry(summary: dict | None, step: int) -> dict | None:
+    """The checkpoint's gate row and the gate's best/chosen sentence, or None when the gate never ran on it."""
+    if not summary:
+        return None
+    row = next((r for r in summary.get("rows") or [] if r.get("checkpoint") == step), None)
+    return {"row": row, "verdict": row.get("verdict") if row else None, "overall_verdict": summary.get("verdict"),
+            "best": (summary.get("best") or {}).get("checkpoint"), "chosen": summary.get("chosen"),
+            "sentence": summary.get("sentence"), "updated": summary.get("updated")}
+
+
+def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precision: str | None, files: dict) -> dict:
+    from tunedeck.engine.gate.rules import load_gate_summary
+    from tunedeck.engine.run.record import VERSION
+
+    p = record.profile
+    run_dir = Path(ckpt.path).parent.parent
+    now = time.time()
+    return {
+        "format": 1, "kind": kind, "run_id": record.id, "run_name": record.name, "run_dir": str(run_dir),
+        "checkpoint": {"step": ckpt.step, "selected_by": selected_by, "path": str(ckpt.path),
+                       **{k: ckpt.marker.get(k) for k in ("epoch", "train_loss", "eval_loss")}},
+        "base_model": {"id": p.model.base, "revision": p.model.revision or None},
+        "adapter": p.method.adapter, "method": p.method.method, "precision": precision,
+        "dataset": {"path": record.dataset_path, "format": record.dataset_format, "fingerprint": record.dataset_fingerprint,
+                    "train_rows": record.train_rows, "eval_rows": record.eval_rows},
+        "loss_masking": record.loss_masking or None,
+        "hyperparameters": hyperparameters(p),
+        "gate": gate_entry(load_gate_summary(run_dir), ckpt.step),
+        "notes": (["QLoRA trained against a 4-bit base; this merge uses the unquantised base, so outputs can differ slightly "
+                   "from the gate's"] if kind == "merged" and p.method.adapter == "qlora" else []),
+        "files": files, "tunedeck_version": VERSION, "created": round(now, 3),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+    }
+
+
+# ---- entry point -----------------------------------------------------------------------------
+
+def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool = False,
+                      progress: Callable[[str], None] | None = None) -> ExportResult:
+    """Export one complete checkpoint of `run_dir` into `out` (absent or empty). Mistakes raise ExportError."""
+    from tunedeck.engine.run.record import load_run_record
+
+    progress = progress or (lambda message: None)
+    run_dir = Path(run_dir)
+    record = load_run_record(run_dir)
+    profile = record.profile
+    out = check_out(out)                                  # mistakes surface before any model loads
+    ckpt, selected_by = select_checkpoint(run_dir, checkpoint)
+    kind = "full" if profile.method.adapter == "none" else "merged" if merge else "adapter"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as e:
+        raise ExportError(f"cannot create {out}: {e.strerror}: {e.filename or out.parent}") from None
+    try:
+        tokenizer = load_checkpoint_tokenizer(profile, ckpt)
+        precision = None
+        if kind == "adapter":
+            _write_adapter(ckpt, profile, tmp)
+        else:
+            precision = export_precision(profile)
+            model = _merged_model(ckpt, profile, precision, progress)
+            progress(f"writing safetensors to {out}")
+            _write_model(model, tokenizer, tmp)
+            del model
+        tokenizer.save_pretrained(str(tmp))  # tokenizer files and chat_template.jinja
+        _no_pickles(tmp)
+        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+        data = build_record(record, ckpt, kind, selected_by, precision, files)
+        (tmp / EXPORT_RECORD).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        _publish(tmp, out)
+    except BaseException as e:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in _DISK_ERRORS:  # the machine's problem, not a bug: say it in one line
+            raise ExportError(f"export to {out} failed: {e.strerror}; nothing was written") from None
+        raise
+    return ExportResult(out=out, step=ckpt.step, kind=kind, selected_by=selected_by, record=data)
+
+
+def load_instructions(result: ExportResult) -> str:
+    """How to load what was written, as Python a user can paste."""
+    base = result.record["base_model"]["id"]
+    rev = result.record["base_model"]["revision"]
+    if result.kind == "adapter":
+        rev_arg = f", revision={rev!r}" if rev else ""
+        return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+                "from peft import PeftModel\n"
+                f"base = AutoModelForCausalLM.from_pretrained({base!r}{rev_arg})\n"
+                f"model = PeftModel.from_pretrained(base, {str(result.out)!r})\n"
+                f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r})")
+    return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            f"model = AutoModelForCausalLM.from_pretrained({str(result.out)!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r})")

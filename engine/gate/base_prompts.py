@@ -1,0 +1,117 @@
+"""The base model with its best prompt: the candidates the gate tries, and how the baseline is picked.
+
+A fine-tune has to beat what the base model does when asked well, not when asked badly. The gate
+scores the base under every candidate:
+
+  prompts   [gate] base_system_prompt, then each of [gate] base_prompts (duplicates once). Each
+            replaces the eval example's system turn; "" keeps the example's own.
+  few-shot  with [gate] base_few_shot = k > 0, every prompt is tried twice: as it is, and with k
+            demonstrations (user turn and answer) drawn by seed from the training split, placed
+            before the example's own turns. Never from an eval set, so no example sees its own answer.
+
+The baseline is the candidate with the best task metric ([gate] task_metric), ties to the earlier.
+Choosing on the eval set itself can only favour the base (its best of several tries), so a
+checkpoint's gain against it is, if anything, understated; the gate says so in a notice.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from tunedeck.engine.gate.rules import GateError, scores, task_metric, task_points
+
+
+@dataclass(frozen=True)
+class Candidate:
+    prompt: str      # the system prompt; "" keeps the eval example's own system turn
+    few_shot: int    # demonstrations placed before the example
+
+    def label(self) -> str:
+        shown = " ".join(self.prompt.split())
+        shown = "(the eval set's own prompt)" if not shown else repr(shown if len(shown) <= 50 else shown[:49] + "…")
+        return shown + (f" + {self.few_shot}-shot" if self.few_shot else "")
+
+
+def candidates(gate) -> list[Candidate]:
+    prompts = list(dict.fromkeys([gate.base_system_prompt, *gate.base_prompts]))
+    shots = [0] + ([gate.base_few_shot] if gate.base_few_shot > 0 else [])
+    return [Candidate(p, k) for p in prompts for k in shots]
+
+
+def demonstrations(profile, k: int, seed: int) -> list[tuple[str, str]]:
+    """k (user text, answer) pairs from the run's training split, drawn by `seed`."""
+    if k <= 0:
+        return []
+    from tunedeck.engine.gate.eval_sets import prompt_and_reference
+    from tunedeck.engine.training.train import prepare_data
+
+    try:
+        rows = prepare_data(profile).train_rows
+    except Exception as e:
+        raise GateError(f"gate.base_few_shot = {k} draws demonstrations from the training split, which cannot be "
+                        f"rebuilt: {str(e).splitlines()[0]}; set gate.base_few_shot = 0") from None
+    pairs = []
+    for row in rows:
+        split = prompt_and_reference(row)
+        if split is None:
+            continue
+        messages, text, reference = split
+        user = text if messages is None else next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None)
+        if isinstance(user, str) and user:
+            pairs.append((user, reference))
+    if len(pairs) < k:
+        raise GateError(f"gate.base_few_shot = {k}, but the training split has only {len(pairs)} prompt/answer rows")
+    return random.Random(seed).sample(pairs, k)
+
+
+def with_demonstrations(prompt, demos: list[tuple[str, str]]):
+    """The eval prompt with the demonstrations before its own turns (after any system turn)."""
+    if not demos:
+        return prompt
+    if isinstance(prompt, str):
+        return "".join(f"{u}\n{a}\n\n" for u, a in demos) + prompt
+    head = [m for m in prompt if m.get("role") == "system"]
+    rest = [m for m in prompt if m.get("role") != "system"]
+    shots = [turn for u, a in demos for turn in ({"role": "user", "content": u}, {"role": "assistant", "content": a})]
+    return head + shots + rest
+
+
+def task_value(records: list[dict], rules) -> float | None:
+    """The base's task result under one candidate, in the task metric's points."""
+    metric = task_metric(rules)
+    if metric == "pass_rate":
+        return scores(records)["task"]
+    pts = task_points(records, metric)
+    return sum(pts.values()) / len(pts) if pts else None
+
+
+def choose(results: list[list[dict]], rules) -> int:
+    """The index of the best candidate's records by the task metric; ties (and no task score) to the earlier."""
+    values = [task_value(r, rules) for r in results]
+    best = 0
+    for i, v in enumerate(values):
+        if v is not None and (values[best] is None or v > values[best] + 1e-9):
+            best = i
+    return best
+
+
+def entries(cands: list[Candidate], results: list[list[dict]], chosen: int, rules) -> list[dict]:
+    """gate.json's base_prompts: every candidate with its scores and which one became the baseline."""
+    out = []
+    for i, (c, recs) in enumerate(zip(cands, results)):
+        s = scores(recs)
+        out.append({"prompt": c.prompt, "few_shot": c.few_shot, "task": _r(task_value(recs, rules)),
+                    "format": _r(s["format"]), "safety": _r(s["safety"]), "general": _r(s["general"]), "chosen": i == chosen})
+    return out
+
+
+def notice(cands: list[Candidate], chosen: int) -> str | None:
+    if len(cands) < 2:
+        return None
+    return (f"the base's baseline is the best of {len(cands)} prompts, {cands[chosen].label()}, chosen on the same eval "
+            "set: this can only favour the base, so a checkpoint's gain is if anything understated")
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)

@@ -1,0 +1,71 @@
+"""run.toml: the resolved profile frozen at launch plus the experiment record.
+
+The [run] table holds what is not a hyperparameter: id, name, when, the base model id, the
+dataset path, format, row counts and content fingerprint. Everything else is the profile.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.atomic_io import write_text_atomic
+from tunedeck.engine.training.config import Profile, ProfileError, profile_from_dict, to_toml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class RunRecord:
+    id: str
+    name: str
+    profile: Profile
+    profile_source: str = ""
+    base_model: str = ""
+    dataset_path: str = ""
+    dataset_format: str = ""
+    dataset_fingerprint: str = ""
+    rows: int = 0
+    train_rows: int = 0
+    eval_rows: int = 0
+    skipped_rows: list = field(default_factory=list)
+    loss_masking: str = ""       # what the loss covers, in words (engine/loss_masks.describe_masking)
+    created: float = field(default_factory=time.time)
+    tunedeck_version: str = VERSION
+    command: str = ""
+    parent: str = ""             # the run this one was started from (`tunedeck run --from`, N in the app)
+
+    def run_table(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("profile")
+        return d
+
+
+def write_run_record(run_dir: Path, record: RunRecord) -> None:
+    data = {"run": record.run_table(), **record.profile.to_dict()}
+    header = ("# tunedeck run record: the resolved profile, frozen at launch, and what it ran on.\n"
+              "# Do not edit: resume and the gate read it.\n")
+    write_text_atomic(Path(run_dir) / C.RUN_TOML, header + to_toml(data))
+
+
+def load_run_record(run_dir: Path) -> RunRecord:
+    path = Path(run_dir) / C.RUN_TOML
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProfileError("missing: this directory is not a tunedeck run", file=str(path)) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ProfileError(f"unreadable run record: {e}", file=str(path)) from None
+    run = data.pop("run", {})
+    profile = profile_from_dict(data, str(path))
+    known = {k: v for k, v in run.items() if k in RunRecord.__dataclass_fields__ and k != "profile"}
+    return RunRecord(profile=profile, **{"id": Path(run_dir).name, "name": Path(run_dir).name, **known})

@@ -1,0 +1,109 @@
+"""What a run looks like to a reader: one row for `tunedeck ls`, the record for `tunedeck show`."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.event_log import read_events
+from tunedeck.engine.run.store import list_checkpoints, read_status
+
+
+def run_row(run_dir: Path) -> dict[str, Any]:
+    status = read_status(run_dir)
+    started = status.get("started") or status.get("created")
+    finished = status.get("finished")
+    end = finished if finished and status["state"] not in C.LIVE_STATES else time.time()
+    if status["state"] == C.CRASHED:
+        end = status.get("heartbeat") or end
+    return {
+        "id": run_dir.name, "name": status.get("name") or run_dir.name, "state": status["state"],
+        "base_model": status.get("base_model"), "method": status.get("method"), "adapter": status.get("adapter"),
+        "step": status.get("step") or 0, "total_steps": status.get("total_steps"),
+        "best_eval_loss": status.get("best_eval_loss"), "best_eval_step": status.get("best_eval_step"),
+        "gate_verdict": status.get("gate_verdict"), "gate_best": status.get("gate_best"),
+        "started": started, "duration_s": (end - started) if started else None,
+        "message": status.get("message") or "", "dir": str(run_dir),
+        "sweep": status.get("sweep"), "parent": status.get("parent"), "queue_position": status.get("queue_position") if status["state"] == C.QUEUED else None,
+    }
+
+
+def metrics(run_dir: Path) -> dict[str, Any]:
+    """Loss history with resumes applied: points logged after a resume's step are superseded."""
+    train: dict[int, dict] = {}
+    evals: dict[int, float] = {}
+    errors, warnings = [], []
+    for ev in read_events(Path(run_dir) / C.EVENTS_JSONL):
+        kind = ev.get("kind")
+        if kind == C.EV_RESUMED:
+            cut = ev.get("from_step") or 0
+            train = {s: v for s, v in train.items() if s <= cut}
+            evals = {s: v for s, v in evals.items() if s <= cut}
+        elif kind == C.EV_TRAIN and isinstance(ev.get("step"), int):
+            train[ev["step"]] = ev
+        elif kind == C.EV_EVAL and isinstance(ev.get("step"), int):
+            evals[ev["step"]] = ev.get("eval_loss")
+        elif kind == C.EV_ERROR:
+            errors.append(ev.get("message"))
+        elif kind == C.EV_WARNING:
+            warnings.append(ev.get("message"))
+    finite = {s: v for s, v in evals.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+    best = min(finite.items(), key=lambda kv: (kv[1], kv[0])) if finite else None
+    last_train = train[max(train)] if train else {}
+    return {"train_loss": {s: e.get("loss") for s, e in sorted(train.items())},
+            "eval_loss": dict(sorted(evals.items())),
+            "final_train_loss": last_train.get("loss"),
+            "best_eval_loss": best[1] if best else None, "best_eval_step": best[0] if best else None,
+            "errors": errors, "warnings": warnings}
+
+
+def experiment_record(run_dir: Path) -> dict[str, Any]:
+    from tunedeck.engine.run.record import load_run_record
+
+    record = load_run_record(run_dir)
+    m = metrics(run_dir)
+    checkpoints = [{"step": c.step, "path": str(c.path), "complete": c.complete,
+                    "eval_loss": c.marker.get("eval_loss")} for c in list_checkpoints(run_dir)]
+    profile = record.profile
+    return {
+        **run_row(run_dir),
+        "parent": record.parent or None,
+        "base_model": record.base_model, "revision": profile.model.revision or None,
+        "method": profile.method.method, "adapter": profile.method.adapter,
+        "dataset": {"path": record.dataset_path, "format": record.dataset_format,
+                    "fingerprint": record.dataset_fingerprint, "rows": record.rows,
+                    "train_rows": record.train_rows, "eval_rows": record.eval_rows,
+                    "skipped_rows": record.skipped_rows, "files": _data_files(run_dir)},
+        "loss_masking": record.loss_masking or None,
+        "hyperparameters": profile.to_dict(),
+        "checkpoints": checkpoints,
+        "adapter_paths": [c["path"] for c in checkpoints if c["complete"]] if profile.method.adapter != "none" else [],
+        "metrics": {k: m[k] for k in ("final_train_loss", "best_eval_loss", "best_eval_step")},
+        "gate": _gate(run_dir),
+        "errors": m["errors"], "warnings": m["warnings"],
+        "command": record.command, "created": record.created,
+    }
+
+
+def _data_files(run_dir: Path) -> list[dict] | None:
+    """Each data file's path, size and SHA-256 as recorded at launch (engine/data/versions.py)."""
+    from tunedeck.engine.data.versions import read_data_rows
+
+    rows = read_data_rows(run_dir)
+    return rows.get("files") if rows else None
+
+
+def _gate(run_dir: Path) -> dict[str, Any] | None:
+    """Eval scores per checkpoint, the verdict and the chosen checkpoint, once the gate has run."""
+    from tunedeck.engine.gate.rules import load_gate_summary
+
+    summary = load_gate_summary(run_dir)
+    if not summary:
+        return None
+    keep = ("checkpoint", "task", "format", "safety", "general", "latency_p95_ms", "verdict", "reasons", "eval_loss")
+    return {"verdict": summary.get("verdict"), "best": summary.get("best"), "chosen": summary.get("chosen"),
+            "sentence": summary.get("sentence"),
+            "rows": [{k: r.get(k) for k in keep if k in r} for r in summary.get("rows", [])]}

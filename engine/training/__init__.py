@@ -1,0 +1,1 @@
+"""Training: profiles, model loading, the trainer and its callbacks, the worker, launch, queue and scale."""

@@ -1,0 +1,212 @@
+"""Everything checked before a run directory exists: profile, data, model, tokenizer, chat template.
+
+A failure here is one clear message and no run; nothing heavy is loaded beyond the tokenizer and
+the model's config.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tunedeck.engine.training.config import Hint, Profile, data_paths, hints, load_profile
+from tunedeck.engine.run.record import RunRecord, write_run_record
+from tunedeck.engine.run.store import create_run_dir, sanitize_name
+
+
+class PreflightError(ValueError):
+    pass
+
+
+@dataclass
+class Preflight:
+    profile: Profile
+    record_fields: dict
+    hints: list[Hint] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    data_rows: dict | None = None  # engine/data/versions.py: files, row hashes, eval set examples
+
+
+def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], workspace: Path | None = None,
+          check_model: bool = True) -> Preflight:
+    from tunedeck.engine.data.dataset import DatasetError
+
+    profile = load_profile(profile_ref, overrides, workspace=workspace)
+    if data:
+        profile.data.path = data if isinstance(data, str) or len(data) > 1 else data[0]
+    if not profile.data.path:
+        raise PreflightError("no training data: pass --data PATH or set data.path in the profile")
+    resolved = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in data_paths(profile.data)]
+    profile.data.path = resolved if len(resolved) > 1 else resolved[0]
+    if profile.data.eval_file:
+        profile.data.eval_file = str(Path(profile.data.eval_file).expanduser().resolve())
+    for key in ("golden", "safety", "general"):  # the engine runs from the run directory
+        value = getattr(profile.gate, key)
+        if value:
+            setattr(profile.gate, key, str(Path(value).expanduser().resolve()))
+    base = Path(profile.model.base).expanduser()
+    if base.exists():
+        profile.model.base = str(base.resolve())
+    from tunedeck.engine.training.throughput import check_available
+    from tunedeck.engine.training.train import prepare_data
+
+    missing = check_available(profile)
+    from tunedeck.engine.training.tracking import missing_message
+
+    if missing_message(profile.tracking.report_to):  # a tracker that cannot even start is the user's to fix now
+        missing.append(missing_message(profile.tracking.report_to))
+    if missing:
+        raise PreflightError("; ".join(missing))
+
+    try:
+        prepared = prepare_data(profile)
+    except DatasetError as e:
+        raise PreflightError(str(e)) from None
+    sets = []
+    if profile.gate.when != "never":
+        from tunedeck.engine.gate.eval_sets import EvalSetError, profile_sets
+
+        try:
+            sets = profile_sets(profile.gate)  # a broken eval set fails now, not after hours of training
+        except EvalSetError as e:
+            raise PreflightError(str(e)) from None
+    from tunedeck.engine.data.versions import data_rows_record
+
+    files = data_paths(profile.data) + ([profile.data.eval_file] if profile.data.eval_file else [])
+    data_rows = data_rows_record(files, prepared.train_rows, prepared.eval_rows, sets)
+    if profile.method.method == "kto" and profile.optim.batch_size < 2:
+        raise PreflightError("optim.batch_size: KTO needs at least 2 rows per batch (it estimates its KL term from "
+                             f"the other rows of the batch), not {profile.optim.batch_size}")
+    pre = Preflight(profile, {}, hints(profile, train_rows=len(prepared.train_rows)), data_rows=data_rows)
+    balance = kto_balance_warning(prepared.train_rows) if prepared.format == "kto" else None
+    if balance:
+        pre.warnings.append(balance)
+    if prepared.skipped:
+        shown = ", ".join(map(str, prepared.skipped[:10])) + (" ..." if len(prepared.skipped) > 10 else "")
+        pre.warnings.append(f"{len(prepared.skipped)} invalid rows skipped (data.on_invalid = 'skip'): lines {shown}")
+    if not prepared.eval_rows:
+        pre.warnings.append(no_heldout_warning(profile, prepared))
+        if profile.gate.when != "never" and not gate_sets_named(profile):
+            pre.warnings.append("the eval gate will be skipped: no eval set in [gate] (golden, safety, general) and no "
+                                "held-out split to score; name one with gate.golden")
+    if prepared.ignored_columns:
+        pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
+    pre.warnings += prepared.data_warnings
+    if check_model:
+        from tunedeck.engine.training.model_loading import check_model_config, load_tokenizer
+
+        check_model_config(profile)
+        tokenizer = load_tokenizer(profile)
+        first = prepared.train_rows[0]
+        conversational = "messages" in first or prepared.format == "preference" or isinstance(first.get("prompt"), list)
+        if conversational and not tokenizer.chat_template:
+            raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
+                                 f"({prepared.format}); set model.chat_template to a Jinja template file")
+        masking = check_masks(profile, prepared, tokenizer, pre.warnings)
+    pre.record_fields = dict(base_model=profile.model.base, dataset_path=" + ".join(data_paths(profile.data)),
+                             dataset_format=prepared.format, dataset_fingerprint=prepared.fingerprint,
+                             rows=len(prepared.train_rows) + len(prepared.eval_rows),
+                             train_rows=len(prepared.train_rows), eval_rows=len(prepared.eval_rows),
+                             skipped_rows=prepared.skipped, profile_source=str(profile_ref))
+    if check_model:
+        pre.record_fields["loss_masking"] = masking
+    return pre
+
+
+def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> str:
+    """Every row renders and masks under the model's template (else an error with its file line, or with
+    on_invalid = "skip" a warning with the count); returns what the loss covers, in words."""
+    from tunedeck.engine.data.loss_masks import (
+        REWRITES,
+        MaskEncoder,
+        assistant_only_setting,
+        describe_masking,
+        resolve_apply_chat_template,
+        strings_as_chat,
+        unmaskable_rows,
+    )
+
+    d = profile.data
+    if d.apply_chat_template == "auto":  # frozen as on/off: the engine and the gate then need no tokenizer to decide
+        d.apply_chat_template = resolve_apply_chat_template("auto", tokenizer)
+    if d.apply_chat_template == "on" and isinstance(prepared.train_rows[0].get("completion"), str):
+        prepared.train_rows, prepared.eval_rows = strings_as_chat(prepared.train_rows), strings_as_chat(prepared.eval_rows)
+        prepared.chat_from_strings = True
+    encoder = MaskEncoder(tokenizer, assistant_only_setting(profile.data.assistant_only_loss))
+    rows, where = prepared.train_rows + prepared.eval_rows, prepared.train_where + prepared.eval_where
+    bad = unmaskable_rows(rows, where, encoder)
+    rewrites = d.assistant_only_loss == "auto" and any(REWRITES in b for b in bad)
+    if rewrites:
+        # auto trains on every token rather than guess where the replies are, and says so; "on" refuses
+        warnings.append("the chat template rewrites earlier turns, so the assistant's replies cannot be masked "
+                        f"(first at {bad[0].split(': ')[0]}): training on every token, frozen in the run as "
+                        "data.assistant_only_loss = \"off\"; set it to \"on\" to refuse such data instead")
+        d.assistant_only_loss = "off"
+        encoder = MaskEncoder(tokenizer, False)
+        bad = unmaskable_rows(rows, where, encoder)
+    if bad and profile.data.on_invalid == "error":
+        more = f" (and {len(bad) - 3} more rows)" if len(bad) > 3 else ""
+        raise PreflightError("; ".join(bad[:3]) + more + "; data.on_invalid = \"skip\" leaves such rows out")
+    if bad:
+        warnings.append(f"{len(bad)} rows the chat template cannot render are skipped (data.on_invalid = 'skip'); "
+                        f"first: {bad[0]}")
+    words = describe_masking(prepared.train_rows, encoder, prepared.format)
+    if rewrites:
+        words = "all tokens: the chat template rewrites earlier turns, so the assistant's replies cannot be masked"
+    if prepared.chat_from_strings:
+        words += "; string prompt/completion rows are rendered with the chat template as a user turn and the reply"
+    if words.startswith("all tokens") and ("messages" in prepared.train_rows[0] or "completion" in prepared.train_rows[0]):
+        warnings.append(f"the loss covers {words}")
+    return words
+
+
+def kto_balance_warning(rows: list[dict]) -> str | None:
+    """KTO learns from both sides; with under 10% on one side it has almost nothing to contrast."""
+    good = sum(1 for r in rows if r.get("label") is True)
+    bad = len(rows) - good
+    if not rows or min(good, bad) >= 0.1 * len(rows):
+        return None
+    few = "desirable" if good < bad else "undesirable"
+    return (f"KTO data is unbalanced: {good} desirable and {bad} undesirable rows ({min(good, bad) / len(rows):.0%} "
+            f"{few}); raise method.kto_{few}_weight so that weight x rows is about equal on both sides, or add {few} rows")
+
+
+def gate_sets_named(profile: Profile) -> bool:
+    return any(getattr(profile.gate, key) for key in ("golden", "safety", "general"))
+
+
+def no_heldout_warning(profile: Profile, prepared) -> str:
+    """Why this run has no held-out rows: the setting, a held-out file without valid rows, or too few rows to split."""
+    d = profile.data
+    if d.eval_file:
+        why = f"the held-out file {d.eval_file} has no valid rows"
+    elif d.val_fraction == 0:
+        why = "data.val_fraction = 0 and no data.eval_file"
+    else:
+        n = len(prepared.train_rows)
+        why = (f"only {n} valid row{'s' if n != 1 else ''}: too few to hold any out at "
+               f"data.val_fraction = {d.val_fraction:g}")
+    stopping = ("; checkpoints.early_stopping_patience has no validation loss to watch, so it never stops early"
+                if profile.checkpoints.early_stopping_patience else "")
+    return f"no held-out split ({why}): no validation loss, so overfitting will go unseen{stopping}"
+
+
+def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
+    name = sanitize_name(name or Path(data_paths(pre.profile.data)[0]).stem or "run")
+    run_dir = create_run_dir(workspace, name)
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.store import write_status
+
+    record = RunRecord(id=run_dir.name, name=name, profile=pre.profile,
+                       command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]), **pre.record_fields)
+    write_run_record(run_dir, record)
+    if pre.data_rows is not None:
+        from tunedeck.engine.data.versions import write_data_rows
+
+        write_data_rows(run_dir, pre.data_rows)
+    write_status(run_dir, state=C.QUEUED, name=name, id=run_dir.name, base_model=record.base_model,
+                 method=pre.profile.method.method, adapter=pre.profile.method.adapter, created=record.created,
+                 **({"parent": record.parent} if record.parent else {}))
+    return run_dir
