@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tunedeck.engine.training.config import load_profile  # noqa: E402
+from tunedeck.engine.training.profile_loading import load_profile  # noqa: E402
 from tunedeck.engine.training.run_queue import enqueue, queue_entries, release_slots, try_lock_slots  # noqa: E402
 from tunedeck.engine.run.record import RunRecord, write_run_record  # noqa: E402
 from tunedeck.engine.run.store import write_status  # noqa: E402

@@ -417,7 +417,7 @@ def fast_sets(a: Assets, steps: int, gpu: bool) -> list[str]:
 
 def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> dict:
     """The plain script's arguments for 'same settings': resolved by the engine's own functions."""
-    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.profile_loading import load_profile
     from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing, resolve_precision
     from tunedeck.engine.training.throughput import resolve_attention, resolve_padding_free, speed_args
 

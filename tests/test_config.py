@@ -6,16 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tunedeck.engine.training.config import (
-    ALL_KEYS,
+from tunedeck.engine.training.profile_hints import hints
+from tunedeck.engine.training.profile_loading import (
     ProfileError,
-    field_specs,
-    hints,
     load_profile,
     parse_override,
     profile_from_dict,
     to_toml,
 )
+from tunedeck.engine.training.profile_schema import ALL_KEYS, field_specs
 
 PRESETS = ["lora", "lora-domain", "qlora", "full", "dpo", "kto", "demo-cpu"]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tunedeck.engine.gate.checks import Judge, parse_check
-from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.training.profile_schema import GateConfig
 from tunedeck.engine.gate.records import write_records
 from tunedeck.engine.gate.eval_sets import EvalExample
 from tunedeck.engine.gate.rules import summarize_run

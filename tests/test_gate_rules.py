@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.training.profile_schema import GateConfig
 from tunedeck.engine.gate.records import read_records, write_records
 from tunedeck.engine.gate.rules import (
     FAIL,

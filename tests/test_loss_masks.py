@@ -164,7 +164,7 @@ def test_tool_calls_without_content_render_and_only_the_assistant_side_trains():
 @pytest.mark.slow
 def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
     """Labels of the dataset TRL builds for training equal inspect's trainable tokens, token for token."""
-    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.profile_loading import load_profile
     from tunedeck.engine.training.train import build_trainer, prepare_data
 
     fam = FAMILIES["qwen2_5"]
@@ -291,7 +291,7 @@ def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_
 def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_path):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.profile_loading import load_profile
     from tunedeck.engine.training.model_loading import ModelLoadError, load_model
 
     Gemma2ForCausalLM(Gemma2Config(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,

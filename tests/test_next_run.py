@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import tunedeck
-from tunedeck.engine.training.config import ProfileError, Profile, build_profile, data_paths
+from tunedeck.engine.training.profile_loading import ProfileError, build_profile
+from tunedeck.engine.training.profile_schema import Profile, data_paths
 from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.data.dataset import DatasetError
 from tunedeck.engine.training.next_run import changes_against_parent, fixes_path, write_next_profile
@@ -99,7 +100,7 @@ def test_the_next_profile_extends_the_frozen_parent_and_adds_its_fixes(tmp_path)
     assert changes == [f"data.path: {str(base)!r} -> {[str(base), str(fixes.resolve())]!r}",
                        "optim.learning_rate: 0.0001 -> 0.0003"]
     assert "no longer test the held-out split" in nxt.warnings[0]
-    from tunedeck.engine.training.config import load_profile
+    from tunedeck.engine.training.profile_loading import load_profile
 
     child = load_profile(nxt.profile_path, workspace=ws)
     assert child.optim.learning_rate == 1e-4 and child.extends == f"runs/{parent.name}.toml"

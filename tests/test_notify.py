@@ -90,7 +90,7 @@ def test_the_engine_runs_the_notify_command_when_the_run_ends(workspace, tiny_mo
 
 
 def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
-    from tunedeck.engine.training.config import build_profile
+    from tunedeck.engine.training.profile_loading import build_profile
     from tunedeck.engine.training.notify import notify_gate_verdict
     from tunedeck.engine.run.record import RunRecord, write_run_record
     from tunedeck.engine.run.store import write_status

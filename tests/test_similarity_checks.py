@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tunedeck.engine.gate.checks import CheckSpecError, Context, parse_check
-from tunedeck.engine.training.config import GateConfig
+from tunedeck.engine.training.profile_schema import GateConfig
 from tunedeck.engine.gate.rules import check_scores, describe, judge_checkpoint, paired_score_test
 from tunedeck.engine.gate.similarity import squad_normalize, token_f1
 

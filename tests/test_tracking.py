@@ -273,7 +273,7 @@ def test_a_missing_tracker_package_stops_the_launch_with_the_pip_command(tmp_pat
 
 
 def test_an_unknown_tracker_names_the_file_line_and_key(tmp_path, sft_data):
-    from tunedeck.engine.training.config import ProfileError, load_profile
+    from tunedeck.engine.training.profile_loading import ProfileError, load_profile
 
     profile = tmp_path / "p.toml"
     profile.write_text('extends = "lora"\n\n[tracking]\nreport_to = ["tensorboard", "comet"]\n')

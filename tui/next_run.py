@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def open_next_run(app, run_dir: Path) -> None:
-    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.profile_loading import ProfileError
     from tunedeck.engine.training.next_run import write_next_profile
 
     from .screens.new_run import NewRunScreen

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.config import ProfileError
+from tunedeck.engine.training.profile_loading import ProfileError
 from tunedeck.engine.run.record import RunRecord, load_run_record
 
 from .chunked_event_reader import ChunkedEventReader

@@ -25,7 +25,7 @@ class UserError(Exception):
 
 
 def _user_errors() -> tuple:
-    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.profile_loading import ProfileError
     from tunedeck.engine.training.model_loading import ModelLoadError
     from tunedeck.engine.training.preflight import PreflightError
 

@@ -189,7 +189,7 @@ def split_set_args(items: list[str] | None) -> tuple[list[str], list[str]]:
 
 def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
     from tunedeck.engine.gate import overrides as gate_overrides
-    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.profile_loading import ProfileError
 
     try:
         parsed = gate_overrides.parse(overrides)
@@ -202,7 +202,7 @@ def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
 
 
 def cmd_eval(args) -> int:
-    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.profile_loading import ProfileError
     from tunedeck.engine.gate.eval_sets import EvalSetError
     from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.gate.rules import GateError

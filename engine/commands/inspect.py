@@ -65,7 +65,8 @@ class UsageError(ValueError):
 
 
 def _settings(args) -> Settings:
-    from tunedeck.engine.training.config import Profile, ProfileError, load_profile
+    from tunedeck.engine.training.profile_loading import ProfileError, load_profile
+    from tunedeck.engine.training.profile_schema import Profile
 
     try:
         profile = load_profile(args.profile) if args.profile else Profile()

@@ -14,7 +14,8 @@ from typing import Any
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import write_text_atomic
-from tunedeck.engine.training.config import Profile, ProfileError, profile_from_dict, to_toml
+from tunedeck.engine.training.profile_loading import ProfileError, profile_from_dict, to_toml
+from tunedeck.engine.training.profile_schema import Profile
 
 if sys.version_info >= (3, 11):
     import tomllib

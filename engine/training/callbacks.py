@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import write_json_atomic
-from tunedeck.engine.training.config import Profile
+from tunedeck.engine.training.profile_schema import Profile
 from tunedeck.engine.training.distributed import share_flags
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints, take_control_requests

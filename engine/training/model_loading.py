@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tunedeck.engine.training.config import Profile
+from tunedeck.engine.training.profile_schema import Profile
 
 
 class ModelLoadError(ValueError):

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.training.config import Profile, data_paths, load_profile, to_toml
+from tunedeck.engine.training.profile_loading import load_profile, to_toml
+from tunedeck.engine.training.profile_schema import Profile, data_paths
 from tunedeck.engine.run.record import load_run_record
 
 
@@ -88,7 +89,7 @@ def changes_against_parent(next_run: NextRun, overrides: list[str] | None = None
                            data: list[str] | None = None) -> list[str]:
     """'key: parent -> child' for every setting the next run changes, --set and --data included.
     A broken override is left for the pre-flight to report."""
-    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.profile_loading import ProfileError
 
     try:
         child = load_profile(next_run.profile_path, overrides or [], workspace=workspace)

@@ -11,7 +11,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.training.config import Hint, Profile, data_paths, hints, load_profile
+from tunedeck.engine.training.profile_hints import Hint, hints
+from tunedeck.engine.training.profile_loading import load_profile
+from tunedeck.engine.training.profile_schema import Profile, data_paths
 from tunedeck.engine.run.record import RunRecord, write_run_record
 from tunedeck.engine.run.store import create_run_dir, sanitize_name
 

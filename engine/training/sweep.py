@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.config import ProfileError, parse_override
+from tunedeck.engine.training.profile_loading import ProfileError, parse_override
 
 if sys.version_info >= (3, 11):
     import tomllib

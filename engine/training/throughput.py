@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from tunedeck.engine.training.config import Profile
+from tunedeck.engine.training.profile_schema import Profile
 
 
 def installed(module: str) -> bool:

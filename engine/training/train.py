@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.config import Profile
+from tunedeck.engine.training.profile_schema import Profile
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.record import RunRecord, load_run_record
 from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoints
@@ -45,7 +45,7 @@ class PreparedData:
 
 def prepare_data(profile: Profile) -> PreparedData:
     """Load, validate and split the data exactly as the launch did (same seed, same hash split)."""
-    from tunedeck.engine.training.config import data_paths
+    from tunedeck.engine.training.profile_schema import data_paths
     from tunedeck.engine.data.files import load_data_files
     from tunedeck.engine.data.dataset import DatasetError, load_dataset
     from tunedeck.engine.data.split import fingerprint, split_indices

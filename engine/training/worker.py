@@ -31,7 +31,7 @@ def _summary(exc: BaseException, frames: int = 4) -> str:
 
 def classify_error(exc: BaseException) -> tuple[str, str, bool]:
     """(code, message for the user, whether the traceback is worth showing)."""
-    from tunedeck.engine.training.config import ProfileError
+    from tunedeck.engine.training.profile_loading import ProfileError
     from tunedeck.engine.training.model_loading import ModelLoadError
 
     from tunedeck.engine.data.dataset import DatasetError

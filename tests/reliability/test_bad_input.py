@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tunedeck.engine.training.config import ProfileError, load_profile
+from tunedeck.engine.training.profile_loading import ProfileError, load_profile
 from tunedeck.engine.run.event_log import EventReader
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -387,7 +387,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="re-judge")
     def rejudge(self, overrides: list[str]) -> None:
-        from tunedeck.engine.training.config import ProfileError
+        from tunedeck.engine.training.profile_loading import ProfileError
         from tunedeck.engine.commands.gate import rejudge
         from tunedeck.engine.gate.runner import status_fields
         from tunedeck.engine.run.store import write_status

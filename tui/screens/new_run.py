@@ -24,7 +24,8 @@ from textual.screen import ModalScreen, Screen
 from rich.markup import escape
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from tunedeck.engine.training.config import Profile, ProfileError, data_paths, load_profile, to_toml
+from tunedeck.engine.training.profile_loading import ProfileError, load_profile, to_toml
+from tunedeck.engine.training.profile_schema import Profile, data_paths
 
 from ..profile_io import is_user_profile, save_profile, user_profile_dir
 from ..widgets.dataset_pane import DatasetPane, InspectRequest

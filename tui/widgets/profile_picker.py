@@ -14,7 +14,12 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tunedeck.engine.training.config import SHIPPED_PROFILES, ProfileError, load_profile_data, profile_search_path
+from tunedeck.engine.training.profile_loading import (
+    SHIPPED_PROFILES,
+    ProfileError,
+    load_profile_data,
+    profile_search_path,
+)
 
 from ..profile_io import diff_against_parent, parent_of
 
