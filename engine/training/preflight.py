@@ -81,7 +81,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
     if profile.method.method == "kto" and profile.optim.batch_size < 2:
         raise PreflightError("optim.batch_size: KTO needs at least 2 rows per batch (it estimates its KL term from "
                              f"the other rows of the batch), not {profile.optim.batch_size}")
-    pre = Preflight(profile, {}, hints(profile, train_rows=len(prepared.train_rows)), data_rows=data_rows)
+    pre = Preflight(profile, {}, hints(profile), data_rows=data_rows)
     balance = kto_balance_warning(prepared.train_rows) if prepared.format == "kto" else None
     if balance:
         pre.warnings.append(balance)
