@@ -8,36 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+from tunedeck.engine.commands.errors import UserError, user_errors
+from tunedeck.engine.commands.follow import fmt_num, follow_run
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import (
-    RunLocked,
-    RunNotFound,
     find_run,
     is_locked,
     read_status,
     request_control,
     resolve_workspace,
 )
-
-
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line, never with a traceback."""
-
-
-def _user_errors() -> tuple:
-    from tunedeck.engine.training.profile_loading import ProfileError
-    from tunedeck.engine.training.model_loading import ModelLoadError
-    from tunedeck.engine.training.preflight import PreflightError
-
-    from tunedeck.engine.data.dataset import DatasetError
-    from tunedeck.engine.gate.eval_sets import EvalSetError
-    from tunedeck.engine.gate.rules import GateError
-    from tunedeck.engine.export.checkpoint_export import ExportError
-    from tunedeck.engine.training.run_queue import GpuBusy
-    from tunedeck.engine.training.sweep import SweepError
-
-    return (UserError, ProfileError, ModelLoadError, PreflightError, RunNotFound, RunLocked, DatasetError,
-            EvalSetError, GateError, ExportError, GpuBusy, SweepError)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -47,76 +27,6 @@ def _fmt_duration(seconds: float | None) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
-def _fmt_num(x, spec=".4f") -> str:
-    return format(x, spec) if isinstance(x, (int, float)) else "-"
-
-
-# ---- following a run in the terminal -------------------------------------------------------------
-
-def describe_event(ev: dict, total: int | None = None) -> str | None:
-    k = ev.get("kind")
-    if k == C.EV_TRAIN:
-        tot = f"/{total}" if total else ""
-        tps = f"  {ev['tokens_per_s']:.0f} tok/s" if isinstance(ev.get("tokens_per_s"), (int, float)) else ""
-        return (f"step {ev.get('step')}{tot}  loss {_fmt_num(ev.get('loss'))}  lr {_fmt_num(ev.get('learning_rate'), '.2e')}"
-                f"  grad {_fmt_num(ev.get('grad_norm'), '.3f')}{tps}")
-    if k == C.EV_EVAL:
-        return f"step {ev.get('step')}  eval loss {_fmt_num(ev.get('eval_loss'))}"
-    if k == C.EV_CHECKPOINT:
-        return f"checkpoint-{ev.get('step')} saved"
-    if k == C.EV_RUN_STARTED:
-        resumed = f" (resumed from step {ev['resumed_from']})" if ev.get("resumed_from") is not None else ""
-        return f"training: {ev.get('total_steps')} steps{resumed}"
-    if k == C.EV_WARNING:
-        return f"warning: {ev.get('message')}"
-    if k == C.EV_ERROR:
-        return f"error: {ev.get('message')}"
-    if k == C.EV_GATE and ev.get("sentence"):
-        return f"gate: {ev.get('sentence')}"
-    if k == C.EV_DONE:
-        return f"run {ev.get('state')}: {ev.get('message')}"
-    return None
-
-
-def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int = 0) -> str:
-    """Print progress from byte `offset` of the event log until the engine ends; Ctrl-C asks it to
-    save and stop. Returns the final state."""
-    from tunedeck.engine.run.event_log import EventReader
-
-    reader = EventReader(run_dir / C.EVENTS_JSONL, offset)
-    total = None
-    interrupted = False
-    last_train_print = 0.0
-    while True:
-        try:
-            for ev in reader.read_new():
-                if ev.get("kind") == C.EV_RUN_STARTED:
-                    total = ev.get("total_steps")
-                if ev.get("kind") == C.EV_TRAIN and ev.get("step") != total:
-                    if time.monotonic() - last_train_print < train_every_s:
-                        continue  # keep the terminal readable on fast runs
-                    last_train_print = time.monotonic()
-                line = describe_event(ev, total)
-                if line:
-                    print(line, flush=True)
-                if ev.get("kind") == C.EV_DONE:
-                    return ev.get("state", C.FAILED)
-            state = read_status(run_dir)["state"]
-            if state in C.FINAL_STATES and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
-                for ev in reader.read_new():
-                    line = describe_event(ev, total)
-                    if line:
-                        print(line, flush=True)
-                return state
-            time.sleep(0.3)
-        except KeyboardInterrupt:
-            if interrupted:
-                raise
-            interrupted = True
-            print("stopping: saving a final checkpoint (Ctrl-C again to stop following)", flush=True)
-            request_control(run_dir, C.CTL_STOP)
 
 
 # ---- commands ------------------------------------------------------------------------------------
@@ -259,7 +169,7 @@ def cmd_ls(args) -> int:
         started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
         state = r["state"] + (f" #{r['queue_position']}" if r.get("queue_position") else "")  # place in the queue
         table.add_row(r["id"], state, Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
-                      f"{r['step']}{total}", _fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
+                      f"{r['step']}{total}", fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
                       _fmt_duration(r["duration_s"]))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
@@ -282,7 +192,7 @@ def cmd_show(args) -> int:
         f"dataset    {d['path']} ({d['format']}, {d['train_rows']} train / {d['eval_rows']} eval) {d['fingerprint']}",
         f"loss on    {rec.get('loss_masking') or 'not recorded'}",
         f"progress   step {rec['step']}/{rec['total_steps'] or '?'}  {_fmt_duration(rec['duration_s'])}",
-        f"loss       final train {_fmt_num(m['final_train_loss'])}  best eval {_fmt_num(m['best_eval_loss'])}"
+        f"loss       final train {fmt_num(m['final_train_loss'])}  best eval {fmt_num(m['best_eval_loss'])}"
         + (f" at step {m['best_eval_step']}" if m["best_eval_step"] is not None else ""),
     ]
     o = rec["hyperparameters"]["optim"]
@@ -291,7 +201,7 @@ def cmd_show(args) -> int:
         lo = rec["hyperparameters"]["lora"]
         lines.append(f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  targets {', '.join(lo['target_modules'])}")
     for c in rec["checkpoints"]:
-        lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {_fmt_num(c['eval_loss'])}  {c['path']}")
+        lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_num(c['eval_loss'])}  {c['path']}")
     if rec.get("gate"):
         lines.append(f"gate       {rec['gate'].get('sentence') or rec['gate'].get('verdict')}")
     for e in rec["errors"]:
@@ -396,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as e:
+    except user_errors() as e:
         print(f"tunedeck: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `tunedeck ls | head`: the reader has what it wanted

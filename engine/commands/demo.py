@@ -83,7 +83,7 @@ def start_demo_run(workspace: Path, detach: bool = True, overrides: list[str] | 
 def run_demo(workspace: Path) -> int:
     """The headless demo: start the run detached and print its progress and the gate's verdict."""
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.commands.cli import follow_run
+    from tunedeck.engine.commands.follow import follow_run
 
     print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
     run_dir = start_demo_run(workspace)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import (
     EngineLock,
@@ -21,12 +22,6 @@ from tunedeck.engine.run.store import (
     resolve_workspace,
     write_status,
 )
-
-
-def _user_error(message: str) -> Exception:
-    from tunedeck.engine.commands.cli import UserError
-
-    return UserError(message)
 
 
 def parse_checkpoints(text: str | None) -> str | list[int]:
@@ -40,9 +35,9 @@ def parse_checkpoints(text: str | None) -> str | list[int]:
         try:
             step = parse_checkpoint(part.strip())
         except ValueError as e:
-            raise _user_error(f"--checkpoint: {e}") from None
+            raise UserError(f"--checkpoint: {e}") from None
         if step == "base":
-            raise _user_error("--checkpoint: the base is always evaluated; name checkpoint steps or 'all'")
+            raise UserError("--checkpoint: the base is always evaluated; name checkpoint steps or 'all'")
         steps.append(step)
     return steps
 
@@ -194,10 +189,10 @@ def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
     try:
         parsed = gate_overrides.parse(overrides)
     except ProfileError as e:
-        raise _user_error(str(e)) from None
+        raise UserError(str(e)) from None
     generation = gate_overrides.generation_changes(parsed) if model_free else []
     if generation:
-        raise _user_error(f"--set {generation[0]} changes what the models generate, which `tunedeck gate` cannot redo; "
+        raise UserError(f"--set {generation[0]} changes what the models generate, which `tunedeck gate` cannot redo; "
                           "use `tunedeck eval RUN --set ...`")
 
 
@@ -212,7 +207,7 @@ def cmd_eval(args) -> int:
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
     state = read_status(run_dir)["state"]
     if state in C.LIVE_STATES or is_locked(run_dir):
-        raise _user_error(f"run {run_dir.name} is {state}: evaluate it once training has ended "
+        raise UserError(f"run {run_dir.name} is {state}: evaluate it once training has ended "
                           "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")
     checkpoints = parse_checkpoints(args.checkpoint)
     overrides, old_style_sets = split_set_args(args.set)
@@ -233,7 +228,7 @@ def cmd_eval(args) -> int:
             finally:
                 events.close()
     except (EvalSetError, GateError, PromptError, ProfileError) as e:
-        raise _user_error(str(e)) from None
+        raise UserError(str(e)) from None
     write_status(run_dir, **status_fields(summary))
     return _show(summary, args.json)
 
@@ -261,7 +256,7 @@ def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = Fals
 
 
 def cmd_gate(args) -> int:
-    from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+    from tunedeck.engine.gate.rules import load_gate_summary
     from tunedeck.engine.gate.runner import status_fields
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
@@ -269,11 +264,11 @@ def cmd_gate(args) -> int:
     overrides = args.set or []
     _check_overrides(overrides, model_free=True)
     if live and (overrides or args.reset):
-        raise _user_error(f"run {run_dir.name} is being trained or evaluated; change its gate rules once that ends")
+        raise UserError(f"run {run_dir.name} is being trained or evaluated; change its gate rules once that ends")
     # on a finished run, rebuild from the records so new review labels count; a live engine owns gate.json
     summary = load_gate_summary(run_dir) if live else rejudge(run_dir, overrides, reset=args.reset)
     if summary is None:
-        raise _user_error(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
+        raise UserError(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
     if not live:
         write_status(run_dir, **status_fields(summary))
     return _show(summary, args.json)

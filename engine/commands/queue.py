@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import read_status, resolve_workspace
+from tunedeck.engine.run.store import resolve_workspace
 
 
 def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
     """Queue a run (a new one, or a resume); follow it like `tunedeck run` unless detached (it waits
     detached either way)."""
-    from tunedeck.engine.commands.cli import follow_run
+    from tunedeck.engine.commands.follow import follow_run
     from tunedeck.engine.training.launch import spawn_detached
     from tunedeck.engine.training.run_queue import queue_position, workspace_of
 

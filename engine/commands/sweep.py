@@ -37,7 +37,7 @@ def cmd_sweep(args) -> int:
 
 
 def create_sweep(args) -> int:
-    from tunedeck.engine.commands.cli import _user_errors
+    from tunedeck.engine.commands.errors import user_errors
     from tunedeck.engine.training.preflight import check, create_run
 
     ws = resolve_workspace(args.workspace)
@@ -57,7 +57,7 @@ def create_sweep(args) -> int:
         overrides = sets + [f"{k}={v}" for k, v in point.items()]
         try:
             pre = check(args.profile, args.data, overrides, workspace=ws, check_model=i == 0 or touches_model)
-        except _user_errors() as e:
+        except user_errors() as e:
             if len(points) == 1:
                 raise
             raise SweepError(f"sweep point {i + 1} ({', '.join(f'{k}={v}' for k, v in point.items())}): {e}") from None

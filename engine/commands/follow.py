@@ -1,0 +1,77 @@
+"""Following a run in the terminal: one line per event until the engine ends."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import is_locked, read_status, request_control
+
+
+def fmt_num(x, spec=".4f") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "-"
+
+
+def describe_event(ev: dict, total: int | None = None) -> str | None:
+    k = ev.get("kind")
+    if k == C.EV_TRAIN:
+        tot = f"/{total}" if total else ""
+        tps = f"  {ev['tokens_per_s']:.0f} tok/s" if isinstance(ev.get("tokens_per_s"), (int, float)) else ""
+        return (f"step {ev.get('step')}{tot}  loss {fmt_num(ev.get('loss'))}  lr {fmt_num(ev.get('learning_rate'), '.2e')}"
+                f"  grad {fmt_num(ev.get('grad_norm'), '.3f')}{tps}")
+    if k == C.EV_EVAL:
+        return f"step {ev.get('step')}  eval loss {fmt_num(ev.get('eval_loss'))}"
+    if k == C.EV_CHECKPOINT:
+        return f"checkpoint-{ev.get('step')} saved"
+    if k == C.EV_RUN_STARTED:
+        resumed = f" (resumed from step {ev['resumed_from']})" if ev.get("resumed_from") is not None else ""
+        return f"training: {ev.get('total_steps')} steps{resumed}"
+    if k == C.EV_WARNING:
+        return f"warning: {ev.get('message')}"
+    if k == C.EV_ERROR:
+        return f"error: {ev.get('message')}"
+    if k == C.EV_GATE and ev.get("sentence"):
+        return f"gate: {ev.get('sentence')}"
+    if k == C.EV_DONE:
+        return f"run {ev.get('state')}: {ev.get('message')}"
+    return None
+
+
+def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int = 0) -> str:
+    """Print progress from byte `offset` of the event log until the engine ends; Ctrl-C asks it to
+    save and stop. Returns the final state."""
+    from tunedeck.engine.run.event_log import EventReader
+
+    reader = EventReader(run_dir / C.EVENTS_JSONL, offset)
+    total = None
+    interrupted = False
+    last_train_print = 0.0
+    while True:
+        try:
+            for ev in reader.read_new():
+                if ev.get("kind") == C.EV_RUN_STARTED:
+                    total = ev.get("total_steps")
+                if ev.get("kind") == C.EV_TRAIN and ev.get("step") != total:
+                    if time.monotonic() - last_train_print < train_every_s:
+                        continue  # keep the terminal readable on fast runs
+                    last_train_print = time.monotonic()
+                line = describe_event(ev, total)
+                if line:
+                    print(line, flush=True)
+                if ev.get("kind") == C.EV_DONE:
+                    return ev.get("state", C.FAILED)
+            state = read_status(run_dir)["state"]
+            if state in C.FINAL_STATES and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
+                for ev in reader.read_new():
+                    line = describe_event(ev, total)
+                    if line:
+                        print(line, flush=True)
+                return state
+            time.sleep(0.3)
+        except KeyboardInterrupt:
+            if interrupted:
+                raise
+            interrupted = True
+            print("stopping: saving a final checkpoint (Ctrl-C again to stop following)", flush=True)
+            request_control(run_dir, C.CTL_STOP)
