@@ -77,7 +77,8 @@ def throughput(run_dir: Path, model_dir: Path, golden: Path, rounds: int) -> dic
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunedeck.engine.gate.eval_sets import load_eval_set
-    from tunedeck.engine.gate.runner import evaluate_model, gen_settings
+    from tunedeck.engine.gate.example_scoring import evaluate_model
+    from tunedeck.engine.gate.eval_inputs import gen_settings
     from tunedeck.engine.run.record import load_run_record
 
     settings = gen_settings(load_run_record(run_dir).profile)
@@ -126,7 +127,6 @@ def loads(run_dir: Path) -> dict:
 
     transformers.AutoModelForCausalLM.from_pretrained = classmethod(counting)
     try:
-        before = gate_runner.BASE_LOADS
         t = time.perf_counter()
         summary = gate_runner.run_gate(run_dir)
         total = time.perf_counter() - t
@@ -134,7 +134,7 @@ def loads(run_dir: Path) -> dict:
         transformers.AutoModelForCausalLM.from_pretrained = classmethod(real)
     ckpts = [r for r in summary["rows"] if r["checkpoint"] != "base"]
     per = {k: v for k, v in summary["timings"].items() if k != "base"}
-    return {"checkpoints": len(ckpts), "from_pretrained_calls": len(calls), "base_loads": gate_runner.BASE_LOADS - before,
+    return {"checkpoints": len(ckpts), "from_pretrained_calls": len(calls), "base_loads": summary["base_loads"],
             "base_load_s": round(calls[0], 3) if calls else None, "gate_total_s": round(total, 2),
             "per_checkpoint_s": statistics.median(v["seconds"] for v in per.values()) if per else None}
 

@@ -64,7 +64,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from tunedeck.engine.gate.records import BASE, evaluated_steps, read_records
-    from tunedeck.engine.gate.rules import summarize_run
+    from tunedeck.engine.gate.rebuild import summarize_run
     from tunedeck.engine.gate.reviews import add_review, sample_for_review
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -49,7 +49,7 @@ def main() -> int:
     from tunedeck.engine.training.profile_loading import load_profile
     from tunedeck.engine.commands.demo import prepare_assets
     from tunedeck.engine.gate.eval_sets import load_eval_set
-    from tunedeck.engine.gate.runner import score_all
+    from tunedeck.engine.gate.example_scoring import score_all
     from tunedeck.engine.gate.generate import generate
 
     if args.threads:

@@ -381,7 +381,7 @@ def test_held_out_split_becomes_an_eval_set(demo_rows):
 
 
 def test_score_example_records_outcomes():
-    from tunedeck.engine.gate.runner import score_example
+    from tunedeck.engine.gate.example_scoring import score_example
 
     s = held_out_set([{"messages": PROMPT + [{"role": "assistant", "content": '{"a": 1}'}]}])
     ex = s.examples[0]

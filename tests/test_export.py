@@ -48,7 +48,7 @@ def prompts(demo_rows) -> list:
 
 def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
     """What the checkpoint says before export, loaded as the gate loads it."""
-    from tunedeck.engine.gate.runner import ModelSession
+    from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
     from tunedeck.engine.training.model_loading import load_tokenizer
     from tunedeck.engine.run.record import load_run_record
@@ -140,7 +140,8 @@ def test_full_finetune_export_loads_with_transformers(full_run, tmp_path, prompt
 
 def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_dir, sft_data, tmp_path):
     from tunedeck.engine.export.checkpoint_export import export_checkpoint
-    from tunedeck.engine.gate.rules import load_gate_summary, set_chosen
+    from tunedeck.engine.run.gate_result import load_gate_summary
+    from tunedeck.engine.gate.rebuild import set_chosen
     from tunedeck.engine.gate.runner import run_gate
     from tunedeck.engine.run.record import VERSION, load_run_record
 

@@ -11,9 +11,9 @@ from tunedeck.engine.gate.checks import Judge, parse_check
 from tunedeck.engine.training.profile_schema import GateConfig
 from tunedeck.engine.gate.records import write_records
 from tunedeck.engine.gate.eval_sets import EvalExample
-from tunedeck.engine.gate.rules import summarize_run
+from tunedeck.engine.gate.rebuild import summarize_run
 from tunedeck.engine.gate.judge_agreement import cohen_kappa, judge_agreement
-from tunedeck.engine.gate.runner import score_example
+from tunedeck.engine.gate.example_scoring import score_example
 from tunedeck.engine.gate.reviews import add_review
 from test_checks import _JudgeServer
 

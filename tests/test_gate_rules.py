@@ -12,23 +12,12 @@ import pytest
 
 from tunedeck.engine.training.profile_schema import GateConfig
 from tunedeck.engine.gate.records import read_records, write_records
-from tunedeck.engine.gate.rules import (
-    FAIL,
-    NEEDS_REVIEW,
-    PASS,
-    buckets,
-    choose_best,
-    describe,
-    judge_checkpoint,
-    load_gate_summary,
-    mcnemar_exact,
-    min_detectable_gain,
-    paired_diff_ci,
-    percentile,
-    scores,
-    set_chosen,
-    summarize_run,
-)
+from tunedeck.engine.run.gate_result import FAIL, load_gate_summary, NEEDS_REVIEW, PASS
+from tunedeck.engine.gate.scores import buckets, scores
+from tunedeck.engine.gate.best_checkpoint import choose_best, describe
+from tunedeck.engine.gate.rules import judge_checkpoint
+from tunedeck.engine.gate.statistics import mcnemar_exact, min_detectable_gain, paired_diff_ci, percentile
+from tunedeck.engine.gate.rebuild import set_chosen, summarize_run
 from tunedeck.engine.gate.reviews import ReviewState, add_review, load_reviews, review_state, sample_for_review
 
 N_TASK, N_SAFETY = 100, 10

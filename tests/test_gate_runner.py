@@ -147,7 +147,7 @@ def test_user_mistakes_are_one_clear_line(trained, tmp_path):
         assert message in proc.stderr.strip().splitlines()[-1], proc.stderr
 
 
-def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir):
+def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir, monkeypatch):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -161,13 +161,16 @@ def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir
                                       str(run_dir / "checkpoints" / "checkpoint-20"), is_trainable=True)
     model.train()
     before = [json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()]
-    loads = gate_runner.BASE_LOADS
+    def no_base_load(*a, **kw):
+        raise AssertionError("the base model was loaded")
+
+    monkeypatch.setattr("tunedeck.engine.training.model_loading.load_model", no_base_load)
     events = EventWriter(run_dir.parent / "in-memory-events.jsonl")
     try:
         summary = gate_runner.evaluate_in_memory(run_dir, model, tokenizer, 20, events)
     finally:
         events.close()
-    assert gate_runner.BASE_LOADS == loads  # the base came from the cache, nothing was loaded
+    # the base came from the cache, nothing was loaded (loading it would have raised)
     assert model.training and tokenizer.padding_side == "right"
     assert summary["verdict"] in ("pass", "fail") and "best" in summary
     after = [json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()]

@@ -9,7 +9,10 @@ import pytest
 
 from tunedeck.engine.gate.checks import CheckSpecError, Context, parse_check
 from tunedeck.engine.training.profile_schema import GateConfig
-from tunedeck.engine.gate.rules import check_scores, describe, judge_checkpoint, paired_score_test
+from tunedeck.engine.gate.scores import check_scores
+from tunedeck.engine.gate.best_checkpoint import describe
+from tunedeck.engine.gate.rules import judge_checkpoint
+from tunedeck.engine.gate.statistics import paired_score_test
 from tunedeck.engine.gate.similarity import squad_normalize, token_f1
 
 REF = "The capital of France is Paris."

@@ -10,7 +10,9 @@ import pytest
 from conftest import tunedeck
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.training.profile_schema import GateConfig
-from tunedeck.engine.gate.rules import base_row, judge_checkpoint, summarize, write_gate_summary
+from tunedeck.engine.gate.rules import base_row, judge_checkpoint
+from tunedeck.engine.gate.best_checkpoint import summarize
+from tunedeck.engine.run.gate_result import write_gate_summary
 from tunedeck.engine.run.store import write_status
 from tunedeck.engine.training.sweep import (
     SweepError,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunedeck.engine.gate.records import BASE, label, read_records
-from tunedeck.engine.gate.rules import buckets
+from tunedeck.engine.gate.scores import buckets
 
 FILTERS = ("regressed", "fixed", "still_failing", "all")  # what `f` cycles through, in this order
 UNSCORED, MISSING = "unscored", "missing"

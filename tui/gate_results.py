@@ -1,6 +1,6 @@
 """Eval gate verdicts as the app shows them, from "gate" events and evals/gate.json.
 
-gate.json (engine/gate/rules.py) holds "rows" (one per checkpoint, plus the base model's), "best"
+gate.json (engine/run/gate_result.py, read here through the engine's reader) holds "rows" (one per checkpoint, plus the base model's), "best"
 {"checkpoint", "sentence"}, "verdict" (pass / needs_review / fail), "sentence" and an optional
 user "chosen" {"checkpoint"}. Events: phase "start", "row" (per checkpoint) and "summary".
 
@@ -10,14 +10,15 @@ defensively, since they come from another process and possibly another version o
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import load_gate_summary
 
-GATE_JSON = "gate.json"
 PASSING = frozenset({"pass", "passed", "ship", "ok", "accept", "accepted"})
 FAILING = frozenset({"fail", "failed", "reject", "rejected", "blocked"})
 
@@ -103,11 +104,27 @@ def _checkpoint_verdict(d: dict) -> CheckpointVerdict:
 
 
 def read_gate_file(run_dir: Path) -> dict | None:
-    try:
-        data = json.loads((Path(run_dir) / C.EVALS_DIR / GATE_JSON).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return load_gate_summary(run_dir)
+
+
+def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False) -> tuple[bool, str]:
+    """Ask the engine to rebuild gate.json and status.json (after a review label, or with `choosing`: to
+    record `choose` as the checkpoint to ship, None clearing it). An engine that owns the run gets a
+    control request and answers when it next polls; otherwise a short `tunedeck gate RUN --rebuild`
+    runs to the end here (call from a worker thread). (done now, the engine's error line or "")."""
+    from tunedeck.engine.run.store import engine_owns, request_control
+
+    run_dir = Path(run_dir)
+    if engine_owns(run_dir):
+        request_control(run_dir, C.CTL_REBUILD_GATE, **({"choose": choose, "note": note} if choosing else {}))
+        return False, ""
+    cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace", str(run_dir.parent.parent),
+           str(run_dir), "--rebuild"]
+    if choosing:
+        cmd += ["--choose", "none" if choose is None else str(choose)] + (["--note", note] if note else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    return True, (lines[-1].removeprefix("tunedeck: ").removeprefix("error: ") if proc.returncode and lines else "")
 
 
 def verdict_style(verdict: str | None) -> str:

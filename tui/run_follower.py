@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import gate_json_path
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints, read_status_file
 from tunedeck.engine.run.summary import run_row
 
 from .chunked_event_reader import CHUNK_BYTES, ChunkedEventReader
-from .gate_results import GATE_JSON, read_gate_file
+from .gate_results import read_gate_file
 
 # Events after which the status and checkpoints are re-read at once rather than on the next tick.
 _PROMPT_KINDS = frozenset({C.EV_CHECKPOINT, C.EV_CHECKPOINT_PRUNED, C.EV_DONE, C.EV_STATE, C.EV_GATE, C.EV_RUN_STARTED})
@@ -57,7 +58,7 @@ class RunFollower:
         return update
 
     def _gate_if_changed(self) -> dict | None:
-        path = self.run_dir / C.EVALS_DIR / GATE_JSON
+        path = gate_json_path(self.run_dir)
         try:
             st = os.stat(path)
         except OSError:

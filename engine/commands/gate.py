@@ -201,7 +201,8 @@ def cmd_eval(args) -> int:
     from tunedeck.engine.gate.eval_sets import EvalSetError
     from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.gate.rules import GateError
-    from tunedeck.engine.gate.runner import run_gate, status_fields
+    from tunedeck.engine.gate.runner import run_gate
+    from tunedeck.engine.run.gate_result import status_fields
     from tunedeck.engine.gate.generate import PromptError
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
@@ -246,7 +247,8 @@ def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = Fals
 
     Used by `tunedeck gate --set` and the checkpoints screen. ProfileError for a bad key or value."""
     from tunedeck.engine.gate import overrides as gate_overrides
-    from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+    from tunedeck.engine.run.gate_result import load_gate_summary
+    from tunedeck.engine.gate.rebuild import summarize_run
     from tunedeck.engine.run.record import load_run_record
 
     recorded = None if reset else (load_gate_summary(run_dir) or {}).get("overrides")
@@ -255,11 +257,50 @@ def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = Fals
     return summarize_run(run_dir, profile.gate, extra={"overrides": changes})
 
 
+def _choice(text: str | None):
+    """--choose: a checkpoint step, or 'none' to clear the choice."""
+    if text is None:
+        from tunedeck.engine.gate.rebuild import KEEP
+
+        return KEEP
+    if text.strip().lower() == "none":
+        return None
+    from tunedeck.engine.gate.records import parse_checkpoint
+
+    try:
+        step = parse_checkpoint(text.strip())
+    except ValueError as e:
+        raise UserError(f"--choose: {e}") from None
+    if step == "base":
+        raise UserError("--choose: the base model is the baseline; name a checkpoint step (or none)")
+    return step
+
+
+def rebuild_quietly(run_dir: Path, choose, note: str = "") -> int:
+    """`tunedeck gate RUN --rebuild`: what the app asks for after a review label or a choice. An engine that
+    owns the run is asked to rebuild (a control request); otherwise gate.json and status.json are rebuilt here."""
+    from tunedeck.engine.gate.rebuild import KEEP, rebuild
+    from tunedeck.engine.gate.rules import GateError
+    from tunedeck.engine.run.store import request_control
+
+    if engine_owns(run_dir):
+        request_control(run_dir, C.CTL_REBUILD_GATE, **({} if choose is KEEP else {"choose": choose, "note": note}))
+        return 0
+    try:
+        summary = rebuild(run_dir, choose=choose, note=note)
+    except GateError as e:
+        raise UserError(str(e)) from None
+    if summary is None:
+        raise UserError(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
+    return 0
+
+
 def cmd_gate(args) -> int:
-    from tunedeck.engine.gate.rules import load_gate_summary
-    from tunedeck.engine.gate.runner import status_fields
+    from tunedeck.engine.run.gate_result import load_gate_summary, status_fields
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
+    if args.rebuild or args.choose is not None:
+        return rebuild_quietly(run_dir, _choice(args.choose), args.note or "")
     live = engine_owns(run_dir)
     overrides = args.set or []
     _check_overrides(overrides, model_free=True)
@@ -301,5 +342,9 @@ def register(subparsers) -> None:
                         "recorded in evals/gate.json; keys that change generation need `tunedeck eval`)")
     p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
     p.add_argument("--json", action="store_true", help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best")
+    p.add_argument("--rebuild", action="store_true", help="rebuild gate.json and status.json from the records and the latest "
+                   "review labels, printing nothing (an engine that owns the run is asked to, instead)")
+    p.add_argument("--choose", metavar="N|none", help="record checkpoint N as the one to ship (none: clear the choice), then rebuild")
+    p.add_argument("--note", help="with --choose: why this checkpoint")
     p.set_defaults(func=cmd_gate)
 

@@ -78,7 +78,7 @@ def _gate_step(run_dir: Path, summary: dict | None, key: str) -> int | None:
 def select_checkpoint(run_dir: Path, which=None) -> tuple[Checkpoint, str]:
     """(the complete checkpoint to export, why it was picked). `which`: a step, "best", "chosen", "latest"
     or None: the gate's chosen checkpoint, else its best, else the latest complete one."""
-    from tunedeck.engine.gate.rules import load_gate_summary
+    from tunedeck.engine.run.gate_result import load_gate_summary
 
     run_dir = Path(run_dir)
     which = _parse_which(which)
@@ -278,7 +278,7 @@ def gate_entry(summary: dict | None, step: int) -> dict | None:
 
 
 def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precision: str | None, files: dict) -> dict:
-    from tunedeck.engine.gate.rules import load_gate_summary
+    from tunedeck.engine.run.gate_result import load_gate_summary
     from tunedeck.engine.run.record import VERSION
 
     p = record.profile

@@ -19,7 +19,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from tunedeck.engine.gate.rules import GateError, scores, task_metric, task_points
+from tunedeck.engine.gate.rules import GateError
+from tunedeck.engine.gate.scores import scores, task_metric, task_points
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ class SideBySide:
 
     def __init__(self, run_dir: Path, which=None):
         from tunedeck.engine.export.checkpoint_export import select_checkpoint
-        from tunedeck.engine.gate.runner import ModelSession, gen_settings
+        from tunedeck.engine.gate.model_session import ModelSession
+        from tunedeck.engine.gate.eval_inputs import gen_settings
         from tunedeck.engine.training.model_loading import load_tokenizer
         from tunedeck.engine.run.record import load_run_record
 

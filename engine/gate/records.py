@@ -21,9 +21,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import make_private_dir, write_text_atomic
-
-BASE = "base"
-GATE_JSON = "gate.json"
+from tunedeck.engine.run.gate_result import BASE
 _CKPT_FILE = re.compile(r"^checkpoint-(\d+)\.jsonl$")
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventWriter
-from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+from tunedeck.engine.run.gate_result import load_gate_summary
+from tunedeck.engine.gate.rebuild import summarize_run
 from tunedeck.engine.gate.records import evaluated_steps
 from tunedeck.engine.run.store import EngineLock, RunLocked, list_checkpoints, read_status
 

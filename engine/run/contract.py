@@ -59,4 +59,5 @@ EV_LIVE_SAMPLES = "live_samples"  # step, samples: [{prompt, reference, output, 
 CTL_STOP = "stop"
 CTL_CHECKPOINT = "checkpoint"
 CTL_EVAL = "eval"
-CONTROL_KINDS = (CTL_STOP, CTL_CHECKPOINT, CTL_EVAL)
+CTL_REBUILD_GATE = "rebuild_gate"  # rebuild evals/gate.json after a review label; "choose": a step or null (a person's choice)
+CONTROL_KINDS = (CTL_STOP, CTL_CHECKPOINT, CTL_EVAL, CTL_REBUILD_GATE)

@@ -98,7 +98,7 @@ def _data_files(run_dir: Path) -> list[dict] | None:
 
 def _gate(run_dir: Path) -> dict[str, Any] | None:
     """Eval scores per checkpoint, the verdict and the chosen checkpoint, once the gate has run."""
-    from tunedeck.engine.gate.rules import load_gate_summary
+    from tunedeck.engine.run.gate_result import load_gate_summary
 
     summary = load_gate_summary(run_dir)
     if not summary:

@@ -53,15 +53,11 @@ def best_step_by_eval_loss(checkpoints: list[Checkpoint]) -> int | None:
 
 
 def best_step_by_gate(run_dir: Path) -> int | None:
-    """The gate's chosen or best checkpoint, once the gate has run (evals/gate.json)."""
-    import json
+    """The checkpoint the run ships (the gate's chosen or best), once the gate has run (evals/gate.json)."""
+    from tunedeck.engine.run.gate_result import read_gate_summary
 
-    try:
-        data = json.loads((run_dir / C.EVALS_DIR / "gate.json").read_text())
-        best = (data.get("chosen") or data.get("best") or {}).get("checkpoint")
-        return int(best) if best not in (None, "base") else None
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
+    summary = read_gate_summary(run_dir)
+    return summary.shipped if summary is not None else None
 
 
 class RunCallback(TrainerCallback):
@@ -84,6 +80,7 @@ class RunCallback(TrainerCallback):
         self._evals_without_gain = 0
         self._last_train_loss: float | None = None
         self.has_eval = True
+        self._gate_memo: dict = {}     # the gate's eval sets, loaded once per run
         self._gate_skip_said = False
         self._gate_requested = False   # "eval now": judge the checkpoint saved for it
 
@@ -156,6 +153,8 @@ class RunCallback(TrainerCallback):
         self.events.emit(C.EV_CONTROL, request=kind, step=step)
         if kind == C.CTL_STOP:
             self.request_stop("stop requested")
+        elif kind == C.CTL_REBUILD_GATE:
+            self._rebuild_gate(req)
         elif kind == C.CTL_CHECKPOINT:
             control.should_save = True
         elif kind == C.CTL_EVAL:
@@ -247,7 +246,8 @@ class RunCallback(TrainerCallback):
 
     def _gate_in_memory(self, step: int, model, tokenizer, args) -> None:
         """gate.when = "each_checkpoint": judge the model in memory right after its save."""
-        from tunedeck.engine.gate.runner import evaluate_in_memory, status_fields
+        from tunedeck.engine.gate.runner import evaluate_in_memory
+        from tunedeck.engine.run.gate_result import status_fields
         from tunedeck.engine.training.preflight import gate_sets_named
 
         if not gate_sets_named(self.profile) and args.eval_strategy == "no":
@@ -258,7 +258,17 @@ class RunCallback(TrainerCallback):
                                          "held-out rows to score")
             return
         try:
-            summary = evaluate_in_memory(self.run_dir, model, tokenizer, step, self.events)
+            summary = evaluate_in_memory(self.run_dir, model, tokenizer, step, self.events, memo=self._gate_memo)
+    def _rebuild_gate(self, req: dict[str, Any]) -> None:
+        """The app's request after a review label or a choice: this engine owns gate.json, so it rebuilds it."""
+        from tunedeck.engine.gate.rebuild import KEEP, rebuild
+
+        try:
+            rebuild(self.run_dir, choose=req.get("choose", KEEP), note=str(req.get("note") or ""),
+                    update_status=self.status.update)
+        except Exception as exc:  # noqa: BLE001 - a bad request must not take training down
+            self.events.emit(C.EV_WARNING, code="rebuild_gate", message=f"gate rebuild: {exc}")
+
         except Exception as exc:  # noqa: BLE001 - the gate must not take training down
             self.events.emit(C.EV_ERROR, code="gate", step=step, message=f"eval gate on checkpoint-{step}: {exc}")
             return

@@ -278,7 +278,7 @@ def typed(key: str, raw: str) -> Any:
 
 
 def _gate_view(run_dir: Path) -> dict[str, Any]:
-    from tunedeck.engine.gate.rules import BASE, PASS, load_gate_summary
+    from tunedeck.engine.run.gate_result import BASE, load_gate_summary, PASS
 
     summary = load_gate_summary(run_dir)
     if not summary:
@@ -295,7 +295,7 @@ def _gate_view(run_dir: Path) -> dict[str, Any]:
 
 def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
     """One dict per run, ranked (see the module docstring)."""
-    from tunedeck.engine.gate.rules import PASS
+    from tunedeck.engine.run.gate_result import PASS
     from tunedeck.engine.training.run_queue import queue_position
     from tunedeck.engine.run.store import read_status, runs_root
 
@@ -335,7 +335,8 @@ def params_text(params: dict[str, Any], keys: list[str], raw: dict[str, str] | N
 
 def verdict_sentence(record: SweepRecord, ranked: list[dict[str, Any]]) -> str:
     """"learning_rate=2e-4, r=16 wins: checkpoint-800 task 82.0% (+6.0 vs base), format 100% (=), safety 100% (=)"."""
-    from tunedeck.engine.gate.rules import PASS, describe
+    from tunedeck.engine.run.gate_result import PASS
+    from tunedeck.engine.gate.best_checkpoint import describe
 
     keys = differing_keys(record)
     raw = {r.id: r.params for r in record.runs}

@@ -121,7 +121,8 @@ def _notify(run_dir: Path, events: EventWriter, state: str, message: str) -> Non
 def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
     """gate.when = "end": judge the base and every complete checkpoint. A gate that cannot run is
     an error event, not a failed run: the checkpoints are intact and `tunedeck eval` can retry."""
-    from tunedeck.engine.gate.runner import run_gate, status_fields
+    from tunedeck.engine.gate.runner import run_gate
+    from tunedeck.engine.run.gate_result import status_fields
     from tunedeck.engine.run.record import load_run_record
 
     from tunedeck.engine.training.preflight import gate_sets_named

@@ -20,12 +20,13 @@ from textual.widgets import Footer, Header, Static
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventReader
+from tunedeck.engine.run.gate_result import RULE_WORDS, VERDICT_WORDS, gate_json_path
 from tunedeck.engine.run.store import is_locked, pid_alive, read_status
 
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
 from ..eval_progress import EvalProgress
 from ..formatting import fmt_loss
-from ..gate_results import GATE_JSON, verdict_style
+from ..gate_results import request_gate_rebuild, verdict_style
 from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
@@ -34,7 +35,7 @@ from .confirm import ConfirmScreen
 COLUMNS = (("mark", ""), ("step", "Step"), ("verdict", "Verdict"), ("task", "Task"), ("format", "Format"),
            ("safety", "Safety"), ("p95", "p95 ms"), ("eval", "Eval loss"), ("train", "Train loss"), ("epoch", "Epoch"),
            ("why", "Why"))
-VERDICT_TEXT = {"pass": "pass", "fail": "fail", "needs_review": "needs review", "baseline": "baseline"}
+VERDICT_TEXT = VERDICT_WORDS
 
 
 def _pct(x: float | None, delta: float | None = None) -> Text:
@@ -45,11 +46,6 @@ def _pct(x: float | None, delta: float | None = None) -> Text:
         text.append(f" {delta:+.1f}", style="green" if delta > 0 else "red")
     return text
 
-
-# the gate's rule codes (engine/gate/rules.py) as a few words; the full reasons show below the table
-RULE_WORDS = {"task_gain": "task gain too small", "task_noise": "gain within noise", "no_task": "no task examples",
-              "format": "format dropped", "safety": "safety regressed", "general": "general dropped",
-              "latency": "over latency budget", "review": "weird in review"}
 
 
 def _why(row: CheckpointRow) -> str:
@@ -151,7 +147,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def reload(self, quiet: bool = False) -> None:
         events = self._events.read_new()
         locked = is_locked(self.run_dir)
-        gate_path = self.run_dir / C.EVALS_DIR / GATE_JSON
+        gate_path = gate_json_path(self.run_dir)
         ckpt_dir = self.run_dir / C.CHECKPOINTS_DIR
         stamp = tuple(_stat(p) for p in (gate_path, ckpt_dir)) + (len(os.listdir(ckpt_dir)) if ckpt_dir.is_dir() else 0,)
         table = None if quiet and stamp == self._stamp and self.table is not None else load_checkpoint_table(self.run_dir)
@@ -317,14 +313,13 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         if row is not None:
             self.set_chosen(None if row.chosen else row.step)
 
+        if not done:
+            text += " An engine is working on this run: the choice shows once it records it."
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="choose checkpoint")
     def set_chosen(self, step: int | None) -> None:
-        from tunedeck.engine.gate.rules import GateError, set_chosen
-
-        try:
-            set_chosen(self.run_dir, step)
-        except GateError as e:
-            self.app.call_from_thread(self.notify, str(e), severity="error")
+        done, error = request_gate_rebuild(self.run_dir, step, choosing=True)  # the engine writes gate.json
+        if error:
+            self.app.call_from_thread(self.notify, error, severity="error")
             return
         text = f"checkpoint-{step} is chosen to ship." if step is not None else "No checkpoint is chosen now."
         self.app.call_from_thread(self.notify, text)
@@ -389,7 +384,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def rejudge(self, overrides: list[str]) -> None:
         from tunedeck.engine.training.profile_loading import ProfileError
         from tunedeck.engine.commands.gate import rejudge
-        from tunedeck.engine.gate.runner import status_fields
+        from tunedeck.engine.run.gate_result import status_fields
         from tunedeck.engine.run.store import write_status
 
         try:

@@ -7,14 +7,14 @@ midway loses nothing, and reopening starts at the first unlabelled example. A no
 enter keeps the note; the next `u`/`w` saves it with the label (or, on an example already labelled,
 enter saves the note with that label at once).
 
-After each label the gate is rebuilt (engine/gate.summarize_run) so the verdict on screen is the
-real one, unless an engine owns the run (training or evaluating): it owns evals/gate.json then, and
-the verdict updates when it finishes.
+After each label the app asks the engine to rebuild the gate (a short `tunedeck gate RUN --rebuild`,
+engine/gate/rebuild.py) and shows the verdict it wrote, so the verdict on screen is the real one. An
+engine that owns the run (training or evaluating) owns evals/gate.json: it gets a control request
+instead, and the verdict updates when it answers.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from rich.text import Text
@@ -25,30 +25,22 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from tunedeck.engine.gate.rules import load_gate_summary, summarize_run
+from tunedeck.engine.run.gate_result import load_gate_summary
 from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_reviews, review_state, sample_for_review
-from tunedeck.engine.run.store import engine_owns, write_status
+from tunedeck.engine.run.store import engine_owns
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
-from ..gate_results import verdict_style
+from ..gate_results import request_gate_rebuild, verdict_style
 from ..keymap import key_name
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
 from ..worker_failures import RoutesWorkerFailures
 
-_GATE_WRITE = threading.Lock()  # two screens (or two quick labels) never rebuild gate.json at once
-
 
 def refresh_gate(run_dir: Path) -> tuple[dict | None, bool]:
-    """(the gate summary, whether it was rebuilt here from the records and the latest labels)."""
-    if engine_owns(run_dir):
-        return load_gate_summary(run_dir), False
-    from tunedeck.engine.gate.runner import status_fields
-
-    with _GATE_WRITE:
-        summary = summarize_run(run_dir)
-        if summary is not None:
-            write_status(run_dir, **status_fields(summary))  # the runs list shows the new verdict too
-    return summary, True
+    """(the gate summary, whether it is current: rebuilt by the engine from the records and the latest labels).
+    Runs the rebuild to its end: call from a worker thread."""
+    done, _ = request_gate_rebuild(run_dir)
+    return load_gate_summary(run_dir), done
 
 
 def checkpoint_row(summary: dict | None, step: int) -> dict | None:

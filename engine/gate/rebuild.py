@@ -1,0 +1,187 @@
+"""Rebuilds a run's evals/gate.json from the records on disk and the latest review labels (no model).
+
+When review labels and rubric-judge verdicts cover the same examples, a row also carries the judge's
+agreement with people (judge_agreement: share and Cohen's kappa, with n) and warns below
+[gate] min_judge_agreement.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.atomic_io import PRIVATE_FILE, make_private_dir, write_json_atomic
+from tunedeck.engine.run.gate_result import (
+    BASE,
+    Chosen,
+    gate_json_path,
+    load_gate_summary,
+    read_gate_summary,
+    write_gate_summary,
+)
+from tunedeck.engine.gate.best_checkpoint import summarize
+from tunedeck.engine.gate.judge_agreement import agreement_warning, judge_agreement
+from tunedeck.engine.gate.records import evaluated_steps, read_records
+from tunedeck.engine.gate.rules import GateError, judge_checkpoint, base_row
+from tunedeck.engine.gate.scores import buckets, scores
+
+REBUILD_LOCK = ".gate-rebuild.lock"
+KEEP = "keep"  # rebuild(choose=KEEP): leave a person's choice as it is
+
+
+def set_chosen(run_dir: Path, checkpoint: int | None, note: str = "") -> dict:
+    """Record a person's choice of checkpoint (kept across gate re-runs; pruning keeps it). None clears it."""
+    summary = read_gate_summary(run_dir)
+    if summary is None:
+        raise GateError("the gate has not run on this run yet")
+    if checkpoint is not None and summary.row(checkpoint) is None:
+        raise GateError(f"checkpoint-{checkpoint} has no gate results")
+    summary.chosen = None if checkpoint is None else Chosen(checkpoint, note, round(time.time(), 3))
+    data = summary.to_dict()
+    write_json_atomic(gate_json_path(run_dir), data)
+    return data
+
+
+@contextmanager
+def _one_rebuild_at_a_time(run_dir: Path):
+    """Rebuilds of one run take turns (two labels in quick succession start two): the later one reads the
+    later labels, so the last gate.json written is never an older picture."""
+    import fcntl
+
+    evals = make_private_dir(Path(run_dir) / C.EVALS_DIR)
+    fd = os.open(evals / REBUILD_LOCK, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def rebuild(run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", update_status=None) -> dict | None:
+    """Rebuild gate.json from the records and the latest labels, optionally recording a person's choice
+    first (`choose`: a step, or None to clear it), and project it into status.json. The engine's answer
+    to the app's request after a review label or a choice; None when the gate has not run.
+    `update_status`: how status fields are written (a live engine's StatusWriter.update; default: write_status)."""
+    from tunedeck.engine.run.gate_result import status_fields
+    from tunedeck.engine.run.store import write_status
+
+    with _one_rebuild_at_a_time(run_dir):
+        if choose is not KEEP:
+            set_chosen(run_dir, choose, note)  # type: ignore[arg-type]
+        summary = summarize_run(run_dir)
+        if summary is not None:
+            (update_status or (lambda **f: write_status(run_dir, **f)))(**status_fields(summary))
+    return summary
+
+
+def _eval_losses(run_dir: Path) -> dict[int, float]:
+    from tunedeck.engine.run.event_log import read_events
+    from tunedeck.engine.run.store import list_checkpoints
+
+    losses: dict[int, float] = {}
+    for ev in read_events(Path(run_dir) / C.EVENTS_JSONL):
+        if ev.get("kind") in (C.EV_EVAL, C.EV_CHECKPOINT) and isinstance(ev.get("step"), int) \
+                and isinstance(ev.get("eval_loss"), (int, float)):
+            losses[ev["step"]] = ev["eval_loss"]
+    for c in list_checkpoints(run_dir):
+        if isinstance(c.marker.get("eval_loss"), (int, float)):
+            losses[c.step] = c.marker["eval_loss"]
+    return losses
+
+
+class Judging:
+    """What every checkpoint row of one gate build is judged with: the rules, the base's records and
+    scores, the eval losses, which folders remain, and the review labels. Each row is judged once."""
+
+    def __init__(self, run_dir: Path, rules, base: list[dict]):
+        from tunedeck.engine.gate.reviews import load_reviews
+        from tunedeck.engine.run.store import list_checkpoints
+
+        self.run_dir, self.rules, self.base = Path(run_dir), rules, base
+        self.key = base[0].get("key") if base else None
+        self.base_scores = scores(base)
+        self.losses = _eval_losses(self.run_dir)
+        self.present = {c.step for c in list_checkpoints(self.run_dir) if c.complete}
+        self.reviews = load_reviews(self.run_dir)  # for review mode, and the judge's agreement with people
+
+    def base_row(self) -> dict:
+        return base_row(self.base, self.rules)
+
+    def row(self, step: int, records: list[dict], eval_loss: float | None = None) -> dict:
+        """Checkpoint `step`'s row from its records (`eval_loss`: when the events and markers have none)."""
+        from tunedeck.engine.gate.reviews import review_state
+
+        rules, reviews = self.rules, self.reviews
+        review = (review_state(self.run_dir, step, reviews, rules.review_sample, base_records=self.base, records=records)
+                  if rules.require_review else None)
+        row = judge_checkpoint(self.base, records, rules, checkpoint=step, eval_loss=self.losses.get(step, eval_loss),
+                               review=review, pruned=step not in self.present, base_scores=self.base_scores)
+        row["judge_agreement"] = judge_agreement(records, {ex: e["label"] for (st, ex), e in reviews.items() if st == step})
+        warning = agreement_warning(row["judge_agreement"], getattr(rules, "min_judge_agreement", 0.0))
+        if warning:
+            row["warnings"].append(warning)
+        return row
+
+
+def run_rules(run_dir: Path, previous: dict | None = None):
+    """The run's gate rules, with the overrides recorded by `tunedeck eval/gate --set`."""
+    from tunedeck.engine.gate import overrides as gate_overrides
+    from tunedeck.engine.run.record import load_run_record
+
+    recorded = (previous if previous is not None else load_gate_summary(run_dir) or {}).get("overrides")
+    profile, _ = gate_overrides.apply(load_run_record(run_dir).profile, gate_overrides.merge(recorded, []))
+    return profile.gate
+
+
+def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: bool = True, *,
+                  judging: Judging | None = None, judged: dict[int, dict] | None = None) -> dict | None:
+    """Rebuild the summary from the records on disk and the latest reviews; write evals/gate.json.
+
+    A gate run passes the rows it judged as it went (`judged`, by step, with its `judging`), so those
+    are neither judged again nor read back. Checkpoint results computed on other eval sets than the
+    base's current ones are left out with a notice. Returns None when the base has not been evaluated yet.
+    """
+    run_dir = Path(run_dir)
+    previous = load_gate_summary(run_dir) or {}
+    if judging is None:
+        if rules is None:
+            rules = run_rules(run_dir, previous)
+        base = read_records(run_dir, BASE)
+        if not base:
+            return None
+        judging = Judging(run_dir, rules, base)
+    rules, key, judged = judging.rules, judging.key, judged or {}
+    notices = list((extra or {}).get("notices", []))
+    rows = [judging.base_row()]
+    for step in sorted(set(evaluated_steps(run_dir)) | set(judged)):
+        if step in judged:
+            rows.append(judged[step])
+            continue
+        records = read_records(run_dir, step)
+        if not records:
+            continue
+        if records[0].get("key") != key:
+            notices.append(f"checkpoint-{step} was evaluated on other eval sets or settings; run `tunedeck eval` to refresh it")
+            continue
+        rows.append(judging.row(step, records))
+    summary = summarize(rows, rules)
+    carried = {k: previous[k] for k in ("sets", "basis", "base_model", "base_system_prompt", "base_prompts", "generation",
+                                        "timings", "seconds", "base_loads", "overrides") if k in previous}
+    basis = (extra or {}).get("basis", carried.get("basis"))
+    if basis:  # a verdict on the held-out split says what it rests on
+        summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']} (rests on {basis})"
+    summary = {**carried, **(extra or {}), **summary, "notices": notices, "key": key,
+               "rules": {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop",
+                                                         "max_general_drop", "latency_p95_ms", "require_review",
+                                                         "max_weird_share", "min_judge_agreement") if hasattr(rules, k)}}
+    if write:
+        summary = write_gate_summary(run_dir, summary)
+    return summary
+
+
+def example_buckets(run_dir: Path, checkpoint: int) -> dict[str, list[str]]:
+    """Example ids per bucket (fixed, regressed, still_failing, still_passing) for one checkpoint."""
+    return buckets(read_records(run_dir, BASE), read_records(run_dir, checkpoint))

@@ -1,0 +1,257 @@
+"""evals/gate.json, the gate's result: one typed row per checkpoint and the summary, their reader and writer.
+
+The JSON is the contract (the app and `tunedeck gate --json` read it):
+
+  {"rows": [row, ...],                        the base model's row first ("checkpoint": "base"), then each checkpoint
+   "best": {"checkpoint": 800 or null, "sentence": "..."}, "verdict": "pass" / "needs_review" / "fail" / null,
+   "sentence": "...", "chosen": {"checkpoint", "note", "t"} or null (a person's choice, kept across rebuilds),
+   "notices": [...], "key": "<hash of the eval sets and generation settings>", "rules": {...},
+   "sets", "basis", "base_model", "base_prompts", "generation", "overrides", "timings", ... (what the gate ran on),
+   "updated": unix time, "version": 1}
+
+Verdict names and rule codes are defined here once; the engine's rules (engine/gate/rules.py) write
+them and the app shows them with the words below. The engine alone writes this file (and the
+status.json fields projected from it); the app asks for a rebuild instead (engine/commands/gate.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.atomic_io import make_private_dir, write_json_atomic
+
+GATE_JSON = "gate.json"
+BASE = "base"  # the base model's row: the baseline every checkpoint is judged against
+VERSION = 1
+
+PASS, FAIL, NEEDS_REVIEW, BASELINE = "pass", "fail", "needs_review", "baseline"
+VERDICT_WORDS = {PASS: "pass", FAIL: "fail", NEEDS_REVIEW: "needs review", BASELINE: "baseline"}
+
+# the gate's rules by code (a row's "failed"), with the few words the app's table shows for each
+RULE_TASK_GAIN, RULE_TASK_NOISE, RULE_NO_TASK = "task_gain", "task_noise", "no_task"
+RULE_FORMAT, RULE_SAFETY, RULE_GENERAL = "format", "safety", "general"
+RULE_LATENCY, RULE_REVIEW = "latency", "review"
+RULE_WORDS = {RULE_TASK_GAIN: "task gain too small", RULE_TASK_NOISE: "gain within noise", RULE_NO_TASK: "no task examples",
+              RULE_FORMAT: "format dropped", RULE_SAFETY: "safety regressed", RULE_GENERAL: "general dropped",
+              RULE_LATENCY: "over latency budget", RULE_REVIEW: "weird in review"}
+
+
+def _step(x: Any) -> int | str | None:
+    """A row's checkpoint: "base" or a step; None for anything else."""
+    if x == BASE:
+        return BASE
+    if isinstance(x, bool):
+        return None
+    try:
+        return int(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def _num(x: Any) -> float | None:
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _dict(x: Any) -> dict | None:
+    return x if isinstance(x, dict) else None
+
+
+def _strings(x: Any) -> list[str]:
+    if isinstance(x, str):
+        return [x]
+    return [str(s) for s in x] if isinstance(x, list) else []
+
+
+@dataclass
+class GateRow:
+    """One checkpoint's (or the base model's) scores against the base, its verdict and why."""
+
+    checkpoint: int | str                  # a step, or "base"
+    verdict: str                           # pass / fail / needs_review; "baseline" for the base row
+    label: str = ""                        # "checkpoint-800" or "base"
+    step: int | None = None
+    eval_loss: float | None = None
+    task: float | None = None              # percent, or points of the task metric's score
+    format: float | None = None
+    safety: float | None = None
+    general: float | None = None
+    n: dict = field(default_factory=dict)  # examples counted per category
+    task_metric: str = "pass_rate"
+    check_scores: dict = field(default_factory=dict)
+    task_score: float | None = None        # with a score task metric: its mean on its own scale
+    task_pass_rate: float | None = None    # with a score task metric: the pass rate beside it
+    latency_p95_ms: float | None = None
+    latency_p50_ms: float | None = None
+    new_tokens_mean: float | None = None
+    vs_base: dict = field(default_factory=dict)
+    task_ci: list | None = None
+    p_value: float | None = None
+    paired: int | None = None              # paired task examples (checkpoint rows)
+    buckets: dict | None = None
+    reasons: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)   # rule codes (RULE_WORDS)
+    warnings: list[str] = field(default_factory=list)
+    review: dict | None = None             # {"sampled", "reviewed", "weird"} when the gate requires review
+    judge_agreement: dict | None = None    # the rubric judge against people's labels (checkpoint rows)
+    pruned: bool = False                   # the folder is gone; the results are kept
+
+    @property
+    def is_base(self) -> bool:
+        return self.checkpoint == BASE
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GateRow | None:
+        """A row read from gate.json or an event; None when it names no checkpoint or verdict."""
+        checkpoint = _step(d.get("checkpoint")) if isinstance(d, dict) else None
+        if checkpoint is None or not d.get("verdict"):
+            return None
+        step = _step(d.get("step"))
+        return cls(checkpoint=checkpoint, verdict=str(d["verdict"]),
+                   label=str(d.get("label") or (BASE if checkpoint == BASE else f"{C.CHECKPOINT_PREFIX}{checkpoint}")),
+                   step=step if isinstance(step, int) else None, eval_loss=_num(d.get("eval_loss")),
+                   task=_num(d.get("task")), format=_num(d.get("format")), safety=_num(d.get("safety")),
+                   general=_num(d.get("general")), n=_dict(d.get("n")) or {},
+                   task_metric=str(d.get("task_metric") or "pass_rate"), check_scores=_dict(d.get("check_scores")) or {},
+                   task_score=_num(d.get("task_score")), task_pass_rate=_num(d.get("task_pass_rate")),
+                   latency_p95_ms=_num(d.get("latency_p95_ms")), latency_p50_ms=_num(d.get("latency_p50_ms")),
+                   new_tokens_mean=_num(d.get("new_tokens_mean")), vs_base=_dict(d.get("vs_base")) or {},
+                   task_ci=d.get("task_ci") if isinstance(d.get("task_ci"), list) else None,
+                   p_value=_num(d.get("p_value")), paired=d.get("paired") if isinstance(d.get("paired"), int) else None,
+                   buckets=_dict(d.get("buckets")), reasons=_strings(d.get("reasons")), failed=_strings(d.get("failed")),
+                   warnings=_strings(d.get("warnings")), review=_dict(d.get("review")),
+                   judge_agreement=_dict(d.get("judge_agreement")), pruned=bool(d.get("pruned")))
+
+    def to_dict(self) -> dict:
+        """The row as gate.json holds it: the score-metric keys only with a score task metric, the
+        paired count and the judge's agreement only on checkpoint rows."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.task_metric == "pass_rate":
+            del out["task_score"], out["task_pass_rate"]
+        if self.is_base:
+            del out["paired"], out["judge_agreement"]
+        return out
+
+
+@dataclass
+class Chosen:
+    """The checkpoint a person chose to ship, with their note."""
+
+    checkpoint: int
+    note: str = ""
+    t: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Chosen | None:
+        step = _step(d.get("checkpoint")) if isinstance(d, dict) else None
+        if not isinstance(step, int):
+            return None
+        return cls(step, str(d.get("note") or ""), _num(d.get("t")))
+
+    def to_dict(self) -> dict:
+        return {"checkpoint": self.checkpoint, "note": self.note, "t": self.t}
+
+
+# summary keys with a typed field; every other key is what the gate ran on, kept as written (`context`)
+_TYPED = ("rows", "best", "verdict", "sentence", "chosen", "notices", "key", "rules", "updated", "version")
+
+
+@dataclass
+class GateSummary:
+    """The gate's result for a run: every row, the verdict, the best checkpoint and the sentence that explains it."""
+
+    rows: list[GateRow] = field(default_factory=list)
+    verdict: str | None = None             # pass / needs_review / fail; None: no checkpoint evaluated
+    best: int | None = None                # the best passing checkpoint, by the gate's rules
+    sentence: str = ""
+    chosen: Chosen | None = None
+    notices: list[str] = field(default_factory=list)
+    key: str | None = None
+    rules: dict = field(default_factory=dict)   # the rules the verdicts used
+    context: dict = field(default_factory=dict)  # sets, basis, base_model, base_prompts, generation, overrides, timings, ...
+    updated: float | None = None
+    version: int = VERSION
+
+    @property
+    def shipped(self) -> int | None:
+        """The checkpoint this run ships: the one a person chose, else the gate's best (None: neither)."""
+        return self.chosen.checkpoint if self.chosen is not None else self.best
+
+    def row(self, checkpoint) -> GateRow | None:
+        return next((r for r in self.rows if r.checkpoint == checkpoint), None)
+
+    @property
+    def overrides(self) -> list[dict]:
+        return [o for o in self.context.get("overrides") or [] if isinstance(o, dict) and "key" in o]
+
+    @property
+    def base_prompts(self) -> list[dict]:
+        return [c for c in self.context.get("base_prompts") or [] if isinstance(c, dict)]
+
+    @classmethod
+    def from_dict(cls, d: Any) -> GateSummary | None:
+        if not isinstance(d, dict):
+            return None
+        rows = [r for r in (GateRow.from_dict(x) for x in d.get("rows") or [] if isinstance(x, dict)) if r is not None]
+        best = d.get("best")
+        best_step = _step(best.get("checkpoint") if isinstance(best, dict) else best)
+        sentence = (best.get("sentence") if isinstance(best, dict) else None) or d.get("sentence") or ""
+        return cls(rows=rows, verdict=str(d["verdict"]) if d.get("verdict") else None,
+                   best=best_step if isinstance(best_step, int) else None,
+                   sentence=str(d.get("sentence") or sentence), chosen=Chosen.from_dict(d.get("chosen")),
+                   notices=[n for n in _strings(d.get("notices")) if n], key=d.get("key") if isinstance(d.get("key"), str) else None,
+                   rules=_dict(d.get("rules")) or {}, context={k: v for k, v in d.items() if k not in _TYPED},
+                   updated=_num(d.get("updated")), version=d.get("version") if isinstance(d.get("version"), int) else VERSION)
+
+    def to_dict(self) -> dict:
+        return {**self.context, "rows": [r.to_dict() for r in self.rows],
+                "best": {"checkpoint": self.best, "sentence": self.sentence}, "verdict": self.verdict,
+                "sentence": self.sentence, "chosen": self.chosen.to_dict() if self.chosen else None,
+                "notices": self.notices, "key": self.key, "rules": self.rules, "updated": self.updated,
+                "version": self.version}
+
+
+# ---- the one reader, the writer, and what status.json carries ---------------------------------------
+
+def gate_json_path(run_dir: Path) -> Path:
+    return Path(run_dir) / C.EVALS_DIR / GATE_JSON
+
+
+def read_gate_summary(run_dir: Path) -> GateSummary | None:
+    """evals/gate.json, or None when the gate has not run; never raises on a bad or torn file."""
+    try:
+        data = json.loads(gate_json_path(run_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return GateSummary.from_dict(data)
+
+
+def load_gate_summary(run_dir: Path) -> dict | None:
+    """read_gate_summary as the JSON dict, for code that works on the file's shape."""
+    summary = read_gate_summary(run_dir)
+    return summary.to_dict() if summary is not None else None
+
+
+def write_gate_summary(run_dir: Path, summary: dict) -> dict:
+    """Write a freshly built summary (engine side only), keeping a person's choice; returns what was written."""
+    typed = GateSummary.from_dict(summary)
+    assert typed is not None
+    old = read_gate_summary(run_dir)
+    typed.chosen = old.chosen if old is not None else None
+    typed.updated, typed.version = round(time.time(), 3), VERSION
+    make_private_dir(gate_json_path(run_dir).parent)
+    data = typed.to_dict()
+    write_json_atomic(gate_json_path(run_dir), data)
+    return data
+
+
+def status_fields(summary: dict | None) -> dict:
+    """What status.json carries about the gate: gate_verdict and gate_best (the checkpoint the run ships)."""
+    typed = GateSummary.from_dict(summary)
+    if typed is None:
+        return {"gate_verdict": None, "gate_best": None}
+    return {"gate_verdict": typed.verdict, "gate_best": typed.shipped}
