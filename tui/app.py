@@ -24,8 +24,15 @@ from .screens.runs import RunsScreen
 from .telemetry_source import LiveTelemetry, NoTelemetry, TelemetrySource
 
 
+STYLES = Path(__file__).with_name("styles")
+# every screen's stylesheet (tui/styles/), loaded at start: a screen's own CSS_PATH would load only once it is
+# pushed, and the default screen's never. Each file's selectors name its screen or its widgets' ids.
+STYLESHEETS = ("app", "runs", "monitor", "new_run", "checkpoints", "examples", "review", "playground", "export",
+               "gate_rules", "compare_runs", "sweep")
+
+
 class TunedeckApp(App[int]):
-    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses may live anywhere
+    CSS_PATH = [str(STYLES / f"{name}.tcss") for name in STYLESHEETS]  # absolute: subclasses may live anywhere
     TITLE = "tunedeck"
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [

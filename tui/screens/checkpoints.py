@@ -93,13 +93,6 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
                 "its fixes, what changed shown before launch", id="checkpoints.next_run"),
         Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
     ]
-    DEFAULT_CSS = """
-    CheckpointsScreen #gate-sentence { padding: 0 1; height: auto; }
-    CheckpointsScreen #eval-progress { padding: 0 1; height: auto; color: $accent; }
-    CheckpointsScreen #eval-progress.idle { display: none; }
-    CheckpointsScreen #checkpoints-table { height: 1fr; }
-    CheckpointsScreen #row-detail { padding: 0 1; height: auto; max-height: 12; border-top: solid $panel; }
-    """
 
     def __init__(self, run_dir: Path, refresh_every_s: float = 1.0) -> None:
         super().__init__()

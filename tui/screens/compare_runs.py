@@ -151,29 +151,6 @@ def _pad(cell: Cell, width: int) -> Cell:
 
 
 class CompareRunsScreen(RoutesWorkerFailures, Screen):
-    DEFAULT_CSS = """
-    CompareRunsScreen #compare-plot {
-        height: 1fr;
-        min-height: 10;
-        border-top: solid $panel-lighten-2;
-        border-title-align: left;
-    }
-    CompareRunsScreen #compare-plot:focus {
-        border-top: solid $accent;
-    }
-    CompareRunsScreen #compare-profile-pane, CompareRunsScreen #compare-records {
-        height: auto;
-        border-top: solid $panel-lighten-2;
-        border-title-align: left;
-    }
-    CompareRunsScreen #compare-profile-pane {
-        max-height: 40%;
-    }
-    CompareRunsScreen #compare-profile-note, CompareRunsScreen #compare-notes {
-        height: auto;
-        padding: 0 1;
-    }
-    """
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="compare.back"),

@@ -44,13 +44,6 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         Binding("3", "set_filter('still_failing')", "Still failing", show=False, tooltip="Show examples failing on both sides", id="examples.still_failing"),
         Binding("4", "set_filter('all')", "All", show=False, tooltip="Show every example", id="examples.all"),
     ]
-    DEFAULT_CSS = """
-    ExamplesScreen #examples-summary { height: auto; padding: 0 1; }
-    ExamplesScreen #examples-body { height: 1fr; }
-    ExamplesScreen #examples-table { width: auto; max-width: 50%; height: 1fr; }
-    ExamplesScreen #examples-empty { width: 1fr; height: 1fr; padding: 1 2; }
-    ExamplesScreen #examples-detail { border-left: solid $panel; }
-    """
 
     def __init__(self, run_dir: Path, checkpoint: int, against: int | str = BASE) -> None:
         super().__init__()

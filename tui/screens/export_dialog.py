@@ -100,59 +100,6 @@ class StderrTail:
 
 
 class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
-    DEFAULT_CSS = """
-    ExportScreen {
-        align: center middle;
-        background: $background 60%;
-    }
-    ExportScreen #export-dialog {
-        width: 100;
-        max-width: 95%;
-        height: auto;
-        max-height: 95%;
-        padding: 1 2;
-        border: thick $primary;
-        background: $surface;
-    }
-    ExportScreen #export-title {
-        text-style: bold;
-        margin-bottom: 1;
-    }
-    ExportScreen #export-kind {
-        width: 100%;
-        margin-bottom: 1;
-    }
-    ExportScreen #export-full-note {
-        color: $text-muted;
-        margin-bottom: 1;
-    }
-    ExportScreen #export-out-row {
-        height: auto;
-    }
-    ExportScreen #export-out {
-        width: 1fr;
-    }
-    ExportScreen #export-start {
-        margin-left: 1;
-    }
-    ExportScreen #export-progress {
-        height: auto;
-        max-height: 8;
-        margin-top: 1;
-        color: $text-muted;
-    }
-    ExportScreen #export-result {
-        height: auto;
-        margin-top: 1;
-    }
-    ExportScreen #export-result.error {
-        color: $error;
-    }
-    ExportScreen #export-hint {
-        color: $text-muted;
-        margin-top: 1;
-    }
-    """
     BINDINGS = [
         Binding("escape", "close", "Close", tooltip="Close the export dialog; while an export runs, ask, then stop it",
                 id="export.close"),

@@ -39,15 +39,6 @@ class GateRulesScreen(ModalScreen[list[str] | None]):
         Binding("ctrl+s", "save", "Re-judge", tooltip="Re-judge every checkpoint with these rules", id="gate_rules.save"),
         Binding("escape", "cancel", "Cancel", tooltip="Close without changing anything", id="gate_rules.cancel"),
     ]
-    DEFAULT_CSS = """
-    GateRulesScreen { align: center middle; }
-    GateRulesScreen #gate-rules-dialog { width: 72; max-width: 100%; height: auto; max-height: 90%;
-                                         border: thick $accent; background: $surface; padding: 0 1; }
-    GateRulesScreen .rule-row { height: 3; }
-    GateRulesScreen .rule-row Label { width: 22; padding: 1 1 0 0; }
-    GateRulesScreen .rule-row Input { width: 1fr; }
-    GateRulesScreen #gate-rules-buttons { height: 3; align-horizontal: right; }
-    """
 
     def __init__(self, rules: dict, overrides: list[dict] | None = None) -> None:
         super().__init__()

@@ -106,7 +106,6 @@ class RunLaunched(Message):
 
 class NewRunScreen(RoutesWorkerFailures, Screen):
     TITLE = "New run"
-    CSS_PATH = str(Path(__file__).resolve().parent.parent / "new_run.tcss")
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", tooltip="Pre-flight summary, then launch the run", id="new_run.launch"),
         Binding("L", "launch", "Launch", show=False, tooltip="Pre-flight summary, then launch the run", id="new_run.launch_l"),

@@ -55,20 +55,6 @@ class CheckpointSwitched(Message):
 class AskLine(ModalScreen[str | None]):
     """One line of text: enter gives it (possibly empty), esc gives None."""
 
-    DEFAULT_CSS = """
-    AskLine {
-        align: center middle;
-        background: $background 60%;
-    }
-    AskLine > Vertical {
-        width: 72;
-        max-width: 95%;
-        height: auto;
-        padding: 1 2;
-        border: thick $primary;
-        background: $surface;
-    }
-    """
     BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Leave it as it was", id="playground.ask_cancel")]
 
     def __init__(self, question: str, value: str = "") -> None:
@@ -148,47 +134,6 @@ class Exchange(Vertical):
 
 
 class PlaygroundScreen(RoutesWorkerFailures, Screen):
-    DEFAULT_CSS = """
-    PlaygroundScreen #playground-exchanges {
-        height: 1fr;
-        padding: 0 1;
-    }
-    PlaygroundScreen #playground-empty {
-        color: $text-muted;
-        padding: 1 0;
-    }
-    PlaygroundScreen .exchange {
-        height: auto;
-        margin-bottom: 1;
-    }
-    PlaygroundScreen .exchange-prompt {
-        height: auto;
-        padding: 0 1;
-        background: $boost;
-    }
-    PlaygroundScreen .exchange-answers {
-        height: auto;
-    }
-    PlaygroundScreen .answer {
-        width: 1fr;
-        height: auto;
-        padding: 0 1;
-        border: round $primary 50%;
-        border-subtitle-color: $text-muted;
-    }
-    PlaygroundScreen .answer-checkpoint {
-        border: round $accent;
-    }
-    PlaygroundScreen #playground-status {
-        height: auto;
-        padding: 0 1;
-        background: $boost;
-    }
-    PlaygroundScreen #playground-status.error {
-        color: $error;
-        text-style: bold;
-    }
-    """
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back (closes the playground's model process)", id="playground.back"),
         Binding("ctrl+o", "switch_checkpoint", "Checkpoint", tooltip="Compare another checkpoint (or restart after a failure)",

@@ -62,12 +62,6 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         Binding("j,right", "move(1)", "Next", key_display="j/→", tooltip="Next sampled example", id="review.next"),
         Binding("k,left", "move(-1)", "Previous", key_display="k/←", tooltip="Previous sampled example", id="review.previous"),
     ]
-    DEFAULT_CSS = """
-    ReviewScreen #review-progress { height: auto; padding: 0 1; }
-    ReviewScreen #review-verdict { height: auto; padding: 0 1; border-bottom: solid $panel; }
-    ReviewScreen #review-current { height: auto; padding: 0 1; }
-    ReviewScreen #review-note { margin: 0 1; }
-    """
 
     def __init__(self, run_dir: Path, checkpoint: int) -> None:
         super().__init__()

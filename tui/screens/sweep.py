@@ -154,27 +154,6 @@ def row_cells(view: SweepView, r: dict) -> dict:
 
 
 class SweepScreen(RoutesWorkerFailures, Screen):
-    DEFAULT_CSS = """
-    SweepScreen #sweep-sentence {
-        height: auto;
-        padding: 0 1;
-    }
-    SweepScreen #sweep-table {
-        height: auto;
-        max-height: 50%;
-        border-top: solid $panel-lighten-2;
-        border-title-align: left;
-    }
-    SweepScreen #sweep-plot {
-        height: 1fr;
-        min-height: 8;
-        border-top: solid $panel-lighten-2;
-        border-title-align: left;
-    }
-    SweepScreen #sweep-plot:focus {
-        border-top: solid $accent;
-    }
-    """
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="sweep.back"),
