@@ -165,7 +165,8 @@ def test_tool_calls_without_content_render_and_only_the_assistant_side_trains():
 def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
     """Labels of the dataset TRL builds for training equal inspect's trainable tokens, token for token."""
     from tunedeck.engine.training.profile_loading import load_profile
-    from tunedeck.engine.training.train import build_trainer, prepare_data
+    from tunedeck.engine.data.prepare import prepare_data
+    from tunedeck.engine.training.train import build_trainer
 
     fam = FAMILIES["qwen2_5"]
     model_dir = build_family_model(fam, tmp_path / "model", TEXTS)
@@ -179,7 +180,7 @@ def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
         bad_step = None
 
     prepared = prepare_data(profile)
-    trainer = build_trainer(tmp_path / "run", profile, None, prepared, [], Guard())
+    trainer = build_trainer(tmp_path / "run", profile, prepared, [], Guard())
     labels = [[int(t != -100) for t in row] for row in trainer.train_dataset["labels"]]
     stats = compute_token_stats(prepared.train_rows, trainer.processing_class, max_seq_len=512)
     assert [sum(m) for m in labels] == stats.trainable_kept.tolist()
@@ -279,7 +280,7 @@ def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_
     assert pre.profile.data.apply_chat_template == "on" and "rendered with the chat template" in pre.record_fields["loss_masking"]
     raw = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"])
     assert raw.record_fields["loss_masking"].startswith("completion only") and "no chat template" in raw.record_fields["loss_masking"]
-    from tunedeck.engine.training.train import prepare_data
+    from tunedeck.engine.data.prepare import prepare_data
 
     rows = prepare_data(pre.profile).train_rows
     assert rows[0] == {"messages": [{"role": "user", "content": "Ana is 31 and lives in Porto."},

@@ -63,7 +63,7 @@ def test_files_that_train_differently_are_refused_naming_both(tmp_path):
 
 
 def test_adding_a_file_keeps_every_row_on_its_side_of_the_split(tmp_path):
-    from tunedeck.engine.training.train import prepare_data
+    from tunedeck.engine.data.prepare import prepare_data
 
     base = write_jsonl(tmp_path / "base.jsonl", [chat(f"question {i}", f"answer {i}") for i in range(60)])
     fixes = write_jsonl(tmp_path / "fixes.jsonl", [chat(f"fixed {i}", f"better {i}") for i in range(20)])

@@ -12,7 +12,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.training.profile_schema import Profile
 from tunedeck.engine.training.preflight import no_heldout_warning
 from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
-from tunedeck.engine.training.train import PreparedData
+from tunedeck.engine.data.prepare import PreparedData
 
 FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
         "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "optim.max_steps=6",

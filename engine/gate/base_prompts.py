@@ -45,7 +45,7 @@ def demonstrations(profile, k: int, seed: int) -> list[tuple[str, str]]:
     if k <= 0:
         return []
     from tunedeck.engine.gate.eval_sets import prompt_and_reference
-    from tunedeck.engine.training.train import prepare_data
+    from tunedeck.engine.data.prepare import prepare_data
 
     try:
         rows = prepare_data(profile).train_rows

@@ -20,14 +20,12 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import write_json_atomic
 from tunedeck.engine.training.profile_schema import Profile
 from tunedeck.engine.training.distributed import share_flags
+from tunedeck.engine.training.faults import FAULTS
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints, take_control_requests
 from tunedeck.engine.run.status_writer import StatusWriter
 
 CONTROL_POLL_S = 0.25
-# Test hook: SIGKILL the engine inside the save of this step, after the Trainer's files and
-# before the marker, exactly where a real kill leaves a partial checkpoint.
-_KILL_IN_SAVE_AT_STEP = int(os.environ.get("TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP", "0") or 0)
 
 
 class GuardState:
@@ -80,9 +78,9 @@ class RunCallback(TrainerCallback):
         self._evals_without_gain = 0
         self._last_train_loss: float | None = None
         self.has_eval = True
-        self._gate_memo: dict = {}     # the gate's eval sets, loaded once per run
         self._gate_skip_said = False
         self._gate_requested = False   # "eval now": judge the checkpoint saved for it
+        self._gate_memo: dict = {}     # the gate's eval sets, loaded once per run
 
     # -- life cycle --
     def on_train_begin(self, args, state, control, **kw):
@@ -153,10 +151,10 @@ class RunCallback(TrainerCallback):
         self.events.emit(C.EV_CONTROL, request=kind, step=step)
         if kind == C.CTL_STOP:
             self.request_stop("stop requested")
-        elif kind == C.CTL_REBUILD_GATE:
-            self._rebuild_gate(req)
         elif kind == C.CTL_CHECKPOINT:
             control.should_save = True
+        elif kind == C.CTL_REBUILD_GATE:
+            self._rebuild_gate(req)
         elif kind == C.CTL_EVAL:
             # eval now: validation loss, and the gate on a checkpoint saved at this step (the latest)
             control.should_save = True
@@ -229,10 +227,7 @@ class RunCallback(TrainerCallback):
             if p.is_file() and p.name != C.CHECKPOINT_MARKER:
                 files[str(p.relative_to(path))] = p.stat().st_size
         _fsync_dir_files(path)
-        if _KILL_IN_SAVE_AT_STEP == step:
-            import signal
-
-            os.kill(os.getpid(), signal.SIGKILL)
+        FAULTS.before_checkpoint_marker(step)  # tests kill the engine here, where a real kill leaves a partial checkpoint
         marker = {"step": step, "epoch": state.epoch, "time": time.time(), "eval_loss": eval_loss,
                   "eval_loss_step": self._last_eval[0] if self._last_eval else None,
                   "train_loss": self._last_train_loss, "files": files}
@@ -259,6 +254,11 @@ class RunCallback(TrainerCallback):
             return
         try:
             summary = evaluate_in_memory(self.run_dir, model, tokenizer, step, self.events, memo=self._gate_memo)
+        except Exception as exc:  # noqa: BLE001 - the gate must not take training down
+            self.events.emit(C.EV_ERROR, code="gate", step=step, message=f"eval gate on checkpoint-{step}: {exc}")
+            return
+        self.status.update(**status_fields(summary))
+
     def _rebuild_gate(self, req: dict[str, Any]) -> None:
         """The app's request after a review label or a choice: this engine owns gate.json, so it rebuilds it."""
         from tunedeck.engine.gate.rebuild import KEEP, rebuild
@@ -268,11 +268,6 @@ class RunCallback(TrainerCallback):
                     update_status=self.status.update)
         except Exception as exc:  # noqa: BLE001 - a bad request must not take training down
             self.events.emit(C.EV_WARNING, code="rebuild_gate", message=f"gate rebuild: {exc}")
-
-        except Exception as exc:  # noqa: BLE001 - the gate must not take training down
-            self.events.emit(C.EV_ERROR, code="gate", step=step, message=f"eval gate on checkpoint-{step}: {exc}")
-            return
-        self.status.update(**status_fields(summary))
 
     def _prune(self) -> None:
         checkpoints = list_checkpoints(self.run_dir)

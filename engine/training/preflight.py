@@ -52,7 +52,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
     if base.exists():
         profile.model.base = str(base.resolve())
     from tunedeck.engine.training.throughput import check_available
-    from tunedeck.engine.training.train import prepare_data
+    from tunedeck.engine.data.prepare import prepare_data
 
     missing = check_available(profile)
     from tunedeck.engine.training.tracking import missing_message

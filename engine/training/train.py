@@ -3,91 +3,23 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunedeck.engine.data.prepare import PreparedData, prepare_data
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.training.profile_schema import Profile
 from tunedeck.engine.run.event_log import EventWriter
-from tunedeck.engine.run.record import RunRecord, load_run_record
+from tunedeck.engine.run.record import load_run_record
 from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoints
 from tunedeck.engine.run.status_writer import StatusWriter
 from tunedeck.engine.training.throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
+from tunedeck.engine.training.faults import FAULTS
 from tunedeck.engine.training.tracking import guard_trackers, trainer_args as tracker_args
-
-# Test hooks: make step N produce a NaN loss / a CUDA out-of-memory error. Read once at import.
-_NAN_AT_STEP = int(os.environ.get("TUNEDECK_TEST_NAN_AT_STEP", "0") or 0)
-_OOM_AT_STEP = int(os.environ.get("TUNEDECK_TEST_OOM_AT_STEP", "0") or 0)
-_SLOW_STEP_S = float(os.environ.get("TUNEDECK_TEST_SLOW_STEP_S", "0") or 0)
-_OOM_ABOVE_BATCH = int(os.environ.get("TUNEDECK_TEST_OOM_ABOVE_BATCH", "0") or 0)  # OOM when batch > N
-_ENOSPC_AT_STEP = int(os.environ.get("TUNEDECK_TEST_ENOSPC_AT_STEP", "0") or 0)  # disk full saving step N
 
 
 class DataChanged(ValueError):
     pass
-
-
-@dataclass
-class PreparedData:
-    train_rows: list[dict]
-    eval_rows: list[dict]
-    format: str
-    fingerprint: str
-    skipped: list[int]
-    ignored_columns: list[str] = field(default_factory=list)  # columns of the file that training does not read
-    train_where: list[str] = field(default_factory=list)  # "file:line" of each train row, for messages
-    eval_where: list[str] = field(default_factory=list)
-    chat_from_strings: bool = False  # string prompt/completion rows rendered as chat (data.apply_chat_template)
-    data_warnings: list[str] = field(default_factory=list)  # warning-severity problems of the files, one line per kind
-
-
-def prepare_data(profile: Profile) -> PreparedData:
-    """Load, validate and split the data exactly as the launch did (same seed, same hash split)."""
-    from tunedeck.engine.training.profile_schema import data_paths
-    from tunedeck.engine.data.files import load_data_files
-    from tunedeck.engine.data.dataset import DatasetError, load_dataset
-    from tunedeck.engine.data.split import fingerprint, split_indices
-
-    d = profile.data
-    loaded = load_data_files(data_paths(d), format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
-    rows = loaded.rows
-    if d.eval_file:
-        eval_loaded = load_dataset(d.eval_file, format=d.format, method=profile.method.method, on_invalid=d.on_invalid)
-        if eval_loaded.error_count() and d.on_invalid == "error":
-            raise DatasetError(eval_loaded.summary())
-        train_rows, eval_rows = rows, eval_loaded.rows
-        fp = fingerprint(rows, val_fraction=0.0, seed=profile.optim.seed, eval_rows=eval_rows)
-        train_where = list(loaded.where)
-        eval_where = [f"{d.eval_file}:{line}" for line in eval_loaded.lines]
-    else:
-        train_idx, eval_idx = split_indices(rows, d.val_fraction, profile.optim.seed)
-        train_rows, eval_rows = [rows[i] for i in train_idx], [rows[i] for i in eval_idx]
-        fp = fingerprint(rows, val_fraction=d.val_fraction, seed=profile.optim.seed)
-        train_where = [loaded.where[i] for i in train_idx]
-        eval_where = [loaded.where[i] for i in eval_idx]
-    if not train_rows:
-        raise DatasetError(f"{loaded.name}: no valid training rows left after validation and the split")
-    chat_from_strings = isinstance(train_rows[0].get("completion"), str) and plain_rows_use_template(profile)
-    if chat_from_strings:
-        from tunedeck.engine.data.loss_masks import strings_as_chat  # the fingerprint above stays the file's own rows
-
-        train_rows, eval_rows = strings_as_chat(train_rows), strings_as_chat(eval_rows)
-    notes = loaded.warnings + (eval_loaded.warning_notes() if d.eval_file else [])
-    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_columns,
-                        train_where, eval_where, chat_from_strings, data_warnings=notes)
-
-
-def plain_rows_use_template(profile: Profile) -> bool:
-    """data.apply_chat_template, resolved at launch to on/off; "auto" (a run record from before) asks the tokenizer."""
-    setting = profile.data.apply_chat_template
-    if setting == "auto":
-        from tunedeck.engine.data.loss_masks import resolve_apply_chat_template
-        from tunedeck.engine.training.model_loading import load_tokenizer
-
-        setting = resolve_apply_chat_template(setting, load_tokenizer(profile))
-    return setting == "on"
 
 
 def encode_sft_rows(rows: list[dict], tokenizer, profile: Profile) -> tuple[list[dict], list[int]]:
@@ -112,32 +44,6 @@ def _guarded(trainer_cls, guard):
     import torch
 
     class Guarded(trainer_cls):
-        def compute_loss(self, model, inputs, *args, **kwargs):
-            out = super().compute_loss(model, inputs, *args, **kwargs)
-            step = self.state.global_step + 1
-            if model.training and (_OOM_AT_STEP == step or
-                                   (_OOM_ABOVE_BATCH and self.args.per_device_train_batch_size > _OOM_ABOVE_BATCH)):
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by a test hook)")
-            if model.training and _NAN_AT_STEP == step:
-                if isinstance(out, tuple):
-                    out = (out[0] * float("nan"), *out[1:])
-                else:
-                    out = out * float("nan")
-            if _SLOW_STEP_S and model.training:
-                import time
-
-                time.sleep(_SLOW_STEP_S)
-            return out
-
-        def _save_checkpoint(self, model, trial):
-            if _ENOSPC_AT_STEP and self.state.global_step == _ENOSPC_AT_STEP:
-                import errno
-
-                folder = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}")
-                os.makedirs(folder, exist_ok=True)  # a real full disk leaves a partial folder too
-                raise OSError(errno.ENOSPC, "No space left on device (injected by TUNEDECK_TEST_ENOSPC_AT_STEP)", folder)
-            return super()._save_checkpoint(model, trial)
-
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
             if guard.bad_step is None and not bool(torch.isfinite(loss.detach()).all()):
@@ -168,7 +74,7 @@ def warmup_args(ratio: float) -> dict:
     return {"warmup_steps": ratio}
 
 
-def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: PreparedData, callbacks: list, guard):
+def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks: list, guard):
     import torch
     from datasets import Dataset
 
@@ -215,19 +121,19 @@ def build_trainer(run_dir: Path, profile: Profile, record: RunRecord, data: Prep
         from trl import DPOConfig, DPOTrainer
 
         args = DPOConfig(**common, beta=profile.method.dpo_beta)
-        cls = _guarded(DPOTrainer, guard)
+        cls = _guarded(FAULTS.trainer_class(DPOTrainer), guard)
     elif profile.method.method == "kto":
         from trl import KTOConfig, KTOTrainer
 
         m = profile.method
         args = KTOConfig(**common, beta=m.kto_beta, desirable_weight=m.kto_desirable_weight,
                          undesirable_weight=m.kto_undesirable_weight)
-        cls = _guarded(KTOTrainer, guard)
+        cls = _guarded(FAULTS.trainer_class(KTOTrainer), guard)
     else:
         from trl import SFTConfig, SFTTrainer
 
         args = SFTConfig(**common, packing=profile.data.packing, padding_free=resolve_padding_free(profile))
-        cls = _guarded(SFTTrainer, guard)
+        cls = _guarded(FAULTS.trainer_class(SFTTrainer), guard)
     return cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
                peft_config=lora_config(profile), callbacks=callbacks)
 
@@ -269,7 +175,7 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
         callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
         callback.live_sampler = LiveSampler.for_run(profile, data.eval_rows)  # what the model writes, after each eval
         _install_stop_signal(callback)
-        trainer = build_trainer(run_dir, profile, record, data, [callback], guard)
+        trainer = build_trainer(run_dir, profile, data, [callback], guard)
         guard_trackers(trainer, run_dir, profile, events)  # a failing tracker is a warning, never a failed run
         status.update(state=C.RUNNING)
         try:
