@@ -336,7 +336,7 @@ def test_a_gate_run_after_training_reaches_the_trackers_once_and_again_when_resu
 # ---- pure parts -----------------------------------------------------------------------------------
 
 def test_gate_items_carry_scores_verdicts_and_the_final_choice():
-    from tunedeck.engine.training.tracking import gate_items
+    from tunedeck.engine.training.tracker_payloads import gate_items
 
     summary = json.loads((ROOT / "tests/fixtures/runs/20250301-090000-extract-c0a1/evals/gate.json").read_text())
     items = {it.key: it for it in gate_items(summary)}
@@ -357,7 +357,7 @@ def test_gate_items_carry_scores_verdicts_and_the_final_choice():
 
 
 def test_tracking_state_survives_a_torn_or_foreign_file(tmp_path):
-    from tunedeck.engine.training.tracking import TRACKING_FILE, TrackingState, wandb_run_id
+    from tunedeck.engine.training.tracking_state import TRACKING_FILE, TrackingState, wandb_run_id
 
     assert TrackingState.load(tmp_path) == TrackingState()
     (tmp_path / TRACKING_FILE).write_text('{"wandb_id": "abc", "mlflow_run_id": "r1", "unknown": 1}')
