@@ -65,7 +65,7 @@ def main() -> int:
     variants = {"shipped": (), "chrf-all": ("chrf",), "all-four": SIMILARITY}
     prompts = [ex.prompt for ex in examples]
 
-    from tunedeck.engine.gate.checks import Context
+    from tunedeck.engine.gate.check_spec import Context
 
     first_use: dict[str, float] = {}
     for metric in SIMILARITY:  # first use: sacrebleu (chrf, bleu) and rouge-score (rouge_l) import here

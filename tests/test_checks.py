@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tunedeck.engine.gate.checks import CheckSpecError, Context, Judge, is_refusal, parse_check
+from tunedeck.engine.gate.check_spec import CheckSpecError, Context
+from tunedeck.engine.gate.checks import parse_check
+from tunedeck.engine.gate.judge_client import Judge
+from tunedeck.engine.gate.refusal import is_refusal
 from tunedeck.engine.gate.eval_sets import EvalSetError, held_out_set, load_eval_set
 
 

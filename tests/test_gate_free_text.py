@@ -34,7 +34,8 @@ def test_free_text_references_get_a_similarity_check_and_json_ones_keep_exact_ma
 
 def test_a_reworded_answer_passes_where_exact_match_fails():
     ex = held_out_set(ROWS).examples[0]
-    from tunedeck.engine.gate.checks import Context, parse_check
+    from tunedeck.engine.gate.check_spec import Context
+    from tunedeck.engine.gate.checks import parse_check
 
     words = ex.reference.rstrip(".").split(" is a ")
     reworded = f"{words[0]} works as a {words[1]}."

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tunedeck.engine.gate.checks import Judge, parse_check
+from tunedeck.engine.gate.checks import parse_check
+from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.training.profile_schema import GateConfig
 from tunedeck.engine.gate.records import write_records
 from tunedeck.engine.gate.eval_sets import EvalExample

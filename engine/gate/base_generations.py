@@ -29,7 +29,7 @@ from tunedeck.engine.gate.base_prompts import (
     notice,
     with_demonstrations,
 )
-from tunedeck.engine.gate.checks import Judge
+from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import GenSettings
 from tunedeck.engine.gate.eval_sets import EvalExample, content_hash
 from tunedeck.engine.gate.example_scoring import Progress, score_all

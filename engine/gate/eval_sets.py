@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunedeck.engine.gate.checks import Check, CheckSpecError, parse_check
+from tunedeck.engine.gate.check_spec import Check, CheckSpecError
+from tunedeck.engine.gate.checks import parse_check
 
 KNOWN_TAGS = ("task", "format", "safety", "general")
 ROLES = ("system", "user", "assistant", "tool")

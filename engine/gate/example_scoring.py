@@ -6,7 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.gate.checks import Context, Judge, run_checks
+from tunedeck.engine.gate.check_spec import Context
+from tunedeck.engine.gate.checks import run_checks
+from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import GenSettings
 from tunedeck.engine.gate.eval_sets import EvalExample
 from tunedeck.engine.run.gate_result import BASE

@@ -20,7 +20,7 @@ from pathlib import Path
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import BASE
 from tunedeck.engine.gate.base_generations import best_base_records, few_shot_demos, model_identity
-from tunedeck.engine.gate.checks import Judge
+from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import gen_settings, load_sets, select_checkpoints, sets_extra, sets_key
 from tunedeck.engine.gate.example_scoring import Progress, evaluate_model
 from tunedeck.engine.gate.model_session import ModelSession, precision_and_device
