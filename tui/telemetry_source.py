@@ -80,13 +80,3 @@ class NoTelemetry:
 
     def read(self, pid: int | None) -> TelemetryReading:
         return TelemetryReading(t=time.time(), gpus=None, gpu_reason=self.reason)
-
-
-class FixedTelemetry:
-    """Always the same reading (tests)."""
-
-    def __init__(self, reading: TelemetryReading) -> None:
-        self.reading = reading
-
-    def read(self, pid: int | None) -> TelemetryReading:
-        return self.reading

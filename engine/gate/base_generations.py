@@ -95,18 +95,13 @@ def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-class _Gen:
-    def __init__(self, text: str, latency_ms: float, new_tokens: int):
-        self.text, self.latency_ms, self.new_tokens = text, latency_ms, new_tokens
-
-
 def base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample], settings: GenSettings, *, key: str,
                  get_model: Callable[[], object], identity: dict, judge: Judge | None = None,
                  progress: Progress | None = None, candidate: Candidate | None = None,
                  demos: list | None = None, stage: str = "base") -> tuple[list[dict], int]:
     """The base model's scored records under one prompt candidate (default: base_system_prompt alone)
     and how many examples had to be generated (0: all cached)."""
-    from tunedeck.engine.gate.generate import generate, render_prompt
+    from tunedeck.engine.gate.generate import Generation, generate, render_prompt
 
     candidate = candidate or Candidate(profile.gate.base_system_prompt, 0)
     prompt = candidate.prompt or None
@@ -129,7 +124,7 @@ def base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample],
         cached.update({e["prompt"]: e for e in new})
     elif progress:
         progress(f"{stage} (cached)", len(examples), len(examples))
-    gens = [_Gen(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes]
+    gens = [Generation(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes]
     records = score_all(examples, gens, checkpoint=BASE, key=key, judge=judge, system_prompt=prompt)
     for r in records:
         r["few_shot"] = len(shots)
