@@ -23,10 +23,10 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import request_control
 
 from ..formatting import fmt_rate, fmt_sci
 from ..messages import RunActionDone, RunDataRead, TelemetryRead
+from ..run_actions import control, resume, stop_question
 from ..run_follower import RunFollower
 from ..run_history import RunHistory
 from ..telemetry_history import TelemetryHistory
@@ -39,7 +39,6 @@ from ..widgets.loss_plot import LossPlot
 from ..widgets.metric_sparkline import MetricSparkline
 from ..widgets.run_progress import RunProgress
 from ..worker_failures import RoutesWorkerFailures
-from .confirm import ConfirmScreen
 
 
 def loss_masking_short(run_dir: Path) -> str:
@@ -251,13 +250,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             if yes:
                 self.send_control(C.CTL_STOP)
 
-        if self.history.state == C.QUEUED:
-            self.app.push_screen(ConfirmScreen(f"Cancel queued run {self.run_dir.name}?",
-                                               "It has not started: it leaves the queue and ends as stopped."), confirmed)
-            return
-        self.app.push_screen(ConfirmScreen(f"Stop run {self.run_dir.name}?",
-                                           "The engine saves a final checkpoint at the next step, then stops. "
-                                           "It can be resumed later."), confirmed)
+        self.app.push_screen(stop_question(self.run_dir.name, self.history.state == C.QUEUED), confirmed)
 
     def action_checkpoint(self) -> None:
         self.send_control(C.CTL_CHECKPOINT)
@@ -267,19 +260,14 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="run-action", name="control request")
     def send_control(self, kind: str) -> None:
-        request_control(self.run_dir, kind)
-        what = {C.CTL_STOP: "Stop (with a final checkpoint)", C.CTL_CHECKPOINT: "Checkpoint",
-                C.CTL_EVAL: "Eval (validation loss, a checkpoint and the gate on it)"}[kind]
-        self.post_message(RunActionDone(self.run_dir.name, kind, True, f"{what} requested; the engine acts at its next step."))
+        self.post_message(control(self.run_dir, kind))
 
     def action_resume(self) -> None:
         self.resume_run()
 
     @work(thread=True, exit_on_error=False, group="run-action", name="resume run")
     def resume_run(self) -> None:
-        from .runs import resume
-
-        self.post_message(RunActionDone(self.run_dir.name, "resume", *resume(self.run_dir)))
+        self.post_message(resume(self.run_dir))
 
     def on_run_action_done(self, message: RunActionDone) -> None:
         self.notify(message.text, severity="information" if message.ok else "error")

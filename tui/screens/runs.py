@@ -18,12 +18,13 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import is_locked, list_runs, request_control, runs_root
+from tunedeck.engine.run.store import list_runs, runs_root
 from tunedeck.engine.run.summary import run_row
 
 from ..gate_results import read_gate_file
 from ..keymap import key_name
 from ..messages import RunActionDone, RunsScanned
+from ..run_actions import resume, stop, stop_question, stop_sweep, sweep_stop_question
 from ..sweep_groups import SweepGroup, group_rows
 from ..widgets.filter_input import FilterInput
 from ..widgets.runs_table import RunsTable, matches
@@ -240,15 +241,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
             self._stop_sweep(group)
             return
         row = self.selected
-        if row and row.get("state") == C.QUEUED:
-            def cancel(yes: bool | None) -> None:
-                if yes:
-                    self.send_stop(Path(row["dir"]))
-
-            self.app.push_screen(ConfirmScreen(f"Cancel queued run {row['id']}?",
-                                               "It has not started: it leaves the queue and ends as stopped."), cancel)
-            return
-        if not row or row.get("state") not in C.LIVE_STATES:
+        queued = bool(row) and row.get("state") == C.QUEUED
+        if not queued and (not row or row.get("state") not in C.LIVE_STATES):
             self.notify("Only a running run can be stopped.", severity="warning")
             return
 
@@ -256,9 +250,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
             if yes:
                 self.send_stop(Path(row["dir"]))
 
-        self.app.push_screen(ConfirmScreen(f"Stop run {row['id']}?",
-                                           "The engine saves a final checkpoint at the next step, then stops. "
-                                           "It can be resumed later."), confirmed)
+        self.app.push_screen(stop_question(row["id"], queued), confirmed)
 
     def action_resume(self) -> None:
         row = self.selected
@@ -285,13 +277,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="run-action", name="stop run")
     def send_stop(self, run_dir: Path) -> None:
-        from tunedeck.engine.run.store import read_status
-
-        queued = read_status(run_dir)["state"] == C.QUEUED
-        request_control(run_dir, C.CTL_STOP)
-        self.post_message(RunActionDone(run_dir.name, "stop", True,
-                                        f"Cancelling queued run {run_dir.name}." if queued else
-                                        f"Stop requested for {run_dir.name}: it saves a checkpoint, then stops."))
+        self.post_message(stop(run_dir))
 
     def _stop_sweep(self, group: SweepGroup) -> None:
         counts = group.states
@@ -301,17 +287,11 @@ class RunsScreen(RoutesWorkerFailures, Screen):
             if yes:
                 self.send_sweep_stop(group.name)
 
-        self.app.push_screen(ConfirmScreen(f"Stop sweep {group.name}?",
-                                           f"Cancels its {counts.get(C.QUEUED, 0)} queued run(s); its {running} running "
-                                           "run(s) save a final checkpoint, then stop."), confirmed)
+        self.app.push_screen(sweep_stop_question(group.name, counts.get(C.QUEUED, 0), running), confirmed)
 
     @work(thread=True, exit_on_error=False, group="run-action", name="stop sweep")
     def send_sweep_stop(self, name: str) -> None:
-        from tunedeck.engine.training.sweep import load_record, stop_sweep_runs
-
-        cancelled, stopped = stop_sweep_runs(self.workspace, load_record(self.workspace, name))
-        self.post_message(RunActionDone(name, "stop", True, f"Sweep {name}: cancelling {len(cancelled)} queued "
-                                        f"run(s), stopping {len(stopped)} running."))
+        self.post_message(stop_sweep(self.workspace, name))
 
     def action_sweep(self) -> None:
         name = self.selected_sweep()
@@ -324,7 +304,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="run-action", name="resume run")
     def resume_run(self, run_dir: Path) -> None:
-        self.post_message(RunActionDone(run_dir.name, "resume", *resume(run_dir)))
+        self.post_message(resume(run_dir))
 
     @work(thread=True, exit_on_error=False, group="run-action", name="delete run")
     def delete_run(self, run_dir: Path) -> None:
@@ -381,21 +361,3 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
         self.app.push_screen(CompareRunsScreen(Path(pair[0]["dir"]), Path(pair[1]["dir"])))
 
-
-def resume(run_dir: Path) -> tuple[bool, str]:
-    """Start a detached engine that continues the run from its latest complete checkpoint."""
-    from tunedeck.engine.training.launch import spawn_detached
-    from tunedeck.engine.run.store import read_status
-
-    state = read_status(run_dir)["state"]
-    if state not in C.RESUMABLE_STATES or is_locked(run_dir):
-        return False, f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume."
-    from tunedeck.engine.training.launch import load_gpus
-    from tunedeck.engine.training.run_queue import GpuBusy, gpu_conflicts, workspace_of
-
-    try:
-        gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))
-    except GpuBusy as e:
-        return False, f"Run {run_dir.name} cannot resume now: {str(e).split(':')[0]}."
-    pid = spawn_detached(run_dir, resume=True)
-    return True, f"Resuming {run_dir.name} (engine pid {pid}); it continues from its latest complete checkpoint."

@@ -23,12 +23,13 @@ from tunedeck.engine.run import contract as C
 
 from ..formatting import truncate
 from ..gate_results import verdict_style
+from ..messages import RunActionDone
 from ..plot_ticks import set_step_axes
+from ..run_actions import stop_sweep, sweep_stop_question
 from ..run_states import state_label, state_style
 from ..widgets.list_table import ListTable
 from ..widgets.safe_plot import SafePlot
 from ..worker_failures import RoutesWorkerFailures
-from .confirm import ConfirmScreen
 
 # one colour per run, in rank order; the ninth run reuses the first colour with another marker
 PALETTE = ("cyan", "magenta", "green", "orange", "blue", "red", "yellow", "white")
@@ -242,17 +243,14 @@ class SweepScreen(RoutesWorkerFailures, Screen):
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._stop()
+                self.send_sweep_stop()
 
-        self.app.push_screen(ConfirmScreen(f"Stop sweep {self.sweep_name}?",
-                                           f"Cancels its {queued} queued run(s); its {len(live) - queued} running run(s) "
-                                           "save a final checkpoint, then stop."), confirmed)
+        self.app.push_screen(sweep_stop_question(self.sweep_name, queued, len(live) - queued), confirmed)
 
     @work(thread=True, exit_on_error=False, group="sweep-stop", name="stop sweep")
-    def _stop(self) -> None:
-        from tunedeck.engine.training.sweep import load_record, stop_sweep_runs
+    def send_sweep_stop(self) -> None:
+        self.post_message(stop_sweep(self.workspace, self.sweep_name))
 
-        cancelled, stopped = stop_sweep_runs(self.workspace, load_record(self.workspace, self.sweep_name))
-        self.app.call_from_thread(self.notify, f"Sweep {self.sweep_name}: cancelling {len(cancelled)} queued run(s), "
-                                               f"stopping {len(stopped)} running.")
-        self.app.call_from_thread(self.load)
+    def on_run_action_done(self, message: RunActionDone) -> None:
+        self.notify(message.text, severity="information" if message.ok else "error")
+        self.load()
