@@ -1,0 +1,141 @@
+"""The house rules of the code itself: no module-level import cycles, and no module past 450 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tunedeck.engine
+import tunedeck.tui
+
+MAX_LINES = 450
+# Modules still being split, at their line count when this test was written: each may only shrink, and
+# leaves this list once it is under MAX_LINES.
+OVER_MAX_LINES = {
+    "tunedeck.tui.screens.checkpoints": 479,
+}
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of tunedeck.engine and tunedeck.tui by its dotted name (a package by its __init__.py)."""
+    out = {}
+    for package in (tunedeck.engine, tunedeck.tui):
+        root = Path(package.__path__[0])
+        for path in sorted(root.rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join([package.__name__, *parts])] = path
+    return out
+
+
+def _is_type_checking(node: ast.stmt) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+
+
+def _top_level_imports(body: list[ast.stmt]):
+    """Import statements that run when the module is imported: not those in functions, classes or
+    `if TYPE_CHECKING:` blocks, but those under a top-level if/try/with."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, ast.If) and not _is_type_checking(node):
+            yield from _top_level_imports(node.body)
+            yield from _top_level_imports(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                yield from _top_level_imports(block)
+        elif isinstance(node, ast.With):
+            yield from _top_level_imports(node.body)
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the modules of `modules` it imports at module level."""
+    graph = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        deps = set()
+        for node in _top_level_imports(ast.parse(path.read_text(encoding="utf-8")).body):
+            if isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name in modules}
+                continue
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([base] if base else []))
+            for alias in node.names:
+                if f"{base}.{alias.name}" in modules:  # `from package import module`
+                    deps.add(f"{base}.{alias.name}")
+                elif base in modules:
+                    deps.add(base)
+        deps.discard(name)
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_level_import_cycles():
+    found = cycles(import_graph(_modules()))
+    assert found == [], "module-level import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_no_module_past_the_line_limit():
+    modules = _modules()
+    counts = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules.items()}
+    too_long = {name: n for name, n in counts.items() if n > MAX_LINES and name not in OVER_MAX_LINES}
+    assert too_long == {}, f"modules over {MAX_LINES} lines (split them by idea): {too_long}"
+    grown = {name: (counts.get(name), n) for name, n in OVER_MAX_LINES.items() if counts.get(name, 0) > n}
+    assert grown == {}, f"allow-listed modules grew (now, allowed): {grown}"
+    done = sorted(name for name in OVER_MAX_LINES if counts.get(name, 0) <= MAX_LINES)
+    assert done == [], f"under {MAX_LINES} lines now (or gone): take them off OVER_MAX_LINES: {done}"
