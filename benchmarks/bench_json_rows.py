@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    from tunedeck.engine.data.dataset import read_items
+    from tunedeck.engine.data.sources import read_items
 
     with tempfile.TemporaryDirectory() as tmp:
         path = make_file(Path(tmp) / "rows.json", args.rows)

@@ -251,7 +251,7 @@ def test_inspect_json_prints_a_fatal_error_as_an_object(tmp_path):
 
 
 def test_a_large_misformatted_jsonl_is_judged_by_its_start(tmp_path, monkeypatch):
-    from tunedeck.engine.data import dataset as D
+    from tunedeck.engine.data import text_sources as D
 
     monkeypatch.setattr(D, "_SHAPE_READ_BYTES", 500)  # as a file far larger than what is read to diagnose it
     rows = [{"text": "a" * 50}] * 40

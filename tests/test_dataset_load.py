@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tunedeck.engine.data import dataset as D
+from tunedeck.engine.data import problems as D
 from tunedeck.engine.data.dataset import DatasetError, load_dataset
 
 U = {"role": "user", "content": "What is the capital of France?"}

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunedeck.engine.data.dataset import FORMATS, METHODS, DatasetError, LoadedDataset, hub_reachable, load_dataset
+from tunedeck.engine.data.dataset import DatasetError, LoadedDataset, load_dataset
+from tunedeck.engine.data.layouts import FORMATS, METHODS
+from tunedeck.engine.data.sources import hub_reachable
 from tunedeck.engine.data.split import fingerprint, split_indices
 
 MAX_PROBLEMS_SHOWN = 20

@@ -22,6 +22,8 @@ from tunedeck.engine.data.problems import DatasetError, Problem, did_you_mean
 from tunedeck.engine.data.sources import location_unit, read_items
 from tunedeck.engine.data.text_sources import MAX_LINE_BYTES, Item, jsonl_shape
 
+# The public entry of the data room: what callers import to load a dataset and handle its errors.
+__all__ = ["DatasetError", "LoadedDataset", "load_dataset"]
 
 _DETECT_ROWS = 200       # rows looked at to detect the format
 
