@@ -107,19 +107,21 @@ def read_gate_file(run_dir: Path) -> dict | None:
     return load_gate_summary(run_dir)
 
 
-def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False) -> tuple[bool, str]:
+def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False,
+                         overrides: list[str] | None = None) -> tuple[bool, str]:
     """Ask the engine to rebuild gate.json and status.json (after a review label, or with `choosing`: to
     record `choose` as the checkpoint to ship, None clearing it). An engine that owns the run gets a
     control request and answers when it next polls; otherwise a short `tunedeck gate RUN --rebuild`
-    runs to the end here (call from a worker thread). (done now, the engine's error line or "")."""
+    runs to the end here (call from a worker thread). `overrides` (gate.KEY=VALUE): re-judge with changed
+    rules instead (`tunedeck gate RUN --set ...`; finished runs only). (done now, the engine's error line or "")."""
     from tunedeck.engine.run.store import engine_owns, request_control
 
     run_dir = Path(run_dir)
-    if engine_owns(run_dir):
+    if engine_owns(run_dir) and not overrides:
         request_control(run_dir, C.CTL_REBUILD_GATE, **({"choose": choose, "note": note} if choosing else {}))
         return False, ""
     cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace", str(run_dir.parent.parent),
-           str(run_dir), "--rebuild"]
+           str(run_dir)] + ([a for o in overrides for a in ("--set", o)] if overrides else ["--rebuild"])
     if choosing:
         cmd += ["--choose", "none" if choose is None else str(choose)] + (["--note", note] if note else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import status_fields
 from tunedeck.engine.run.store import list_runs, runs_root
 from tunedeck.engine.run.summary import run_row
 
@@ -45,8 +46,7 @@ def scan_workspace(workspace: Path) -> list[dict]:
             gate = read_gate_file(run_dir)
             if gate and gate.get("verdict"):
                 row["gate_verdict"] = gate.get("verdict")
-                chosen = gate.get("chosen") or gate.get("best")
-                row["gate_best"] = chosen.get("checkpoint") if isinstance(chosen, dict) else chosen
+                row["gate_best"] = status_fields(gate)["gate_best"]  # the checkpoint the run ships
         rows.append(row)
     rows.sort(key=lambda r: r["id"], reverse=True)
     return rows
