@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -11,10 +11,11 @@ from textual.widgets import Static
 from rich.table import Table
 from rich.text import Text
 
+from ..app_keys import APP_BINDINGS
+
 
 def key_sections() -> list[tuple[str, list[Binding]]]:
     """(section title, bindings) for the app and each screen; imports screens lazily."""
-    from ..app import TunedeckApp
     from ..widgets.filter_input import FilterInput
     from ..widgets.list_table import ListTable
     from ..widgets.runs_table import RunsTable
@@ -30,9 +31,9 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     from .runs import RunsScreen
     from .sweep import SweepScreen
 
-    palette = Binding(TunedeckApp.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action", id="app.palette")
+    palette = Binding(App.COMMAND_PALETTE_BINDING, "command_palette", "Command palette: every action", id="app.palette")
     return [
-        ("Everywhere", [*TunedeckApp.BINDINGS, palette]),
+        ("Everywhere", [*APP_BINDINGS, palette]),
         ("Lists", list(ListTable.BINDINGS)),
         ("Runs", [*RunsTable.BINDINGS, *RunsScreen.BINDINGS]),
         ("Filter box", list(FilterInput.BINDINGS)),
