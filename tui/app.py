@@ -13,13 +13,14 @@ from pathlib import Path
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
 from tunedeck.engine.run.store import RunNotFound, find_run, resolve_workspace
 
+from .app_keys import APP_BINDINGS
 from .commands import ActionCommands
 from .keymap import load_keymap
+from .messages import RunOutcomesRead
 from .screens.runs import RunsScreen
 from .telemetry_source import LiveTelemetry, NoTelemetry, TelemetrySource
 
@@ -35,11 +36,7 @@ class TunedeckApp(App[int]):
     CSS_PATH = [str(STYLES / f"{name}.tcss") for name in STYLESHEETS]  # absolute: subclasses may live anywhere
     TITLE = "tunedeck"
     COMMANDS = App.COMMANDS | {ActionCommands}
-    BINDINGS = [
-        Binding("q", "quit", "Quit", tooltip="Quit the app; engines keep running", id="app.quit"),
-        Binding("question_mark", "help", "Keys", key_display="?", tooltip="List every key", id="app.help"),
-        Binding("ctrl+t", "change_theme", "Theme", show=False, tooltip="Choose a colour theme", id="app.theme"),
-    ]
+    BINDINGS = list(APP_BINDINGS)
 
     def __init__(self, workspace: Path, open_run: str | None = None, telemetry: TelemetrySource | None = None,
                  poll_interval: float = 0.25, status_interval: float = 1.0, scan_interval: float = 1.0,
@@ -123,11 +120,10 @@ class TunedeckApp(App[int]):
     def watch_run_outcomes(self) -> None:
         from .run_bell import read_outcomes
 
-        outcomes = read_outcomes(self.workspace)
-        self.call_from_thread(self._ring_for, outcomes)
+        self.post_message(RunOutcomesRead(read_outcomes(self.workspace)))
 
-    def _ring_for(self, outcomes) -> None:
-        news = self.run_bell.update(outcomes)
+    def on_run_outcomes_read(self, message: RunOutcomesRead) -> None:
+        news = self.run_bell.update(message.outcomes)
         if news:
             self.bell()
             self.notify("\n".join(news), title="Run finished" if len(news) == 1 else "Runs finished", timeout=10)

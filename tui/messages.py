@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from .run_follower import RunUpdate
 from .telemetry_source import TelemetryReading
+
+if TYPE_CHECKING:
+    from .run_bell import Outcome
 
 
 @dataclass(eq=False)
@@ -50,3 +54,9 @@ class RunActionDone(Message):
     ok: bool
     text: str
 
+
+@dataclass(eq=False)
+class RunOutcomesRead(Message):
+    """How every run of the workspace ended (run id -> outcome), read for the bell (tui/run_bell.py)."""
+
+    outcomes: dict[str, "Outcome"]

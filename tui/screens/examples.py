@@ -15,6 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
@@ -45,6 +46,13 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         Binding("4", "set_filter('all')", "All", show=False, tooltip="Show every example", id="examples.all"),
     ]
 
+    class Loaded(Message):
+        """The eval records were read and paired."""
+
+        def __init__(self, comparison: ExampleComparison) -> None:
+            super().__init__()
+            self.comparison = comparison
+
     def __init__(self, run_dir: Path, checkpoint: int, against: int | str = BASE) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -74,13 +82,13 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="examples", exclusive=True, name="read eval records")
     def load(self) -> None:
-        comparison = load_comparison(self.run_dir, self.checkpoint, self.against)
-        self.app.call_from_thread(self._loaded, comparison)
+        self.post_message(self.Loaded(load_comparison(self.run_dir, self.checkpoint, self.against)))
 
-    def _loaded(self, comparison: ExampleComparison) -> None:
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
         if not self.is_mounted:  # closed while the records were read
             return
-        self.comparison = comparison
+        comparison = self.comparison = message.comparison
         self.bucket = comparison.default_filter()
         self._show()
 

@@ -21,6 +21,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
@@ -63,6 +64,21 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         Binding("k,left", "move(-1)", "Previous", key_display="k/←", tooltip="Previous sampled example", id="review.previous"),
     ]
 
+    class Loaded(Message):
+        """The sample, its labels and the eval records were read; `current`: the verdict counts every label."""
+
+        def __init__(self, comparison: ExampleComparison, sample: list[str], labels: dict[str, dict],
+                     summary: dict | None, current: bool) -> None:
+            super().__init__()
+            self.comparison, self.sample, self.labels, self.summary, self.current = comparison, sample, labels, summary, current
+
+    class VerdictRebuilt(Message):
+        """The gate was rebuilt after a label (`current` False: an engine owns the run and answers later)."""
+
+        def __init__(self, summary: dict | None, current: bool) -> None:
+            super().__init__()
+            self.summary, self.current = summary, current
+
     def __init__(self, run_dir: Path, checkpoint: int) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -104,11 +120,13 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
             if row["review"] != review_state(self.run_dir, self.checkpoint, reviews).to_dict():
                 summary, _ = refresh_gate(self.run_dir)
         labels = {ex: reviews[(self.checkpoint, ex)] for ex in sample if (self.checkpoint, ex) in reviews}
-        self.app.call_from_thread(self._loaded, comparison, sample, labels, summary, not owned)
+        self.post_message(self.Loaded(comparison, sample, labels, summary, not owned))
 
-    def _loaded(self, comparison, sample, labels, summary, current: bool) -> None:
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
         if not self.is_mounted:  # closed while the files were read
             return
+        comparison, sample, labels = message.comparison, message.sample, message.labels
         self.comparison, self.sample, self.labels = comparison, sample, labels
         self.loaded = True
         unlabelled = [i for i, ex in enumerate(sample) if ex not in labels]
@@ -117,7 +135,7 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
             u, w = key_name(self.app, "review.understandable", "u"), key_name(self.app, "review.weird", "w")
             j, k = key_name(self.app, "review.next", "j"), key_name(self.app, "review.previous", "k")
             self.message = Text(f"Every sampled failure is labelled; {u}/{w} relabels, {j}/{k} move.", style="green")
-        self._show_verdict(summary, current)
+        self._show_verdict(message.summary, message.current)
         self._show()
 
     # ---- what is on screen ------------------------------------------------------------------
@@ -233,7 +251,11 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
     def rebuild_verdict(self) -> None:
         summary, current = refresh_gate(self.run_dir)
         if not get_current_worker().is_cancelled:  # a later label's rebuild (queued on the lock) shows instead
-            self.app.call_from_thread(self._show_verdict, summary, current)
+            self.post_message(self.VerdictRebuilt(summary, current))
+
+    @on(VerdictRebuilt)
+    def _verdict_rebuilt(self, message: VerdictRebuilt) -> None:
+        self._show_verdict(message.summary, message.current)
 
     def _advance(self) -> None:
         """To the next unlabelled example after this one (wrapping), or stay when none is left."""
