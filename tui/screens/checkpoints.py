@@ -12,19 +12,19 @@ import os
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.event_log import EventReader
 from tunedeck.engine.run.gate_result import RULE_WORDS, VERDICT_WORDS, gate_json_path
-from tunedeck.engine.run.store import is_locked, pid_alive, read_status
+from tunedeck.engine.run.store import is_locked, read_status
 
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
-from ..eval_progress import EvalProgress
+from ..eval_process import EvalProcess, EvalReading
 from ..formatting import fmt_loss
 from ..gate_results import request_gate_rebuild, verdict_style
 from ..widgets.list_table import ListTable
@@ -94,17 +94,44 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
     ]
 
+    class Loaded(Message):
+        """The checkpoints were read (`table` None: unchanged since `stamp`), with the evaluation's news."""
+
+        def __init__(self, table: CheckpointTable | None, reading: EvalReading, stamp: tuple) -> None:
+            super().__init__()
+            self.table, self.reading, self.stamp = table, reading, stamp
+
+    class ActionDone(Message):
+        """A choice, deletion or re-judging finished: what to tell the user, and whether to read the table again."""
+
+        def __init__(self, text: str, severity: str = "information", title: str = "", timeout: float | None = None,
+                     reload: bool = False) -> None:
+            super().__init__()
+            self.text, self.severity, self.title, self.timeout, self.reload = text, severity, title, timeout, reload
+
+    class EvalStarted(Message):
+        def __init__(self, pid: int, what: str) -> None:
+            super().__init__()
+            self.pid, self.what = pid, what
+
     def __init__(self, run_dir: Path, refresh_every_s: float = 1.0) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.refresh_every_s = refresh_every_s
         self.table: CheckpointTable | None = None
         self.compare_mark: str | None = None
-        self.progress = EvalProgress()
-        self.eval_pid: int | None = None     # an evaluation this screen started
-        self.evaluating = False              # an evaluation is running, started here or elsewhere
-        self._events = EventReader(self.run_dir / C.EVENTS_JSONL)
+        self.evaluation = EvalProcess(self.run_dir)
         self._stamp: tuple | None = None
+
+    @property
+    def eval_pid(self) -> int | None:
+        """The pid of an evaluation this screen started, while it runs."""
+        return self.evaluation.pid
+
+    @property
+    def evaluating(self) -> bool:
+        """An evaluation is running, started here or elsewhere."""
+        return self.evaluation.running
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,10 +144,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def on_mount(self) -> None:
         self.title = "Checkpoints"
         self.sub_title = self.run_dir.name
-        try:  # progress is read from here on; a running evaluation reports again within a second
-            self._events.offset = os.path.getsize(self.run_dir / C.EVENTS_JSONL)
-        except OSError:
-            pass
+        self.evaluation.skip_history()
         self.query_one(ListTable).focus()
         self.reload()
         self.set_interval(self.refresh_every_s, self.poll)
@@ -138,39 +162,36 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoints", exclusive=True, name="read checkpoints")
     def reload(self, quiet: bool = False) -> None:
-        events = self._events.read_new()
-        locked = is_locked(self.run_dir)
+        reading = self.evaluation.read()
         gate_path = gate_json_path(self.run_dir)
         ckpt_dir = self.run_dir / C.CHECKPOINTS_DIR
         stamp = tuple(_stat(p) for p in (gate_path, ckpt_dir)) + (len(os.listdir(ckpt_dir)) if ckpt_dir.is_dir() else 0,)
         table = None if quiet and stamp == self._stamp and self.table is not None else load_checkpoint_table(self.run_dir)
-        self._stamp = stamp
-        state = read_status(self.run_dir)["state"]
-        self.app.call_from_thread(self._update, table, events, locked, state)
+        self.post_message(self.Loaded(table, reading, stamp))
 
-    def _update(self, table: CheckpointTable | None, events: list[dict], locked: bool, state: str) -> None:
-        for ev in events:
-            self.progress.add(ev)
-        own = self.eval_pid is not None and pid_alive(self.eval_pid)
-        running = own or (locked and state not in C.LIVE_STATES and self.progress.started and not self.progress.finished)
-        if self.evaluating and not running:
+    @on(Loaded)
+    def _update(self, message: Loaded) -> None:
+        if not self.is_mounted:  # closed while the files were read
+            return
+        self._stamp = message.stamp
+        if self.evaluation.apply(message.reading):
             self._eval_ended()
-        self.evaluating = running
+        running = self.evaluation.running
         progress = self.query_one("#eval-progress", Static)
         progress.set_class(not running, "idle")
         if running:
-            progress.update(Text(self.progress.describe()))
+            progress.update(Text(self.evaluation.progress.describe()))
+        table = message.table
         if table is not None:
             self.table = table
             self._show_table()
 
     def _eval_ended(self) -> None:
-        self.eval_pid = None
-        if self.progress.finished:
-            self.notify(self.progress.describe(), title="Evaluation finished", timeout=8)
+        title, text, failed = self.evaluation.outcome()
+        if failed:
+            self.notify(text, title=title, severity="error", timeout=15)
         else:
-            self.notify(f"evaluation failed: {last_error_line(self.run_dir / C.EVAL_LOG)}", title="Evaluation failed",
-                        severity="error", timeout=15)
+            self.notify(text, title=title, timeout=8)
         self.reload()
 
     def _show_table(self) -> None:
@@ -312,11 +333,10 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def set_chosen(self, step: int | None) -> None:
         done, error = request_gate_rebuild(self.run_dir, step, choosing=True)  # the engine writes gate.json
         if error:
-            self.app.call_from_thread(self.notify, error, severity="error")
+            self.post_message(self.ActionDone(error, severity="error"))
             return
         text = f"checkpoint-{step} is chosen to ship." if step is not None else "No checkpoint is chosen now."
-        self.app.call_from_thread(self.notify, text)
-        self.reload()
+        self.post_message(self.ActionDone(text, reload=True))
 
     def action_delete(self) -> None:
         from tunedeck.engine.run.checkpoint_removal import protected_steps
@@ -348,10 +368,9 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         try:
             path = delete_checkpoint(self.run_dir, step)
         except CheckpointProtected as e:
-            self.app.call_from_thread(self.notify, str(e), severity="error")
+            self.post_message(self.ActionDone(str(e), severity="error"))
             return
-        self.app.call_from_thread(self.notify, f"Deleted {path.name}.")
-        self.reload()
+        self.post_message(self.ActionDone(f"Deleted {path.name}.", reload=True))
 
     def action_rules(self) -> None:
         from tunedeck.engine.run.store import engine_owns
@@ -383,12 +402,17 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         try:
             summary = rejudge(self.run_dir, overrides)
         except (ProfileError, ValueError) as e:
-            self.app.call_from_thread(self.notify, str(e), title="Rules not changed", severity="error", timeout=12)
+            self.post_message(self.ActionDone(str(e), title="Rules not changed", severity="error", timeout=12))
             return
         if summary is not None:
             write_status(self.run_dir, **status_fields(summary))
-        self.app.call_from_thread(self.notify, f"Re-judged with {', '.join(overrides)}.")
-        self.reload()
+        self.post_message(self.ActionDone(f"Re-judged with {', '.join(overrides)}.", reload=True))
+
+    @on(ActionDone)
+    def _action_done(self, message: ActionDone) -> None:
+        self.notify(message.text, title=message.title, severity=message.severity, timeout=message.timeout)  # type: ignore[arg-type]
+        if message.reload:
+            self.reload()
 
     def action_evaluate(self) -> None:
         row = self.selected
@@ -413,24 +437,20 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
             self.notify("An engine is already working on this run (an evaluation or a resume); wait for it.",
                         severity="warning")
             return
-        self.progress = EvalProgress()
+        self.evaluation.restart_progress()
         self.spawn_eval(which, what)
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="start evaluation")
     def spawn_eval(self, which: str, what: str) -> None:
-        from tunedeck.engine.training.launch import spawn_eval_detached
+        self.post_message(self.EvalStarted(self.evaluation.start(which), what))
 
-        pid = spawn_eval_detached(self.run_dir, which)
-
-        def started() -> None:
-            self.eval_pid = pid
-            self.evaluating = True
-            progress = self.query_one("#eval-progress", Static)
-            progress.set_class(False, "idle")
-            progress.update(Text(self.progress.describe()))
-            self.notify(f"Evaluating {what} (engine pid {pid}); it keeps going if you leave the app.")
-
-        self.app.call_from_thread(started)
+    @on(EvalStarted)
+    def _eval_started(self, message: EvalStarted) -> None:
+        self.evaluation.started(message.pid)
+        progress = self.query_one("#eval-progress", Static)
+        progress.set_class(False, "idle")
+        progress.update(Text(self.evaluation.progress.describe()))
+        self.notify(f"Evaluating {message.what} (engine pid {message.pid}); it keeps going if you leave the app.")
 
 
 def _base_prompts(text: Text, candidates: list[dict]) -> None:
@@ -457,12 +477,3 @@ def _stat(path: Path) -> tuple:
 
 def _folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
-
-
-def last_error_line(log: Path) -> str:
-    """The last meaningful line of an evaluation's log: the CLI prints a user mistake there as one line."""
-    try:
-        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return f"no output in {log}"
-    return lines[-1] if lines else f"no output in {log}"
