@@ -226,6 +226,9 @@ def cmd_eval(args) -> int:
                 from tunedeck.engine.training.notify import notify_gate_verdict
 
                 notify_gate_verdict(run_dir, summary, events)  # [notify] command: the new verdict
+                from tunedeck.engine.gate.rebuild import serve_rebuild_requests
+
+                summary = serve_rebuild_requests(run_dir) or summary  # labels and choices the app sent meanwhile
             finally:
                 events.close()
     except (EvalSetError, GateError, PromptError, ProfileError) as e:

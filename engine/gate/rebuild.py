@@ -185,3 +185,22 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
 def example_buckets(run_dir: Path, checkpoint: int) -> dict[str, list[str]]:
     """Example ids per bucket (fixed, regressed, still_failing, still_passing) for one checkpoint."""
     return buckets(read_records(run_dir, BASE), read_records(run_dir, checkpoint))
+
+
+def serve_rebuild_requests(run_dir: Path, update_status=None) -> dict | None:
+    """Answer the rebuild_gate requests the app left while an engine that polls none owned the run (an
+    evaluation, the gate at the end of training): each choice in order, then one rebuild. The rebuilt
+    summary, or None when no request was pending."""
+    from tunedeck.engine.run.store import take_control_requests
+
+    requests = take_control_requests(run_dir, kinds=(C.CTL_REBUILD_GATE,))
+    if not requests:
+        return None
+    for r in requests:
+        if "choose" in r:
+            try:
+                set_chosen(run_dir, r["choose"], str(r.get("note") or ""))
+            except GateError:
+                pass  # a checkpoint without gate results (the app checks first): nothing to record
+    return rebuild(run_dir, update_status=update_status)
+

@@ -229,11 +229,12 @@ def request_control(run_dir: Path, kind: str, **payload: Any) -> Path:
     return path
 
 
-def take_control_requests(run_dir: Path) -> list[dict[str, Any]]:
-    """Read and remove pending requests, oldest first (engine side)."""
+def take_control_requests(run_dir: Path, kinds: tuple[str, ...] = C.CONTROL_KINDS) -> list[dict[str, Any]]:
+    """Read and remove pending requests of `kinds` (default: all), oldest first (engine side)."""
     control = Path(run_dir) / C.CONTROL_DIR
     try:
-        names = sorted(n for n in os.listdir(control) if n.endswith(".json") and not n.startswith("."))
+        names = sorted(n for n in os.listdir(control) if n.endswith(".json") and not n.startswith(".")
+                       and n.split("-", 1)[0] in kinds)
     except FileNotFoundError:
         return []
     requests = []

@@ -144,6 +144,9 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
                     **({"traceback": traceback.format_exc(limit=-8)} if show_tb else {}))
         return "; the eval gate could not run (see errors)"
     status.update(**status_fields(summary))
+    from tunedeck.engine.gate.rebuild import serve_rebuild_requests
+
+    summary = serve_rebuild_requests(run_dir, status.update) or summary  # labels and choices made meanwhile
     return f"; gate: {summary.get('sentence') or summary.get('verdict')}"
 
 
