@@ -43,6 +43,11 @@ TRACEBACK_START = "Traceback (most recent call last):"
 
 
 @dataclass(eq=False)
+class ExportStarted(Message):
+    process: subprocess.Popen
+
+
+@dataclass(eq=False)
 class ExportProgress(Message):
     line: str
 
@@ -123,7 +128,6 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         self.running = False
         self.exported: Path | None = None  # where the export went, once it succeeded
         self.out: Path | None = None  # the directory being exported to
-        self.stderr_lines: list[str] = []  # everything the CLI printed on stderr, traceback lines included
         self.process: subprocess.Popen | None = None  # the latest `tunedeck export`
         self._stop = threading.Event()  # set when the user confirmed stopping a running export
 
@@ -203,7 +207,6 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         if self.merge:
             cmd.append("--merge")
         self.running = True
-        self.stderr_lines = []
         for widget in self.query("#export-out, #export-start, #export-kind"):
             widget.disabled = True
         progress = self.query_one("#export-progress", Log)
@@ -222,8 +225,9 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             with open(scratch / "stdout", "ab") as out_f, open(scratch / "stderr", "ab") as err_f:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=env,
                                         cwd=str(ROOT), start_new_session=True, close_fds=True)
-            self.process = proc
+            self.post_message(ExportStarted(proc))
             tail = StderrTail(scratch / "stderr")
+            stderr_lines: list[str] = []  # everything the CLI printed on stderr, traceback lines included
             in_traceback = False
             interrupted_at: float | None = None
             worker = get_current_worker()
@@ -232,7 +236,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
                     return  # the app is closing: the export goes on in its own session, and publishes atomically
                 done = proc.poll() is not None
                 for line in tail.read(final=done):
-                    self.stderr_lines.append(line)
+                    stderr_lines.append(line)
                     in_traceback = in_traceback or line.startswith(TRACEBACK_START)
                     if not in_traceback and ": error: " not in line:
                         self.post_message(ExportProgress(line))
@@ -242,7 +246,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
                     interrupted_at = self._signal(proc, interrupted_at)
                 time.sleep(POLL_S)
             stdout = (scratch / "stdout").read_text(encoding="utf-8", errors="replace")
-            errors = [] if proc.returncode == 0 else cli_errors(self.stderr_lines, proc.returncode)
+            errors = [] if proc.returncode == 0 else cli_errors(stderr_lines, proc.returncode)
             # a stop that came too late to stop anything is no stop: the export is there
             cancelled = self._stop.is_set() and proc.returncode != 0
             self.post_message(ExportFinished(proc.returncode, stdout, errors, cancelled=cancelled))
@@ -262,6 +266,9 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         except ProcessLookupError:
             pass
         return interrupted_at if interrupted_at is not None else now
+
+    def on_export_started(self, message: ExportStarted) -> None:
+        self.process = message.process
 
     def on_export_progress(self, message: ExportProgress) -> None:
         self.query_one("#export-progress", Log).write_line(message.line)
