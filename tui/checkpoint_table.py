@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from tunedeck.engine.gate.records import BASE
+from tunedeck.engine.run.gate_result import BASE, GateRow, GateSummary, read_gate_summary
 from tunedeck.engine.run.store import list_checkpoints
-
-from .gate_results import read_gate_file
 
 
 @dataclass
@@ -26,16 +23,7 @@ class CheckpointRow:
     epoch: float | None = None
     train_loss: float | None = None
     eval_loss: float | None = None
-    task: float | None = None
-    format: float | None = None
-    safety: float | None = None
-    p95_ms: float | None = None
-    verdict: str | None = None   # pass / fail / needs_review / baseline; None: not evaluated
-    reasons: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # the gate's rule codes: task_gain, safety, format, ...
-    warnings: list[str] = field(default_factory=list)
-    vs_base: dict[str, Any] = field(default_factory=dict)
-    review: dict | None = None   # {"sampled", "reviewed", "weird"} when the gate requires review
+    gate: GateRow | None = None  # the gate's row (engine/run/gate_result.py); None: not evaluated
     complete: bool = True        # False: a save cut short, never used
     present: bool = True         # False: the folder is gone (pruned or deleted); its gate results remain
     best: bool = False
@@ -43,7 +31,19 @@ class CheckpointRow:
 
     @property
     def evaluated(self) -> bool:
-        return self.verdict is not None
+        return self.gate is not None
+
+    # the gate row's fields, as the table shows them
+    task = property(lambda self: self.gate.task if self.gate else None)
+    format = property(lambda self: self.gate.format if self.gate else None)
+    safety = property(lambda self: self.gate.safety if self.gate else None)
+    p95_ms = property(lambda self: self.gate.latency_p95_ms if self.gate else None)
+    verdict = property(lambda self: self.gate.verdict if self.gate else None)  # pass / fail / needs_review / baseline
+    reasons = property(lambda self: self.gate.reasons if self.gate else [])
+    failed = property(lambda self: self.gate.failed if self.gate else [])     # rule codes: task_gain, safety, ...
+    warnings = property(lambda self: self.gate.warnings if self.gate else [])
+    vs_base = property(lambda self: self.gate.vs_base if self.gate else {})
+    review = property(lambda self: self.gate.review if self.gate else None)  # {"sampled", "reviewed", "weird"}
 
 
 @dataclass
@@ -67,61 +67,26 @@ def _num(x) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def _step(x) -> int | None:
-    try:
-        return int(x)
-    except (TypeError, ValueError):
-        return None
-
-
 def load_checkpoint_table(run_dir: Path) -> CheckpointTable:
     run_dir = Path(run_dir)
-    gate = read_gate_file(run_dir) or {}
-    gate_rows: dict[Any, dict] = {}
-    for r in gate.get("rows") or []:
-        if isinstance(r, dict) and "checkpoint" in r:
-            gate_rows[BASE if r["checkpoint"] == BASE else _step(r["checkpoint"])] = r
-    best = _step((gate.get("best") or {}).get("checkpoint")) if isinstance(gate.get("best"), dict) else None
-    chosen = _step((gate.get("chosen") or {}).get("checkpoint")) if isinstance(gate.get("chosen"), dict) else None
+    gate = read_gate_summary(run_dir) or GateSummary()
+    gate_rows = {r.checkpoint: r for r in gate.rows}
+    chosen = gate.chosen.checkpoint if gate.chosen is not None else None
 
-    rows: list[CheckpointRow] = []
-    base = CheckpointRow(key=BASE, label="base model", step=None)
-    if BASE in gate_rows:
-        _fill_gate(base, gate_rows[BASE])
-    rows.append(base)
-
+    rows: list[CheckpointRow] = [CheckpointRow(key=BASE, label="base model", step=None, gate=gate_rows.get(BASE))]
     folders = {c.step: c for c in list_checkpoints(run_dir)}
     for step in sorted(set(folders) | {s for s in gate_rows if isinstance(s, int)}):
         c = folders.get(step)
         row = CheckpointRow(key=str(step), label=f"checkpoint-{step}", step=step, present=c is not None,
-                            complete=c.complete if c is not None else True, best=step == best, chosen=step == chosen)
+                            complete=c.complete if c is not None else True, best=step == gate.best, chosen=step == chosen,
+                            gate=gate_rows.get(step))
         if c is not None and c.complete:
             row.epoch = _num(c.marker.get("epoch"))
             row.train_loss = _num(c.marker.get("train_loss"))
             row.eval_loss = _num(c.marker.get("eval_loss"))
-        if step in gate_rows:
-            _fill_gate(row, gate_rows[step])
+        if row.eval_loss is None and row.gate is not None:
+            row.eval_loss = row.gate.eval_loss
         rows.append(row)
-    rules = gate.get("rules") if isinstance(gate.get("rules"), dict) else {}
-    notices = [str(n) for n in gate.get("notices") or [] if n]
-    return CheckpointTable(rows=rows, sentence=_text(gate.get("sentence")), verdict=_text(gate.get("verdict")),
-                           best=best, chosen=chosen, notices=notices, require_review=bool(rules.get("require_review")),
-                           rules=rules, base_prompts=[c for c in gate.get("base_prompts") or [] if isinstance(c, dict)],
-                           overrides=[o for o in gate.get("overrides") or [] if isinstance(o, dict) and "key" in o])
-
-
-def _text(x) -> str | None:
-    return str(x) if x not in (None, "") else None
-
-
-def _fill_gate(row: CheckpointRow, g: dict) -> None:
-    row.task, row.format, row.safety = _num(g.get("task")), _num(g.get("format")), _num(g.get("safety"))
-    row.p95_ms = _num(g.get("latency_p95_ms"))
-    row.verdict = _text(g.get("verdict"))
-    row.reasons = [str(r) for r in g.get("reasons") or []]
-    row.failed = [str(f) for f in g.get("failed") or []]
-    row.warnings = [str(w) for w in g.get("warnings") or []]
-    row.vs_base = g.get("vs_base") if isinstance(g.get("vs_base"), dict) else {}
-    row.review = g.get("review") if isinstance(g.get("review"), dict) else None
-    if row.eval_loss is None:
-        row.eval_loss = _num(g.get("eval_loss"))
+    return CheckpointTable(rows=rows, sentence=gate.sentence or None, verdict=gate.verdict, best=gate.best, chosen=chosen,
+                           notices=gate.notices, require_review=bool(gate.rules.get("require_review")), rules=gate.rules,
+                           base_prompts=gate.base_prompts, overrides=gate.overrides)
