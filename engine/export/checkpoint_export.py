@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints
 
 EXPORT_RECORD = "tunedeck-export.json"
@@ -61,13 +62,13 @@ def _parse_which(which) -> int | str | None:
     raise ExportError(f"--checkpoint: expected a step number, best, chosen or latest, got {which!r}")
 
 
-def _gate_step(run_dir: Path, summary: dict | None, key: str) -> int | None:
+def _gate_step(run_dir: Path, summary: GateSummary | None, key: str) -> int | None:
     if summary is None:
         raise ExportError(f"--checkpoint {key}: the gate has not run on {run_dir.name}; "
                           f"run `tunedeck eval {run_dir.name}` or name a step")
-    step = (summary.get(key) or {}).get("checkpoint")
+    step = summary.best if key == "best" else summary.chosen.checkpoint if summary.chosen is not None else None
     if step is None and key == "best":
-        raise ExportError(f"--checkpoint best: the gate passed no checkpoint ({summary.get('sentence') or 'no verdict'}); "
+        raise ExportError(f"--checkpoint best: the gate passed no checkpoint ({summary.sentence or 'no verdict'}); "
                           "name a step with --checkpoint N to export one anyway")
     if step is None:
         raise ExportError("--checkpoint chosen: no checkpoint has been chosen for this run (choose one in the app's "
@@ -78,19 +79,15 @@ def _gate_step(run_dir: Path, summary: dict | None, key: str) -> int | None:
 def select_checkpoint(run_dir: Path, which=None) -> tuple[Checkpoint, str]:
     """(the complete checkpoint to export, why it was picked). `which`: a step, "best", "chosen", "latest"
     or None: the gate's chosen checkpoint, else its best, else the latest complete one."""
-    from tunedeck.engine.run.gate_result import load_gate_summary
-
     run_dir = Path(run_dir)
     which = _parse_which(which)
     found = {c.step: c for c in list_checkpoints(run_dir)}
     complete = sorted(s for s, c in found.items() if c.complete)
     have = ", ".join(map(str, complete)) or "none"
-    summary = load_gate_summary(run_dir)
-    if which is None:  # a person's choice outranks the gate's, and the gate's outranks recency
-        for key in ("chosen", "best"):
-            if summary and (summary.get(key) or {}).get("checkpoint") is not None:
-                which, how = int(summary[key]["checkpoint"]), key
-                break
+    summary = read_gate_summary(run_dir)
+    if which is None:  # the checkpoint the run ships (a person's choice, else the gate's best), else the latest
+        if summary is not None and summary.shipped is not None:
+            which, how = summary.shipped, "chosen" if summary.chosen is not None else "best"
         else:
             which, how = "latest", "latest"
     elif isinstance(which, int):

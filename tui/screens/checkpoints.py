@@ -327,8 +327,6 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         if row is not None:
             self.set_chosen(None if row.chosen else row.step)
 
-        if not done:
-            text += " An engine is working on this run: the choice shows once it records it."
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="choose checkpoint")
     def set_chosen(self, step: int | None) -> None:
         done, error = request_gate_rebuild(self.run_dir, step, choosing=True)  # the engine writes gate.json
@@ -336,6 +334,8 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
             self.post_message(self.ActionDone(error, severity="error"))
             return
         text = f"checkpoint-{step} is chosen to ship." if step is not None else "No checkpoint is chosen now."
+        if not done:
+            text += " An engine is working on this run: the choice shows once it records it."
         self.post_message(self.ActionDone(text, reload=True))
 
     def action_delete(self) -> None:
@@ -394,18 +394,10 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="re-judge")
     def rejudge(self, overrides: list[str]) -> None:
-        from tunedeck.engine.training.profile_loading import ProfileError
-        from tunedeck.engine.commands.gate import rejudge
-        from tunedeck.engine.run.gate_result import status_fields
-        from tunedeck.engine.run.store import write_status
-
-        try:
-            summary = rejudge(self.run_dir, overrides)
-        except (ProfileError, ValueError) as e:
-            self.post_message(self.ActionDone(str(e), title="Rules not changed", severity="error", timeout=12))
+        _, error = request_gate_rebuild(self.run_dir, overrides=overrides)  # the engine re-judges and writes gate.json
+        if error:
+            self.post_message(self.ActionDone(error, title="Rules not changed", severity="error", timeout=12))
             return
-        if summary is not None:
-            write_status(self.run_dir, **status_fields(summary))
         self.post_message(self.ActionDone(f"Re-judged with {', '.join(overrides)}.", reload=True))
 
     @on(ActionDone)
