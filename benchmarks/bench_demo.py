@@ -10,7 +10,6 @@ here, timings on a shared machine are noisy.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,12 +25,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def task_scores(run_dir: Path) -> dict:
     """{"base" or step: share of golden task examples passed}, from the gate's summary."""
-    rows = json.loads((run_dir / "evals" / "gate.json").read_text())["rows"]
+    from tunedeck.engine.run.gate_result import load_gate_summary
+
+    rows = load_gate_summary(run_dir)["rows"]
     return {str(r["checkpoint"]): (r["task"] or 0.0) / 100 for r in rows}
 
 
 def gate_line(run_dir: Path) -> str:
-    summary = json.loads((run_dir / "evals" / "gate.json").read_text())
+    from tunedeck.engine.run.gate_result import load_gate_summary
+
+    summary = load_gate_summary(run_dir)
     return f"verdict {summary['verdict']}: {summary['sentence']}"
 
 

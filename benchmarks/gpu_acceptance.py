@@ -244,6 +244,7 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
     """Train, SIGKILL inside the save of the middle checkpoint, resume, gate; check each part."""
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.run.event_log import read_events
+    from tunedeck.engine.run.gate_result import load_gate_summary
     from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
     from tunedeck.engine.run.summary import metrics
 
@@ -290,7 +291,7 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
         res.checks["falling loss"] = bool(values) and statistics.mean(values[-k:]) < statistics.mean(values[:k])
         done = [c.step for c in list_checkpoints(run) if c.complete]
         res.checks["checkpoints complete"] = done == list(range(save, steps + 1, save))
-        gate = json.loads((run / C.EVALS_DIR / "gate.json").read_text()) if (run / C.EVALS_DIR / "gate.json").exists() else {}
+        gate = load_gate_summary(run) or {}
         examples = sum(s.get("examples", 0) for s in gate.get("sets", []))
         judged = sorted(r["checkpoint"] for r in gate.get("rows", []) if r.get("checkpoint") != "base")
         res.gate = {"verdict": gate.get("verdict"), "examples": examples, "checkpoints": judged,
