@@ -16,7 +16,8 @@ from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait
 from test_playground import MAX_NEW, reference
 from textual.widgets import Input
 
-from tunedeck.tui.screens.playground import AskLine, Exchange, PlaygroundScreen, visible_text
+from tunedeck.tui.screens.playground import AskLine, PlaygroundScreen
+from tunedeck.tui.widgets.exchange import Exchange, visible_text
 
 pytestmark = pytest.mark.slow
 

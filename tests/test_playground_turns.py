@@ -7,7 +7,8 @@ from textual.widgets import Input
 
 from tunedeck.engine.gate.playground import RequestError, parse_request
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, wait_until
-from tunedeck.tui.screens.playground import Exchange, PlaygroundReady, PlaygroundScreen
+from tunedeck.tui.screens.playground import PlaygroundReady, PlaygroundScreen
+from tunedeck.tui.widgets.exchange import Exchange
 
 
 class FakeClient:
