@@ -12,7 +12,6 @@ MAX_LINES = 450
 # Modules still being split, at their line count when this test was written: each may only shrink, and
 # leaves this list once it is under MAX_LINES.
 OVER_MAX_LINES = {
-    "tunedeck.tui.screens.checkpoints": 479,
 }
 
 
