@@ -66,6 +66,8 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
             self.text, self.severity, self.title, self.timeout, self.reload = text, severity, title, timeout, reload
 
     class EvalStarted(Message):
+        """The detached `tunedeck eval` started: its pid, and what it evaluates in words."""
+
         def __init__(self, pid: int, what: str) -> None:
             super().__init__()
             self.pid, self.what = pid, what
