@@ -9,7 +9,7 @@ truncation figures without tokenising again.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,24 +107,19 @@ class InspectRequest:
 
 
 def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
-    """(report, TokenStats or None). The report is inspect_cmd's own assembly without tokens; the
+    """(report, TokenStats or None). The report is `tunedeck inspect`'s (data/report.py) without tokens; the
     stats are kept whole (per-example lengths) so the pane can re-truncate without re-tokenising."""
-    from tunedeck.engine.commands import inspect as I
+    from tunedeck.engine.data.report import PhaseCallback, ReportSettings, dataset_report, load_tokenizer
 
-    s = I.Settings(method=req.method, format=req.format, max_seq_len=req.max_seq_len, val_fraction=req.val_fraction,
-                   seed=req.seed, model=None, chat_template=req.chat_template, assistant_only=req.assistant_only,
-                   eval_path=req.eval_path, batch_size=req.batch_size, grad_accum=req.grad_accum, epochs=req.epochs,
-                   processes=req.processes)
-
-    class _Show:
-        def phase(self, name: str):
-            return (lambda done, total: phase(name, done, total)) if phase else None
-
-    report = I._build(req.path, s, 0.8, _Show())
+    s = ReportSettings(method=req.method, format=req.format, max_seq_len=req.max_seq_len, val_fraction=req.val_fraction,
+                       seed=req.seed, model=None, chat_template=req.chat_template, assistant_only=req.assistant_only,
+                       eval_path=req.eval_path, batch_size=req.batch_size, grad_accum=req.grad_accum, epochs=req.epochs,
+                       processes=req.processes)
+    report = dataset_report(req.path, s, 0.8, PhaseCallback(phase))
     stats = None
     report["tokenizer"] = {"model": req.model, "loaded": False, "note": "no model: token statistics skipped"}
     if req.model:
-        tok, why = I._load_tokenizer(replace(s, model=req.model))
+        tok, why = load_tokenizer(req.model, req.chat_template)
         report["tokenizer"] = {"model": req.model, "loaded": tok is not None, "note": why}
         if tok is not None and report["valid_rows"]:
             from tunedeck.engine.data.dataset import load_dataset
