@@ -296,7 +296,7 @@ def _copy_fixture_run(tmp_path: Path, names) -> Path:
 
 
 def _send_gate(run: Path, env: dict) -> subprocess.CompletedProcess:
-    code = ("import sys; from pathlib import Path; from tunedeck.engine.gate.rules import load_gate_summary; "
+    code = ("import sys; from pathlib import Path; from tunedeck.engine.run.gate_result import load_gate_summary; "
             "from tunedeck.engine.training.tracking import log_gate_summary; run = Path(sys.argv[1]); "
             "log_gate_summary(run, load_gate_summary(run))")
     return subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, cwd=str(ROOT),
