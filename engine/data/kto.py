@@ -56,3 +56,14 @@ def kto_unpaired(r: RowProblems, obj: dict, method: str) -> dict | None:
     if label is None or not r.ok:
         return None
     return {"prompt": p, "completion": c, "label": label, **row}
+
+
+def kto_balance_warning(rows: list[dict]) -> str | None:
+    """KTO learns from both sides; with under 10% on one side it has almost nothing to contrast."""
+    good = sum(1 for r in rows if r.get("label") is True)
+    bad = len(rows) - good
+    if not rows or min(good, bad) >= 0.1 * len(rows):
+        return None
+    few = "desirable" if good < bad else "undesirable"
+    return (f"KTO data is unbalanced: {good} desirable and {bad} undesirable rows ({min(good, bad) / len(rows):.0%} "
+            f"{few}); raise method.kto_{few}_weight so that weight x rows is about equal on both sides, or add {few} rows")

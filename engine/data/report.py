@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from tunedeck.engine.data.kto import kto_balance_warning
 from tunedeck.engine.data.dataset import LoadedDataset, load_dataset
 from tunedeck.engine.data.sources import hub_reachable
 from tunedeck.engine.data.split import fingerprint, split_indices
@@ -108,14 +109,19 @@ def _labels(ds: LoadedDataset) -> dict | None:
     counts = ds.label_counts()
     if counts is None:
         return None
-    from tunedeck.engine.training.preflight import kto_balance_warning
-
     return {**counts, "warning": kto_balance_warning(ds.rows)}
 
 
 def dataset_report(path: str, s: ReportSettings, threshold: float = 0.8, progress: Progress | None = None) -> dict:
     """Everything `tunedeck inspect` reports about the dataset at `path`, as plain data. Raises SettingsError or
     DatasetError for user mistakes."""
+    return report_and_token_stats(path, s, threshold, progress)[0]
+
+
+def report_and_token_stats(path: str, s: ReportSettings, threshold: float = 0.8,
+                           progress: Progress | None = None) -> tuple[dict, Any]:
+    """The report and the TokenStats behind its token figures (None when skipped), for a reader that keeps
+    the per-example lengths (the app's dataset pane re-truncates without re-tokenising)."""
     show = progress if progress is not None else PhaseCallback()
     ds = load_dataset(path, format=s.format, method=s.method, progress=show.phase("reading " + Path(path).name))
     report: dict[str, Any] = {"path": str(path), "format": ds.format, "method": ds.method, "location": ds.unit,
@@ -141,7 +147,7 @@ def dataset_report(path: str, s: ReportSettings, threshold: float = 0.8, progres
         train_lines = [ds.lines[i] for i in train_idx]
         report["plan"] = stats.subset(train_lines).training_plan(s.batch_size, s.grad_accum, s.processes, s.epochs).to_dict()
     first = [k for k in REPORT_ORDER if k in report]  # the two threads filled it in either order
-    return {**{k: report[k] for k in first}, **{k: v for k, v in report.items() if k not in first}}
+    return {**{k: report[k] for k in first}, **{k: v for k, v in report.items() if k not in first}}, stats
 
 
 def _split_and_duplicates(report: dict, ds: LoadedDataset, ev: LoadedDataset | None, s: ReportSettings,

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunedeck.engine.data.kto import kto_balance_warning
 from tunedeck.engine.training.profile_hints import Hint, hints
 from tunedeck.engine.training.profile_loading import load_profile
 from tunedeck.engine.training.profile_schema import Profile, data_paths
@@ -162,17 +163,6 @@ def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> s
     if words.startswith("all tokens") and ("messages" in prepared.train_rows[0] or "completion" in prepared.train_rows[0]):
         warnings.append(f"the loss covers {words}")
     return words
-
-
-def kto_balance_warning(rows: list[dict]) -> str | None:
-    """KTO learns from both sides; with under 10% on one side it has almost nothing to contrast."""
-    good = sum(1 for r in rows if r.get("label") is True)
-    bad = len(rows) - good
-    if not rows or min(good, bad) >= 0.1 * len(rows):
-        return None
-    few = "desirable" if good < bad else "undesirable"
-    return (f"KTO data is unbalanced: {good} desirable and {bad} undesirable rows ({min(good, bad) / len(rows):.0%} "
-            f"{few}); raise method.kto_{few}_weight so that weight x rows is about equal on both sides, or add {few} rows")
 
 
 def gate_sets_named(profile: Profile) -> bool:

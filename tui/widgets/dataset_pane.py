@@ -86,6 +86,7 @@ class InspectRequest:
     model: str | None = None
     chat_template: str = ""
     assistant_only: str = "auto"
+    apply_chat_template: str = "auto"
     eval_path: str | None = None
     batch_size: int = 4
     grad_accum: int = 4
@@ -102,36 +103,22 @@ class InspectRequest:
         return cls(path=(data_paths(d) or [""])[0], format=d.format, method=profile.method.method, max_seq_len=d.max_seq_len,
                    val_fraction=d.val_fraction, seed=o.seed, model=profile.model.base or None,
                    chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
-                   eval_path=d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum, epochs=o.epochs,
+                   apply_chat_template=d.apply_chat_template, eval_path=d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum, epochs=o.epochs,
                    processes=max(profile.resources.processes, 1))
 
 
 def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
-    """(report, TokenStats or None). The report is `tunedeck inspect`'s (data/report.py) without tokens; the
-    stats are kept whole (per-example lengths) so the pane can re-truncate without re-tokenising."""
-    from tunedeck.engine.data.report import PhaseCallback, ReportSettings, dataset_report, load_tokenizer
+    """(report, TokenStats or None): `tunedeck inspect`'s report (data/report.py), the same token counts and
+    masks; the stats are kept whole (per-example lengths) so the pane can re-truncate without re-tokenising."""
+    from tunedeck.engine.data.report import PhaseCallback, ReportSettings, report_and_token_stats
 
     s = ReportSettings(method=req.method, format=req.format, max_seq_len=req.max_seq_len, val_fraction=req.val_fraction,
-                       seed=req.seed, model=None, chat_template=req.chat_template, assistant_only=req.assistant_only,
+                       seed=req.seed, model=req.model, chat_template=req.chat_template, assistant_only=req.assistant_only,
                        eval_path=req.eval_path, batch_size=req.batch_size, grad_accum=req.grad_accum, epochs=req.epochs,
-                       processes=req.processes)
-    report = dataset_report(req.path, s, 0.8, PhaseCallback(phase))
-    stats = None
-    report["tokenizer"] = {"model": req.model, "loaded": False, "note": "no model: token statistics skipped"}
-    if req.model:
-        tok, why = load_tokenizer(req.model, req.chat_template)
-        report["tokenizer"] = {"model": req.model, "loaded": tok is not None, "note": why}
-        if tok is not None and report["valid_rows"]:
-            from tunedeck.engine.data.dataset import load_dataset
-            from tunedeck.engine.data.token_stats import TokenizerError, compute_token_stats
-
-            ds = load_dataset(req.path, format=req.format, method=req.method)
-            assistant_only = req.assistant_only != "off"  # auto and on mask every conversational format
-            try:
-                stats = compute_token_stats(ds.rows, tok, max_seq_len=req.max_seq_len, assistant_only=assistant_only,
-                                            lines=ds.lines, progress=(lambda d, t: phase("tokenising", d, t)) if phase else None)
-            except TokenizerError as e:
-                report["tokenizer"]["note"] = f"{req.model}: {e}; token statistics skipped"
+                       processes=req.processes, apply_chat_template=req.apply_chat_template)
+    report, stats = report_and_token_stats(req.path, s, 0.8, PhaseCallback(phase))
+    if not req.model:
+        report["tokenizer"]["note"] = "no model: token statistics skipped"
     return report, stats
 
 
