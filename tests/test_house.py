@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import ast
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import tunedeck.engine
 import tunedeck.tui
 
 MAX_LINES = 450
-# Modules still being split, at their line count when this test was written: each may only shrink, and
-# leaves this list once it is under MAX_LINES.
-OVER_MAX_LINES = {
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -76,65 +73,28 @@ def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     return graph
 
 
-def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan's algorithm, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found = []
-    for start in graph:
-        if start in index:
-            continue
-        work = [(start, iter(sorted(graph[start])))]
-        index[start] = low[start] = len(index)
-        stack.append(start)
-        on_stack.add(start)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph[child]))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of `graph` (its modules in order, the first repeated at the end), or [] when there is none."""
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as e:
+        return list(reversed(e.args[1]))
+    return []
 
 
 def test_the_cycle_finder_finds_a_cycle():
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
-    assert cycles(graph) == [["a", "b", "c"]]
-    assert cycles({"a": {"b"}, "b": set()}) == []
+    found = cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()})
+    assert found[0] == found[-1] and sorted(found[:-1]) == ["a", "b", "c"]
+    assert cycle({"a": {"b"}, "b": set()}) == []
 
 
 def test_no_module_level_import_cycles():
-    found = cycles(import_graph(_modules()))
-    assert found == [], "module-level import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+    found = cycle(import_graph(_modules()))
+    assert found == [], "a module-level import cycle: " + " -> ".join(found)
 
 
 def test_no_module_past_the_line_limit():
     modules = _modules()
     counts = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules.items()}
-    too_long = {name: n for name, n in counts.items() if n > MAX_LINES and name not in OVER_MAX_LINES}
+    too_long = {name: n for name, n in counts.items() if n > MAX_LINES}
     assert too_long == {}, f"modules over {MAX_LINES} lines (split them by idea): {too_long}"
-    grown = {name: (counts.get(name), n) for name, n in OVER_MAX_LINES.items() if counts.get(name, 0) > n}
-    assert grown == {}, f"allow-listed modules grew (now, allowed): {grown}"
-    done = sorted(name for name in OVER_MAX_LINES if counts.get(name, 0) <= MAX_LINES)
-    assert done == [], f"under {MAX_LINES} lines now (or gone): take them off OVER_MAX_LINES: {done}"
