@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -98,3 +100,25 @@ def test_no_module_past_the_line_limit():
     counts = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules.items()}
     too_long = {name: n for name, n in counts.items() if n > MAX_LINES}
     assert too_long == {}, f"modules over {MAX_LINES} lines (split them by idea): {too_long}"
+
+
+def _modules_loaded_after_importing(package: str, watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` a fresh interpreter has loaded after importing every module of `package`."""
+    code = ("import importlib, pkgutil, sys\n"
+            f"import {package} as p\n"
+            "for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.'):\n"
+            "    importlib.import_module(m.name)\n"
+            f"print(' '.join(m for m in {watched!r} if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return out.stdout.split()
+
+
+def test_the_app_starts_without_the_training_libraries():
+    """DESIGN: the app never imports torch, transformers, trl, peft or datasets at start-up (work that needs
+    them runs in an engine subprocess or imports lazily), so it starts fast. Every tui module counts."""
+    assert _modules_loaded_after_importing("tunedeck.tui", ("torch", "transformers", "trl", "peft", "datasets")) == []
+
+
+def test_the_engine_never_imports_textual():
+    """DESIGN: everything the engine does is reachable headless; no engine module imports the app's toolkit."""
+    assert _modules_loaded_after_importing("tunedeck.engine", ("textual", "tunedeck.tui")) == []

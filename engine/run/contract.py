@@ -1,7 +1,9 @@
 """The contract between the engine and the app: run-directory layout, run states, event kinds.
 
-Both processes import this module and nothing else of each other. Keep it free of heavy
-imports (no torch, no textual).
+The engine writes every file of a run directory; the app reads them through engine/run's readers and
+asks for changes with the control requests below or short engine commands (tunedeck gate --rebuild).
+The app imports only engine modules that load no training library at import time, and the engine never
+imports textual (tests/test_house.py checks both). Keep this module free of heavy imports.
 """
 
 from __future__ import annotations
