@@ -3,7 +3,7 @@
 The demo's model and golden set (200 JSON-extraction and 40 free-text examples) as `tunedeck demo`
 builds them. Per round, the gate's generation for the whole set (demo-cpu settings: batch 64, 48
 new tokens) is timed, then scoring those outputs with every check of every example
-(engine/gate_runner.score_all), in three versions of the set:
+(engine/gate/example_scoring.py, score_all), in three versions of the set:
 
   shipped    its own checks (json_valid + json_equal; chrf on the 40 free-text answers)
   chrf-all   plus a chrf check on every example (chrF is the slowest of the four, about 1 ms)

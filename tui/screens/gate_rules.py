@@ -2,7 +2,7 @@
 
 One input per rule, filled with the values the current verdicts used. Saving returns the changed
 ones as `gate.KEY=VALUE` overrides; the checkpoints screen applies them the way `tunedeck gate
---set` does (engine/gate_cmd.rejudge), which validates them and records them in gate.json.
+--set` does (engine/commands/gate.py, rejudge), which validates them and records them in gate.json.
 """
 
 from __future__ import annotations
