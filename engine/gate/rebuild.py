@@ -26,7 +26,7 @@ from tunedeck.engine.gate.best_checkpoint import summarize
 from tunedeck.engine.gate.judge_agreement import agreement_warning, judge_agreement
 from tunedeck.engine.gate.records import evaluated_steps, read_records
 from tunedeck.engine.gate.rules import GateError, judge_checkpoint, base_row
-from tunedeck.engine.gate.scores import buckets, scores
+from tunedeck.engine.gate.scores import scores
 
 REBUILD_LOCK = ".gate-rebuild.lock"
 KEEP = "keep"  # rebuild(choose=KEEP): leave a person's choice as it is
@@ -180,11 +180,6 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     if write:
         summary = write_gate_summary(run_dir, summary)
     return summary
-
-
-def example_buckets(run_dir: Path, checkpoint: int) -> dict[str, list[str]]:
-    """Example ids per bucket (fixed, regressed, still_failing, still_passing) for one checkpoint."""
-    return buckets(read_records(run_dir, BASE), read_records(run_dir, checkpoint))
 
 
 def serve_rebuild_requests(run_dir: Path, update_status=None) -> dict | None:

@@ -244,18 +244,6 @@ def list_sweeps(ws: Path) -> list[str]:
     return sorted(p.stem for p in root.glob("*.toml")) if root.is_dir() else []
 
 
-def sweep_of(ws: Path) -> dict[str, str]:
-    """{run id: sweep name} for every run of every sweep in the workspace."""
-    out: dict[str, str] = {}
-    for name in list_sweeps(ws):
-        try:
-            for r in load_record(ws, name).runs:
-                out[r.id] = name
-        except SweepError:
-            continue
-    return out
-
-
 # ---- ranking -------------------------------------------------------------------------------------
 
 def short_keys(keys: list[str]) -> dict[str, str]:
