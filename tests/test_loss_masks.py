@@ -270,7 +270,6 @@ def test_auto_trains_every_token_under_a_rewriting_template_and_says_so_while_on
 
 
 def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_says_not_to(tmp_path):
-    from tunedeck.engine.commands.inspect import main as inspect_main
     from tunedeck.engine.training.preflight import check
 
     tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
