@@ -6,6 +6,10 @@ is current. This measures that step on a run with many examples and checkpoints,
 of simply reading and parsing every records file once (which the rebuild cannot avoid), and
 reports the medians and their ratio. The records are synthetic, as the gate writes them.
 
+The app does not rebuild in its own process: the engine alone writes gate.json, so the app runs
+`tunedeck gate RUN --rebuild` (tui/gate_results.request_gate_rebuild) and reads the result. That path
+is measured too, alternating with the in-process rebuild, and its cost over it is the process start.
+
     python benchmarks/bench_review.py [--examples 5000] [--checkpoints 10] [--rounds 7] [--json]
 """
 
@@ -38,9 +42,11 @@ def record(i: int, model, passed: bool, key: str) -> dict:
 
 def build_run(root: Path, n_examples: int, n_checkpoints: int) -> Path:
     from tunedeck.engine.gate.records import write_records
+    from tunedeck.engine.run.store import write_status
 
     run_dir = root / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
+    write_status(run_dir, state="completed")  # a finished run: no engine owns it, so the app's rebuild runs now
     (run_dir / "run.toml").write_text('[run]\nid = "bench"\nname = "bench"\n\n[model]\nbase = "tiny"\n\n'
                                       "[gate]\nrequire_review = true\nreview_sample = 20\nmin_task_gain = 2.0\n")
     rng = random.Random(0)
@@ -66,13 +72,15 @@ def main() -> int:
     from tunedeck.engine.gate.records import BASE, evaluated_steps, read_records
     from tunedeck.engine.gate.rebuild import summarize_run
     from tunedeck.engine.gate.reviews import add_review, sample_for_review
+    from tunedeck.engine.run.gate_result import read_gate_summary
+    from tunedeck.tui.gate_results import request_gate_rebuild
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = build_run(Path(tmp), args.examples, args.checkpoints)
         summarize_run(run_dir)  # the first build, as after an evaluation
         step = evaluated_steps(run_dir)[-1]
         sample = sample_for_review(run_dir, step)
-        floor, label = [], []
+        floor, label, app_path = [], [], []
         for r in range(args.rounds):
             t = time.perf_counter()
             read_records(run_dir, BASE)
@@ -83,11 +91,19 @@ def main() -> int:
             add_review(run_dir, step, sample[r % len(sample)], "understandable")
             summary = summarize_run(run_dir)
             label.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            add_review(run_dir, step, sample[(r + 1) % len(sample)], "understandable")
+            done, error = request_gate_rebuild(run_dir)
+            assert done and not error, error
+            read_gate_summary(run_dir)
+            app_path.append(time.perf_counter() - t)
         row = next(x for x in summary["rows"] if x["checkpoint"] == step)
         out = {"examples": args.examples, "checkpoints": args.checkpoints, "rounds": args.rounds,
                "read_all_records_median_s": round(statistics.median(floor), 4),
                "label_to_verdict_median_s": round(statistics.median(label), 4),
                "ratio_to_reading_once": round(statistics.median(label) / statistics.median(floor), 2),
+               "app_label_to_verdict_median_s": round(statistics.median(app_path), 4),
+               "app_ratio_to_in_process": round(statistics.median(app_path) / statistics.median(label), 2),
                "review_after": row["review"]}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -96,6 +112,8 @@ def main() -> int:
         print(f"  read and parse every records file once : median {out['read_all_records_median_s'] * 1000:.0f} ms")
         print(f"  label + rebuild the verdict            : median {out['label_to_verdict_median_s'] * 1000:.0f} ms "
               f"({out['ratio_to_reading_once']:.2f}x reading once)")
+        print(f"  the app's path (tunedeck gate --rebuild): median {out['app_label_to_verdict_median_s'] * 1000:.0f} ms "
+              f"({out['app_ratio_to_in_process']:.2f}x the in-process rebuild)")
         print(f"  checkpoint-{step} review state after the rounds: {out['review_after']}")
     return 0
 
