@@ -1,8 +1,8 @@
 """Eval gate verdicts as the app shows them, from "gate" events and evals/gate.json.
 
-gate.json (engine/run/gate_result.py, read here through the engine's reader) holds "rows" (one per checkpoint, plus the base model's), "best"
-{"checkpoint", "sentence"}, "verdict" (pass / needs_review / fail), "sentence" and an optional
-user "chosen" {"checkpoint"}. Events: phase "start", "row" (per checkpoint) and "summary".
+gate.json (engine/run/gate_result.py; callers read it with its load_gate_summary) holds "rows" (one per
+checkpoint, plus the base model's), "best" {"checkpoint", "sentence"}, "verdict" (pass / needs_review /
+fail), "sentence" and an optional user "chosen" {"checkpoint"}. Events: phase "start", "row" (per checkpoint) and "summary".
 
 The gate is optional: a run without one simply has no verdicts. Both sources are read
 defensively, since they come from another process and possibly another version of it.
@@ -15,9 +15,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import load_gate_summary
 
 PASSING = frozenset({"pass", "passed", "ship", "ok", "accept", "accepted"})
 FAILING = frozenset({"fail", "failed", "reject", "rejected", "blocked"})
@@ -103,10 +100,6 @@ def _checkpoint_verdict(d: dict) -> CheckpointVerdict:
                              latency_p95_ms=d.get("latency_p95_ms"), reasons=[str(r) for r in reasons])
 
 
-def read_gate_file(run_dir: Path) -> dict | None:
-    return load_gate_summary(run_dir)
-
-
 def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False,
                          overrides: list[str] | None = None) -> tuple[bool, str]:
     """Ask the engine to rebuild gate.json and status.json (after a review label, or with `choosing`: to
@@ -114,11 +107,10 @@ def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, c
     control request and answers when it next polls; otherwise a short `tunedeck gate RUN --rebuild`
     runs to the end here (call from a worker thread). `overrides` (gate.KEY=VALUE): re-judge with changed
     rules instead (`tunedeck gate RUN --set ...`; finished runs only). (done now, the engine's error line or "")."""
-    from tunedeck.engine.run.store import engine_owns, request_control
+    from tunedeck.engine.gate.rebuild import KEEP, ask_owning_engine
 
     run_dir = Path(run_dir)
-    if engine_owns(run_dir) and not overrides:
-        request_control(run_dir, C.CTL_REBUILD_GATE, **({"choose": choose, "note": note} if choosing else {}))
+    if not overrides and ask_owning_engine(run_dir, choose if choosing else KEEP, note):
         return False, ""
     cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace", str(run_dir.parent.parent),
            str(run_dir)] + ([a for o in overrides for a in ("--set", o)] if overrides else ["--rebuild"])

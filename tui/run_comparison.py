@@ -15,10 +15,11 @@ from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.training.profile_loading import ProfileError
+from tunedeck.engine.run.gate_result import load_gate_summary
 from tunedeck.engine.run.record import RunRecord, load_run_record
 
 from .chunked_event_reader import ChunkedEventReader
-from .gate_results import GateResults, read_gate_file
+from .gate_results import GateResults
 from .metric_series import MetricSeries
 from .overfitting import BestEval
 from .run_follower import RunUpdate
@@ -106,7 +107,7 @@ def read_side(run_dir: Path, keep_going: Callable[[], bool] = lambda: True) -> R
         problem = f"run.toml could not be read ({e.strerror or e})"
     history = read_loss_history(run_dir, keep_going)
     return RunSide(run_dir=run_dir, label=run_label(run_dir, record), record=record, problem=problem,
-                   gate=best_gate(read_gate_file(run_dir)), train_loss=history.train_loss,
+                   gate=best_gate(load_gate_summary(run_dir)), train_loss=history.train_loss,
                    eval_loss=history.eval_loss, best_eval=history.best_eval())
 
 

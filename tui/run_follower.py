@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import gate_json_path
+from tunedeck.engine.run.gate_result import gate_json_path, load_gate_summary
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints, read_status_file
 from tunedeck.engine.run.summary import run_row
 
 from .chunked_event_reader import CHUNK_BYTES, ChunkedEventReader
-from .gate_results import read_gate_file
 
 # Events after which the status and checkpoints are re-read at once rather than on the next tick.
 _PROMPT_KINDS = frozenset({C.EV_CHECKPOINT, C.EV_CHECKPOINT_PRUNED, C.EV_DONE, C.EV_STATE, C.EV_GATE, C.EV_RUN_STARTED})
@@ -67,4 +66,4 @@ class RunFollower:
         if stamp == self._gate_stamp:
             return None
         self._gate_stamp = stamp
-        return read_gate_file(self.run_dir)
+        return load_gate_summary(self.run_dir)

@@ -28,18 +28,21 @@ def parse_checkpoints(text: str | None) -> str | list[int]:
     """'all' (default), '800' or '400,800' (also 'checkpoint-800')."""
     if not text or text.strip().lower() == "all":
         return "all"
+    return [_checkpoint_step(part, "--checkpoint", "the base is always evaluated; name checkpoint steps or 'all'")
+            for part in text.split(",")]
+
+
+def _checkpoint_step(text: str, flag: str, if_base: str) -> int:
+    """One checkpoint step from a command-line value ('800' or 'checkpoint-800'); the base is refused."""
     from tunedeck.engine.gate.records import parse_checkpoint
 
-    steps = []
-    for part in text.split(","):
-        try:
-            step = parse_checkpoint(part.strip())
-        except ValueError as e:
-            raise UserError(f"--checkpoint: {e}") from None
-        if step == "base":
-            raise UserError("--checkpoint: the base is always evaluated; name checkpoint steps or 'all'")
-        steps.append(step)
-    return steps
+    try:
+        step = parse_checkpoint(text.strip())
+    except ValueError as e:
+        raise UserError(f"{flag}: {e}") from None
+    if step == "base":
+        raise UserError(f"{flag}: {if_base}")
+    return step
 
 
 def _fmt(x, spec: str = ".1f", suffix: str = "") -> str:
@@ -268,26 +271,16 @@ def _choice(text: str | None):
         return KEEP
     if text.strip().lower() == "none":
         return None
-    from tunedeck.engine.gate.records import parse_checkpoint
-
-    try:
-        step = parse_checkpoint(text.strip())
-    except ValueError as e:
-        raise UserError(f"--choose: {e}") from None
-    if step == "base":
-        raise UserError("--choose: the base model is the baseline; name a checkpoint step (or none)")
-    return step
+    return _checkpoint_step(text, "--choose", "the base model is the baseline; name a checkpoint step (or none)")
 
 
 def rebuild_quietly(run_dir: Path, choose, note: str = "") -> int:
     """`tunedeck gate RUN --rebuild`: what the app asks for after a review label or a choice. An engine that
     owns the run is asked to rebuild (a control request); otherwise gate.json and status.json are rebuilt here."""
-    from tunedeck.engine.gate.rebuild import KEEP, rebuild
+    from tunedeck.engine.gate.rebuild import ask_owning_engine, rebuild
     from tunedeck.engine.gate.rules import GateError
-    from tunedeck.engine.run.store import request_control
 
-    if engine_owns(run_dir):
-        request_control(run_dir, C.CTL_REBUILD_GATE, **({} if choose is KEEP else {"choose": choose, "note": note}))
+    if ask_owning_engine(run_dir, choose, note):
         return 0
     try:
         summary = rebuild(run_dir, choose=choose, note=note)

@@ -77,6 +77,17 @@ def rebuild(run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", u
     return summary
 
 
+def ask_owning_engine(run_dir: Path, choose: int | None | str = KEEP, note: str = "") -> bool:
+    """When an engine owns the run (it alone writes gate.json then), leave it a rebuild_gate request, with
+    a person's choice unless `choose` is KEEP, and return True; False when the caller may rebuild itself."""
+    from tunedeck.engine.run.store import engine_owns, request_control
+
+    if not engine_owns(run_dir):
+        return False
+    request_control(run_dir, C.CTL_REBUILD_GATE, **({} if choose is KEEP else {"choose": choose, "note": note}))
+    return True
+
+
 def _eval_losses(run_dir: Path) -> dict[int, float]:
     from tunedeck.engine.run.event_log import read_events
     from tunedeck.engine.run.store import list_checkpoints

@@ -18,11 +18,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import status_fields
+from tunedeck.engine.run.gate_result import load_gate_summary, status_fields
 from tunedeck.engine.run.store import list_runs, runs_root
 from tunedeck.engine.run.summary import run_row
 
-from ..gate_results import read_gate_file
 from ..keymap import key_name
 from ..messages import RunActionDone, RunsScanned
 from ..run_actions import resume, stop, stop_question, stop_sweep, sweep_stop_question
@@ -43,7 +42,7 @@ def scan_workspace(workspace: Path) -> list[dict]:
             row = {"id": run_dir.name, "name": run_dir.name, "state": "unreadable", "dir": str(run_dir),
                    "message": str(e)}
         if not row.get("gate_verdict"):
-            gate = read_gate_file(run_dir)
+            gate = load_gate_summary(run_dir)
             if gate and gate.get("verdict"):
                 row["gate_verdict"] = gate.get("verdict")
                 row["gate_best"] = status_fields(gate)["gate_best"]  # the checkpoint the run ships
