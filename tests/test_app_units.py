@@ -13,7 +13,9 @@ from fixtures.app_harness import COMPLETED, GPU, OVERFIT, RUNNING, RUNS
 from tunedeck.tui.chunked_event_reader import ChunkedEventReader
 from tunedeck.tui.downsample import minmax_buckets
 from tunedeck.tui.formatting import fmt_bytes, fmt_duration, sparkline, text_bar
-from tunedeck.tui.gate_results import GateResults
+from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, Chosen, GateRow, GateSummary
+from tunedeck.tui.event_lines import INFO, describe
+from tunedeck.tui.gate_results import FAILING, PASSING, GateResults, verdict_style
 from tunedeck.tui.metric_series import MetricSeries
 from tunedeck.tui.overfitting import best_eval, detect_overfitting
 from tunedeck.tui.plot_ticks import nice_ticks, step_label
@@ -171,15 +173,53 @@ def test_history_applies_a_resume():
 
 
 def test_gate_results_from_file_and_events():
+    # the real shapes: the events the engine wrote for the completed fixture's gate, then its evals/gate.json
+    events = [json.loads(line) for line in (RUNS / COMPLETED / "events.jsonl").read_text().splitlines()]
+    gate_events = [ev for ev in events if ev["kind"] == "gate"]
+    assert [ev["phase"] for ev in gate_events] == ["start", "row", "row", "row", "summary"]
     g = GateResults()
     assert not g
-    g.merge_file({"verdict": "fail", "best": {"checkpoint": "base"},
-                  "checkpoints": {"100": {"verdict": "fail", "reasons": "format regressed"}}})
-    assert g.verdict == "fail" and g.best == "base" and g.verdict_for(100) == "fail"
-    assert g.checkpoints[100].reasons == ["format regressed"]
-    g.add_event({"kind": "gate", "checkpoint": 200, "verdict": "pass", "task": 0.9})
-    assert g.verdict_for(200) == "pass"
-    g.merge_file("garbage")  # type: ignore[arg-type]
+    g.add_event(gate_events[0])  # "start" says nothing about verdicts
+    assert not g and g.rows == {}
+    for ev in gate_events[1:]:
+        g.add_event(ev)
+    assert g.verdict == PASS and g.best == 400 and g.chosen is None and g.shipped == 400
+    assert g.sentence.startswith("checkpoint-400: task 84.0% (+6.0 vs base)")
+    assert {step: g.verdict_for(step) for step in (200, 300, 400, 500)} == {200: FAIL, 300: PASS, 400: PASS, 500: None}
+    assert isinstance(g.row(200), GateRow) and g.row(200).reasons == [
+        "task 71.0% is -7.0 points vs the base's 78.0%, below the required +2"]
+
+    # the file, as a rebuild after the gate rewrote it (no event): a person chose 300, a review failed 400
+    data = json.loads((RUNS / COMPLETED / "evals" / "gate.json").read_text())
+    rebuilt = GateSummary.from_dict(data)
+    rebuilt.row(400).verdict, rebuilt.row(400).reasons = FAIL, ["weird in review: 2/4 sampled answers"]
+    rebuilt.best, rebuilt.chosen, rebuilt.updated = 300, Chosen(300, "smaller latency"), gate_events[-1]["t"] + 60
+    g.merge_file(rebuilt.to_dict())
+    assert g.verdict == PASS and g.best == 300 and g.chosen == 300 and g.shipped == 300
+    assert list(g.rows) == [BASE, 200, 300, 400] and g.row(BASE).verdict == BASELINE
+    assert g.verdict_for(400) == FAIL and g.row(400).reasons == ["weird in review: 2/4 sampled answers"]
+    # a later gate's row event is newer than the file
+    g.add_event({"t": rebuilt.updated + 1, "kind": "gate", "phase": "row", "checkpoint": 500, "verdict": "needs_review",
+                 "task": 85.0, "reasons": ["awaiting human review: 0/4 sampled failures labelled"]})
+    assert g.verdict_for(500) == NEEDS_REVIEW and g.verdict_for(400) == FAIL
+
+    for garbage in ("garbage", None, [1, 2], 7):  # not a gate result: what was known stays
+        g.merge_file(garbage)  # type: ignore[arg-type]
+    assert g.best == 300 and g.verdict_for(400) == FAIL
+
+    # keys the engine never writes are not read: no "checkpoints"/"results" rows, no "base" best, no phase-less rows
+    guessed = GateResults()
+    guessed.merge_file({"best": {"checkpoint": "base"}, "summary": "looks fine",
+                        "checkpoints": {"100": {"verdict": "fail", "reasons": "format regressed"}},
+                        "results": [{"checkpoint": 200, "verdict": "passed"}]})
+    guessed.add_event({"kind": "gate", "checkpoint": 300, "verdict": "pass", "task": 0.9})
+    assert guessed.best is None and guessed.rows == {} and guessed.sentence is None and not guessed
+
+    # verdict words and colours are the engine's names
+    assert PASSING == {PASS} and FAILING == {FAIL}
+    assert [verdict_style(v) for v in (PASS, FAIL, NEEDS_REVIEW, BASELINE, None)] == ["green", "red", "yellow", "dim", ""]
+    assert verdict_style("passed") != "green" and verdict_style("rejected") != "red"
+    assert describe({"t": 1.0, "kind": "gate", "phase": "row", "checkpoint": "base", "verdict": BASELINE}).severity == INFO
 
 
 # ---- formatting ---------------------------------------------------------------------------

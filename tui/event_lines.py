@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import BASELINE
 
 from .formatting import fmt_clock, fmt_loss, is_number
+from .gate_results import FAILING, PASSING
 
 INFO, GOOD, WARNING, ERROR = "info", "good", "warning", "error"
 
@@ -75,7 +77,5 @@ def describe(ev: dict) -> EventLine | None:
 
 
 def _gate_severity(verdict) -> str:
-    from .gate_results import FAILING, PASSING
-
     v = str(verdict or "").lower()
-    return GOOD if v in PASSING else ERROR if v in FAILING else WARNING
+    return GOOD if v in PASSING else ERROR if v in FAILING else INFO if v == BASELINE else WARNING

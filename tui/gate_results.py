@@ -1,103 +1,131 @@
 """Eval gate verdicts as the app shows them, from "gate" events and evals/gate.json.
 
-gate.json (engine/run/gate_result.py; callers read it with its load_gate_summary) holds "rows" (one per
-checkpoint, plus the base model's), "best" {"checkpoint", "sentence"}, "verdict" (pass / needs_review /
-fail), "sentence" and an optional user "chosen" {"checkpoint"}. Events: phase "start", "row" (per checkpoint) and "summary".
+Both sources hold the engine's one typed result (engine/run/gate_result.py): gate.json parses with
+GateSummary.from_dict, and the engine's "gate" events (engine/gate/runner.py) are phase "start" (the
+checkpoints about to be evaluated), "progress", "row" (one GateRow, the base model's first) and
+"summary" (verdict, best, sentence). The gate is optional: a run without one simply has no verdicts.
+Both are read defensively, since they come from another process and possibly another version of it.
 
-The gate is optional: a run without one simply has no verdicts. Both sources are read
-defensively, since they come from another process and possibly another version of it.
+Which source wins: the newer one, by the event's "t" against the file's "updated". The engine writes
+gate.json just before its summary event, so after a gate the two agree; while a gate runs, its row
+events are newer than the previous file; and a rebuild (a review label, a person's choice, changed
+rules) rewrites the file without any event, so the file must not be hidden by the older events that
+the monitor read first. An event without a time or a file without "updated" (an older engine) keeps
+the old order: events first, the file fills in what they did not say. A person's choice is only in the file.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PASSING = frozenset({"pass", "passed", "ship", "ok", "accept", "accepted"})
-FAILING = frozenset({"fail", "failed", "reject", "rejected", "blocked"})
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, GateRow, GateSummary
+
+PASSING = frozenset({PASS})
+FAILING = frozenset({FAIL})
+VERDICT_STYLES = {PASS: "green", FAIL: "red", NEEDS_REVIEW: "yellow", BASELINE: "dim"}
 
 
-@dataclass
-class CheckpointVerdict:
-    checkpoint: int | str
-    verdict: str
-    task: Any = None
-    format: Any = None
-    safety: Any = None
-    latency_p95_ms: Any = None
-    reasons: list[str] = field(default_factory=list)
+def _time(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-@dataclass
+def _event_is_newer(t: float | None, updated: float | None) -> bool:
+    """An event against the file: newer unless both times are known and the file's is as late or later."""
+    return t is None or updated is None or t > updated
+
+
 class GateResults:
-    verdict: str | None = None
-    best: int | str | None = None
-    sentence: str | None = None
-    checkpoints: dict[Any, CheckpointVerdict] = field(default_factory=dict)
+    """The gate as the monitor knows it so far: typed rows, the verdict, the best and chosen checkpoints."""
 
-    def __bool__(self) -> bool:
-        return bool(self.verdict or self.sentence or self.checkpoints)
+    def __init__(self) -> None:
+        self._row_events: dict[int | str, tuple[float | None, GateRow]] = {}
+        self._summary_event: tuple[float | None, str | None, int | None, str | None] | None = None
+        self._file: GateSummary | None = None
+        self._rows: dict[int | str, GateRow] | None = None  # the merged rows, until the next event or file
 
-    def verdict_for(self, step: int) -> str | None:
-        v = self.checkpoints.get(step) or self.checkpoints.get(str(step))
-        return v.verdict if v else None
+    # ---- what was read --------------------------------------------------------------------
 
     def add_event(self, ev: dict) -> None:
-        """One "gate" event: a per-checkpoint result, or a summary with `sentence`."""
-        if ev.get("sentence"):
-            self.sentence = str(ev["sentence"])
-            if ev.get("verdict"):
-                self.verdict = str(ev["verdict"])
-            best = ev.get("best", ev.get("chosen", ev.get("checkpoint")))
-            if best is not None:
-                self.best = _step(best)
+        """One "gate" event: phase "row" holds a GateRow, phase "summary" the verdict, best and sentence;
+        "start" and "progress" say nothing about verdicts."""
+        if not isinstance(ev, dict) or ev.get("kind", C.EV_GATE) != C.EV_GATE:
             return
-        if ev.get("checkpoint") is not None and ev.get("verdict"):
-            cv = _checkpoint_verdict(ev)
-            self.checkpoints[cv.checkpoint] = cv
+        t = _time(ev.get("t"))
+        if ev.get("phase") == "summary":
+            best = ev.get("best")
+            self._summary_event = (t, str(ev["verdict"]) if ev.get("verdict") else None,
+                                   best if isinstance(best, int) and not isinstance(best, bool) else None,
+                                   str(ev["sentence"]) if ev.get("sentence") else None)
+        elif ev.get("phase") == "row":
+            row = GateRow.from_dict(ev)
+            if row is not None:
+                self._row_events[row.checkpoint] = (t, row)
+                self._rows = None
 
-    def merge_file(self, data: dict) -> None:
-        """evals/gate.json: fills in whatever the events did not say."""
-        if not isinstance(data, dict):
-            return
-        self.verdict = self.verdict or _str(data.get("verdict"))
-        self.sentence = self.sentence or _str(data.get("sentence") or data.get("summary"))
-        chosen = data.get("chosen") or data.get("best")
-        if isinstance(chosen, dict):
-            chosen = chosen.get("checkpoint")
-        if self.best is None and chosen is not None:
-            self.best = _step(chosen)
-        rows = data.get("rows") or data.get("checkpoints") or data.get("results") or []
-        if isinstance(rows, dict):
-            rows = [{"checkpoint": k, **v} if isinstance(v, dict) else {"checkpoint": k, "verdict": v}
-                    for k, v in rows.items()]
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and row.get("checkpoint") is not None and row.get("verdict"):
-                cv = _checkpoint_verdict(row)
-                self.checkpoints.setdefault(cv.checkpoint, cv)
+    def merge_file(self, data: Any) -> None:
+        """evals/gate.json as read (its dict); anything that is not a gate result is ignored."""
+        summary = GateSummary.from_dict(data)
+        if summary is not None:
+            self._file, self._rows = summary, None
 
+    # ---- what is shown --------------------------------------------------------------------
 
-def _str(x: Any) -> str | None:
-    return str(x) if x not in (None, "") else None
+    @property
+    def _updated(self) -> float | None:
+        return self._file.updated if self._file is not None else None
 
+    def _summary(self) -> tuple[str | None, int | None, str | None]:
+        f, ev = self._file, self._summary_event
+        if ev is not None and (f is None or _event_is_newer(ev[0], f.updated)):
+            return ev[1:]
+        return (f.verdict, f.best, f.sentence or None) if f is not None else (None, None, None)
 
-def _step(x: Any) -> int | str:
-    try:
-        return int(x)
-    except (TypeError, ValueError):
-        return str(x)
+    @property
+    def verdict(self) -> str | None:
+        return self._summary()[0]
 
+    @property
+    def best(self) -> int | None:
+        """The gate's best passing checkpoint; None when none passed (or no gate yet)."""
+        return self._summary()[1]
 
-def _checkpoint_verdict(d: dict) -> CheckpointVerdict:
-    reasons = d.get("reasons") or []
-    if isinstance(reasons, str):
-        reasons = [reasons]
-    return CheckpointVerdict(checkpoint=_step(d["checkpoint"]), verdict=str(d["verdict"]), task=d.get("task"),
-                             format=d.get("format"), safety=d.get("safety"),
-                             latency_p95_ms=d.get("latency_p95_ms"), reasons=[str(r) for r in reasons])
+    @property
+    def sentence(self) -> str | None:
+        return self._summary()[2]
+
+    @property
+    def chosen(self) -> int | None:
+        """The checkpoint a person chose to ship (gate.json only)."""
+        return self._file.chosen.checkpoint if self._file is not None and self._file.chosen is not None else None
+
+    @property
+    def shipped(self) -> int | None:
+        """The checkpoint the run ships: the chosen one, else the best."""
+        return self.chosen if self.chosen is not None else self.best
+
+    @property
+    def rows(self) -> dict[int | str, GateRow]:
+        """Every row by checkpoint ("base" first, then by step): the file's, and each event row newer than it
+        (a newer file is the whole result at its time, so older row events say nothing it does not)."""
+        if self._rows is None:
+            out = {r.checkpoint: r for r in self._file.rows} if self._file is not None else {}
+            out.update({key: row for key, (t, row) in self._row_events.items() if _event_is_newer(t, self._updated)})
+            self._rows = dict(sorted(out.items(), key=lambda kv: (kv[0] != BASE, kv[0] if kv[0] != BASE else 0)))
+        return self._rows
+
+    def row(self, checkpoint: int | str) -> GateRow | None:
+        return self.rows.get(checkpoint)
+
+    def verdict_for(self, step: int) -> str | None:
+        row = self.row(step)
+        return row.verdict if row is not None else None
+
+    def __bool__(self) -> bool:
+        return bool(self.verdict or self.sentence or self.rows)
 
 
 def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False,
@@ -122,9 +150,7 @@ def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, c
 
 
 def verdict_style(verdict: str | None) -> str:
+    """The colour of a verdict: pass green, fail red, needs review yellow, the base's baseline dim; any
+    other word (from a newer engine) yellow, since it is not a pass."""
     v = (verdict or "").lower()
-    if v in PASSING:
-        return "green"
-    if v in FAILING:
-        return "red"
-    return "yellow" if v else ""
+    return VERDICT_STYLES.get(v, "yellow" if v else "")

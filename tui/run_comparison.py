@@ -15,11 +15,10 @@ from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.training.profile_loading import ProfileError
-from tunedeck.engine.run.gate_result import load_gate_summary
+from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.record import RunRecord, load_run_record
 
 from .chunked_event_reader import ChunkedEventReader
-from .gate_results import GateResults
 from .metric_series import MetricSeries
 from .overfitting import BestEval
 from .run_follower import RunUpdate
@@ -41,14 +40,14 @@ class BestGate:
     """A run's gate summary, from evals/gate.json. `checkpoint` is None when no checkpoint passed."""
 
     verdict: str | None
-    checkpoint: int | str | None
+    checkpoint: int | None
     sentence: str | None
-    task: Any = None
-    format: Any = None
-    safety: Any = None
-    latency_p95_ms: Any = None
+    task: float | None = None
+    format: float | None = None
+    safety: float | None = None
+    latency_p95_ms: float | None = None
     checkpoint_verdict: str | None = None  # the best checkpoint's own row verdict
-    chosen: int | str | None = None  # the checkpoint the user picked to ship, if any
+    chosen: int | None = None  # the checkpoint the user picked to ship, if any
 
 
 @dataclass
@@ -107,7 +106,7 @@ def read_side(run_dir: Path, keep_going: Callable[[], bool] = lambda: True) -> R
         problem = f"run.toml could not be read ({e.strerror or e})"
     history = read_loss_history(run_dir, keep_going)
     return RunSide(run_dir=run_dir, label=run_label(run_dir, record), record=record, problem=problem,
-                   gate=best_gate(load_gate_summary(run_dir)), train_loss=history.train_loss,
+                   gate=best_gate(read_gate_summary(run_dir)), train_loss=history.train_loss,
                    eval_loss=history.eval_loss, best_eval=history.best_eval())
 
 
@@ -189,33 +188,13 @@ def data_match(a: RunRecord | None, b: RunRecord | None) -> str:
 # ---- gate -------------------------------------------------------------------------------------
 
 
-def best_gate(data: dict | None) -> BestGate | None:
+def best_gate(summary: GateSummary | None) -> BestGate | None:
     """The best checkpoint's gate row and the summary sentence; None when the run has no gate file."""
-    if not data:
+    if summary is None:
         return None
-    best = data.get("best")
-    checkpoint = best.get("checkpoint") if isinstance(best, dict) else best
-    sentence = (best.get("sentence") if isinstance(best, dict) else None) or data.get("sentence")
-    chosen = data.get("chosen")
-    if isinstance(chosen, dict):
-        chosen = chosen.get("checkpoint")
-    results = GateResults()
-    results.merge_file(data)  # parses the rows defensively, keyed by step
-    row = results.checkpoints.get(_step(checkpoint)) if checkpoint is not None else None
-    return BestGate(verdict=_text(data.get("verdict")),
-                    checkpoint=_step(checkpoint) if checkpoint is not None else None,
-                    sentence=_text(sentence), task=row.task if row else None, format=row.format if row else None,
+    row = summary.row(summary.best) if summary.best is not None else None
+    return BestGate(verdict=summary.verdict, checkpoint=summary.best, sentence=summary.sentence or None,
+                    task=row.task if row else None, format=row.format if row else None,
                     safety=row.safety if row else None, latency_p95_ms=row.latency_p95_ms if row else None,
                     checkpoint_verdict=row.verdict if row else None,
-                    chosen=_step(chosen) if chosen not in (None, "") else None)
-
-
-def _step(x: Any) -> int | str:
-    try:
-        return int(x)
-    except (TypeError, ValueError):
-        return str(x)
-
-
-def _text(x: Any) -> str | None:
-    return str(x) if x not in (None, "") else None
+                    chosen=summary.chosen.checkpoint if summary.chosen is not None else None)

@@ -37,8 +37,7 @@ class RunHistory:
         self.total_steps: int | None = None
         self.row: dict = {}
         self.checkpoints: list[Checkpoint] = []
-        self.gate = GateResults()
-        self._gate_file: dict | None = None
+        self.gate = GateResults()  # gate events and evals/gate.json: the newer source wins, whatever the order read
         self.lines: deque[EventLine] = deque(maxlen=EVENT_LINES)
         self.lines_total = 0  # lines ever added; the tail widget appends lines_total - seen
         self.recorded = TelemetryHistory()
@@ -65,8 +64,7 @@ class RunHistory:
             self.checkpoints = update.checkpoints
             changed.add("checkpoints")
         if update.gate_file is not None:
-            self._gate_file = update.gate_file
-            self._rebuild_gate_file()
+            self.gate.merge_file(update.gate_file)
             changed.add("gate")
         if update.caught_up and not self.caught_up:
             self.caught_up = True
@@ -117,7 +115,6 @@ class RunHistory:
             changed.add("live")
         elif kind == C.EV_GATE:
             self.gate.add_event(ev)
-            self._rebuild_gate_file()
             changed.add("gate")
         line = describe(ev)
         if line is not None:
@@ -125,10 +122,6 @@ class RunHistory:
             self.lines_total += 1
             changed.add("lines")
         return changed
-
-    def _rebuild_gate_file(self) -> None:
-        if self._gate_file:
-            self.gate.merge_file(self._gate_file)
 
     # ---- derived ----------------------------------------------------------------------------
 

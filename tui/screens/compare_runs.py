@@ -101,7 +101,7 @@ def gate_cells(gate: BestGate | None) -> dict[str, Cell]:
     return {
         "gate": Text.assemble((gate.verdict or "-", verdict_style(gate.verdict)), f", best {best}"),
         "scores": " / ".join(fmt_percent(x) for x in (gate.task, gate.format, gate.safety)),
-        "p95": f"{p95:.0f} ms" if isinstance(p95, (int, float)) else "-",
+        "p95": f"{p95:.0f} ms" if p95 is not None else "-",
         "chosen": f"checkpoint-{gate.chosen}" if gate.chosen is not None else "-",
     }
 

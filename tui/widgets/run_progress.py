@@ -39,8 +39,9 @@ class RunProgress(Widget):
         if row.get("base_model"):
             title.append(f" on {Path(str(row['base_model'])).name}")
         gate = h.gate
-        if gate.verdict or gate.sentence:
-            best = f" (checkpoint {gate.best})" if gate.best is not None else ""
+        if gate.verdict or gate.sentence:  # and the checkpoint the run ships: a person's choice, else the gate's best
+            chosen = ", chosen" if gate.chosen is not None else ""
+            best = f" (checkpoint {gate.shipped}{chosen})" if gate.shipped is not None else ""
             title.append("  gate: ")
             title.append(f"{gate.verdict or 'see log'}{best}", style=verdict_style(gate.verdict))
         elif (h.state not in C.LIVE_STATES or h.state == C.QUEUED) and row.get("message"):  # how it ended, or where it waits
