@@ -73,3 +73,26 @@ def test_slurm_script(tmp_path):
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0  # valid bash
     script, job = write_and_submit(run, nodes=2, gpus_per_node=1, submit=False)
     assert job is None and script.read_text().count("#SBATCH") >= 5 and oct(script.stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize("checkpointing", ["on", "off"])
+def test_fsdp_checkpoints_activations_once(monkeypatch, tmp_path, checkpointing):
+    """Under FSDP the activations are recomputed by FSDP's own wrapper or not at all, never also by the
+    training argument (an extra all-gather per layer, and a second recompute); transformers takes the pair."""
+    from transformers import TrainingArguments
+
+    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.training.throughput import parallel_args
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    profile = load_profile("lora", ["resources.processes=2", "resources.strategy=fsdp",
+                                    f"optim.gradient_checkpointing={checkpointing}"])
+    args = parallel_args(profile)
+    assert args["activation_checkpointing"] is False
+    assert args["fsdp_config"]["activation_checkpointing"] is (checkpointing == "on")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # build the arguments without a process group
+    common = {"output_dir": str(tmp_path), "use_cpu": True, "activation_checkpointing": True}  # as train.py: GPU auto
+    common.update({k: v for k, v in args.items() if k != "ddp_backend"})  # train.py applies parallel_args last
+    built = TrainingArguments(**common)
+    assert built.activation_checkpointing is False and built.gradient_checkpointing is False
+    assert built.fsdp_config["activation_checkpointing"] is (checkpointing == "on")

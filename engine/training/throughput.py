@@ -56,9 +56,14 @@ def parallel_args(profile: Profile) -> dict:
         out["ddp_backend"] = "gloo"
     strategy = profile.resources.strategy
     if strategy == "fsdp":
+        from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing
+
+        # FSDP's own activation checkpointing in place of the training argument's, which would add an
+        # all-gather per layer in the backward pass (and both at once recompute twice)
         out["fsdp"] = "full_shard auto_wrap"
         out["fsdp_config"] = {"backward_prefetch": "backward_pre", "use_orig_params": True,
-                              "activation_checkpointing": profile.optim.gradient_checkpointing == "on"}
+                              "activation_checkpointing": resolve_gradient_checkpointing(profile)}
+        out["activation_checkpointing"] = False
     elif strategy.startswith("deepspeed"):
         stage = 3 if strategy.endswith("3") else 2
         out["deepspeed"] = {"zero_optimization": {"stage": stage, "overlap_comm": True},

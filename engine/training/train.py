@@ -97,7 +97,7 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
         gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler,
         **warmup_args(o.warmup_ratio), weight_decay=o.weight_decay, num_train_epochs=o.epochs, max_steps=o.max_steps,
         max_grad_norm=o.max_grad_norm, bf16=precision == "bf16", fp16=precision == "fp16",
-        gradient_checkpointing=resolve_gradient_checkpointing(profile), seed=o.seed, data_seed=o.seed,
+        activation_checkpointing=resolve_gradient_checkpointing(profile), seed=o.seed, data_seed=o.seed,
         eval_strategy="steps" if has_eval else "no", eval_steps=c.eval_steps,
         save_strategy="steps", save_steps=c.save_steps, save_total_limit=None,  # tunedeck prunes (keeps the best)
         logging_steps=c.logging_steps, logging_first_step=True, disable_tqdm=True,
