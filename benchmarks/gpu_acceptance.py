@@ -155,6 +155,14 @@ def kill_engine(run: Path | None) -> None:
             pass
 
 
+def kill_engines_under(work: Path) -> None:
+    """Every engine this script started and left running (a stop at the time limit, a failed path)."""
+    from tunedeck.engine.run import contract as C
+
+    for status in work.glob(f"**/{C.STATUS_JSON}"):
+        kill_engine(status.parent)
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -400,7 +408,7 @@ out = trainer.train()
 print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "cpu": time.process_time() - cpu0,
                               "tokens": trainer.state.num_input_tokens_seen, "losses": losses,
                               "resolved": {"attn": trainer.model.config._attn_implementation,
-                                           "gradient_checkpointing": trainer.args.gradient_checkpointing,
+                                           "activation_checkpointing": trainer.args.activation_checkpointing,
                                            "optim": str(trainer.args.optim), "bf16": trainer.args.bf16,
                                            "padding_free": trainer.args.padding_free,
                                            "liger": trainer.args.use_liger_kernel}}))
@@ -421,6 +429,7 @@ def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> 
     from tunedeck.engine.training.profile_loading import load_profile
     from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing, resolve_precision
     from tunedeck.engine.training.throughput import resolve_attention, resolve_padding_free, speed_args
+    from tunedeck.engine.training.train import warmup_args
 
     p = load_profile("lora", sets)
     precision = resolve_precision(p)
@@ -432,10 +441,10 @@ def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> 
     # TRL's own way to the loss tunedeck computes from its masks: assistant tokens, by the template's markers
     assistant_only = p.data.assistant_only_loss != "off" and has_generation_markers(AutoTokenizer.from_pretrained(str(a.model)))
     args = dict(output_dir=str(out), per_device_train_batch_size=o.batch_size, gradient_accumulation_steps=o.grad_accum,
-                learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler, warmup_steps=o.warmup_ratio,
+                learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler, **warmup_args(o.warmup_ratio),
                 weight_decay=o.weight_decay, max_steps=o.max_steps, max_grad_norm=o.max_grad_norm,
                 bf16=precision == "bf16", fp16=precision == "fp16",
-                gradient_checkpointing=resolve_gradient_checkpointing(p), seed=o.seed, data_seed=o.seed,
+                activation_checkpointing=resolve_gradient_checkpointing(p), seed=o.seed, data_seed=o.seed,
                 eval_strategy="no", save_strategy="steps", save_steps=c.save_steps, save_total_limit=None,
                 logging_steps=c.logging_steps, logging_first_step=True, report_to="none", disable_tqdm=True,
                 include_num_input_tokens_seen="non_padding", dataloader_num_workers=0, max_length=p.data.max_seq_len,
@@ -451,8 +460,10 @@ def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> 
 
 
 def run_plain(cfg: dict, timeout: float) -> dict:
+    # keep the PYTHONPATH this script was given: on the lent GPU machine the carried packages live there
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.run([sys.executable, "-c", PLAIN, json.dumps(cfg)], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
+                          env={**os.environ, "PYTHONPATH": path}, timeout=timeout)
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if not line:
         raise RuntimeError(f"plain TRL ({cfg['mode']}) failed: {proc.stderr.strip()[-800:]}")
@@ -523,7 +534,7 @@ def throughput(a: Assets, work: Path, steps: int, rounds: int, gpu: bool, gpu_na
             break
     peak = peak_override or (peak_tflops(gpu_name) if gpu else None)
     out: dict = {"steps": steps, "rounds": rounds, "batch": batch, "max_length": max_len, "errors": errors,
-                 "tunedeck_settings": {k: same["args"][k] for k in ("bf16", "gradient_checkpointing", "padding_free",
+                 "tunedeck_settings": {k: same["args"][k] for k in ("bf16", "activation_checkpointing", "padding_free",
                                                                     "use_liger_kernel", "optim", "assistant_only_loss")}
                  | {"attn_implementation": same["attn"]},
                  "peak_tflops": peak, "mfu_formula": MFU_FORMULA}
@@ -632,9 +643,11 @@ def main() -> int:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak of this GPU when its name is not known")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (models, runs) for a look")
-    ap.add_argument("--total-s", type=float, default=480.0,
+    # sized for one lent machine's 10-minute command limit: the last path starts by 360 s, the last
+    # throughput round by 450 s, so a slow machine still ends near 8 minutes (every phase is saved)
+    ap.add_argument("--total-s", type=float, default=450.0,
                     help="no further throughput round starts after this many seconds (default %(default)s)")
-    ap.add_argument("--budget-s", type=float, default=420.0,
+    ap.add_argument("--budget-s", type=float, default=360.0,
                     help="paths not started by then are skipped, leaving time for the throughput part (default %(default)s)")
     a = ap.parse_args()
 
@@ -650,7 +663,24 @@ def main() -> int:
     bench_steps = a.bench_steps or (80 if gpu else 6)
     rounds = a.rounds or (2 if gpu else 1)
     work = Path(tempfile.mkdtemp(prefix="tunedeck-gpu-acceptance-"))
-    results: dict = {"machine": m, "model": {}, "paths": [], "telemetry": {}, "throughput": {}, "work_dir": str(work)}
+    # "complete" stays false until the end: a file left by a run stopped at its time limit says so
+    results: dict = {"complete": False, "machine": m, "model": {}, "paths": [], "telemetry": {}, "throughput": {},
+                     "work_dir": str(work)}
+    out_path, saving = Path(a.out), threading.Lock()
+
+    def save() -> None:
+        """The results so far, whole (written aside, then renamed): saved after every phase, so a run
+        stopped at its time limit leaves what it measured."""
+        with saving:
+            results["seconds"] = round(time.perf_counter() - t0, 1)
+            tmp = out_path.with_name(out_path.name + ".tmp")
+            tmp.write_text(json.dumps(results, indent=2, default=str))
+            os.replace(tmp, out_path)
+
+    def stop(signum, frame):  # a time limit's SIGTERM: end through the finally below (save, kill engines)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         print(f"building the model and data in {work} ...", flush=True)
         assets = build_assets(work, gpu)
@@ -673,6 +703,7 @@ def main() -> int:
                                          "traceback": traceback.format_exc(limit=-4)}
             results["phase_seconds"]["throughput"] = round(time.perf_counter() - t_tp, 1)
             results["throughput"]["side_by_side_with_the_paths"] = not gpu  # CPU: plumbing, not figures
+            save()
 
         # On CPU the figures are plumbing, not measurements: the throughput runs go side by side with
         # the path (two processes at a time on two cores) to keep the whole check near a minute.
@@ -700,6 +731,7 @@ def main() -> int:
             first = False
             print(f"  {res.status} in {res.seconds:.0f}s {res.reason[:200]}", flush=True)
             results["paths"].append(asdict(res))
+            save()
         if not gpu:
             for spec in gpu_paths():
                 results["paths"].append(asdict(PathResult(spec.name, "skipped", "no GPU")))
@@ -717,9 +749,10 @@ def main() -> int:
             side_by_side.join()
         elif not a.skip_throughput:
             measure()
+        results["complete"] = True
     finally:
-        results["seconds"] = round(time.perf_counter() - t0, 1)
-        Path(a.out).write_text(json.dumps(results, indent=2, default=str))
+        kill_engines_under(work)
+        save()
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     print_table(results)
