@@ -279,3 +279,13 @@ def test_live_telemetry_never_raises_here():
     assert reading.process is not None and reading.process["rss_bytes"] > 0
     if reading.gpus is None:
         assert reading.gpu_reason  # plain words, not a traceback
+
+
+def test_checkpoint_table_says_why_a_row_failed_also_from_a_file_without_rule_codes():
+    from tunedeck.tui.checkpoint_table import load_checkpoint_table
+    from tunedeck.tui.checkpoint_text import table_cells
+
+    table = load_checkpoint_table(RUNS / COMPLETED)  # its gate.json predates rule codes: reasons only
+    why = {row.step: str(table_cells(row, None)["why"]) for row in table.rows}
+    assert why[200] == "task 71.0% is -7.0 points vs the base's 78.0%, below the required +2"
+    assert why[100] == "not evaluated: press e" and why[300] == why[400] == ""

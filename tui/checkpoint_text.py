@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tunedeck.engine.run.gate_result import RULE_WORDS, VERDICT_WORDS
+from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS, VERDICT_WORDS
 
 from .checkpoint_table import CheckpointRow, CheckpointTable
 from .formatting import fmt_loss
@@ -36,6 +36,8 @@ def _why(row: CheckpointRow) -> str:
         return f"review {row.review.get('reviewed', 0)}/{row.review.get('sampled', 0)} labelled"
     if row.failed:
         return ", ".join(RULE_WORDS.get(code, code) for code in row.failed)
+    if row.verdict == FAIL and row.reasons:  # a gate.json from before rule codes: its first reason
+        return row.reasons[0]
     if row.step is not None and not row.evaluated:
         return "not evaluated: press e"
     return ""
