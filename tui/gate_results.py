@@ -66,9 +66,9 @@ class GateResults:
                 self._row_events[row.checkpoint] = (t, row)
                 self._rows = None
 
-    def merge_file(self, data: Any) -> None:
-        """evals/gate.json as read (its dict); anything that is not a gate result is ignored."""
-        summary = GateSummary.from_dict(data)
+    def merge_file(self, data: GateSummary | Any) -> None:
+        """evals/gate.json as read (typed, or its dict); anything that is not a gate result is ignored."""
+        summary = data if isinstance(data, GateSummary) else GateSummary.from_dict(data)
         if summary is not None:
             self._file, self._rows = summary, None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import gate_json_path, load_gate_summary
+from tunedeck.engine.run.gate_result import GateSummary, gate_json_path, read_gate_summary
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints, read_status_file
 from tunedeck.engine.run.summary import run_row
 
@@ -26,7 +26,7 @@ class RunUpdate:
     events: list[dict] = field(default_factory=list)
     row: dict | None = None  # run_row(), when re-read
     checkpoints: list[Checkpoint] | None = None  # when re-read
-    gate_file: dict | None = None  # evals/gate.json, when it changed
+    gate_file: GateSummary | None = None  # evals/gate.json, when it changed
     caught_up: bool = True  # the event log has been read to its end
 
     def __bool__(self) -> bool:
@@ -56,7 +56,7 @@ class RunFollower:
             update.gate_file = self._gate_if_changed()
         return update
 
-    def _gate_if_changed(self) -> dict | None:
+    def _gate_if_changed(self) -> GateSummary | None:
         path = gate_json_path(self.run_dir)
         try:
             st = os.stat(path)
@@ -66,4 +66,4 @@ class RunFollower:
         if stamp == self._gate_stamp:
             return None
         self._gate_stamp = stamp
-        return load_gate_summary(self.run_dir)
+        return read_gate_summary(self.run_dir)
