@@ -4,7 +4,11 @@ Prints, per seed, the gate's task score (golden JSON match and free-text chrF) o
 checkpoint, the best, and the gate's sentence (task, format, safety, general); accuracy is what matters
 here, timings on a shared machine are noisy.
 
-    python benchmarks/bench_demo.py [--seeds 42 7] [--workspace DIR]
+    python benchmarks/bench_demo.py [--seeds 42 7] [--workspace DIR] [--set KEY=VALUE ...]
+
+Each seed's line also splits its wall time: training (the engine's run_started to train_end events,
+evaluations and saves included), gate (gate start to summary) and the rest (assets, worker start).
+`--set` passes profile overrides (e.g. optim.epochs=10) to compare settings on the same code.
 """
 
 from __future__ import annotations
@@ -31,6 +35,20 @@ def task_scores(run_dir: Path) -> dict:
     return {str(r["checkpoint"]): (r["task"] or 0.0) / 100 for r in rows}
 
 
+def phase_seconds(run_dir: Path) -> tuple[float, float]:
+    """(training, gate) seconds from the run's events.jsonl timestamps."""
+    import json
+
+    t = {}
+    for line in (run_dir / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        kind = e.get("kind")
+        key = "gate_" + e["phase"] if kind == "gate" and e.get("phase") in ("start", "summary") else kind
+        if key in ("run_started", "train_end", "gate_start", "gate_summary"):
+            t.setdefault(key, e["t"])
+    return t["train_end"] - t["run_started"], t["gate_summary"] - t["gate_start"]
+
+
 def gate_line(run_dir: Path) -> str:
     from tunedeck.engine.run.gate_result import load_gate_summary
 
@@ -42,19 +60,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[42, 7])
     ap.add_argument("--workspace", default="")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args()
     from tunedeck.engine.commands.demo import start_demo_run
 
     for seed in a.seeds:
         ws = Path(a.workspace or tempfile.mkdtemp(prefix="bench-demo-")) / f"seed{seed}"
         t0 = time.perf_counter()
-        run_dir = start_demo_run(ws, detach=False, overrides=[f"optim.seed={seed}"])
+        run_dir = start_demo_run(ws, detach=False, overrides=[f"optim.seed={seed}", *a.overrides])
         subprocess.run([sys.executable, "-m", "tunedeck.engine.training.worker", str(run_dir)], cwd=ROOT, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         scores = task_scores(run_dir)
         best = max((v for k, v in scores.items() if k != "base"), default=0.0)
         shown = "  ".join(f"{k}={v:.3f}" for k, v in scores.items())
-        print(f"seed {seed}: best {best:.3f}  ({shown})  {time.perf_counter() - t0:.0f}s  {run_dir}", flush=True)
+        train_s, gate_s = phase_seconds(run_dir)
+        print(f"seed {seed}: best {best:.3f}  ({shown})  {time.perf_counter() - t0:.0f}s "
+              f"(training {train_s:.0f}s, gate {gate_s:.0f}s)  {run_dir}", flush=True)
         print(f"  {gate_line(run_dir)}", flush=True)
 
 
