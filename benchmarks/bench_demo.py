@@ -36,17 +36,15 @@ def task_scores(run_dir: Path) -> dict:
 
 
 def phase_seconds(run_dir: Path) -> tuple[float, float]:
-    """(training, gate) seconds from the run's events.jsonl timestamps."""
-    import json
+    """(training, gate) seconds from the run's events: run_started to train_end, gate start to summary."""
+    from tunedeck.engine.run import contract as C
+    from tunedeck.engine.run.event_log import read_events
 
-    t = {}
-    for line in (run_dir / "events.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        kind = e.get("kind")
-        key = "gate_" + e["phase"] if kind == "gate" and e.get("phase") in ("start", "summary") else kind
-        if key in ("run_started", "train_end", "gate_start", "gate_summary"):
-            t.setdefault(key, e["t"])
-    return t["train_end"] - t["run_started"], t["gate_summary"] - t["gate_start"]
+    t: dict = {}
+    for e in read_events(run_dir / C.EVENTS_JSONL):
+        key = f"gate_{e.get('phase')}" if e["kind"] == C.EV_GATE else e["kind"]
+        t.setdefault(key, e["t"])
+    return t[C.EV_TRAIN_END] - t[C.EV_RUN_STARTED], t["gate_summary"] - t["gate_start"]
 
 
 def gate_line(run_dir: Path) -> str:
