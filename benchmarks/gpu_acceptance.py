@@ -580,9 +580,16 @@ def machine() -> dict:
         info.update(gpu=props.name, gpu_mem_gib=round(props.total_memory / 2**30, 1),
                     capability=f"{props.major}.{props.minor}", bf16=torch.cuda.is_bf16_supported(),
                     cuda_version=torch.version.cuda)
-    for mod in ("transformers", "trl", "peft", "accelerate", "bitsandbytes", "flash_attn", "liger_kernel"):
-        try:
-            info[mod] = __import__(mod).__version__ if installed(mod) else None
+    import importlib.metadata
+
+    for mod, dist in (("transformers", "transformers"), ("trl", "trl"), ("peft", "peft"), ("accelerate", "accelerate"),
+                      ("bitsandbytes", "bitsandbytes"), ("flash_attn", "flash-attn"), ("liger_kernel", "liger-kernel")):
+        if not installed(mod):
+            info[mod] = None
+            continue
+        try:  # the version from the distribution (not every package sets __version__), after an import
+            __import__(mod)
+            info[mod] = importlib.metadata.version(dist)
         except Exception as exc:  # noqa: BLE001 - a broken install is a finding too
             info[mod] = f"import failed: {type(exc).__name__}: {str(exc)[:120]}"
     return info
