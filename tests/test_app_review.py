@@ -45,7 +45,7 @@ def test_labelling_the_whole_sample_understandable_makes_300_pass_and_best(tmp_p
         app = make_app(tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             await open_review(pilot, run_dir, 300, "checkpoint-300 · example 1 of 4 · 0/4 labelled · 0 weird")
-            await wait_for_text(pilot, "verdict: needs_review", "awaiting human review: 0/4 sampled failures labelled",
+            await wait_for_text(pilot, "verdict: needs review", "awaiting human review: 0/4 sampled failures labelled",
                                 "golden:t34  still failing  label: not labelled yet")
             await pilot.press("u")
             await wait_for_text(pilot, "example 2 of 4 · 1/4 labelled", "golden:t34: understandable mistake — saved",
@@ -161,7 +161,7 @@ def test_while_an_engine_owns_the_run_labels_are_saved_but_gate_json_is_left_to_
             await open_review(pilot, run_dir, 300, "0/4 labelled")
             await wait_for_text(pilot, "the verdict updates when it finishes")
             await pilot.press("u", "u", "u", "u")
-            await wait_for_text(pilot, "4/4 labelled · 0 weird · sample complete", "verdict: needs_review",
+            await wait_for_text(pilot, "4/4 labelled · 0 weird · sample complete", "verdict: needs review",
                                 "the verdict updates when it finishes")
 
     run(go())

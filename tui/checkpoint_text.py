@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS, VERDICT_WORDS
+from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS
 
 from .checkpoint_table import CheckpointRow, CheckpointTable
 from .formatting import fmt_loss
-from .gate_results import verdict_style
+from .gate_results import verdict_style, verdict_word
 
 # the verdict and scores first: at 80 columns they are what must stay on screen
 COLUMNS = (("mark", ""), ("step", "Step"), ("verdict", "Verdict"), ("task", "Task"), ("format", "Format"),
            ("safety", "Safety"), ("p95", "p95 ms"), ("eval", "Eval loss"), ("train", "Train loss"), ("epoch", "Epoch"),
            ("why", "Why"))
-VERDICT_TEXT = VERDICT_WORDS
 
 
 def _pct(x: float | None, delta: float | None = None) -> Text:
@@ -47,7 +46,7 @@ def table_cells(row: CheckpointRow, compare_mark: str | None) -> dict:
     mark = ("★" if row.best else "") + ("✓" if row.chosen else "") + ("A" if compare_mark == row.key else "")
     step = Text("base" if row.step is None else str(row.step),
                 style="" if row.present and row.complete else "dim strike" if not row.present else "dim")
-    verdict = VERDICT_TEXT.get(row.verdict or "", row.verdict or "-")
+    verdict = (verdict_word(row.verdict) or "-")
     return {"mark": Text(mark, style="bold yellow"), "step": step,
             "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-", "train": fmt_loss(row.train_loss),
             "eval": fmt_loss(row.eval_loss), "task": _pct(row.task, row.vs_base.get("task")),
@@ -62,7 +61,7 @@ def gate_heading(table: CheckpointTable) -> Text:
     head = Text()
     if table.sentence:
         head.append("Gate: ", style="bold")
-        head.append(f"{VERDICT_TEXT.get(table.verdict or '', table.verdict or '')}", style=verdict_style(table.verdict))
+        head.append(verdict_word(table.verdict), style=verdict_style(table.verdict))
         head.append(f" — {table.sentence}")
     else:
         head.append("Not evaluated yet: press e on a checkpoint, or on the base row to evaluate them all.", style="dim")
@@ -79,7 +78,7 @@ def row_detail(row: CheckpointRow | None, table: CheckpointTable | None) -> Text
     if row is not None:
         text.append(row.label, style="bold")
         if row.verdict:
-            text.append(f"  {VERDICT_TEXT.get(row.verdict, row.verdict)}", style=verdict_style(row.verdict))
+            text.append(f"  {verdict_word(row.verdict)}", style=verdict_style(row.verdict))
         if row.best:
             text.append("  ★ the gate's best", style="yellow")
         if row.chosen:

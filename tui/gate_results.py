@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, GateRow, GateSummary
+from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, VERDICT_WORDS, GateRow, GateSummary
 
 PASSING = frozenset({PASS})
 FAILING = frozenset({FAIL})
@@ -147,6 +147,11 @@ def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, c
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     return True, (lines[-1].removeprefix("tunedeck: ").removeprefix("error: ") if proc.returncode and lines else "")
+
+
+def verdict_word(verdict: str | None) -> str:
+    """A verdict as the app writes it ("needs review", not the file's "needs_review"); unknown words as they are."""
+    return VERDICT_WORDS.get(verdict or "", verdict or "")
 
 
 def verdict_style(verdict: str | None) -> str:

@@ -31,7 +31,7 @@ from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_rev
 from tunedeck.engine.run.store import engine_owns
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
-from ..gate_results import request_gate_rebuild, verdict_style
+from ..gate_results import request_gate_rebuild, verdict_style, verdict_word
 from ..keymap import key_name
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
 from ..worker_failures import RoutesWorkerFailures
@@ -198,7 +198,7 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         else:
             verdict = row.get("verdict") or "-"
             out.append("verdict: ")
-            out.append(verdict, style=f"bold {verdict_style(verdict)}")
+            out.append(verdict_word(verdict), style=f"bold {verdict_style(verdict)}")
             for reason in row.get("reasons") or []:
                 out.append(f"\n  {reason}")
             rules = (summary or {}).get("rules") or {}

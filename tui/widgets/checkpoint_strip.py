@@ -8,7 +8,7 @@ from textual.app import RenderResult
 from textual.widget import Widget
 
 from ..formatting import fmt_loss, is_number
-from ..gate_results import verdict_style
+from ..gate_results import verdict_style, verdict_word
 from ..run_history import RunHistory
 
 LABEL = "Checkpoints "
@@ -31,7 +31,7 @@ def checkpoint_items(history: RunHistory) -> list[Text]:
             t.append(" ★", style="green")
         verdict = history.gate.verdict_for(c.step)
         if verdict:
-            t.append(f" {verdict}", style=verdict_style(verdict))
+            t.append(f" {verdict_word(verdict)}", style=verdict_style(verdict))
         items.append(t)
     return items
 

@@ -11,7 +11,7 @@ from textual.widget import Widget
 from tunedeck.engine.run import contract as C
 
 from ..formatting import fmt_duration, text_bar
-from ..gate_results import verdict_style
+from ..gate_results import verdict_style, verdict_word
 from ..run_history import RunHistory
 from ..run_states import state_label, state_style
 from .runs_table import run_label
@@ -43,7 +43,7 @@ class RunProgress(Widget):
             chosen = ", chosen" if gate.chosen is not None else ""
             best = f" (checkpoint {gate.shipped}{chosen})" if gate.shipped is not None else ""
             title.append("  gate: ")
-            title.append(f"{gate.verdict or 'see log'}{best}", style=verdict_style(gate.verdict))
+            title.append(f"{verdict_word(gate.verdict) or 'see log'}{best}", style=verdict_style(gate.verdict))
         elif (h.state not in C.LIVE_STATES or h.state == C.QUEUED) and row.get("message"):  # how it ended, or where it waits
             title.append(f"  {row['message']}", style="dim")
         title.truncate(width, overflow="ellipsis")

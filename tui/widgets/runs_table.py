@@ -10,7 +10,7 @@ from textual.binding import Binding
 from tunedeck.engine.run import contract as C
 
 from ..formatting import fmt_clock, fmt_duration, fmt_loss, is_number, text_bar, truncate
-from ..gate_results import verdict_style
+from ..gate_results import verdict_style, verdict_word
 from ..run_states import state_label, state_style
 from ..sweep_groups import SweepGroup
 from .list_table import ListTable
@@ -43,7 +43,7 @@ def gate_cell(row: dict) -> Text:
     if not verdict:
         return Text("-", style="dim")
     best = row.get("gate_best")
-    label = f"{verdict}@{best}" if best not in (None, "") else str(verdict)
+    label = f"{verdict_word(str(verdict))}@{best}" if best not in (None, "") else verdict_word(str(verdict))
     return Text(truncate(label, 12), style=verdict_style(str(verdict)))
 
 
