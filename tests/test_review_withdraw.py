@@ -33,7 +33,7 @@ def test_x_withdraws_the_label_of_the_example_shown(tmp_path):
             await wait_for_text(pilot, "example 1 of 4")
             await pilot.press("x")
             await wait_for_text(pilot, "golden:t34: label withdrawn", "3/4 labelled · 0 weird",
-                                "verdict: needs_review")
+                                "verdict: needs review")
             await pilot.press("x")
             await wait_for_text(pilot, "This example has no label to withdraw.")
 

@@ -9,7 +9,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import BASELINE
 
 from .formatting import fmt_clock, fmt_loss, is_number
-from .gate_results import FAILING, PASSING
+from .gate_results import FAILING, PASSING, verdict_word
 
 INFO, GOOD, WARNING, ERROR = "info", "good", "warning", "error"
 
@@ -57,7 +57,7 @@ def describe(ev: dict) -> EventLine | None:
         why = f" — {'; '.join(map(str, reasons))}" if reasons else ""
         who = "base model" if ev["checkpoint"] == "base" else f"checkpoint-{ev['checkpoint']}"
         return EventLine(t, _gate_severity(ev.get("verdict")),
-                         f"gate {who}: {ev.get('verdict')}" + (f" ({scores})" if scores else "") + why)
+                         f"gate {who}: {verdict_word(ev.get('verdict'))}" + (f" ({scores})" if scores else "") + why)
     if kind == C.EV_STATE:
         msg = f": {ev['message']}" if ev.get("message") else ""
         return EventLine(t, INFO, f"engine {ev.get('state')}{msg}")
