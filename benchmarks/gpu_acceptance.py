@@ -703,14 +703,13 @@ def main() -> int:
                   "settings, alternating ...", flush=True)
             t_tp = time.perf_counter()
             try:
-                results["throughput"] = throughput(assets, work, bench_steps, rounds, gpu, m.get("gpu"), a.peak_tflops,
-                                                   deadline=t0 + a.total_s)
+                tp = throughput(assets, work, bench_steps, rounds, gpu, m.get("gpu"), a.peak_tflops, deadline=t0 + a.total_s)
             except Exception as exc:  # noqa: BLE001
-                results["throughput"] = {"errors": {"setup": f"{type(exc).__name__}: {exc}"},
-                                         "traceback": traceback.format_exc(limit=-4)}
-            results["phase_seconds"]["throughput"] = round(time.perf_counter() - t_tp, 1)
-            results["throughput"]["side_by_side_with_the_paths"] = not gpu  # CPU: plumbing, not figures
-            save()
+                tp = {"errors": {"setup": f"{type(exc).__name__}: {exc}"}, "traceback": traceback.format_exc(limit=-4)}
+            tp["side_by_side_with_the_paths"] = not gpu  # CPU: plumbing, not figures
+            with saving:  # on CPU this is another thread than the one saving after each path
+                results["throughput"] = tp
+                results["phase_seconds"]["throughput"] = round(time.perf_counter() - t_tp, 1)
 
         # On CPU the figures are plumbing, not measurements: the throughput runs go side by side with
         # the path (two processes at a time on two cores) to keep the whole check near a minute.
