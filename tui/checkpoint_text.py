@@ -46,7 +46,7 @@ def table_cells(row: CheckpointRow, compare_mark: str | None) -> dict:
     mark = ("★" if row.best else "") + ("✓" if row.chosen else "") + ("A" if compare_mark == row.key else "")
     step = Text("base" if row.step is None else str(row.step),
                 style="" if row.present and row.complete else "dim strike" if not row.present else "dim")
-    verdict = (verdict_word(row.verdict) or "-")
+    verdict = verdict_word(row.verdict) or "-"
     return {"mark": Text(mark, style="bold yellow"), "step": step,
             "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-", "train": fmt_loss(row.train_loss),
             "eval": fmt_loss(row.eval_loss), "task": _pct(row.task, row.vs_base.get("task")),

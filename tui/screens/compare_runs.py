@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from ..formatting import fmt_loss, fmt_percent, truncate
-from ..gate_results import verdict_style
+from ..gate_results import verdict_style, verdict_word
 from ..plot_ticks import set_step_axes
 from ..run_comparison import SAME_DATA, BestGate, RunComparison, RunSide, compare_runs, display_value
 from ..widgets.list_table import ListTable
@@ -99,7 +99,7 @@ def gate_cells(gate: BestGate | None) -> dict[str, Cell]:
     best = f"checkpoint-{gate.checkpoint}" if gate.checkpoint is not None else "none passed"
     p95 = gate.latency_p95_ms
     return {
-        "gate": Text.assemble((gate.verdict or "-", verdict_style(gate.verdict)), f", best {best}"),
+        "gate": Text.assemble((verdict_word(gate.verdict) or "-", verdict_style(gate.verdict)), f", best {best}"),
         "scores": " / ".join(fmt_percent(x) for x in (gate.task, gate.format, gate.safety)),
         "p95": f"{p95:.0f} ms" if p95 is not None else "-",
         "chosen": f"checkpoint-{gate.chosen}" if gate.chosen is not None else "-",

@@ -22,7 +22,7 @@ from textual.worker import get_current_worker
 from tunedeck.engine.run import contract as C
 
 from ..formatting import truncate
-from ..gate_results import verdict_style
+from ..gate_results import verdict_style, verdict_word
 from ..messages import RunActionDone
 from ..plot_ticks import set_step_axes
 from ..run_actions import stop_sweep, sweep_stop_question
@@ -149,7 +149,7 @@ def row_cells(view: SweepView, r: dict) -> dict:
              "task": _score(r["task"], r["task_vs_base"]) + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""),
              "format": _score(r["format"], r["format_vs_base"]), "safety": _score(r["safety"], r["safety_vs_base"]),
              "p95": "-" if r["latency_p95_ms"] is None else f"{r['latency_p95_ms']:.0f} ms",
-             "verdict": Text(r["verdict"] or "-", style=verdict_style(r["verdict"] or "")),
+             "verdict": Text(verdict_word(r["verdict"]) or "-", style=verdict_style(r["verdict"])),
              "run": r["id"]}
     return cells
 

@@ -43,7 +43,8 @@ def gate_cell(row: dict) -> Text:
     if not verdict:
         return Text("-", style="dim")
     best = row.get("gate_best")
-    label = f"{verdict_word(str(verdict))}@{best}" if best not in (None, "") else verdict_word(str(verdict))
+    word = verdict_word(str(verdict))
+    label = f"{word}@{best}" if best not in (None, "") else word
     return Text(truncate(label, 12), style=verdict_style(str(verdict)))
 
 
