@@ -32,6 +32,11 @@ class RunRecord:
     profile: Profile
     profile_source: str = ""
     base_model: str = ""
+    # a GGUF base (engine/training/gguf_base.py): the .gguf file named, its sha256, and the de-quantised HF
+    # folder the run loads (also base_model); empty for any other base and in records written before them
+    gguf_source: str = ""
+    gguf_sha256: str = ""
+    gguf_folder: str = ""
     dataset_path: str = ""
     dataset_format: str = ""
     dataset_fingerprint: str = ""
