@@ -86,12 +86,17 @@ def cmd_run(args) -> int:
         return 0
     if args.detach:
         spawn_detached(run_dir)
-        print(f"engine started detached; follow with: tunedeck logs {run_dir.name} -f", file=sys.stderr)
+        _detached_note(run_dir)
         return 0
     proc = spawn_attached(run_dir)
     state = follow_run(run_dir, proc)
     proc.wait()
     return 0 if state in (C.COMPLETED, C.STOPPED) else 1
+
+
+def _detached_note(run_dir: Path) -> None:
+    print(f"engine started detached; its log: {run_dir / C.ENGINE_LOG}; follow with: tunedeck logs {run_dir.name} -f",
+          file=sys.stderr)
 
 
 def cmd_resume(args) -> int:
@@ -115,6 +120,7 @@ def cmd_resume(args) -> int:
         return start_queued(run_dir, detach=args.detach, resume=True)
     if args.detach:
         spawn_detached(run_dir, resume=True)
+        _detached_note(run_dir)
         return 0
     events = run_dir / C.EVENTS_JSONL
     offset = events.stat().st_size if events.exists() else 0  # follow only what this resume writes
@@ -168,6 +174,7 @@ def cmd_ls(args) -> int:
         total = f"/{r['total_steps']}" if r["total_steps"] else ""
         started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
         state = r["state"] + (f" #{r['queue_position']}" if r.get("queue_position") else "")  # place in the queue
+        state += " at start" if r.get("at_start") else ""  # it never trained: the reason is in `tunedeck show`
         table.add_row(r["id"], state, Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
                       f"{r['step']}{total}", fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
                       _fmt_duration(r["duration_s"]))
@@ -206,6 +213,8 @@ def cmd_show(args) -> int:
         lines.append(f"gate       {rec['gate'].get('sentence') or rec['gate'].get('verdict')}")
     for e in rec["errors"]:
         lines.append(f"error      {e}")
+    if not rec["errors"] and rec["state"] in (C.CRASHED, C.FAILED) and rec.get("message"):
+        lines.append(f"why        {rec['message']}")  # it ended before it could write an error event
     print("\n".join(lines))
     return 0
 

@@ -38,15 +38,27 @@ def describe_event(ev: dict, total: int | None = None) -> str | None:
     return None
 
 
-def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int = 0) -> str:
+def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int = 0, pid: int | None = None) -> str:
     """Print progress from byte `offset` of the event log until the engine ends; Ctrl-C asks it to
-    save and stop. Returns the final state."""
+    save and stop. Returns the final state.
+
+    `proc` (an attached engine) or `pid` (a detached one): an engine that dies before it writes its
+    final state (the launcher, the queue's waiter, an import) ends the follow at once with the reason,
+    instead of after the heartbeat goes stale."""
+    from tunedeck.engine.run.engine_log import exit_reason
     from tunedeck.engine.run.event_log import EventReader
+    from tunedeck.engine.run.store import pid_alive
 
     reader = EventReader(run_dir / C.EVENTS_JSONL, offset)
     total = None
     interrupted = False
     last_train_print = 0.0
+
+    def gone() -> bool:
+        if proc is not None:
+            return proc.poll() is not None
+        return pid is not None and not pid_alive(pid)
+
     while True:
         try:
             for ev in reader.read_new():
@@ -62,11 +74,17 @@ def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int
                 if ev.get("kind") == C.EV_DONE:
                     return ev.get("state", C.FAILED)
             state = read_status(run_dir)["state"]
-            if state in C.FINAL_STATES and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
+            ended = gone()
+            if (state in C.FINAL_STATES or ended) and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
                 for ev in reader.read_new():
                     line = describe_event(ev, total)
                     if line:
                         print(line, flush=True)
+                    if ev.get("kind") == C.EV_DONE:
+                        return ev.get("state", C.FAILED)
+                if state in C.LIVE_STATES or state == C.CRASHED:  # it died without its last word
+                    print(f"run {C.CRASHED}: {exit_reason(run_dir, proc.poll() if proc else None)}", flush=True)
+                    return C.CRASHED
                 return state
             time.sleep(0.3)
         except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import (
     EngineLock,
+    absolute_path,
     engine_owns,
     find_run,
     is_locked,
@@ -215,8 +216,8 @@ def cmd_eval(args) -> int:
                           "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")
     checkpoints = parse_checkpoints(args.checkpoint)
     overrides, old_style_sets = split_set_args(args.set)
-    sets = [(str(Path(s).expanduser()), "--set") for s in old_style_sets]
-    sets += [(str(Path(s).expanduser()), "--eval-set") for s in (args.eval_set or [])]
+    sets = [(str(absolute_path(s)), "--set") for s in old_style_sets]  # recorded in gate.json: read again from anywhere
+    sets += [(str(absolute_path(s)), "--eval-set") for s in (args.eval_set or [])]
     _check_overrides(overrides)  # a mistyped key is one line, before any model loads
     _quiet_transformers()
     try:

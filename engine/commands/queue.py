@@ -20,15 +20,16 @@ def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
 
     events = run_dir / C.EVENTS_JSONL
     offset = events.stat().st_size if events.exists() else 0  # follow only what this start writes
-    spawn_detached(run_dir, resume=resume, queue=True)
+    pid = spawn_detached(run_dir, resume=resume, queue=True)
     position = queue_position(workspace_of(run_dir), run_dir.name)
     where = f"#{position} in the queue" if position else "queued"
     if detach:
-        print(f"{where}; it starts when its GPUs are free. Follow with: tunedeck logs {run_dir.name} -f; "
+        print(f"{where}; it starts when its GPUs are free. Its log: {run_dir / C.ENGINE_LOG}; "
+              f"follow with: tunedeck logs {run_dir.name} -f; "
               f"see the queue with: tunedeck queue", file=sys.stderr)
         return 0
     print(f"{where}; waiting for its GPUs (Ctrl-C cancels it; closing this terminal does not)", file=sys.stderr, flush=True)
-    state = follow_run(run_dir, offset=offset)
+    state = follow_run(run_dir, offset=offset, pid=pid)
     return 0 if state in (C.COMPLETED, C.STOPPED) else 1
 
 

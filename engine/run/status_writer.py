@@ -13,7 +13,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import write_status
 
 
-def _process_start_time(pid: int) -> float | None:
+def process_start_time(pid: int) -> float | None:
     try:
         import psutil
 
@@ -29,13 +29,15 @@ class StatusWriter:
         self._step = 0
         self._written_step = -1
         pid = os.getpid()
-        self.update(pid=pid, pid_started=_process_start_time(pid), host=socket.gethostname(), heartbeat=time.time())
+        self.update(pid=pid, pid_started=process_start_time(pid), host=socket.gethostname(), heartbeat=time.time())
 
     def update(self, **fields: Any) -> None:
         with self._lock:
             if "step" in fields:
                 self._step = fields["step"]
-                self._written_step = self._step
+            elif self._step != self._written_step:
+                fields["step"] = self._step  # a step set since the last heartbeat: the final state carries it
+            self._written_step = self._step
             fields.setdefault("heartbeat", time.time())
             write_status(self.run_dir, **fields)
 

@@ -29,17 +29,26 @@ class RunLocked(RuntimeError):
     pass
 
 
+def absolute_path(path: str | os.PathLike) -> Path:
+    """`~` expanded and made absolute against this process's working directory, without following links.
+
+    Every path a user gives is made absolute once, where it is read: engines, queue waiters and eval
+    processes run from the run directory, where a relative path would name something else.
+    """
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
 def default_workspace() -> Path:
     """--workspace, else $TUNEDECK_WORKSPACE, else $XDG_DATA_HOME/tunedeck (~/.local/share/tunedeck)."""
     env = os.environ.get("TUNEDECK_WORKSPACE")
     if env:
-        return Path(env).expanduser()
+        return absolute_path(env)
     xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(xdg) / "tunedeck"
+    return absolute_path(Path(xdg) / "tunedeck")
 
 
 def resolve_workspace(workspace: str | os.PathLike | None) -> Path:
-    return Path(workspace).expanduser() if workspace else default_workspace()
+    return absolute_path(workspace) if workspace else default_workspace()
 
 
 def runs_root(workspace: Path) -> Path:
@@ -58,6 +67,7 @@ def new_run_id(name: str) -> str:
 
 
 def create_run_dir(workspace: Path, name: str) -> Path:
+    workspace = absolute_path(workspace)
     root = make_private_dir(runs_root(workspace))
     os.chmod(workspace, 0o700)
     for _ in range(10):
@@ -77,7 +87,7 @@ def find_run(workspace: Path, ref: str) -> Path:
     p = Path(ref).expanduser()
     if (p / C.RUN_TOML).exists() or (p / C.STATUS_JSON).exists():
         return p.resolve()
-    root = runs_root(workspace)
+    root = runs_root(absolute_path(workspace))
     if not root.is_dir():
         raise RunNotFound(f"no runs in workspace {workspace}")
     if "/" not in ref and (root / ref).is_dir():
@@ -110,10 +120,17 @@ def read_status_file(run_dir: Path) -> dict[str, Any]:
 
 
 def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    status = read_status_file(run_dir)
-    status.update(fields)
-    status["updated"] = time.time()
-    write_json_atomic(Path(run_dir) / C.STATUS_JSON, status)
+    """Update some fields of status.json. The launcher and the engine both write it (the pid it was
+    started with, then the engine's state): each read-update-replace holds a lock so neither undoes the other."""
+    fd = os.open(Path(run_dir) / C.STATUS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        status = read_status_file(run_dir)
+        status.update(fields)
+        status["updated"] = time.time()
+        write_json_atomic(Path(run_dir) / C.STATUS_JSON, status)
+    finally:
+        os.close(fd)  # closing releases the lock
     return status
 
 
@@ -296,7 +313,7 @@ def latest_complete_checkpoint(run_dir: Path) -> Checkpoint | None:
 
 
 def list_runs(workspace: Path) -> list[Path]:
-    root = runs_root(workspace)
+    root = runs_root(absolute_path(workspace))
     if not root.is_dir():
         return []
     return sorted((d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)

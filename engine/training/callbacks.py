@@ -124,10 +124,10 @@ class RunCallback(TrainerCallback):
             control.should_evaluate = False
             control.should_training_stop = True
             return
+        self.status.set_step(step)  # an attribute: the heartbeat writes it, the final state carries it
         now = time.monotonic()
         if state.is_world_process_zero and now >= self._next_poll:
             self._next_poll = now + CONTROL_POLL_S
-            self.status.set_step(step)
             for req in take_control_requests(self.run_dir):
                 self._handle_request(req, step, control)
         if args.world_size > 1:  # every rank calls this every step, so all act on the same step

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.status_writer import process_start_time
+from tunedeck.engine.run.store import absolute_path, write_status
 
 
 def visible_gpu_count(gpus: str = "") -> int:
@@ -66,16 +69,27 @@ def spawn_detached(run_dir: Path, resume: bool = False, queue: bool = False) -> 
     launching terminal's session never reaches it. With `queue`, the run takes its place in the
     queue now and its engine waits, detached, until its GPUs are free.
     """
-    run_dir = Path(run_dir)
+    run_dir = absolute_path(run_dir)  # the child runs from the run directory: never hand it a relative path
     processes, gpus = resolve_processes(run_dir)
+    _starting(run_dir, "queued" if queue else "starting")
     if queue:
         from tunedeck.engine.training.run_queue import enqueue, run_slots
-        from tunedeck.engine.run.store import write_status
 
-        # queued from now on (a resumed run too), with no pid until its waiter writes its own
-        write_status(run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message="queued")
         enqueue(run_dir, run_slots(run_dir))
-    return _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes, queue), run_dir / C.ENGINE_LOG, gpus)
+    pid = _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes, queue), run_dir / C.ENGINE_LOG, gpus)
+    _started(run_dir, pid)
+    return pid
+
+
+def _starting(run_dir: Path, message: str) -> None:
+    """Queued from now on (a resumed run too), with no pid until the engine's is known."""
+    write_status(run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message=message)
+
+
+def _started(run_dir: Path, pid: int) -> None:
+    """The pid the engine runs as (the queue's waiter and the worker replace themselves by exec, keeping
+    it): an engine that dies before its first heartbeat reads as crashed at once, not a minute later."""
+    write_status(run_dir, pid=pid, pid_started=process_start_time(pid), host=socket.gethostname())
 
 
 def spawn_eval_detached(run_dir: Path, checkpoints: str = "all") -> int:
@@ -83,7 +97,7 @@ def spawn_eval_detached(run_dir: Path, checkpoints: str = "all") -> int:
 
     Its progress and results arrive as "gate" events in events.jsonl; its output goes to eval.log.
     """
-    run_dir = Path(run_dir)
+    run_dir = absolute_path(run_dir)  # the child runs from the run directory: never hand it a relative path
     cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "eval", str(run_dir), "--checkpoint", checkpoints]
     return _spawn_in_background(run_dir, cmd, run_dir / C.EVAL_LOG, load_gpus(run_dir))
 
@@ -105,11 +119,14 @@ def _spawn_in_background(run_dir: Path, argv: list[str], log: Path, gpus: str) -
 
 def spawn_attached(run_dir: Path, resume: bool = False) -> subprocess.Popen:
     """Start the engine as a child in this terminal's process group (Ctrl-C asks it to stop)."""
-    run_dir = Path(run_dir)
+    run_dir = absolute_path(run_dir)  # the child runs from the run directory: never hand it a relative path
     processes, gpus = resolve_processes(run_dir)
+    _starting(run_dir, "starting")
     log = os.fdopen(_private_log(run_dir / C.ENGINE_LOG), "ab")
     try:
-        return subprocess.Popen(_worker_cmd(run_dir, resume, processes), stdin=subprocess.DEVNULL, stdout=log,
+        proc = subprocess.Popen(_worker_cmd(run_dir, resume, processes), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, cwd=str(run_dir), env=_env(gpus))
     finally:
         log.close()
+    _started(run_dir, proc.pid)
+    return proc

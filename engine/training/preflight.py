@@ -14,7 +14,7 @@ from pathlib import Path
 from tunedeck.engine.data.kto import kto_balance_warning
 from tunedeck.engine.training.profile_hints import Hint, hints
 from tunedeck.engine.training.profile_loading import load_profile
-from tunedeck.engine.training.profile_schema import Profile, data_paths
+from tunedeck.engine.training.profile_schema import Profile, data_paths, make_paths_absolute
 from tunedeck.engine.run.record import RunRecord, write_run_record
 from tunedeck.engine.run.store import create_run_dir, sanitize_name
 
@@ -41,17 +41,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
         profile.data.path = data if isinstance(data, str) or len(data) > 1 else data[0]
     if not profile.data.path:
         raise PreflightError("no training data: pass --data PATH or set data.path in the profile")
-    resolved = [str(Path(p).expanduser().resolve()) if Path(p).expanduser().exists() else p for p in data_paths(profile.data)]
-    profile.data.path = resolved if len(resolved) > 1 else resolved[0]
-    if profile.data.eval_file:
-        profile.data.eval_file = str(Path(profile.data.eval_file).expanduser().resolve())
-    for key in ("golden", "safety", "general"):  # the engine runs from the run directory
-        value = getattr(profile.gate, key)
-        if value:
-            setattr(profile.gate, key, str(Path(value).expanduser().resolve()))
-    base = Path(profile.model.base).expanduser()
-    if base.exists():
-        profile.model.base = str(base.resolve())
+    make_paths_absolute(profile)  # the engine runs from the run directory
     from tunedeck.engine.training.throughput import check_available
     from tunedeck.engine.data.prepare import prepare_data
 

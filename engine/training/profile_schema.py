@@ -9,6 +9,7 @@ them from TOML.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
@@ -236,3 +237,29 @@ def data_paths(data: DataConfig) -> list[str]:
 
 def effective_batch(profile: Profile, processes: int = 1) -> int:
     return profile.optim.batch_size * profile.optim.grad_accum * max(processes, 1)
+
+
+
+# Profile fields that name local files. data.path and model.base may also be hub ids: they are made
+# absolute only when they exist here, so a hub id (or a missing file, which the pre-flight reports as
+# typed) stays as written.
+LOCAL_FILE_KEYS = ("model.chat_template", "data.eval_file", "gate.golden", "gate.safety", "gate.general")
+
+
+def make_paths_absolute(profile: Profile) -> None:
+    """Every local path in the profile made absolute against the current directory, once, where the
+    command line or the app reads it: the engine runs from the run directory, where a relative path
+    would name another file (or none)."""
+    def if_local(value: str) -> str:
+        p = Path(value).expanduser()
+        return str(p.resolve()) if value and p.exists() else value
+
+    paths = [if_local(p) for p in data_paths(profile.data)]
+    if paths:
+        profile.data.path = paths if len(paths) > 1 else paths[0]
+    profile.model.base = if_local(profile.model.base)
+    for key in LOCAL_FILE_KEYS:
+        section, name = key.split(".")
+        table = getattr(profile, section)
+        if getattr(table, name):
+            setattr(table, name, str(Path(getattr(table, name)).expanduser().resolve()))

@@ -239,17 +239,33 @@ def _cancel(run_dir: Path, status, ticket: Path | None) -> int:
     return 0
 
 
-def _fail(run_dir: Path, message: str) -> int:
+def _fail(run_dir: Path, message: str, code: str = "gpu_busy") -> int:
     from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.run.status_writer import StatusWriter
 
     StatusWriter(run_dir).update(state=C.FAILED, finished=time.time(), message=message)
     events = EventWriter(run_dir / C.EVENTS_JSONL)
-    events.emit(C.EV_ERROR, code="gpu_busy", message=message)
+    events.emit(C.EV_ERROR, code=code, message=message)
     events.emit(C.EV_DONE, state=C.FAILED, message=message)
     events.close()
-    print(f"tunedeck engine: {message}", file=sys.stderr)
+    print(f"{C.ENGINE_SAYS} {message}", file=sys.stderr)
     return 1
+
+
+def _fail_at_start(run_dir: Path, exc: BaseException) -> int:
+    """Whatever stops a run before its engine starts ends it as failed, with the reason, at once: the
+    command that launched it is following its state and would otherwise wait for a stale heartbeat."""
+    import traceback
+
+    from tunedeck.engine.training.worker import classify_error
+
+    _, message, show_tb = classify_error(exc)
+    if show_tb:
+        traceback.print_exc()
+    if not (run_dir / C.RUN_TOML).is_file():  # not a run directory: write nothing into it
+        print(f"{C.ENGINE_SAYS} could not start: {message}", file=sys.stderr)
+        return 1
+    return _fail(run_dir, f"could not start: {message}", code="start_failed")
 
 
 class GpuBusy(RuntimeError):
@@ -270,6 +286,13 @@ def busy_message(busy: dict[str, str]) -> str:
 
 
 def _start_now(run_dir: Path, worker: list[str]) -> int:
+    from tunedeck.engine.run.status_writer import StatusWriter
+    from tunedeck.engine.run.store import is_locked
+
+    if is_locked(run_dir):  # its engine runs: leave its status alone
+        print(f"{C.ENGINE_SAYS} another engine is already running on {run_dir}", file=sys.stderr)
+        return 3
+    StatusWriter(run_dir)  # our pid (the engine's after exec): a death from here on reads as crashed at once
     ws, run_id = workspace_of(run_dir), run_dir.name
     slots = run_slots(run_dir)
     fds = try_lock_slots(ws, slots, run_id)
@@ -345,7 +368,10 @@ def main(argv: list[str] | None = None) -> int:
     worker = argv[cut + 1:]
     run_dir = Path(args.run_dir).resolve()
     os.umask(0o077)
-    return _wait_then_start(run_dir, worker) if args.wait else _start_now(run_dir, worker)
+    try:
+        return _wait_then_start(run_dir, worker) if args.wait else _start_now(run_dir, worker)
+    except Exception as exc:  # noqa: BLE001 - a run that cannot start must say why, not hang as queued
+        return _fail_at_start(run_dir, exc)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lock = EngineLock(run_dir).acquire()
     except RunLocked as e:
-        print(f"tunedeck engine: {e}", file=sys.stderr)
+        print(f"{C.ENGINE_SAYS} {e}", file=sys.stderr)
         return 3
 
     from tunedeck.engine.run.status_writer import Heartbeat, StatusWriter
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         code, message, show_tb = classify_error(exc)
         fields = {"traceback": traceback.format_exc(limit=-8)} if show_tb else {}
         events.emit(C.EV_ERROR, code=code, message=message, **fields)
-        print(f"tunedeck engine: {message}", file=sys.stderr)
+        print(f"{C.ENGINE_SAYS} {message}", file=sys.stderr)
         if show_tb:
             traceback.print_exc()
         final, rc = C.FAILED, 1 if not isinstance(exc, KeyboardInterrupt) else 130

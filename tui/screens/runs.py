@@ -89,6 +89,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         yield FilterInput(placeholder="filter runs: words in id, name, state, model, method, gate", id="filter")
         yield RunsTable(id="runs-table")
         yield Static("", id="runs-empty")
+        yield Static("", id="runs-reason", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -145,7 +146,16 @@ class RunsScreen(RoutesWorkerFailures, Screen):
             empty.update(f"No run matches “{query}”. Press esc to clear the filter.")
         empty.display = not rows
         table.display = bool(rows)
+        self._show_reason()
         self.refresh_bindings()
+
+    def _show_reason(self) -> None:
+        """Why the selected run failed or crashed, in one line under the table."""
+        row = self.selected if self.query_one(RunsTable).display else None
+        why = row.get("message") if row and row.get("state") in (C.FAILED, C.CRASHED, "unreadable") else ""
+        reason = self.query_one("#runs-reason", Static)
+        reason.update(f"{row['state']}: {why}" if why else "")
+        reason.display = bool(why)
 
     # ---- the selected run -------------------------------------------------------------------
 
@@ -166,6 +176,7 @@ class RunsScreen(RoutesWorkerFailures, Screen):
 
     @on(DataTable.RowHighlighted)
     def _row_moved(self) -> None:
+        self._show_reason()
         self.refresh_bindings()
 
     @on(DataTable.RowSelected)

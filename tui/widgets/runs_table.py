@@ -52,6 +52,8 @@ def state_cell(row: dict) -> Text:
     label = state_label(row.get("state"))
     if row.get("state") == C.QUEUED and row.get("queue_position"):
         label += f" #{row['queue_position']}"  # its place in the queue
+    if row.get("at_start"):
+        label += " at start"  # it never trained: the line under the table says why
     return Text(label, style=state_style(row.get("state")))
 
 
