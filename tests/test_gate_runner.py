@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_events, tunedeck
+from tunedeck.engine.data.demo_data import BASE_PROMPT
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +75,9 @@ def test_the_gate_runs_at_the_end_of_training(trained):
     assert [r["checkpoint"] for r in rows] == ["base", 10, 20]
     assert summary["base_loads"] == 1  # one base model; the checkpoints were adapters switched onto it
     assert summary["timings"]["base"] == {"generated": 44, "cached": 0}
-    assert [s["name"] for s in summary["sets"]] == ["golden", "safety"]
+    # the base's best prompt is for the task set; the safety set is asked as written, as every checkpoint asks it
+    assert [(s["name"], s["kind"], s["examples"], s["asked"]) for s in summary["sets"]] == [
+        ("golden", "task", 40, repr(BASE_PROMPT[:49] + "…")), ("safety", "safety", 4, "as written")]
     for r in rows:
         assert r["n"] == {"task": 40, "format": 40, "safety": 4, "general": 0}
         assert isinstance(r["latency_p95_ms"], float) and r["latency_p95_ms"] > 0
@@ -94,6 +97,7 @@ def test_the_gate_runs_at_the_end_of_training(trained):
 
     base = [json.loads(line) for line in (run_dir / "evals" / "base.jsonl").read_text().splitlines()]
     assert len(base) == 44 and base[0]["system_prompt"].startswith("Extract the person's name")
+    assert {r["set"] for r in base if r["system_prompt"] is None} == {"safety"}
     first = json.loads((run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()[0])
     assert first["id"] == "golden:1" and first["checkpoint"] == 20 and first["system_prompt"] is None
     assert [c["type"] for c in first["checks"]] == ["json_valid", "json_equal"]
@@ -120,7 +124,8 @@ def test_gate_command_prints_the_table_without_a_model(evaluated):
     proc = gate_cli("gate", run_dir.name, ws=ws)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split()[:3] == ["step", "eval", "loss"] and "verdict" in lines[0]
+    assert lines[0].split()[:7] == ["step", "verdict", "task", "format", "safety", "general", "p95"]
+    assert "task gain 95% CI" in lines[0] and lines[0].rstrip().endswith("eval loss")
     assert lines[1].startswith("base") and "baseline" in lines[1]
     assert proc.stdout.rstrip().splitlines()[-1] == f"best: {summary['sentence']}"
     proc = gate_cli("gate", run_dir.name, "--json", ws=ws)

@@ -62,14 +62,19 @@ def _score(metric: str, value) -> str:
     return f"{_name(metric)} {fmt_score(metric, value)}"
 
 
-def _vs(row: dict) -> str:
-    d = (row.get("vs_base") or {}).get("task")
-    if d is None:
-        return ""
-    ci = row.get("task_ci")
-    p = row.get("p_value")
-    shown = "" if p is None else " p<0.001" if p < 0.001 else f" p={p:.2g}"
-    return f"{d:+.1f}" + (f" [{ci[0]:+.0f},{ci[1]:+.0f}]" if ci else "") + shown
+def _ci(row: dict) -> str:
+    """The task gain's 95% interval and p-value, when the gate computed them."""
+    ci, p = row.get("task_ci"), row.get("p_value")
+    shown = "" if p is None else "p<0.001" if p < 0.001 else f"p={p:.2g}"
+    return " ".join(x for x in ((f"[{ci[0]:+.0f},{ci[1]:+.0f}]" if ci else ""), shown) if x)
+
+
+def _with_delta(value: str, row: dict, cat: str) -> str:
+    """A score and its change against the base ("=" when none): what every summary of the gate shows."""
+    d = (row.get("vs_base") or {}).get(cat)
+    if value == "-" or not isinstance(d, (int, float)):
+        return value
+    return f"{value} {'=' if abs(d) < 0.05 else format(d, '+.1f')}"
 
 
 def print_summary(summary: dict, file=None) -> None:
@@ -80,13 +85,13 @@ def print_summary(summary: dict, file=None) -> None:
     # piped output keeps whole rows (rich would otherwise wrap at 80 columns)
     console = Console(file=out, highlight=False, soft_wrap=True, width=None if out.isatty() else 200)
     rows = summary.get("rows") or []
-    has_general = any(r.get("general") is not None for r in rows)
     table = Table(box=None, pad_edge=False)
-    cols = ["step", "eval loss", "task", "vs base [95% CI]", "format", "safety"]
-    cols += ["general"] if has_general else []
-    cols += ["p95 ms", "verdict"]
-    for col in cols:
-        table.add_column(col, justify="left" if col in ("step", "verdict", "vs base [95% CI]") else "right", no_wrap=True)
+    # what the verdict uses first, each score with its change against the base; at 80 columns the interval
+    # and the eval loss wrap rather than push them off
+    for col in ("step", "verdict", "task", "format", "safety", "general", "p95 ms"):
+        table.add_column(col, justify="left" if col in ("step", "verdict") else "right", no_wrap=True)
+    table.add_column("task gain 95% CI", justify="left", overflow="fold")
+    table.add_column("eval loss", justify="right", overflow="fold")
     best = (summary.get("best") or {}).get("checkpoint")
     for r in rows:
         name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
@@ -94,11 +99,9 @@ def print_summary(summary: dict, file=None) -> None:
         name += " (pruned)" if r.get("pruned") else ""
         task = (_fmt(r.get("task"), ".1f", "%") if (r.get("task_metric") or "pass_rate") == "pass_rate"
                 else _score(r["task_metric"], r.get("task_score")))
-        cells = [name, _fmt(r.get("eval_loss"), ".4f"), task, _vs(r),
-                 _fmt(r.get("format"), ".1f", "%"), _fmt(r.get("safety"), ".1f", "%")]
-        cells += [_fmt(r.get("general"), ".1f", "%")] if has_general else []
-        cells += [_fmt(r.get("latency_p95_ms"), ".0f"), r.get("verdict") or "-"]
-        table.add_row(*cells)
+        table.add_row(name, r.get("verdict") or "-", _with_delta(task, r, "task"),
+                      *(_with_delta(_fmt(r.get(cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
+                      _fmt(r.get("latency_p95_ms"), ".0f"), _ci(r), _fmt(r.get("eval_loss"), ".4f"))
     console.print(table)
     for r in rows:
         label = r.get("label") or str(r["checkpoint"])
@@ -114,15 +117,23 @@ def print_summary(summary: dict, file=None) -> None:
             if w not in seen:  # the same small-set warning applies to every row
                 seen.add(w)
                 console.print(f"warning: {w}")
+    sets = [s for s in summary.get("sets") or [] if isinstance(s, dict) and s.get("name")]
+    if sets:
+        console.print("sets (the base's prompt search is for task sets; checkpoints answer every set as written):")
+        for s in sets:
+            n = f", {s['examples']} examples" if isinstance(s.get("examples"), int) else ""
+            how = f"; the base asked {'as written' if s.get('asked') == 'as written' else 'with ' + s['asked']}" \
+                if s.get("asked") else ""
+            console.print(f"  {s['name']}: {s.get('kind') or 'task'}{n}{how}")
     cands = summary.get("base_prompts") or []
     if len(cands) > 1:
-        console.print("base prompts (task by the task metric; * the baseline):")
+        console.print("base prompts on the task sets (task by the task metric; * the baseline):")
         for c in cands:
             shown = " ".join((c.get("prompt") or "(the eval set's own prompt)").split())
             shown = shown if len(shown) <= 60 else shown[:59] + "…"
             shot = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
             console.print(f"  {'*' if c.get('chosen') else ' '} task {_fmt(c.get('task'), '.1f')}  "
-                          f"format {_fmt(c.get('format'), '.1f', '%')}  safety {_fmt(c.get('safety'), '.1f', '%')}  {shown}{shot}")
+                          f"format {_fmt(c.get('format'), '.1f', '%')}  {shown}{shot}")
     for o in summary.get("overrides") or []:
         console.print(f"override: {o['key']} = {json.dumps(o['value'])} (run.toml: {json.dumps(o['was'])})")
     for n in summary.get("notices") or []:

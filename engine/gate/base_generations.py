@@ -1,11 +1,13 @@
-"""The base model's generations, cached, under each prompt candidate; the best candidate is the baseline.
+"""The base model's generations, cached: its task sets under each prompt candidate, its other sets as written.
 
-The base is generated under every prompt candidate (engine/gate/base_prompts.py: [gate]
-base_system_prompt, base_prompts, base_few_shot) and the best by the task metric is the
-baseline. Its generations are cached per example under <workspace>/cache/gate/<hash of base model, precision, device and
-generation settings>.jsonl, keyed by the hash of the rendered prompt: a re-run, another run on
-the same base, or a set that grew by a few examples only generates what is new. Checks are re-run
-on cached text every time, so editing a check needs no new generation.
+The base answers the task sets under every prompt candidate (engine/gate/base_prompts.py: [gate]
+base_system_prompt, base_prompts, base_few_shot) and the best by the task metric is the baseline;
+it answers the general and safety sets once, as written (their own messages), as every checkpoint
+does. Its generations are cached per prompt under <workspace>/cache/gate/<hash of base model,
+precision, device and generation settings>.jsonl, keyed by the hash of the exact text the model saw:
+a re-run, another run on the same base, or a set that grew by a few examples only generates what is
+new, and an answer given under a task prompt is never reused for a prompt asked as written (their
+texts differ). Checks are re-run on cached text every time, so editing a check needs no new generation.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import PRIVATE_FILE, make_private_dir
 from tunedeck.engine.run.gate_result import BASE
 from tunedeck.engine.gate.base_prompts import (
+    AS_WRITTEN,
     Candidate,
     candidates,
     choose,
@@ -91,68 +94,91 @@ class BaseCache:
             os.close(fd)
 
 
+def base_cache(run_dir: Path, identity: dict, settings: GenSettings) -> BaseCache:
+    """The cache of one base model's generations under one set of generation settings."""
+    return BaseCache(cache_dir(run_dir) / f"{content_hash({'model': identity, 'gen': settings.cache_key()})[:24]}.jsonl")
+
+
 def prompt_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample], settings: GenSettings, *, key: str,
-                 get_model: Callable[[], object], identity: dict, judge: Judge | None = None,
-                 progress: Progress | None = None, candidate: Candidate | None = None,
-                 demos: list | None = None, stage: str = "base") -> tuple[list[dict], int]:
-    """The base model's scored records under one prompt candidate (default: base_system_prompt alone)
-    and how many examples had to be generated (0: all cached)."""
-    from tunedeck.engine.gate.generate import Generation, generate, render_prompt
+def asked_text(tokenizer, ex: EvalExample, candidate: Candidate, demos: list | None) -> tuple[str, str | None, int]:
+    """(the text the base sees for `ex` under `candidate`, the system prompt that replaced its own, the
+    demonstrations placed before it). Task examples get the candidate; general and safety examples are
+    asked as written, whatever the candidate."""
+    from tunedeck.engine.gate.generate import render_prompt
 
-    candidate = candidate or Candidate(profile.gate.base_system_prompt, 0)
-    prompt = candidate.prompt or None
+    if ex.asked_as_written:
+        candidate = AS_WRITTEN
     shots = (demos or [])[:candidate.few_shot]
-    texts = [render_prompt(tokenizer, with_demonstrations(ex.prompt, shots), prompt) for ex in examples]
-    hashes = [prompt_hash(t) for t in texts]
-    cache = BaseCache(cache_dir(run_dir) / f"{content_hash({'model': identity, 'gen': settings.cache_key()})[:24]}.jsonl")
+    system = candidate.prompt or None
+    return render_prompt(tokenizer, with_demonstrations(ex.prompt, shots), system), system, len(shots)
+
+
+def cached_generations(run_dir: Path, identity: dict, settings: GenSettings, texts: list[str], *,
+                       get_model: Callable[[], object], tokenizer, progress: Progress | None = None) -> tuple[dict, int]:
+    """The base's generation for every text, keyed by the hash of the exact text it saw (so a cached answer is
+    only ever reused for the same prompt), and how many had to be generated (0: all cached). The missing
+    ones are generated in one call: one model load, full batches."""
+    from tunedeck.engine.gate.generate import Generation, generate
+
+    hashes = list(dict.fromkeys(prompt_hash(t) for t in texts))
+    text_of = {prompt_hash(t): t for t in texts}
+    cache = base_cache(run_dir, identity, settings)
     cached = cache.load()
-    missing = [i for i, h in enumerate(hashes) if h not in cached]
+    missing = [h for h in hashes if h not in cached]
     if missing:
         model = get_model()
         if progress:
-            progress(stage, 0, len(missing))
-        gens = generate(model, tokenizer, [], texts=[texts[i] for i in missing], max_new_tokens=settings.max_new_tokens,
+            progress("base", 0, len(missing))
+        gens = generate(model, tokenizer, [], texts=[text_of[h] for h in missing], max_new_tokens=settings.max_new_tokens,
                         batch_size=settings.batch_size, temperature=settings.temperature, top_p=settings.top_p,
-                        seed=settings.seed, progress=(lambda d, t: progress(stage, d, t)) if progress else None)
-        new = [{"prompt": hashes[i], "text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
-               for i, g in zip(missing, gens)]
+                        seed=settings.seed, progress=(lambda d, t: progress("base", d, t)) if progress else None)
+        new = [{"prompt": h, "text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
+               for h, g in zip(missing, gens)]
         cache.append(new)
         cached.update({e["prompt"]: e for e in new})
     elif progress:
-        progress(f"{stage} (cached)", len(examples), len(examples))
-    gens = [Generation(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes]
-    records = score_all(examples, gens, checkpoint=BASE, key=key, judge=judge, system_prompt=prompt)
-    for r in records:
-        r["few_shot"] = len(shots)
-    return records, len(missing)
+        progress("base (cached)", len(texts), len(texts))
+    return {h: Generation(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes}, len(missing)
 
 
 @dataclass
 class BaseResult:
     records: list[dict]      # the chosen candidate's records: the baseline
-    generated: int           # examples generated (not cached), all candidates together
+    generated: int           # prompts generated (not cached), all candidates together
     candidates: list[dict]   # gate.json's base_prompts
     notice: str | None
+    asked: int = 0           # prompts the base was asked, all candidates together (generated + cached)
 
 
 def best_base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample], settings: GenSettings, *,
                       key: str, get_model: Callable[[], object], identity: dict, judge: Judge | None = None,
                       progress: Progress | None = None, demos: list | None = None) -> BaseResult:
-    """The base under every prompt candidate (engine/gate/base_prompts.py); the best one is the baseline."""
+    """The base's records: its task examples under every prompt candidate (engine/gate/base_prompts.py), the best
+    candidate by the task metric being the baseline; its general and safety examples once, as written."""
     cands = candidates(profile.gate)
-    results, generated = [], 0
-    for i, cand in enumerate(cands):
-        stage = "base" if len(cands) == 1 else f"base prompt {i + 1}/{len(cands)}"
-        recs, n = base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=get_model,
-                               identity=identity, judge=judge, progress=progress, candidate=cand, demos=demos, stage=stage)
-        results.append(recs)
-        generated += n
+    task = [ex for ex in examples if not ex.asked_as_written]
+    plain = [ex for ex in examples if ex.asked_as_written]
+    asks = [[asked_text(tokenizer, ex, c, demos) for ex in task] for c in cands]
+    plain_asks = [asked_text(tokenizer, ex, AS_WRITTEN, demos) for ex in plain]
+    texts = [t for ask in [*asks, plain_asks] for t, _, _ in ask]
+    gens, generated = cached_generations(run_dir, identity, settings, texts, get_model=get_model, tokenizer=tokenizer,
+                                         progress=progress)
+
+    def scored(exs: list[EvalExample], ask: list[tuple]) -> list[dict]:
+        records = score_all(exs, [gens[prompt_hash(t)] for t, _, _ in ask], checkpoint=BASE, key=key, judge=judge)
+        for r, (_, system, shots) in zip(records, ask):
+            r["system_prompt"], r["few_shot"] = system, shots  # how it was asked (base_prompts.asked_by_set)
+        return records
+
+    plain_records = scored(plain, plain_asks)  # the same for every candidate: scored (and judged) once
+    order = {ex.id: i for i, ex in enumerate(examples)}
+    results = [sorted(scored(task, ask) + plain_records, key=lambda r: order[r["id"]]) for ask in asks]
     best = choose(results, profile.gate)
-    return BaseResult(results[best], generated, entries(cands, results, best, profile.gate), notice(cands, best))
+    return BaseResult(results[best], generated, entries(cands, results, best, profile.gate), notice(cands, best),
+                      asked=len(texts))
 
 
 def few_shot_demos(profile) -> list:

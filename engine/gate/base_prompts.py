@@ -1,7 +1,10 @@
 """The base model with its best prompt: the candidates the gate tries, and how the baseline is picked.
 
 A fine-tune has to beat what the base model does when asked well, not when asked badly. The gate
-scores the base under every candidate:
+scores the base's task sets (golden, `--eval-set` files, the held-out split) under every candidate;
+general and safety sets are asked as written, to the base and every checkpoint alike (their own
+messages: no replaced system turn, no demonstrations), since they measure what the fine-tune cost and
+a task prompt would make the base look worse at them than it is:
 
   prompts   [gate] base_system_prompt, then each of [gate] base_prompts (duplicates once). Each
             replaces the eval example's system turn; "" keeps the example's own.
@@ -28,10 +31,36 @@ class Candidate:
     prompt: str      # the system prompt; "" keeps the eval example's own system turn
     few_shot: int    # demonstrations placed before the example
 
+    @property
+    def changes_prompt(self) -> bool:
+        return bool(self.prompt) or self.few_shot > 0
+
     def label(self) -> str:
         shown = " ".join(self.prompt.split())
         shown = "(the eval set's own prompt)" if not shown else repr(shown if len(shown) <= 50 else shown[:49] + "…")
         return shown + (f" + {self.few_shot}-shot" if self.few_shot else "")
+
+
+AS_WRITTEN = Candidate("", 0)  # the example's own messages: how general and safety sets, and checkpoints, are asked
+AS_WRITTEN_LABEL = "as written"
+
+
+def asked_label(system_prompt: str | None, few_shot: int | None) -> str:
+    """How one record's prompt was asked, in words: "as written", or the candidate's label."""
+    cand = Candidate(system_prompt or "", few_shot if isinstance(few_shot, int) and few_shot > 0 else 0)
+    return cand.label() if cand.changes_prompt else AS_WRITTEN_LABEL
+
+
+def asked_by_set(records: list[dict]) -> dict[str, str]:
+    """How the base was asked each set, read from its records (what was done, not what was meant): the set's
+    name -> "as written" or the candidate's label ("; "-joined if its examples were asked differently)."""
+    out: dict[str, list[str]] = {}
+    for r in records:
+        labels = out.setdefault(str(r.get("set") or ""), [])
+        label = asked_label(r.get("system_prompt"), r.get("few_shot"))
+        if label not in labels:
+            labels.append(label)
+    return {name: "; ".join(labels) for name, labels in out.items()}
 
 
 def candidates(gate) -> list[Candidate]:

@@ -5,7 +5,7 @@ The best checkpoint is the passing one with the highest task score, ties to the 
 
 from __future__ import annotations
 
-from tunedeck.engine.run.gate_result import BASE, FAIL, NEEDS_REVIEW, PASS
+from tunedeck.engine.run.gate_result import BASE, FAIL, NEEDS_REVIEW, PASS, GateRow, awaited_or_closest
 from tunedeck.engine.gate.rules import list_ids
 from tunedeck.engine.gate.scores import CATEGORIES
 
@@ -56,14 +56,16 @@ def choose_best(rows: list[dict], rules=None) -> tuple[dict | None, str, str | N
         if ties:
             why += f" (tied with {list_ids([t['label'] for t in ties])}; the earlier step is preferred)"
         return best, f"{describe(best, rules)}; {why}", PASS
-    waiting = [r for r in ckpts if r["verdict"] == NEEDS_REVIEW]
-    if waiting:
-        w = max(waiting, key=lambda r: (r["task"] or 0, -r["step"]))
-        return None, f"no checkpoint passed yet: {describe(w, rules)} awaits review ({w['reasons'][-1]})", NEEDS_REVIEW
     if not ckpts:
         return None, "no checkpoint evaluated yet", None
-    closest = max(ckpts, key=lambda r: (r["task"] if r["task"] is not None else -1, -r["step"]))
-    return None, f"no checkpoint passed the gate; the closest, {describe(closest, rules)}, fails: {'; '.join(closest['reasons'])}", FAIL
+    # the row a summary of the run shows beside the verdict is this same one (GateSummary.featured)
+    lead = awaited_or_closest([x for x in map(GateRow.from_dict, ckpts) if x is not None])
+    described = next(r for r in ckpts if lead is not None and r["checkpoint"] == lead.checkpoint)
+    if described["verdict"] == NEEDS_REVIEW:
+        return (None, f"no checkpoint passed yet: {describe(described, rules)} awaits review ({described['reasons'][-1]})",
+                NEEDS_REVIEW)
+    return (None, f"no checkpoint passed the gate; the closest, {describe(described, rules)}, fails: "
+            f"{'; '.join(described['reasons'])}", FAIL)
 
 
 def summarize(rows: list[dict], rules) -> dict:

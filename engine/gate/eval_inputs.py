@@ -54,7 +54,36 @@ def sets_key(sets: list[EvalSet], settings: GenSettings) -> str:
 
 
 def sets_info(sets: list[EvalSet]) -> list[dict]:
-    return [{"name": s.name, "source": s.source, "examples": len(s.examples), "sha256": s.sha256[:16]} for s in sets]
+    return [{"name": s.name, "kind": s.kind, "source": s.source, "examples": len(s.examples), "sha256": s.sha256[:16]}
+            for s in sets]
+
+
+def sets_as_asked(entries: list[dict] | None, base_records: list[dict]) -> tuple[list[dict], list[str]]:
+    """gate.json's sets, each with how the base was asked it, read from the base's records (engine/run/gate_result.py
+    GateSet), and a notice for each general or safety set the base was not asked as written (records from a
+    gate before sets were asked as written). `entries`: the sets as the gate run recorded them; None (a
+    gate.json from before sets were recorded): the sets the records name."""
+    from tunedeck.engine.gate.base_prompts import asked_by_set
+    from tunedeck.engine.run.gate_result import SET_TASK, GateSet
+
+    asked = asked_by_set(base_records)
+    if entries is None:
+        counts: dict[str, int] = {}
+        for r in base_records:
+            counts[str(r.get("set") or "")] = counts.get(str(r.get("set") or ""), 0) + 1
+        entries = [{"name": name, "examples": n} for name, n in counts.items() if name]
+    out, notices = [], []
+    for entry in entries:
+        s = GateSet.from_dict(entry)
+        if s is None:
+            continue
+        s.asked = asked.get(s.name)
+        if s.kind != SET_TASK and s.asked is not None and not s.asked_as_written:
+            which = f"its {s.kind} set" if s.name == s.kind else f"its {s.kind} set {s.name!r}"
+            notices.append(f"the base answered {which} under a task prompt ({s.asked}), not as written, so its {s.kind} "
+                           "score is not what the base does; run `tunedeck eval` to ask it as written")
+        out.append(s.to_dict())
+    return out, notices
 
 
 def sets_extra(sets: list[EvalSet]) -> dict:

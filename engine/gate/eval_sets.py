@@ -20,6 +20,10 @@ One JSON object per line:
   safety: safety; [gate] general: general.
 - Example ids are "<set>:<id>" ("golden:refund-3", "golden:17"); give examples an "id" so review
   labels survive edits that move lines.
+- Each set has a kind, from what named it: task ([gate] golden, `--eval-set` files, the held-out
+  split), general or safety. Only task sets are asked the base's best prompt (engine/gate/base_prompts.py);
+  general and safety sets are asked as written, to the base and every checkpoint, since they measure
+  what the fine-tune cost.
 
 With no set named in [gate] (golden, safety, general) and none on the command line, the run's own
 held-out split is the eval set. A JSON reference is scored as above (exact match and JSON validity);
@@ -39,6 +43,7 @@ from typing import Any
 
 from tunedeck.engine.gate.check_spec import Check, CheckSpecError
 from tunedeck.engine.gate.checks import parse_check
+from tunedeck.engine.run.gate_result import SET_GENERAL as GENERAL, SET_SAFETY as SAFETY, SET_TASK as TASK
 
 KNOWN_TAGS = ("task", "format", "safety", "general")
 ROLES = ("system", "user", "assistant", "tool")
@@ -67,6 +72,12 @@ class EvalExample:
     line: int | None = None
     meta: dict = field(default_factory=dict)
     tools: list | None = None       # OpenAI tool schemas the chat template offers the model, as in training
+    kind: str = TASK                # its set's kind: only task examples are asked the base's best prompt
+
+    @property
+    def asked_as_written(self) -> bool:
+        """General and safety examples: the base gets exactly their own messages, never the task's prompt."""
+        return self.kind != TASK
 
     @property
     def prompt(self) -> list | str:
@@ -94,6 +105,7 @@ class EvalSet:
     name: str
     source: str                     # the file, or "held-out split"
     examples: list[EvalExample]
+    kind: str = TASK                # task, general or safety (engine/run/gate_result.py SET_KINDS)
 
     @property
     def sha256(self) -> str:
@@ -143,7 +155,7 @@ def _check_tags(tags: Any, err) -> tuple[str, ...]:
 
 
 def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str, ...], err,
-                  base_dir: Path | None = None, scorers: dict | None = None) -> EvalExample:
+                  base_dir: Path | None = None, scorers: dict | None = None, kind: str = TASK) -> EvalExample:
     """One eval example from its JSON object; `err(message, field)` builds the error to raise."""
     if not isinstance(obj, dict):
         raise err(f"an example must be a JSON object, not {type(obj).__name__}", None)
@@ -200,11 +212,14 @@ def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str
     if tools and messages is None:
         raise err("tools need a chat prompt ('messages'); a raw-text 'prompt' gets no chat template", "tools")
     return EvalExample(id=f"{set_name}:{local_id}", set=set_name, messages=messages, prompt_text=prompt_text,
-                       reference=reference, checks=checks, tags=tags, line=line, meta=meta, tools=tools or None)
+                       reference=reference, checks=checks, tags=tags, line=line, meta=meta, tools=tools or None,
+                       kind=kind)
 
 
-def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = ("task",), key: str | None = None) -> EvalSet:
-    """Load and validate a JSONL eval set; `key` names the profile key that pointed at it, for messages."""
+def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = ("task",), key: str | None = None,
+                  kind: str = TASK) -> EvalSet:
+    """Load and validate a JSONL eval set; `key` names the profile key that pointed at it, for messages;
+    `kind` is the set's role (task, general, safety), which decides how the base is asked it."""
     p = Path(path).expanduser()
     shown = str(path)
     try:
@@ -237,14 +252,14 @@ def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = (
         except RecursionError:
             raise err("JSON nested too deeply", None) from None
         ex = parse_example(obj, set_name=name, line=lineno, default_tags=default_tags, err=err,
-                           base_dir=base_dir, scorers=scorers)
+                           base_dir=base_dir, scorers=scorers, kind=kind)
         if ex.id in seen:
             raise err(f"duplicate id {ex.id.split(':', 1)[1]!r} (first on line {seen[ex.id]})", "id")
         seen[ex.id] = lineno
         examples.append(ex)
     if not examples:
         raise EvalSetError("no examples (the file is empty)", shown, field=key)
-    return EvalSet(name, str(p), examples)
+    return EvalSet(name, str(p), examples, kind)
 
 
 def prompt_and_reference(row: dict) -> tuple[list | None, str | None, str] | None:
@@ -295,8 +310,10 @@ def held_out_set(rows: list[dict], name: str = "heldout", judge: bool = False) -
     return EvalSet(name, "held-out split", examples)
 
 
-# Profile keys that name sets, the set name and the tags their examples get by default.
+# Profile keys that name sets, the set name and the tags their examples get by default; the key is also
+# the set's kind (golden: task).
 GATE_SET_KEYS = (("golden", ("task",)), ("safety", ("safety",)), ("general", ("general",)))
+KIND_OF_KEY = {"golden": TASK, "safety": SAFETY, "general": GENERAL}
 
 
 def verdict_basis(sets: list[EvalSet]) -> str | None:
@@ -322,7 +339,7 @@ def profile_sets(gate_cfg, extra: list | tuple = ()) -> list[EvalSet]:
     for key, tags in GATE_SET_KEYS:
         path = getattr(gate_cfg, key, "")
         if path:
-            sets.append(load_eval_set(path, key, tags, key=f"gate.{key}"))
+            sets.append(load_eval_set(path, key, tags, key=f"gate.{key}", kind=KIND_OF_KEY[key]))
     names = {s.name for s in sets}
     for item in extra:
         path, flag = item if isinstance(item, tuple) else (item, "--eval-set")

@@ -23,6 +23,7 @@ from tunedeck.engine.run.gate_result import (
     write_gate_summary,
 )
 from tunedeck.engine.gate.best_checkpoint import summarize
+from tunedeck.engine.gate.eval_inputs import sets_as_asked
 from tunedeck.engine.gate.judge_agreement import agreement_warning, judge_agreement
 from tunedeck.engine.gate.records import evaluated_steps, read_records
 from tunedeck.engine.gate.rules import GateError, judge_checkpoint, base_row
@@ -181,10 +182,13 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     summary = summarize(rows, rules)
     carried = {k: previous[k] for k in ("sets", "basis", "base_model", "base_system_prompt", "base_prompts", "generation",
                                         "timings", "seconds", "base_loads", "overrides") if k in previous}
+    # how the base was asked each set, from its records; an empty list is a gate.json from before sets were kept
+    sets, asked_notices = sets_as_asked((extra or {}).get("sets", carried.get("sets")) or None, judging.base)
+    notices += asked_notices
     basis = (extra or {}).get("basis", carried.get("basis"))
     if basis:  # a verdict on the held-out split says what it rests on
         summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']} (rests on {basis})"
-    summary = {**carried, **(extra or {}), **summary, "notices": notices, "key": key,
+    summary = {**carried, **(extra or {}), **summary, "sets": sets, "notices": notices, "key": key,
                "rules": {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop",
                                                          "max_general_drop", "latency_p95_ms", "require_review",
                                                          "max_weird_share", "min_judge_agreement") if hasattr(rules, k)}}

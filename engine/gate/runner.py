@@ -1,7 +1,8 @@
 """Runs the eval gate: generates on the eval sets with the base and each checkpoint, scores, decides.
 
 - The base model loads once per gate run (engine/gate/model_session.py); its generations are
-  cached (engine/gate/base_generations.py).
+  cached (engine/gate/base_generations.py). It answers the task sets under its best prompt and the
+  general and safety sets as written; checkpoints answer every set as written.
 - Results: evals/base.jsonl and evals/checkpoint-N.jsonl (engine/gate/records.py), evals/gate.json
   (engine/run/gate_result.py, built by engine/gate/rebuild.py), and EV_GATE events in the run log
   as each row is ready. Each row is judged once, as its checkpoint's records are ready.
@@ -94,7 +95,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
         judging = Judging(run_dir, rules, base)
         judged: dict[int, dict] = {}
         _row_event(events, judging.base_row())
-        timings = {"base": {"generated": generated, "cached": len(examples) * len(chosen.candidates) - generated}}
+        timings = {"base": {"generated": generated, "cached": chosen.asked - generated}}
         for ckpt in targets:
             t = time.perf_counter()
             model = session.checkpoint(ckpt)

@@ -6,8 +6,14 @@ The JSON is the contract (the app and `tunedeck gate --json` read it):
    "best": {"checkpoint": 800 or null, "sentence": "..."}, "verdict": "pass" / "needs_review" / "fail" / null,
    "sentence": "...", "chosen": {"checkpoint", "note", "t"} or null (a person's choice, kept across rebuilds),
    "notices": [...], "key": "<hash of the eval sets and generation settings>", "rules": {...},
-   "sets", "basis", "base_model", "base_prompts", "generation", "overrides", "timings", ... (what the gate ran on),
+   "sets": [{"name", "kind": task/general/safety, "examples", "asked", "source", "sha256"}, ...],
+   "basis", "base_model", "base_prompts", "generation", "overrides", "timings", ... (what the gate ran on),
    "updated": unix time, "version": 1}
+
+A set's "asked" says how the base was asked it, read from the base's records: "as written" (its own
+messages), or the label of the prompt candidate that replaced its system turn and/or put
+demonstrations before it. Only task sets are asked a candidate; general and safety sets, and every
+checkpoint, are asked as written.
 
 Verdict names and rule codes are defined here once; the engine's rules (engine/gate/rules.py) write
 them and the app shows them with the words below. The engine alone writes this file (and the
@@ -36,6 +42,13 @@ VERDICT_WORDS = {PASS: "pass", FAIL: "fail", NEEDS_REVIEW: "needs review", BASEL
 RULE_TASK_GAIN, RULE_TASK_NOISE, RULE_NO_TASK = "task_gain", "task_noise", "no_task"
 RULE_FORMAT, RULE_SAFETY, RULE_GENERAL = "format", "safety", "general"
 RULE_LATENCY, RULE_REVIEW = "latency", "review"
+
+# a set's kind: what named it ([gate] golden, `--eval-set` and the held-out split are task sets)
+SET_TASK, SET_GENERAL, SET_SAFETY = "task", "general", "safety"
+SET_KINDS = (SET_TASK, SET_GENERAL, SET_SAFETY)
+ASKED_AS_WRITTEN = "as written"  # a set asked with its own messages: no replaced system turn, no demonstrations
+# what a summary of a run shows beside the verdict, in this order
+SCORE_CATEGORIES = ("task", "format", "safety", "general")
 RULE_WORDS = {RULE_TASK_GAIN: "task gain too small", RULE_TASK_NOISE: "gain within noise", RULE_NO_TASK: "no task examples",
               RULE_FORMAT: "format dropped", RULE_SAFETY: "safety regressed", RULE_GENERAL: "general dropped",
               RULE_LATENCY: "over latency budget", RULE_REVIEW: "weird in review"}
@@ -59,6 +72,10 @@ def _num(x: Any) -> float | None:
 
 def _dict(x: Any) -> dict | None:
     return x if isinstance(x, dict) else None
+
+
+def _list(x: Any) -> list:
+    return x if isinstance(x, list) else []
 
 
 def _strings(x: Any) -> list[str]:
@@ -156,8 +173,48 @@ class Chosen:
         return {"checkpoint": self.checkpoint, "note": self.note, "t": self.t}
 
 
+@dataclass
+class GateSet:
+    """One eval set the gate ran on, and how the base model was asked it."""
+
+    name: str
+    kind: str = SET_TASK                   # task / general / safety: only task sets get the base's prompt search
+    examples: int | None = None
+    asked: str | None = None               # "as written" or a candidate's label; None: not recorded (an older gate)
+    source: str = ""
+    sha256: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Any) -> GateSet | None:
+        """A set from gate.json; files written before kinds were recorded get the kind their name implies
+        ([gate] safety and general were loaded under those names)."""
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str) or not d["name"]:
+            return None
+        kind = d.get("kind") if d.get("kind") in SET_KINDS else d["name"] if d["name"] in SET_KINDS else SET_TASK
+        examples = d.get("examples")
+        return cls(name=d["name"], kind=kind,
+                   examples=examples if isinstance(examples, int) and not isinstance(examples, bool) else None,
+                   asked=d.get("asked") if isinstance(d.get("asked"), str) else None,
+                   source=str(d.get("source") or ""), sha256=str(d.get("sha256") or ""))
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def asked_as_written(self) -> bool:
+        return self.asked == ASKED_AS_WRITTEN
+
+
+def awaited_or_closest(rows: list[GateRow]) -> GateRow | None:
+    """With no checkpoint to ship, the one the gate's sentence describes: the best task score awaiting review,
+    else the best task score of all (the closest to passing); ties to the earlier step. None: no checkpoint rows."""
+    ckpts = [r for r in rows if not r.is_base and isinstance(r.checkpoint, int)]
+    pool = [r for r in ckpts if r.verdict == NEEDS_REVIEW] or ckpts
+    return max(pool, key=lambda r: (r.task if r.task is not None else -1, -r.checkpoint)) if pool else None
+
+
 # summary keys with a typed field; every other key is what the gate ran on, kept as written (`context`)
-_TYPED = ("rows", "best", "verdict", "sentence", "chosen", "notices", "key", "rules", "updated", "version")
+_TYPED = ("rows", "best", "verdict", "sentence", "chosen", "notices", "key", "rules", "sets", "updated", "version")
 
 
 @dataclass
@@ -172,7 +229,8 @@ class GateSummary:
     notices: list[str] = field(default_factory=list)
     key: str | None = None
     rules: dict = field(default_factory=dict)   # the rules the verdicts used
-    context: dict = field(default_factory=dict)  # sets, basis, base_model, base_prompts, generation, overrides, timings, ...
+    sets: list[GateSet] = field(default_factory=list)  # the eval sets, their kinds and how the base was asked each
+    context: dict = field(default_factory=dict)  # basis, base_model, base_prompts, generation, overrides, timings, ...
     updated: float | None = None
     version: int = VERSION
 
@@ -183,6 +241,13 @@ class GateSummary:
 
     def row(self, checkpoint) -> GateRow | None:
         return next((r for r in self.rows if r.checkpoint == checkpoint), None)
+
+    @property
+    def featured(self) -> GateRow | None:
+        """The checkpoint row a one-line summary of the run shows: the one it ships, else the one the sentence
+        describes (awaiting review, or the closest to passing)."""
+        shipped = self.row(self.shipped) if self.shipped is not None else None
+        return shipped or awaited_or_closest(self.rows)
 
     @property
     def overrides(self) -> list[dict]:
@@ -204,15 +269,17 @@ class GateSummary:
                    best=best_step if isinstance(best_step, int) else None,
                    sentence=str(d.get("sentence") or sentence), chosen=Chosen.from_dict(d.get("chosen")),
                    notices=[n for n in _strings(d.get("notices")) if n], key=d.get("key") if isinstance(d.get("key"), str) else None,
-                   rules=_dict(d.get("rules")) or {}, context={k: v for k, v in d.items() if k not in _TYPED},
+                   rules=_dict(d.get("rules")) or {},
+                   sets=[x for x in map(GateSet.from_dict, _list(d.get("sets"))) if x is not None],
+                   context={k: v for k, v in d.items() if k not in _TYPED},
                    updated=_num(d.get("updated")), version=d.get("version") if isinstance(d.get("version"), int) else VERSION)
 
     def to_dict(self) -> dict:
         return {**self.context, "rows": [r.to_dict() for r in self.rows],
                 "best": {"checkpoint": self.best, "sentence": self.sentence}, "verdict": self.verdict,
                 "sentence": self.sentence, "chosen": self.chosen.to_dict() if self.chosen else None,
-                "notices": self.notices, "key": self.key, "rules": self.rules, "updated": self.updated,
-                "version": self.version}
+                "notices": self.notices, "key": self.key, "rules": self.rules, "sets": [x.to_dict() for x in self.sets],
+                "updated": self.updated, "version": self.version}
 
 
 # ---- the one reader, the writer, and what status.json carries ---------------------------------------
@@ -249,9 +316,20 @@ def write_gate_summary(run_dir: Path, summary: dict) -> dict:
     return data
 
 
+def row_scores(row: GateRow | None) -> dict | None:
+    """A row's scores as a run's summary shows them (status.json's gate_scores): the checkpoint, each category's
+    score in percent (or the task metric's points) and its change against the base; None for a missing row."""
+    if row is None:
+        return None
+    return {"checkpoint": row.checkpoint, "task_metric": row.task_metric,
+            **{cat: getattr(row, cat) for cat in SCORE_CATEGORIES},
+            "vs_base": {cat: _num(row.vs_base.get(cat)) for cat in SCORE_CATEGORIES}}
+
+
 def status_fields(summary: dict | None) -> dict:
-    """What status.json carries about the gate: gate_verdict and gate_best (the checkpoint the run ships)."""
+    """What status.json carries about the gate: gate_verdict, gate_best (the checkpoint the run ships) and
+    gate_scores (row_scores of the featured row: shipped, awaiting review, or the closest to passing)."""
     typed = GateSummary.from_dict(summary)
     if typed is None:
-        return {"gate_verdict": None, "gate_best": None}
-    return {"gate_verdict": typed.verdict, "gate_best": typed.shipped}
+        return {"gate_verdict": None, "gate_best": None, "gate_scores": None}
+    return {"gate_verdict": typed.verdict, "gate_best": typed.shipped, "gate_scores": row_scores(typed.featured)}

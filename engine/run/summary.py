@@ -32,6 +32,7 @@ def run_row(run_dir: Path) -> dict[str, Any]:
         "step": status.get("step") or 0, "total_steps": status.get("total_steps"),
         "best_eval_loss": status.get("best_eval_loss"), "best_eval_step": status.get("best_eval_step"),
         "gate_verdict": status.get("gate_verdict"), "gate_best": status.get("gate_best"),
+        "gate_scores": status.get("gate_scores"),  # the shipped (or closest) checkpoint's scores against the base
         "started": started, "duration_s": (end - started) if started else None,
         "message": message, "dir": str(run_dir),
         "sweep": status.get("sweep"), "parent": status.get("parent"), "queue_position": status.get("queue_position") if status["state"] == C.QUEUED else None,
