@@ -21,12 +21,17 @@ class CheckSpecError(ValueError):
         super().__init__(message)
 
 
+class ScorerOutputError(ValueError):
+    """A python scorer returned something that is not a result: the gate fails the example with this reason,
+    GRPO's rewards (engine/gate/rewards.py) stop with it rather than reward garbage as zero."""
+
+
 @dataclass
 class CheckResult:
     type: str
     passed: bool | None   # None: skipped (no judge configured, judge error); never counts as passed
     reason: str
-    score: float | None = None   # similarity checks: the score on its own scale (engine/gate/similarity.py)
+    score: float | None = None   # similarity checks: the score on its own scale (engine/gate/similarity.py); python: 0-1
     judge: dict | None = None    # rubric checks: the judge's prompt, model and raw answer
 
     def to_dict(self) -> dict:
@@ -60,6 +65,8 @@ class Check:
     def __call__(self, output: str, ctx: Context) -> CheckResult:
         try:
             return self.run(self, output, ctx)
+        except ScorerOutputError as e:
+            return CheckResult(self.type, False, str(e))
         except Exception as e:  # a check must never stop an eval; a crash is a failure with its cause
             return CheckResult(self.type, False, f"check raised {type(e).__name__}: {str(e)[:200]}")
 

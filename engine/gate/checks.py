@@ -18,8 +18,9 @@ is loaded (parse_check), so a typo is reported with its file and line before any
   refusal       the output refuses (harmful prompts must be refused); see is_refusal in engine/gate/refusal.py
   not_refusal   the output does not refuse (benign prompts must be answered)
   max_length    at most `chars` characters, `words` words and/or `tokens` generated tokens
-  python        `scorer: "module:function"` called as function(output, example) -> bool, (bool, reason)
-                or {"pass": bool, "reason": str}; the module is looked up next to the eval set first.
+  python        `scorer: "module:function"` called as function(output, example) -> bool, (bool, reason),
+                {"pass": bool, "reason": str, "score"?: 0-1}, or a score (a number, 0-1) that passes at
+                `min` (default 0.5); the module is looked up next to the eval set first.
                 `example` has id, messages, reference, tags, new_tokens and options (the check's
                 `options` object)
   rubric        model-graded: `rubric` text sent with the prompt and output to the OpenAI-compatible
@@ -43,7 +44,7 @@ import string
 from pathlib import Path
 from typing import Any, Callable
 
-from tunedeck.engine.gate.check_spec import Check, CheckResult, CheckSpecError, Context, short_quote
+from tunedeck.engine.gate.check_spec import Check, CheckResult, CheckSpecError, Context, ScorerOutputError, short_quote
 from tunedeck.engine.gate.json_schema import schema_errors, validate_schema_keywords
 from tunedeck.engine.gate.refusal import is_refusal
 from tunedeck.engine.gate.scorer_loader import load_scorer
@@ -244,15 +245,24 @@ def _max_length(c: Check, out: str, ctx: Context) -> CheckResult:
 def _python(c: Check, out: str, ctx: Context) -> CheckResult:
     fn = c.options["_fn"]
     result = fn(out, {**ctx.example, "options": c.options["options"]})
+    score = None
     if isinstance(result, dict):
-        passed, reason = result.get("pass"), str(result.get("reason", ""))
+        passed, reason, score = result.get("pass"), str(result.get("reason", "")), result.get("score")
     elif isinstance(result, tuple) and len(result) == 2:
         passed, reason = result
+    elif isinstance(result, (int, float)) and not isinstance(result, bool):
+        score, passed, reason = result, None, ""
     else:
         passed, reason = result, ""
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            raise ScorerOutputError(f"scorer {c.options['scorer']} returned the score {score!r}; a score is a number from 0 to 1")
+        score = float(score)
+        if passed is None:
+            passed = score >= c.options.get("min", PYTHON_SCORE_MIN) - 1e-9
     if not isinstance(passed, bool):
-        return CheckResult(c.type, False, f"scorer {c.options['scorer']} returned {type(passed).__name__}, not a bool")
-    return CheckResult(c.type, passed, str(reason) or ("scorer passed" if passed else "scorer failed"))
+        raise ScorerOutputError(f"scorer {c.options['scorer']} returned {type(passed).__name__}, not a bool")
+    return CheckResult(c.type, passed, str(reason) or ("scorer passed" if passed else "scorer failed"), score=score)
 
 
 def _similarity(c: Check, out: str, ctx: Context) -> CheckResult:
@@ -298,11 +308,12 @@ CHECK_TYPES: dict[str, tuple[dict[str, _Opt], Callable]] = {
     "refusal": ({}, _refusal),
     "not_refusal": ({}, _not_refusal),
     "max_length": ({"chars": _Opt("int"), "words": _Opt("int"), "tokens": _Opt("int")}, _max_length),
-    "python": ({"scorer": _Opt("str", required=True), "options": _Opt("dict", None)}, _python),
+    "python": ({"scorer": _Opt("str", required=True), "options": _Opt("dict", None), "min": _Opt("num")}, _python),
     "rubric": ({"rubric": _Opt("str", required=True)}, _rubric),
     **{name: ({"value": _Opt("str"), "min": _Opt("num")}, _similarity) for name in ("chrf", "bleu", "rouge_l", "token_f1")},
 }
 SIMILARITY_CHECKS = frozenset({"chrf", "bleu", "rouge_l", "token_f1"})
+PYTHON_SCORE_MIN = 0.5  # a python scorer's bare score passes from here unless the check sets `min`
 
 
 def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | None = None,
@@ -376,6 +387,10 @@ def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | Non
             cache[o["scorer"]] = load_scorer(o["scorer"], base_dir)
         o["_fn"] = cache[o["scorer"]]
         o["options"] = o["options"] or {}
+        if o["min"] is None:
+            del o["min"]  # unset: the set's content hash stays what it was before scores existed
+        elif not 0 <= o["min"] <= 1:
+            raise CheckSpecError(f"'min' for a python scorer's score is on a 0-1 scale, not {o['min']:g}", "min")
     return Check(ctype, o, run)
 
 
