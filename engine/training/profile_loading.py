@@ -198,6 +198,8 @@ def _flat_keys(data: dict) -> list[str]:
 
 def _coerce(spec: FieldSpec, value: Any) -> Any:
     t = spec.type
+    if spec.tables:
+        return _tables(value)
     if get_origin(t) is list or t is list:
         if isinstance(value, str):
             value = [value]
@@ -234,6 +236,20 @@ def _coerce(spec: FieldSpec, value: Any) -> Any:
     if spec.max is not None and value > spec.max:
         raise ValueError(f"must be at most {spec.max:g}, not {value:g}")
     return value
+
+
+def _tables(value: Any) -> list[dict]:
+    """A list of tables, each with a string `type` and a non-negative `weight` (rewards.checks). What a check's
+    options mean is the gate's to say: pre-flight parses them with the check registry."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TypeError("a list of tables, e.g. [{type = \"json_valid\", weight = 1.0}]")
+    for i, table in enumerate(value):
+        if not isinstance(table.get("type"), str):
+            raise ValueError(f"item {i + 1} needs a type (a check name, e.g. type = \"json_valid\")")
+        weight = table.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ValueError(f"item {i + 1} ({table['type']}): weight must be a number >= 0, not {weight!r}")
+    return [dict(t) for t in value]
 
 
 def _type_name(value: Any) -> str:
@@ -322,6 +338,17 @@ def load_profile(ref: str | os.PathLike, overrides: list[str] | None = None, wor
     data, provenance = _load_chain(path, workspace)
     data = apply_overrides(data, list(overrides or []), provenance)
     return build_profile(data, provenance, str(path))
+
+
+def key_source(ref: str | os.PathLike, key: str, overrides: list[str] | None = None,
+               workspace: Path | None = None) -> tuple[str | None, int | None]:
+    """The file (or "--set") and line that set `key` in profile `ref`, for messages about its value that
+    only later checks can judge (rewards.checks, parsed by the gate's registry at pre-flight)."""
+    path = find_profile(str(ref), workspace=workspace)
+    data, provenance = _load_chain(path, workspace)
+    apply_overrides(data, list(overrides or []), provenance)
+    src = provenance.get(key) or provenance.get(key.split(".")[0])
+    return (src.file, src.line(key)) if src else (str(path), None)
 
 
 def load_profile_data(ref: str | os.PathLike, workspace: Path | None = None) -> dict:

@@ -2,7 +2,7 @@
 that drive validation and the app's form.
 
 A profile has sections ([model], [data], [method], [lora], [optim], [checkpoints], [gate],
-[resources]) plus top-level `description` and `extends`; engine/training/profile_loading.py reads
+[rewards], [resources]) plus top-level `description` and `extends`; engine/training/profile_loading.py reads
 them from TOML.
 """
 
@@ -16,8 +16,8 @@ from typing import Any, get_type_hints
 
 def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
         max: float | None = None, factory: Any = None, items: tuple | None = None,
-        many: bool = False) -> Any:
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "items": items, "many": many}
+        many: bool = False, tables: bool = False) -> Any:
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "items": items, "many": many, "tables": tables}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -52,14 +52,28 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    method: str = opt("sft", "Supervised fine-tuning on demonstrations, DPO on preference pairs, or KTO on answers labelled good or bad.",
-                      choices=("sft", "dpo", "kto"))
+    method: str = opt("sft", "Supervised fine-tuning on demonstrations, DPO on preference pairs, KTO on answers labelled good or bad, "
+                      "or GRPO: reinforcement learning on prompts, rewarded by the [rewards] checks.",
+                      choices=("sft", "dpo", "kto", "grpo"))
     adapter: str = opt("lora", "LoRA adapters, QLoRA (4-bit base, needs a GPU and bitsandbytes) or none (full fine-tuning).",
                        choices=("lora", "qlora", "none"))
     dpo_beta: float = opt(0.1, "DPO: strength of the pull towards the reference model.", min=0.0, max=10.0)
     kto_beta: float = opt(0.1, "KTO: strength of the pull towards the reference model.", min=0.0, max=10.0)
     kto_desirable_weight: float = opt(1.0, "KTO: weight of the loss on desirable answers (raise it when they are the fewer).", min=0.0, max=100.0)
     kto_undesirable_weight: float = opt(1.0, "KTO: weight of the loss on undesirable answers (raise it when they are the fewer).", min=0.0, max=100.0)
+    grpo_num_generations: int = opt(4, "GRPO: completions sampled per prompt, whose rewards are compared with each other (4-8 on "
+                                    "one GPU). batch_size x grad_accum x processes must be a multiple of it.", min=2, max=1024)
+    grpo_max_completion_length: int = opt(256, "GRPO: most new tokens per completion; the monitor shows the share cut "
+                                          "there (clipped).", min=1, max=1_048_576)
+    grpo_beta: float = opt(0.0, "GRPO: KL penalty against the base model. 0 (TRL's default) loads no reference model; set "
+                           "0.01-0.05 when rewards rise while held-out answers degrade or completions collapse.", min=0.0, max=10.0)
+    grpo_temperature: float = opt(1.0, "GRPO: sampling temperature of the completions; too low and a prompt's completions are "
+                                  "alike, so their rewards cannot be compared.", min=0.01, max=10.0)
+    grpo_loss_type: str = opt("dapo", "GRPO: how token losses are averaged: dapo (TRL's default, no length bias), grpo (per "
+                              "sequence: favours short answers), dr_grpo (a constant), bnpo (tokens of the local batch).",
+                              choices=("dapo", "grpo", "dr_grpo", "bnpo"))
+    grpo_use_vllm: str = opt("auto", "GRPO: sample completions with vLLM on the training GPU (much faster; auto: when vLLM is "
+                             "installed and a GPU is present; never on CPU).", choices=("auto", "on", "off"))
 
 
 @dataclass
@@ -131,6 +145,21 @@ class GateConfig:
 
 
 @dataclass
+class RewardsConfig:
+    checks: list = opt(None, "GRPO's rewards: checks in the eval-set syntax, each with a weight, e.g. [{type = \"json_valid\", "
+                       "weight = 0.2}, {type = \"json_equal\", weight = 1.0}]. A scored check (chrf, bleu, rouge_l, token_f1, "
+                       "a python scorer's score) gives its score on 0-1, a pass/fail check 1 or 0; the gate's own code "
+                       "scores them. `name` tells two checks of one type apart.", factory=list, tables=True)
+    scorer_dir: str = opt("", "Folder searched first for python scorers' modules and schema_file paths (empty: the working "
+                          "directory at launch).")
+    guard_windows: int = opt(4, "The reward guard alerts when the mean reward rose over the last N logged windows while the "
+                             "held-out task score did not (gate.when = \"each_checkpoint\" scores it during training), "
+                             "or when completions collapse.", min=2, max=10_000)
+    on_alert: str = opt("warn", "On a guard alert: warn (an event, the monitor, [notify] command) or also stop with a final "
+                        "checkpoint.", choices=("warn", "stop"))
+
+
+@dataclass
 class SpeedConfig:
     attn_implementation: str = opt("auto", "Attention kernel: auto picks FlashAttention 2 when installed on a GPU, else SDPA.",
                                    choices=("auto", "sdpa", "eager", "flash_attention_2"))
@@ -175,6 +204,7 @@ class Profile:
     optim: OptimConfig = field(default_factory=OptimConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     gate: GateConfig = field(default_factory=GateConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -185,12 +215,12 @@ class Profile:
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "lora": LoraConfig, "optim": OptimConfig,
-            "checkpoints": CheckpointConfig, "gate": GateConfig, "speed": SpeedConfig, "resources": ResourcesConfig,
+            "checkpoints": CheckpointConfig, "gate": GateConfig, "rewards": RewardsConfig, "speed": SpeedConfig, "resources": ResourcesConfig,
             "tracking": TrackingConfig, "notify": NotifyConfig}
 TOP_LEVEL = ("description", "extends")
 SECTION_TITLES = {"model": "Model", "data": "Data", "method": "Method and adapter", "lora": "LoRA adapter",
                   "optim": "Optimisation and schedule", "checkpoints": "Checkpoints and evaluation",
-                  "gate": "Eval gate", "speed": "Throughput", "resources": "Resources",
+                  "gate": "Eval gate", "rewards": "Rewards (GRPO)", "speed": "Throughput", "resources": "Resources",
                   "tracking": "Experiment trackers", "notify": "Notifications"}
 
 
@@ -206,6 +236,7 @@ class FieldSpec:
     max: float | None
     items: tuple | None = None  # a list field's allowed values
     many: bool = False  # a string field that also takes a list of strings (data.path: several files)
+    tables: bool = False  # a list of tables (rewards.checks), written as a TOML inline array in the form
 
     @property
     def key(self) -> str:
@@ -221,7 +252,7 @@ def field_specs() -> list[FieldSpec]:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             m = f.metadata
             specs.append(FieldSpec(section, f.name, hints[f.name], default, m.get("help", ""), m.get("choices"), m.get("min"), m.get("max"),
-                                   m.get("items"), m.get("many", False)))
+                                   m.get("items"), m.get("many", False), m.get("tables", False)))
     return specs
 
 

@@ -35,6 +35,8 @@ def _is_list(spec: FieldSpec) -> bool:
 
 
 def to_text(spec: FieldSpec, value: Any) -> str:
+    if spec.tables:  # rewards.checks: a TOML inline array of tables, as a profile writes it
+        return _inline_tables(value or [])
     if _is_list(spec) or (spec.many and isinstance(value, list)):
         return ", ".join(value or [])
     if isinstance(value, float):
@@ -42,9 +44,31 @@ def to_text(spec: FieldSpec, value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _inline_tables(tables: list[dict]) -> str:
+    import tomlkit
+
+    array = tomlkit.array()
+    for table in tables:
+        inline = tomlkit.inline_table()
+        inline.update(table)
+        array.append(inline)
+    return array.as_string()
+
+
+def _parse_tables(text: str) -> Any:
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text or '[]'}")["v"]
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"must be a TOML list of tables, e.g. [{{type = \"json_valid\", weight = 1.0}}] ({e})") from None
+
+
 def parse_text(spec: FieldSpec, text: str) -> Any:
     """The typed value of an Input's text; raises ValueError with a short message."""
     text = text.strip()
+    if spec.tables:
+        return _parse_tables(text)
     if _is_list(spec):
         return [t.strip() for t in text.split(",") if t.strip()]
     if spec.many and "," in text:  # data.path: several files, comma-separated
