@@ -8,6 +8,8 @@ Canonical rows (what the trainer hands to TRL):
   DPO        {"prompt": [messages], "chosen": [messages], "rejected": [messages], "tools"?: [...]}
   KTO        {"prompt": [messages], "completion": [messages], "label": bool, "tools"?: [...]}, or
              {"prompt": str, "completion": str, "label": bool} for plain text
+  GRPO       {"prompt": [messages] | str, "completion"?: [one assistant message] | str}: the prompt the
+             model answers, and the reference answer when the row has one (engine/data/grpo_prompts.py)
 Rows with images, videos or audios are refused (text-only models).
 """
 
@@ -17,6 +19,7 @@ import re
 from typing import Any, Iterator
 
 from tunedeck.engine.data.alpaca import sft_alpaca
+from tunedeck.engine.data.grpo_prompts import GRPO_CONVERTERS
 from tunedeck.engine.data.kto import kto_unpaired
 from tunedeck.engine.data.layouts import MEDIA_COLUMNS
 from tunedeck.engine.data.openai_chat import sft_messages
@@ -44,7 +47,7 @@ def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[
         r.add("multimodal", media[0], f"this row has {' and '.join(media)} (multimodal data); tunedeck trains text-only "
               f"models: remove the {media[0]} column (and any <image>/<video>/<audio> tags) or train elsewhere")
         return None, r.problems
-    row = CONVERTERS[format](r, obj, method)
+    row = (GRPO_CONVERTERS if method == "grpo" else CONVERTERS)[format](r, obj, method)
     if row is not None:
         tag = next((m.group(0) for text in _texts(row) for m in [_MEDIA_TAG.search(text)] if m), None)
         if tag:

@@ -26,7 +26,8 @@ from tunedeck.engine.data.problems import DatasetError
 
 
 FORMATS = ("messages", "prompt_completion", "text", "alpaca", "sharegpt", "preference", "kto")
-METHODS = ("sft", "dpo", "kto")
+METHODS = ("sft", "dpo", "kto", "grpo")
+GRPO_FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion")  # prompt rows, each with an optional reference
 FORMAT_METHOD = {"preference": "dpo", "kto": "kto"}  # every other format is SFT data
 # Columns each format reads; any other column is listed as ignored (with "did you mean" for near misses).
 _CHAT_EXTRAS = ("system", "tools")
@@ -61,6 +62,10 @@ def detect_format(obj: dict) -> str | None:
         return "prompt_completion"
     if "text" in keys:
         return "text"
+    if "prompt" in keys:
+        return "prompt_completion"  # a prompt without its answer: GRPO's data (SFT says the completion is missing)
+    if "instruction" in keys:
+        return "alpaca"
     return None
 
 
@@ -94,6 +99,12 @@ def check_method(path: str, fmt: str, method: str) -> None:
         hint = " This file has chosen/rejected pairs: use method dpo." if fmt == "preference" else ""
         raise DatasetError(f"{path}: KTO needs rows with one answer and a true/false label (prompt/completion/label, "
                            f"or messages/conversations with label or kto_tag), but this file is {fmt} data.{hint}")
+    if method == "grpo" and fmt not in GRPO_FORMATS:
+        what = {"text": "plain text has no prompt to answer",
+                "preference": "this is preference data (chosen/rejected): train it with method dpo",
+                "kto": "this is KTO data (labelled answers): train it with method kto"}[fmt]
+        raise DatasetError(f"{path}: GRPO needs prompts (messages, prompt with an optional completion, or alpaca "
+                           f"instruction with an optional output); {what}")
     if method == "sft" and fmt == "preference":
         raise DatasetError(f"{path}: this is preference data (chosen/rejected); train it with method dpo, "
                            "or give SFT a file of demonstrations.")

@@ -46,8 +46,14 @@ def prepare_data(profile: Profile) -> PreparedData:
         eval_where = [loaded.where[i] for i in eval_idx]
     if not train_rows:
         raise DatasetError(f"{loaded.name}: no valid training rows left after validation and the split")
-    chat_from_strings = isinstance(train_rows[0].get("completion"), str) and plain_rows_use_template(profile)
-    if chat_from_strings:
+    grpo = profile.method.method == "grpo"  # GRPO's prompts: a row may be a string prompt without its answer
+    strings = any(isinstance(r.get("prompt"), str) for r in train_rows) if grpo else isinstance(train_rows[0].get("completion"), str)
+    chat_from_strings = strings and plain_rows_use_template(profile)
+    if chat_from_strings and grpo:
+        from tunedeck.engine.data.grpo_prompts import prompts_as_chat
+
+        train_rows, eval_rows = prompts_as_chat(train_rows), prompts_as_chat(eval_rows)
+    elif chat_from_strings:
         from tunedeck.engine.data.loss_masks import strings_as_chat  # the fingerprint above stays the file's own rows
 
         train_rows, eval_rows = strings_as_chat(train_rows), strings_as_chat(eval_rows)

@@ -115,7 +115,7 @@ def check_order(r: RowProblems, msgs: list[dict], prefix: str, method: str, comp
             r.add("role_order", where, "a tool result must follow an assistant turn with tool_calls")
         elif role == "assistant" and prev == "assistant" and not msgs[i - 1].get("tool_calls") and i != completion_start:
             r.add("role_order", where, "two assistant turns in a row", "warning")
-    if "assistant" not in roles:
+    if "assistant" not in roles and method != "grpo":  # GRPO's prompts need no answer: the model writes its own
         r.add("no_assistant", prefix, "no assistant message: nothing to train on")
     elif method == "sft" and roles and roles[-1] != "assistant":
         r.add("last_not_assistant", f"{prefix}[{len(roles) - 1}].role",
