@@ -72,11 +72,12 @@ def kill_engines(ws: Path) -> None:
                 pass
 
 
-def tunedeck(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
-    """Run the real command line in a subprocess."""
+def tunedeck(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
+             cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real command line in a subprocess (from the repository, or from `cwd`)."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=str(ROOT))
+                          timeout=timeout, env=full_env, cwd=str(cwd or ROOT))
     if check and proc.returncode != 0:
         raise AssertionError(f"tunedeck {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

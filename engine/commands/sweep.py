@@ -68,7 +68,10 @@ def create_sweep(args) -> int:
                 said.add(msg)
                 print(msg, file=sys.stderr)
         prechecks.append(pre)
-    record = SweepRecord(name=name, profile=str(args.profile), data=str(args.data or ""), sets=sets,
+    from tunedeck.engine.training.profile_schema import data_paths
+
+    data = ", ".join(data_paths(prechecks[0].profile.data))  # as the pre-flight made them: absolute
+    record = SweepRecord(name=name, profile=str(args.profile), data=data, sets=sets,
                          grid={}, ranges=list(args.range or []), samples=args.samples or 0, seed=args.seed,
                          slurm=bool(args.slurm))
     from tunedeck.engine.training.sweep import parse_grid
