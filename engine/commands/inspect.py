@@ -55,10 +55,25 @@ def _settings(args) -> ReportSettings:
         profile_method=profile.method.method if args.profile else None,
         val_fraction=d.val_fraction, seed=o.seed,
         # Without --model or --profile there is no model to count with: the default hub id would mean a download.
-        model=args.model or (profile.model.base if args.profile else None),
+        model=_gguf_folder(args.model or (profile.model.base if args.profile else None),
+                           "" if args.model else profile.model.gguf_file),
         chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
         eval_path=args.eval_path or d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum,
         epochs=o.epochs, processes=max(profile.resources.processes, 1), apply_chat_template=d.apply_chat_template)
+
+
+def _gguf_folder(model: str | None, gguf_file: str) -> str | None:
+    """The model to count with; for a GGUF file its de-quantised folder (built once), with the notice on stderr."""
+    from tunedeck.engine.training.gguf_base import GgufBaseError, gguf_notice, is_gguf_ref, materialize_gguf
+
+    if not model or not is_gguf_ref(model, gguf_file):
+        return model
+    try:
+        gguf = materialize_gguf(model, gguf_file or None, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    except GgufBaseError as e:
+        raise SettingsError(str(e)) from None
+    print(f"warning: {gguf_notice(gguf.source)}", file=sys.stderr, flush=True)
+    return str(gguf.folder)
 
 
 class _Progress:

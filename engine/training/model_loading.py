@@ -41,10 +41,23 @@ def _hub_kwargs(profile: Profile) -> dict:
     return kw
 
 
+def resolve_base(profile: Profile) -> str:
+    """What to load for model.base: itself, or for a GGUF file its de-quantised HF folder (built once, then
+    cached; the pre-flight freezes that folder into the run, so a run's engine finds it here already)."""
+    from tunedeck.engine.training.gguf_base import GgufBaseError, is_gguf_ref, materialize_gguf
+
+    if not is_gguf_ref(profile.model.base, profile.model.gguf_file):
+        return profile.model.base
+    try:
+        return str(materialize_gguf(profile.model.base, profile.model.gguf_file).folder)
+    except GgufBaseError as e:
+        raise ModelLoadError(str(e)) from None
+
+
 def load_tokenizer(profile: Profile):
     from transformers import AutoTokenizer
 
-    base = profile.model.base
+    base = resolve_base(profile)
     try:
         tok = AutoTokenizer.from_pretrained(base, **_hub_kwargs(profile))
     except Exception as e:  # OSError for missing files/offline hub, ValueError for bad configs
@@ -78,10 +91,11 @@ def check_model_config(profile: Profile) -> None:
     """Cheap check that the base model exists and is a known architecture, before any weights load."""
     from transformers import AutoConfig
 
+    base = resolve_base(profile)
     try:
-        AutoConfig.from_pretrained(profile.model.base, **_hub_kwargs(profile))
+        AutoConfig.from_pretrained(base, **_hub_kwargs(profile))
     except Exception as e:
-        raise ModelLoadError(_explain_load_error(profile.model.base, "model config", e)) from None
+        raise ModelLoadError(_explain_load_error(base, "model config", e)) from None
 
 
 def _explain_load_error(base: str, what: str, e: Exception) -> str:
@@ -114,8 +128,9 @@ def load_model(profile: Profile, precision: str, attn_implementation: str | None
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
         kwargs["device_map"] = {"": torch.cuda.current_device()}
+    base = resolve_base(profile)
     try:
-        model = AutoModelForCausalLM.from_pretrained(profile.model.base, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(base, **kwargs)
     except Exception as e:
         msg = str(e)
         if attn_implementation and _refuses_attention(msg):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunedeck.engine.data.kto import kto_balance_warning
+from tunedeck.engine.training.gguf_base import gguf_notice
 from tunedeck.engine.training.profile_hints import Hint, hints
 from tunedeck.engine.training.profile_loading import load_profile
 from tunedeck.engine.training.profile_schema import Profile, data_paths, make_paths_absolute
@@ -42,6 +43,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
     if not profile.data.path:
         raise PreflightError("no training data: pass --data PATH or set data.path in the profile")
     make_paths_absolute(profile)  # the engine runs from the run directory
+    gguf_source = checked_gguf_source(profile) if check_model else None  # an unreadable GGUF stops before data loads
     from tunedeck.engine.training.throughput import check_available
     from tunedeck.engine.data.prepare import prepare_data
 
@@ -87,9 +89,13 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
     if prepared.ignored_columns:
         pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
     pre.warnings += prepared.data_warnings
+    gguf = None
     if check_model:
         from tunedeck.engine.training.model_loading import check_model_config, load_tokenizer
 
+        gguf = gguf_base_of(profile, gguf_source)
+        if gguf is not None:
+            pre.warnings.append(gguf_notice(gguf.source))
         check_model_config(profile)
         tokenizer = load_tokenizer(profile)
         first = prepared.train_rows[0]
@@ -105,7 +111,39 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
                              skipped_rows=prepared.skipped, profile_source=str(profile_ref))
     if check_model:
         pre.record_fields["loss_masking"] = masking
+    if gguf is not None:
+        pre.record_fields.update(gguf_source=str(gguf.source), gguf_sha256=gguf.sha256, gguf_folder=str(gguf.folder))
     return pre
+
+
+def checked_gguf_source(profile: Profile) -> Path | None:
+    """The .gguf file model.base names, checked (readable, an architecture transformers loads) before
+    anything else loads; None when model.base is not a GGUF file."""
+    from tunedeck.engine.training.gguf_base import GgufBaseError, checked_gguf_file, is_gguf_ref
+
+    m = profile.model
+    if not is_gguf_ref(m.base, m.gguf_file):
+        return None
+    try:
+        return checked_gguf_file(m.base, m.gguf_file)
+    except GgufBaseError as e:
+        raise PreflightError(str(e)) from None
+
+
+def gguf_base_of(profile: Profile, source: Path | None):
+    """A GGUF base de-quantised (once, cached) and frozen into the profile as that HF folder, so the engine,
+    gate, export and playground load an ordinary model; a base that already is such a folder (the frozen
+    profile of `--from`) keeps its provenance. None for any other base."""
+    from tunedeck.engine.training.gguf_base import GgufBaseError, cached_gguf, materialize_gguf
+
+    if source is None:
+        return cached_gguf(profile.model.base) if Path(profile.model.base).is_dir() else None
+    try:
+        gguf = materialize_gguf(source)
+    except GgufBaseError as e:
+        raise PreflightError(str(e)) from None
+    profile.model.base, profile.model.gguf_file = str(gguf.folder), ""
+    return gguf
 
 
 def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> str:

@@ -29,6 +29,8 @@ class ModelConfig:
     revision: str = opt("", "Hub revision (branch, tag or commit) to pin; empty for the default branch.")
     trust_remote_code: bool = opt(False, "Run Python code shipped with the model. Off unless you trust its author.")
     chat_template: str = opt("", "Path to a Jinja chat template that replaces the tokenizer's own; empty to keep it.")
+    gguf_file: str = opt("", "When model.base is a folder holding several .gguf files: the one to train on. A GGUF base is "
+                         "de-quantised once into a cached HF folder, which the run then loads.")
 
 
 @dataclass

@@ -160,6 +160,10 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
                           f"{data.fingerprint}, recorded {record.dataset_fingerprint}); start a new run instead")
     if record.loss_masking.startswith("all tokens") and ("messages" in data.train_rows[0] or "completion" in data.train_rows[0]):
         events.emit(C.EV_WARNING, code="all_tokens_trained", message=f"the loss covers {record.loss_masking}")
+    if record.gguf_source and not resume:
+        from tunedeck.engine.training.gguf_base import gguf_notice
+
+        events.emit(C.EV_WARNING, code="gguf_base", message=gguf_notice(record.gguf_source))
     resume_path = None
     resumed_from = None
     if resume:

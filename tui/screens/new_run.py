@@ -271,6 +271,12 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             blocking.append("data.path: no training data")
         if p is not None and p.model.trust_remote_code:
             warnings.append("model.trust_remote_code is on: the model's own Python code will run")
+        if p is not None and p.model.base:
+            from tunedeck.engine.training.gguf_base import cached_gguf, gguf_notice, is_gguf_ref
+
+            frozen = cached_gguf(p.model.base)  # N on a run whose base was a GGUF file
+            if frozen or is_gguf_ref(p.model.base, p.model.gguf_file):
+                warnings.append(gguf_notice(frozen.source if frozen else p.model.gguf_file or p.model.base))
         ds = self.dataset
         r = ds.report
         if ds.inspecting:
