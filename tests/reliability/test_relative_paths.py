@@ -179,6 +179,14 @@ def test_a_run_that_dies_at_start_says_why_at_once(user_dir, dies_at_start):
                    what="the detached run to read as crashed")
     assert row["at_start"] and row["message"] == "planted: the engine died at start"
 
+    from fixtures.app_harness import make_app, run, wait_for_text  # the app's runs list says the same, at 80x24
+
+    async def runs_list():
+        async with make_app(u / "ws-dead").run_test(size=(80, 24)) as pilot:
+            await wait_for_text(pilot, "crashed at start", "crashed: planted: the engine died at start")
+
+    run(runs_list())
+
 
 def test_the_queues_door_ends_a_run_it_cannot_start_with_the_reason(user_dir):
     u = user_dir
