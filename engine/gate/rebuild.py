@@ -188,6 +188,11 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     basis = (extra or {}).get("basis", carried.get("basis"))
     if basis:  # a verdict on the held-out split says what it rests on
         summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']} (rests on {basis})"
+    from tunedeck.engine.run.reward_history import reward_phrase
+
+    reward = reward_phrase(run_dir)  # GRPO: the reward it optimised, beside the held-out result
+    if reward:
+        summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']}; {reward}"
     summary = {**carried, **(extra or {}), **summary, "sets": sets, "notices": notices, "key": key,
                "rules": {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop",
                                                          "max_general_drop", "latency_p95_ms", "require_review",

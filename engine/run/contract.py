@@ -46,18 +46,24 @@ HEARTBEAT_INTERVAL_S = 2.0
 EV_STATE = "state"  # state, message
 EV_RUN_STARTED = "run_started"  # total_steps, resumed_from (step or null), pid, host
 EV_RESUMED = "resumed"  # from_step: readers drop metrics logged after this step
-EV_TRAIN = "train"  # step, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen
+EV_TRAIN = "train"  # step, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen; GRPO also: reward,
+# reward_std, rewards/<check>/mean and /std, completions/clipped_ratio, completions/mean_length,
+# completions/near_empty_ratio, completions/identical_share, frac_reward_zero_std, kl (beta > 0), entropy
 EV_EVAL = "eval"  # step, epoch, eval_loss
 EV_TRAIN_END = "train_end"  # step, train_runtime, train_cpu_s, train_loss, tokens_seen
 EV_CHECKPOINT = "checkpoint"  # step, path, eval_loss
 EV_CHECKPOINT_PRUNED = "checkpoint_pruned"  # step, path
-EV_WARNING = "warning"  # message, code
+EV_WARNING = "warning"  # message, code (the reward guard's: REWARD_ALERTS, with step)
 EV_ERROR = "error"  # message, code, traceback (summary), step
 EV_SAMPLE = "sample"  # cpu_percent, rss_bytes, sys_cpu_percent, sys_mem_used, sys_mem_total, gpus
 EV_CONTROL = "control"  # request, handled at step
 EV_GATE = "gate"  # gate results: checkpoint, verdict, scores, reasons
 EV_DONE = "done"  # state, step, message
-EV_LIVE_SAMPLES = "live_samples"  # step, samples: [{prompt, reference, output, new_tokens}] after each evaluation
+EV_LIVE_SAMPLES = "live_samples"  # step, samples: [{prompt, reference, output, new_tokens}] after each evaluation;
+# GRPO: at each train log, the latest completions with rewards {check: value}, reward, group_rewards
+REWARD_HACKING = "reward_hacking"  # the training reward rose while the held-out task score did not
+COMPLETION_COLLAPSE = "completion_collapse"  # completions went to the length limit, to nothing, or to one text
+REWARD_ALERTS = (REWARD_HACKING, COMPLETION_COLLAPSE)
 
 # Control requests: one file per request in control/, named <kind>-<time>-<pid>.json
 CTL_STOP = "stop"

@@ -21,6 +21,7 @@ from tunedeck.engine.run.atomic_io import write_json_atomic
 from tunedeck.engine.training.profile_schema import Profile
 from tunedeck.engine.training.distributed import share_flags
 from tunedeck.engine.training.faults import FAULTS
+from tunedeck.engine.training.grpo import reward_log_fields
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints, take_control_requests
 from tunedeck.engine.run.status_writer import StatusWriter
@@ -175,9 +176,11 @@ class RunCallback(TrainerCallback):
             self._last_train_loss = logs.get("loss")
             self.events.emit(C.EV_TRAIN, step=step, epoch=state.epoch, loss=logs.get("loss"),
                              learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                             tokens_per_s=tps, tokens_seen=tokens or None,
-                             **{k: v for k, v in logs.items() if k.startswith("rewards/")})
+                             tokens_per_s=tps, tokens_seen=tokens or None, **reward_log_fields(logs))
             self.status.update(step=step, loss=logs.get("loss"))
+            watch = getattr(self, "rewards_watch", None)  # GRPO: live samples with rewards, and the reward guard
+            if watch is not None and state.is_world_process_zero:
+                watch.on_log(step, logs, self.events, self.request_stop)
         if "train_runtime" in logs and "train_loss" in logs:  # transformers 5 adds train_runtime to every log;
             # only the closing summary of a training attempt carries train_loss
             self.events.emit(C.EV_TRAIN_END, step=step, train_runtime=logs.get("train_runtime"),
@@ -245,7 +248,7 @@ class RunCallback(TrainerCallback):
         from tunedeck.engine.run.gate_result import status_fields
         from tunedeck.engine.training.preflight import gate_sets_named
 
-        if not gate_sets_named(self.profile) and args.eval_strategy == "no":
+        if not gate_sets_named(self.profile) and not getattr(self, "heldout_rows", args.eval_strategy != "no"):
             if not self._gate_skip_said:  # once per run, not once per checkpoint
                 self._gate_skip_said = True
                 self.events.emit(C.EV_WARNING, code="gate_skipped", step=step,
@@ -258,6 +261,9 @@ class RunCallback(TrainerCallback):
             self.events.emit(C.EV_ERROR, code="gate", step=step, message=f"eval gate on checkpoint-{step}: {exc}")
             return
         self.status.update(**status_fields(summary))
+        watch = getattr(self, "rewards_watch", None)
+        if watch is not None:  # the held-out task score, for the reward guard
+            watch.on_gate(step, summary, self.events, self.request_stop)
 
     def _rebuild_gate(self, req: dict[str, Any]) -> None:
         """The app's request after a review label or a choice: this engine owns gate.json, so it rebuilds it."""

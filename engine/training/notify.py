@@ -1,4 +1,5 @@
-"""[notify] command: a command of the user's own (a webhook, a phone script) run when a run ends.
+"""[notify] command: a command of the user's own (a webhook, a phone script) run when a run ends, and when
+GRPO's reward guard raises an alert during training (TUNEDECK_ALERT holds its code, e.g. reward_hacking).
 
 It runs through /bin/sh from the run directory with the run's id, final state, gate verdict and
 message in its environment, stdin closed and a time limit, so a hanging script cannot hold the
@@ -16,20 +17,20 @@ from tunedeck.engine.run import contract as C
 TIMEOUT_S = 60.0
 
 
-def notify_env(run_dir: Path, state: str, verdict: str | None, message: str) -> dict[str, str]:
+def notify_env(run_dir: Path, state: str, verdict: str | None, message: str, alert: str = "") -> dict[str, str]:
     return {"TUNEDECK_RUN_ID": Path(run_dir).name, "TUNEDECK_RUN_DIR": str(run_dir), "TUNEDECK_STATE": state,
-            "TUNEDECK_VERDICT": verdict or "", "TUNEDECK_MESSAGE": message}
+            "TUNEDECK_VERDICT": verdict or "", "TUNEDECK_MESSAGE": message, "TUNEDECK_ALERT": alert}
 
 
 def run_notify_command(command: str, run_dir: Path, state: str, verdict: str | None, message: str,
-                       events=None, timeout: float = TIMEOUT_S) -> str | None:
+                       events=None, timeout: float = TIMEOUT_S, alert: str = "") -> str | None:
     """Run the command; return a warning (also emitted as an event) when it fails, else None."""
     if not command.strip():
         return None
     try:
         proc = subprocess.run(["/bin/sh", "-c", command], cwd=str(run_dir), stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **notify_env(run_dir, state, verdict, message)})
+                              env={**os.environ, **notify_env(run_dir, state, verdict, message, alert)})
         problem = None
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]

@@ -89,6 +89,13 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
     if prepared.ignored_columns:
         pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
     pre.warnings += prepared.data_warnings
+    if profile.method.method == "grpo":  # rewards parsed by the gate's check registry, against the data's references
+        from tunedeck.engine.training.grpo_preflight import GrpoPreflightError, check_rewards
+
+        try:
+            check_rewards(profile, prepared, profile_ref, overrides, workspace)
+        except GrpoPreflightError as e:
+            raise PreflightError(str(e)) from None
     gguf = None
     if check_model:
         from tunedeck.engine.training.model_loading import check_model_config, load_tokenizer
@@ -103,7 +110,15 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
         if conversational and not tokenizer.chat_template:
             raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
                                  f"({prepared.format}); set model.chat_template to a Jinja template file")
-        masking = check_masks(profile, prepared, tokenizer, pre.warnings)
+        if profile.method.method == "grpo":  # GRPO trains on sampled completions: no masks, prompts to render
+            from tunedeck.engine.training.grpo_preflight import GrpoPreflightError, check_prompts
+
+            try:
+                masking = check_prompts(profile, prepared, tokenizer, pre.warnings)
+            except GrpoPreflightError as e:
+                raise PreflightError(str(e)) from None
+        else:
+            masking = check_masks(profile, prepared, tokenizer, pre.warnings)
     pre.record_fields = dict(base_model=profile.model.base, dataset_path=" + ".join(data_paths(profile.data)),
                              dataset_format=prepared.format, dataset_fingerprint=prepared.fingerprint,
                              rows=len(prepared.train_rows) + len(prepared.eval_rows),

@@ -74,7 +74,7 @@ def warmup_args(ratio: float) -> dict:
     return {"warmup_steps": ratio}
 
 
-def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks: list, guard):
+def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks: list, guard, watch=None):
     import torch
     from datasets import Dataset
 
@@ -107,6 +107,11 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
     common.update(tracker_args(profile, run_dir))  # report_to, run_name, project ([tracking])
     common.update(speed_args(profile, precision))
     common.update(parallel_args(profile))
+    if profile.method.method == "grpo":  # rewards from the gate's checks (engine/training/grpo.py)
+        from tunedeck.engine.training.grpo import build_grpo_trainer
+
+        return build_grpo_trainer(profile, data, common, model, tokenizer, lora_config(profile), callbacks, watch,
+                                  lambda cls: _guarded(FAULTS.trainer_class(cls), guard))
     if profile.method.method == "sft":  # pre-tokenised with tunedeck's masks: TRL builds labels from them
         train_rows, failed = encode_sft_rows(data.train_rows, tokenizer, profile)
         eval_rows, eval_failed = encode_sft_rows(data.eval_rows, tokenizer, profile)
@@ -178,8 +183,13 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
         guard = GuardState()
         callback = RunCallback(run_dir, profile, events, status, guard, resumed_from=resumed_from)
         callback.live_sampler = LiveSampler.for_run(profile, data.eval_rows)  # what the model writes, after each eval
+        callback.heldout_rows = bool(data.eval_rows)
+        if profile.method.method == "grpo":  # its live samples are its completions with their rewards, and a guard
+            from tunedeck.engine.training.grpo import RewardsWatch
+
+            callback.live_sampler, callback.rewards_watch = None, RewardsWatch.for_run(run_dir, profile)
         _install_stop_signal(callback)
-        trainer = build_trainer(run_dir, profile, data, [callback], guard)
+        trainer = build_trainer(run_dir, profile, data, [callback], guard, getattr(callback, "rewards_watch", None))
         guard_trackers(trainer, run_dir, profile, events)  # a failing tracker is a warning, never a failed run
         status.update(state=C.RUNNING)
         try:

@@ -147,6 +147,12 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
     from tunedeck.engine.gate.rebuild import serve_rebuild_requests
 
     summary = serve_rebuild_requests(run_dir, status.update) or summary  # labels and choices made meanwhile
+    from tunedeck.engine.training.reward_guard import guard_after_gate
+
+    if guard_after_gate(run_dir, record.profile, summary, events):  # GRPO: the rewards against the held-out scores
+        from tunedeck.engine.gate.rebuild import rebuild
+
+        summary = rebuild(run_dir, update_status=status.update) or summary  # the sentence names the alert
     return f"; gate: {summary.get('sentence') or summary.get('verdict')}"
 
 
