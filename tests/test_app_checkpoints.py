@@ -53,19 +53,49 @@ def test_the_table_shows_the_base_and_every_checkpoint_with_the_gate_values(tmp_
             text = screen_text(app)
             assert "Gate: needs review — no checkpoint passed yet: checkpoint-300: task 85.0% (+35.0 vs base)" in text
             base = line_of(text, "base")
-            assert "50.0%" in base and "95.0%" in base and "217" in base and "baseline" in base
+            assert "50.0 " in base and "95.0 " in base and "217" in base and "baseline" in base
+            assert "Task %" in text and "General %" in text  # the percent sign is in the header
             c100 = line_of(text, "100")
-            assert "0.40" in c100 and "1.4200" in c100 and "55.0% +5.0" in c100 and "fail" in c100
+            assert "0.40" in c100 and "1.4200" in c100 and "55.0 +5.0" in c100 and "95.0 =" in c100 and "fail" in c100
             assert "gain within noise" in c100
             c200 = line_of(text, "200")
-            assert "90.0% -10.0" in c200 and "safety regressed" in c200
+            assert "90.0 -10.0" in c200 and "safety regressed" in c200
             c300 = line_of(text, "300")
-            assert "85.0% +35.0" in c300 and "100.0% +5.0" in c300 and "needs review" in c300 and "review 0/4" in c300
+            assert "85.0 +35.0" in c300 and "100.0 +5.0" in c300 and "needs review" in c300 and "review 0/4" in c300
             c500 = line_of(text, "500")
-            assert "85.0% -10.0" in c500 and "417" in c500 and "format dropped, over latency budget" in c500
+            assert "85.0 -10.0" in c500 and "417" in c500 and "format dropped, over latency budget" in c500
             # the selected row's reasons in full, below the table
             await select(pilot, app.screen, "100")
             text = await wait_for_text(pilot, "McNemar p=0.62 on 40 paired examples")
+
+    run(scenario())
+
+
+def test_at_80_columns_every_score_the_verdict_uses_shows_with_its_change(tmp_path):
+    """A general set that checkpoint-400 forgot: task, format, safety, general (each against the base) and p95
+    all fit at 80x24; the base row says how each set was asked."""
+    from fixtures.make_gated_run import add_general_set
+
+    run_dir = gated_run(tmp_path)
+    add_general_set(run_dir)
+
+    async def scenario():
+        app = make_app(run_dir.parent.parent)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_checkpoints(pilot, run_dir)
+            text = screen_text(app)
+            header = next(line for line in text.splitlines() if "Step" in line)
+            for label in ("Verdict", "Task %", "Format %", "Safety %", "General %", "p95 ms"):
+                assert label in header, label
+            assert "75.0" in line_of(text, "base")
+            c400 = line_of(text, "400")
+            assert c400.split()[1:8] == ["fail", "82.5", "+32.5", "100.0", "+5.0", "100.0", "="]
+            assert "25.0 -50.0" in c400 and "239" in c400
+            await select(pilot, screen, "400")
+            await wait_for_text(pilot, "general 25.0% dropped 50.0 points from the base's 75.0% (allowed 5)")
+            await select(pilot, screen, "base")
+            text = await wait_for_text(pilot, "asked: golden (task) 'Route the support ticket.")
+            assert "safety (safety) as written, general (general) as written" in " ".join(text.split())
 
     run(scenario())
 
@@ -112,7 +142,7 @@ def test_delete_asks_then_removes_the_folder_and_keeps_the_gate_row(tmp_path):
             await pilot.press("y")
             await wait_until(pilot, lambda: not (run_dir / "checkpoints" / "checkpoint-100").exists(), what="deleted")
             text = await wait_for_text(pilot, "deleted (its gate results are kept)")
-            assert "55.0% +5.0" in line_of(text, "100")  # the scores it had
+            assert "55.0 +5.0" in line_of(text, "100")  # the scores it had
             row = next(r for r in gate_json(run_dir)["rows"] if r["checkpoint"] == 100)
             assert row["pruned"] is True
             assert any(e["kind"] == "checkpoint_pruned" and e["step"] == 100 for e in read_events(run_dir))

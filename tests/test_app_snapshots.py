@@ -20,7 +20,7 @@ import pytest
 
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, SNAPSHOTS, copy_workspace, make_app, run,
                                   screen_text, utc, wait_until)
-from fixtures.make_gated_run import GATED
+from fixtures.make_gated_run import GATED, add_general_set
 from tunedeck.tui.screens.checkpoints import CheckpointsScreen
 from tunedeck.tui.screens.help import HelpScreen
 from tunedeck.tui.screens.monitor import RunMonitorScreen
@@ -54,6 +54,15 @@ CASES = {
                                      ready=lambda app: isinstance(app.screen, CheckpointsScreen)
                                      and app.screen.query_one("#checkpoints-table").row_count == 6
                                      and "review: 0 of 4" in screen_text(app)),
+    # the gated run with a general set that checkpoint-400 forgot: every score the verdict uses, at 80 columns
+    "monitor_gated_general_80x24": dict(size=(80, 24), open_run=GATED, keys=(), runs=(GATED,), prepare=add_general_set,
+                                        ready=lambda app: ready_monitor(app)
+                                        and app.screen.query_one("#gate-scores").display),
+    "checkpoints_general_80x24": dict(size=(80, 24), open_run=GATED, keys=("o", "j", "j", "j", "j"), runs=(GATED,),
+                                      prepare=add_general_set,
+                                      ready=lambda app: isinstance(app.screen, CheckpointsScreen)
+                                      and app.screen.query_one("#checkpoints-table").row_count == 6
+                                      and "general 25.0% dropped 50.0 points" in screen_text(app)),
     "help_80x24": dict(size=(80, 24), open_run=None, keys=("question_mark",),
                        ready=lambda app: isinstance(app.screen, HelpScreen)),
 }
@@ -83,6 +92,8 @@ def test_snapshot(name, tmp_path, utc):
     fixed = Path(tempfile.mkdtemp(prefix="tunedeck-snapshot-", dir="/tmp"))  # /tmp/tunedeck-snapshot-XXXXXXXX
     try:
         ws = copy_workspace(fixed / "ws", runs=case.get("runs", RECORDED))
+        for run_id in case.get("runs", ()) if "prepare" in case else ():
+            case["prepare"](ws / "runs" / run_id)
         got = run(_screen(name, case, ws, tmp_path))
     finally:
         shutil.rmtree(fixed, ignore_errors=True)

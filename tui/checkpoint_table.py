@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.run.gate_result import BASE, GateRow, GateSummary, read_gate_summary
+from tunedeck.engine.run.gate_result import BASE, GateRow, GateSet, GateSummary, read_gate_summary
 from tunedeck.engine.run.store import list_checkpoints
 
 
@@ -37,6 +37,7 @@ class CheckpointRow:
     task = property(lambda self: self.gate.task if self.gate else None)
     format = property(lambda self: self.gate.format if self.gate else None)
     safety = property(lambda self: self.gate.safety if self.gate else None)
+    general = property(lambda self: self.gate.general if self.gate else None)
     p95_ms = property(lambda self: self.gate.latency_p95_ms if self.gate else None)
     verdict = property(lambda self: self.gate.verdict if self.gate else None)  # pass / fail / needs_review / baseline
     reasons = property(lambda self: self.gate.reasons if self.gate else [])
@@ -58,6 +59,7 @@ class CheckpointTable:
     rules: dict = field(default_factory=dict)             # the rules the verdicts used (gate.json)
     base_prompts: list[dict] = field(default_factory=list)  # the base's prompt candidates and the chosen one
     overrides: list[dict] = field(default_factory=list)   # rules changed after training: key, value, was
+    sets: list[GateSet] = field(default_factory=list)     # the eval sets, their kinds, how the base was asked each
 
     def row(self, key: str) -> CheckpointRow | None:
         return next((r for r in self.rows if r.key == key), None)
@@ -89,4 +91,4 @@ def load_checkpoint_table(run_dir: Path) -> CheckpointTable:
         rows.append(row)
     return CheckpointTable(rows=rows, sentence=gate.sentence or None, verdict=gate.verdict, best=gate.best, chosen=chosen,
                            notices=gate.notices, require_review=bool(gate.rules.get("require_review")), rules=gate.rules,
-                           base_prompts=gate.base_prompts, overrides=gate.overrides)
+                           base_prompts=gate.base_prompts, overrides=gate.overrides, sets=gate.sets)

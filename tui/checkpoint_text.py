@@ -5,25 +5,41 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS
+from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS, SCORE_CATEGORIES
 
 from .checkpoint_table import CheckpointRow, CheckpointTable
 from .formatting import fmt_loss
 from .gate_results import verdict_style, verdict_word
 
-# the verdict and scores first: at 80 columns they are what must stay on screen
-COLUMNS = (("mark", ""), ("step", "Step"), ("verdict", "Verdict"), ("task", "Task"), ("format", "Format"),
-           ("safety", "Safety"), ("p95", "p95 ms"), ("eval", "Eval loss"), ("train", "Train loss"), ("epoch", "Epoch"),
-           ("why", "Why"))
+# the verdict and everything it uses first (task, format, safety, general, each with its change against the
+# base, and latency): at 80 columns they are what must stay on screen; then why (in full below the table for
+# the selected row), then the losses and epoch, which scroll
+COLUMNS = (("mark", ""), ("step", "Step"), ("verdict", "Verdict"), ("task", "Task %"), ("format", "Format %"),
+           ("safety", "Safety %"), ("general", "General %"), ("p95", "p95 ms"), ("why", "Why"), ("eval", "Eval loss"),
+           ("train", "Train loss"), ("epoch", "Epoch"))
 
 
-def _pct(x: float | None, delta: float | None = None) -> Text:
+def columns(table: CheckpointTable | None) -> tuple[tuple[str, str], ...]:
+    """COLUMNS, with the task column named after a score task metric ([gate] task_metric = "chrf": chrF points)."""
+    metric = (table.rules.get("task_metric") if table is not None else None) or "pass_rate"
+    if metric == "pass_rate":
+        return COLUMNS
+    from tunedeck.engine.gate.similarity import NAMES
+
+    return tuple((key, f"Task {NAMES.get(metric, metric)}" if key == "task" else label) for key, label in COLUMNS)
+
+
+def score_cell(x: float | None, delta: float | None = None, *, base: bool = False) -> Text:
+    """A score in percent (the % is in the header, to keep four of them within 80 columns) and its change
+    against the base: "85.0 +35.0", "100.0 =" (no change); the base row has no change to show."""
     if x is None:
         return Text("-", style="dim")
-    text = Text(f"{x:.1f}%")
-    if delta is not None and abs(delta) >= 0.05:
-        text.append(f" {delta:+.1f}", style="green" if delta > 0 else "red")
-    return text
+    text = Text(f"{x:.1f}")
+    if base or delta is None:
+        return text
+    if abs(delta) < 0.05:
+        return text.append(" =", style="dim")
+    return text.append(f" {delta:+.1f}", style="green" if delta > 0 else "red")
 
 
 def _why(row: CheckpointRow) -> str:
@@ -49,8 +65,9 @@ def table_cells(row: CheckpointRow, compare_mark: str | None) -> dict:
     verdict = verdict_word(row.verdict) or "-"
     return {"mark": Text(mark, style="bold yellow"), "step": step,
             "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-", "train": fmt_loss(row.train_loss),
-            "eval": fmt_loss(row.eval_loss), "task": _pct(row.task, row.vs_base.get("task")),
-            "format": _pct(row.format, row.vs_base.get("format")), "safety": _pct(row.safety, row.vs_base.get("safety")),
+            "eval": fmt_loss(row.eval_loss),
+            **{cat: score_cell(getattr(row, cat), row.vs_base.get(cat), base=row.step is None)
+               for cat in SCORE_CATEGORIES},
             "p95": f"{row.p95_ms:.0f}" if row.p95_ms is not None else "-",
             "verdict": Text(verdict, style=verdict_style(row.verdict) if row.verdict != "baseline" else "dim"),
             "why": _why(row)}
@@ -94,11 +111,24 @@ def row_detail(row: CheckpointRow | None, table: CheckpointTable | None) -> Text
         if row.step is not None and not row.present:
             text.append("\n  the folder is gone (pruned or deleted); the scores above are what it had", style="dim")
         if row.step is None and table is not None:
+            _sets_asked(text, table.sets)
             _base_prompts(text, table.base_prompts)
         if table is not None and table.overrides:
             changed = ", ".join(f"{o['key']} = {o.get('value')!r} (run.toml {o.get('was')!r})" for o in table.overrides)
             text.append(f"\n  rules changed after training: {changed} (R to edit)", style="dim")
     return text
+
+
+def _sets_asked(text: Text, sets: list) -> None:
+    """Under the base row: how the base was asked each set (its best prompt on task sets, the others as written)."""
+    if not sets:
+        return
+    text.append("\n  asked: ")
+    for i, s in enumerate(sets):
+        text.append(", " if i else "")
+        text.append(s.name, style="bold")
+        text.append(f" ({s.kind}) " + (s.asked or "not recorded"), style="" if s.asked_as_written or s.kind == "task" else "yellow")
+    text.append("; checkpoints answer every set as written", style="dim")
 
 
 def _base_prompts(text: Text, candidates: list[dict]) -> None:

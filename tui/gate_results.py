@@ -22,7 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, VERDICT_WORDS, GateRow, GateSummary
+from rich.text import Text
+
+from tunedeck.engine.run.gate_result import (
+    BASE,
+    BASELINE,
+    FAIL,
+    NEEDS_REVIEW,
+    PASS,
+    SCORE_CATEGORIES,
+    VERDICT_WORDS,
+    GateRow,
+    GateSummary,
+    awaited_or_closest,
+    change_text,
+    row_scores,
+    vs_base_parts,
+)
 
 PASSING = frozenset({PASS})
 FAILING = frozenset({FAIL})
@@ -120,6 +136,13 @@ class GateResults:
     def row(self, checkpoint: int | str) -> GateRow | None:
         return self.rows.get(checkpoint)
 
+    @property
+    def featured(self) -> GateRow | None:
+        """The checkpoint a summary of the run shows: the one it ships, else the one awaiting review or closest to
+        passing (the row the gate's sentence describes)."""
+        shipped = self.row(self.shipped) if self.shipped is not None else None
+        return shipped or awaited_or_closest(list(self.rows.values()))
+
     def verdict_for(self, step: int) -> str | None:
         row = self.row(step)
         return row.verdict if row is not None else None
@@ -159,3 +182,52 @@ def verdict_style(verdict: str | None) -> str:
     other word (from a newer engine) yellow, since it is not a pass."""
     v = (verdict or "").lower()
     return VERDICT_STYLES.get(v, "yellow" if v else "")
+
+
+# ---- a checkpoint's scores against the base, in a line ------------------------------------------------
+
+WORDS = {cat: cat for cat in SCORE_CATEGORIES}
+SHORT = {"task": "task", "format": "fmt", "safety": "safe", "general": "gen"}
+
+
+def _delta_style(d) -> str:
+    if not isinstance(d, (int, float)) or isinstance(d, bool) or abs(d) < 0.05:
+        return "dim"
+    return "green" if d > 0 else "red"
+
+
+def vs_base_cell(scores: dict | None) -> Text:
+    """The runs list's cell: each category's change against the base by its letter, "T+35 F+5 S= G-40"
+    (status.json's gate_scores); a category the gate did not measure (no general set, say) is "G-"."""
+    parts = vs_base_parts(scores)
+    if not parts:
+        return Text("-", style="dim")
+    return Text(" ").join(Text(part, style=_delta_style(d)) for part, d in parts)
+
+
+def scores_line(row: GateRow | None, width: int, base: GateRow | None = None) -> Text:
+    """The monitor's gate line: the featured checkpoint's task, format, safety and general scores, each with its
+    change against the base, in words, or abbreviated where the width is short (80 columns hold all four)."""
+    scores = row_scores(row, base)
+    if scores is None:
+        return Text()
+    step = scores["checkpoint"]
+    text = Text()
+    for head, words in ((f"checkpoint-{step} vs base: ", WORDS), (f"checkpoint-{step} vs base: ", SHORT),
+                        (f"{step} vs base: ", SHORT)):
+        text = Text(head, style="bold")
+        for i, cat in enumerate(SCORE_CATEGORIES):
+            value, d = scores.get(cat), scores["vs_base"].get(cat)
+            text.append(" · " if i else "", style="dim")
+            text.append(f"{words[cat]} ")
+            if value is None:
+                text.append("-", style="dim")
+                continue
+            unit = "%" if cat != "task" or scores.get("task_metric") in (None, "pass_rate") else ""
+            text.append(f"{value:.1f}{unit}")
+            if isinstance(d, (int, float)):  # a row from an older engine's event may not say
+                text.append(f" {change_text(d)}", style=_delta_style(d))
+        if text.cell_len <= width:
+            break
+    text.truncate(width, overflow="ellipsis")
+    return text

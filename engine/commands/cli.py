@@ -153,11 +153,12 @@ def cmd_stop(args) -> int:
 
 
 def cmd_ls(args) -> int:
+    from tunedeck.engine.run.gate_result import vs_base_parts
     from tunedeck.engine.run.store import list_runs
-    from tunedeck.engine.run.summary import run_row
+    from tunedeck.engine.run.summary import fill_gate_fields, run_row
 
     ws = resolve_workspace(args.workspace)
-    rows = [run_row(d) for d in list_runs(ws)]
+    rows = [fill_gate_fields(run_row(d), d) for d in list_runs(ws)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -168,7 +169,7 @@ def cmd_ls(args) -> int:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False)
-    for col in ("id", "state", "base model", "method", "step", "best eval", "gate", "started", "duration"):
+    for col in ("id", "state", "base model", "method", "step", "best eval", "gate", "vs base", "started", "duration"):
         table.add_column(col, no_wrap=True)  # ids are copied into other commands: never cut them
     for r in rows:
         total = f"/{r['total_steps']}" if r["total_steps"] else ""
@@ -176,7 +177,9 @@ def cmd_ls(args) -> int:
         state = r["state"] + (f" #{r['queue_position']}" if r.get("queue_position") else "")  # place in the queue
         state += " at start" if r.get("at_start") else ""  # it never trained: the reason is in `tunedeck show`
         table.add_row(r["id"], state, Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
-                      f"{r['step']}{total}", fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-", started,
+                      f"{r['step']}{total}", fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-",
+                      # task, format, safety, general against the base (T+35 F= S= G-40), as the app's runs list
+                      " ".join(part for part, _ in vs_base_parts(r.get("gate_scores"))) or "-", started,
                       _fmt_duration(r["duration_s"]))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
@@ -210,7 +213,18 @@ def cmd_show(args) -> int:
     for c in rec["checkpoints"]:
         lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_num(c['eval_loss'])}  {c['path']}")
     if rec.get("gate"):
+        from tunedeck.engine.run.gate_result import SCORE_CATEGORIES, change_text
+
         lines.append(f"gate       {rec['gate'].get('sentence') or rec['gate'].get('verdict')}")
+        scores = rec["gate"].get("scores")
+        if scores:  # the shipped (or closest) checkpoint: every score the verdict uses, with its change
+            parts = [f"{cat} " + ("-" if scores.get(cat) is None else
+                                  f"{scores[cat]:.1f}{'%' if cat != 'task' or scores.get('task_metric') == 'pass_rate' else ''}"
+                                  f" ({change_text(scores['vs_base'].get(cat))})") for cat in SCORE_CATEGORIES]
+            lines.append(f"vs base    checkpoint-{scores['checkpoint']}: " + ", ".join(parts))
+        for gs in rec["gate"].get("sets") or []:
+            lines.append(f"eval set   {gs.get('name')} ({gs.get('kind') or 'task'}, {gs.get('examples')} examples): "
+                         f"the base asked {gs.get('asked') or '(not recorded)'}")
     for e in rec["errors"]:
         lines.append(f"error      {e}")
     if not rec["errors"] and rec["state"] in (C.CRASHED, C.FAILED) and rec.get("message"):

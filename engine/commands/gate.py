@@ -79,30 +79,44 @@ def _with_delta(value: str, row: dict, cat: str) -> str:
 
 def print_summary(summary: dict, file=None) -> None:
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     out = file or sys.stdout
     # piped output keeps whole rows (rich would otherwise wrap at 80 columns)
     console = Console(file=out, highlight=False, soft_wrap=True, width=None if out.isatty() else 200)
     rows = summary.get("rows") or []
-    table = Table(box=None, pad_edge=False)
-    # what the verdict uses first, each score with its change against the base; at 80 columns the interval
-    # and the eval loss wrap rather than push them off
-    for col in ("step", "verdict", "task", "format", "safety", "general", "p95 ms"):
-        table.add_column(col, justify="left" if col in ("step", "verdict") else "right", no_wrap=True)
-    table.add_column("task gain 95% CI", justify="left", overflow="fold")
-    table.add_column("eval loss", justify="right", overflow="fold")
     best = (summary.get("best") or {}).get("checkpoint")
-    for r in rows:
-        name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
-        name += " *" if best is not None and r["checkpoint"] == best else ""
-        name += " (pruned)" if r.get("pruned") else ""
-        task = (_fmt(r.get("task"), ".1f", "%") if (r.get("task_metric") or "pass_rate") == "pass_rate"
-                else _score(r["task_metric"], r.get("task_score")))
-        table.add_row(name, r.get("verdict") or "-", _with_delta(task, r, "task"),
-                      *(_with_delta(_fmt(r.get(cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
-                      _fmt(r.get("latency_p95_ms"), ".0f"), _ci(r), _fmt(r.get("eval_loss"), ".4f"))
-    console.print(table)
+
+    def gate_table(wide: bool) -> Table:
+        # what the verdict uses first, each score with its change against the base; on a terminal too narrow
+        # for the interval and the eval loss, those two go on a line per checkpoint under the table instead
+        table = Table(box=None, pad_edge=False)
+        cols = ["step", "verdict", "task", "format", "safety", "general", "p95 ms"]
+        for col in cols + (["task gain 95% CI", "eval loss"] if wide else []):
+            table.add_column(col, justify="left" if col in ("step", "verdict", "task gain 95% CI") else "right",
+                             no_wrap=True)
+        for r in rows:
+            name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
+            name += " *" if best is not None and r["checkpoint"] == best else ""
+            name += " (pruned)" if r.get("pruned") else ""
+            task = (_fmt(r.get("task"), ".1f", "%") if (r.get("task_metric") or "pass_rate") == "pass_rate"
+                    else _score(r["task_metric"], r.get("task_score")))
+            cells = [name, r.get("verdict") or "-", _with_delta(task, r, "task"),
+                     *(_with_delta(_fmt(r.get(cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
+                     _fmt(r.get("latency_p95_ms"), ".0f")]
+            table.add_row(*cells, *([_ci(r), _fmt(r.get("eval_loss"), ".4f")] if wide else []))
+        return table
+
+    table = gate_table(wide=True)
+    wide = Measurement.get(console, console.options.update(max_width=10**4), table).maximum <= console.width
+    console.print(table if wide else gate_table(wide=False))
+    if not wide:
+        for r in rows:
+            more = [f"task gain 95% CI {_ci(r)}" if _ci(r) else "", f"eval loss {_fmt(r.get('eval_loss'), '.4f')}"
+                    if r.get("eval_loss") is not None else ""]
+            if any(more):
+                console.print(f"  {r.get('label') or r['checkpoint']}: " + ", ".join(m for m in more if m))
     for r in rows:
         label = r.get("label") or str(r["checkpoint"])
         scored = "; ".join(f"{cat} " + ", ".join(_score(t, v) for t, v in types.items())

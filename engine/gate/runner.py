@@ -38,7 +38,7 @@ def _row_event(events, row: dict) -> None:
     events.emit(C.EV_GATE, phase="row", checkpoint=row["checkpoint"], verdict=row["verdict"], task=row["task"],
                 format=row["format"], safety=row["safety"], general=row["general"],
                 latency_p95_ms=row["latency_p95_ms"], reasons=row["reasons"], warnings=row["warnings"],
-                task_delta=row["vs_base"].get("task"), p_value=row.get("p_value"), n=row["n"])
+                task_delta=row["vs_base"].get("task"), vs_base=row["vs_base"], p_value=row.get("p_value"), n=row["n"])
 
 
 def _summary_event(events, summary: dict) -> None:

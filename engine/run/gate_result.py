@@ -316,14 +316,45 @@ def write_gate_summary(run_dir: Path, summary: dict) -> dict:
     return data
 
 
-def row_scores(row: GateRow | None) -> dict | None:
+def row_scores(row: GateRow | None, base: GateRow | None = None) -> dict | None:
     """A row's scores as a run's summary shows them (status.json's gate_scores): the checkpoint, each category's
-    score in percent (or the task metric's points) and its change against the base; None for a missing row."""
+    score in percent (or the task metric's points) and its change against the base (from the row's vs_base,
+    else from the `base` row, for a file that did not record it); None for a missing row."""
     if row is None:
         return None
+
+    def change(cat: str) -> float | None:
+        d = _num(row.vs_base.get(cat))
+        now, was = getattr(row, cat), getattr(base, cat) if base is not None else None
+        if d is None and now is not None and was is not None:
+            d = round(now - was, 2)
+        return d
+
     return {"checkpoint": row.checkpoint, "task_metric": row.task_metric,
-            **{cat: getattr(row, cat) for cat in SCORE_CATEGORIES},
-            "vs_base": {cat: _num(row.vs_base.get(cat)) for cat in SCORE_CATEGORIES}}
+            **{cat: getattr(row, cat) for cat in SCORE_CATEGORIES}, "vs_base": {cat: change(cat) for cat in SCORE_CATEGORIES}}
+
+
+SCORE_LETTERS = {"task": "T", "format": "F", "safety": "S", "general": "G"}
+
+
+def change_text(d: Any) -> str:
+    """A change against the base in as few characters as say it: +6, +2.5, -40, = (none); - (not known)."""
+    if _num(d) is None:
+        return "-"
+    return "=" if abs(d) < 0.05 else f"{d:+.1f}".removesuffix(".0")
+
+
+def vs_base_parts(scores: dict | None) -> list[tuple[str, float | None]]:
+    """row_scores as the runs list and `tunedeck ls` show it, one part per category: ("T+35", 35.0), ("F=", 0.0),
+    ("G-", None) for a category the gate did not measure (no general set, say); [] without scores."""
+    if not isinstance(scores, dict):
+        return []
+    deltas = _dict(scores.get("vs_base")) or {}
+    parts = []
+    for cat in SCORE_CATEGORIES:
+        d = _num(deltas.get(cat)) if scores.get(cat) is not None else None
+        parts.append((SCORE_LETTERS[cat] + change_text(d), d))
+    return parts
 
 
 def status_fields(summary: dict | None) -> dict:
@@ -332,4 +363,5 @@ def status_fields(summary: dict | None) -> dict:
     typed = GateSummary.from_dict(summary)
     if typed is None:
         return {"gate_verdict": None, "gate_best": None, "gate_scores": None}
-    return {"gate_verdict": typed.verdict, "gate_best": typed.shipped, "gate_scores": row_scores(typed.featured)}
+    return {"gate_verdict": typed.verdict, "gate_best": typed.shipped,
+            "gate_scores": row_scores(typed.featured, typed.row(BASE))}

@@ -24,7 +24,7 @@ from tunedeck.engine.run.gate_result import gate_json_path
 from tunedeck.engine.run.store import is_locked, read_status
 
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
-from ..checkpoint_text import COLUMNS, gate_heading, row_detail, table_cells
+from ..checkpoint_text import columns, gate_heading, row_detail, table_cells
 from ..eval_process import EvalProcess, EvalReading
 from ..gate_results import request_gate_rebuild
 from ..widgets.list_table import ListTable
@@ -155,7 +155,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def _show_table(self) -> None:
         table = self.table
         assert table is not None
-        self.query_one(ListTable).show(COLUMNS, [(r.key, table_cells(r, self.compare_mark)) for r in table.rows])
+        self.query_one(ListTable).show(columns(table), [(r.key, table_cells(r, self.compare_mark)) for r in table.rows])
         self.query_one("#gate-sentence", Static).update(gate_heading(table))
         self._show_detail()
 

@@ -33,6 +33,7 @@ from ..telemetry_history import TelemetryHistory
 from ..throttle import Throttle
 from ..widgets.checkpoint_strip import CheckpointStrip
 from ..widgets.event_tail import EventTail
+from ..widgets.gate_scores import GateScores
 from ..widgets.gpu_pane import GpuPane
 from ..widgets.live_samples import LiveSamples
 from ..widgets.loss_plot import LossPlot
@@ -102,6 +103,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         h = self.history
         yield Header()
         yield RunProgress(h, id="progress")
+        yield GateScores(h, id="gate-scores")
         yield Static("", id="overfit-warning", markup=False)
         with Horizontal(id="monitor-body"):
             with Vertical(id="monitor-left"):
@@ -183,6 +185,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             self.query_one(CheckpointStrip).refresh()
         if "gate" in changed:
             self.query_one(RunProgress).refresh()
+            self.query_one(GateScores).sync()
         if "lines" in changed:
             self.query_one(EventTail).sync()
         if changed & {"samples", "telemetry"}:

@@ -18,9 +18,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import load_gate_summary, status_fields
 from tunedeck.engine.run.store import list_runs, runs_root
-from tunedeck.engine.run.summary import run_row
+from tunedeck.engine.run.summary import fill_gate_fields, run_row
 
 from ..keymap import key_name
 from ..messages import RunActionDone, RunsScanned
@@ -33,7 +32,8 @@ from .confirm import ConfirmScreen
 
 
 def scan_workspace(workspace: Path) -> list[dict]:
-    """One row per run, newest first; a gate verdict from evals/gate.json when status has none."""
+    """One row per run, newest first; the gate's verdict and scores from evals/gate.json when status has none
+    (a run whose engine wrote status.json before it carried gate_scores)."""
     rows = []
     for run_dir in list_runs(workspace):
         try:
@@ -41,12 +41,7 @@ def scan_workspace(workspace: Path) -> list[dict]:
         except Exception as e:  # an unreadable run is listed, not fatal
             row = {"id": run_dir.name, "name": run_dir.name, "state": "unreadable", "dir": str(run_dir),
                    "message": str(e)}
-        if not row.get("gate_verdict"):
-            gate = load_gate_summary(run_dir)
-            if gate and gate.get("verdict"):
-                row["gate_verdict"] = gate.get("verdict")
-                row["gate_best"] = status_fields(gate)["gate_best"]  # the checkpoint the run ships
-        rows.append(row)
+        rows.append(fill_gate_fields(row, run_dir))
     rows.sort(key=lambda r: r["id"], reverse=True)
     return rows
 

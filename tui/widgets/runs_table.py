@@ -10,15 +10,16 @@ from textual.binding import Binding
 from tunedeck.engine.run import contract as C
 
 from ..formatting import fmt_clock, fmt_duration, fmt_loss, is_number, text_bar, truncate
-from ..gate_results import verdict_style, verdict_word
+from ..gate_results import verdict_style, verdict_word, vs_base_cell
 from ..run_states import state_label, state_style
 from ..sweep_groups import SweepGroup
 from .list_table import ListTable
 
 # "mark" shows a run's compare slot (A or B); its label is a space so the column keeps one width
-# whether or not a run is marked.
-COLUMNS = (("run", "Run"), ("mark", " "), ("state", "State"), ("progress", "Progress"), ("best", "Best eval"),
-           ("gate", "Gate"), ("model", "Base model"), ("method", "Method"), ("started", "Started"),
+# whether or not a run is marked. The gate's verdict and its scores against the base (task, format, safety,
+# general: "T+35 F= S= G-40") come before the eval loss, so at 80 columns they stay on screen.
+COLUMNS = (("run", "Run"), ("mark", " "), ("state", "State"), ("progress", "Progress"), ("gate", "Gate"),
+           ("vs", "Vs base"), ("best", "Best eval"), ("model", "Base model"), ("method", "Method"), ("started", "Started"),
            ("duration", "Duration"))
 BAR_WIDTH = 8
 
@@ -69,6 +70,7 @@ def cells(row: dict, mark: str = "") -> dict[str, Text | str]:
         "progress": progress_cell(row),
         "best": fmt_loss(row.get("best_eval_loss")),
         "gate": gate_cell(row),
+        "vs": vs_base_cell(row.get("gate_scores")) if row.get("gate_verdict") else Text("-", style="dim"),
         "model": truncate(model, 22),
         "method": method,
         "started": fmt_clock(row.get("started")),
@@ -89,6 +91,7 @@ def group_cells(group: SweepGroup) -> dict[str, Text | str]:
         "progress": Text(f"{text_bar(group.finished / n if n else 0, BAR_WIDTH)} {group.finished}/{n} runs"),
         "best": "",
         "gate": Text(f"{group.passing} pass", style=verdict_style("pass")) if group.passing else Text("-", style="dim"),
+        "vs": "",
         "model": truncate(model, 22),
         "method": "/".join(x for x in (first.get("method"), first.get("adapter")) if x) or "-",
         "started": fmt_clock(min(started)) if started else "-",
