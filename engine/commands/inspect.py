@@ -30,7 +30,8 @@ def register(subparsers) -> None:
     p.add_argument("--eval", dest="eval_path", help="a separate held-out file, checked for problems and leakage")
     p.add_argument("--format", choices=("auto",) + FORMATS, help="force the dataset format instead of detecting it")
     p.add_argument("--method", choices=METHODS,
-                   help="sft (demonstrations), dpo (preference pairs) or kto (labelled answers); default: from the data")
+                   help="sft (demonstrations), dpo (preference pairs), kto (labelled answers) or grpo (prompts with an "
+                        "optional reference); default: the profile's grpo, else from the data")
     p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=main)
@@ -51,7 +52,9 @@ def _settings(args) -> ReportSettings:
     if not 0.0 < args.near_threshold <= 1.0:
         raise SettingsError(f"--near-threshold must be in (0, 1], not {args.near_threshold}")
     return ReportSettings(
-        method=args.method or "auto", format=args.format or d.format, max_seq_len=max_seq_len,
+        # GRPO's prompts look like SFT data (or like nothing): only the profile can say a file is for GRPO
+        method=args.method or ("grpo" if args.profile and profile.method.method == "grpo" else "auto"),
+        format=args.format or d.format, max_seq_len=max_seq_len,
         profile_method=profile.method.method if args.profile else None,
         val_fraction=d.val_fraction, seed=o.seed,
         # Without --model or --profile there is no model to count with: the default hub id would mean a download.
@@ -197,7 +200,14 @@ def render(r: dict, console) -> None:
             console.print(f"  ... {len(part['problems']) - MAX_PROBLEMS_SHOWN} more (--json lists them all)")
 
     tok = r["tokens"]
-    if tok is None:
+    if r.get("grpo"):
+        from tunedeck.engine.data.grpo_report import grpo_lines
+
+        if r["tokenizer"].get("note"):
+            console.print(f"[yellow]tokens:[/] {r['tokenizer']['note']}")
+        for line in grpo_lines(r["grpo"]):
+            console.print(line, soft_wrap=True, markup=False)
+    elif tok is None:
         console.print(f"[yellow]tokens:[/] {r['tokenizer']['note']}")
     else:
         t = Table(title=f"tokens ({r['tokenizer']['model']}, max_seq_len {tok['max_seq_len']})", title_justify="left",

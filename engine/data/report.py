@@ -18,7 +18,7 @@ from tunedeck.engine.data.sources import hub_reachable
 from tunedeck.engine.data.split import fingerprint, split_indices
 
 REPORT_ORDER = ("path", "format", "method", "location", "rows", "valid_rows", "invalid_rows", "problems", "problem_counts", "errors",
-                "warnings", "skipped", "ignored_columns", "labels", "method_note", "eval", "split", "fingerprint", "tokenizer", "tokens", "plan", "duplicates",
+                "warnings", "skipped", "ignored_columns", "labels", "method_note", "eval", "split", "fingerprint", "tokenizer", "tokens", "grpo", "plan", "duplicates",
                 "near_duplicates", "leakage", "threshold", "duplicate_rows")
 
 
@@ -124,17 +124,18 @@ def report_and_token_stats(path: str, s: ReportSettings, threshold: float = 0.8,
     the per-example lengths (the app's dataset pane re-truncates without re-tokenising)."""
     show = progress if progress is not None else PhaseCallback()
     ds = load_dataset(path, format=s.format, method=s.method, progress=show.phase("reading " + Path(path).name))
-    report: dict[str, Any] = {"path": str(path), "format": ds.format, "method": ds.method, "location": ds.unit,
+    method = "grpo" if s.method == "grpo" else ds.method  # GRPO's prompts read as SFT formats: the request decides
+    report: dict[str, Any] = {"path": str(path), "format": ds.format, "method": method, "location": ds.unit,
                               "rows": ds.total_rows, "valid_rows": len(ds.rows),
                               "invalid_rows": ds.total_rows - len(ds.rows), **_problems(ds)}
     if ds.label_counts() is not None:
         report["labels"] = _labels(ds)
-    if s.profile_method and s.profile_method != ds.method:
+    if s.profile_method and s.profile_method != method:
         report["method_note"] = (f"the profile trains with method {s.profile_method}, but this is {ds.format} data "
                                  f"for method {ds.method}: set method.method = \"{ds.method}\"")
     ev = None
     if s.eval_path:
-        ev = load_dataset(s.eval_path, format=s.format if s.format != "auto" else ds.format, method=ds.method,
+        ev = load_dataset(s.eval_path, format=s.format if s.format != "auto" else ds.format, method=method,
                           progress=show.phase("reading " + Path(s.eval_path).name))
         report["eval"] = {"path": s.eval_path, "format": ev.format, "rows": ev.total_rows, "valid_rows": len(ev.rows), **_problems(ev)}
     # The split, fingerprint and duplicates (Python and numpy) run on a thread while the tokenizer's
@@ -185,6 +186,11 @@ def _token_stats(report: dict, ds: LoadedDataset, s: ReportSettings, show: Progr
     tok, why = load_tokenizer(s.model, s.chat_template)
     report["tokenizer"] = {"model": s.model, "loaded": tok is not None, "note": why}
     report["tokens"] = report["plan"] = None
+    if report["method"] == "grpo":  # GRPO samples its own completions: no loss masks; what its prompts are instead
+        from tunedeck.engine.data.grpo_report import grpo_summary
+
+        report["grpo"] = grpo_summary(ds.rows, ds.lines, tok, s.apply_chat_template, s.max_seq_len)
+        return None
     if tok is None:
         return None
     if not ds.rows:

@@ -268,6 +268,12 @@ class DatasetPane(VerticalScroll):
     def _show_tokens(self) -> None:
         box = self.query_one("#ds-tokens", Static)
         st = self.stats
+        if (self.report or {}).get("grpo"):  # GRPO: its prompts and references, no masks (engine/data/grpo_report.py)
+            from tunedeck.engine.data.grpo_report import grpo_lines
+
+            self.truncation = None
+            box.update("\n".join(escape(line) for line in grpo_lines(self.report["grpo"])))
+            return
         if st is None:
             self.truncation = None
             note = (self.report or {}).get("tokenizer", {}).get("note") or "no token statistics"
