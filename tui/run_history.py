@@ -17,6 +17,7 @@ from .formatting import is_number
 from .gate_results import GateResults
 from .metric_series import MetricSeries
 from .overfitting import RISING_EVALS, BestEval, OverfitWarning, best_eval, detect_overfitting
+from .reward_series import RewardSeries
 from .run_follower import RunUpdate
 from .telemetry_history import TelemetryHistory
 from .telemetry_source import reading_from_sample
@@ -47,7 +48,9 @@ class RunHistory:
         self.caught_up = False
         self.skipped_lines = 0
         self.live_samples: list[dict] = []  # "live_samples" events: what the model wrote after each evaluation
-        self.version = {"series": 0, "row": 0, "checkpoints": 0, "samples": 0, "gate": 0, "lines": 0, "live": 0}
+        self.rewards = RewardSeries()  # GRPO: rewards per check, clipped share, KL, the reward guard's alerts
+        self.version = {"series": 0, "row": 0, "checkpoints": 0, "samples": 0, "gate": 0, "lines": 0, "live": 0,
+                        "rewards": 0}
 
     # ---- applying what was read -------------------------------------------------------------
 
@@ -85,7 +88,7 @@ class RunHistory:
                 self.tokens_per_s.append(step, ev.get("tokens_per_s"))
                 if is_number(ev.get("t")):
                     self._rate.append((ev["t"], step))
-                return {"series"}
+                return {"series", "rewards"} if self.rewards.add(ev) else {"series"}
             return changed
         if kind == C.EV_EVAL:
             if is_number(ev.get("step")):
@@ -109,13 +112,16 @@ class RunHistory:
                 s.truncate_after(cut)
             self._rate.clear()
             self.live_samples = [e for e in self.live_samples if (e.get("step") or 0) <= cut]
-            changed |= {"series", "live"}
+            self.rewards.truncate_after(cut)
+            changed |= {"series", "live", "rewards"}
         elif kind == C.EV_LIVE_SAMPLES:
             self.live_samples.append(ev)
             changed.add("live")
         elif kind == C.EV_GATE:
             self.gate.add_event(ev)
             changed.add("gate")
+        elif kind == C.EV_WARNING and self.rewards.add_alert(ev):
+            changed.add("rewards")
         line = describe(ev)
         if line is not None:
             self.lines.append(line)

@@ -141,7 +141,7 @@ def emit_alerts(alerts: list[Alert], run_dir: Path, profile, events, extra: str 
     """Each alert as a warning event and through the [notify] command; `extra` follows its figures."""
     for a in alerts:
         message = f"{a.message}{extra}; {ADVICE}"
-        events.emit(C.EV_WARNING, code=a.code, step=a.step, message=message)
+        events.emit(C.EV_WARNING, code=a.code, step=a.step, message=message, summary=a.message)
         notify_alert(run_dir, profile, Alert(a.code, a.step, message), events)
 
 

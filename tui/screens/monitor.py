@@ -38,6 +38,7 @@ from ..widgets.gpu_pane import GpuPane
 from ..widgets.live_samples import LiveSamples
 from ..widgets.loss_plot import LossPlot
 from ..widgets.metric_sparkline import MetricSparkline
+from ..widgets.rewards_pane import RewardsPane
 from ..widgets.run_progress import RunProgress
 from ..worker_failures import RoutesWorkerFailures
 
@@ -113,6 +114,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
                 yield MetricSparkline("tokens/s", h.tokens_per_s, fmt_rate, id="spark-tps")
                 yield CheckpointStrip(h, id="checkpoint-strip")
             with VerticalScroll(id="side-pane"):
+                yield RewardsPane(h.rewards, id="rewards-pane")  # GRPO runs only
                 yield GpuPane(self.live, h.recorded, id="gpu-pane")
                 yield LiveSamples(id="live-samples")
         yield EventTail(h, id="event-tail")
@@ -128,6 +130,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
                           + (f" · loss on {masking}" if masking else ""))
         self.query_one("#overfit-warning").display = False
         self.query_one(LiveSamples).display = False
+        self.query_one(RewardsPane).display = False
         self.query_one("#side-pane").border_title = "Engine · GPU"
         self.query_one("#event-tail").border_title = "Events"
         plot = self.query_one(LossPlot)
@@ -192,6 +195,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             self._refresh_gpu_pane()
         if "live" in changed:
             self.query_one(LiveSamples).show(h.live_samples)
+        if "rewards" in changed:
+            self.query_one(RewardsPane).show()
 
     def _show_overfitting(self) -> None:
         banner = self.query_one("#overfit-warning", Static)

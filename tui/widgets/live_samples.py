@@ -1,4 +1,5 @@
-"""What the model writes now: the latest live samples (engine/training/live_samples.py) beside their references.
+"""What the model writes now: the latest live samples (engine/training/live_samples.py) beside their references;
+for GRPO, the latest completions with their rewards (engine/training/completion_window.py).
 
 Hidden until the run has sampled once. `v` on the monitor steps back through earlier evaluations'
 samples (and round to the newest), so a change between two evaluations can be read side by side.
@@ -34,7 +35,18 @@ def render_samples(sets: list[dict], back: int = 0) -> Text:
         out.append(_cut(s.get("reference", "")))
         out.append("\nnow ", style="bold cyan")
         out.append(_cut(s.get("output", "")) or "(nothing)")
+        if isinstance(s.get("rewards"), dict):
+            out.append("\n" + reward_words(s), style="magenta")
     return out
+
+
+def reward_words(sample: dict) -> str:
+    """'reward 1.2 (json_valid 1, json_equal 0); its group: 1.2 0.2 0 1.2' for a GRPO sample."""
+    checks = ", ".join(f"{k} {v:.3g}" for k, v in sample["rewards"].items() if isinstance(v, (int, float)))
+    total = sample.get("reward")
+    text = f"reward {total:.3g}" if isinstance(total, (int, float)) else "reward"
+    group = [g for g in sample.get("group_rewards") or [] if isinstance(g, (int, float))]
+    return text + (f" ({checks})" if checks else "") + (f"; its group: {' '.join(f'{g:.2g}' for g in group)}" if len(group) > 1 else "")
 
 
 class LiveSamples(Static):
