@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import tunedeck
+from conftest import tunedeck
 from tunedeck.engine.training import gguf_base as G
 
 
