@@ -18,8 +18,9 @@ def describe_event(ev: dict, total: int | None = None) -> str | None:
     if k == C.EV_TRAIN:
         tot = f"/{total}" if total else ""
         tps = f"  {ev['tokens_per_s']:.0f} tok/s" if isinstance(ev.get("tokens_per_s"), (int, float)) else ""
+        reward = f"  reward {ev['reward']:.3f}" if isinstance(ev.get("reward"), (int, float)) else ""  # GRPO
         return (f"step {ev.get('step')}{tot}  loss {fmt_num(ev.get('loss'))}  lr {fmt_num(ev.get('learning_rate'), '.2e')}"
-                f"  grad {fmt_num(ev.get('grad_norm'), '.3f')}{tps}")
+                f"  grad {fmt_num(ev.get('grad_norm'), '.3f')}{tps}{reward}")
     if k == C.EV_EVAL:
         return f"step {ev.get('step')}  eval loss {fmt_num(ev.get('eval_loss'))}"
     if k == C.EV_CHECKPOINT:

@@ -22,7 +22,7 @@ def hints(profile: Profile, processes: int = 1) -> list[Hint]:
         lo, hi, what = 5e-5, 5e-4, "LoRA"
     else:
         lo, hi, what = 1e-5, 5e-5, "full fine-tuning"
-    if m.method in ("dpo", "kto"):
+    if m.method in ("dpo", "kto", "grpo"):  # preference and RL updates: lower rates are usual
         lo, hi = lo / 10, hi
     if not lo <= lr <= hi:
         out.append(Hint("optim.learning_rate", f"learning rate {lr:g} is outside the usual {lo:g}-{hi:g} for {what}"
@@ -32,6 +32,9 @@ def hints(profile: Profile, processes: int = 1) -> list[Hint]:
     eff = o.batch_size * o.grad_accum * max(processes, 1)
     if eff < 8 and o.grad_accum == 1:
         out.append(Hint("optim.grad_accum", f"effective batch {eff} without accumulation gives noisy updates; raise grad_accum"))
+    if m.method == "grpo" and profile.gate.when != "each_checkpoint":
+        out.append(Hint("gate.when", "GRPO: the reward guard compares the reward with held-out task scores; with gate.when = "
+                        "\"each_checkpoint\" it can warn during training, otherwise only once the run has ended"))
     if o.warmup_ratio == 0:
         out.append(Hint("optim.warmup_ratio", "no warmup: the first updates at full learning rate can destabilise training"))
     if profile.model.trust_remote_code:

@@ -125,24 +125,28 @@ class RewardGuard:
         return []
 
 
-def notify_alert(run_dir: Path, profile, alert: Alert, events) -> None:
-    """The [notify] command, on a thread: a slow script must not hold training."""
+def notify_alert(run_dir: Path, profile, alert: Alert, events, background: bool = True) -> None:
+    """The [notify] command with TUNEDECK_ALERT set; during training on a thread, so a slow script cannot
+    hold the steps (not a daemon: the engine waits for it, at most notify.TIMEOUT_S, before it exits; after
+    training, in line)."""
     command = profile.notify.command
     if not command.strip():
         return
     from tunedeck.engine.training.notify import run_notify_command
 
-    threading.Thread(target=run_notify_command, daemon=True, name="notify alert",
-                     args=(command, run_dir, C.RUNNING, None, alert.message),
-                     kwargs={"events": events, "alert": alert.code}).start()
+    args, kwargs = (command, run_dir, C.RUNNING, None, alert.message), {"events": events, "alert": alert.code}
+    if background:
+        threading.Thread(target=run_notify_command, args=args, kwargs=kwargs, name="notify alert").start()
+    else:
+        run_notify_command(*args, **kwargs)
 
 
-def emit_alerts(alerts: list[Alert], run_dir: Path, profile, events, extra: str = "") -> None:
+def emit_alerts(alerts: list[Alert], run_dir: Path, profile, events, extra: str = "", background: bool = True) -> None:
     """Each alert as a warning event and through the [notify] command; `extra` follows its figures."""
     for a in alerts:
         message = f"{a.message}{extra}; {ADVICE}"
         events.emit(C.EV_WARNING, code=a.code, step=a.step, message=message, summary=a.message)
-        notify_alert(run_dir, profile, Alert(a.code, a.step, message), events)
+        notify_alert(run_dir, profile, Alert(a.code, a.step, message), events, background)
 
 
 def guard_after_gate(run_dir: Path, profile, summary: dict | None, events) -> list[Alert]:
@@ -157,5 +161,5 @@ def guard_after_gate(run_dir: Path, profile, summary: dict | None, events) -> li
     for row in rows:
         if isinstance(row.get("task"), (int, float)):
             alerts += guard.add_task(row["checkpoint"], row["task"])
-    emit_alerts(alerts, run_dir, profile, events)
+    emit_alerts(alerts, run_dir, profile, events, background=False)
     return alerts
