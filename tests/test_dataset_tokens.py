@@ -112,16 +112,20 @@ def test_prompt_completion_and_text_match_the_trainers_tokenisation(tok):
 
 
 def test_preference_counts(tok):
-    rows = [{"prompt": [{"role": "user", "content": "the cat"}], "chosen": [{"role": "assistant", "content": "sat on a mat"}],
-             "rejected": [{"role": "assistant", "content": "no"}]}]
+    """DPO and KTO rows count what their trainer gets: the prompt, and each answer from its first trained token to
+    its last (the reply and <|im_end|>, the tokens the template's generation markers mark; not the newline after)."""
+    prompt = [{"role": "user", "content": "the cat"}]
+    chosen, rejected = [{"role": "assistant", "content": "sat on a mat"}], [{"role": "assistant", "content": "no"}]
+    rows = [{"prompt": prompt, "chosen": chosen, "rejected": rejected}]
     stats = compute_token_stats(rows, tok, max_seq_len=1000)
-    p = tok.apply_chat_template(rows[0]["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-    c = tok.apply_chat_template(rows[0]["prompt"] + rows[0]["chosen"], tokenize=True, return_dict=True)["input_ids"]
-    r = tok.apply_chat_template(rows[0]["prompt"] + rows[0]["rejected"], tokenize=True, return_dict=True)["input_ids"]
-    assert c[: len(p)] == p and r[: len(p)] == p
-    assert triples(stats) == [(max(len(c), len(r)), len(c) + len(r) - 2 * len(p), len(c) + len(r) - 2 * len(p))]
+    p = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    c, r = (sum(tok.apply_chat_template(prompt + answer, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)["assistant_masks"]) for answer in (chosen, rejected))
+    assert triples(stats) == [(len(p) + max(c, r), c + r, c + r)]
     short = compute_token_stats(rows, tok, max_seq_len=len(p))  # the prompt alone fills the window: TRL drops it
     assert short.dropped_lines == [1]
+    kto = [{"prompt": prompt, "completion": chosen, "label": True}, {"prompt": prompt, "completion": rejected, "label": False}]
+    assert triples(compute_token_stats(kto, tok, max_seq_len=len(p) + 2)) == [(len(p) + c, c, 2), (len(p) + r, r, min(r, 2))]
 
 
 def test_template_without_generation_markers_masks_the_same_replies(tok, tmp_path):

@@ -149,3 +149,75 @@ def test_kto_needs_two_rows_per_batch(workspace, tiny_model_dir, kto_data):
     proc = tunedeck("run", "kto", "--data", str(kto_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
                     "--set", "optim.batch_size=1")
     assert proc.returncode == 2 and "KTO needs at least 2 rows per batch" in proc.stderr
+
+
+# ---- KTO rows rendered as SFT renders them (engine/data/preference_tokens.py) --------------------------------------
+
+TEXTS = ["Name a primary colour.", "Red.", "Purple.", "Answer in one word."] * 4
+SYSTEM = {"role": "system", "content": "Answer in one word."}
+
+
+def test_kto_prompts_are_the_gates_prompt_and_only_the_completion_trains():
+    """Under Mistral-Nemo's template the system message is in the prompt's last [INST], as the gate asks it; the
+    completion ids are the answer and </s>. Raw string rows are prompt, then completion and eos, as TRL does."""
+    from fixtures.template_models import FAMILIES, family_tokenizer
+    from tunedeck.engine.data.loss_masks import MaskEncoder
+    from tunedeck.engine.data.preference_tokens import kto_ids
+    from tunedeck.engine.gate.generate import render_prompt
+
+    tok = family_tokenizer(FAMILIES["mistral_nemo"], TEXTS)
+    ids = kto_ids(MaskEncoder(tok), {"prompt": [SYSTEM, Q], "completion": [BAD], "label": False})
+    assert tok.decode(ids["prompt_ids"]) == render_prompt(tok, [SYSTEM, Q]) == "<s>[INST]Answer in one word.\n\nName a primary colour.[/INST]"
+    assert tok.decode(ids["completion_ids"]) == "Purple.</s>" and ids["label"] is False
+    raw = kto_ids(MaskEncoder(tok), {"prompt": "Name a primary colour. ", "completion": "Red.", "label": True})
+    assert tok.decode(raw["prompt_ids"]) == "<s>Name a primary colour. " and tok.decode(raw["completion_ids"]) == "Red.</s>"
+
+
+def test_string_kto_rows_keep_their_label_when_rendered_with_the_chat_template(tmp_path):
+    from fixtures.template_models import FAMILIES, family_tokenizer
+    from tunedeck.engine.data.prepare import prepare_data
+    from tunedeck.engine.training.preflight import check
+
+    model = tmp_path / "m"
+    family_tokenizer(FAMILIES["qwen2_5"], TEXTS).save_pretrained(model)
+    from transformers import Qwen2Config
+
+    Qwen2Config(vocab_size=1024, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=16).save_pretrained(model)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "Name a primary colour.", "completion": c, "label": c == "Red."}
+                                              for c in ("Red.", "Purple.") * 3])
+    pre = check("kto", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    assert pre.profile.data.apply_chat_template == "on" and pre.record_fields["loss_masking"].startswith("the completions")
+    rows = prepare_data(pre.profile).train_rows
+    assert rows[:2] == [{"prompt": [Q], "completion": [GOOD], "label": True}, {"prompt": [Q], "completion": [BAD], "label": False}]
+
+
+@pytest.mark.slow
+def test_the_kto_trainer_gets_the_ids_sft_rendering_gives(tmp_path):
+    """TRL's KTOTrainer on a tiny Mistral model: its dataset is preference_tokens' ids, with the KL completions of
+    each batch rotated by one as TRL builds them."""
+    from fixtures.template_models import FAMILIES, build_family_model
+    from tunedeck.engine.data.loss_masks import MaskEncoder
+    from tunedeck.engine.data.prepare import prepare_data
+    from tunedeck.engine.data.preference_tokens import kto_ids
+    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.training.train import build_trainer
+
+    model_dir = build_family_model(FAMILIES["mistral_nemo"], tmp_path / "model", TEXTS)
+    data = write_jsonl(tmp_path / "kto.jsonl", [{"prompt": [SYSTEM, Q], "completion": [GOOD if i % 2 else BAD],
+                                                 "label": bool(i % 2)} for i in range(8)])
+    profile = load_profile("kto", [f"model.base={model_dir}", f"data.path={data}", "optim.max_steps=1",
+                                   "optim.precision=fp32", "data.val_fraction=0", "optim.batch_size=4"])
+
+    class Guard:
+        bad_step = None
+
+    prepared = prepare_data(profile)
+    trainer = build_trainer(tmp_path / "run", profile, prepared, [], Guard())
+    encoder = MaskEncoder(trainer.processing_class)
+    expected = [kto_ids(encoder, r) for r in prepared.train_rows]
+    got = trainer.train_dataset.to_list()
+    assert [{k: g[k] for k in ("prompt_ids", "completion_ids", "label")} for g in got] == expected
+    completions = [e["completion_ids"] for e in expected]
+    assert [g["KL_completion_ids"] for g in got] == [completions[3], *completions[:3], completions[7], *completions[4:7]]
+    assert "[INST]Answer in one word.\n\nName a primary colour.[/INST]" in trainer.processing_class.decode(got[0]["prompt_ids"])

@@ -200,15 +200,20 @@ def _token_stats(report: dict, ds: LoadedDataset, s: ReportSettings, show: Progr
     rows, strings_rendered = ds.rows, False
     if isinstance(rows[0].get("completion"), str) and resolve_apply_chat_template(s.apply_chat_template, tok) == "on":
         rows, strings_rendered = strings_as_chat(rows), True
+    encoder = MaskEncoder(tok, assistant_only)
     try:
         stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=assistant_only,
-                                    lines=ds.lines, progress=show.phase("tokenising"))
-        if assistant_only and s.assistant_only == "auto" and any(REWRITES in f["message"] for f in stats.failed):
-            # auto: a template that rewrites earlier turns trains on every token, said out loud; "on" refuses
-            stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=False, lines=ds.lines)
-            stats.notes.insert(0, "the chat template rewrites earlier turns, so assistant replies cannot be masked: "
-                                  "counting every token as trainable (data.assistant_only_loss = \"auto\"; \"on\" "
-                                  "refuses such data)")
+                                    lines=ds.lines, progress=show.phase("tokenising"), mask_encoder=encoder)
+        if (assistant_only and s.assistant_only == "auto" and ds.method == "sft"
+                and any(REWRITES in f["message"] for f in stats.failed)):
+            # auto: replies that can be found neither incrementally nor in one render: every token trains, said out
+            # loud; "on" refuses such data (DPO and KTO always mask the prompt: their rows stay errors)
+            encoder = MaskEncoder(tok, False)
+            stats = compute_token_stats(rows, tok, max_seq_len=s.max_seq_len, assistant_only=False, lines=ds.lines,
+                                        mask_encoder=encoder)
+            stats.notes.insert(0, "the chat template rewrites earlier turns, and the assistant replies could not be "
+                                  "located in one render either, so they cannot be masked: counting every token as "
+                                  "trainable (data.assistant_only_loss = \"auto\"; \"on\" refuses such data)")
             assistant_only = False
     except TokenizerError as e:
         report["tokenizer"]["note"] = f"{s.model}: {e}; token statistics skipped"
@@ -219,7 +224,7 @@ def _token_stats(report: dict, ds: LoadedDataset, s: ReportSettings, show: Progr
     elif isinstance(rows[0].get("completion"), str):
         stats.notes.append("string prompt/completion rows are used as raw strings: no chat template is applied")
     report["tokens"] = stats.to_dict()
-    report["tokens"]["masking"] = describe_masking(rows, MaskEncoder(tok, assistant_only), ds.format)
+    report["tokens"]["masking"] = describe_masking(rows, encoder, ds.format)
     add_template_errors(report, stats.failed)
     return stats
 

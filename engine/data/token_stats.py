@@ -4,13 +4,15 @@ Trainable tokens are exactly what the trainer trains on: chat, prompt/completion
 go through engine/data/loss_masks.py, the computation that also feeds the trainer its input ids and
 masks (tests compare the two token for token):
   chat rows ({"messages"})        the assistant replies and their end-of-turn tokens, found by
-                                  rendering the conversation incrementally with the model's template
+                                  rendering the conversation incrementally with the model's template,
+                                  or located in one render where the template rewrites earlier turns
   prompt/completion strings       the completion and eos
   text rows                       every token
-  preference rows (DPO)           prompt (with the generation prompt), prompt+chosen, prompt+rejected;
-                                  the example length is the longer sequence, trainable tokens are
-                                  both answers
-With data.assistant_only_loss = "off" every token of every row trains.
+  preference rows (DPO)           the prompt ids, chosen ids and rejected ids the DPO trainer gets
+                                  (engine/data/preference_tokens.py); the example length is the prompt
+                                  and the longer answer, trainable tokens are both answers
+  KTO rows                        the prompt ids and completion ids the KTO trainer gets
+With data.assistant_only_loss = "off" every token of every SFT row trains (DPO and KTO always mask the prompt).
 Truncation keeps the start (TRL's default): tokens past max_seq_len are cut, and an example left
 with no trainable token is dropped by the trainer.
 
@@ -28,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from tunedeck.engine.data.loss_masks import MaskError
+from tunedeck.engine.data.loss_masks import FIRST_USER_TURN, LAST_USER_TURN, MaskError
 
 
 
@@ -177,19 +179,6 @@ class _Encoder:
         return self.tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
 
 
-def _ids(enc) -> list[int]:
-    return enc if isinstance(enc, list) else enc.ids
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def _masked_counts(enc, spans: list[tuple[int, int]] | None, limit: int) -> tuple[int, int, int]:
     """(length, trainable, trainable below `limit`) of one encoding, masked as the trainer masks it."""
     from tunedeck.engine.data.loss_masks import token_ranges
@@ -207,16 +196,14 @@ Job = tuple[list[str], bool, Callable[[list], list[tuple[int, int, int]]]]
 
 
 class _Counter:
-    def __init__(self, tokenizer, max_seq_len: int, assistant_only: bool):
+    def __init__(self, tokenizer, max_seq_len: int, assistant_only: bool, encoder=None):
         from tunedeck.engine.data.loss_masks import MaskEncoder
 
         self.tok, self.limit = tokenizer, max_seq_len
         self.enc = _Encoder(tokenizer)
-        self.masks = MaskEncoder(tokenizer, assistant_only)
+        self.masks = encoder if encoder is not None else MaskEncoder(tokenizer, assistant_only)
+        self.answers = None         # the encoder DPO and KTO rows go through (their prompt is always masked)
         self.assistant_only = assistant_only
-
-    def render(self, convs: list[list[dict]], tools, *, add_generation_prompt: bool = False) -> list[str]:
-        return [self.masks.renderer.render(c, tools, generation_prompt=add_generation_prompt) for c in convs]
 
     # Each kind renders its rows to (texts, add_special_tokens, finish); finish(encodings) gives one
     # (length, trainable, trainable_kept) per row. Rendering needs the GIL, encoding does not, so
@@ -227,8 +214,6 @@ class _Counter:
         rendered = [self.masks.texts_and_spans(r) for r in rows]
         special = rendered[0][2]
         if self.assistant_only and not self.enc.fast:
-            from tunedeck.engine.data.loss_masks import MaskError
-
             raise MaskError("a slow (Python) tokenizer cannot map text to tokens, so the loss cannot be masked")
 
         def finish(encs) -> list[tuple[int, int, int]]:
@@ -238,28 +223,28 @@ class _Counter:
         return [t for t, _, _ in rendered], special, finish
 
     def preference(self, rows: list[dict], tools) -> Job:
-        prompts = self.render([r["prompt"] for r in rows], tools, add_generation_prompt=True)
-        chosen = self.render([r["prompt"] + r["chosen"] for r in rows], tools)
-        rejected = self.render([r["prompt"] + r["rejected"] for r in rows], tools)
-        n = len(rows)
+        """DPO and KTO rows, tokenised here as their trainer gets them (nothing left for the batch encoder)."""
+        from tunedeck.engine.data.loss_masks import MaskEncoder
+        from tunedeck.engine.data.preference_tokens import preference_ids
 
-        def finish(encs) -> list[tuple[int, int, int]]:
-            out = []
-            for i in range(n):
-                p, c, r = _ids(encs[i]), _ids(encs[n + i]), _ids(encs[2 * n + i])
-                pl = min(_common_prefix(p, c), _common_prefix(p, r))
-                lc, lr = len(c) - pl, len(r) - pl
-                kept = 0 if pl >= self.limit else min(lc, self.limit - pl) + min(lr, self.limit - pl)
-                out.append((pl + max(lc, lr), lc + lr, kept))
-            return out
-        return prompts + chosen + rejected, False, finish
+        if self.answers is None:
+            self.answers = self.masks if self.assistant_only else MaskEncoder(self.tok, assistant_only=True)
+        counts = [self._preference_counts(preference_ids(self.answers, r)) for r in rows]
+        return [], False, lambda encs: counts
+
+    def _preference_counts(self, ids: dict) -> tuple[int, int, int]:
+        """(length, trainable, trainable kept): each answer follows the prompt and is cut at max_seq_len."""
+        pl = len(ids["prompt_ids"])
+        answers = [len(ids[k]) for k in ("chosen_ids", "rejected_ids", "completion_ids") if k in ids]
+        kept = 0 if pl >= self.limit else sum(min(n, self.limit - pl) for n in answers)
+        return pl + max(answers), sum(answers), kept
 
 
 def _kind(row: dict) -> str:
+    if "chosen" in row or "label" in row:
+        return "preference"
     if "messages" in row:
         return "chat"
-    if "chosen" in row:
-        return "preference"
     if "completion" in row:
         return "prompt_completion"
     if "text" in row:
@@ -273,18 +258,22 @@ def _tools_key(row: dict) -> str:
 
 def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assistant_only: bool = True,
                         batch_size: int = 1000, lines: list[int] | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> TokenStats:
+                        progress: Callable[[int, int], None] | None = None, mask_encoder=None) -> TokenStats:
     """Tokenise canonical rows exactly as the trainer will and gather the statistics.
 
-    Rows the chat template rejects (it raised) are listed in `failed` and left out of the counts.
+    Rows the chat template rejects (it raised) are listed in `failed` and left out of the counts. `mask_encoder`, a
+    loss_masks.MaskEncoder for this tokenizer, lets the caller read afterwards what it learned (system folding,
+    replies located in one render) to describe the masking.
     """
     lines = list(lines) if lines is not None else list(range(1, len(rows) + 1))
     notes: list[str] = []
-    kinds = {_kind(r) for r in rows[:1000]} | ({_kind(rows[-1])} if rows else set())
-    if kinds & {"chat", "preference"} and not tokenizer.chat_template:
+    sample = rows[:1000] + rows[-1:]
+    for r in sample:
+        _kind(r)  # not a canonical row: TokenizerError
+    if any("messages" in r or isinstance(r.get("prompt"), list) for r in sample) and not tokenizer.chat_template:
         raise TokenizerError("the tokenizer has no chat template, so chat rows cannot be tokenised; "
                              "set model.chat_template to a Jinja template file")
-    counter = _Counter(tokenizer, max_seq_len, assistant_only)
+    counter = _Counter(tokenizer, max_seq_len, assistant_only, mask_encoder)
     results: list[tuple[int, int, int] | None] = [None] * len(rows)
     failed: list[dict] = []
     with ThreadPoolExecutor(max_workers=1) as encoder:
@@ -306,9 +295,17 @@ def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assist
     if failed:
         notes.append(f"{len(failed)} rows could not be rendered or masked with the chat template; first at line "
                      f"{failed[0]['line']}: {failed[0]['message']}")
-    if counter.masks.renderer.folds_system:
+    renderers = [e.renderer for e in (counter.masks, counter.answers) if e is not None]
+    fold = next((r.system_fold for r in renderers if r.system_fold), "")
+    if fold == FIRST_USER_TURN:
         notes.append("the chat template has no system role: the system message is folded into the first user turn "
                      "(in training, the gate and the playground alike)")
+    elif fold == LAST_USER_TURN:
+        notes.append("the chat template writes the system message only into a conversation's last user turn: it is "
+                     "folded into the last user turn (in training, the gate and the playground alike)")
+    if any(e is not None and e.located for e in (counter.masks, counter.answers)):
+        notes.append("the chat template rewrites earlier turns: the replies were located in one render of each such "
+                     "conversation and checked token by token (the masked tokens are each reply and its end-of-turn)")
     return TokenStats([lines[i] for i in ok], arr[:, 0], arr[:, 1], arr[:, 2], max_seq_len, assistant_only, notes, failed)
 
 
