@@ -15,6 +15,7 @@ from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoin
 from tunedeck.engine.run.status_writer import StatusWriter
 from tunedeck.engine.training.throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
 from tunedeck.engine.training.faults import FAULTS
+from tunedeck.engine.training.preference_trainers import pretokenized
 from tunedeck.engine.training.tracking import guard_trackers, trainer_args as tracker_args
 
 
@@ -112,9 +113,15 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
 
         return build_grpo_trainer(profile, data, common, model, tokenizer, lora_config(profile), callbacks, watch,
                                   lambda cls: _guarded(FAULTS.trainer_class(cls), guard))
-    if profile.method.method == "sft":  # pre-tokenised with tunedeck's masks: TRL builds labels from them
-        train_rows, failed = encode_sft_rows(data.train_rows, tokenizer, profile)
-        eval_rows, eval_failed = encode_sft_rows(data.eval_rows, tokenizer, profile)
+    if profile.method.method in ("sft", "dpo", "kto"):  # pre-tokenised with tunedeck's masks: TRL builds labels from them
+        if profile.method.method == "sft":
+            train_rows, failed = encode_sft_rows(data.train_rows, tokenizer, profile)
+            eval_rows, eval_failed = encode_sft_rows(data.eval_rows, tokenizer, profile)
+        else:  # prompt, chosen/rejected or completion ids, rendered as SFT renders them (engine/data/preference_tokens.py)
+            from tunedeck.engine.data.preference_tokens import encode_preference_rows
+
+            train_rows, failed = encode_preference_rows(data.train_rows, tokenizer)
+            eval_rows, eval_failed = encode_preference_rows(data.eval_rows, tokenizer)
         if (failed or eval_failed) and profile.data.on_invalid == "error":  # pre-flight reports these with lines
             raise DataChanged(f"{len(failed) + len(eval_failed)} rows can no longer be rendered by the chat template; "
                               "run `tunedeck inspect` on the data for their lines")
@@ -126,14 +133,14 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
         from trl import DPOConfig, DPOTrainer
 
         args = DPOConfig(**common, beta=profile.method.dpo_beta)
-        cls = _guarded(FAULTS.trainer_class(DPOTrainer), guard)
+        cls = _guarded(FAULTS.trainer_class(pretokenized(DPOTrainer)), guard)
     elif profile.method.method == "kto":
         from trl import KTOConfig, KTOTrainer
 
         m = profile.method
         args = KTOConfig(**common, beta=m.kto_beta, desirable_weight=m.kto_desirable_weight,
                          undesirable_weight=m.kto_undesirable_weight)
-        cls = _guarded(FAULTS.trainer_class(KTOTrainer), guard)
+        cls = _guarded(FAULTS.trainer_class(pretokenized(KTOTrainer)), guard)
     else:
         from trl import SFTConfig, SFTTrainer
 
