@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tunedeck
+from conftest import read_events, tunedeck
 from tunedeck.engine.gate.check_spec import Context
 from tunedeck.engine.gate.checks import parse_check
 from tunedeck.engine.gate.rewards import RewardError, RewardSpecError, parse_reward_checks, reward_functions
@@ -341,3 +341,22 @@ def test_the_rewards_pane_and_live_samples_show_rewards_per_check_and_alerts():
     sample = {"step": 3, "samples": [{"prompt": "Ana", "reference": "{}", "output": "{}", "rewards": {"json_valid": 1.0},
                                       "reward": 1.0, "group_rewards": [1.0, 0.0]}]}
     assert "reward 1 (json_valid 1); its group: 1 0" in render_samples([sample]).plain
+
+
+def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(tmp_path):
+    from tunedeck.engine.run.event_log import EventWriter
+    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.training.reward_guard import guard_after_gate
+
+    events = EventWriter(tmp_path / C.EVENTS_JSONL)
+    for step, reward in enumerate([0.1, 0.2, 0.3, 0.9, 0.9, 1.0], 1):
+        events.emit(C.EV_TRAIN, step=step, loss=0.0, reward=reward)
+    profile = load_profile("grpo", ["gate.when=end", "notify.command=\"echo $TUNEDECK_ALERT > alert.txt\""])
+    summary = {"rows": [{"checkpoint": 6, "task": 0.0}, {"checkpoint": "base", "task": 0.0}, {"checkpoint": 3, "task": 0.0}]}
+    (alert,) = guard_after_gate(tmp_path, profile, summary, events)
+    assert (alert.code, alert.step) == (C.REWARD_HACKING, 6)
+    events.close()
+    logged = [e for e in read_events(tmp_path) if e["kind"] == C.EV_WARNING]
+    assert [e["code"] for e in logged] == [C.REWARD_HACKING]
+    assert (tmp_path / "alert.txt").read_text().strip() == C.REWARD_HACKING  # the notify command ran before returning
+    assert guard_after_gate(tmp_path, profile, summary, EventWriter(tmp_path / "other.jsonl")) == []  # raised once
