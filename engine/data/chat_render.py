@@ -87,8 +87,8 @@ class ChatRenderer:
                 raise MaskError(_template_message(first)) from None
             self.system_fold = FIRST_USER_TURN
             return text
-        if not _drops_system(msgs, text):
-            return text
+        if not _drops_system(msgs, text) or text != self._render_or_refuse(msgs[1:], tools, generation_prompt):
+            return text  # the template writes the system message (the second check: it may write it transformed)
         self.system_fold = self._where_dropped_system_goes(msgs, tools)
         return self._render_or_refuse(fold_system(msgs, self.system_fold), tools, generation_prompt)
 
