@@ -83,7 +83,8 @@ def spawn_detached(run_dir: Path, resume: bool = False, queue: bool = False) -> 
 
 def _starting(run_dir: Path, message: str) -> None:
     """Queued from now on (a resumed run too), with no pid until the engine's is known."""
-    write_status(run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message=message)
+    write_status(run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message=message,
+                 queue_position=None)  # a place in the queue is the waiter's to write, not an earlier attempt's
 
 
 def _started(run_dir: Path, pid: int) -> None:
