@@ -498,3 +498,20 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
     assert losses and all(math.isfinite(x) for x in losses)
     assert json.loads((run_dir / "status.json").read_text())["state"] == "completed"
     assert "last user turn" in (run_dir / "run.toml").read_text()
+
+
+def test_dpo_rows_whose_answers_cannot_be_found_are_errors_with_their_line_even_under_auto(tmp_path):
+    """auto's fallback to every token is SFT's: DPO scores the answers, so such a row is refused, never trained whole."""
+    from tunedeck.engine.training.preflight import PreflightError, check
+
+    model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")
+    answer = reasoning_conversation()[1:]  # a reply with reasoning, a user turn, a reply: Qwen3 drops the reasoning
+    rows = [preference_row(system=False) for _ in range(3)]
+    rows[1] = {"prompt": reasoning_conversation()[:1], "chosen": answer,
+               "rejected": [{"role": "assistant", "content": "No."}]}
+    data = str(_write(tmp_path / "pairs.jsonl", rows))
+    with pytest.raises(PreflightError, match=r"pairs\.jsonl:2: the chat template rewrites earlier turns"):
+        check("dpo", data, [f"model.base={model}", "data.val_fraction=0"])
+    skipped = check("dpo", data, [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
+    assert skipped.profile.data.assistant_only_loss == "auto" and not any("every token" in w for w in skipped.warnings)  # nor advised
+    assert any(w.startswith("1 rows the chat template cannot render are skipped") for w in skipped.warnings)

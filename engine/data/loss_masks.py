@@ -53,6 +53,7 @@ ONE_RENDER = ("assistant replies and their end-of-turn tokens (located in one re
 COMPLETION_ONLY = "completion only (the prompt is masked)"
 
 REWRITES = "rewrites earlier turns"  # in the message of a MaskError for replies that cannot be located exactly
+OR_EVERY_TOKEN = ", or set data.assistant_only_loss = \"off\" to train on every token"  # SFT's way out, not DPO's
 
 
 @dataclass
@@ -87,8 +88,8 @@ def reply_spans(renderer: ChatRenderer, messages: list[dict], tools=None) -> tup
             return full, spans, True
         except MaskError as why:
             raise MaskError(f"{rewrites}, nor located in one render of the whole conversation ({why}); set "
-                            "model.chat_template to a template that keeps earlier turns as they are, or set "
-                            "data.assistant_only_loss = \"off\" to train on every token") from None
+                            f"model.chat_template to a template that keeps earlier turns as they are{OR_EVERY_TOKEN}"
+                            ) from None
 
 
 def incremental_spans(renderer: ChatRenderer, messages: list[dict], tools, full: str,

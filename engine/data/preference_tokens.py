@@ -16,7 +16,7 @@ them, as TRL's own split does. Chosen and rejected must share their prompt token
 
 from __future__ import annotations
 
-from tunedeck.engine.data.loss_masks import Encoded, MaskEncoder, MaskError
+from tunedeck.engine.data.loss_masks import OR_EVERY_TOKEN, Encoded, MaskEncoder, MaskError
 
 
 def answer_conversation(row: dict, answer_key: str) -> dict:
@@ -52,8 +52,12 @@ def kto_ids(encoder: MaskEncoder, row: dict) -> dict:
 
 
 def preference_ids(encoder: MaskEncoder, row: dict) -> dict:
-    """The tokenised columns of a DPO ("chosen") or KTO ("label") row."""
-    return dpo_ids(encoder, row) if "chosen" in row else kto_ids(encoder, row)
+    """The tokenised columns of a DPO ("chosen") or KTO ("label") row. A MaskError does not offer SFT's way out
+    (data.assistant_only_loss = "off"): DPO and KTO score the answers after the prompt, always."""
+    try:
+        return dpo_ids(encoder, row) if "chosen" in row else kto_ids(encoder, row)
+    except MaskError as e:
+        raise MaskError(str(e).replace(OR_EVERY_TOKEN, "")) from None
 
 
 def is_preference_row(row: dict) -> bool:

@@ -183,7 +183,8 @@ def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> s
     encoder = MaskEncoder(tokenizer, assistant_only_setting(profile.data.assistant_only_loss))
     rows, where = prepared.train_rows + prepared.eval_rows, prepared.train_where + prepared.eval_where
     bad = unmaskable_rows(rows, where, encoder)
-    rewrites = d.assistant_only_loss == "auto" and any(REWRITES in b for b in bad)
+    rewrites = (d.assistant_only_loss == "auto" and profile.method.method == "sft"  # DPO/KTO rows always mask the prompt
+                and any(REWRITES in b for b in bad))
     if rewrites:
         # auto trains on every token rather than guess where the replies are, and says so; "on" refuses
         warnings.append("the chat template rewrites earlier turns, so the assistant's replies cannot be masked "
