@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck
 from tunedeck.engine.training import gguf_base as G
 

@@ -121,7 +121,7 @@ def gguf_architecture(path: Path) -> tuple[str, int]:
         return bytes(field.parts[field.data[0]]).decode("utf-8"), sum(int(t.n_elements) for t in reader.tensors)
     except KeyError:
         raise GgufBaseError(f"model.base: {path} has no general.architecture in its metadata: not a model GGUF") from None
-    except Exception as e:  # truncated or not a GGUF at all
+    except Exception as e:  # noqa: BLE001 - truncated, or not a GGUF at all: any reader error means that
         raise GgufBaseError(f"model.base: {path} is not a readable GGUF file ({type(e).__name__}: "
                             f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
 
@@ -131,7 +131,10 @@ def check_gguf_supported(path: Path) -> dict:
     naming the file and its architecture when transformers' GGUF loader cannot read it or it is not a causal
     language model."""
     arch, params = gguf_architecture(path)
-    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES, load_gguf_checkpoint
+    from transformers.modeling_gguf_pytorch_utils import (
+        GGUF_SUPPORTED_ARCHITECTURES,
+        load_gguf_checkpoint,
+    )
 
     readable = sorted(a for a in GGUF_SUPPORTED_ARCHITECTURES if a not in ("general", "tokenizer"))
     try:
@@ -194,6 +197,8 @@ def materialize_gguf(path: str | Path, gguf_file: str | None = None, progress=No
     with open(root / f"{digest[:16]}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another run de-quantising the same file: wait for it, then reuse
         if not (final / MARKER).exists():
+            for stale in root.glob(f".{digest[:16]}.*.partial"):  # a build killed midway: we hold the lock now
+                shutil.rmtree(stale, ignore_errors=True)
             if progress:
                 progress(f"de-quantising {source.name} once into {final} (later runs reuse it)")
             tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", suffix=".partial", dir=root))
@@ -243,7 +248,7 @@ def _write_hf_folder(source: Path, out: Path, info: dict) -> str:
         try:
             loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the loader's own errors vary by architecture; each ends here
             raise GgufBaseError(f"model.base: transformers could not de-quantise {source} ({info['architecture']}): "
                                 f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
         plain_config = loaded.config

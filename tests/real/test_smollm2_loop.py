@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import read_events, tunedeck
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
@@ -46,7 +45,6 @@ def test_the_base_is_the_gguf_file_de_quantised_once(smollm2_base, smollm2_gguf)
 
 def test_inspect_masks_exactly_the_replies_under_smollm2s_template(smollm2_base, smollm2_gguf, triage_data, real_cache):
     from transformers import AutoTokenizer
-
     from tunedeck.engine.data.loss_masks import MaskEncoder
     from tunedeck.engine.data.ticket_triage import replay_rows, tickets
 
