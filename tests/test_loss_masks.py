@@ -198,14 +198,13 @@ def test_replies_that_can_be_found_neither_way_are_reported_with_their_line_neve
 def test_inspect_reports_mistral_replies_located_in_one_render(tmp_path):
     """`tunedeck inspect` on Mistral-Nemo data: the trainable tokens are exactly the replies and their </s>
     (counted here from the reply texts alone), and the report says how they were found and where the system went."""
-    from conftest import tunedeck
+    from tunedeck.engine.commands.inspect import build_parser, build_report
 
     tok = family_tokenizer(FAMILIES["mistral_nemo"], TEXTS)
     model = _save_tokenizer(tok, tmp_path / "m")
     rows = [{"messages": conversation()}, {"messages": conversation()[:3]}, {"messages": conversation(system=False)}]
-    proc = tunedeck("inspect", str(_write(tmp_path / "d.jsonl", rows)), "--model", str(model), "--json")
-    assert proc.returncode == 0, proc.stderr
-    tokens = json.loads(proc.stdout)["tokens"]
+    args = build_parser().parse_args(["inspect", str(_write(tmp_path / "d.jsonl", rows)), "--model", str(model), "--json"])
+    tokens = build_report(args)["tokens"]  # the command's own report, in process
     reply = {r: len(tok(r + "</s>", add_special_tokens=False)["input_ids"]) for r in (ANA, BO)}
     assert tokens["trainable_tokens"] == 2 * (reply[ANA] + reply[BO]) + reply[ANA] and not tokens["failed"]
     assert tokens["assistant_only"] and "located in one render" in tokens["masking"]
