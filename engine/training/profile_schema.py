@@ -191,7 +191,8 @@ class TrackingConfig:
 @dataclass
 class NotifyConfig:
     command: str = opt("", "A shell command the engine runs when the run ends (completed, stopped or failed, with the "
-                       "gate's verdict) and when `tunedeck eval` gives a new verdict: TUNEDECK_RUN_ID, TUNEDECK_STATE, TUNEDECK_VERDICT and TUNEDECK_MESSAGE are in "
+                       "gate's verdict), when `tunedeck eval` gives a new verdict, and when GRPO's reward guard raises an alert "
+                       "(TUNEDECK_ALERT holds its code): TUNEDECK_RUN_ID, TUNEDECK_STATE, TUNEDECK_VERDICT and TUNEDECK_MESSAGE are in "
                        "its environment, e.g. a webhook with curl. A failing command is a warning event, never a failed run.")
 
 
