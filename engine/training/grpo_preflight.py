@@ -16,8 +16,9 @@ import os
 from pathlib import Path
 
 from tunedeck.engine.data.grpo_prompts import reference_of
-from tunedeck.engine.gate.rewards import RewardSpecError, check_references, missing_references, parse_reward_checks
+from tunedeck.engine.gate.rewards import RewardSpecError, check_references, missing_references
 from tunedeck.engine.run.reward_history import describe_rewards
+from tunedeck.engine.training.grpo import reward_checks, vllm_installed
 from tunedeck.engine.training.profile_loading import key_source
 
 
@@ -37,13 +38,8 @@ def check_rewards(profile, prepared, profile_ref, overrides, workspace=None) -> 
     """The reward checks, parsed as training will parse them, against the data's references."""
     r = profile.rewards
     r.scorer_dir = str(Path(r.scorer_dir or os.getcwd()).expanduser().resolve())  # the engine runs elsewhere
-    judge = None
-    if profile.gate.judge_url:
-        from tunedeck.engine.gate.judge_client import Judge
-
-        judge = Judge(profile.gate.judge_url, profile.gate.judge_model)
     try:
-        checks = parse_reward_checks(r.checks, Path(r.scorer_dir), judge)
+        checks = reward_checks(profile)  # as training will parse them
     except RewardSpecError as e:
         raise GrpoPreflightError(f"{_where(profile_ref, 'rewards.checks', overrides, workspace)}{e}") from None
     rows = prepared.train_rows + prepared.eval_rows
@@ -69,8 +65,6 @@ def check_rewards(profile, prepared, profile_ref, overrides, workspace=None) -> 
             f"optim.batch_size x optim.grad_accum x processes = {o.batch_size} x {o.grad_accum} x {processes} = {per_step}: "
             f"each prompt's completions are compared within one step")
     if m.grpo_use_vllm == "on":
-        from tunedeck.engine.training.grpo import vllm_installed
-
         if not vllm_installed():
             raise GrpoPreflightError("method.grpo_use_vllm = 'on' needs vLLM (pip install vllm) on a GPU machine")
         import torch
@@ -99,10 +93,16 @@ def check_prompts(profile, prepared, tokenizer, warnings: list[str]) -> str:
     long_rows = []
     for i, row in enumerate(prepared.train_rows):
         prompt = row["prompt"]
-        if isinstance(prompt, str):
-            n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        else:
-            n = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+        try:
+            if isinstance(prompt, str):
+                n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            else:
+                n = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                      return_dict=True)["input_ids"])
+        except Exception as e:  # noqa: BLE001 - a template that cannot render a prompt is the data's line, not a traceback
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise GrpoPreflightError(f"{prepared.train_where[i]}: the model's chat template cannot render this prompt: "
+                                     f"{first}") from None
         if n > budget:
             long_rows.append(i)
     if long_rows:
