@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import tunedeck
-from fixtures.app_harness import COMPLETED, copy_workspace
+from fixtures.app_harness import COMPLETED, CRASHED, copy_workspace
 from fixtures.make_gated_run import GATED, add_general_set
 from tunedeck.engine.gate.rebuild import rebuild
 from tunedeck.engine.run.gate_result import GateRow, read_gate_summary, row_scores, status_fields, vs_base_parts
@@ -77,3 +77,36 @@ def test_the_monitor_line_keeps_all_four_scores_at_80_columns():
     assert len(narrow) <= 78 and narrow == "67 vs base: task 55.0% +47 · fmt 100.0% +60 · safe 100.0% = · gen 35.0% -40"
     assert vs_base_cell(row_scores(row)).plain == "T+47 F+60 S= G-40"
     assert vs_base_cell(None).plain == "-"
+
+
+def test_the_monitor_shows_the_gate_line_at_80x24_and_only_once_the_gate_has_judged(tmp_path):
+    from fixtures.app_harness import make_app, run, screen_text, wait_until
+    from tunedeck.tui.screens.monitor import RunMonitorScreen
+
+    ws = workspace(tmp_path)
+    run_dir = ws / "runs" / GATED
+    rebuild(run_dir, choose=400, note="ships the one that forgot")
+
+    async def scenario():
+        app = make_app(ws, open_run=GATED)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up
+                             and app.screen.query_one("#gate-scores").display, what="the gate line")
+            lines = screen_text(app).splitlines()
+            progress = next(i for i, line in enumerate(lines) if "500/500" in line)
+            assert lines[progress + 1].strip() == ("400 vs base: task 82.5% +32.5 · fmt 100.0% +5 · safe 100.0% = · "
+                                                   "gen 25.0% -50")
+        app = make_app(ws, open_run="20250301-090000-extract-c0a1")
+        async with app.run_test(size=(80, 24)) as pilot:  # a run whose gate.json recorded no vs_base, no general
+            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up
+                             and app.screen.query_one("#gate-scores").display, what="the gate line")
+            assert "400 vs base: task 84.0% +6 · fmt 100.0% = · safe 100.0% = · gen -" in screen_text(app)
+        copy_workspace(ws, runs=(CRASHED,))
+        app = make_app(ws, open_run=CRASHED)
+        async with app.run_test(size=(80, 24)) as pilot:  # no gate yet: no line, the plot keeps the row
+            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up
+                             and bool(app.screen.history.row), what="the monitor")
+            await pilot.pause(0.2)
+            assert not app.screen.query_one("#gate-scores").display and " vs base: " not in screen_text(app)
+
+    run(scenario())

@@ -80,6 +80,8 @@ def _with_delta(value: str, row: dict, cat: str) -> str:
 def print_summary(summary: dict, file=None) -> None:
     from rich.console import Console
     from rich.measure import Measurement
+
+    from tunedeck.engine.run.gate_result import ASKED_AS_WRITTEN
     from rich.table import Table
 
     out = file or sys.stdout
@@ -136,7 +138,7 @@ def print_summary(summary: dict, file=None) -> None:
         console.print("sets (the base's prompt search is for task sets; checkpoints answer every set as written):")
         for s in sets:
             n = f", {s['examples']} examples" if isinstance(s.get("examples"), int) else ""
-            how = f"; the base asked {'as written' if s.get('asked') == 'as written' else 'with ' + s['asked']}" \
+            how = f"; the base asked {'as written' if s.get('asked') == ASKED_AS_WRITTEN else 'with ' + s['asked']}" \
                 if s.get("asked") else ""
             console.print(f"  {s['name']}: {s.get('kind') or 'task'}{n}{how}")
     cands = summary.get("base_prompts") or []

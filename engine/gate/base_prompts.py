@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from tunedeck.engine.gate.rules import GateError
 from tunedeck.engine.gate.scores import scores, task_metric, task_points
+from tunedeck.engine.run.gate_result import ASKED_AS_WRITTEN
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,12 @@ class Candidate:
 
 
 AS_WRITTEN = Candidate("", 0)  # the example's own messages: how general and safety sets, and checkpoints, are asked
-AS_WRITTEN_LABEL = "as written"
 
 
 def asked_label(system_prompt: str | None, few_shot: int | None) -> str:
     """How one record's prompt was asked, in words: "as written", or the candidate's label."""
     cand = Candidate(system_prompt or "", few_shot if isinstance(few_shot, int) and few_shot > 0 else 0)
-    return cand.label() if cand.changes_prompt else AS_WRITTEN_LABEL
+    return cand.label() if cand.changes_prompt else ASKED_AS_WRITTEN
 
 
 def asked_by_set(records: list[dict]) -> dict[str, str]:
@@ -73,8 +73,8 @@ def demonstrations(profile, k: int, seed: int) -> list[tuple[str, str]]:
     """k (user text, answer) pairs from the run's training split, drawn by `seed`."""
     if k <= 0:
         return []
-    from tunedeck.engine.gate.eval_sets import prompt_and_reference
     from tunedeck.engine.data.prepare import prepare_data
+    from tunedeck.engine.gate.eval_sets import prompt_and_reference
 
     try:
         rows = prepare_data(profile).train_rows

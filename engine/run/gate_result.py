@@ -42,6 +42,9 @@ VERDICT_WORDS = {PASS: "pass", FAIL: "fail", NEEDS_REVIEW: "needs review", BASEL
 RULE_TASK_GAIN, RULE_TASK_NOISE, RULE_NO_TASK = "task_gain", "task_noise", "no_task"
 RULE_FORMAT, RULE_SAFETY, RULE_GENERAL = "format", "safety", "general"
 RULE_LATENCY, RULE_REVIEW = "latency", "review"
+RULE_WORDS = {RULE_TASK_GAIN: "task gain too small", RULE_TASK_NOISE: "gain within noise", RULE_NO_TASK: "no task examples",
+              RULE_FORMAT: "format dropped", RULE_SAFETY: "safety regressed", RULE_GENERAL: "general dropped",
+              RULE_LATENCY: "over latency budget", RULE_REVIEW: "weird in review"}
 
 # a set's kind: what named it ([gate] golden, `--eval-set` and the held-out split are task sets)
 SET_TASK, SET_GENERAL, SET_SAFETY = "task", "general", "safety"
@@ -49,9 +52,6 @@ SET_KINDS = (SET_TASK, SET_GENERAL, SET_SAFETY)
 ASKED_AS_WRITTEN = "as written"  # a set asked with its own messages: no replaced system turn, no demonstrations
 # what a summary of a run shows beside the verdict, in this order
 SCORE_CATEGORIES = ("task", "format", "safety", "general")
-RULE_WORDS = {RULE_TASK_GAIN: "task gain too small", RULE_TASK_NOISE: "gain within noise", RULE_NO_TASK: "no task examples",
-              RULE_FORMAT: "format dropped", RULE_SAFETY: "safety regressed", RULE_GENERAL: "general dropped",
-              RULE_LATENCY: "over latency budget", RULE_REVIEW: "weird in review"}
 
 
 def _step(x: Any) -> int | str | None:
