@@ -6,6 +6,7 @@ dataset path, format, row counts and content fingerprint. Everything else is the
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-VERSION = "0.1.0"
+VERSION = importlib.metadata.version("tunedeck")  # pyproject.toml holds it; run.toml records it
 
 
 @dataclass
