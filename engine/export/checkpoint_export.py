@@ -1,4 +1,4 @@
-"""Export one complete checkpoint of a run: the LoRA adapter alone, or a standalone merged model.
+"""Export one complete checkpoint of a run: the LoRA adapter alone, a standalone merged model, or one GGUF file.
 
 - adapter (default for LoRA/QLoRA runs): adapter_model.safetensors + adapter_config.json in PEFT
   format, copied byte for byte from the checkpoint, with the tokenizer and chat template. Loads with
@@ -6,11 +6,17 @@
 - merged (--merge): the base loaded unquantised in the checkpoint's precision, the adapter merged in
   (merge_and_unload), saved as safetensors with tokenizer, chat template and generation_config.
   A full fine-tuning run always exports this way: its checkpoint weights on the base's architecture.
-- tunedeck-export.json beside them: what was exported, from which run and data, and the gate's view.
+- gguf (--gguf TYPE): the merged (or full) model converted by llama.cpp's own converter, with an Ollama
+  Modelfile (engine/export/gguf_export.py).
+- tunedeck-export.json beside them (engine/export/export_record.py): what was exported, from which run
+  and data, the gate's view, and the artifact gate: the exported artifact answers the task examples the
+  gate asked the checkpoint (engine/export/artifact_gate.py). An artifact that falls beyond the gate's
+  tolerances is a failed export: its files are kept, marked failed (status, EXPORT-FAILED.txt), and the
+  result says so (ExportResult.failed; the command exits 1).
 
 Everything is written into a hidden temp directory beside OUT and renamed onto OUT at the end, so a
 killed export leaves `.OUT.tmp-*` behind, never an OUT that looks whole. Nothing is pickled: weights
-are safetensors, and the written folder is checked for pickle files before the rename.
+are safetensors or GGUF, and the written folder is checked for pickle files before the rename.
 """
 
 from __future__ import annotations
@@ -20,16 +26,15 @@ import json
 import os
 import shutil
 import tempfile
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from tunedeck.engine.export.export_record import EXPORT_FAILED, EXPORT_RECORD, build_record
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints
 
-EXPORT_RECORD = "tunedeck-export.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 SELECTORS = ("best", "chosen", "latest")
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
@@ -43,9 +48,21 @@ class ExportError(ValueError):
 class ExportResult:
     out: Path
     step: int
-    kind: str            # "adapter", "merged" (LoRA merged into the base) or "full" (full fine-tuning)
+    kind: str            # "adapter", "merged" (LoRA merged into the base), "full" (full fine-tuning) or "gguf"
     selected_by: str     # why this checkpoint: "step", "chosen", "best" or "latest"
     record: dict
+    artifact_gate: object = None   # artifact_gate.ArtifactGate
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """The exported artifact fell beyond the gate's tolerances: kept, marked failed, and not to be shipped."""
+        return bool(self.artifact_gate is not None and self.artifact_gate.failed)
+
+    @property
+    def gguf_file(self) -> Path | None:
+        g = self.record.get("gguf")
+        return self.out / g["file"] if g else None
 
 
 # ---- which checkpoint --------------------------------------------------------------------------
@@ -191,7 +208,7 @@ def _write_adapter(ckpt: Checkpoint, profile, tmp: Path) -> None:
     (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _merged_model(ckpt: Checkpoint, profile, precision: str, progress):
+def merged_model(ckpt: Checkpoint, profile, precision: str, progress):
     from tunedeck.engine.training.model_loading import load_model
 
     # QLoRA trained against 4-bit weights; a merged model is shipped in the checkpoint's half precision
@@ -229,7 +246,7 @@ def _load_full_weights(model, ckpt: Checkpoint):
     return model
 
 
-def _write_model(model, tokenizer, tmp: Path) -> None:
+def write_model(model, tokenizer, tmp: Path) -> None:
     from tunedeck.engine.gate.generate import eos_ids
 
     gc = model.generation_config
@@ -248,62 +265,15 @@ def _no_pickles(tmp: Path) -> None:
         raise ExportError(f"refusing to publish pickled files ({', '.join(found)}); this is a bug in tunedeck")
 
 
-# ---- the record ------------------------------------------------------------------------------
-
-def hyperparameters(profile) -> dict:
-    p = profile
-    out = {"method": p.method.method, "adapter": p.method.adapter,
-           "optim": {k: getattr(p.optim, k) for k in ("learning_rate", "scheduler", "warmup_ratio", "weight_decay", "epochs",
-                                                      "max_steps", "batch_size", "grad_accum", "max_grad_norm",
-                                                      "precision", "seed")},
-           "data": {k: getattr(p.data, k) for k in ("format", "max_seq_len", "val_fraction", "packing", "assistant_only_loss")}}
-    if p.method.adapter != "none":
-        out["lora"] = asdict(p.lora)
-    if p.method.method == "dpo":
-        out["dpo_beta"] = p.method.dpo_beta
-    return out
-
-
-def gate_entry(summary: dict | None, step: int) -> dict | None:
-    """The checkpoint's gate row and the gate's best/chosen sentence, or None when the gate never ran on it."""
-    if not summary:
-        return None
-    row = next((r for r in summary.get("rows") or [] if r.get("checkpoint") == step), None)
-    return {"row": row, "verdict": row.get("verdict") if row else None, "overall_verdict": summary.get("verdict"),
-            "best": (summary.get("best") or {}).get("checkpoint"), "chosen": summary.get("chosen"),
-            "sentence": summary.get("sentence"), "updated": summary.get("updated")}
-
-
-def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precision: str | None, files: dict) -> dict:
-    from tunedeck.engine.run.gate_result import load_gate_summary
-    from tunedeck.engine.run.record import VERSION
-
-    p = record.profile
-    run_dir = Path(ckpt.path).parent.parent
-    now = time.time()
-    return {
-        "format": 1, "kind": kind, "run_id": record.id, "run_name": record.name, "run_dir": str(run_dir),
-        "checkpoint": {"step": ckpt.step, "selected_by": selected_by, "path": str(ckpt.path),
-                       **{k: ckpt.marker.get(k) for k in ("epoch", "train_loss", "eval_loss")}},
-        "base_model": {"id": p.model.base, "revision": p.model.revision or None},
-        "adapter": p.method.adapter, "method": p.method.method, "precision": precision,
-        "dataset": {"path": record.dataset_path, "format": record.dataset_format, "fingerprint": record.dataset_fingerprint,
-                    "train_rows": record.train_rows, "eval_rows": record.eval_rows},
-        "loss_masking": record.loss_masking or None,
-        "hyperparameters": hyperparameters(p),
-        "gate": gate_entry(load_gate_summary(run_dir), ckpt.step),
-        "notes": (["QLoRA trained against a 4-bit base; this merge uses the unquantised base, so outputs can differ slightly "
-                   "from the gate's"] if kind == "merged" and p.method.adapter == "qlora" else []),
-        "files": files, "tunedeck_version": VERSION, "created": round(now, 3),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-    }
-
-
 # ---- entry point -----------------------------------------------------------------------------
 
-def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool = False,
+def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool = False, gguf: str | None = None,
+                      llama_cpp: str | None = None, gate_examples: int | None = None,
                       progress: Callable[[str], None] | None = None) -> ExportResult:
-    """Export one complete checkpoint of `run_dir` into `out` (absent or empty). Mistakes raise ExportError."""
+    """Export one complete checkpoint of `run_dir` into `out` (absent or empty), then ask the artifact the gate's task
+    examples (the first `gate_examples`). Mistakes raise ExportError before any model loads; an artifact beyond the
+    gate's tolerances is published, marked failed, and returned with result.failed."""
+    from tunedeck.engine.export import artifact_gate as ag
     from tunedeck.engine.run.record import load_run_record
 
     progress = progress or (lambda message: None)
@@ -311,8 +281,19 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
     record = load_run_record(run_dir)
     profile = record.profile
     out = check_out(out)                                  # mistakes surface before any model loads
+    if gate_examples is not None and gate_examples < 1:
+        raise ExportError(f"--gate-examples: expected a positive number of examples, got {gate_examples}")
+    gguf_type = converter = None
+    if gguf:
+        from tunedeck.engine.export import gguf_convert, llama_cpp_source
+
+        gguf_type = gguf_convert.parse_gguf_type(gguf)
     ckpt, selected_by = select_checkpoint(run_dir, checkpoint)
-    kind = "full" if profile.method.adapter == "none" else "merged" if merge else "adapter"
+    kind = "gguf" if gguf_type else "full" if profile.method.adapter == "none" else "merged" if merge else "adapter"
+    plan = ag.plan(run_dir, ckpt.step, gate_examples)
+    if gguf_type:
+        converter = llama_cpp_source.locate(llama_cpp, progress=progress)  # cached, else downloaded once
+        gguf_convert.require_quantize(converter, gguf_type)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -320,19 +301,44 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         raise ExportError(f"cannot create {out}: {e.strerror}: {e.filename or out.parent}") from None
     try:
         tokenizer = load_checkpoint_tokenizer(profile, ckpt)
-        precision = None
+        precision, written, warnings = None, None, []
         if kind == "adapter":
             _write_adapter(ckpt, profile, tmp)
+        elif kind == "gguf":
+            from tunedeck.engine.export.gguf_export import write_gguf
+
+            precision = export_precision(profile)
+            written = write_gguf(ckpt, profile, tokenizer, tmp, gguf_type, converter, precision,
+                                 run_name=record.name or record.id, progress=progress)
+            warnings = written.notes
         else:
             precision = export_precision(profile)
-            model = _merged_model(ckpt, profile, precision, progress)
+            model = merged_model(ckpt, profile, precision, progress)
             progress(f"writing safetensors to {out}")
-            _write_model(model, tokenizer, tmp)
+            write_model(model, tokenizer, tmp)
             del model
-        tokenizer.save_pretrained(str(tmp))  # tokenizer files and chat_template.jinja
+        if kind != "gguf":
+            tokenizer.save_pretrained(str(tmp))  # tokenizer files and chat_template.jinja
         _no_pickles(tmp)
+        gate = ag.run_artifact_gate(plan, kind, tmp, profile, artifact=ARTIFACT_WORDS[kind].format(type=gguf_type),
+                                    gguf_file=written.file if written else None,
+                                    reference_tokenizer=gate_tokenizer(profile, plan), progress=progress)
+        if written is not None:
+            from tunedeck.engine.export.gguf_export import write_modelfile
+            from tunedeck.engine.gate.eval_inputs import gen_settings
+            from tunedeck.engine.gate.records import read_records
+
+            task_records = [r for r in read_records(run_dir, ckpt.step) if "task" in (r.get("tags") or ())]
+            generation = gate.generation or vars(gen_settings(profile))
+            write_modelfile(tmp, written, task_records, generation, gate.reasons if gate.failed else [])
+        if gate.failed:
+            (tmp / EXPORT_FAILED).write_text(
+                f"This export of checkpoint-{ckpt.step} failed its artifact gate: it does not answer as the checkpoint "
+                "the gate judged.\n" + "".join(f"- {r}\n" for r in gate.reasons)
+                + f"Details: {EXPORT_RECORD} (artifact_gate).\n", encoding="utf-8")
         files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
-        data = build_record(record, ckpt, kind, selected_by, precision, files)
+        data = build_record(record, ckpt, kind, selected_by, precision, files,
+                            gguf=written.to_record() if written else None, artifact_gate=gate.to_dict(), warnings=warnings)
         (tmp / EXPORT_RECORD).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
         _publish(tmp, out)
     except BaseException as e:
@@ -341,13 +347,33 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         if isinstance(e, OSError) and e.errno in _DISK_ERRORS:  # the machine's problem, not a bug: say it in one line
             raise ExportError(f"export to {out} failed: {e.strerror}; nothing was written") from None
         raise
-    return ExportResult(out=out, step=ckpt.step, kind=kind, selected_by=selected_by, record=data)
+    return ExportResult(out=out, step=ckpt.step, kind=kind, selected_by=selected_by, record=data, artifact_gate=gate,
+                        warnings=warnings)
+
+
+def gate_tokenizer(profile, plan):
+    """The tokenizer the gate asked the checkpoint with (the base's, with the profile's chat template), for the
+    artifact gate's count of prompts the exported tokenizer splits differently; None when nothing is asked."""
+    if plan.skipped:
+        return None
+    from tunedeck.engine.training.model_loading import load_tokenizer
+
+    return load_tokenizer(profile)
+
+
+ARTIFACT_WORDS = {"adapter": "the exported adapter on its base", "merged": "the merged model",
+                  "full": "the exported model", "gguf": "the GGUF file ({type}, through transformers' GGUF loader)"}
 
 
 def load_instructions(result: ExportResult) -> str:
     """How to load what was written, as Python a user can paste."""
     base = result.record["base_model"]["id"]
     rev = result.record["base_model"]["revision"]
+    if result.kind == "gguf":
+        name = result.gguf_file.name
+        return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+                f"model = AutoModelForCausalLM.from_pretrained({str(result.out)!r}, gguf_file={name!r})\n"
+                f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r}, gguf_file={name!r})")
     if result.kind == "adapter":
         rev_arg = f", revision={rev!r}" if rev else ""
         return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
