@@ -94,6 +94,7 @@ def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(ws, lora
     proc = export(ws, lora_run.name, str(out))  # no gate yet: the latest complete checkpoint
     assert proc.returncode == 0, proc.stderr
     assert "checkpoint-6 (the latest complete checkpoint)" in proc.stdout and "PeftModel.from_pretrained" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("artifact gate: not run: the gate has not evaluated checkpoint-6")
     names = {p.name for p in out.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
             "tunedeck-export.json"} <= names
@@ -172,6 +173,13 @@ def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_d
     assert gate["best"] == best and gate["chosen"]["checkpoint"] == 3 and gate["sentence"] == summary["sentence"]
     assert rec["tunedeck_version"] == VERSION and rec["created"] > 0
     assert rec["files"]["adapter_model.safetensors"] > 0
+    # the exported adapter answered the gate's task examples for checkpoint-3 as the gate recorded them
+    from tunedeck.engine.gate.records import read_records
+
+    n = len([r for r in read_records(run, 3) if "task" in r["tags"]])
+    artifact = rec["artifact_gate"]
+    assert n > 0 and (artifact["examples"], artifact["identical"], artifact["verdict"]) == (n, n, "pass")
+    assert artifact["task"] == artifact["checkpoint_task"] == gate["row"]["task"] and rec["status"] == "ok"
 
 
 def test_refusals_are_one_line_with_exit_code_2(ws, lora_run, tmp_path):
