@@ -12,14 +12,17 @@ from conftest import wait_for
 from fixtures.app_harness import make_app, run, screen_text, wait_for_widget_text, wait_until
 from test_app_playground import train_tiny_lora
 from test_export import checkpoint_texts, no_leftovers, texts
-from textual.widgets import Input, Log, RadioSet
+from test_export_gguf import DRIFTED_TEMPLATE, STEP, converter_cache, gguf_run
+from textual.widgets import Input, Log, RadioSet, Select
 
+from tunedeck.engine.export.gguf_convert import GGUF_TYPES
 from tunedeck.tui.screens.confirm import ConfirmScreen
 from tunedeck.tui.screens.export_dialog import ExportScreen, cli_errors, default_output
 
 pytestmark = pytest.mark.slow
 
 EXPORT_S = 180  # a subprocess that imports torch and transformers, on a busy 2-core machine
+GGUF_EXPORT_S = 600  # a merge, llama.cpp's converter and the artifact gate's generations, on the same machine
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +189,7 @@ def test_quitting_the_app_mid_export_leaves_the_export_running_to_completion(lor
     no_leftovers(tmp_path)
 
 
-def test_a_full_finetuning_run_offers_only_the_full_model(lora_run, tmp_path):
+def test_a_full_finetuning_run_offers_the_full_model_or_a_gguf(lora_run, tmp_path):
     run_dir = tmp_path / "ws" / "runs" / "full-run"
     run_dir.mkdir(parents=True)
     record = (lora_run / "run.toml").read_text()
@@ -198,8 +201,9 @@ def test_a_full_finetuning_run_offers_only_the_full_model(lora_run, tmp_path):
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await open_dialog(pilot, run_dir, 6, [])
             text = screen_text(app)
-            assert "Full fine-tuning run: only the full model applies" in text
-            assert not screen.query(RadioSet) and not screen.merge
+            assert "Full fine-tuning run: there is no adapter" in text and "Full model (safetensors)" in text
+            assert "Adapter only" not in text and "Merged standalone" not in text and "GGUF file for llama.cpp" in text
+            assert (screen.kind, screen.merge, screen.gguf) == ("full", False, None)
             assert screen.query_one("#export-out", Input).value == str(tmp_path / "ws" / "exports" / "train-checkpoint-6")
 
     run(scenario())
@@ -212,3 +216,91 @@ def test_cli_errors_are_the_cli_lines_or_a_crash_s_last_line():
     crash = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', "OSError: disk full"]
     assert cli_errors(crash, 1) == ["OSError: disk full"]
     assert cli_errors([], -9) == ["the export exited with code -9"]
+
+
+async def choose_gguf(pilot, screen: ExportScreen, gguf_type: str) -> None:
+    """With the keys: the GGUF choice (the last radio button), then the type in its list."""
+    await pilot.press("shift+tab")
+    assert screen.query_one(RadioSet).has_focus
+    await pilot.press("down", "down", "enter")
+    await wait_until(pilot, lambda: screen.kind == "gguf" and screen.query_one(Select).display, what="the GGUF choice")
+    await pilot.press("tab")
+    assert screen.query_one(Select).has_focus
+    await pilot.press("enter")  # open the list at the chosen q8_0; the types above it are f16 and bf16
+    steps = GGUF_TYPES.index(gguf_type) - GGUF_TYPES.index("q8_0")
+    await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps), "enter")
+    await wait_until(pilot, lambda: screen.gguf == gguf_type, what=f"the type {gguf_type}")
+
+
+def test_a_gguf_export_shows_the_artifact_gate_and_the_ollama_line(tmp_path_factory, sft_data, tmp_path, monkeypatch):
+    run_dir = gguf_run(tmp_path_factory, sft_data)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(converter_cache(tmp_path_factory)))  # the export subprocess's cache
+    monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    out = tmp_path / "gguf"
+    dismissed: list = []
+
+    async def scenario():
+        app = make_app(run_dir.parent.parent)
+        async with app.run_test(size=(120, 50)) as pilot:
+            screen = await open_dialog(pilot, run_dir, STEP, dismissed)
+            assert not screen.query_one(Select).display  # types show once GGUF is chosen
+            await choose_gguf(pilot, screen, "f16")
+            assert screen.query_one("#export-out", Input).value.endswith(f"train-checkpoint-{STEP}-f16")
+            await pilot.press("tab")
+            screen.query_one("#export-out", Input).value = str(out)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: screen.running, what="the export to start")
+            await wait_until(pilot, lambda: not screen.running, GGUF_EXPORT_S, "the export to finish")
+            assert screen.exported == out, screen.result_text
+            result = screen.result_text
+            lines = result.splitlines()
+            assert lines[-1] == "artifact gate: pass (within the gate's tolerances)" and "answers identical to the gate's" in lines[-2]
+            assert f"ollama create train-checkpoint-{STEP}-f16 -f {out / 'Modelfile'}" in result
+            progress = "\n".join(str(line) for line in screen.query_one(Log).lines)
+            assert "converting to GGUF (f16)" in progress and "artifact gate:" in progress
+            assert "Traceback" not in screen_text(app)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: dismissed, what="the dialog to close")
+
+    run(scenario())
+    assert dismissed == [out] and (out / f"train-checkpoint-{STEP}-f16.gguf").exists() and (out / "Modelfile").exists()
+
+
+def test_a_failed_artifact_gate_shows_the_cli_lines_and_the_error(tmp_path_factory, sft_data, tmp_path, monkeypatch):
+    import shutil
+
+    source = gguf_run(tmp_path_factory, sft_data)
+    run_dir = shutil.copytree(source, tmp_path / "ws" / "runs" / source.name)
+    (run_dir / "checkpoints" / f"checkpoint-{STEP}" / "chat_template.jinja").write_text(DRIFTED_TEMPLATE)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(converter_cache(tmp_path_factory)))
+    monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    out = tmp_path / "drifted"
+    dismissed: list = []
+
+    async def scenario():
+        app = make_app(tmp_path / "ws")
+        async with app.run_test(size=(120, 50)) as pilot:
+            screen = await open_dialog(pilot, run_dir, STEP, dismissed)
+            await choose_gguf(pilot, screen, "q8_0")
+            screen.query_one("#export-out", Input).value = str(out)
+            screen.query_one("#export-out", Input).focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: screen.running, what="the export to start")
+            await wait_until(pilot, lambda: not screen.running, GGUF_EXPORT_S, "the export to finish")
+            result = screen.result_text
+            lines = result.splitlines()
+            assert screen.exported is None and screen.query_one("#export-result").has_class("error")
+            assert any(ln.startswith("artifact gate FAILED: format validity") for ln in lines), result
+            assert "answers identical to the gate's" in result  # the CLI's last lines, as it printed them
+            assert lines[-1].startswith("✗ export failed its artifact gate: format validity") and str(out) in lines[-1]
+            text = screen_text(app)
+            assert "Traceback" not in text and "tunedeck: error" not in text
+            # kept and marked; the box offers the next free name for another try
+            box = screen.query_one("#export-out", Input)
+            assert box.has_focus and not box.disabled and box.value != str(out)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: dismissed, what="the dialog to close")
+
+    run(scenario())
+    assert dismissed == [None]
+    assert (out / "EXPORT-FAILED.txt").exists() and (out / "Modelfile").read_text().startswith("# tunedeck: THIS EXPORT FAILED")

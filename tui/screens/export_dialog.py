@@ -1,4 +1,9 @@
-"""The export dialog: ship one checkpoint as a PEFT adapter or a merged standalone model.
+"""The export dialog: ship one checkpoint as a PEFT adapter, a merged standalone model, or a GGUF file.
+
+A GGUF export takes a type (f16, bf16, q8_0 from llama.cpp's converter; the K-quants need llama-quantize)
+and writes an Ollama Modelfile beside the file. Every export ends with the artifact gate (the exported
+artifact answers the gate's task examples): the dialog shows the CLI's last lines as they are, and a
+failed export (exit 1: kept, marked failed) shows those lines with the CLI's error under them.
 
 The export runs `tunedeck export` in its own session (start_new_session), writing its stdout and
 stderr to files rather than pipes, so neither a dropped SSH link nor a closed app stops it half
@@ -27,9 +32,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, Static
+from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, Select, Static
 from textual.worker import get_current_worker
 
+from tunedeck.engine.export.gguf_convert import GGUF_TYPES, QUANTIZE_TYPES
 from tunedeck.engine.run.record import load_run_record
 from tunedeck.engine.run.store import sanitize_name
 
@@ -72,9 +78,13 @@ def cli_errors(stderr_lines: list[str], returncode: int) -> list[str]:
     return [f"the export exited with code {returncode}"]
 
 
-def default_output(workspace: Path, run_name: str, step: int, merged: bool) -> Path:
-    """<workspace>/exports/<run name>-checkpoint-<N>[-merged], numbered on when that is taken."""
-    stem = f"{sanitize_name(run_name)}-checkpoint-{step}{'-merged' if merged else ''}"
+DEFAULT_GGUF = "q8_0"
+GGUF_OPTIONS = [(t + ("  (needs llama-quantize)" if t in QUANTIZE_TYPES else ""), t) for t in GGUF_TYPES]
+
+
+def default_output(workspace: Path, run_name: str, step: int, merged: bool = False, gguf: str | None = None) -> Path:
+    """<workspace>/exports/<run name>-checkpoint-<N>[-merged|-<gguf type>], numbered on when that is taken."""
+    stem = f"{sanitize_name(run_name)}-checkpoint-{step}{f'-{gguf}' if gguf else '-merged' if merged else ''}"
     out = workspace / "exports" / stem
     n = 2
     while out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -134,32 +144,58 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
     # ---- layout -----------------------------------------------------------------------------
 
     @property
+    def kinds(self) -> tuple[str, ...]:
+        return ("full", "gguf") if self.full else ("adapter", "merged", "gguf")
+
+    @property
+    def kind(self) -> str:
+        """What the user chose: "adapter", "merged", "full" (a full fine-tuning run's model) or "gguf"."""
+        index = self.query_one("#export-kind", RadioSet).pressed_index
+        return self.kinds[index] if 0 <= index < len(self.kinds) else self.kinds[0]
+
+    @property
     def merge(self) -> bool:
         """The user chose a merged model over the adapter (a full run has no adapter to choose)."""
-        return not self.full and self.query_one("#export-kind", RadioSet).pressed_index == 1
+        return self.kind == "merged"
+
+    @property
+    def gguf(self) -> str | None:
+        """The GGUF type when the user chose a GGUF file, else None."""
+        if self.kind != "gguf":
+            return None
+        value = self.query_one("#export-gguf-type", Select).value
+        return value if isinstance(value, str) else DEFAULT_GGUF
+
+    def _default(self) -> Path:
+        return default_output(self.workspace, self.run_name, self.checkpoint, self.merge, self.gguf)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-dialog"):
             yield Static(Text(f"Export checkpoint-{self.checkpoint} of {self.run_name}"), id="export-title")
             if self.full:
-                yield Static("Full fine-tuning run: only the full model applies. It is exported as a standalone "
-                             "model (safetensors) with its tokenizer and chat template.", id="export-full-note")
-            else:
-                with RadioSet(id="export-kind"):
+                yield Static("Full fine-tuning run: there is no adapter; the whole model is exported, with its "
+                             "tokenizer and chat template.", id="export-full-note")
+            with RadioSet(id="export-kind"):
+                if self.full:
+                    yield RadioButton("Full model (safetensors)", value=True, id="export-full")
+                else:
                     yield RadioButton("Adapter only (PEFT format): small, loads on top of the base model", value=True,
                                       id="export-adapter")
                     yield RadioButton("Merged standalone model (safetensors): the adapter merged into the base",
                                       id="export-merged")
+                yield RadioButton("GGUF file for llama.cpp, Ollama, LM Studio (llama.cpp's converter), with a Modelfile",
+                                  id="export-gguf")
+            yield Select(GGUF_OPTIONS, value=DEFAULT_GGUF, allow_blank=False, id="export-gguf-type")
             yield Label("Output directory (must not exist yet, or be empty)")
             with Horizontal(id="export-out-row"):
-                yield Input(str(default_output(self.workspace, self.run_name, self.checkpoint, merged=False)),
-                            id="export-out")
+                yield Input(str(default_output(self.workspace, self.run_name, self.checkpoint)), id="export-out")
                 yield Button("Export", id="export-start", variant="primary")
             yield Log(id="export-progress", auto_scroll=True)
             yield Static("", id="export-result", markup=False)
             yield Static("enter exports · tab moves between fields · esc closes", id="export-hint")
 
     def on_mount(self) -> None:
+        self.query_one("#export-gguf-type").display = False
         self.query_one("#export-progress").display = False
         self.query_one("#export-result").display = False
         if self.problem:
@@ -170,11 +206,16 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         self.query_one("#export-out", Input).focus()
 
     @on(RadioSet.Changed, "#export-kind")
+    @on(Select.Changed, "#export-gguf-type")
     def _kind_changed(self) -> None:
-        """Follow the choice in the default output name, unless the user typed their own."""
+        """Show the GGUF types for a GGUF export; follow the choice in the default output name, unless the user
+        typed their own."""
+        self.query_one("#export-gguf-type").display = self.kind == "gguf"
         box = self.query_one("#export-out", Input)
-        if box.value == str(default_output(self.workspace, self.run_name, self.checkpoint, not self.merge)):
-            box.value = str(default_output(self.workspace, self.run_name, self.checkpoint, self.merge))
+        defaults = {str(default_output(self.workspace, self.run_name, self.checkpoint, merged, gguf))
+                    for merged, gguf in [(False, None), (True, None), *((False, t) for t in GGUF_TYPES)]}
+        if box.value in defaults:
+            box.value = str(self._default())
 
     def _result(self, text: str, error: bool = False) -> None:
         result = self.query_one("#export-result", Static)
@@ -206,8 +247,10 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
                "--checkpoint", str(self.checkpoint)]
         if self.merge:
             cmd.append("--merge")
+        if self.gguf:
+            cmd += ["--gguf", self.gguf]
         self.running = True
-        for widget in self.query("#export-out, #export-start, #export-kind"):
+        for widget in self.query("#export-out, #export-start, #export-kind, #export-gguf-type"):
             widget.disabled = True
         progress = self.query_one("#export-progress", Log)
         progress.clear()
@@ -283,11 +326,16 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             self._result(message.stdout.rstrip())
             self._hint("esc closes")
             return
-        self._result("\n".join(f"✗ {e}" for e in message.errors), error=True)
+        # a failed artifact gate (exit 1) wrote its lines and kept the output: show them as the CLI does, error last
+        said = message.stdout.rstrip()
+        self._result((said + "\n" if said else "") + "\n".join(f"✗ {e}" for e in message.errors), error=True)
         self._hint("enter exports again · tab moves between fields · esc closes")
-        for widget in self.query("#export-out, #export-start, #export-kind"):
+        for widget in self.query("#export-out, #export-start, #export-kind, #export-gguf-type"):
             widget.disabled = False
-        self.query_one("#export-out", Input).focus()
+        box = self.query_one("#export-out", Input)
+        if self.out is not None and self.out.exists() and box.value == str(self.out):
+            box.value = str(self._default())  # the kept, failed export took that name
+        box.focus()
 
     # ---- closing ----------------------------------------------------------------------------
 
