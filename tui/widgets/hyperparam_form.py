@@ -240,7 +240,8 @@ class HyperparamForm(VerticalScroll):
         if p is None or self.train_rows is None:
             return None
         procs = max(p.resources.processes, 1)
-        batches = math.ceil(self.train_rows / (p.optim.batch_size * procs))
+        samples = self.train_rows * (p.method.grpo_num_generations if p.method.method == "grpo" else 1)  # GRPO: completions
+        batches = math.ceil(samples / (p.optim.batch_size * procs))
         return max(math.ceil(batches / p.optim.grad_accum), 1) if self.train_rows else 0
 
     def set_train_rows(self, rows: int | None) -> None:
