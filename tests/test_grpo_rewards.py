@@ -360,3 +360,16 @@ def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(t
     assert [e["code"] for e in logged] == [C.REWARD_HACKING]
     assert (tmp_path / "alert.txt").read_text().strip() == C.REWARD_HACKING  # the notify command ran before returning
     assert guard_after_gate(tmp_path, profile, summary, EventWriter(tmp_path / "other.jsonl")) == []  # raised once
+
+
+def test_the_form_edits_reward_checks_as_a_toml_inline_array():
+    from tunedeck.engine.training.profile_schema import ALL_KEYS
+    from tunedeck.tui.widgets.hyperparam_form import parse_text, to_text
+
+    spec = ALL_KEYS["rewards.checks"]
+    checks = [{"type": "json_valid", "weight": 0.2}, {"type": "max_length", "words": 40, "weight": 0.1}]
+    text = to_text(spec, checks)
+    assert text == '[{type = "json_valid", weight = 0.2}, {type = "max_length", words = 40, weight = 0.1}]'
+    assert parse_text(spec, text) == checks and parse_text(spec, "") == []
+    with pytest.raises(ValueError, match="must be a TOML list of tables"):
+        parse_text(spec, "[{type = ")
