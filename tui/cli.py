@@ -27,13 +27,35 @@ def demo_in_app(argv: list[str]) -> int:
 
     ap = argparse.ArgumentParser(prog="tunedeck demo")
     ap.add_argument("--workspace")
+    ap.add_argument("--real", action="store_true")
     args = ap.parse_args(argv)
     workspace = resolve_workspace(args.workspace)
-    print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
-    run_dir = start_demo_run(workspace)
+    if args.real:
+        run_dir = real_demo_runs(workspace)
+        if run_dir is None:
+            return 2
+    else:
+        print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
+        run_dir = start_demo_run(workspace)
     from .app import run_app
 
     return run_app(["--workspace", str(workspace), "--open", run_dir.name])
+
+
+def real_demo_runs(workspace):
+    """`tunedeck demo --real` in the app: its first run starts now and a detached driver starts the next one
+    when the first ends (the runs screen shows it); the first run's directory, or None after a printed error."""
+    from tunedeck.engine.commands.demo_real import spawn_driver, start_first_run
+    from tunedeck.engine.commands.errors import user_errors
+
+    print(f"tunedeck demo --real: preparing SmolLM2 and the triage data in {workspace / 'demo-real'} ...", flush=True)
+    try:
+        run_dir = start_first_run(workspace)
+    except user_errors() as e:
+        print(f"tunedeck: error: {e}", file=sys.stderr)
+        return None
+    spawn_driver(workspace, run_dir)
+    return run_dir
 
 
 if __name__ == "__main__":

