@@ -253,6 +253,25 @@ def test_a_changed_chat_template_fails_the_export_and_keeps_it_marked(run_dir, c
     no_leftovers(tmp_path)
 
 
+@pytest.mark.slow
+def test_a_k_quant_goes_through_llama_quantize_where_a_build_is_found(run_dir, cache, tmp_path):
+    """Runs where LLAMA_CPP_DIR names a llama.cpp build with llama-quantize (or it is on PATH); CI has none."""
+    from tunedeck.engine.export.llama_cpp_source import ENV_DIR, find_quantize
+
+    named = os.environ.get(ENV_DIR)
+    if find_quantize(Path(named) if named else None) is None:
+        pytest.skip("no llama-quantize here (build llama.cpp and set LLAMA_CPP_DIR to its checkout)")
+    out = tmp_path / "q4"
+    proc = export(run_dir, "--gguf", "q4_k_m", str(out), env={"XDG_CACHE_HOME": str(cache)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = json.loads((out / "tunedeck-export.json").read_text())
+    assert rec["gguf"]["quantize_s"] > 0 and rec["gguf"]["converter"]["quantize"].endswith("llama-quantize")
+    # the tiny model's rows (128 wide) are below the 256-wide K-quant blocks: llama-quantize falls back per tensor
+    assert tensor_types(out / rec["gguf"]["file"]) - {"F16", "Q8_0", "Q4_0", "Q5_0", "Q5_1", "Q4_K", "Q6_K"} == set()
+    assert not (out / f"train-checkpoint-{STEP}-q4_k_m.f16-intermediate.gguf").exists()
+    assert rec["artifact_gate"]["verdict"] == "pass" and rec["artifact_gate"]["examples"] > 0
+
+
 # ---- refusals before any model loads -----------------------------------------------------------------
 
 def offline_env(tmp_path: Path) -> dict:

@@ -47,7 +47,10 @@ def cmd_export(args) -> int:
     if result.kind == "gguf":
         conv = rec["gguf"]["converter"]
         commit = f", llama.cpp {conv['commit'][:12]}" if conv.get("commit") else ""
-        print(f"converted by llama.cpp's {conv['converter']} ({conv['source']}{commit}) in {rec['gguf']['convert_s']:.1f} s")
+        quantized = (f", quantized by {conv['quantize']} in {rec['gguf']['quantize_s']:.1f} s"
+                     if rec["gguf"].get("quantize_s") is not None else "")
+        print(f"converted by llama.cpp's {conv['converter']} ({conv['source']}{commit}) in {rec['gguf']['convert_s']:.1f} s"
+              + quantized)
     for warning in result.warnings:
         print(f"warning: {warning}")
     if gate.get("verdict"):

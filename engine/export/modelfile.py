@@ -21,7 +21,8 @@ _SAMPLE = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
 
 
 def stop_tokens(tokenizer, eos_ids: set[int]) -> list[str]:
-    """The end-of-reply tokens, and every special token the template writes around turns (never the BOS)."""
+    """The end-of-reply tokens, and every special token the template writes around turns (a model that goes on
+    past its reply opens a new turn with one of them; SmolLM2's turn opener is also its BOS)."""
     found = [tokenizer.convert_ids_to_tokens(i) for i in sorted(eos_ids)]
     template_text = ""
     for messages in (_SAMPLE, _SAMPLE[1:]):  # some templates refuse a system turn
@@ -30,9 +31,8 @@ def stop_tokens(tokenizer, eos_ids: set[int]) -> list[str]:
             break
         except Exception:
             continue
-    bos = getattr(tokenizer, "bos_token", None)
     specials = [t.content for t in tokenizer.added_tokens_decoder.values() if t.special]
-    found += [t for t in specials if t and t != bos and t in template_text]
+    found += [t for t in specials if t and t in template_text]
     return [t for t in dict.fromkeys(found) if isinstance(t, str) and t]
 
 

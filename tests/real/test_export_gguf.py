@@ -40,7 +40,8 @@ def test_a_smollm2_lora_run_exports_to_q8_0_and_answers_as_the_gate_recorded(smo
     gguf = out / rec["gguf"]["file"]
     assert tensor_types(gguf) == {"Q8_0"} and (out / "Modelfile").exists()
     modelfile = (out / "Modelfile").read_text().splitlines()
-    assert f"FROM ./{gguf.name}" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert f"FROM ./{gguf.name}" in modelfile
+    assert 'PARAMETER stop "<|im_end|>"' in modelfile and 'PARAMETER stop "<|im_start|>"' in modelfile
     assert "PARAMETER temperature 0" in modelfile and any(line.startswith('SYSTEM """') for line in modelfile)
     gate = rec["artifact_gate"]
     assert gate["verdict"] == "pass" and gate["examples"] == gate["of"] > 0
