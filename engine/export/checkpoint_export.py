@@ -288,6 +288,7 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         from tunedeck.engine.export import gguf_convert, llama_cpp_source
 
         gguf_type = gguf_convert.parse_gguf_type(gguf)
+        gguf_convert.require_packages()
     ckpt, selected_by = select_checkpoint(run_dir, checkpoint)
     kind = "gguf" if gguf_type else "full" if profile.method.adapter == "none" else "merged" if merge else "adapter"
     plan = ag.plan(run_dir, ckpt.step, gate_examples)

@@ -48,6 +48,18 @@ def parse_gguf_type(text: str) -> str:
                       f"`llama-quantize MODEL-f16.gguf MODEL-{t}.gguf {t.upper()}` from a llama.cpp build")
 
 
+def require_packages() -> None:
+    """The Python packages a GGUF export needs beside tunedeck's own: llama.cpp's converter imports sentencepiece,
+    and transformers reads the file back through gguf for the artifact gate."""
+    import importlib.util
+
+    missing = [m for m in ("gguf", "sentencepiece") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f"--gguf needs the Python package{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+                          f"(llama.cpp's converter imports sentencepiece; transformers reads the GGUF back with gguf): "
+                          f"pip install {' '.join(missing)}")
+
+
 def needs_quantize(gguf_type: str) -> bool:
     return gguf_type in QUANTIZE_TYPES
 
