@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,13 @@ def main() -> int:
 
     locate()  # fetched before the clock runs: the download is once per machine, not per export
     work = Path(tempfile.mkdtemp(prefix="bench-gguf-"))
+    try:
+        return report(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(args, work: Path) -> int:
     run, step = (args.run, args.checkpoint) if args.run else tiny_run(work / "tiny")
     kinds = [None, *args.types.split(",")]
     rows: dict[str, list[dict]] = {str(k or "merged"): [] for k in kinds}

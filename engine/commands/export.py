@@ -118,8 +118,8 @@ def _positive(text: str) -> int:
 def register(subparsers) -> None:
     desc = ("export a complete checkpoint: the LoRA adapter (PEFT format), with --merge a standalone model in "
             "safetensors, or with --gguf TYPE one GGUF file and an Ollama Modelfile; with a tunedeck-export.json "
-            "record. The exported artifact then answers the gate's task examples for that checkpoint, and an "
-            "answer score beyond the gate's tolerances fails the export (exit 1, output kept and marked failed)")
+            "record. The exported artifact then answers the gate's task examples for that checkpoint, and a "
+            "score that falls beyond the gate's tolerances fails the export (exit 1, output kept and marked failed)")
     p = subparsers.add_parser("export", help=desc, description=desc)
     p.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
     p.add_argument("run", help="run id, unique id prefix, name or directory")
