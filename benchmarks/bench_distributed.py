@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     a = ap.parse_args()
     from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
-    from tunedeck.engine.training.tiny_model import build_tiny_model
+    from tunedeck.engine.models.tiny_model import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-dist-"))
     rows = make_rows(2200, seed=0)

@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50)
     a = ap.parse_args()
     from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
-    from tunedeck.engine.training.tiny_model import build_tiny_model
+    from tunedeck.engine.models.tiny_model import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-engine-"))
     rows = make_rows(2200, seed=0)

@@ -35,8 +35,8 @@ def build_run(root: Path, n_checkpoints: int, n_examples: int) -> tuple[Path, Pa
     from transformers import AutoModelForCausalLM
 
     from tunedeck.engine.data import demo_data
-    from tunedeck.engine.training.preflight import check, create_run
-    from tunedeck.engine.training.tiny_model import build_tiny_model
+    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.models.tiny_model import build_tiny_model
 
     rows = demo_data.make_rows(600, seed=0)
     data = demo_data.write_jsonl(root / "train.jsonl", rows)

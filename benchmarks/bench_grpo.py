@@ -131,7 +131,7 @@ def main() -> None:
     from test_grpo_run import plant_braces
 
     from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
-    from tunedeck.engine.training.tiny_model import build_tiny_model
+    from tunedeck.engine.models.tiny_model import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_grpo_"))
     tiny = build_tiny_model(tmp / "tiny", corpus(make_rows(240, seed=0)))

@@ -79,7 +79,7 @@ def build_tokenizer(texts: list[str]):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from tunedeck.engine.training.tiny_model import BOS, CHAT_TEMPLATE, EOS, PAD
+    from tunedeck.engine.models.tiny_model import BOS, CHAT_TEMPLATE, EOS, PAD
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

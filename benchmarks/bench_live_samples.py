@@ -46,7 +46,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if not model_dir:
-            from tunedeck.engine.training.tiny_model import build_tiny_model
+            from tunedeck.engine.models.tiny_model import build_tiny_model
 
             model_dir = str(build_tiny_model(Path(tmp) / "model", corpus(rows)))
         tok = AutoTokenizer.from_pretrained(model_dir)

@@ -1,10 +1,10 @@
-"""The run queue's costs: the hop every engine now takes through tunedeck.engine.training.run_queue, how soon a queued run
+"""The run queue's costs: the hop every engine now takes through tunedeck.engine.scheduling.run_queue, how soon a queued run
 starts once its slot is free, and what a waiter's scan of the queue costs. Prints figures; not a test.
 
     python benchmarks/bench_queue.py [--rounds 7]
 
 1. Start-up hop: a trivial "engine" (python -c pass) started directly and through
-   `python -m tunedeck.engine.training.run_queue RUN -- ...` (takes the run's slot lock, then exec), alternated; the
+   `python -m tunedeck.engine.scheduling.run_queue RUN -- ...` (takes the run's slot lock, then exec), alternated; the
    ratio is hop / direct. The real engine then spends seconds importing torch, so what matters is the
    absolute difference.
 2. Hand-over: a waiter queued behind a held CPU slot; the slot is released at t0 and the "engine"
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tunedeck.engine.training.profile_loading import load_profile  # noqa: E402
-from tunedeck.engine.training.run_queue import enqueue, queue_entries, release_slots, try_lock_slots  # noqa: E402
+from tunedeck.engine.config.profile_loading import load_profile  # noqa: E402
+from tunedeck.engine.scheduling.run_queue import enqueue, queue_entries, release_slots, try_lock_slots  # noqa: E402
 from tunedeck.engine.run.record import RunRecord, write_run_record  # noqa: E402
 from tunedeck.engine.run.store import write_status  # noqa: E402
 
@@ -54,7 +54,7 @@ def hop(run_dir: Path, rounds: int) -> None:
         subprocess.run(engine, check=True, env=env())
         direct.append(time.perf_counter() - t)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tunedeck.engine.training.run_queue", str(run_dir), "--", *engine], check=True, env=env())
+        subprocess.run([sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--", *engine], check=True, env=env())
         through.append(time.perf_counter() - t)
     d, h = statistics.median(direct), statistics.median(through)
     print(f"start-up hop: direct {d * 1000:.0f} ms, through the queue {h * 1000:.0f} ms "
@@ -70,7 +70,7 @@ def hand_over(ws: Path, rounds: int) -> None:
         enqueue(run_dir, ["cpu"])
         out = run_dir / "started"
         engine = [sys.executable, "-c", f"import time; open({str(out)!r}, 'w').write(repr(time.time()))"]
-        proc = subprocess.Popen([sys.executable, "-m", "tunedeck.engine.training.run_queue", str(run_dir), "--wait", "--", *engine], env=env())
+        proc = subprocess.Popen([sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--wait", "--", *engine], env=env())
         while not (run_dir / "status.json").read_text().count('"queue_position"'):
             time.sleep(0.05)
         t0 = time.time()

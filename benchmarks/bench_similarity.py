@@ -46,7 +46,7 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     from tunedeck.engine.gate.checks import parse_check
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.commands.demo import prepare_assets
     from tunedeck.engine.gate.eval_sets import load_eval_set
     from tunedeck.engine.gate.example_scoring import score_all

@@ -11,7 +11,7 @@ save of the middle checkpoint (the engine's kill-in-save hook), resumes with `tu
 runs the gate at the end on a 32-example golden set. A path is ok when its losses are finite and
 fall, the kill left the partial checkpoint it should, the resume continued from the checkpoint
 before it and finished, and the gate judged every checkpoint. It reads the telemetry pane's NVML
-values through the engine's sampler (engine/training/telemetry.py) while an engine trains, and measures
+values through the engine's sampler (engine/observe/telemetry.py) while an engine trains, and measures
 tokens/s and MFU, alternating in one run, of
   - tunedeck's fastest profile (bf16 LoRA, no gradient checkpointing, speed.* on auto: FlashAttention,
     padding-free and Liger when installed, fused AdamW),
@@ -90,7 +90,7 @@ def build_assets(work: Path, gpu: bool) -> Assets:
     import torch
 
     from tunedeck.engine.data.demo_data import corpus, make_eval_set, make_rows, write_jsonl
-    from tunedeck.engine.training.tiny_model import build_tiny_model, build_tiny_tokenizer
+    from tunedeck.engine.models.tiny_model import build_tiny_model, build_tiny_tokenizer
 
     rows = conversations(3000 if gpu else 200, 4 if gpu else 1, seed=0)
     data = write_jsonl(work / "train.jsonl", rows)
@@ -174,14 +174,14 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
 
 
 class Sampler(threading.Thread):
-    """The telemetry pane's readings (tunedeck.engine.training.telemetry.sample) of an engine while it trains."""
+    """The telemetry pane's readings (tunedeck.engine.observe.telemetry.sample) of an engine while it trains."""
 
     def __init__(self, run: Path):
         super().__init__(daemon=True)
         self.run_dir, self.samples, self.halt = run, [], threading.Event()
 
     def run(self) -> None:  # noqa: D401 - threading API
-        from tunedeck.engine.training import telemetry
+        from tunedeck.engine.observe import telemetry
         from tunedeck.engine.run.store import read_status_file
 
         while not self.halt.is_set():
@@ -346,7 +346,7 @@ def engine_samples(run_dir: str) -> dict:
 
 
 def telemetry_result(samples: list[dict], gpu: bool) -> dict:
-    from tunedeck.engine.training import telemetry
+    from tunedeck.engine.observe import telemetry
 
     if not gpu:
         s = telemetry.sample()
@@ -426,8 +426,8 @@ def fast_sets(a: Assets, steps: int, gpu: bool) -> list[str]:
 
 def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> dict:
     """The plain script's arguments for 'same settings': resolved by the engine's own functions."""
-    from tunedeck.engine.training.profile_loading import load_profile
-    from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing, resolve_precision
+    from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.models.model_loading import resolve_gradient_checkpointing, resolve_precision
     from tunedeck.engine.training.throughput import resolve_attention, resolve_padding_free, speed_args
     from tunedeck.engine.training.train import warmup_args
 
@@ -436,7 +436,7 @@ def resolved_plain_config(a: Assets, sets: list[str], steps: int, out: Path) -> 
     o, c = p.optim, p.checkpoints
     from transformers import AutoTokenizer
 
-    from tunedeck.engine.training.model_loading import has_generation_markers
+    from tunedeck.engine.models.model_loading import has_generation_markers
 
     # TRL's own way to the loss tunedeck computes from its masks: assistant tokens, by the template's markers
     assistant_only = p.data.assistant_only_loss != "off" and has_generation_markers(AutoTokenizer.from_pretrained(str(a.model)))

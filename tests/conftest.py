@@ -26,7 +26,7 @@ def demo_rows():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, demo_rows) -> Path:
     from tunedeck.engine.data.demo_data import corpus
-    from tunedeck.engine.training.tiny_model import build_tiny_model
+    from tunedeck.engine.models.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), corpus(demo_rows))
 

@@ -172,7 +172,7 @@ def test_evaluate_refuses_while_training_runs(tmp_path):
 # ---- the engine rule behind `d` ---------------------------------------------------------------
 
 def test_delete_checkpoint_refuses_the_best_a_locked_run_and_a_live_one(tmp_path):
-    from tunedeck.engine.run.checkpoint_removal import CheckpointProtected, delete_checkpoint
+    from tunedeck.engine.gate.checkpoint_removal import CheckpointProtected, delete_checkpoint
     from tunedeck.engine.run.store import EngineLock
 
     ws = copy_workspace(tmp_path / "ws", runs=(COMPLETED,))

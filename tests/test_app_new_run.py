@@ -165,7 +165,7 @@ def test_launch_creates_a_run_and_calls_on_launched(workspace, tiny_model_dir, s
 
 
 def test_save_as_profile_round_trips_and_keeps_comments(tmp_path):
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
 
     user_dir = tmp_path / "cfg" / "tunedeck" / "profiles"
     user_dir.mkdir(parents=True)

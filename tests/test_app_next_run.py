@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, utc, wait_for_text, wait_until
-from tunedeck.engine.training.next_run import fixes_path
+from tunedeck.engine.config.next_run import fixes_path
 from tunedeck.tui.screens.new_run import NewRunScreen
 from tunedeck.tui.widgets.runs_table import RunsTable
 
@@ -56,8 +56,8 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
 def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path, monkeypatch, tiny_model_dir, sft_data):
     """The issue's loop without leaving the app: N on a run, what changed shown, launch; the new run
     trains the parent's data plus its fixes with the parent's settings and names its parent."""
-    from tunedeck.engine.training import launch
-    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.scheduling import launch
+    from tunedeck.engine.scheduling.preflight import check, create_run
     from tunedeck.engine.run.record import load_run_record
     from tunedeck.tui.screens.confirm import ConfirmScreen
     from tunedeck.tui.screens.monitor import RunMonitorScreen

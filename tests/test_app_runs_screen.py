@@ -137,7 +137,7 @@ def test_delete_asks_refuses_live_runs_and_removes_the_directory(tmp_path, utc):
 def test_resume_starts_a_detached_engine(tmp_path, utc, monkeypatch):
     ws = copy_workspace(tmp_path / "ws", runs=(CRASHED,))
     started = []
-    monkeypatch.setattr("tunedeck.engine.training.launch.spawn_detached", lambda run_dir, resume=False: started.append((run_dir, resume)) or 4321)
+    monkeypatch.setattr("tunedeck.engine.scheduling.launch.spawn_detached", lambda run_dir, resume=False: started.append((run_dir, resume)) or 4321)
 
     async def scenario():
         app = make_app(ws)

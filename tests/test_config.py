@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from tunedeck.engine.training.profile_hints import hints
-from tunedeck.engine.training.profile_loading import (
+from tunedeck.engine.config.profile_hints import hints
+from tunedeck.engine.config.profile_loading import (
     ProfileError,
     load_profile,
     parse_override,
     profile_from_dict,
     to_toml,
 )
-from tunedeck.engine.training.profile_schema import ALL_KEYS, field_specs
+from tunedeck.engine.config.profile_schema import ALL_KEYS, field_specs
 
 PRESETS = ["lora", "lora-domain", "qlora", "full", "dpo", "kto", "demo-cpu"]
 

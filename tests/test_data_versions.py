@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunedeck.engine.data.versions import DATA_ROWS_JSON, diff_data, read_data_rows
-from tunedeck.engine.training.preflight import check, create_run
+from tunedeck.engine.data.versions import diff_data
+from tunedeck.engine.run.data_rows import DATA_ROWS_JSON, read_data_rows
+from tunedeck.engine.scheduling.preflight import check, create_run
 from tunedeck.tui.run_comparison import compare_runs
 
 

@@ -34,7 +34,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def tok_dir(tmp_path_factory) -> Path:
-    from tunedeck.engine.training.tiny_model import build_tiny_tokenizer
+    from tunedeck.engine.models.tiny_model import build_tiny_tokenizer
 
     texts = [m["content"] for i in range(100) for m in chat(i)["messages"]]
     out = tmp_path_factory.mktemp("tok")

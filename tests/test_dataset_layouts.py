@@ -265,7 +265,7 @@ def test_a_large_misformatted_jsonl_is_judged_by_its_start(tmp_path, monkeypatch
 
 def test_run_preflight_says_what_it_ignores(tmp_path):
     """`tunedeck run` prints these before a run exists: nothing is dropped or reinterpreted without a word."""
-    from tunedeck.engine.training.preflight import check
+    from tunedeck.engine.scheduling.preflight import check
 
     rows = [{"instruction": f"Describe picture {i}", "output": "A cat.", "sytem": "Be brief.", "source": "web"}
             for i in range(20)]

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from tunedeck.engine.training.tiny_model import CHAT_TEMPLATE
+from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
 from tunedeck.engine.data.token_stats import TokenizerError, compute_token_stats
 
 WORDS = "the cat sat on a mat while Maria from Lisbon wrote JSON answers about 42 cities and 7 jobs".split()
@@ -19,7 +19,7 @@ TOOLS_TEMPLATE = ("{%- if tools -%}{{ '<|im_start|>system\nTools: ' + (tools | m
 
 @pytest.fixture(scope="module")
 def tok():
-    from tunedeck.engine.training.tiny_model import build_tiny_tokenizer
+    from tunedeck.engine.models.tiny_model import build_tiny_tokenizer
 
     rng = random.Random(0)
     texts = [" ".join(rng.choices(WORDS, k=30)) for _ in range(200)]

@@ -9,7 +9,7 @@ import pytest
 from conftest import read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
-from tunedeck.engine.training.slurm import sbatch_script, write_and_submit
+from tunedeck.engine.scheduling.slurm import sbatch_script, write_and_submit
 
 COMMON = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "checkpoints.logging_steps=1",
           "--set", "optim.grad_accum=1", "--set", "gate.when=never", "--set", "optim.warmup_ratio=0.1"]
@@ -81,7 +81,7 @@ def test_fsdp_checkpoints_activations_once(monkeypatch, tmp_path, checkpointing)
     training argument (an extra all-gather per layer, and a second recompute); transformers takes the pair."""
     from transformers import TrainingArguments
 
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.training.throughput import parallel_args
 
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -50,7 +50,7 @@ def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
     """What the checkpoint says before export, loaded as the gate loads it."""
     from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
-    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.models.model_loading import load_tokenizer
     from tunedeck.engine.run.record import load_run_record
     from tunedeck.engine.run.store import list_checkpoints
 

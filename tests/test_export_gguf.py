@@ -56,7 +56,7 @@ def build_spm_model(out: Path, texts: list[str]) -> Path:
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
     from transformers.integrations.gguf.gguf_tokenizer_mapping import sentencepiece_tokenizer
 
-    from tunedeck.engine.training.tiny_model import CHAT_TEMPLATE
+    from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
 
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buf, model_type="bpe", vocab_size=1000,

@@ -38,7 +38,7 @@ def asked(tmp_path_factory, tiny_model_dir):
     from tunedeck.engine.gate.base_generations import best_base_records
     from tunedeck.engine.gate.eval_inputs import GenSettings, sets_key
     from tunedeck.engine.gate.eval_sets import profile_sets
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
 
     root = tmp_path_factory.mktemp("asked")
     golden = write(root / "golden.jsonl", [

@@ -47,7 +47,7 @@ def test_a_reworded_answer_passes_where_exact_match_fails():
 
 def test_few_shot_demonstrations_go_before_the_example_after_its_system_turn():
     from tunedeck.engine.gate.base_prompts import Candidate, candidates, with_demonstrations
-    from tunedeck.engine.training.profile_schema import GateConfig
+    from tunedeck.engine.config.profile_schema import GateConfig
 
     prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
     demos = [("q1", "a1"), ("q2", "a2")]
@@ -60,7 +60,7 @@ def test_few_shot_demonstrations_go_before_the_example_after_its_system_turn():
 
 def test_the_best_base_candidate_wins_ties_go_to_the_first():
     from tunedeck.engine.gate.base_prompts import choose
-    from tunedeck.engine.training.profile_schema import GateConfig
+    from tunedeck.engine.config.profile_schema import GateConfig
 
     def recs(*ok):
         return [{"id": str(i), "tags": ["task"], "pass": v, "checks": [{"type": "chrf", "pass": v, "score": 60.0 if v else 10.0}]}

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from tunedeck.engine.training.profile_schema import GateConfig
+from tunedeck.engine.config.profile_schema import GateConfig
 from tunedeck.engine.gate.records import read_records, write_records
 from tunedeck.engine.run.gate_result import FAIL, load_gate_summary, NEEDS_REVIEW, PASS
 from tunedeck.engine.gate.scores import buckets, scores

@@ -169,7 +169,7 @@ def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir
     def no_base_load(*a, **kw):
         raise AssertionError("the base model was loaded")
 
-    monkeypatch.setattr("tunedeck.engine.training.model_loading.load_model", no_base_load)
+    monkeypatch.setattr("tunedeck.engine.models.model_loading.load_model", no_base_load)
     events = EventWriter(run_dir.parent / "in-memory-events.jsonl")
     try:
         summary = gate_runner.evaluate_in_memory(run_dir, model, tokenizer, 20, events)

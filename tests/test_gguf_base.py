@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tunedeck
-from tunedeck.engine.training import gguf_base as G
+from tunedeck.engine.models import gguf_base as G
 
 
 def write_gguf(path: Path, arch: str) -> Path:
@@ -102,7 +102,7 @@ def test_run_refuses_an_unreadable_gguf_before_anything_loads(tmp_path, sft_data
 
 def test_run_record_keeps_gguf_provenance_and_reads_older_records(tmp_path):
     from tunedeck.engine.run.record import RunRecord, load_run_record, write_run_record
-    from tunedeck.engine.training.profile_schema import Profile
+    from tunedeck.engine.config.profile_schema import Profile
 
     rec = RunRecord(id="r1", name="r1", profile=Profile(), base_model="/c/ab", gguf_source="/m/x.gguf",
                     gguf_sha256="ab" * 32, gguf_folder="/c/ab")

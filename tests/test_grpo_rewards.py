@@ -184,7 +184,7 @@ def test_num_generations_must_divide_the_completions_of_a_step(tmp_path, workspa
 
 
 def test_the_checks_shape_is_checked_when_the_profile_loads(tmp_path):
-    from tunedeck.engine.training.profile_loading import ProfileError, load_profile
+    from tunedeck.engine.config.profile_loading import ProfileError, load_profile
 
     profile = tmp_path / "p.toml"
     profile.write_text('extends = "grpo"\n[rewards]\nchecks = ["json_valid"]\n')
@@ -283,7 +283,7 @@ def test_completions_collapsing_to_one_text_is_an_alert_once_but_a_model_that_al
 
 def test_the_guard_remembers_a_resumed_run_from_its_events():
     from tunedeck.engine.run.reward_history import history_from_events
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.training.reward_guard import RewardGuard
 
     events = [{"kind": C.EV_TRAIN, "step": s, "reward": r} for s, r in [(1, 0.1), (2, 0.2), (3, 0.9), (4, 0.9), (5, 0.1)]]
@@ -345,7 +345,7 @@ def test_the_rewards_pane_and_live_samples_show_rewards_per_check_and_alerts():
 
 def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(tmp_path):
     from tunedeck.engine.run.event_log import EventWriter
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.training.reward_guard import guard_after_gate
 
     events = EventWriter(tmp_path / C.EVENTS_JSONL)
@@ -363,7 +363,7 @@ def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(t
 
 
 def test_the_form_edits_reward_checks_as_a_toml_inline_array():
-    from tunedeck.engine.training.profile_schema import ALL_KEYS
+    from tunedeck.engine.config.profile_schema import ALL_KEYS
     from tunedeck.tui.widgets.hyperparam_form import parse_text, to_text
 
     spec = ALL_KEYS["rewards.checks"]

@@ -1,4 +1,4 @@
-"""The house rules of the code itself: no module-level import cycles, and no module past 450 lines."""
+"""The house rules of the code itself: rooms that depend one way, no module-level import cycles, no module past 450 lines."""
 
 from __future__ import annotations
 
@@ -122,3 +122,56 @@ def test_the_app_starts_without_the_training_libraries():
 def test_the_engine_never_imports_textual():
     """DESIGN: everything the engine does is reachable headless; no engine module imports the app's toolkit."""
     assert _modules_loaded_after_importing("tunedeck.engine", ("textual", "tunedeck.tui")) == []
+
+
+# ---- rooms -------------------------------------------------------------------------------------
+
+# The engine's rooms in the order they may depend on each other: a room imports only rooms of a lower
+# rank (rooms of the same rank not each other), counting every import, those inside functions too.
+ROOM_RANKS = {
+    "config": 0,      # profiles: schema, loading, hints, the next run's profile
+    "run": 1,         # the run directory's files, their definitions and readers
+    "models": 2,      # base models and tokenizers
+    "data": 3,        # any layout -> canonical rows, masks, tokens
+    "observe": 3,     # telemetry, trackers, notify
+    "gate": 4,        # eval sets, checks, generation, verdicts
+    "training": 5,    # the training process
+    "scheduling": 6,  # pre-flight, launch, queue, sweeps, Slurm
+    "export": 6,      # what ships, and the gate on it
+    "commands": 7,    # the command line
+}
+
+
+def _every_import(path: Path) -> set[str]:
+    """The engine modules a module imports anywhere (module level, functions, TYPE_CHECKING blocks)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+    return {n for n in names if n.startswith("tunedeck.engine.")}
+
+
+def room_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 or (len(parts) == 3 and parts[2] in ROOM_RANKS) else None
+
+
+def test_every_room_has_a_rank():
+    rooms = {p.name for p in Path(tunedeck.engine.__path__[0]).iterdir() if (p / "__init__.py").is_file()}
+    assert rooms == set(ROOM_RANKS), "a room without a rank (or a rank without a room): add it to ROOM_RANKS"
+
+
+def test_rooms_depend_one_way():
+    wrong = []
+    for name, path in _modules().items():
+        here = room_of(name)
+        if here is None or not name.startswith("tunedeck.engine."):
+            continue
+        for target in _every_import(path):
+            there = room_of(target)
+            if there and there != here and ROOM_RANKS[there] >= ROOM_RANKS[here]:
+                wrong.append(f"{name} ({here}) imports {target} ({there})")
+    assert sorted(set(wrong)) == [], "imports against the rooms' order:\n" + "\n".join(sorted(set(wrong)))

@@ -176,7 +176,7 @@ def test_kto_prompts_are_the_gates_prompt_and_only_the_completion_trains():
 def test_string_kto_rows_keep_their_label_when_rendered_with_the_chat_template(tmp_path):
     from fixtures.template_models import FAMILIES, family_tokenizer
     from tunedeck.engine.data.prepare import prepare_data
-    from tunedeck.engine.training.preflight import check
+    from tunedeck.engine.scheduling.preflight import check
 
     model = tmp_path / "m"
     family_tokenizer(FAMILIES["qwen2_5"], TEXTS).save_pretrained(model)
@@ -200,7 +200,7 @@ def test_the_kto_trainer_gets_the_ids_sft_rendering_gives(tmp_path):
     from tunedeck.engine.data.loss_masks import MaskEncoder
     from tunedeck.engine.data.prepare import prepare_data
     from tunedeck.engine.data.preference_tokens import kto_ids
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.training.train import build_trainer
 
     model_dir = build_family_model(FAMILIES["mistral_nemo"], tmp_path / "model", TEXTS)

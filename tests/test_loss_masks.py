@@ -238,7 +238,7 @@ def test_tool_calls_without_content_render_and_only_the_assistant_side_trains():
 @pytest.mark.slow
 def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
     """Labels of the dataset TRL builds for training equal inspect's trainable tokens, token for token."""
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.data.prepare import prepare_data
     from tunedeck.engine.training.train import build_trainer
 
@@ -308,7 +308,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_path):
-    from tunedeck.engine.training.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, check
 
     no_tools = NO_SYSTEM_TEMPLATE.replace(
         "{%- if m['role'] == 'system' -%}", "{%- if m.tool_calls is defined -%}{{ raise_exception('no tool calls') }}"
@@ -331,7 +331,7 @@ def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_p
 
 
 def test_auto_trains_every_token_where_replies_cannot_be_found_and_says_so_while_on_refuses(tmp_path):
-    from tunedeck.engine.training.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, check
 
     model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")
     data = _write(tmp_path / "d.jsonl", [{"messages": reasoning_conversation()} for _ in range(5)])
@@ -348,7 +348,7 @@ def test_auto_trains_every_token_where_replies_cannot_be_found_and_says_so_while
 
 
 def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_says_not_to(tmp_path):
-    from tunedeck.engine.training.preflight import check
+    from tunedeck.engine.scheduling.preflight import check
 
     tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
     model = _save_tokenizer(tok, tmp_path / "m")
@@ -369,8 +369,8 @@ def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_
 def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_path):
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    from tunedeck.engine.training.profile_loading import load_profile
-    from tunedeck.engine.training.model_loading import ModelLoadError, load_model
+    from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.models.model_loading import ModelLoadError, load_model
 
     Gemma2ForCausalLM(Gemma2Config(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                                    num_key_value_heads=1, head_dim=16, intermediate_size=32)).save_pretrained(tmp_path / "g2")
@@ -439,7 +439,7 @@ def test_dpo_prompts_are_the_text_sft_and_the_gate_use_and_only_the_answers_trai
 
 
 def test_preflight_names_the_line_of_a_preference_row_the_template_cannot_render(tmp_path):
-    from tunedeck.engine.training.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, check
 
     model = _save_tokenizer(family_tokenizer(FAMILIES["mistral_nemo"], TEXTS), tmp_path / "m")
     rows = [preference_row() for _ in range(4)]
@@ -465,7 +465,7 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
 
     from tunedeck.engine.data.prepare import prepare_data
     from tunedeck.engine.data.preference_tokens import dpo_ids
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.training.train import build_trainer
 
     model_dir = build_family_model(FAMILIES["mistral_nemo"], tmp_path / "model", TEXTS)
@@ -501,7 +501,7 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
 
 def test_dpo_rows_whose_answers_cannot_be_found_are_errors_with_their_line_even_under_auto(tmp_path):
     """auto's fallback to every token is SFT's: DPO scores the answers, so such a row is refused, never trained whole."""
-    from tunedeck.engine.training.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, check
 
     model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")
     answer = reasoning_conversation()[1:]  # a reply with reasoning, a user turn, a reply: Qwen3 drops the reasoning

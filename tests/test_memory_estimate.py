@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunedeck.engine.training.memory_estimate import GIB, ModelShape, estimate, shape_from_config
+from tunedeck.engine.scheduling.memory_estimate import GIB, ModelShape, estimate, shape_from_config
 
 # Llama-2-7B: 32 layers, hidden 4096, MLP 11008, vocab 32000, 32 heads, untied: 6.74 B parameters.
 LLAMA7B = ModelShape(hidden=4096, layers=32, intermediate=11008, vocab=32000, heads=32, kv_heads=32)

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from conftest import tunedeck
-from tunedeck.engine.training.profile_loading import ProfileError, build_profile
-from tunedeck.engine.training.profile_schema import Profile, data_paths
+from tunedeck.engine.config.profile_loading import ProfileError, build_profile
+from tunedeck.engine.config.profile_schema import Profile, data_paths
 from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.data.dataset import DatasetError
-from tunedeck.engine.training.next_run import changes_against_parent, fixes_path, write_next_profile
+from tunedeck.engine.config.next_run import changes_against_parent, fixes_path, write_next_profile
 from tunedeck.engine.run.record import RunRecord, load_run_record, write_run_record
 
 
@@ -88,19 +88,19 @@ def test_the_next_profile_extends_the_frozen_parent_and_adds_its_fixes(tmp_path)
     ws = tmp_path / "ws"
     base = write_jsonl(tmp_path / "base.jsonl", [chat("q1", "a1")])
     parent = fake_parent(ws, base)
-    nxt = write_next_profile(ws, parent)
+    nxt = write_next_profile(ws, load_run_record(parent))
     assert nxt.fixes is None and nxt.data == [str(base)] and nxt.parent_name == "parent"
     assert changes_against_parent(nxt, workspace=ws) == []
     fixes = fixes_path(ws, parent.name)
     fixes.parent.mkdir(parents=True)
     write_jsonl(fixes, [chat("q1", "a better answer")])
-    nxt = write_next_profile(ws, parent)
+    nxt = write_next_profile(ws, load_run_record(parent))
     assert nxt.fixes == fixes.resolve() and nxt.data == [str(base), str(fixes.resolve())]
     changes = changes_against_parent(nxt, ["optim.learning_rate=3e-4"], ws)
     assert changes == [f"data.path: {str(base)!r} -> {[str(base), str(fixes.resolve())]!r}",
                        "optim.learning_rate: 0.0001 -> 0.0003"]
     assert "no longer test the held-out split" in nxt.warnings[0]
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
 
     child = load_profile(nxt.profile_path, workspace=ws)
     assert child.optim.learning_rate == 1e-4 and child.extends == f"runs/{parent.name}.toml"

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import read_events, tunedeck
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.profile_schema import Profile
-from tunedeck.engine.training.preflight import no_heldout_warning
+from tunedeck.engine.config.profile_schema import Profile
+from tunedeck.engine.scheduling.preflight import no_heldout_warning
 from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
 from tunedeck.engine.data.prepare import PreparedData
 

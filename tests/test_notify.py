@@ -9,7 +9,7 @@ import pytest
 from conftest import read_events, tunedeck
 from fixtures.app_harness import RUNNING, copy_workspace, make_app, run, wait_until
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.notify import run_notify_command
+from tunedeck.engine.observe.notify import run_notify_command
 from tunedeck.tui.run_bell import RunBell
 
 
@@ -89,8 +89,8 @@ def test_the_engine_runs_the_notify_command_when_the_run_ends(workspace, tiny_mo
 
 
 def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
-    from tunedeck.engine.training.profile_loading import build_profile
-    from tunedeck.engine.training.notify import notify_gate_verdict
+    from tunedeck.engine.config.profile_loading import build_profile
+    from tunedeck.engine.observe.notify import notify_gate_verdict
     from tunedeck.engine.run.record import RunRecord, write_run_record
     from tunedeck.engine.run.store import write_status
 

@@ -55,7 +55,7 @@ def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
     """generate() on the checkpoint (or, for None, the base with its gate prompt) loaded in this process."""
     from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
-    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.models.model_loading import load_tokenizer
     from tunedeck.engine.run.record import load_run_record
     from tunedeck.engine.run.store import list_checkpoints
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunedeck.engine.training.profile_loading import find_profile, load_profile
+from tunedeck.engine.config.profile_loading import find_profile, load_profile
 from tunedeck.tui.profile_io import diff_against_parent, diff_lines, flatten, nest, save_profile
 
 

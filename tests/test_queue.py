@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.run_queue import (
+from tunedeck.engine.scheduling.run_queue import (
     CANCELLED_MESSAGE,
     CPU_SLOT,
     QueueEntry,

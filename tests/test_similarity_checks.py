@@ -9,7 +9,7 @@ import pytest
 
 from tunedeck.engine.gate.check_spec import CheckSpecError, Context
 from tunedeck.engine.gate.checks import parse_check
-from tunedeck.engine.training.profile_schema import GateConfig
+from tunedeck.engine.config.profile_schema import GateConfig
 from tunedeck.engine.gate.scores import check_scores
 from tunedeck.engine.gate.best_checkpoint import describe
 from tunedeck.engine.gate.rules import judge_checkpoint

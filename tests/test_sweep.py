@@ -9,12 +9,12 @@ import pytest
 
 from conftest import tunedeck
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.profile_schema import GateConfig
+from tunedeck.engine.config.profile_schema import GateConfig
 from tunedeck.engine.gate.rules import base_row, judge_checkpoint
 from tunedeck.engine.gate.best_checkpoint import summarize
 from tunedeck.engine.run.gate_result import write_gate_summary
 from tunedeck.engine.run.store import write_status
-from tunedeck.engine.training.sweep import (
+from tunedeck.engine.scheduling.sweep import (
     SweepError,
     SweepRecord,
     SweepRun,
@@ -30,7 +30,7 @@ from tunedeck.engine.training.sweep import (
     verdict_sentence,
     write_record,
 )
-from tunedeck.engine.training.sweep_slurm import sweep_array_script
+from tunedeck.engine.scheduling.sweep_slurm import sweep_array_script
 
 
 # ---- points --------------------------------------------------------------------------------------

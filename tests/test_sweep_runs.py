@@ -9,9 +9,9 @@ import pytest
 
 from conftest import read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.run_queue import CANCELLED_MESSAGE
+from tunedeck.engine.scheduling.run_queue import CANCELLED_MESSAGE
 from tunedeck.engine.run.store import list_checkpoints, read_status
-from tunedeck.engine.training.sweep import load_record
+from tunedeck.engine.scheduling.sweep import load_record
 
 pytestmark = pytest.mark.slow
 

@@ -261,8 +261,8 @@ def test_a_failing_tracker_is_a_warning_and_the_run_completes(tmp_path, tiny_mod
 
 
 def test_a_missing_tracker_package_stops_the_launch_with_the_pip_command(tmp_path, monkeypatch, sft_data, tiny_model_dir):
-    from tunedeck.engine.training import tracking
-    from tunedeck.engine.training.preflight import PreflightError, check
+    from tunedeck.engine.observe import tracking
+    from tunedeck.engine.scheduling.preflight import PreflightError, check
 
     monkeypatch.setattr(tracking, "_installed", lambda module: module not in ("wandb", "trackio"))
     with pytest.raises(PreflightError) as err:
@@ -273,7 +273,7 @@ def test_a_missing_tracker_package_stops_the_launch_with_the_pip_command(tmp_pat
 
 
 def test_an_unknown_tracker_names_the_file_line_and_key(tmp_path, sft_data):
-    from tunedeck.engine.training.profile_loading import ProfileError, load_profile
+    from tunedeck.engine.config.profile_loading import ProfileError, load_profile
 
     profile = tmp_path / "p.toml"
     profile.write_text('extends = "lora"\n\n[tracking]\nreport_to = ["tensorboard", "comet"]\n')
@@ -297,7 +297,7 @@ def _copy_fixture_run(tmp_path: Path, names) -> Path:
 
 def _send_gate(run: Path, env: dict) -> subprocess.CompletedProcess:
     code = ("import sys; from pathlib import Path; from tunedeck.engine.run.gate_result import load_gate_summary; "
-            "from tunedeck.engine.training.tracking import log_gate_summary; run = Path(sys.argv[1]); "
+            "from tunedeck.engine.observe.tracking import log_gate_summary; run = Path(sys.argv[1]); "
             "log_gate_summary(run, load_gate_summary(run))")
     return subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, cwd=str(ROOT),
                           env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=300)
@@ -336,7 +336,7 @@ def test_a_gate_run_after_training_reaches_the_trackers_once_and_again_when_resu
 # ---- pure parts -----------------------------------------------------------------------------------
 
 def test_gate_items_carry_scores_verdicts_and_the_final_choice():
-    from tunedeck.engine.training.tracker_payloads import gate_items
+    from tunedeck.engine.observe.tracker_payloads import gate_items
 
     summary = json.loads((ROOT / "tests/fixtures/runs/20250301-090000-extract-c0a1/evals/gate.json").read_text())
     items = {it.key: it for it in gate_items(summary)}
@@ -357,7 +357,7 @@ def test_gate_items_carry_scores_verdicts_and_the_final_choice():
 
 
 def test_tracking_state_survives_a_torn_or_foreign_file(tmp_path):
-    from tunedeck.engine.training.tracking_state import TRACKING_FILE, TrackingState, wandb_run_id
+    from tunedeck.engine.observe.tracking_state import TRACKING_FILE, TrackingState, wandb_run_id
 
     assert TrackingState.load(tmp_path) == TrackingState()
     (tmp_path / TRACKING_FILE).write_text('{"wandb_id": "abc", "mlflow_run_id": "r1", "unknown": 1}')

@@ -68,7 +68,7 @@ class EvalProcess:
 
     def start(self, which: str) -> int:
         """On a worker thread: spawn the detached `tunedeck eval` on `which` ("all" or a step); its pid."""
-        from tunedeck.engine.training.launch import spawn_eval_detached
+        from tunedeck.engine.scheduling.launch import spawn_eval_detached
 
         return spawn_eval_detached(self.run_dir, which)
 

@@ -40,7 +40,7 @@ def edit_text(app, text: str, suffix: str = ".txt") -> str | None:
 
 def add_fix_from_record(app, run_dir: Path, record: dict | None) -> Path | None:
     """Open the record's answer in the editor and add the corrected example to the run's fixes file."""
-    from tunedeck.engine.training.profile_loading import ProfileError
+    from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
     from tunedeck.engine.run.record import load_run_record
 

@@ -1,6 +1,6 @@
 """N on a run (runs list, monitor, checkpoints): the new-run screen with the next run from it.
 
-The engine writes the profile (engine/training/next_run.py: the run's frozen profile, extended, on its data
+The engine writes the profile (engine/config/next_run.py: the run's frozen profile, extended, on its data
 plus its fixes file); the screen opens on it and shows what changes against the parent as the form
 is edited. Writing two small TOML files is quick, so it happens on the UI thread.
 """
@@ -11,15 +11,16 @@ from pathlib import Path
 
 
 def open_next_run(app, run_dir: Path) -> None:
-    from tunedeck.engine.training.profile_loading import ProfileError
-    from tunedeck.engine.training.next_run import write_next_profile
+    from tunedeck.engine.config.profile_loading import ProfileError
+    from tunedeck.engine.config.next_run import write_next_profile
+    from tunedeck.engine.run.record import load_run_record
 
     from .screens.new_run import NewRunScreen
 
     run_dir = Path(run_dir)
     workspace = run_dir.parent.parent  # <workspace>/runs/<run>: the fixes and profiles of this workspace
     try:
-        nxt = write_next_profile(workspace, run_dir)
+        nxt = write_next_profile(workspace, load_run_record(run_dir))
     except (ProfileError, OSError) as e:
         app.notify(f"Cannot start the next run from {run_dir.name}: {e}", title="Next run", severity="error")
         return

@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tunedeck.engine.training.profile_loading import (
+from tunedeck.engine.config.profile_loading import (
     SHIPPED_PROFILES,
     build_profile,
     find_profile,
     load_profile,
     load_profile_data,
 )
-from tunedeck.engine.training.profile_schema import ALL_KEYS, SECTIONS, TOP_LEVEL, Profile
+from tunedeck.engine.config.profile_schema import ALL_KEYS, SECTIONS, TOP_LEVEL, Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -149,6 +149,6 @@ def save_profile(profile: Profile, path: Path, *, edit_existing: bool = False, e
 
 def user_profile_dir(workspace: Path | None = None) -> Path:
     """Where new profiles go: the first directory of the search path (the user's config)."""
-    from tunedeck.engine.training.profile_loading import profile_search_path
+    from tunedeck.engine.config.profile_loading import profile_search_path
 
     return profile_search_path(workspace)[0]

@@ -48,7 +48,7 @@ def control(run_dir: Path, kind: str) -> RunActionDone:
 
 def stop_sweep(workspace: Path, name: str) -> RunActionDone:
     """Cancel the sweep's queued runs and stop its running ones."""
-    from tunedeck.engine.training.sweep import load_record, stop_sweep_runs
+    from tunedeck.engine.scheduling.sweep import load_record, stop_sweep_runs
 
     cancelled, stopped = stop_sweep_runs(workspace, load_record(workspace, name))
     return RunActionDone(name, "stop", True, f"Sweep {name}: cancelling {len(cancelled)} queued "
@@ -57,14 +57,14 @@ def stop_sweep(workspace: Path, name: str) -> RunActionDone:
 
 def resume(run_dir: Path) -> RunActionDone:
     """Start a detached engine that continues the run from its latest complete checkpoint."""
-    from tunedeck.engine.training.launch import spawn_detached
+    from tunedeck.engine.scheduling.launch import spawn_detached
 
     state = read_status(run_dir)["state"]
     if state not in C.RESUMABLE_STATES or is_locked(run_dir):
         return RunActionDone(run_dir.name, "resume", False,
                              f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume.")
-    from tunedeck.engine.training.launch import load_gpus
-    from tunedeck.engine.training.run_queue import GpuBusy, gpu_conflicts, workspace_of
+    from tunedeck.engine.scheduling.launch import load_gpus
+    from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts, workspace_of
 
     try:
         gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.profile_loading import ProfileError
+from tunedeck.engine.config.profile_loading import ProfileError
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.record import RunRecord, load_run_record
 
@@ -90,7 +90,8 @@ def compare_runs(run_a: Path, run_b: Path, keep_going: Callable[[], bool] = lamb
 
 def data_changes(run_a: Path, run_b: Path) -> list[str]:
     """Rows added and removed from A's data and eval sets to B's; empty when a run recorded no rows."""
-    from tunedeck.engine.data.versions import diff_data, read_data_rows
+    from tunedeck.engine.data.versions import diff_data
+    from tunedeck.engine.run.data_rows import read_data_rows
 
     a, b = read_data_rows(run_a), read_data_rows(run_b)
     return diff_data(a, b).lines() if a is not None and b is not None else []

@@ -1,6 +1,6 @@
 """Where the GPU pane's readings come from: live NVML/psutil on this machine, or nothing.
 
-Live readings go through tunedeck.engine.training.telemetry, whose every NVML call returns "not available" instead of
+Live readings go through tunedeck.engine.observe.telemetry, whose every NVML call returns "not available" instead of
 raising. A reading has the same shape as the payload of the engine's "sample" events, so the pane
 draws a recorded run and a live one with the same code. Tests pass NoTelemetry (or a fixed
 reading) so nothing about the test machine leaks into what they assert.
@@ -44,7 +44,7 @@ class LiveTelemetry:
     """NVML and psutil on this machine. `pid` is the engine's, when it runs here."""
 
     def read(self, pid: int | None) -> TelemetryReading:
-        from tunedeck.engine.training import telemetry
+        from tunedeck.engine.observe import telemetry
 
         readings = telemetry.gpu_readings()
         process = telemetry.process_tree_usage(pid) if pid else None

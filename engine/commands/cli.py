@@ -32,18 +32,19 @@ def _fmt_duration(seconds: float | None) -> str:
 # ---- commands ------------------------------------------------------------------------------------
 
 def cmd_run(args) -> int:
-    from tunedeck.engine.training.launch import spawn_attached, spawn_detached
-    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.scheduling.launch import spawn_attached, spawn_detached
+    from tunedeck.engine.scheduling.preflight import check, create_run
 
     ws = resolve_workspace(args.workspace)
     parent = None
     if args.from_run:
-        from tunedeck.engine.training.next_run import changes_against_parent, write_next_profile
+        from tunedeck.engine.config.next_run import changes_against_parent, write_next_profile
+        from tunedeck.engine.run.record import load_run_record
 
         if args.profile:
             raise UserError(f"give a profile ({args.profile}) or --from {args.from_run}, not both: "
                             "--from starts from that run's frozen profile")
-        nxt = write_next_profile(ws, find_run(ws, args.from_run))
+        nxt = write_next_profile(ws, load_run_record(find_run(ws, args.from_run)))
         parent, profile_ref = nxt.parent, str(nxt.profile_path)
         args.name = args.name or nxt.parent_name  # the same experiment, a new attempt: the same name
         for line in changes_against_parent(nxt, args.set or [], ws, data=args.data):
@@ -64,7 +65,7 @@ def cmd_run(args) -> int:
     if args.queue and args.slurm:
         raise UserError("--queue and --slurm: Slurm queues the job itself; give one of them")
     if not args.queue and not args.slurm:
-        from tunedeck.engine.training.run_queue import gpu_conflicts
+        from tunedeck.engine.scheduling.run_queue import gpu_conflicts
 
         gpu_conflicts(ws, pre.profile.resources.gpus)  # a busy GPU: refuse now, before a run exists
     run_dir = create_run(pre, ws, args.name)
@@ -75,7 +76,7 @@ def cmd_run(args) -> int:
         return start_queued(run_dir, detach=args.detach)
     if args.slurm:
         from tunedeck.engine.run.store import write_status
-        from tunedeck.engine.training.slurm import write_and_submit
+        from tunedeck.engine.scheduling.slurm import write_and_submit
 
         res = pre.profile.resources
         script, job = write_and_submit(run_dir, nodes=res.nodes, gpus_per_node=res.processes or 1,
@@ -100,7 +101,7 @@ def _detached_note(run_dir: Path) -> None:
 
 
 def cmd_resume(args) -> int:
-    from tunedeck.engine.training.launch import spawn_attached, spawn_detached
+    from tunedeck.engine.scheduling.launch import spawn_attached, spawn_detached
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
     state = read_status(run_dir)["state"]
@@ -109,8 +110,8 @@ def cmd_resume(args) -> int:
     if state == C.COMPLETED and not args.force:
         raise UserError(f"run {run_dir.name} completed; nothing to resume")
     if not args.queue:
-        from tunedeck.engine.training.launch import load_gpus
-        from tunedeck.engine.training.run_queue import gpu_conflicts, workspace_of
+        from tunedeck.engine.scheduling.launch import load_gpus
+        from tunedeck.engine.scheduling.run_queue import gpu_conflicts, workspace_of
 
         gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))  # a busy GPU: refuse now, not as a failed run
     print(run_dir.name, flush=True)

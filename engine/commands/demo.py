@@ -48,7 +48,7 @@ def prepare_assets(workspace: Path) -> tuple[Path, Path, Path]:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps({"version": ASSETS_VERSION}))
     if not (model_dir / "config.json").exists():
-        from tunedeck.engine.training.tiny_model import build_tiny_model
+        from tunedeck.engine.models.tiny_model import build_tiny_model
 
         rows = [json.loads(line) for line in train.read_text().splitlines()]
         # 8 heads of 16 dims rather than 4 of 32 (same parameters and cost): finding the first name and
@@ -64,8 +64,8 @@ def eval_set_paths(golden: Path) -> tuple[Path, Path]:
 
 
 def start_demo_run(workspace: Path, detach: bool = True, overrides: list[str] | None = None) -> Path:
-    from tunedeck.engine.training.launch import spawn_detached
-    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.scheduling.launch import spawn_detached
+    from tunedeck.engine.scheduling.preflight import check, create_run
 
     model_dir, train, golden = prepare_assets(workspace)
     safety, general = eval_set_paths(golden)

@@ -80,8 +80,8 @@ def prepare_assets(workspace: Path) -> Assets:
 
 def start_first_run(workspace: Path) -> Path:
     """The forgetting run, started detached on the SmolLM2 GGUF file; returns its directory."""
-    from tunedeck.engine.training.launch import spawn_detached
-    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.scheduling.launch import spawn_detached
+    from tunedeck.engine.scheduling.preflight import check, create_run
 
     gguf, assets = smollm2_file(), prepare_assets(workspace)
     pre = check(PROFILE, str(assets.train), [f"model.base={json.dumps(str(gguf))}", *assets.gate_overrides()],
@@ -119,17 +119,17 @@ def start_fix_run(workspace: Path, first: Path, progress=print) -> Path:
     """The next run from `first`, as `tunedeck run --from` makes it: its frozen profile, the task rows plus the
     replay rows, and the FIX settings; started detached."""
     from tunedeck.engine.run.record import load_run_record
-    from tunedeck.engine.training.launch import spawn_detached
-    from tunedeck.engine.training.next_run import (
+    from tunedeck.engine.scheduling.launch import spawn_detached
+    from tunedeck.engine.config.next_run import (
         changes_against_parent,
         write_next_profile,
     )
-    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import check, create_run
 
     record = load_run_record(first)
     replay = replay_file(workspace, record.base_model, record.gguf_sha256 or "base", progress)
     data = [str(prepare_assets(workspace).train), str(replay)]
-    nxt = write_next_profile(workspace, first)
+    nxt = write_next_profile(workspace, record)
     progress("the next run: " + " ".join(["tunedeck run --from", first.name, *(f"--data {d}" for d in data),
                                           *(f"--set {s}" for s in FIX)]))
     for line in changes_against_parent(nxt, FIX, workspace, data=data):
@@ -204,7 +204,7 @@ def continue_real_demo(workspace: Path, first: Path) -> Path:
 def spawn_driver(workspace: Path, first: Path) -> int:
     """Start main() detached as the engines are (its own session, re-parented to init, output in
     demo-real/demo.log), for the app: it outlives the app and the terminal. Returns its pid."""
-    from tunedeck.engine.training.launch import _spawn_in_background
+    from tunedeck.engine.scheduling.launch import _spawn_in_background
 
     root = prepare_assets(workspace).root
     argv = [sys.executable, "-m", "tunedeck.engine.commands.demo_real", str(Path(workspace).resolve()), str(Path(first).resolve())]

@@ -215,7 +215,7 @@ def split_set_args(items: list[str] | None) -> tuple[list[str], list[str]]:
 
 def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
     from tunedeck.engine.gate import overrides as gate_overrides
-    from tunedeck.engine.training.profile_loading import ProfileError
+    from tunedeck.engine.config.profile_loading import ProfileError
 
     try:
         parsed = gate_overrides.parse(overrides)
@@ -228,7 +228,7 @@ def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
 
 
 def cmd_eval(args) -> int:
-    from tunedeck.engine.training.profile_loading import ProfileError
+    from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.gate.eval_sets import EvalSetError
     from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.gate.rules import GateError
@@ -254,7 +254,7 @@ def cmd_eval(args) -> int:
                 printer = None if args.json else _progress_printer()
                 summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
                                    progress=_progress_events(events, printer), overrides=overrides, reset=args.reset)
-                from tunedeck.engine.training.notify import notify_gate_verdict
+                from tunedeck.engine.observe.notify import notify_gate_verdict
 
                 notify_gate_verdict(run_dir, summary, events)  # [notify] command: the new verdict
                 from tunedeck.engine.gate.rebuild import serve_rebuild_requests

@@ -38,8 +38,8 @@ def register(subparsers) -> None:
 
 
 def _settings(args) -> ReportSettings:
-    from tunedeck.engine.training.profile_loading import ProfileError, load_profile
-    from tunedeck.engine.training.profile_schema import Profile
+    from tunedeck.engine.config.profile_loading import ProfileError, load_profile
+    from tunedeck.engine.config.profile_schema import Profile
 
     try:
         profile = load_profile(args.profile) if args.profile else Profile()
@@ -67,7 +67,7 @@ def _settings(args) -> ReportSettings:
 
 def _gguf_folder(model: str | None, gguf_file: str) -> str | None:
     """The model to count with; for a GGUF file its de-quantised folder (built once), with the notice on stderr."""
-    from tunedeck.engine.training.gguf_base import GgufBaseError, gguf_notice, is_gguf_ref, materialize_gguf
+    from tunedeck.engine.models.gguf_base import GgufBaseError, gguf_notice, is_gguf_ref, materialize_gguf
 
     if not model or not is_gguf_ref(model, gguf_file):
         return model

@@ -15,8 +15,8 @@ def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
     """Queue a run (a new one, or a resume); follow it like `tunedeck run` unless detached (it waits
     detached either way)."""
     from tunedeck.engine.commands.follow import follow_run
-    from tunedeck.engine.training.launch import spawn_detached
-    from tunedeck.engine.training.run_queue import queue_position, workspace_of
+    from tunedeck.engine.scheduling.launch import spawn_detached
+    from tunedeck.engine.scheduling.run_queue import queue_position, workspace_of
 
     events = run_dir / C.EVENTS_JSONL
     offset = events.stat().st_size if events.exists() else 0  # follow only what this start writes
@@ -34,7 +34,7 @@ def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
 
 
 def cmd_queue(args) -> int:
-    from tunedeck.engine.training.run_queue import queue_entries
+    from tunedeck.engine.scheduling.run_queue import queue_entries
 
     ws = resolve_workspace(args.workspace)
     rows = [e.to_dict(ws) for e in queue_entries(ws)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import read_status, resolve_workspace, runs_root, write_status
-from tunedeck.engine.training.sweep import (
+from tunedeck.engine.scheduling.sweep import (
     SweepError,
     SweepRecord,
     SweepRun,
@@ -38,7 +38,7 @@ def cmd_sweep(args) -> int:
 
 def create_sweep(args) -> int:
     from tunedeck.engine.commands.errors import user_errors
-    from tunedeck.engine.training.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import check, create_run
 
     ws = resolve_workspace(args.workspace)
     if not args.name:
@@ -68,13 +68,13 @@ def create_sweep(args) -> int:
                 said.add(msg)
                 print(msg, file=sys.stderr)
         prechecks.append(pre)
-    from tunedeck.engine.training.profile_schema import data_paths
+    from tunedeck.engine.config.profile_schema import data_paths
 
     data = ", ".join(data_paths(prechecks[0].profile.data))  # as the pre-flight made them: absolute
     record = SweepRecord(name=name, profile=str(args.profile), data=data, sets=sets,
                          grid={}, ranges=list(args.range or []), samples=args.samples or 0, seed=args.seed,
                          slurm=bool(args.slurm))
-    from tunedeck.engine.training.sweep import parse_grid
+    from tunedeck.engine.scheduling.sweep import parse_grid
 
     record.grid = parse_grid(args.grid or [])
     width = len(str(len(points)))
@@ -91,7 +91,7 @@ def create_sweep(args) -> int:
 
     if args.slurm:
         return _submit_slurm(ws, record, run_dirs, prechecks[0].profile.resources.processes or 1, args)
-    from tunedeck.engine.training.launch import spawn_detached
+    from tunedeck.engine.scheduling.launch import spawn_detached
 
     for run_dir in run_dirs:  # queued in the sweep's order; each waits, detached, for its GPUs
         spawn_detached(run_dir, queue=True)
@@ -102,8 +102,8 @@ def create_sweep(args) -> int:
 
 
 def _submit_slurm(ws: Path, record: SweepRecord, run_dirs: list[Path], gpus_per_task: int, args) -> int:
-    from tunedeck.engine.training.sweep import sweeps_root
-    from tunedeck.engine.training.sweep_slurm import sweep_array_script, write_and_submit_array
+    from tunedeck.engine.scheduling.sweep import sweeps_root
+    from tunedeck.engine.scheduling.sweep_slurm import sweep_array_script, write_and_submit_array
 
     script = sweeps_root(ws) / f"{record.name}.sbatch"
     text = sweep_array_script(record.name, run_dirs, gpus_per_task=gpus_per_task, partition=args.partition or "",
@@ -175,7 +175,7 @@ def print_table(ws: Path, record: SweepRecord) -> None:
 def cmd_sweep_show(args) -> int:
     ws = resolve_workspace(args.workspace)
     if not args.target:
-        from tunedeck.engine.training.sweep import list_sweeps
+        from tunedeck.engine.scheduling.sweep import list_sweeps
 
         raise SweepError("which sweep? `tunedeck sweep show NAME`; sweeps: " + (", ".join(list_sweeps(ws)) or "none yet"))
     record = load_record(ws, args.target)

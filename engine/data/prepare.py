@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tunedeck.engine.training.profile_schema import Profile, data_paths
+from tunedeck.engine.config.profile_schema import Profile, data_paths
 
 
 @dataclass
@@ -67,7 +67,7 @@ def plain_rows_use_template(profile: Profile) -> bool:
     setting = profile.data.apply_chat_template
     if setting == "auto":
         from tunedeck.engine.data.loss_masks import resolve_apply_chat_template
-        from tunedeck.engine.training.model_loading import load_tokenizer
+        from tunedeck.engine.models.model_loading import load_tokenizer
 
         setting = resolve_apply_chat_template(setting, load_tokenizer(profile))
     return setting == "on"

@@ -1,6 +1,6 @@
 """Data versions: which rows a run trained and was judged on, so two runs can say what changed.
 
-At launch the engine records `<run>/data_rows.json`: every data file's size and SHA-256, a short
+At launch the engine records `<run>/data_rows.json` (engine/run/data_rows.py): every data file's size and SHA-256, a short
 hash of every canonical train and held-out row (in order), and of every example of the gate's eval
 sets. Comparing two runs then counts rows added and removed between their datasets and eval sets
 (multisets: a duplicated row counts twice), not only "same data or not". Row hashes are 8 bytes of
@@ -15,11 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.run.atomic_io import write_text_atomic
 from tunedeck.engine.data.split import canonical_json
-
-DATA_ROWS_JSON = "data_rows.json"
-
 
 def row_hash(row: dict) -> str:
     return hashlib.blake2b(canonical_json(row).encode("utf-8"), digest_size=8).hexdigest()
@@ -44,18 +40,6 @@ def data_rows_record(paths: list[str], train_rows: list[dict], eval_rows: list[d
                            "examples": [hashlib.blake2b(json.dumps(e.spec(), sort_keys=True, default=str).encode(),
                                                         digest_size=8).hexdigest() for e in s.examples]}
                           for s in eval_sets]}
-
-
-def write_data_rows(run_dir: Path, record: dict) -> None:
-    write_text_atomic(Path(run_dir) / DATA_ROWS_JSON, json.dumps(record, separators=(",", ":")))
-
-
-def read_data_rows(run_dir: Path) -> dict | None:
-    try:
-        data = json.loads((Path(run_dir) / DATA_ROWS_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""Export: one complete checkpoint as an adapter or a merged model, with its provenance."""
+"""Export: one complete checkpoint as an adapter, a merged model or a GGUF file, with its provenance and the gate run on it."""

@@ -162,7 +162,7 @@ def load_artifact(kind: str, folder: Path, profile, gguf_file: str | None = None
 
         from peft import PeftModel
 
-        from tunedeck.engine.training.model_loading import load_model
+        from tunedeck.engine.models.model_loading import load_model
 
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         base = load_model(profile, precision)

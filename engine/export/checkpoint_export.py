@@ -32,11 +32,11 @@ from typing import Callable
 
 from tunedeck.engine.export.export_record import EXPORT_FAILED, EXPORT_RECORD, build_record
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.checkpoint_choice import CheckpointChoiceError, select_checkpoint
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.store import Checkpoint, list_checkpoints
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-SELECTORS = ("best", "chosen", "latest")
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 
 
@@ -63,69 +63,6 @@ class ExportResult:
     def gguf_file(self) -> Path | None:
         g = self.record.get("gguf")
         return self.out / g["file"] if g else None
-
-
-# ---- which checkpoint --------------------------------------------------------------------------
-
-def _parse_which(which) -> int | str | None:
-    if which is None or isinstance(which, int):
-        return which
-    text = str(which).strip().lower()
-    if text in SELECTORS:
-        return text
-    text = text.removeprefix(C.CHECKPOINT_PREFIX)
-    if text.isdigit():
-        return int(text)
-    raise ExportError(f"--checkpoint: expected a step number, best, chosen or latest, got {which!r}")
-
-
-def _gate_step(run_dir: Path, summary: GateSummary | None, key: str) -> int | None:
-    if summary is None:
-        raise ExportError(f"--checkpoint {key}: the gate has not run on {run_dir.name}; "
-                          f"run `tunedeck eval {run_dir.name}` or name a step")
-    step = summary.best if key == "best" else summary.chosen.checkpoint if summary.chosen is not None else None
-    if step is None and key == "best":
-        raise ExportError(f"--checkpoint best: the gate passed no checkpoint ({summary.sentence or 'no verdict'}); "
-                          "name a step with --checkpoint N to export one anyway")
-    if step is None:
-        raise ExportError("--checkpoint chosen: no checkpoint has been chosen for this run (choose one in the app's "
-                          "checkpoints screen), or use --checkpoint best or N")
-    return int(step)
-
-
-def select_checkpoint(run_dir: Path, which=None) -> tuple[Checkpoint, str]:
-    """(the complete checkpoint to export, why it was picked). `which`: a step, "best", "chosen", "latest"
-    or None: the gate's chosen checkpoint, else its best, else the latest complete one."""
-    run_dir = Path(run_dir)
-    which = _parse_which(which)
-    found = {c.step: c for c in list_checkpoints(run_dir)}
-    complete = sorted(s for s, c in found.items() if c.complete)
-    have = ", ".join(map(str, complete)) or "none"
-    summary = read_gate_summary(run_dir)
-    if which is None:  # the checkpoint the run ships (a person's choice, else the gate's best), else the latest
-        if summary is not None and summary.shipped is not None:
-            which, how = summary.shipped, "chosen" if summary.chosen is not None else "best"
-        else:
-            which, how = "latest", "latest"
-    elif isinstance(which, int):
-        how = "step"
-    else:
-        how = which
-    if which == "latest":
-        if not complete:
-            raise ExportError(f"run {run_dir.name} has no complete checkpoint to export"
-                              + (f" (checkpoint-{max(found)} is incomplete: an interrupted save)" if found else ""))
-        which = complete[-1]
-    elif isinstance(which, str):
-        which = _gate_step(run_dir, summary, which)
-    ckpt = found.get(which)
-    label = f"checkpoint-{which}" + {"best": " (the gate's best checkpoint)", "chosen": " (the chosen checkpoint)"}.get(how, "")
-    if ckpt is None:
-        raise ExportError(f"{label} does not exist (pruned, or never saved); complete checkpoints: {have}")
-    if not ckpt.complete:
-        raise ExportError(f"{label} is incomplete (an interrupted save: no {C.CHECKPOINT_MARKER}); "
-                          f"complete checkpoints: {have}")
-    return ckpt, how
 
 
 # ---- the output directory ----------------------------------------------------------------------
@@ -166,7 +103,7 @@ def _publish(tmp: Path, out: Path) -> None:
 def export_precision(profile) -> str:
     """The checkpoint's precision: optim.precision, or for "auto" what training picked on a GPU. On a
     machine without one, the base's own dtype when it is a half type (fp32 would double the size)."""
-    from tunedeck.engine.training.model_loading import has_cuda, resolve_precision
+    from tunedeck.engine.models.model_loading import has_cuda, resolve_precision
 
     if profile.optim.precision != "auto" or has_cuda():
         return resolve_precision(profile)
@@ -183,7 +120,7 @@ def export_precision(profile) -> str:
 
 def load_checkpoint_tokenizer(profile, ckpt: Checkpoint):
     """The tokenizer saved with the checkpoint (the one training used, chat template included), else the base's."""
-    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.models.model_loading import load_tokenizer
 
     if not (Path(ckpt.path) / "tokenizer_config.json").exists():
         return load_tokenizer(profile)
@@ -209,7 +146,7 @@ def _write_adapter(ckpt: Checkpoint, profile, tmp: Path) -> None:
 
 
 def merged_model(ckpt: Checkpoint, profile, precision: str, progress):
-    from tunedeck.engine.training.model_loading import load_model
+    from tunedeck.engine.models.model_loading import load_model
 
     # QLoRA trained against 4-bit weights; a merged model is shipped in the checkpoint's half precision
     plain = replace(profile, method=replace(profile.method, adapter="lora")) if profile.method.adapter == "qlora" else profile
@@ -289,7 +226,10 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
 
         gguf_type = gguf_convert.parse_gguf_type(gguf)
         gguf_convert.require_packages()
-    ckpt, selected_by = select_checkpoint(run_dir, checkpoint)
+    try:
+        ckpt, selected_by = select_checkpoint(run_dir, checkpoint)
+    except CheckpointChoiceError as e:
+        raise ExportError(str(e)) from None
     kind = "gguf" if gguf_type else "full" if profile.method.adapter == "none" else "merged" if merge else "adapter"
     plan = ag.plan(run_dir, ckpt.step, gate_examples)
     if gguf_type:
@@ -357,7 +297,7 @@ def gate_tokenizer(profile, plan):
     artifact gate's count of prompts the exported tokenizer splits differently; None when nothing is asked."""
     if plan.skipped:
         return None
-    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.models.model_loading import load_tokenizer
 
     return load_tokenizer(profile)
 

@@ -28,7 +28,7 @@ GB = 1024 ** 3
 def base_config(profile):
     from transformers import AutoConfig
 
-    from tunedeck.engine.training.model_loading import resolve_base
+    from tunedeck.engine.models.model_loading import resolve_base
 
     kw = {"trust_remote_code": profile.model.trust_remote_code}
     if profile.model.revision:
@@ -60,7 +60,7 @@ def weights_bytes(profile, ckpt) -> int | None:
     if profile.method.adapter == "none":
         files = list(Path(ckpt.path).glob("model*.safetensors"))
         return sum(f.stat().st_size for f in files) or None
-    from tunedeck.engine.training.model_loading import resolve_base
+    from tunedeck.engine.models.model_loading import resolve_base
 
     base = Path(resolve_base(profile))
     if base.is_dir():
@@ -113,7 +113,7 @@ def probe_converter(llama_cpp: LlamaCpp, config, tokenizer, work: Path, sentence
 def sentencepiece_model(profile, ckpt) -> Path | None:
     """The tokenizer.model the checkpoint's vocabulary came from: the checkpoint's own (older transformers saved it),
     else the base model's (a local folder, or the Hugging Face cache); None when there is none."""
-    from tunedeck.engine.training.model_loading import resolve_base
+    from tunedeck.engine.models.model_loading import resolve_base
 
     for folder in (Path(ckpt.path), Path(resolve_base(profile))):
         if (folder / "tokenizer.model").is_file():

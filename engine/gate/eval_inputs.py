@@ -109,3 +109,8 @@ def select_checkpoints(run_dir: Path, checkpoints) -> tuple[list, list[str]]:
             raise GateError(f"checkpoint-{step} {why}; complete checkpoints: {have}")
         out.append(complete[step])
     return out, []
+
+
+def gate_sets_named(profile) -> bool:
+    """Whether the profile names an eval set of its own ([gate] golden, safety or general)."""
+    return any(getattr(profile.gate, key) for key in ("golden", "safety", "general"))

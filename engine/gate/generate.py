@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from tunedeck.engine.training.model_loading import ModelLoadError
+from tunedeck.engine.models.model_loading import ModelLoadError
 
 
 @dataclass

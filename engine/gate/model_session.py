@@ -27,7 +27,7 @@ class ModelSession:
         if self.modified or self.adapter is not None:
             raise RuntimeError("the base model was already changed by a checkpoint; evaluate the base first")
         if self.model is None:
-            from tunedeck.engine.training.model_loading import load_model
+            from tunedeck.engine.models.model_loading import load_model
 
             model = load_model(self.profile, self.precision)
             self.base_loads += 1
@@ -106,6 +106,6 @@ def _warm_up(model) -> None:
 def precision_and_device(profile) -> tuple[str, str]:
     import torch
 
-    from tunedeck.engine.training.model_loading import resolve_precision
+    from tunedeck.engine.models.model_loading import resolve_precision
 
     return resolve_precision(profile), "cuda" if torch.cuda.is_available() else "cpu"

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import copy
 
-from tunedeck.engine.training.profile_loading import ProfileError, parse_override, profile_from_dict
-from tunedeck.engine.training.profile_schema import ALL_KEYS
+from tunedeck.engine.config.profile_loading import ProfileError, parse_override, profile_from_dict
+from tunedeck.engine.config.profile_schema import ALL_KEYS
 
 # keys whose change means new generations; `tunedeck gate` (no model) cannot honour them
 GENERATION_KEYS = frozenset({"golden", "safety", "general", "base_system_prompt", "base_prompts", "base_few_shot",
@@ -29,7 +29,7 @@ def parse(items: list[str]) -> list[tuple[str, object]]:
             raise ProfileError(f"--set {key}: only [gate] keys can change after training "
                                f"(e.g. gate.min_task_gain=5); the run's other settings are fixed in its run.toml")
         if key not in ALL_KEYS:
-            from tunedeck.engine.training.profile_loading import suggest_key
+            from tunedeck.engine.config.profile_loading import suggest_key
 
             raise ProfileError(f"--set {key}: unknown key{suggest_key(key, 'gate')}", key=key)
         out.append((key.split(".", 1)[1], value))

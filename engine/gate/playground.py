@@ -58,10 +58,10 @@ class SideBySide:
     """The base model and one checkpoint of a run, loaded for generation."""
 
     def __init__(self, run_dir: Path, which=None):
-        from tunedeck.engine.export.checkpoint_export import select_checkpoint
+        from tunedeck.engine.run.checkpoint_choice import select_checkpoint
         from tunedeck.engine.gate.model_session import ModelSession
         from tunedeck.engine.gate.eval_inputs import gen_settings
-        from tunedeck.engine.training.model_loading import load_tokenizer
+        from tunedeck.engine.models.model_loading import load_tokenizer
         from tunedeck.engine.run.record import load_run_record
 
         self.run_dir = Path(run_dir)
@@ -83,7 +83,7 @@ class SideBySide:
         self.switch(which)
 
     def switch(self, which) -> int:
-        from tunedeck.engine.export.checkpoint_export import select_checkpoint
+        from tunedeck.engine.run.checkpoint_choice import select_checkpoint
 
         ckpt, _ = select_checkpoint(self.run_dir, which)
         if ckpt.step != self.step:  # re-loading the active adapter under its own name would delete it

@@ -27,7 +27,7 @@ from tunedeck.engine.gate.example_scoring import Progress, evaluate_model
 from tunedeck.engine.gate.model_session import ModelSession, precision_and_device
 from tunedeck.engine.gate.records import write_records
 from tunedeck.engine.gate.rebuild import Judging, summarize_run
-from tunedeck.engine.training.tracking import log_gate_summary
+from tunedeck.engine.observe.tracking import log_gate_summary
 
 
 # ---- events ---------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
     """
     from tunedeck.engine.gate import overrides as gate_overrides
     from tunedeck.engine.run.gate_result import load_gate_summary
-    from tunedeck.engine.training.model_loading import load_tokenizer
+    from tunedeck.engine.models.model_loading import load_tokenizer
     from tunedeck.engine.run.record import load_run_record
 
     run_dir = Path(run_dir)

@@ -15,8 +15,8 @@ from typing import Any
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import write_text_atomic
-from tunedeck.engine.training.profile_loading import ProfileError, profile_from_dict, to_toml
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_loading import ProfileError, profile_from_dict, to_toml
+from tunedeck.engine.config.profile_schema import Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,7 +33,7 @@ class RunRecord:
     profile: Profile
     profile_source: str = ""
     base_model: str = ""
-    # a GGUF base (engine/training/gguf_base.py): the .gguf file named, its sha256, and the de-quantised HF
+    # a GGUF base (engine/models/gguf_base.py): the .gguf file named, its sha256, and the de-quantised HF
     # folder the run loads (also base_model); empty for any other base and in records written before them
     gguf_source: str = ""
     gguf_sha256: str = ""

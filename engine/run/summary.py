@@ -123,7 +123,7 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
 
 def _data_files(run_dir: Path) -> list[dict] | None:
     """Each data file's path, size and SHA-256 as recorded at launch (engine/data/versions.py)."""
-    from tunedeck.engine.data.versions import read_data_rows
+    from tunedeck.engine.run.data_rows import read_data_rows
 
     rows = read_data_rows(run_dir)
     return rows.get("files") if rows else None

@@ -1,1 +1,1 @@
-"""Training: profiles, model loading, the trainer and its callbacks, the worker, launch, queue and scale."""
+"""The training process: the TRL trainer (SFT, DPO, KTO, GRPO), its callbacks, the worker, scale, faults."""

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import write_json_atomic
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_schema import Profile
 from tunedeck.engine.training.distributed import share_flags
 from tunedeck.engine.training.faults import FAULTS
 from tunedeck.engine.training.grpo import reward_log_fields
@@ -246,7 +246,7 @@ class RunCallback(TrainerCallback):
         """gate.when = "each_checkpoint": judge the model in memory right after its save."""
         from tunedeck.engine.gate.runner import evaluate_in_memory
         from tunedeck.engine.run.gate_result import status_fields
-        from tunedeck.engine.training.preflight import gate_sets_named
+        from tunedeck.engine.gate.eval_inputs import gate_sets_named
 
         if not gate_sets_named(self.profile) and not getattr(self, "heldout_rows", args.eval_strategy != "no"):
             if not self._gate_skip_said:  # once per run, not once per checkpoint

@@ -132,7 +132,7 @@ def notify_alert(run_dir: Path, profile, alert: Alert, events, background: bool 
     command = profile.notify.command
     if not command.strip():
         return
-    from tunedeck.engine.training.notify import run_notify_command
+    from tunedeck.engine.observe.notify import run_notify_command
 
     args, kwargs = (command, run_dir, C.RUNNING, None, alert.message), {"events": events, "alert": alert.code}
     if background:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_schema import Profile
 
 
 def installed(module: str) -> bool:
@@ -56,7 +56,7 @@ def parallel_args(profile: Profile) -> dict:
         out["ddp_backend"] = "gloo"
     strategy = profile.resources.strategy
     if strategy == "fsdp":
-        from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing
+        from tunedeck.engine.models.model_loading import resolve_gradient_checkpointing
 
         # FSDP's own activation checkpointing in place of the training argument's, which would add an
         # all-gather per layer in the backward pass (and both at once recompute twice)

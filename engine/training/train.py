@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tunedeck.engine.data.prepare import PreparedData, prepare_data
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_schema import Profile
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.record import load_run_record
 from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoints
@@ -16,7 +16,7 @@ from tunedeck.engine.run.status_writer import StatusWriter
 from tunedeck.engine.training.throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
 from tunedeck.engine.training.faults import FAULTS
 from tunedeck.engine.training.preference_trainers import pretokenized
-from tunedeck.engine.training.tracking import guard_trackers, trainer_args as tracker_args
+from tunedeck.engine.observe.tracking import guard_trackers, trainer_args as tracker_args
 
 
 class DataChanged(ValueError):
@@ -79,7 +79,7 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
     import torch
     from datasets import Dataset
 
-    from tunedeck.engine.training.model_loading import (
+    from tunedeck.engine.models.model_loading import (
         lora_config,
         load_model,
         load_tokenizer,
@@ -173,7 +173,7 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
     if record.loss_masking.startswith("all tokens") and ("messages" in data.train_rows[0] or "completion" in data.train_rows[0]):
         events.emit(C.EV_WARNING, code="all_tokens_trained", message=f"the loss covers {record.loss_masking}")
     if record.gguf_source and not resume:
-        from tunedeck.engine.training.gguf_base import gguf_notice
+        from tunedeck.engine.models.gguf_base import gguf_notice
 
         events.emit(C.EV_WARNING, code="gguf_base", message=gguf_notice(record.gguf_source))
     resume_path = None

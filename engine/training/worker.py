@@ -31,8 +31,8 @@ def _summary(exc: BaseException, frames: int = 4) -> str:
 
 def classify_error(exc: BaseException) -> tuple[str, str, bool]:
     """(code, message for the user, whether the traceback is worth showing)."""
-    from tunedeck.engine.training.profile_loading import ProfileError
-    from tunedeck.engine.training.model_loading import ModelLoadError
+    from tunedeck.engine.config.profile_loading import ProfileError
+    from tunedeck.engine.models.model_loading import ModelLoadError
 
     from tunedeck.engine.data.dataset import DatasetError
     from tunedeck.engine.gate.eval_sets import EvalSetError
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
     from tunedeck.engine.run.status_writer import Heartbeat, StatusWriter
-    from tunedeck.engine.training.telemetry import sample
+    from tunedeck.engine.observe.telemetry import sample
 
     events = EventWriter(run_dir / C.EVENTS_JSONL)
     status = StatusWriter(run_dir)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 def _notify(run_dir: Path, events: EventWriter, state: str, message: str) -> None:
     """[notify] command, with the gate's verdict when it ran; it never changes the run's outcome."""
     try:
-        from tunedeck.engine.training.notify import run_notify_command
+        from tunedeck.engine.observe.notify import run_notify_command
         from tunedeck.engine.run.record import load_run_record
         from tunedeck.engine.run.store import read_status_file
 
@@ -125,7 +125,7 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
     from tunedeck.engine.run.gate_result import status_fields
     from tunedeck.engine.run.record import load_run_record
 
-    from tunedeck.engine.training.preflight import gate_sets_named
+    from tunedeck.engine.gate.eval_inputs import gate_sets_named
 
     record = load_run_record(run_dir)
     if record.profile.gate.when != "end":

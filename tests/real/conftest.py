@@ -67,7 +67,7 @@ def real_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_base(smollm2_gguf, real_cache):
-    from tunedeck.engine.training.gguf_base import materialize_gguf
+    from tunedeck.engine.models.gguf_base import materialize_gguf
 
     return materialize_gguf(smollm2_gguf)
 

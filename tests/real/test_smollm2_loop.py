@@ -31,7 +31,7 @@ def greedy(folder, conversations: list[list[dict]], max_new_tokens: int) -> list
 
 
 def test_the_base_is_the_gguf_file_de_quantised_once(smollm2_base, smollm2_gguf):
-    from tunedeck.engine.training.gguf_base import materialize_gguf
+    from tunedeck.engine.models.gguf_base import materialize_gguf
 
     assert smollm2_base.source == smollm2_gguf.resolve() and smollm2_base.architecture == "llama"
     assert (smollm2_base.folder / "model.safetensors").exists() and (smollm2_base.folder / "tokenizer.json").exists()

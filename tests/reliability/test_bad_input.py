@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tunedeck.engine.training.profile_loading import ProfileError, load_profile
+from tunedeck.engine.config.profile_loading import ProfileError, load_profile
 from tunedeck.engine.run.event_log import EventReader
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

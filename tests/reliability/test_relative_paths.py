@@ -194,7 +194,7 @@ def test_the_queues_door_ends_a_run_it_cannot_start_with_the_reason(user_dir):
     assert proc.returncode == 0, proc.stderr
     run_dir = u / "ws-door" / "runs" / proc.stdout.splitlines()[0]
     (run_dir / "run.toml").write_text("[model\n")  # a record broken by hand after the run
-    door = subprocess.run([sys.executable, "-m", "tunedeck.engine.training.run_queue", str(run_dir), "--",
+    door = subprocess.run([sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--",
                            sys.executable, "-c", "pass"], capture_output=True, text=True, cwd=str(run_dir), timeout=60,
                           env={**os.environ})
     assert door.returncode == 1

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_schema import Profile
 from tunedeck.engine.run.store import find_run, read_status
 
 
@@ -71,7 +71,7 @@ def test_no_unsafe_torch_load_in_our_code():
 
 def test_trust_remote_code_is_off_unless_asked():
     assert Profile().model.trust_remote_code is False
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
 
     for name in ("lora", "lora-domain", "qlora", "full", "dpo", "demo-cpu"):
         assert load_profile(name).model.trust_remote_code is False

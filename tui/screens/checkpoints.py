@@ -261,7 +261,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         self.post_message(self.ActionDone(text, reload=True))
 
     def action_delete(self) -> None:
-        from tunedeck.engine.run.checkpoint_removal import protected_steps
+        from tunedeck.engine.gate.checkpoint_removal import protected_steps
 
         row = self._checkpoint()
         if row is None:
@@ -285,7 +285,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="delete checkpoint")
     def delete(self, step: int) -> None:
-        from tunedeck.engine.run.checkpoint_removal import CheckpointProtected, delete_checkpoint
+        from tunedeck.engine.gate.checkpoint_removal import CheckpointProtected, delete_checkpoint
 
         try:
             path = delete_checkpoint(self.run_dir, step)

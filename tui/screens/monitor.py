@@ -45,7 +45,7 @@ from ..worker_failures import RoutesWorkerFailures
 
 def loss_masking_short(run_dir: Path) -> str:
     """What the run's loss covers, in a few words for the header ("" for runs recorded before it was kept)."""
-    from tunedeck.engine.training.profile_loading import ProfileError
+    from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.run.record import load_run_record
 
     try:

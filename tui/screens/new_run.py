@@ -24,8 +24,8 @@ from textual.screen import ModalScreen, Screen
 from rich.markup import escape
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from tunedeck.engine.training.profile_loading import ProfileError, load_profile, to_toml
-from tunedeck.engine.training.profile_schema import Profile, data_paths
+from tunedeck.engine.config.profile_loading import ProfileError, load_profile, to_toml
+from tunedeck.engine.config.profile_schema import Profile, data_paths
 
 from ..profile_io import is_user_profile, save_profile, user_profile_dir
 from ..widgets.dataset_pane import DatasetPane, InspectRequest
@@ -117,7 +117,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     def __init__(self, workspace: Path, on_launched: Callable[[str], None] | None = None, profile: str = "lora",
                  data: str | None = None, run_name: str | None = None, parent=None) -> None:
         super().__init__()
-        self.parent_run = parent  # tunedeck.engine.training.next_run.NextRun when opened with N on a run: the next run from it
+        self.parent_run = parent  # tunedeck.engine.config.next_run.NextRun when opened with N on a run: the next run from it
         self.workspace = Path(workspace)
         self.on_launched = on_launched
         self.initial_profile = profile
@@ -154,7 +154,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     def parent_changes(self) -> list[str]:
         """What this run changes against the run it comes from, as the form stands."""
-        from tunedeck.engine.training.next_run import profile_changes
+        from tunedeck.engine.config.next_run import profile_changes
 
         p = self.form.profile
         return profile_changes(self.parent_run.parent_profile, p) if p is not None and self._from_parent() else []
@@ -272,7 +272,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
         if p is not None and p.model.trust_remote_code:
             warnings.append("model.trust_remote_code is on: the model's own Python code will run")
         if p is not None and p.model.base:
-            from tunedeck.engine.training.gguf_base import cached_gguf, gguf_notice, is_gguf_ref
+            from tunedeck.engine.models.gguf_base import cached_gguf, gguf_notice, is_gguf_ref
 
             frozen = cached_gguf(p.model.base)  # N on a run whose base was a GGUF file
             if frozen or is_gguf_ref(p.model.base, p.model.gguf_file):
@@ -311,8 +311,8 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="preflight", name="pre-flight estimate")
     def _estimate(self, profile: Profile, blocking: list[str], warnings: list[str]) -> None:
         try:
-            from tunedeck.engine.training.memory_estimate import estimate_for_profile
-            from tunedeck.engine.training.telemetry import gpu_total_memory
+            from tunedeck.engine.scheduling.memory_estimate import estimate_for_profile
+            from tunedeck.engine.observe.telemetry import gpu_total_memory
 
             est = estimate_for_profile(profile, gpu_total_memory())
             memory = f"memory: {est.summary()}"
@@ -350,9 +350,9 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch", name="launch run")
     def _launch(self, profile: Profile, queue: bool = False) -> None:
-        from tunedeck.engine.training.launch import spawn_detached
-        from tunedeck.engine.training.preflight import PreflightError, check, create_run
-        from tunedeck.engine.training.run_queue import GpuBusy, gpu_conflicts
+        from tunedeck.engine.scheduling.launch import spawn_detached
+        from tunedeck.engine.scheduling.preflight import PreflightError, check, create_run
+        from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{self.picked.name if self.picked else 'form'}.toml"

@@ -1,7 +1,7 @@
 """A sweep's screen: its runs ranked by the gate, the sentence that names the winner, and every run's
 loss curves overlaid.
 
-The ranking is the engine's (engine/training/sweep.py, the same as `tunedeck sweep show`); it is read in a
+The ranking is the engine's (engine/scheduling/sweep.py, the same as `tunedeck sweep show`); it is read in a
 worker thread, again every few seconds while any of the sweep's runs is queued or running.
 """
 
@@ -55,7 +55,7 @@ class SweepView:
 
 def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
     from tunedeck.engine.run.store import runs_root
-    from tunedeck.engine.training.sweep import (
+    from tunedeck.engine.scheduling.sweep import (
         SweepError,
         differing_keys,
         load_record,

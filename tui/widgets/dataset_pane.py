@@ -96,7 +96,7 @@ class InspectRequest:
     @classmethod
     def from_profile(cls, profile) -> "InspectRequest":
         d, o = profile.data, profile.optim
-        from tunedeck.engine.training.profile_schema import data_paths
+        from tunedeck.engine.config.profile_schema import data_paths
 
         # several files (data.path as a list, e.g. data plus fixes): the pane shows the first; the
         # launch's pre-flight validates them all

@@ -1,4 +1,4 @@
-"""The hyperparameter form, generated from tunedeck.engine.training.profile_schema.field_specs().
+"""The hyperparameter form, generated from tunedeck.engine.config.profile_schema.field_specs().
 
 One row per field, grouped by section under SECTION_TITLES: an Input for numbers and strings, a
 Select for choices, a Switch for booleans. Every change re-validates: each field on its own (so the
@@ -19,9 +19,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch
 
-from tunedeck.engine.training.profile_hints import hints
-from tunedeck.engine.training.profile_loading import ProfileError, build_profile
-from tunedeck.engine.training.profile_schema import SECTION_TITLES, FieldSpec, Profile, effective_batch, field_specs
+from tunedeck.engine.config.profile_hints import hints
+from tunedeck.engine.config.profile_loading import ProfileError, build_profile
+from tunedeck.engine.config.profile_schema import SECTION_TITLES, FieldSpec, Profile, effective_batch, field_specs
 
 from ..path_suggester import PATH_KEYS, PathSuggester
 

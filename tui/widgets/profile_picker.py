@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tunedeck.engine.training.profile_loading import (
+from tunedeck.engine.config.profile_loading import (
     SHIPPED_PROFILES,
     ProfileError,
     load_profile_data,

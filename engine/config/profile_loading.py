@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_origin
 
-from tunedeck.engine.training.profile_schema import ALL_KEYS, SECTIONS, TOP_LEVEL, FieldSpec, Profile
+from tunedeck.engine.config.profile_schema import ALL_KEYS, SECTIONS, TOP_LEVEL, FieldSpec, Profile
 
 if sys.version_info >= (3, 11):
     import tomllib

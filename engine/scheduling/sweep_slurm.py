@@ -1,6 +1,6 @@
 """A sweep on a Slurm cluster: one job array, one array task per run, each on one node.
 
-Like engine/training/slurm.py, the runs' directories must be on storage the nodes and the app's machine
+Like engine/scheduling/slurm.py, the runs' directories must be on storage the nodes and the app's machine
 share. Slurm hands each task its GPUs, so the workspace's GPU locks play no part here.
 """
 

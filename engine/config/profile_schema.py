@@ -2,7 +2,7 @@
 that drive validation and the app's form.
 
 A profile has sections ([model], [data], [method], [lora], [optim], [checkpoints], [gate],
-[rewards], [resources]) plus top-level `description` and `extends`; engine/training/profile_loading.py reads
+[rewards], [resources]) plus top-level `description` and `extends`; engine/config/profile_loading.py reads
 them from TOML.
 """
 

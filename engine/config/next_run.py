@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.training.profile_loading import load_profile, to_toml
-from tunedeck.engine.training.profile_schema import Profile, data_paths
-from tunedeck.engine.run.record import load_run_record
+from tunedeck.engine.config.profile_loading import load_profile, to_toml
+from tunedeck.engine.config.profile_schema import Profile, data_paths
 
 
 def fixes_path(workspace: Path, run_id: str) -> Path:
@@ -49,11 +48,11 @@ def _has_rows(path: Path) -> bool:
         return False
 
 
-def write_next_profile(workspace: Path, run_dir: Path) -> NextRun:
-    """Write the parent's frozen profile and the child profile that extends it; return what they hold."""
+def write_next_profile(workspace: Path, record) -> NextRun:
+    """Write the parent's frozen profile and the child profile that extends it; return what they hold.
+    `record`: the parent's run.toml (engine/run/record.py RunRecord; the caller reads it)."""
     import tomlkit
 
-    record = load_run_record(run_dir)
     frozen = record.profile.to_dict()
     frozen["extends"] = ""  # already resolved: the parent's own chain may since have changed or gone
     frozen_path = frozen_profile_path(workspace, record.id)
@@ -89,7 +88,7 @@ def changes_against_parent(next_run: NextRun, overrides: list[str] | None = None
                            data: list[str] | None = None) -> list[str]:
     """'key: parent -> child' for every setting the next run changes, --set and --data included.
     A broken override is left for the pre-flight to report."""
-    from tunedeck.engine.training.profile_loading import ProfileError
+    from tunedeck.engine.config.profile_loading import ProfileError
 
     try:
         child = load_profile(next_run.profile_path, overrides or [], workspace=workspace)

@@ -19,7 +19,7 @@ from tunedeck.engine.data.grpo_prompts import reference_of
 from tunedeck.engine.gate.rewards import RewardSpecError, check_references, missing_references
 from tunedeck.engine.run.reward_history import describe_rewards
 from tunedeck.engine.training.grpo import reward_checks, vllm_installed
-from tunedeck.engine.training.profile_loading import key_source
+from tunedeck.engine.config.profile_loading import key_source
 
 
 class GrpoPreflightError(ValueError):

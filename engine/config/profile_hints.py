@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_schema import Profile
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.profile_loading import ProfileError, parse_override
+from tunedeck.engine.config.profile_loading import ProfileError, parse_override
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -284,7 +284,7 @@ def _gate_view(run_dir: Path) -> dict[str, Any]:
 def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
     """One dict per run, ranked (see the module docstring)."""
     from tunedeck.engine.run.gate_result import PASS
-    from tunedeck.engine.training.run_queue import queue_position
+    from tunedeck.engine.scheduling.run_queue import queue_position
     from tunedeck.engine.run.store import read_status, runs_root
 
     out = []

@@ -1,6 +1,6 @@
 """The run queue: runs wait their turn for GPUs with no daemon that must stay up.
 
-Each queued run has its own detached waiter, `python -m tunedeck.engine.training.run_queue RUN_DIR --wait -- WORKER...`,
+Each queued run has its own detached waiter, `python -m tunedeck.engine.scheduling.run_queue RUN_DIR --wait -- WORKER...`,
 that holds the run's status (state "queued", its pid, a heartbeat) until its GPUs are free, then
 replaces itself (exec) with the engine: same pid, so readers never see a gap, and the GPU locks
 (open file descriptors) pass to the engine and last exactly as long as it does.
@@ -64,7 +64,7 @@ def visible_gpus() -> list[str]:
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cvd is not None:
         return [g.strip() for g in cvd.split(",") if g.strip() and g.strip() != "-1"]
-    from tunedeck.engine.training.telemetry import gpu_readings
+    from tunedeck.engine.observe.telemetry import gpu_readings
 
     return [str(r.index) for r in gpu_readings() or []]
 
@@ -358,10 +358,10 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m tunedeck.engine.training.run_queue RUN_DIR [--wait] -- WORKER COMMAND...", file=sys.stderr)
+        print("usage: python -m tunedeck.engine.scheduling.run_queue RUN_DIR [--wait] -- WORKER COMMAND...", file=sys.stderr)
         return 2
     cut = argv.index("--")
-    ap = argparse.ArgumentParser(prog="python -m tunedeck.engine.training.run_queue")
+    ap = argparse.ArgumentParser(prog="python -m tunedeck.engine.scheduling.run_queue")
     ap.add_argument("run_dir")
     ap.add_argument("--wait", action="store_true", help="queue: wait for the run's slots in order")
     args = ap.parse_args(argv[:cut])

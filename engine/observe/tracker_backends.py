@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tunedeck.engine.training.tracker_payloads import GateItem
-from tunedeck.engine.training.tracking_state import TENSORBOARD_DIR, WANDB_DIR, wandb_run_id
+from tunedeck.engine.observe.tracker_payloads import GateItem
+from tunedeck.engine.observe.tracking_state import TENSORBOARD_DIR, WANDB_DIR, wandb_run_id
 
 if TYPE_CHECKING:
-    from tunedeck.engine.training.tracking import TrackerSession
+    from tunedeck.engine.observe.tracking import TrackerSession
 
 
 class _Tracker:

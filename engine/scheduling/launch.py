@@ -20,7 +20,7 @@ def visible_gpu_count(gpus: str = "") -> int:
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
     if cvd is not None:
         return len([g for g in cvd.split(",") if g.strip() and g.strip() != "-1"])
-    from tunedeck.engine.training.telemetry import gpu_readings
+    from tunedeck.engine.observe.telemetry import gpu_readings
 
     return len(gpu_readings() or [])
 
@@ -41,8 +41,8 @@ def _worker_cmd(run_dir: Path, resume: bool, processes: int = 1, queue: bool = F
     else:  # torchrun on one node; a free rendezvous port is picked by --standalone
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *worker]
     # every engine enters through the run queue: it takes the run's GPU locks (waiting its turn when
-    # queued), then becomes the engine by exec, keeping its pid and the locks (engine/training/run_queue.py)
-    return [sys.executable, "-m", "tunedeck.engine.training.run_queue", str(run_dir), *(["--wait"] if queue else []), "--", *cmd]
+    # queued), then becomes the engine by exec, keeping its pid and the locks (engine/scheduling/run_queue.py)
+    return [sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), *(["--wait"] if queue else []), "--", *cmd]
 
 
 def _env(gpus: str = "") -> dict[str, str]:
@@ -73,7 +73,7 @@ def spawn_detached(run_dir: Path, resume: bool = False, queue: bool = False) -> 
     processes, gpus = resolve_processes(run_dir)
     _starting(run_dir, "queued" if queue else "starting")
     if queue:
-        from tunedeck.engine.training.run_queue import enqueue, run_slots
+        from tunedeck.engine.scheduling.run_queue import enqueue, run_slots
 
         enqueue(run_dir, run_slots(run_dir))
     pid = _spawn_in_background(run_dir, _worker_cmd(run_dir, resume, processes, queue), run_dir / C.ENGINE_LOG, gpus)

@@ -125,7 +125,7 @@ def estimate_for_profile(profile, available: int | None = None) -> MemoryEstimat
     """Estimate for a profile's base model (reads only its config) and settings."""
     from transformers import AutoConfig
 
-    from tunedeck.engine.training.model_loading import resolve_gradient_checkpointing, resolve_precision
+    from tunedeck.engine.models.model_loading import resolve_gradient_checkpointing, resolve_precision
 
     kw = {"trust_remote_code": profile.model.trust_remote_code}
     if profile.model.revision:

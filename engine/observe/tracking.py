@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.tracker_backends import ADAPTERS
-from tunedeck.engine.training.tracker_payloads import GateItem, gate_items, run_info
-from tunedeck.engine.training.tracking_state import TENSORBOARD_DIR, TrackingState
+from tunedeck.engine.observe.tracker_backends import ADAPTERS
+from tunedeck.engine.observe.tracker_payloads import GateItem, gate_items, run_info
+from tunedeck.engine.observe.tracking_state import TENSORBOARD_DIR, TrackingState
 
 # report_to name -> (modules that satisfy it, pip package to install)
 PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {

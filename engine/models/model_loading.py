@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tunedeck.engine.training.profile_schema import Profile
+from tunedeck.engine.config.profile_schema import Profile
 
 
 class ModelLoadError(ValueError):
@@ -44,7 +44,7 @@ def _hub_kwargs(profile: Profile) -> dict:
 def resolve_base(profile: Profile) -> str:
     """What to load for model.base: itself, or for a GGUF file its de-quantised HF folder (built once, then
     cached; the pre-flight freezes that folder into the run, so a run's engine finds it here already)."""
-    from tunedeck.engine.training.gguf_base import GgufBaseError, is_gguf_ref, materialize_gguf
+    from tunedeck.engine.models.gguf_base import GgufBaseError, is_gguf_ref, materialize_gguf
 
     if not is_gguf_ref(profile.model.base, profile.model.gguf_file):
         return profile.model.base

@@ -11,11 +11,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunedeck.engine.gate.eval_inputs import gate_sets_named
 from tunedeck.engine.data.kto import kto_balance_warning
-from tunedeck.engine.training.gguf_base import gguf_notice
-from tunedeck.engine.training.profile_hints import Hint, hints
-from tunedeck.engine.training.profile_loading import load_profile
-from tunedeck.engine.training.profile_schema import Profile, data_paths, make_paths_absolute
+from tunedeck.engine.models.gguf_base import gguf_notice
+from tunedeck.engine.config.profile_hints import Hint, hints
+from tunedeck.engine.config.profile_loading import load_profile
+from tunedeck.engine.config.profile_schema import Profile, data_paths, make_paths_absolute
 from tunedeck.engine.run.record import RunRecord, write_run_record
 from tunedeck.engine.run.store import create_run_dir, sanitize_name
 
@@ -48,7 +49,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
     from tunedeck.engine.data.prepare import prepare_data
 
     missing = check_available(profile)
-    from tunedeck.engine.training.tracking import missing_message
+    from tunedeck.engine.observe.tracking import missing_message
 
     if missing_message(profile.tracking.report_to):  # a tracker that cannot even start is the user's to fix now
         missing.append(missing_message(profile.tracking.report_to))
@@ -90,7 +91,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
         pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
     pre.warnings += prepared.data_warnings
     if profile.method.method == "grpo":  # rewards parsed by the gate's check registry, against the data's references
-        from tunedeck.engine.training.grpo_preflight import GrpoPreflightError, check_rewards
+        from tunedeck.engine.scheduling.grpo_preflight import GrpoPreflightError, check_rewards
 
         try:
             check_rewards(profile, prepared, profile_ref, overrides, workspace)
@@ -98,7 +99,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
             raise PreflightError(str(e)) from None
     gguf = None
     if check_model:
-        from tunedeck.engine.training.model_loading import check_model_config, load_tokenizer
+        from tunedeck.engine.models.model_loading import check_model_config, load_tokenizer
 
         gguf = gguf_base_of(profile, gguf_source)
         if gguf is not None:
@@ -111,7 +112,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
             raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
                                  f"({prepared.format}); set model.chat_template to a Jinja template file")
         if profile.method.method == "grpo":  # GRPO trains on sampled completions: no masks, prompts to render
-            from tunedeck.engine.training.grpo_preflight import GrpoPreflightError, check_prompts
+            from tunedeck.engine.scheduling.grpo_preflight import GrpoPreflightError, check_prompts
 
             try:
                 masking = check_prompts(profile, prepared, tokenizer, pre.warnings)
@@ -134,7 +135,7 @@ def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], 
 def checked_gguf_source(profile: Profile) -> Path | None:
     """The .gguf file model.base names, checked (readable, an architecture transformers loads) before
     anything else loads; None when model.base is not a GGUF file."""
-    from tunedeck.engine.training.gguf_base import GgufBaseError, checked_gguf_file, is_gguf_ref
+    from tunedeck.engine.models.gguf_base import GgufBaseError, checked_gguf_file, is_gguf_ref
 
     m = profile.model
     if not is_gguf_ref(m.base, m.gguf_file):
@@ -149,7 +150,7 @@ def gguf_base_of(profile: Profile, source: Path | None):
     """A GGUF base de-quantised (once, cached) and frozen into the profile as that HF folder, so the engine,
     gate, export and playground load an ordinary model; a base that already is such a folder (the frozen
     profile of `--from`) keeps its provenance. None for any other base."""
-    from tunedeck.engine.training.gguf_base import GgufBaseError, cached_gguf, materialize_gguf
+    from tunedeck.engine.models.gguf_base import GgufBaseError, cached_gguf, materialize_gguf
 
     if source is None:
         return cached_gguf(profile.model.base) if Path(profile.model.base).is_dir() else None
@@ -209,10 +210,6 @@ def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> s
     return words
 
 
-def gate_sets_named(profile: Profile) -> bool:
-    return any(getattr(profile.gate, key) for key in ("golden", "safety", "general"))
-
-
 def no_heldout_warning(profile: Profile, prepared) -> str:
     """Why this run has no held-out rows: the setting, a held-out file without valid rows, or too few rows to split."""
     d = profile.data
@@ -239,7 +236,7 @@ def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
                        command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]), **pre.record_fields)
     write_run_record(run_dir, record)
     if pre.data_rows is not None:
-        from tunedeck.engine.data.versions import write_data_rows
+        from tunedeck.engine.run.data_rows import write_data_rows
 
         write_data_rows(run_dir, pre.data_rows)
     write_status(run_dir, state=C.QUEUED, name=name, id=run_dir.name, base_model=record.base_model,
