@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.data import ticket_triage as T
+from tunedeck.engine.run.atomic_io import read_json_object
 
 PROFILE = "demo-real"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,7 +65,7 @@ def prepare_assets(workspace: Path) -> Assets:
     a = Assets(root, root / "data" / "triage-train.jsonl", root / "data" / "golden.jsonl",
                root / "data" / "general.jsonl", root / "data" / "safety.jsonl")
     stamp = root / "assets.json"
-    current = stamp.exists() and json.loads(stamp.read_text() or "{}").get("version") == ASSETS_VERSION
+    current = (read_json_object(stamp) or {}).get("version") == ASSETS_VERSION
     if not current or not all(p.exists() for p in (a.train, a.golden, a.general, a.safety)):
         from tunedeck.engine.data.demo_data import write_jsonl
 
@@ -217,13 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     import time
 
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.run.store import is_locked, read_status
+    from tunedeck.engine.run.store import is_locked, read_effective_status
 
     workspace, first = Path(sys.argv[1] if argv is None else argv[0]), Path(sys.argv[2] if argv is None else argv[1])
-    while read_status(first)["state"] not in C.FINAL_STATES or is_locked(first):
+    while read_effective_status(first).state not in C.FINAL_STATES or is_locked(first):
         time.sleep(2)
-    if read_status(first)["state"] != C.COMPLETED:
-        print(f"run {first.name} ended {read_status(first)['state']}: no next run", flush=True)
+    if read_effective_status(first).state != C.COMPLETED:
+        print(f"run {first.name} ended {read_effective_status(first).state}: no next run", flush=True)
         return 1
     print(continue_real_demo(workspace, first).name, flush=True)
     return 0
