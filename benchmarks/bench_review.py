@@ -42,7 +42,7 @@ def record(i: int, model, passed: bool, key: str) -> dict:
 
 def build_run(root: Path, n_examples: int, n_checkpoints: int) -> Path:
     from tunedeck.engine.gate.records import write_records
-    from tunedeck.engine.run.store import write_status
+    from tunedeck.engine.run.status_writer import write_status
 
     run_dir = root / "run"
     (run_dir / "checkpoints").mkdir(parents=True)

@@ -145,9 +145,9 @@ def tunedeck(args: list[str], env: dict | None = None, timeout: float = 300) -> 
 def kill_engine(run: Path | None) -> None:
     if run is None:
         return
-    from tunedeck.engine.run.store import pid_alive, read_status_file
+    from tunedeck.engine.run.store import pid_alive, read_written_status
 
-    pid = read_status_file(run).get("pid")
+    pid = read_written_status(run).pid
     if pid and pid_alive(pid):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -182,10 +182,10 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:  # noqa: D401 - threading API
         from tunedeck.engine.observe import telemetry
-        from tunedeck.engine.run.store import read_status_file
+        from tunedeck.engine.run.store import read_written_status
 
         while not self.halt.is_set():
-            pid = read_status_file(self.run_dir).get("pid")
+            pid = read_written_status(self.run_dir).pid
             if pid:
                 s = telemetry.sample(pid)
                 s["t"] = time.time()
@@ -253,7 +253,7 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.run.event_log import read_events
     from tunedeck.engine.run.gate_result import load_gate_summary
-    from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+    from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
     from tunedeck.engine.run.summary import metrics
 
     res = PathResult(spec.name)
@@ -275,18 +275,18 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
         if telemetry_out is not None:
             sampler = Sampler(run)
             sampler.start()
-        wait_for(lambda: read_status(run)["state"] in C.FINAL_STATES, 600, "the kill inside the save")
+        wait_for(lambda: read_effective_status(run).state in C.FINAL_STATES, 600, "the kill inside the save")
         if sampler:
             sampler.halt.set()
             telemetry_out["samples"] = sampler.samples
-        first = read_status(run)["state"]
+        first = read_effective_status(run).state
         ckpts = {c.step: c.complete for c in list_checkpoints(run)}
         res.checks["killed in the save"] = first == C.CRASHED and ckpts.get(save) is True and ckpts.get(kill_at) is False
         if first != C.CRASHED:
             raise RuntimeError(f"the first launch ended {first}, not killed at step {kill_at}: {_last_error(run)}")
         resumed = tunedeck(["resume", run.name, "--workspace", str(ws)], timeout=900)
         res.checks["resumed from the checkpoint before"] = f"resumed from step {save}" in resumed.stdout
-        state = read_status(run)["state"]
+        state = read_effective_status(run).state
         res.checks["finished after resume"] = resumed.returncode == 0 and state == C.COMPLETED
         if state != C.COMPLETED:
             raise RuntimeError(f"the resume ended {state}: {_last_error(run)}")

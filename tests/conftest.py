@@ -61,10 +61,10 @@ def workspace(tmp_path, monkeypatch) -> Path:
 def kill_engines(ws: Path) -> None:
     import signal
 
-    from tunedeck.engine.run.store import list_runs, pid_alive, read_status_file
+    from tunedeck.engine.run.store import list_runs, pid_alive, read_written_status
 
     for run in list_runs(ws):
-        pid = read_status_file(run).get("pid")
+        pid = read_written_status(run).pid
         if pid and pid_alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ import time
 
 from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, RUNNING, append_events, copy_workspace, make_app,
                                   run, utc, wait_for_text, wait_until)
+from tunedeck.engine.run.status_writer import write_status
 from tunedeck.tui.screens.checkpoints import CheckpointsScreen
 from tunedeck.tui.screens.monitor import RunMonitorScreen
 from tunedeck.tui.widgets.event_tail import EventTail
@@ -142,9 +143,7 @@ def test_live_run_follows_new_events_and_control_keys_write_requests(tmp_path, u
             assert json.loads(files[0].read_text())["kind"] == "stop"
             # the engine answers: the run ends, the keys change
             append_events(run_dir, {"kind": "done", "state": "stopped", "message": "stopped on request with a final checkpoint"})
-            status = json.loads((run_dir / "status.json").read_text())
-            status.update(state="stopped", finished=time.time())
-            (run_dir / "status.json").write_text(json.dumps(status))
+            write_status(run_dir, state="stopped", finished=time.time())
             text = await wait_for_text(pilot, "■ stopped", "r Resume")
             assert "Save now" not in text
 

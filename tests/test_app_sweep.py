@@ -122,7 +122,7 @@ def test_the_sweep_screen_ranks_its_runs_and_overlays_their_loss_curves(tmp_path
 def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, tmp_path, monkeypatch):
     from conftest import wait_for
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.run.store import read_status
+    from tunedeck.engine.run.store import read_effective_status
     from tunedeck.tui.screens.new_run import LaunchChoice, NewRunScreen
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))  # no user profiles
@@ -147,7 +147,7 @@ def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, t
 
     run(scenario())
     run_dir = workspace / "runs" / launched[0]
-    wait_for(lambda: read_status(run_dir)["state"] == C.COMPLETED, timeout=300, what="the queued run to run")
+    wait_for(lambda: read_effective_status(run_dir).state == C.COMPLETED, timeout=300, what="the queued run to run")
     events = (run_dir / "events.jsonl").read_text()
     assert '"state":"queued"' in events  # it went through the queue
 

@@ -283,7 +283,7 @@ def test_llama_factory_tool_calls_and_preference_pairs_train(workspace, tmp_path
     """glaive_toolcall-style SFT and dpo_en_demo-style DPO, as LLaMA-Factory ships them, through real runs."""
     from conftest import read_events
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+    from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 
     sft = pretty(tmp_path / "glaive_toolcall_demo.json",
                  [glaive_row(json.dumps({"name": "calculate_area", "arguments": {"shape": s}})) for s in
@@ -299,6 +299,6 @@ def test_llama_factory_tool_calls_and_preference_pairs_train(workspace, tmp_path
         proc = tunedeck("run", profile, "--data", str(data), *common)
         assert proc.returncode == 0, proc.stderr
         run = find_run(workspace, proc.stdout.strip().splitlines()[0])
-        assert read_status(run)["state"] == C.COMPLETED
+        assert read_effective_status(run).state == C.COMPLETED
         assert [c.step for c in list_checkpoints(run) if c.complete] == [3]
         assert not [e for e in read_events(run) if e["kind"] == C.EV_ERROR]

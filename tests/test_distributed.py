@@ -8,7 +8,7 @@ import pytest
 
 from conftest import read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 from tunedeck.engine.scheduling.slurm import sbatch_script, write_and_submit
 
 COMMON = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "checkpoints.logging_steps=1",
@@ -25,7 +25,7 @@ def _run(model, data, steps, save, procs, batch, *extra):
 def test_two_processes_match_one_with_the_same_global_batch(workspace, tiny_model_dir, sft_data):
     one = find_run(workspace, tunedeck(*_run(tiny_model_dir, sft_data, 24, 12, 1, 8), check=True).stdout.split()[0])
     two = find_run(workspace, tunedeck(*_run(tiny_model_dir, sft_data, 24, 12, 2, 4), check=True).stdout.split()[0])
-    assert read_status(two)["state"] == C.COMPLETED
+    assert read_effective_status(two).state == C.COMPLETED
     events = read_events(two)
     steps = [e["step"] for e in events if e["kind"] == C.EV_TRAIN]
     assert steps == sorted(set(steps)) == list(range(1, 25))  # rank 0 alone writes: each step once
@@ -41,20 +41,20 @@ def test_stop_reaches_every_rank_and_resume_works(workspace, tiny_model_dir, sft
     out = tunedeck(*_run(tiny_model_dir, sft_data, 400, 200, 2, 4), "--detach",
                    env={"TUNEDECK_TEST_SLOW_STEP_S": "0.1"}, check=True)
     run = find_run(workspace, out.stdout.split()[0])
-    wait_for(lambda: (read_status(run).get("step") or 0) >= 3, timeout=180, what="two-process training to start")
+    wait_for(lambda: (read_effective_status(run).step or 0) >= 3, timeout=180, what="two-process training to start")
     tunedeck("stop", run.name, "--wait", check=True)
-    status = read_status(run)
-    assert status["state"] == C.STOPPED
-    stopped_at = status["step"]
+    status = read_effective_status(run)
+    assert status.state == C.STOPPED
+    stopped_at = status.step
     assert list_checkpoints(run)[-1].step == stopped_at and list_checkpoints(run)[-1].complete
     # every rank left: no engine process of this run remains
     wait_for(lambda: subprocess.run(["pgrep", "-f", f"tunedeck.engine.training.worker {run}"], capture_output=True).returncode == 1,
              timeout=60, what="all ranks to exit")
     resumed = tunedeck("resume", run.name, "--detach", check=True)
     assert resumed.returncode == 0
-    wait_for(lambda: (read_status(run).get("step") or 0) > stopped_at + 2, timeout=180, what="resumed training")
+    wait_for(lambda: (read_effective_status(run).step or 0) > stopped_at + 2, timeout=180, what="resumed training")
     tunedeck("stop", run.name, "--wait", check=True)
-    assert read_status(run)["state"] == C.STOPPED
+    assert read_effective_status(run).state == C.STOPPED
     assert any(e["kind"] == C.EV_RESUMED and e["from_step"] == stopped_at for e in read_events(run))
 
 

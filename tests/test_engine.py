@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_effective_status
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +42,8 @@ def test_sft_lora_trains_evaluates_and_checkpoints(workspace, tiny_model_dir, sf
     proc = tunedeck(*run_args(tiny_model_dir, sft_data, 20), check=True)
     run = run_dir_of(workspace, proc)
     assert "step 20/20" in proc.stdout and "eval loss" in proc.stdout
-    status = read_status(run)
-    assert status["state"] == C.COMPLETED and status["step"] == 20 and status["total_steps"] == 20
+    status = read_effective_status(run)
+    assert status.state == C.COMPLETED and status.step == 20 and status.total_steps == 20
     events = read_events(run)
     kinds = [e["kind"] for e in events]
     assert kinds.count(C.EV_EVAL) == 2 and kinds[-1] == C.EV_DONE
@@ -56,7 +56,7 @@ def test_sft_lora_trains_evaluates_and_checkpoints(workspace, tiny_model_dir, sf
     assert record["dataset"]["fingerprint"].startswith("sha256:")
     assert record["base_model"] == str(tiny_model_dir)
     assert record["hyperparameters"]["lora"]["r"] == 8
-    assert record["metrics"]["best_eval_loss"] == status["best_eval_loss"]
+    assert record["metrics"]["best_eval_loss"] == status.best_eval_loss
     rows = json.loads(tunedeck("ls", "--json", check=True).stdout)
     assert {"id", "name", "state", "step", "total_steps", "best_eval_loss", "dir"} <= set(rows[0])
     assert rows[0]["state"] == C.COMPLETED
@@ -67,7 +67,7 @@ def test_sft_lora_trains_evaluates_and_checkpoints(workspace, tiny_model_dir, sf
 def test_full_fine_tuning(workspace, tiny_model_dir, sft_data):
     proc = tunedeck(*run_args(tiny_model_dir, sft_data, 6, 3, "full", "--set", "optim.learning_rate=1e-3"), check=True)
     run = run_dir_of(workspace, proc)
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     ckpt = list_checkpoints(run)[-1]
     assert ckpt.complete and (ckpt.path / "model.safetensors").exists()
 
@@ -75,7 +75,7 @@ def test_full_fine_tuning(workspace, tiny_model_dir, sft_data):
 def test_dpo_lora(workspace, tiny_model_dir, dpo_data):
     proc = tunedeck(*run_args(tiny_model_dir, dpo_data, 6, 3, "dpo", "--set", "optim.learning_rate=5e-4"), check=True)
     run = run_dir_of(workspace, proc)
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     assert any(e["kind"] == C.EV_EVAL for e in read_events(run))
     assert list_checkpoints(run)[-1].complete
 
@@ -95,13 +95,13 @@ def test_kill_and_resume_matches_uninterrupted_run(workspace, tiny_model_dir, sf
     slow = {"TUNEDECK_TEST_SLOW_STEP_S": "0.15"}
     run = _start_detached(workspace, tiny_model_dir, sft_data, 30, 10, slow)
     _wait_checkpoint(run, 10)
-    pid = read_status(run)["pid"]
+    pid = read_effective_status(run).pid
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: read_status(run)["state"] == C.CRASHED, timeout=30, what="crashed state")
+    wait_for(lambda: read_effective_status(run).state == C.CRASHED, timeout=30, what="crashed state")
     assert tunedeck("ls", "--json").stdout.count('"crashed"') == 1
     resumed = tunedeck("resume", run.name, check=True)
     assert "resumed from step 10" in resumed.stdout
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     ref_losses, losses = train_losses(ref), train_losses(run)
     assert sorted(losses) == sorted(ref_losses) == list(range(1, 31))
     for step in ref_losses:
@@ -110,7 +110,7 @@ def test_kill_and_resume_matches_uninterrupted_run(workspace, tiny_model_dir, sf
 
 def test_kill_during_checkpoint_save_resumes_from_previous(workspace, tiny_model_dir, sft_data):
     run = _start_detached(workspace, tiny_model_dir, sft_data, 30, 10, {"TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP": "20"})
-    wait_for(lambda: read_status(run)["state"] == C.CRASHED, timeout=120, what="the kill inside the save")
+    wait_for(lambda: read_effective_status(run).state == C.CRASHED, timeout=120, what="the kill inside the save")
     ckpts = {c.step: c.complete for c in list_checkpoints(run)}
     assert ckpts == {10: True, 20: False}  # the Trainer's files are there, the marker is not
     resumed = tunedeck("resume", run.name, check=True)
@@ -121,22 +121,22 @@ def test_kill_during_checkpoint_save_resumes_from_previous(workspace, tiny_model
 
 def test_stop_saves_a_final_checkpoint(workspace, tiny_model_dir, sft_data):
     run = _start_detached(workspace, tiny_model_dir, sft_data, 200, 100, {"TUNEDECK_TEST_SLOW_STEP_S": "0.1"})
-    wait_for(lambda: (read_status(run).get("step") or 0) >= 3, timeout=120, what="training to start")
+    wait_for(lambda: (read_effective_status(run).step or 0) >= 3, timeout=120, what="training to start")
     assert tunedeck("checkpoint", run.name, check=True).returncode == 0
     wait_for(lambda: any(e["kind"] == C.EV_CHECKPOINT for e in read_events(run)), timeout=60, what="checkpoint now")
     assert tunedeck("stop", run.name, "--wait", check=True).returncode == 0
-    status = read_status(run)
-    assert status["state"] == C.STOPPED
+    status = read_effective_status(run)
+    assert status.state == C.STOPPED
     last = list_checkpoints(run)[-1]
-    assert last.complete and last.step == status["step"] < 200
+    assert last.complete and last.step == status.step < 200
     assert len(list_checkpoints(run)) == 2
 
 
 def test_sigterm_is_a_stop(workspace, tiny_model_dir, sft_data):
     run = _start_detached(workspace, tiny_model_dir, sft_data, 200, 100, {"TUNEDECK_TEST_SLOW_STEP_S": "0.1"})
-    wait_for(lambda: (read_status(run).get("step") or 0) >= 2, timeout=120, what="training to start")
-    os.kill(read_status(run)["pid"], signal.SIGTERM)
-    wait_for(lambda: read_status(run)["state"] == C.STOPPED, timeout=60, what="stopped")
+    wait_for(lambda: (read_effective_status(run).step or 0) >= 2, timeout=120, what="training to start")
+    os.kill(read_effective_status(run).pid, signal.SIGTERM)
+    wait_for(lambda: read_effective_status(run).state == C.STOPPED, timeout=60, what="stopped")
     assert list_checkpoints(run)[-1].complete
 
 
@@ -144,7 +144,7 @@ def test_nan_stops_with_error_and_keeps_last_good_checkpoint(workspace, tiny_mod
     proc = tunedeck(*run_args(tiny_model_dir, sft_data, 30, 5), env={"TUNEDECK_TEST_NAN_AT_STEP": "8"})
     assert proc.returncode == 1
     run = run_dir_of(workspace, proc)
-    assert read_status(run)["state"] == C.FAILED
+    assert read_effective_status(run).state == C.FAILED
     errors = [e for e in read_events(run) if e["kind"] == C.EV_ERROR]
     assert len(errors) == 1 and errors[0]["code"] == "nan" and errors[0]["step"] == 8
     assert "step 8" in errors[0]["message"]
@@ -156,7 +156,7 @@ def test_nan_skip_policy_continues(workspace, tiny_model_dir, sft_data):
     proc = tunedeck(*run_args(tiny_model_dir, sft_data, 12, 6, "lora", "--set", "optim.nan_policy=skip"),
                     env={"TUNEDECK_TEST_NAN_AT_STEP": "4"}, check=True)
     run = run_dir_of(workspace, proc)
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     assert any(e.get("code") == "nan_skipped" and e["step"] == 4 for e in read_events(run))
 
 
@@ -169,23 +169,23 @@ def test_engine_outlives_the_launching_process_group(workspace, tiny_model_dir, 
     out = Path(f"{workspace}.out")
     run_id = wait_for(lambda: out.exists() and out.read_text().strip(), timeout=120, what="run id")
     run = find_run(workspace, run_id.splitlines()[0])
-    wait_for(lambda: (read_status(run).get("step") or 0) >= 1, timeout=120, what="training to start")
+    wait_for(lambda: (read_effective_status(run).step or 0) >= 1, timeout=120, what="training to start")
     pgid, sid = os.getpgid(shell.pid), os.getsid(shell.pid)
     os.killpg(pgid, signal.SIGHUP)
     os.killpg(pgid, signal.SIGKILL)
     shell.wait()
-    step = read_status(run)["step"]
-    wait_for(lambda: read_status(run)["step"] > step + 3, timeout=60, what="training to go on")
-    status = read_status(run)
-    assert status["state"] == C.RUNNING and pid_alive(status["pid"])
-    assert os.getpgid(status["pid"]) != pgid and os.getsid(status["pid"]) != sid
+    step = read_effective_status(run).step
+    wait_for(lambda: read_effective_status(run).step > step + 3, timeout=60, what="training to go on")
+    status = read_effective_status(run)
+    assert status.state == C.RUNNING and pid_alive(status.pid)
+    assert os.getpgid(status.pid) != pgid and os.getsid(status.pid) != sid
     tunedeck("stop", run.name, "--wait", check=True)
-    assert read_status(run)["state"] == C.STOPPED
+    assert read_effective_status(run).state == C.STOPPED
 
 
 def test_second_engine_on_a_run_is_refused(workspace, tiny_model_dir, sft_data):
     run = _start_detached(workspace, tiny_model_dir, sft_data, 300, 100, {"TUNEDECK_TEST_SLOW_STEP_S": "0.05"})
-    wait_for(lambda: read_status(run).get("step"), timeout=120, what="training to start")
+    wait_for(lambda: read_effective_status(run).step, timeout=120, what="training to start")
     second = subprocess.run([sys.executable, "-m", "tunedeck.engine.training.worker", str(run)], capture_output=True, text=True, cwd=ROOT)
     assert second.returncode == 3 and "another engine is already running" in second.stderr
     refused = tunedeck("resume", run.name)

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import find_run, read_status, request_control
+from tunedeck.engine.run.store import find_run, read_effective_status, request_control
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,9 @@ def test_eval_now_saves_a_checkpoint_and_runs_the_gate_on_it(workspace, tiny_mod
                     "--set", f"gate.golden={json.dumps(str(golden))}", "--set", "gate.max_new_tokens=8",
                     env={"TUNEDECK_TEST_SLOW_STEP_S": "0.3"}, check=True)
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
-    wait_for(lambda: (read_status(run).get("step") or 0) >= 2, timeout=300, what="a few training steps")
+    wait_for(lambda: (read_effective_status(run).step or 0) >= 2, timeout=300, what="a few training steps")
     request_control(run, C.CTL_EVAL)  # what the monitor's `e` writes
-    wait_for(lambda: read_status(run)["state"] not in C.LIVE_STATES, timeout=600, what="the run to end")
+    wait_for(lambda: read_effective_status(run).state not in C.LIVE_STATES, timeout=600, what="the run to end")
     events = read_events(run)
     asked = next(e["step"] for e in events if e["kind"] == C.EV_CONTROL and e.get("request") == C.CTL_EVAL)
     assert any(e["kind"] == C.EV_CHECKPOINT and e["step"] == asked for e in events)
@@ -34,4 +34,4 @@ def test_eval_now_saves_a_checkpoint_and_runs_the_gate_on_it(workspace, tiny_mod
     assert [r["checkpoint"] for r in rows] == [asked]  # gate.when = never: only the asked-for checkpoint
     summary = json.loads((run / "evals" / "gate.json").read_text())
     assert [r["checkpoint"] for r in summary["rows"]] == ["base", asked]
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED

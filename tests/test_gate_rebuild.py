@@ -13,6 +13,8 @@ from fixtures.make_gated_run import GATED
 from tunedeck.engine.gate.rebuild import serve_rebuild_requests, summarize_run
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import GateSummary, load_gate_summary, read_gate_summary, status_fields
+from tunedeck.engine.run.status import Status
+from tunedeck.engine.run.store import read_written_status
 
 
 def run_dir_of(tmp_path):
@@ -24,8 +26,8 @@ def gate_cli(run_dir, *args):
                            str(run_dir.parent.parent), run_dir.name, *args], capture_output=True, text=True, timeout=120)
 
 
-def status(run_dir) -> dict:
-    return json.loads((run_dir / C.STATUS_JSON).read_text())
+def status(run_dir) -> Status:
+    return read_written_status(run_dir)
 
 
 def test_the_typed_result_reads_and_writes_what_the_engine_wrote(tmp_path):
@@ -42,10 +44,10 @@ def test_choosing_through_the_engine_updates_gate_json_and_status(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = read_gate_summary(run_dir)
     assert summary.chosen.checkpoint == 300 and summary.chosen.note == "fewer words"
-    assert summary.shipped == 300 and status(run_dir)["gate_best"] == 300  # the runs list and the monitor agree
+    assert summary.shipped == 300 and status(run_dir).gate_best == 300  # the runs list and the monitor agree
     assert gate_cli(run_dir, "--choose", "none").returncode == 0
     assert read_gate_summary(run_dir).chosen is None
-    assert status(run_dir)["gate_best"] == status_fields(load_gate_summary(run_dir))["gate_best"]
+    assert status(run_dir).gate_best == status_fields(load_gate_summary(run_dir))["gate_best"]
     bad = gate_cli(run_dir, "--choose", "12345")
     assert bad.returncode == 2 and "checkpoint-12345 has no gate results" in bad.stderr
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import kill_engines, read_events, tunedeck
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_grpo_trains_checkpoints_resumes_and_is_gated_with_rewards_from_the_chec
     run, first, resumed = grpo_run
     assert "training: 8 steps" in first.stdout and "reward" in first.stdout
     assert "resumed from step 4" in resumed.stdout, resumed.stdout + resumed.stderr
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     assert [(c.step, c.complete) for c in list_checkpoints(run)] == [(4, True), (8, True)]
     assert (run / "checkpoints/checkpoint-8/adapter_model.safetensors").exists()
     events = read_events(run)

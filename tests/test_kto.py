@@ -11,7 +11,7 @@ import pytest
 from conftest import read_events, tunedeck
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.data.dataset import DatasetError, load_dataset
-from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 
 Q = {"role": "user", "content": "Name a primary colour."}
 GOOD = {"role": "assistant", "content": "Red."}
@@ -120,8 +120,8 @@ def test_kto_lora_trains_checkpoints_and_gates(workspace, tmp_path, tiny_model_d
                     "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0")
     assert proc.returncode == 0, proc.stderr
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
-    status = read_status(run)
-    assert status["state"] == C.COMPLETED and status["step"] == 4
+    status = read_effective_status(run)
+    assert status.state == C.COMPLETED and status.step == 4
     assert [(c.step, c.complete) for c in list_checkpoints(run)] == [(2, True), (4, True)]
     assert (run / "checkpoints/checkpoint-4/adapter_model.safetensors").exists()
     events = read_events(run)
@@ -140,7 +140,7 @@ def test_kto_full_fine_tuning(workspace, tiny_model_dir, kto_data):
                     "--set", "checkpoints.save_steps=2", "--set", "checkpoints.eval_steps=2", "--set", "gate.when=\"never\"")
     assert proc.returncode == 0, proc.stderr
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     ckpt = list_checkpoints(run)[-1]
     assert ckpt.complete and (ckpt.path / "model.safetensors").exists()
 

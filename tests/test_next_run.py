@@ -144,7 +144,7 @@ def test_run_from_trains_on_the_parents_data_plus_its_fixes_and_records_the_pare
 
 
 def test_show_names_the_parent(tmp_path):
-    from tunedeck.engine.run.store import write_status
+    from tunedeck.engine.run.status_writer import write_status
 
     ws = tmp_path / "ws"
     parent = fake_parent(ws, write_jsonl(tmp_path / "base.jsonl", [chat("q1", "a1")]))

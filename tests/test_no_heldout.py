@@ -10,7 +10,7 @@ from conftest import read_events, tunedeck
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_schema import Profile
 from tunedeck.engine.scheduling.preflight import no_heldout_warning
-from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 from tunedeck.engine.data.prepare import PreparedData
 
 FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
@@ -48,8 +48,8 @@ def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path
     assert proc.returncode == 0, proc.stderr
     assert "no held-out split (data.val_fraction = 0 and no data.eval_file)" in proc.stderr
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
-    status = read_status(run)
-    assert status["state"] == C.COMPLETED and status["step"] == 6
+    status = read_effective_status(run)
+    assert status.state == C.COMPLETED and status.step == 6
     assert [(c.step, c.complete) for c in list_checkpoints(run)] == [(3, True), (6, True)]
     kinds = [e["kind"] for e in read_events(run)]
     assert C.EV_EVAL not in kinds and C.EV_ERROR not in kinds
@@ -71,7 +71,7 @@ def test_a_split_that_comes_out_empty_trains_and_skips_the_gate_with_a_notice(wo
     assert "no held-out split (only 1 valid row: too few to hold any out at data.val_fraction = 0.1)" in proc.stderr
     assert "the eval gate will be skipped" in proc.stderr
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     events = read_events(run)
     skipped = [e for e in events if e["kind"] == C.EV_WARNING and e.get("code") == "gate_skipped"]
     assert len(skipped) == 1 and "no held-out rows" in skipped[0]["message"]

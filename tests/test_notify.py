@@ -51,7 +51,7 @@ def test_a_failing_or_hanging_command_is_a_warning(tmp_path):
 
 
 def test_the_app_rings_when_a_run_it_watches_ends(tmp_path):
-    from tunedeck.engine.run.store import write_status
+    from tunedeck.engine.run.status_writer import write_status
 
     ws = copy_workspace(tmp_path / "ws", live=(RUNNING,))
 
@@ -92,7 +92,7 @@ def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
     from tunedeck.engine.config.profile_loading import build_profile
     from tunedeck.engine.observe.notify import notify_gate_verdict
     from tunedeck.engine.run.record import RunRecord, write_run_record
-    from tunedeck.engine.run.store import write_status
+    from tunedeck.engine.run.status_writer import write_status
 
     run_dir = tmp_path / "runs" / "20250101-000000-r-0001"
     run_dir.mkdir(parents=True)

@@ -23,7 +23,7 @@ from tunedeck.engine.scheduling.run_queue import (
     slots_for,
     try_lock_slots,
 )
-from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_effective_status
 
 FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
         "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "gate.when=never"]
@@ -79,20 +79,20 @@ def test_a_run_waits_only_for_earlier_runs_that_want_its_slots():
 @pytest.mark.slow
 def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_model_dir, sft_data):
     first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 8), "--queue", "--detach", env=SLOW))
-    wait_for(lambda: read_status(first)["state"] == C.RUNNING, what="the first run to start")
+    wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     second = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW))
-    status = wait_for(lambda: (s := read_status(second)).get("queue_position") and s, what="the second run to wait")
-    assert status["state"] == C.QUEUED and pid_alive(status["pid"])
-    assert f"waiting for the CPU slot (run {first.name})" in status["message"]
+    status = wait_for(lambda: (s := read_effective_status(second)).queue_position and s, what="the second run to wait")
+    assert status.state == C.QUEUED and pid_alive(status.pid)
+    assert f"waiting for the CPU slot (run {first.name})" in status.message
     listed = tunedeck("queue", "--json", check=True).stdout
     assert f'"id": "{second.name}"' in listed and '"position": 1' in listed and first.name not in listed.split('"waiting_for"')[0]
-    waiter_pid = status["pid"]
+    waiter_pid = status.pid
 
-    wait_for(lambda: read_status(second)["state"] == C.COMPLETED, timeout=300, what="the second run to finish")
-    a, b = read_status(first), read_status(second)
-    assert a["state"] == C.COMPLETED
-    assert b["started"] >= a["finished"]  # one after the other: never two runs in the slot at once
-    assert b["pid"] == waiter_pid  # the waiter became the engine (exec): no gap a reader could see as a crash
+    wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the second run to finish")
+    a, b = read_effective_status(first), read_effective_status(second)
+    assert a.state == C.COMPLETED
+    assert b.started >= a.finished  # one after the other: never two runs in the slot at once
+    assert b.pid == waiter_pid  # the waiter became the engine (exec): no gap a reader could see as a crash
     assert [e["state"] for e in read_events(second) if e["kind"] == C.EV_STATE] == [C.QUEUED, C.RUNNING]
     assert list_checkpoints(second)[-1].complete
     assert tunedeck("queue", check=True).stdout.strip() == "the queue is empty"
@@ -101,30 +101,30 @@ def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_mode
 @pytest.mark.slow
 def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data):
     first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW))
-    wait_for(lambda: read_status(first)["state"] == C.RUNNING, what="the first run to start")
+    wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     second = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW))
-    wait_for(lambda: read_status(second).get("queue_position"), what="the second run to wait")
+    wait_for(lambda: read_effective_status(second).queue_position, what="the second run to wait")
     out = tunedeck("stop", second.name, "--wait", check=True).stdout
     assert f"run {second.name}: stopped" in out
-    status = read_status(second)
-    assert status["state"] == C.STOPPED and status["message"] == CANCELLED_MESSAGE
+    status = read_effective_status(second)
+    assert status.state == C.STOPPED and status.message == CANCELLED_MESSAGE
     assert list_checkpoints(second) == [] and not any(e["kind"] == C.EV_RUN_STARTED for e in read_events(second))
     assert queue_entries(workspace) == []
-    assert read_status(first)["state"] == C.RUNNING  # the running run is not touched
+    assert read_effective_status(first).state == C.RUNNING  # the running run is not touched
 
     # a cancelled run can be queued again: it waits behind the running one as before
     tunedeck("resume", second.name, "--queue", "--detach", env=SLOW, check=True)
-    status = wait_for(lambda: (s := read_status(second)).get("queue_position") and s.get("pid") and s, what="queued again")
-    assert status["state"] == C.QUEUED and f"(run {first.name})" in status["message"]
+    status = wait_for(lambda: (s := read_effective_status(second)).queue_position and s.pid and s, what="queued again")
+    assert status.state == C.QUEUED and f"(run {first.name})" in status.message
     tunedeck("stop", first.name, "--wait", check=True)
-    wait_for(lambda: read_status(second)["state"] == C.COMPLETED, timeout=300, what="the resumed run to run")
-    assert read_status(second)["started"] >= read_status(first)["finished"]
+    wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the resumed run to run")
+    assert read_effective_status(second).started >= read_effective_status(first).finished
 
 
 @pytest.mark.slow
 def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_model_dir, sft_data):
     first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 10), "--queue", "--detach", env=SLOW))
-    wait_for(lambda: read_status(first)["state"] == C.RUNNING, what="the first run to start")
+    wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     # `tunedeck run --queue` without --detach follows the queued run in its terminal; then the terminal goes away
     out = Path(f"{workspace}.out")
     args = " ".join(run_args(tiny_model_dir, sft_data, "second")) + " --queue"
@@ -134,13 +134,13 @@ def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_m
     wait_for(lambda: err.exists() and "waiting for its GPUs" in err.read_text(), what="the run to queue")
     run_id = out.read_text().split()[0]
     second = find_run(workspace, run_id)
-    waiter = wait_for(lambda: read_status(second).get("queue_position") and read_status(second)["pid"], what="the waiter")
+    waiter = wait_for(lambda: read_effective_status(second).queue_position and read_effective_status(second).pid, what="the waiter")
     os.killpg(os.getpgid(shell.pid), signal.SIGHUP)
     os.killpg(os.getpgid(shell.pid), signal.SIGKILL)
     shell.wait()
-    assert read_status(second)["state"] == C.QUEUED and pid_alive(waiter)
-    wait_for(lambda: read_status(second)["state"] == C.COMPLETED, timeout=300, what="the queued run to run anyway")
-    assert read_status(second)["started"] >= read_status(first)["finished"]
+    assert read_effective_status(second).state == C.QUEUED and pid_alive(waiter)
+    wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the queued run to run anyway")
+    assert read_effective_status(second).started >= read_effective_status(first).finished
 
 
 @pytest.mark.slow
@@ -155,26 +155,26 @@ def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_m
         assert not list((workspace / "runs").glob("*plain*"))  # refused before a run exists
         queued = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "queued"), *gpu, "--queue", "--detach",
                                               env=SLOW))
-        status = wait_for(lambda: (s := read_status(queued)).get("queue_position") and s, what="the run to wait")
-        assert "waiting for GPU 7 (run someone-else)" in status["message"]
+        status = wait_for(lambda: (s := read_effective_status(queued)).queue_position and s, what="the run to wait")
+        assert "waiting for GPU 7 (run someone-else)" in status.message
         tunedeck("stop", queued.name, "--wait", check=True)
         refused = tunedeck("resume", queued.name)  # a resume is refused the same way, before any engine starts
         assert refused.returncode == 2 and "GPU 7 is in use by run someone-else" in refused.stderr
-        assert read_status(queued)["state"] == C.STOPPED
+        assert read_effective_status(queued).state == C.STOPPED
         tunedeck("resume", queued.name, "--queue", "--detach", env=SLOW, check=True)
-        wait_for(lambda: read_status(queued).get("queue_position"), what="queued again")
+        wait_for(lambda: read_effective_status(queued).queue_position, what="queued again")
     finally:
         release_slots(held)
-    wait_for(lambda: read_status(queued)["state"] == C.COMPLETED, timeout=300, what="the run to start once the GPU is free")
+    wait_for(lambda: read_effective_status(queued).state == C.COMPLETED, timeout=300, what="the run to start once the GPU is free")
 
 
 @pytest.mark.slow
 def test_a_killed_waiter_reads_as_crashed_and_leaves_the_queue(workspace, tiny_model_dir, sft_data):
     first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW))
-    wait_for(lambda: read_status(first)["state"] == C.RUNNING, what="the first run to start")
+    wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     second = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW))
-    pid = wait_for(lambda: read_status(second).get("queue_position") and read_status(second)["pid"], what="the waiter")
+    pid = wait_for(lambda: read_effective_status(second).queue_position and read_effective_status(second).pid, what="the waiter")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: read_status(second)["state"] == C.CRASHED, timeout=30, what="crashed")
+    wait_for(lambda: read_effective_status(second).state == C.CRASHED, timeout=30, what="crashed")
     assert queue_entries(workspace) == []
     tunedeck("stop", first.name, "--wait", check=True)

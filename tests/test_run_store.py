@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -23,12 +24,14 @@ from tunedeck.engine.run.store import (
     is_locked,
     latest_complete_checkpoint,
     list_checkpoints,
-    read_status,
+    read_effective_status,
+    read_written_status,
     request_control,
     sanitize_name,
     take_control_requests,
-    write_status,
 )
+from tunedeck.engine.run.status import Status
+from tunedeck.engine.run.status_writer import write_status
 
 
 def test_event_log_tail_and_torn_line(tmp_path):
@@ -70,27 +73,48 @@ def test_garbage_lines_are_skipped(tmp_path):
 def test_status_is_atomic_and_private(tmp_path):
     run = create_run_dir(tmp_path, "x")
     write_status(run, state=C.COMPLETED, step=3)
-    assert read_status(run)["state"] == C.COMPLETED
+    assert read_effective_status(run).state == C.COMPLETED
     assert oct(os.stat(run).st_mode & 0o777) == "0o700"
     assert oct(os.stat(run / C.STATUS_JSON).st_mode & 0o777) == "0o600"
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_status_one_writer_keeps_other_fields_and_refuses_a_key_it_does_not_define(tmp_path):
+    run = create_run_dir(tmp_path, "x")
+    write_status(run, state=C.QUEUED, name="x", pid=None)
+    write_status(run, step=3)
+    assert json.loads((run / C.STATUS_JSON).read_text()).keys() == {"state", "name", "step", "updated"}  # only what is set
+    with pytest.raises(TypeError, match="'stpe'"):
+        write_status(run, stpe=4)  # a misspelt field never reaches the file
+    written = read_written_status(run)
+    assert (written.state, written.name, written.step) == (C.QUEUED, "x", 3)
+
+
+def test_status_reads_files_of_earlier_versions_and_torn_values(tmp_path):
+    old = {"state": "running", "pid": "12", "step": True, "loss": 1, "gate_scores": [], "retired_key": 1}
+    status = Status.from_dict(old)
+    assert (status.state, status.pid, status.step, status.loss, status.gate_scores) == ("running", None, None, 1, None)
+    assert Status.from_dict([1, 2]) == Status() and Status().to_dict() == {}
+    assert Status.from_dict(status.to_dict()) == status
+    (tmp_path / C.STATUS_JSON).write_text('{"state": "runn')  # torn
+    assert read_written_status(tmp_path) == Status()
+
+
 def test_crashed_when_pid_is_gone(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
-    status = {"state": C.RUNNING, "pid": proc.pid, "host": socket.gethostname(), "updated": time.time()}
+    status = Status(state=C.RUNNING, pid=proc.pid, host=socket.gethostname(), updated=time.time())
     assert effective_state(status) == C.CRASHED
-    alive = {"state": C.RUNNING, "pid": os.getpid(), "host": socket.gethostname(), "updated": time.time()}
+    alive = Status(state=C.RUNNING, pid=os.getpid(), host=socket.gethostname(), updated=time.time())
     assert effective_state(alive) == C.RUNNING
 
 
 def test_crashed_when_heartbeat_stale_on_other_host():
-    status = {"state": C.RUNNING, "pid": 1, "host": "elsewhere", "heartbeat": time.time() - 3600}
+    status = Status(state=C.RUNNING, pid=1, host="elsewhere", heartbeat=time.time() - 3600)
     assert effective_state(status) == C.CRASHED
-    fresh = dict(status, heartbeat=time.time())
+    fresh = replace(status, heartbeat=time.time())
     assert effective_state(fresh) == C.RUNNING
-    assert effective_state({"state": C.COMPLETED}) == C.COMPLETED
+    assert effective_state(Status(state=C.COMPLETED)) == C.COMPLETED
 
 
 def test_lock_refuses_second_engine(tmp_path):

@@ -13,7 +13,7 @@ from tunedeck.engine.config.profile_schema import GateConfig
 from tunedeck.engine.gate.rules import base_row, judge_checkpoint
 from tunedeck.engine.gate.best_checkpoint import summarize
 from tunedeck.engine.run.gate_result import write_gate_summary
-from tunedeck.engine.run.store import write_status
+from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.scheduling.sweep import (
     SweepError,
     SweepRecord,

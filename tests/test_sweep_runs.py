@@ -10,7 +10,7 @@ import pytest
 from conftest import read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.scheduling.run_queue import CANCELLED_MESSAGE
-from tunedeck.engine.run.store import list_checkpoints, read_status
+from tunedeck.engine.run.store import list_checkpoints, read_effective_status
 from tunedeck.engine.scheduling.sweep import load_record
 
 pytestmark = pytest.mark.slow
@@ -40,10 +40,10 @@ def test_a_two_point_sweep_runs_one_after_another_and_is_ranked_by_the_gate(work
     assert proc.returncode == 0, proc.stderr
     first, second = runs_of(workspace, "lr")
     assert first.name.split("-")[2:4] == ["lr", "1"] and second.name.split("-")[2:4] == ["lr", "2"]
-    a, b = read_status(first), read_status(second)
-    assert a["state"] == b["state"] == C.COMPLETED
-    assert b["started"] >= a["finished"]  # one run at a time on a machine without a GPU
-    assert a["sweep"] == "lr" and a["sweep_params"] == {"optim.learning_rate": "1e-3"}
+    a, b = read_effective_status(first), read_effective_status(second)
+    assert a.state == b.state == C.COMPLETED
+    assert b.started >= a.finished  # one run at a time on a machine without a GPU
+    assert a.sweep == "lr" and a.sweep_params == {"optim.learning_rate": "1e-3"}
     record = (workspace / "sweeps" / "lr.toml").read_text()
     assert 'profile = "demo-cpu"' in record and first.name in record and second.name in record
 
@@ -76,10 +76,10 @@ def test_a_failing_run_does_not_stop_the_sweep(workspace, tiny_model_dir, sft_da
                     env={**QUICK, "TUNEDECK_TEST_NAN_AT_STEP": "3"}, timeout=600)
     failed, survived = runs_of(workspace, "nan")
     assert proc.returncode == 0, proc.stderr  # one run completed: the sweep has an answer
-    assert read_status(failed)["state"] == C.FAILED
+    assert read_effective_status(failed).state == C.FAILED
     assert any(e["kind"] == C.EV_ERROR and e.get("code") == "nan" for e in read_events(failed))
-    assert read_status(survived)["state"] == C.COMPLETED
-    assert read_status(survived)["started"] >= read_status(failed)["finished"]
+    assert read_effective_status(survived).state == C.COMPLETED
+    assert read_effective_status(survived).started >= read_effective_status(failed).finished
     shown = json.loads(tunedeck("sweep", "show", "nan", "--json", check=True).stdout)
     assert [r["state"] for r in shown["runs"]] == [C.FAILED, C.COMPLETED]  # no gate ran: sweep order
     assert shown["sentence"] == "no run has gate results yet"
@@ -92,16 +92,16 @@ def test_stopping_a_sweep_stops_the_running_run_and_cancels_the_queued(workspace
                     env={**QUICK, "TUNEDECK_TEST_SLOW_STEP_S": "0.1"})
     assert proc.returncode == 0, proc.stderr
     running, *queued = runs_of(workspace, "long")
-    wait_for(lambda: (read_status(running).get("step") or 0) >= 2, timeout=180, what="the first run to train")
-    assert [read_status(q)["state"] for q in queued] == [C.QUEUED, C.QUEUED]
+    wait_for(lambda: (read_effective_status(running).step or 0) >= 2, timeout=180, what="the first run to train")
+    assert [read_effective_status(q).state for q in queued] == [C.QUEUED, C.QUEUED]
     listed = json.loads(tunedeck("queue", "--json", check=True).stdout)
     assert [(e["id"], e["position"], e["sweep"]) for e in listed] == [(queued[0].name, 1, "long"), (queued[1].name, 2, "long")]
     out = tunedeck("stop", "long", "--wait", check=True).stdout
     assert "sweep long: cancelling 2 queued run(s), stopping 1 running" in out
-    status = read_status(running)
-    assert status["state"] == C.STOPPED and list_checkpoints(running)[-1].complete and status["step"] < 200
+    status = read_effective_status(running)
+    assert status.state == C.STOPPED and list_checkpoints(running)[-1].complete and status.step < 200
     for q in queued:
-        assert read_status(q)["state"] == C.STOPPED and read_status(q)["message"] == CANCELLED_MESSAGE
+        assert read_effective_status(q).state == C.STOPPED and read_effective_status(q).message == CANCELLED_MESSAGE
         assert list_checkpoints(q) == []
     assert tunedeck("queue", check=True).stdout.strip() == "the queue is empty"
 
@@ -129,4 +129,4 @@ def test_a_slurm_sweep_writes_one_job_array(workspace, tiny_model_dir, sft_data)
     assert "#SBATCH --array=0-1%1" in script and "#SBATCH --partition=gpu" in script
     assert all(str(r) in script for r in runs)
     for r in runs:  # waiting in Slurm's queue is not a crash, however long it takes
-        assert read_status(r)["state"] == C.QUEUED and read_status(r)["slurm_script"].endswith("arr.sbatch")
+        assert read_effective_status(r).state == C.QUEUED and read_effective_status(r).slurm_script.endswith("arr.sbatch")

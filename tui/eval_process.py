@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventReader
-from tunedeck.engine.run.store import is_locked, pid_alive, read_status
+from tunedeck.engine.run.store import is_locked, pid_alive, read_effective_status
 
 from .eval_progress import EvalProgress
 
@@ -49,7 +49,7 @@ class EvalProcess:
         reader = EventReader(self.run_dir / C.EVENTS_JSONL, self.offset)
         start = reader.offset
         events = reader.read_new()
-        return EvalReading(start, reader.offset, events, is_locked(self.run_dir), read_status(self.run_dir)["state"])
+        return EvalReading(start, reader.offset, events, is_locked(self.run_dir), read_effective_status(self.run_dir).state)
 
     def apply(self, reading: EvalReading) -> bool:
         """On the event loop: take in a reading; True when an evaluation that was running has ended."""

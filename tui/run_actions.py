@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import is_locked, read_status, request_control
+from tunedeck.engine.run.store import is_locked, read_effective_status, request_control
 
 from .messages import RunActionDone
 from .screens.confirm import ConfirmScreen
@@ -34,7 +34,7 @@ def sweep_stop_question(name: str, queued: int, running: int) -> ConfirmScreen:
 
 def stop(run_dir: Path) -> RunActionDone:
     """Ask the run's engine to stop (a queued run leaves the queue)."""
-    queued = read_status(run_dir)["state"] == C.QUEUED
+    queued = read_effective_status(run_dir).state == C.QUEUED
     request_control(run_dir, C.CTL_STOP)
     return RunActionDone(run_dir.name, "stop", True, f"Cancelling queued run {run_dir.name}." if queued else
                          f"Stop requested for {run_dir.name}: it saves a checkpoint, then stops.")
@@ -59,7 +59,7 @@ def resume(run_dir: Path) -> RunActionDone:
     """Start a detached engine that continues the run from its latest complete checkpoint."""
     from tunedeck.engine.scheduling.launch import spawn_detached
 
-    state = read_status(run_dir)["state"]
+    state = read_effective_status(run_dir).state
     if state not in C.RESUMABLE_STATES or is_locked(run_dir):
         return RunActionDone(run_dir.name, "resume", False,
                              f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume.")

@@ -16,15 +16,15 @@ Outcome = tuple[str, str | None]  # (state, gate verdict)
 
 
 def read_outcomes(workspace: Path) -> dict[str, Outcome]:
-    from tunedeck.engine.run.store import list_runs, read_status
+    from tunedeck.engine.run.store import list_runs, read_effective_status
 
     out = {}
     for run_dir in list_runs(workspace):
         try:
-            status = read_status(run_dir)
+            status = read_effective_status(run_dir)
         except (OSError, ValueError):
             continue
-        out[run_dir.name] = (status.get("state") or "", status.get("gate_verdict"))
+        out[run_dir.name] = (status.state or "", status.gate_verdict)
     return out
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import GateSummary, gate_json_path, read_gate_summary
-from tunedeck.engine.run.store import Checkpoint, list_checkpoints, read_status_file
+from tunedeck.engine.run.store import Checkpoint, list_checkpoints, read_written_status
 from tunedeck.engine.run.summary import run_row
 
 from .chunked_event_reader import CHUNK_BYTES, ChunkedEventReader
@@ -49,8 +49,8 @@ class RunFollower:
         if now >= self._next_status or prompt:
             self._next_status = now + self.status_every_s
             row = run_row(self.run_dir)
-            status = read_status_file(self.run_dir)
-            row["pid"], row["host"] = status.get("pid"), status.get("host")
+            status = read_written_status(self.run_dir)
+            row["pid"], row["host"] = status.pid, status.host
             update.row = row
             update.checkpoints = list_checkpoints(self.run_dir)
             update.gate_file = self._gate_if_changed()

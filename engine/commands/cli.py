@@ -14,7 +14,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import (
     find_run,
     is_locked,
-    read_status,
+    read_effective_status,
     request_control,
     resolve_workspace,
 )
@@ -75,7 +75,7 @@ def cmd_run(args) -> int:
 
         return start_queued(run_dir, detach=args.detach)
     if args.slurm:
-        from tunedeck.engine.run.store import write_status
+        from tunedeck.engine.run.status_writer import write_status
         from tunedeck.engine.scheduling.slurm import write_and_submit
 
         res = pre.profile.resources
@@ -104,7 +104,7 @@ def cmd_resume(args) -> int:
     from tunedeck.engine.scheduling.launch import spawn_attached, spawn_detached
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
-    state = read_status(run_dir)["state"]
+    state = read_effective_status(run_dir).state
     if state in C.LIVE_STATES or is_locked(run_dir):
         raise UserError(f"run {run_dir.name} is {state}; only stopped, crashed or failed runs resume")
     if state == C.COMPLETED and not args.force:
@@ -133,15 +133,15 @@ def cmd_resume(args) -> int:
 
 def _control(args, kind: str, verb: str) -> int:
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
-    state = read_status(run_dir)["state"]
+    state = read_effective_status(run_dir).state
     if state not in C.LIVE_STATES:
         raise UserError(f"run {run_dir.name} is {state}, not running")
     request_control(run_dir, kind)
     print(f"{verb} requested for {run_dir.name}")
     if getattr(args, "wait", False):
-        while read_status(run_dir)["state"] in C.LIVE_STATES:
+        while read_effective_status(run_dir).state in C.LIVE_STATES:
             time.sleep(0.3)
-        print(f"run {run_dir.name}: {read_status(run_dir)['state']}")
+        print(f"run {run_dir.name}: {read_effective_status(run_dir).state}")
     return 0
 
 
@@ -251,7 +251,7 @@ def cmd_logs(args) -> int:
             sys.stdout.flush()
         if not args.follow:
             return 0
-        if read_status(run_dir)["state"] not in C.LIVE_STATES and not is_locked(run_dir):
+        if read_effective_status(run_dir).state not in C.LIVE_STATES and not is_locked(run_dir):
             return 0
         try:
             time.sleep(0.5)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import is_locked, read_status, request_control
+from tunedeck.engine.run.store import is_locked, read_effective_status, request_control
 
 
 def fmt_num(x, spec=".4f") -> str:
@@ -74,7 +74,7 @@ def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int
                     print(line, flush=True)
                 if ev.get("kind") == C.EV_DONE:
                     return ev.get("state", C.FAILED)
-            state = read_status(run_dir)["state"]
+            state = read_effective_status(run_dir).state
             ended = gone()
             if (state in C.FINAL_STATES or ended) and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
                 for ev in reader.read_new():

@@ -19,10 +19,10 @@ from tunedeck.engine.run.store import (
     engine_owns,
     find_run,
     is_locked,
-    read_status,
+    read_effective_status,
     resolve_workspace,
-    write_status,
 )
+from tunedeck.engine.run.status_writer import write_status
 
 
 def parse_checkpoints(text: str | None) -> str | list[int]:
@@ -237,7 +237,7 @@ def cmd_eval(args) -> int:
     from tunedeck.engine.gate.generate import PromptError
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
-    state = read_status(run_dir)["state"]
+    state = read_effective_status(run_dir).state
     if state in C.LIVE_STATES or is_locked(run_dir):
         raise UserError(f"run {run_dir.name} is {state}: evaluate it once training has ended "
                           "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import read_status, resolve_workspace, runs_root, write_status
+from tunedeck.engine.run.store import read_effective_status, resolve_workspace, runs_root
+from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.scheduling.sweep import (
     SweepError,
     SweepRecord,
@@ -121,7 +122,7 @@ def follow_sweep(ws: Path, record: SweepRecord) -> int:
     seen: dict[str, str] = {}
     try:
         while True:
-            states = {r.id: read_status(runs_root(ws) / r.id)["state"] for r in record.runs}
+            states = {r.id: read_effective_status(runs_root(ws) / r.id).state for r in record.runs}
             for rid, state in states.items():
                 if seen.get(rid) != state:
                     seen[rid] = state
@@ -200,10 +201,10 @@ def stop_sweep(args) -> bool:
     queued, running = stop_sweep_runs(ws, record)
     print(f"sweep {record.name}: cancelling {len(queued)} queued run(s), stopping {len(running)} running")
     if getattr(args, "wait", False):
-        while any(read_status(runs_root(ws) / rid)["state"] in C.LIVE_STATES for rid in queued + running):
+        while any(read_effective_status(runs_root(ws) / rid).state in C.LIVE_STATES for rid in queued + running):
             time.sleep(0.3)
         for rid in queued + running:
-            print(f"run {rid}: {read_status(runs_root(ws) / rid)['state']}")
+            print(f"run {rid}: {read_effective_status(runs_root(ws) / rid).state}")
     return True
 
 

@@ -18,7 +18,7 @@ from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.gate_result import load_gate_summary
 from tunedeck.engine.gate.rebuild import summarize_run
 from tunedeck.engine.gate.records import evaluated_steps
-from tunedeck.engine.run.store import EngineLock, RunLocked, list_checkpoints, read_status
+from tunedeck.engine.run.store import EngineLock, RunLocked, list_checkpoints, read_effective_status
 
 
 class CheckpointProtected(ValueError):
@@ -47,7 +47,7 @@ def delete_checkpoint(run_dir: Path, step: int) -> Path:
     why = protected_steps(run_dir).get(step)
     if why:
         raise CheckpointProtected(f"checkpoint-{step} is kept: {why}")
-    state = read_status(run_dir)["state"]
+    state = read_effective_status(run_dir).state
     if state in C.LIVE_STATES:
         raise CheckpointProtected(f"run {run_dir.name} is {state}: delete checkpoints once the engine has stopped")
     try:

@@ -67,7 +67,7 @@ def rebuild(run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", u
     to the app's request after a review label or a choice; None when the gate has not run.
     `update_status`: how status fields are written (a live engine's StatusWriter.update; default: write_status)."""
     from tunedeck.engine.run.gate_result import status_fields
-    from tunedeck.engine.run.store import write_status
+    from tunedeck.engine.run.status_writer import write_status
 
     with _one_rebuild_at_a_time(run_dir):
         if choose is not KEEP:

@@ -50,12 +50,12 @@ def run_notify_command(command: str, run_dir: Path, state: str, verdict: str | N
 def notify_gate_verdict(run_dir: Path, summary: dict | None, events=None) -> None:
     """After `tunedeck eval` (the app's e, or by hand): the run's state with the gate's new verdict."""
     from tunedeck.engine.run.record import load_run_record
-    from tunedeck.engine.run.store import read_status_file
+    from tunedeck.engine.run.store import read_written_status
 
     try:
         command = load_run_record(run_dir).profile.notify.command
     except Exception:  # noqa: BLE001 - an unreadable record has no command to run
         return
     if command and summary:
-        state = read_status_file(run_dir).get("state") or ""
+        state = read_written_status(run_dir).state or ""
         run_notify_command(command, run_dir, state, summary.get("verdict"), summary.get("sentence") or "", events)

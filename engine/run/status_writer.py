@@ -1,16 +1,38 @@
-"""The engine's status.json: replaced atomically, refreshed by a heartbeat thread."""
+"""The one writer of status.json (write_status), and the engine's StatusWriter with its heartbeat thread."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import write_status
+from tunedeck.engine.run.atomic_io import write_json_atomic
+from tunedeck.engine.run.status import FIELDS, Status
+from tunedeck.engine.run.store import read_written_status
+
+
+def write_status(run_dir: Path, **fields: Any) -> Status:
+    """Set some fields of status.json, keeping the others; every write goes through here. The launcher and the
+    engine both write it (the pid it was started with, then the engine's state): each read-update-replace holds
+    a lock so neither undoes the other, and the file is replaced atomically. A key Status does not define is
+    refused (TypeError, as for an unknown keyword): a misspelt field never reaches the file."""
+    unknown = sorted(set(fields) - FIELDS)
+    if unknown:
+        raise TypeError(f"status.json has no field {', '.join(map(repr, unknown))} (engine/run/status.py)")
+    fd = os.open(Path(run_dir) / C.STATUS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        status = replace(read_written_status(run_dir), **{**fields, "updated": time.time()})
+        write_json_atomic(Path(run_dir) / C.STATUS_JSON, status.to_dict())
+    finally:
+        os.close(fd)  # closing releases the lock
+    return status
 
 
 def process_start_time(pid: int) -> float | None:

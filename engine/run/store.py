@@ -11,12 +11,13 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import make_private_dir, write_json_atomic
+from tunedeck.engine.run.status import Status
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -104,34 +105,19 @@ def find_run(workspace: Path, ref: str) -> Path:
 
 
 def _run_name(run_dir: Path) -> str | None:
-    status = read_status_file(run_dir)
-    return status.get("name") if status else None
+    return read_written_status(run_dir).name
 
 
-# ---- status ---------------------------------------------------------------------------------
+# ---- status (its one writer: engine/run/status_writer.py) ------------------------------------
 
-def read_status_file(run_dir: Path) -> dict[str, Any]:
+def read_written_status(run_dir: Path) -> Status:
+    """status.json as its writers left it (its state may be a live one whose engine is gone); an empty
+    Status when the file is missing or torn."""
     try:
         with open(Path(run_dir) / C.STATUS_JSON, "rb") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
+            return Status.from_dict(json.load(f))
     except (FileNotFoundError, ValueError, UnicodeDecodeError):
-        return {}
-
-
-def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Update some fields of status.json. The launcher and the engine both write it (the pid it was
-    started with, then the engine's state): each read-update-replace holds a lock so neither undoes the other."""
-    fd = os.open(Path(run_dir) / C.STATUS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        status = read_status_file(run_dir)
-        status.update(fields)
-        status["updated"] = time.time()
-        write_json_atomic(Path(run_dir) / C.STATUS_JSON, status)
-    finally:
-        os.close(fd)  # closing releases the lock
-    return status
+        return Status()
 
 
 def pid_alive(pid: int | None, started: float | None = None) -> bool:
@@ -156,30 +142,31 @@ def pid_alive(pid: int | None, started: float | None = None) -> bool:
     return True
 
 
-def effective_state(status: dict[str, Any], now: float | None = None) -> str:
+def effective_state(status: Status, now: float | None = None) -> str:
     """The state a reader should show: a live state whose engine is gone is 'crashed'."""
-    state = status.get("state") or C.QUEUED
+    state = status.state or C.QUEUED
     if state not in C.LIVE_STATES:
         return state
-    if state == C.QUEUED and status.get("slurm_script"):
+    if state == C.QUEUED and status.slurm_script:
         return state  # waiting in Slurm's queue: no local process or heartbeat to judge it by
     now = time.time() if now is None else now
-    if status.get("host") == socket.gethostname():
-        if status.get("pid") and not pid_alive(status.get("pid"), status.get("pid_started")):
+    if status.host == socket.gethostname():
+        if status.pid and not pid_alive(status.pid, status.pid_started):
             return C.CRASHED
-        if not status.get("pid") and now - status.get("updated", now) > C.HEARTBEAT_STALE_S:
+        if not status.pid and now - (status.updated if status.updated is not None else now) > C.HEARTBEAT_STALE_S:
             return C.CRASHED
         return state
-    heartbeat = status.get("heartbeat") or status.get("updated") or 0
+    heartbeat = status.heartbeat or status.updated or 0
     if now - heartbeat > C.HEARTBEAT_STALE_S:
         return C.CRASHED
     return state
 
 
-def read_status(run_dir: Path) -> dict[str, Any]:
-    status = read_status_file(run_dir)
-    status["state"] = effective_state(status)
-    return status
+def read_effective_status(run_dir: Path) -> Status:
+    """status.json with the state a reader should show (effective_state): what the app, `tunedeck ls` and
+    every wait on a run read."""
+    status = read_written_status(run_dir)
+    return replace(status, state=effective_state(status))
 
 
 # ---- the engine lock ------------------------------------------------------------------------
@@ -232,7 +219,7 @@ def is_locked(run_dir: Path) -> bool:
 
 def engine_owns(run_dir: Path) -> bool:
     """An engine is training or evaluating this run: it owns evals/gate.json, which others then only read."""
-    return read_status(run_dir)["state"] in C.LIVE_STATES or is_locked(run_dir)
+    return read_effective_status(run_dir).state in C.LIVE_STATES or is_locked(run_dir)
 
 
 # ---- control requests -----------------------------------------------------------------------

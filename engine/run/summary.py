@@ -9,33 +9,33 @@ from typing import Any
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import read_events
-from tunedeck.engine.run.store import list_checkpoints, read_status
+from tunedeck.engine.run.store import list_checkpoints, read_effective_status
 
 
 def run_row(run_dir: Path) -> dict[str, Any]:
-    status = read_status(run_dir)
-    state = status["state"]
-    started = status.get("started") or status.get("created")
-    finished = status.get("finished")
+    status = read_effective_status(run_dir)
+    state = status.state
+    started = status.started or status.created
+    finished = status.finished
     end = finished if finished and state not in C.LIVE_STATES else time.time()
-    message = status.get("message") or ""
+    message = status.message or ""
     # the worker writes `started` when it begins; a run that ended without it never trained
-    at_start = state in (C.CRASHED, C.FAILED) and not status.get("started")
+    at_start = state in (C.CRASHED, C.FAILED) and not status.started
     if state == C.CRASHED:  # it ran until its last sign of life, not until now
-        end = status.get("heartbeat") or status.get("updated") or started or end
+        end = status.heartbeat or status.updated or started or end
         from tunedeck.engine.run.engine_log import last_words
 
         message = last_words(run_dir) or "the engine ended without a final state"
     return {
-        "id": run_dir.name, "name": status.get("name") or run_dir.name, "state": state, "at_start": at_start,
-        "base_model": status.get("base_model"), "method": status.get("method"), "adapter": status.get("adapter"),
-        "step": status.get("step") or 0, "total_steps": status.get("total_steps"),
-        "best_eval_loss": status.get("best_eval_loss"), "best_eval_step": status.get("best_eval_step"),
-        "gate_verdict": status.get("gate_verdict"), "gate_best": status.get("gate_best"),
-        "gate_scores": status.get("gate_scores"),  # the shipped (or closest) checkpoint's scores against the base
+        "id": run_dir.name, "name": status.name or run_dir.name, "state": state, "at_start": at_start,
+        "base_model": status.base_model, "method": status.method, "adapter": status.adapter,
+        "step": status.step or 0, "total_steps": status.total_steps,
+        "best_eval_loss": status.best_eval_loss, "best_eval_step": status.best_eval_step,
+        "gate_verdict": status.gate_verdict, "gate_best": status.gate_best,
+        "gate_scores": status.gate_scores,  # the shipped (or closest) checkpoint's scores against the base
         "started": started, "duration_s": (end - started) if started else None,
         "message": message, "dir": str(run_dir),
-        "sweep": status.get("sweep"), "parent": status.get("parent"), "queue_position": status.get("queue_position") if status["state"] == C.QUEUED else None,
+        "sweep": status.sweep, "parent": status.parent, "queue_position": status.queue_position if status.state == C.QUEUED else None,
     }
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.status_writer import process_start_time
-from tunedeck.engine.run.store import absolute_path, write_status
+from tunedeck.engine.run.store import absolute_path
+from tunedeck.engine.run.status_writer import write_status
 
 
 def visible_gpu_count(gpus: str = "") -> int:

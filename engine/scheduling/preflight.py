@@ -230,7 +230,7 @@ def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
     name = sanitize_name(name or Path(data_paths(pre.profile.data)[0]).stem or "run")
     run_dir = create_run_dir(workspace, name)
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.run.store import write_status
+    from tunedeck.engine.run.status_writer import write_status
 
     record = RunRecord(id=run_dir.name, name=name, profile=pre.profile,
                        command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]), **pre.record_fields)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import make_private_dir, write_json_atomic
-from tunedeck.engine.run.store import effective_state, read_status_file, runs_root
+from tunedeck.engine.run.store import effective_state, read_written_status, runs_root
 
 QUEUE_DIR = "queue"
 CPU_SLOT = "cpu"
@@ -147,11 +147,11 @@ class QueueEntry:
     ticket: Path
 
     def to_dict(self, ws: Path) -> dict:
-        status = read_status_file(self.run_dir)
+        status = read_written_status(self.run_dir)
         waiting = slot_holders(ws, self.slots)
-        return {"position": self.position, "id": self.run_id, "name": status.get("name") or self.run_id,
-                "sweep": status.get("sweep"), "slots": self.slots, "queued_at": self.queued_at,
-                "waiting_for": {slot_label(s): r for s, r in waiting.items()}, "message": status.get("message") or ""}
+        return {"position": self.position, "id": self.run_id, "name": status.name or self.run_id,
+                "sweep": status.sweep, "slots": self.slots, "queued_at": self.queued_at,
+                "waiting_for": {slot_label(s): r for s, r in waiting.items()}, "message": status.message or ""}
 
 
 def enqueue(run_dir: Path, slots: list[str]) -> Path:
@@ -180,7 +180,7 @@ def queue_entries(ws: Path, prune: bool = False, until: str | None = None) -> li
         except (OSError, ValueError):
             continue
         run_dir = runs_root(ws) / str(data.get("run", ""))
-        if not data.get("run") or effective_state(read_status_file(run_dir)) != C.QUEUED:
+        if not data.get("run") or effective_state(read_written_status(run_dir)) != C.QUEUED:
             if prune:
                 path.unlink(missing_ok=True)
             continue

@@ -285,25 +285,26 @@ def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
     """One dict per run, ranked (see the module docstring)."""
     from tunedeck.engine.run.gate_result import PASS
     from tunedeck.engine.scheduling.run_queue import queue_position
-    from tunedeck.engine.run.store import read_status, runs_root
+    from tunedeck.engine.run.status import Status
+    from tunedeck.engine.run.store import read_effective_status, runs_root
 
     out = []
     for order, r in enumerate(record.runs):
         run_dir = runs_root(ws) / r.id
         exists = run_dir.is_dir()
-        status = read_status(run_dir) if exists else {"state": "deleted"}
+        status = read_effective_status(run_dir) if exists else Status(state="deleted")
         gate = _gate_view(run_dir) if exists else {"verdict": None, "row": None, "best_checkpoint": None}
         row = gate["row"] or {}
         vs = row.get("vs_base") or {}
         out.append({
-            "id": r.id, "params": {k: typed(k, v) for k, v in r.params.items()}, "state": status["state"],
-            "queue_position": queue_position(ws, r.id) if status["state"] == C.QUEUED else None,
+            "id": r.id, "params": {k: typed(k, v) for k, v in r.params.items()}, "state": status.state,
+            "queue_position": queue_position(ws, r.id) if status.state == C.QUEUED else None,
             "verdict": gate["verdict"], "best_checkpoint": gate["best_checkpoint"],
             "checkpoint": row.get("checkpoint"), "task": row.get("task"), "task_vs_base": vs.get("task"),
             "task_ci": row.get("task_ci"), "format": row.get("format"), "format_vs_base": vs.get("format"),
             "safety": row.get("safety"), "safety_vs_base": vs.get("safety"), "latency_p95_ms": row.get("latency_p95_ms"),
-            "reasons": row.get("reasons") or [], "step": status.get("step") or 0, "total_steps": status.get("total_steps"),
-            "message": status.get("message") or "", "_row": gate["row"], "_order": order,
+            "reasons": row.get("reasons") or [], "step": status.step or 0, "total_steps": status.total_steps,
+            "message": status.message or "", "_row": gate["row"], "_order": order,
         })
 
     def key(x):
@@ -354,9 +355,9 @@ def public_rows(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def stop_sweep_runs(ws: Path, record: SweepRecord) -> tuple[list[str], list[str]]:
     """Cancel the sweep's queued runs first (so none starts in a slot the running one frees), then ask
     its running ones to stop with a final checkpoint. Returns (cancelled, stopped) run ids."""
-    from tunedeck.engine.run.store import read_status, request_control, runs_root
+    from tunedeck.engine.run.store import read_effective_status, request_control, runs_root
 
-    states = {r.id: read_status(runs_root(ws) / r.id)["state"] for r in record.runs if (runs_root(ws) / r.id).is_dir()}
+    states = {r.id: read_effective_status(runs_root(ws) / r.id).state for r in record.runs if (runs_root(ws) / r.id).is_dir()}
     queued = [rid for rid, s in states.items() if s == C.QUEUED]
     running = [rid for rid, s in states.items() if s in (C.RUNNING, C.STOPPING)]
     for rid in queued + running:

@@ -109,11 +109,11 @@ def _notify(run_dir: Path, events: EventWriter, state: str, message: str) -> Non
     try:
         from tunedeck.engine.observe.notify import run_notify_command
         from tunedeck.engine.run.record import load_run_record
-        from tunedeck.engine.run.store import read_status_file
+        from tunedeck.engine.run.store import read_written_status
 
         command = load_run_record(run_dir).profile.notify.command
         if command:
-            run_notify_command(command, run_dir, state, read_status_file(run_dir).get("gate_verdict"), message, events)
+            run_notify_command(command, run_dir, state, read_written_status(run_dir).gate_verdict, message, events)
     except Exception as e:  # noqa: BLE001 - a broken record or script must not hide the run's end
         events.emit(C.EV_WARNING, code="notify_failed", message=f"notify.command: {e}")
 

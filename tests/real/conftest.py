@@ -108,16 +108,16 @@ def smollm2_lora_launch(smollm2_base, smollm2_gguf, triage_data, smollm2_workspa
     """The session's one SmolLM2 run, started on the GGUF file as a user would (the pre-flight finds the
     folder smollm2_base built in the cache) and followed to its end, gate included."""
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.run.store import find_run, read_status
+    from tunedeck.engine.run.store import find_run, read_effective_status
 
     proc = tunedeck("run", "demo-real", "--data", str(triage_data["train"]), f"--set=model.base={json.dumps(str(smollm2_gguf))}",
                     *gate_sets(triage_data), "--name", "smollm2", "--detach", timeout=600)
     assert proc.returncode == 0, proc.stderr
     run_dir = find_run(smollm2_workspace, proc.stdout.strip().splitlines()[-1])
-    wait_for(lambda: read_status(run_dir)["state"] in C.FINAL_STATES, timeout=3600, interval=2,
+    wait_for(lambda: read_effective_status(run_dir).state in C.FINAL_STATES, timeout=3600, interval=2,
              what=f"the SmolLM2 run {run_dir.name} to finish")
-    status = read_status(run_dir)
-    assert status["state"] == C.COMPLETED, (run_dir / C.ENGINE_LOG).read_text(errors="replace")[-3000:]
+    status = read_effective_status(run_dir)
+    assert status.state == C.COMPLETED, (run_dir / C.ENGINE_LOG).read_text(errors="replace")[-3000:]
     return Launch(run_dir, proc.stderr)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import find_run, pid_alive, read_status
+from tunedeck.engine.run.store import find_run, pid_alive, read_effective_status
 
 TMUX_TESTS = ROOT / "tests"
 sys.path.insert(0, str(TMUX_TESTS))
@@ -26,7 +26,7 @@ def test_two_apps_follow_one_engine_and_a_hang_up_does_not_stop_it(workspace, ti
             "--set", "checkpoints.save_steps=200", "--set", "optim.precision=fp32", "--set", "gate.when=never",
             "--set", "checkpoints.logging_steps=1", "--detach"]
     run = find_run(workspace, tunedeck(*args, env={"TUNEDECK_TEST_SLOW_STEP_S": "0.1"}, check=True).stdout.split()[0])
-    wait_for(lambda: (read_status(run).get("step") or 0) >= 2, timeout=120, what="training to start")
+    wait_for(lambda: (read_effective_status(run).step or 0) >= 2, timeout=120, what="training to start")
     tmux = Tmux(f"tunedeck-detach-{os.getpid()}")
     app = f"{sys.executable} -m tunedeck.tui.cli app --workspace {workspace} --open {run.name} --no-telemetry"
     env = {"TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
@@ -36,10 +36,10 @@ def test_two_apps_follow_one_engine_and_a_hang_up_does_not_stop_it(workspace, ti
         for session in ("one", "two"):
             tmux.wait_for(session, "running", "Loss", timeout=60)
         tmux("kill-session", "-t", "one")  # the terminal goes away: SIGHUP to the app in it
-        step = read_status(run)["step"]
-        wait_for(lambda: read_status(run)["step"] >= step + 5, timeout=60, what="training to go on after the hang-up")
-        status = read_status(run)
-        assert status["state"] == C.RUNNING and pid_alive(status["pid"])
+        step = read_effective_status(run).step
+        wait_for(lambda: read_effective_status(run).step >= step + 5, timeout=60, what="training to go on after the hang-up")
+        status = read_effective_status(run)
+        assert status.state == C.RUNNING and pid_alive(status.pid)
         # the other instance still follows live: the step it shows keeps moving
         first = tmux.capture("two")
         deadline = time.monotonic() + 30
@@ -49,4 +49,4 @@ def test_two_apps_follow_one_engine_and_a_hang_up_does_not_stop_it(workspace, ti
     finally:
         tmux.kill_server()
     tunedeck("stop", run.name, "--wait", check=True)
-    assert read_status(run)["state"] == C.STOPPED
+    assert read_effective_status(run).state == C.STOPPED

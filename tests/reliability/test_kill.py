@@ -12,7 +12,7 @@ import pytest
 from conftest import read_events, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventReader
-from tunedeck.engine.run.store import find_run, list_checkpoints, read_status
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 from tunedeck.engine.run.summary import metrics
 
 pytestmark = pytest.mark.slow
@@ -31,14 +31,14 @@ def test_random_kills_always_resume_from_a_complete_checkpoint(workspace, tiny_m
     run = find_run(workspace, tunedeck(*args, env=slow, check=True).stdout.split()[0])
     used = []
     for trial in range(TRIALS):
-        wait_for(lambda: read_status(run).get("state") == C.RUNNING and (read_status(run).get("step") or 0) > 0,
+        wait_for(lambda: read_effective_status(run).state == C.RUNNING and (read_effective_status(run).step or 0) > 0,
                  timeout=180, what=f"trial {trial}: training")
         time.sleep(rng.uniform(0.0, 1.5))  # anywhere: a step, an eval, a save
-        status = read_status(run)
-        if status["state"] != C.RUNNING:
+        status = read_effective_status(run)
+        if status.state != C.RUNNING:
             break
-        os.kill(status["pid"], signal.SIGKILL)
-        wait_for(lambda: read_status(run)["state"] == C.CRASHED, timeout=30, what="crashed state")
+        os.kill(status.pid, signal.SIGKILL)
+        wait_for(lambda: read_effective_status(run).state == C.CRASHED, timeout=30, what="crashed state")
         reader = EventReader(run / C.EVENTS_JSONL)
         reader.read_new()  # reads cleanly whatever the kill left
         complete = [c.step for c in list_checkpoints(run) if c.complete]
@@ -48,8 +48,8 @@ def test_random_kills_always_resume_from_a_complete_checkpoint(workspace, tiny_m
                       timeout=180, what="the resumed engine to start")
         assert ev[0]["resumed_from"] == expected  # the newest complete checkpoint, never a partial one
         used.append(expected)
-    wait_for(lambda: read_status(run)["state"] in C.FINAL_STATES, timeout=300, what="the run to end")
-    assert read_status(run)["state"] == C.COMPLETED
+    wait_for(lambda: read_effective_status(run).state in C.FINAL_STATES, timeout=300, what="the run to end")
+    assert read_effective_status(run).state == C.COMPLETED
     curve = metrics(run)["train_loss"]
     assert sorted(curve) == list(range(1, steps + 1))  # the loss curve continues without gaps or doubles
     assert all(c.complete for c in list_checkpoints(run))

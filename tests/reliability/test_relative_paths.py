@@ -19,7 +19,7 @@ import pytest
 
 from conftest import tunedeck, wait_for
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import read_status_file
+from tunedeck.engine.run.store import read_written_status
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_the_workspace_variable_a_profile_file_detach_stop_and_queued_resume(use
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.splitlines()[0]
     assert str(u / "ws-var" / "runs" / run_id / C.ENGINE_LOG) in proc.stderr  # --detach says where the log is
-    wait_for(lambda: (read_status_file(u / "ws-var" / "runs" / run_id).get("step") or 0) >= 2, timeout=180,
+    wait_for(lambda: (read_written_status(u / "ws-var" / "runs" / run_id).step or 0) >= 2, timeout=180,
              what="training steps")
     assert tunedeck("stop", run_id, "--wait", cwd=u, env=env).returncode == 0
     assert ls(u, env=env)[0]["state"] == C.STOPPED
@@ -140,8 +140,8 @@ def test_the_apps_launch_with_relative_paths(user_dir, monkeypatch):
 
     run(scenario())
     run_dir = u / "ws-app" / "runs" / launched[0]
-    wait_for(lambda: read_status_file(run_dir).get("state") in C.FINAL_STATES, timeout=180, what="the run to end")
-    assert read_status_file(run_dir)["state"] == C.COMPLETED, (run_dir / C.ENGINE_LOG).read_text()[-2000:]
+    wait_for(lambda: read_written_status(run_dir).state in C.FINAL_STATES, timeout=180, what="the run to end")
+    assert read_written_status(run_dir).state == C.COMPLETED, (run_dir / C.ENGINE_LOG).read_text()[-2000:]
 
 
 @pytest.fixture
@@ -199,6 +199,6 @@ def test_the_queues_door_ends_a_run_it_cannot_start_with_the_reason(user_dir):
                           env={**os.environ})
     assert door.returncode == 1
     assert "Traceback" not in door.stderr  # a broken record is a message, not a traceback
-    status = read_status_file(run_dir)
-    assert status["state"] == C.FAILED and status["message"].startswith("could not start: ")
-    assert "run.toml" in status["message"]
+    status = read_written_status(run_dir)
+    assert status.state == C.FAILED and status.message.startswith("could not start: ")
+    assert "run.toml" in status.message

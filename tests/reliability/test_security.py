@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, tunedeck, wait_for
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_schema import Profile
-from tunedeck.engine.run.store import find_run, read_status
+from tunedeck.engine.run.store import find_run, read_effective_status
 
 
 def _modes(root: Path):
@@ -27,7 +27,7 @@ def test_run_files_are_private_and_no_socket_listens(workspace, tiny_model_dir, 
             "--set", "checkpoints.save_steps=5", "--set", "optim.precision=fp32", "--set", "gate.when=never", "--detach"]
     run = find_run(workspace, tunedeck(*args, env={"TUNEDECK_TEST_SLOW_STEP_S": "0.05"}, check=True).stdout.split()[0])
     wait_for(lambda: (run / "checkpoints" / "checkpoint-5" / C.CHECKPOINT_MARKER).exists(), timeout=120, what="a checkpoint")
-    pid = read_status(run)["pid"]
+    pid = read_effective_status(run).pid
     proc = psutil.Process(pid)
     listening = [c for p in [proc, *proc.children(recursive=True)] for c in p.net_connections(kind="inet")
                  if c.status == psutil.CONN_LISTEN]

@@ -21,7 +21,7 @@ from textual.widgets import Footer, Header, Static
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import gate_json_path
-from tunedeck.engine.run.store import is_locked, read_status
+from tunedeck.engine.run.store import is_locked, read_effective_status
 
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
 from ..checkpoint_text import columns, gate_heading, row_detail, table_cells
@@ -341,7 +341,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         self._start_eval("all", "every complete checkpoint")
 
     def _start_eval(self, which: str, what: str) -> None:
-        state = read_status(self.run_dir)["state"]
+        state = read_effective_status(self.run_dir).state
         if state in C.LIVE_STATES:
             self.notify(f"The run is {state}: evaluate once training has ended "
                         "(or set gate.when = 'each_checkpoint' to evaluate each checkpoint as it is saved).",

@@ -123,9 +123,9 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
     def on_mount(self) -> None:
         self.title = "Run monitor"
         masking = loss_masking_short(self.run_dir)
-        from tunedeck.engine.run.store import read_status_file
+        from tunedeck.engine.run.store import read_written_status
 
-        parent = read_status_file(self.run_dir).get("parent")  # the run this one is the next run from
+        parent = read_written_status(self.run_dir).parent  # the run this one is the next run from
         self.sub_title = (self.run_dir.name + (f" · from {parent}" if parent else "")
                           + (f" · loss on {masking}" if masking else ""))
         self.query_one("#overfit-warning").display = False
