@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tunedeck.engine.data import demo_data
+from tunedeck.engine.run.atomic_io import read_json_object
 
 TRAIN_ROWS = 2200       # JSON extraction
 DESCRIBE_ROWS = 250     # free-text answers
@@ -31,7 +32,7 @@ def prepare_assets(workspace: Path) -> tuple[Path, Path, Path]:
     root = Path(workspace) / "demo"
     model_dir, train, golden = root / "tiny-model", root / "data" / "demo-train.jsonl", root / "data" / "golden.jsonl"
     stamp = root / "assets.json"
-    current = stamp.exists() and json.loads(stamp.read_text() or "{}").get("version") == ASSETS_VERSION
+    current = (read_json_object(stamp) or {}).get("version") == ASSETS_VERSION
     if not current or not all(p.exists() for p in (train, golden, *eval_set_paths(golden))):
         demo_data.write_jsonl(train, demo_data.demo_train_rows(TRAIN_ROWS, DESCRIBE_ROWS, REFUSAL_ROWS, seed=0))
         demo_data.make_eval_set(golden, GOLDEN_ROWS, seed=1)

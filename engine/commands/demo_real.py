@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.data import ticket_triage as T
+from tunedeck.engine.run.atomic_io import read_json_object
 
 PROFILE = "demo-real"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -64,7 +65,7 @@ def prepare_assets(workspace: Path) -> Assets:
     a = Assets(root, root / "data" / "triage-train.jsonl", root / "data" / "golden.jsonl",
                root / "data" / "general.jsonl", root / "data" / "safety.jsonl")
     stamp = root / "assets.json"
-    current = stamp.exists() and json.loads(stamp.read_text() or "{}").get("version") == ASSETS_VERSION
+    current = (read_json_object(stamp) or {}).get("version") == ASSETS_VERSION
     if not current or not all(p.exists() for p in (a.train, a.golden, a.general, a.safety)):
         from tunedeck.engine.data.demo_data import write_jsonl
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tunedeck.engine.export.checkpoint_export import ExportError
 from tunedeck.engine.export.llama_cpp_source import LlamaCpp
+from tunedeck.engine.run.atomic_io import read_json_object
 
 DIRECT_TYPES = ("f16", "bf16", "q8_0")                                       # written by the converter itself
 QUANTIZE_TYPES = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K"}    # llama-quantize's names
@@ -102,11 +103,8 @@ def prepare_converter_input(folder: Path, tokenizer, sentencepiece_model: Path |
 def write_added_tokens_decoder(folder: Path, tokenizer) -> None:
     """tokenizer_config.json's added_tokens_decoder, as transformers 4 wrote it, for llama.cpp's sentencepiece reader."""
     path = Path(folder) / "tokenizer_config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if config.get("added_tokens_decoder"):
+    config = read_json_object(path)
+    if config is None or config.get("added_tokens_decoder"):
         return
     config["added_tokens_decoder"] = {
         str(i): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized, "rstrip": t.rstrip,

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tunedeck.engine.export.checkpoint_export import ExportError
+from tunedeck.engine.run.atomic_io import read_json_object
 
 PINNED_VERSION = "0.3.36"
 PINNED_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
@@ -135,11 +136,8 @@ def cache_entry() -> Path:
 
 def cached() -> LlamaCpp | None:
     entry = cache_entry()
-    try:
-        meta = json.loads((entry / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not (entry / CONVERTER).is_file() or meta.get("sdist_sha256") != PINNED_SHA256:
+    meta = read_json_object(entry / MARKER)
+    if meta is None or not (entry / CONVERTER).is_file() or meta.get("sdist_sha256") != PINNED_SHA256:
         return None
     return LlamaCpp(root=entry, source=f"llama-cpp-python {PINNED_VERSION} source distribution (cached in {entry})",
                     commit=meta.get("commit"), gguf_py=meta.get("gguf_py"), sdist_sha256=PINNED_SHA256,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.atomic_io import PRIVATE_FILE, make_private_dir
+from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl, make_private_dir
 from tunedeck.engine.run.gate_result import BASE
 from tunedeck.engine.gate.base_prompts import (
     AS_WRITTEN,
@@ -69,16 +69,8 @@ class BaseCache:
 
     def load(self) -> dict[str, dict]:
         out: dict[str, dict] = {}
-        try:
-            raw = self.path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return out
-        for line in raw.splitlines():
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # a torn line from a killed writer
-            if isinstance(e, dict) and isinstance(e.get("prompt"), str) and isinstance(e.get("text"), str):
+        for e in iter_jsonl(self.path):  # a torn line from a killed writer is skipped
+            if isinstance(e.get("prompt"), str) and isinstance(e.get("text"), str):
                 out[e["prompt"]] = e
         return out
 

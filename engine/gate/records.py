@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.atomic_io import make_private_dir, write_text_atomic
+from tunedeck.engine.run.atomic_io import iter_jsonl, make_private_dir, write_text_atomic
 from tunedeck.engine.run.gate_result import BASE
 _CKPT_FILE = re.compile(r"^checkpoint-(\d+)\.jsonl$")
 
@@ -62,19 +62,7 @@ def write_records(run_dir: Path, checkpoint, records: list[dict]) -> Path:
 
 
 def read_records(run_dir: Path, checkpoint) -> list[dict]:
-    try:
-        raw = records_path(run_dir, checkpoint).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in raw.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("id"), str):
-            out.append(rec)
-    return out
+    return [rec for rec in iter_jsonl(records_path(run_dir, checkpoint)) if isinstance(rec.get("id"), str)]
 
 
 def evaluated_steps(run_dir: Path) -> list[int]:

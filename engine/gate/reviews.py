@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.atomic_io import PRIVATE_FILE
+from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl
 from tunedeck.engine.gate.records import BASE, parse_checkpoint, read_records, records_path
 
 LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour",
@@ -142,16 +142,8 @@ def load_reviews(run_dir: Path, current_only: bool = True) -> dict[tuple[int, st
 
 def _all_reviews(run_dir: Path) -> dict[tuple[int, str], dict]:
     out: dict[tuple[int, str], dict] = {}
-    try:
-        raw = (Path(run_dir) / C.REVIEWS_JSONL).read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return out
-    for line in raw.splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if not (isinstance(e, dict) and isinstance(e.get("checkpoint"), int) and isinstance(e.get("example"), str)):
+    for e in iter_jsonl(Path(run_dir) / C.REVIEWS_JSONL):
+        if not (isinstance(e.get("checkpoint"), int) and isinstance(e.get("example"), str)):
             continue
         if e.get("label") in LABELS:
             out[(e["checkpoint"], e["example"])] = e

@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunedeck.engine.run.atomic_io import read_json_object
+
 MARKER = "tunedeck-gguf.json"      # written inside a cache folder before it is renamed into place
 FP32_MAX_PARAMETERS = 1_500_000_000  # above this, the de-quantised weights are stored as bf16 (half the disk)
 
@@ -157,11 +159,13 @@ def check_gguf_supported(path: Path) -> dict:
 
 def cached_gguf(folder: str | Path) -> GgufBase | None:
     """The GGUF provenance of a cache folder (a frozen run's model.base), or None for any other folder."""
+    info = read_json_object(Path(folder) / MARKER)
+    if info is None:
+        return None
     try:
-        info = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
         return GgufBase(Path(folder), info["sha256"], Path(info["source"]), info.get("architecture", ""),
                         info.get("dtype", ""))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):  # a marker that is not one of ours
         return None
 
 

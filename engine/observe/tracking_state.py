@@ -4,12 +4,11 @@ and what was already sent to them."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.run.atomic_io import write_json_atomic
+from tunedeck.engine.run.atomic_io import read_json_object, write_json_atomic
 
 TRACKING_FILE = "tracking.json"
 TENSORBOARD_DIR = "tensorboard"
@@ -29,11 +28,8 @@ class TrackingState:
 
     @classmethod
     def load(cls, run_dir: Path) -> "TrackingState":
-        try:
-            data = json.loads((Path(run_dir) / TRACKING_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return cls()
-        if not isinstance(data, dict):
+        data = read_json_object(Path(run_dir) / TRACKING_FILE)
+        if data is None:
             return cls()
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunedeck.engine.run.atomic_io import write_text_atomic
+from tunedeck.engine.run.atomic_io import read_json_object, write_text_atomic
 
 DATA_ROWS_JSON = "data_rows.json"
 
@@ -18,8 +18,4 @@ def write_data_rows(run_dir: Path, record: dict) -> None:
 
 
 def read_data_rows(run_dir: Path) -> dict | None:
-    try:
-        data = json.loads((Path(run_dir) / DATA_ROWS_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_object(Path(run_dir) / DATA_ROWS_JSON)
