@@ -43,8 +43,8 @@ HEARTBEAT_STALE_S = 60.0
 HEARTBEAT_INTERVAL_S = 2.0
 
 # Event kinds (the "kind" field of each events.jsonl line). Every event also has "t" (unix time).
-EV_STATE = "state"  # state, message
-EV_RUN_STARTED = "run_started"  # total_steps, resumed_from (step or null), pid, host
+EV_STATE = "state"  # state, message; the engine's "starting"/"resuming" also pid, host
+EV_RUN_STARTED = "run_started"  # total_steps, step, resumed_from (step or null), pid
 EV_RESUMED = "resumed"  # from_step: readers drop metrics logged after this step
 EV_TRAIN = "train"  # step, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen; GRPO also: reward,
 # reward_std, rewards/<check>/mean and /std, completions/clipped_ratio, completions/mean_length,
@@ -57,7 +57,10 @@ EV_WARNING = "warning"  # message, code (the reward guard's: REWARD_ALERTS, with
 EV_ERROR = "error"  # message, code, traceback (summary), step
 EV_SAMPLE = "sample"  # cpu_percent, rss_bytes, sys_cpu_percent, sys_mem_used, sys_mem_total, gpus
 EV_CONTROL = "control"  # request, handled at step
-EV_GATE = "gate"  # gate results: checkpoint, verdict, scores, reasons
+EV_GATE = "gate"  # engine/gate/runner.py, by "phase": "start" (not in memory) checkpoints, examples, sets;
+# "row" (each row as it is judged) checkpoint, verdict, task, format, safety, general, latency_p95_ms, reasons,
+# warnings, task_delta, vs_base, p_value, n; "summary" summary (true), checkpoint and best (both the best step),
+# verdict, sentence, rows (checkpoint rows in gate.json)
 EV_DONE = "done"  # state, step, message
 EV_LIVE_SAMPLES = "live_samples"  # step, samples: [{prompt, reference, output, new_tokens}] after each evaluation;
 # GRPO: at each train log, the latest completions with rewards {check: value}, reward, group_rewards
