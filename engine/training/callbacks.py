@@ -1,8 +1,13 @@
-"""The only place the engine talks to the run directory during training.
+"""The Trainer's hooks into the run directory: what happens there while the trainer steps.
 
-RunCallback turns Trainer hooks into events, writes checkpoint markers and prunes, answers control
-requests (stop with a final checkpoint, checkpoint now, eval now), stops early on a stalled
-validation loss, and guards against NaN/inf losses and gradients.
+RunCallback turns Trainer hooks into events and status, writes checkpoint markers and prunes, answers
+control requests (stop with a final checkpoint, checkpoint now, eval now, rebuild the gate), runs the
+gate on the model in memory (gate.when = "each_checkpoint", eval now), stops early on a stalled
+validation loss, and guards against NaN/inf losses and gradients. It is not the only hand in the run
+directory during training: the Trainer saves the checkpoint folders, train.py removes partial ones on
+resume and emits its own warnings (data, GGUF base, the out-of-memory retry), worker.py writes the
+state before and after, and the trackers keep their folders (engine/observe). Events and status go
+through the worker's one EventWriter and StatusWriter (rank 0; other ranks get null ones).
 """
 
 from __future__ import annotations
