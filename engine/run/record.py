@@ -1,7 +1,11 @@
 """run.toml: the resolved profile frozen at launch plus the experiment record.
 
-The [run] table holds what is not a hyperparameter: id, name, when, the base model id, the
-dataset path, format, row counts and content fingerprint. Everything else is the profile.
+One writer, pre-flight (engine/scheduling/preflight.py), when it creates the run directory; nothing
+rewrites it after (resume, the gate and export read it; `--set gate.*` is recorded in gate.json).
+The [run] table holds what is not a hyperparameter: id, name, when, the profile it came from, the
+base model (and a GGUF base's file, sha256 and folder), the dataset path, format, row counts, skipped
+rows and content fingerprint, what the loss covers, the tunedeck version, the command and the parent
+run. Everything else is the profile.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class RunRecord:
     train_rows: int = 0
     eval_rows: int = 0
     skipped_rows: list = field(default_factory=list)
-    loss_masking: str = ""       # what the loss covers, in words (engine/loss_masks.describe_masking)
+    loss_masking: str = ""       # what the loss covers, in words (engine/data/loss_masks.py describe_masking)
     created: float = field(default_factory=time.time)
     tunedeck_version: str = VERSION
     command: str = ""
