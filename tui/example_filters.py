@@ -1,11 +1,11 @@
 """Per-example gate results side by side: two sides' records paired by id, the bucket of each pair,
-and the filters the details screen offers (bucket, tag, search words).
+and the filters the per-example screen (tui/screens/examples.py) offers (bucket, tag, search words).
 
 The left side is the base model by default, or another checkpoint, so the same pairing compares
-checkpoint-400 with checkpoint-300. Buckets follow engine/gate.buckets with "left" in place of the
-base: fixed (left failed, right passes), regressed, still_failing, still_passing; a pair where a
+checkpoint-400 with checkpoint-300. Buckets follow engine/gate/scores.py's buckets with "left" in place
+of the base: fixed (left failed, right passes), regressed, still_failing, still_passing; a pair where a
 side had every check skipped is "unscored", one present on a single side is "missing" (its side
-is None). No Textual here: the screens and the tests share it.
+is None). No Textual here: the examples and review screens and the tests share it.
 """
 
 from __future__ import annotations
