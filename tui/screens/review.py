@@ -1,14 +1,15 @@
 """Review mode: a person labels a checkpoint's sampled failures, one key per example.
 
-The sample is engine/reviews.sample_for_review (regressions first). `u` labels the example an
-understandable mistake, `w` new weird behaviour, `s` skips it; each label is appended and fsynced to
-<run>/reviews.jsonl (engine/reviews.add_review) before the screen says "saved", so closing the app
-midway loses nothing, and reopening starts at the first unlabelled example. A note: `n` opens a box,
-enter keeps the note; the next `u`/`w` saves it with the label (or, on an example already labelled,
-enter saves the note with that label at once).
+The sample is engine/gate/reviews.py's sample_for_review (regressions first). `u` labels the example
+an understandable mistake, `w` new weird behaviour, `a` acceptable (not a failure: the check or judge was
+wrong), `s` skips it, `x` withdraws a label (appended too), `A` corrects the answer into the run's fixes;
+each label is appended and fsynced to <run>/reviews.jsonl (engine/gate/reviews.py's add_review) before
+the screen says "saved", so closing the app midway loses nothing, and reopening starts at the first
+unlabelled example. A note: `n` opens a box, enter keeps the note; the next `u`/`w`/`a` saves it with the
+label (or, on an example already labelled, enter saves the note with that label at once).
 
-After each label the app asks the engine to rebuild the gate (a short `tunedeck gate RUN --rebuild`,
-engine/gate/rebuild.py) and shows the verdict it wrote, so the verdict on screen is the real one. An
+After each label (or withdrawal) the app asks the engine to rebuild the gate (a short
+`tunedeck gate RUN --rebuild`, engine/gate/rebuild.py) and shows the verdict it wrote, so the verdict on screen is the real one. An
 engine that owns the run (training or evaluating) owns evals/gate.json: it gets a control request
 instead, and the verdict updates when it answers.
 """
