@@ -10,8 +10,8 @@ label (or, on an example already labelled, enter saves the note with that label 
 
 After each label (or withdrawal) the app asks the engine to rebuild the gate (a short
 `tunedeck gate RUN --rebuild`, engine/gate/rebuild.py) and shows the verdict it wrote, so the verdict
-on screen is the real one. An engine that owns the run (training or evaluating) owns evals/gate.json: it gets a control request
-instead, and the verdict updates when it answers.
+on screen is the real one. An engine that owns the run (training or evaluating) owns evals/gate.json:
+it gets a control request instead, and the verdict updates when it answers.
 """
 
 from __future__ import annotations
