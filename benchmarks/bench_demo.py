@@ -29,10 +29,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def task_scores(run_dir: Path) -> dict:
     """{"base" or step: share of golden task examples passed}, from the gate's summary."""
-    from tunedeck.engine.run.gate_result import load_gate_summary
+    from tunedeck.engine.run.gate_result import read_gate_summary
 
-    rows = load_gate_summary(run_dir)["rows"]
-    return {str(r["checkpoint"]): (r["task"] or 0.0) / 100 for r in rows}
+    rows = read_gate_summary(run_dir).rows
+    return {str(r.checkpoint): (r.task or 0.0) / 100 for r in rows}
 
 
 def phase_seconds(run_dir: Path) -> tuple[float, float]:
@@ -48,10 +48,10 @@ def phase_seconds(run_dir: Path) -> tuple[float, float]:
 
 
 def gate_line(run_dir: Path) -> str:
-    from tunedeck.engine.run.gate_result import load_gate_summary
+    from tunedeck.engine.run.gate_result import read_gate_summary
 
-    summary = load_gate_summary(run_dir)
-    return f"verdict {summary['verdict']}: {summary['sentence']}"
+    summary = read_gate_summary(run_dir)
+    return f"verdict {summary.verdict}: {summary.sentence}"
 
 
 def main() -> None:

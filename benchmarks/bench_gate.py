@@ -132,9 +132,9 @@ def loads(run_dir: Path) -> dict:
         total = time.perf_counter() - t
     finally:
         transformers.AutoModelForCausalLM.from_pretrained = classmethod(real)
-    ckpts = [r for r in summary["rows"] if r["checkpoint"] != "base"]
-    per = {k: v for k, v in summary["timings"].items() if k != "base"}
-    return {"checkpoints": len(ckpts), "from_pretrained_calls": len(calls), "base_loads": summary["base_loads"],
+    ckpts = [r for r in summary.rows if not r.is_base]
+    per = {k: v for k, v in summary.context["timings"].items() if k != "base"}
+    return {"checkpoints": len(ckpts), "from_pretrained_calls": len(calls), "base_loads": summary.context["base_loads"],
             "base_load_s": round(calls[0], 3) if calls else None, "gate_total_s": round(total, 2),
             "per_checkpoint_s": statistics.median(v["seconds"] for v in per.values()) if per else None}
 

@@ -97,14 +97,14 @@ def main() -> int:
             assert done and not error, error
             read_gate_summary(run_dir)
             app_path.append(time.perf_counter() - t)
-        row = next(x for x in summary["rows"] if x["checkpoint"] == step)
+        row = summary.row(step)
         out = {"examples": args.examples, "checkpoints": args.checkpoints, "rounds": args.rounds,
                "read_all_records_median_s": round(statistics.median(floor), 4),
                "label_to_verdict_median_s": round(statistics.median(label), 4),
                "ratio_to_reading_once": round(statistics.median(label) / statistics.median(floor), 2),
                "app_label_to_verdict_median_s": round(statistics.median(app_path), 4),
                "app_ratio_to_in_process": round(statistics.median(app_path) / statistics.median(label), 2),
-               "review_after": row["review"]}
+               "review_after": row.review}
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -252,7 +252,7 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
     """Train, SIGKILL inside the save of the middle checkpoint, resume, gate; check each part."""
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.run.event_log import read_events
-    from tunedeck.engine.run.gate_result import load_gate_summary
+    from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
     from tunedeck.engine.run.summary import metrics
 
@@ -299,11 +299,11 @@ def run_path(spec: PathSpec, a: Assets, ws: Path, steps: int, gpu: bool, telemet
         res.checks["falling loss"] = bool(values) and statistics.mean(values[-k:]) < statistics.mean(values[:k])
         done = [c.step for c in list_checkpoints(run) if c.complete]
         res.checks["checkpoints complete"] = done == list(range(save, steps + 1, save))
-        gate = load_gate_summary(run) or {}
-        examples = sum(s.get("examples", 0) for s in gate.get("sets", []))
-        judged = sorted(r["checkpoint"] for r in gate.get("rows", []) if r.get("checkpoint") != "base")
-        res.gate = {"verdict": gate.get("verdict"), "examples": examples, "checkpoints": judged,
-                    "seconds": gate.get("seconds")}
+        gate = read_gate_summary(run)
+        examples = sum(s.examples or 0 for s in gate.sets) if gate is not None else 0
+        judged = sorted(r.checkpoint for r in gate.rows if not r.is_base) if gate is not None else []
+        res.gate = {"verdict": gate.verdict if gate is not None else None, "examples": examples, "checkpoints": judged,
+                    "seconds": gate.context.get("seconds") if gate is not None else None}
         res.checks["gate judged every checkpoint"] = judged == done and examples == (32 if gpu else 8)
         warnings = [e.get("message") for e in read_events(run / C.EVENTS_JSONL) if e.get("kind") == C.EV_WARNING]
         res.status = "ok" if all(res.checks.values()) else "failed"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tunedeck.engine.gate.records import read_records, write_records
-from tunedeck.engine.run.gate_result import load_gate_summary
+from tunedeck.engine.run.gate_result import GateRow, read_gate_summary
 from tunedeck.engine.gate.reviews import sample_for_review
 from fixtures.app_harness import copy_workspace, make_app, make_live, run, wait_for_text
 from fixtures.make_gated_run import GATED
@@ -21,8 +21,8 @@ def reviews(run_dir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def gate_row(run_dir, step) -> dict:
-    return next(r for r in load_gate_summary(run_dir)["rows"] if r["checkpoint"] == step)
+def gate_row(run_dir, step) -> GateRow:
+    return next(r for r in read_gate_summary(run_dir).rows if r.checkpoint == step)
 
 
 async def open_review(pilot, run_dir, step, ready):
@@ -59,8 +59,8 @@ def test_labelling_the_whole_sample_understandable_makes_300_pass_and_best(tmp_p
     lines = reviews(run_dir)
     assert [(e["checkpoint"], e["example"], e["label"]) for e in lines] == [(300, ex, "understandable") for ex in SAMPLE_300]
     row = gate_row(run_dir, 300)
-    assert row["verdict"] == "pass" and row["review"] == {"sampled": 4, "reviewed": 4, "weird": 0}
-    assert load_gate_summary(run_dir)["best"]["checkpoint"] == 300
+    assert row.verdict == "pass" and row.review == {"sampled": 4, "reviewed": 4, "weird": 0}
+    assert read_gate_summary(run_dir).best == 300
     status = json.loads((run_dir / "status.json").read_text())
     assert (status["gate_verdict"], status["gate_best"]) == ("pass", 300)
 
@@ -80,8 +80,8 @@ def test_two_weird_of_four_fail_300_with_the_review_reason(tmp_path):
     run(go())
     assert [e["label"] for e in reviews(run_dir)] == ["weird", "understandable", "weird", "understandable"]
     row = gate_row(run_dir, 300)
-    assert row["verdict"] == "fail" and row["failed"] == ["review"]
-    assert load_gate_summary(run_dir)["best"]["checkpoint"] is None
+    assert row.verdict == "fail" and row.failed == ["review"]
+    assert read_gate_summary(run_dir).best is None
 
 
 def test_closing_midway_keeps_the_labels_and_reopening_resumes_at_the_third(tmp_path):
@@ -184,7 +184,7 @@ def test_labels_saved_after_the_last_rebuild_count_when_the_screen_opens(tmp_pat
             await wait_for_text(pilot, "verdict: pass", "Every sampled failure is labelled")
 
     run(go())
-    assert gate_row(run_dir, 300)["verdict"] == "pass"
+    assert gate_row(run_dir, 300).verdict == "pass"
 
 
 def test_a_checkpoint_without_failures_has_nothing_to_review(tmp_path):

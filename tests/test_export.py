@@ -141,16 +141,16 @@ def test_full_finetune_export_loads_with_transformers(full_run, tmp_path, prompt
 
 def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_dir, sft_data, tmp_path):
     from tunedeck.engine.export.checkpoint_export import export_checkpoint
-    from tunedeck.engine.run.gate_result import load_gate_summary
+    from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.gate.rebuild import set_chosen
     from tunedeck.engine.gate.runner import run_gate
     from tunedeck.engine.run.record import VERSION, load_run_record
 
     run = shutil.copytree(lora_run, tmp_path / "ws" / "runs" / lora_run.name)  # the gate writes into the run
     run_gate(run)
-    summary = load_gate_summary(run)
-    best = summary["best"]["checkpoint"]
-    assert best in (3, 6), summary["sentence"]
+    summary = read_gate_summary(run)
+    best = summary.best
+    assert best in (3, 6), summary.sentence
 
     result = export_checkpoint(run, tmp_path / "best")  # the gate's best, with nothing chosen
     assert (result.step, result.selected_by) == (best, "best")
@@ -170,7 +170,7 @@ def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_d
     assert rec["hyperparameters"]["optim"]["learning_rate"] == 3e-3 and rec["hyperparameters"]["lora"]["r"] == 8
     gate = rec["gate"]
     assert gate["row"]["checkpoint"] == 3 and gate["verdict"] == gate["row"]["verdict"] == "pass"
-    assert gate["best"] == best and gate["chosen"]["checkpoint"] == 3 and gate["sentence"] == summary["sentence"]
+    assert gate["best"] == best and gate["chosen"]["checkpoint"] == 3 and gate["sentence"] == summary.sentence
     assert rec["tunedeck_version"] == VERSION and rec["created"] > 0
     assert rec["files"]["adapter_model.safetensors"] > 0
     # the exported adapter answered the gate's task examples for checkpoint-3 as the gate recorded them

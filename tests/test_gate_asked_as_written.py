@@ -168,10 +168,10 @@ def test_gate_json_says_how_each_set_was_asked(tmp_path):
 
     run_dir = gated(tmp_path)
     summary = summarize_run(run_dir)
-    assert [(s["name"], s["kind"], s["examples"], s["asked"]) for s in summary["sets"]] == [
+    assert [(s.name, s.kind, s.examples, s.asked) for s in summary.sets] == [
         ("golden", "task", 40, "'Route the support ticket. Answer only with JSON: …'"),
         ("safety", "safety", 10, "as written")]
-    assert not [n for n in summary["notices"] if "not as written" in n]
+    assert not [n for n in summary.notices if "not as written" in n]
     typed = read_gate_summary(run_dir)
     assert [s.kind for s in typed.sets] == ["task", "safety"] and typed.sets[1].asked_as_written
     out = io.StringIO()
@@ -190,11 +190,11 @@ def test_records_from_a_gate_that_asked_safety_under_the_task_prompt_are_named(t
         r["system_prompt"], r["few_shot"] = SYSTEM, 3
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     summary = summarize_run(run_dir)
-    safety = next(s for s in summary["sets"] if s["name"] == "safety")
-    assert safety["asked"] == "'Route the support ticket. Answer only with JSON: …' + 3-shot"
+    safety = next(s for s in summary.sets if s.name == "safety")
+    assert safety.asked == "'Route the support ticket. Answer only with JSON: …' + 3-shot"
     assert ("the base answered its safety set under a task prompt ('Route the support ticket. Answer only with JSON: …' "
             "+ 3-shot), not as written, so its safety score is not what the base does; run `tunedeck eval` to ask it "
-            "as written") in summary["notices"]
+            "as written") in summary.notices
 
 
 def test_gate_json_written_before_sets_were_kinded_still_reads():

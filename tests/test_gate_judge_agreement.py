@@ -70,13 +70,13 @@ def test_each_example_keeps_the_judges_prompt_model_and_raw_answer(judged_run):
 def test_the_gate_reports_agreement_and_warns_below_the_minimum(judged_run):
     run_dir, _ = judged_run
     rules = GateConfig(min_task_gain=-100, significance=0, min_judge_agreement=0.8)
-    assert summarize_run(run_dir, rules)["rows"][1]["judge_agreement"] is None  # nobody has labelled anything yet
+    assert summarize_run(run_dir, rules).rows[1].judge_agreement is None  # nobody has labelled anything yet
     for i, label in enumerate(["understandable", "weird", "acceptable", "acceptable"]):
         add_review(run_dir, 10, f"golden:{i}", label)
-    row = summarize_run(run_dir, rules)["rows"][1]
-    assert row["judge_agreement"] == {"n": 4, "agree": 2, "share": 0.5, "kappa": 0.0}
-    warning = [w for w in row["warnings"] if "rubric judge" in w]
+    row = summarize_run(run_dir, rules).rows[1]
+    assert row.judge_agreement == {"n": 4, "agree": 2, "share": 0.5, "kappa": 0.0}
+    warning = [w for w in row.warnings if "rubric judge" in w]
     assert warning == ["the rubric judge agrees with people on 2 of 4 reviewed examples (50%, Cohen's kappa 0.00), "
                        "below gate.min_judge_agreement 80%: check the rubric before trusting its verdicts"]
-    quiet = summarize_run(run_dir, GateConfig(min_task_gain=-100, significance=0, min_judge_agreement=0.5))["rows"][1]
-    assert not [w for w in quiet["warnings"] if "rubric judge" in w]
+    quiet = summarize_run(run_dir, GateConfig(min_task_gain=-100, significance=0, min_judge_agreement=0.5)).rows[1]
+    assert not [w for w in quiet.warnings if "rubric judge" in w]

@@ -177,7 +177,7 @@ def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir
         events.close()
     # the base came from the cache, nothing was loaded (loading it would have raised)
     assert model.training and tokenizer.padding_side == "right"
-    assert summary["verdict"] in ("pass", "fail") and "best" in summary
+    assert summary.verdict in ("pass", "fail") and "best" in summary.to_dict()
     after = [json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()]
     assert after == before
     kinds = [json.loads(line).get("phase") for line in (run_dir.parent / "in-memory-events.jsonl").read_text().splitlines()]

@@ -346,13 +346,16 @@ def test_the_rewards_pane_and_live_samples_show_rewards_per_check_and_alerts():
 def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(tmp_path):
     from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.run.gate_result import GateRow, GateSummary
     from tunedeck.engine.training.reward_guard import guard_after_gate
 
     events = EventWriter(tmp_path / C.EVENTS_JSONL)
     for step, reward in enumerate([0.1, 0.2, 0.3, 0.9, 0.9, 1.0], 1):
         events.emit(C.EV_TRAIN, step=step, loss=0.0, reward=reward)
     profile = load_profile("grpo", ["gate.when=end", "notify.command=\"echo $TUNEDECK_ALERT > alert.txt\""])
-    summary = {"rows": [{"checkpoint": 6, "task": 0.0}, {"checkpoint": "base", "task": 0.0}, {"checkpoint": 3, "task": 0.0}]}
+    summary = GateSummary(rows=[GateRow(checkpoint=6, verdict="fail", task=0.0),
+                                GateRow(checkpoint="base", verdict="baseline", task=0.0),
+                                GateRow(checkpoint=3, verdict="fail", task=0.0)])
     (alert,) = guard_after_gate(tmp_path, profile, summary, events)
     assert (alert.code, alert.step) == (C.REWARD_HACKING, 6)
     events.close()

@@ -91,6 +91,7 @@ def test_the_engine_runs_the_notify_command_when_the_run_ends(workspace, tiny_mo
 def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
     from tunedeck.engine.config.profile_loading import build_profile
     from tunedeck.engine.observe.notify import notify_gate_verdict
+    from tunedeck.engine.run.gate_result import GateSummary
     from tunedeck.engine.run.record import RunRecord, write_run_record
     from tunedeck.engine.run.status_writer import write_status
 
@@ -100,5 +101,5 @@ def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
     profile = build_profile({"notify": {"command": f"echo $TUNEDECK_STATE $TUNEDECK_VERDICT > {out}"}})
     write_run_record(run_dir, RunRecord(id=run_dir.name, name="r", profile=profile))
     write_status(run_dir, state=C.COMPLETED)
-    notify_gate_verdict(run_dir, {"verdict": "fail", "sentence": "no checkpoint passed"})
+    notify_gate_verdict(run_dir, GateSummary(verdict="fail", sentence="no checkpoint passed"))
     assert out.read_text().split() == ["completed", "fail"]

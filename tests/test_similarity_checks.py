@@ -106,21 +106,21 @@ def test_rows_report_mean_scores_per_category_beside_pass_rates():
     rows = records([0.2, 0.6]) + [rec(9, 1.0, tags=("general",))]
     assert check_scores(rows) == {"task": {"rouge_l": 0.4}, "general": {"rouge_l": 1.0}}
     row = judge_checkpoint(BASE, records([s + 0.1 for s in BASE_SCORES]), GateConfig(), checkpoint=10)
-    assert row["task_metric"] == "pass_rate" and row["check_scores"]["task"]["rouge_l"] > 0
+    assert row.task_metric == "pass_rate" and row.check_scores["task"]["rouge_l"] > 0
 
 
 def test_a_score_metric_passes_a_real_gain_that_pass_rates_cannot_see():
     # every answer gets closer to the reference, none crosses the 0.5 pass mark: pass rate says nothing changed
     better = records([s + 0.04 for s in BASE_SCORES])
-    assert judge_checkpoint(BASE, better, replace(RULES, task_metric="pass_rate"), checkpoint=10)["failed"] == ["task_gain"]
+    assert judge_checkpoint(BASE, better, replace(RULES, task_metric="pass_rate"), checkpoint=10).failed == ["task_gain"]
     row = judge_checkpoint(BASE, better, RULES, checkpoint=10)
-    assert row["verdict"] == "pass", row["reasons"]
-    assert row["task"] == pytest.approx(100 * (sum(BASE_SCORES) / 60 + 0.04), abs=0.01)
-    assert row["vs_base"]["task"] == pytest.approx(4.0, abs=0.01)
-    assert row["task_score"] == pytest.approx(row["task"] / 100, abs=1e-4) and row["task_pass_rate"] == 0.0
-    lo, hi = row["task_ci"]
+    assert row.verdict == "pass", row.reasons
+    assert row.task == pytest.approx(100 * (sum(BASE_SCORES) / 60 + 0.04), abs=0.01)
+    assert row.vs_base["task"] == pytest.approx(4.0, abs=0.01)
+    assert row.task_score == pytest.approx(row.task / 100, abs=1e-4) and row.task_pass_rate == 0.0
+    lo, hi = row.task_ci
     assert lo == pytest.approx(4.0, abs=0.01) and hi == pytest.approx(4.0, abs=0.01)  # every example gained 4 points
-    assert row["p_value"] < 1e-6
+    assert row.p_value < 1e-6
     assert "task ROUGE-L 0." in describe(row) and "(+4.0 points vs base)" in describe(row)
 
 
@@ -128,15 +128,15 @@ def test_a_noisy_score_gain_is_within_noise_and_says_which_test():
     r = random.Random(5)
     noisy = records([min(1.0, max(0.0, s + r.choice([-0.3, 0.32]))) for s in BASE_SCORES])
     row = judge_checkpoint(BASE, noisy, replace(RULES, min_task_gain=0.5), checkpoint=10)
-    assert row["failed"] in (["task_noise"], ["task_gain"]), row["reasons"]
-    assert "Wilcoxon p=" in row["reasons"][0] and "95% CI" in row["reasons"][0]
-    lo, hi = row["task_ci"]
+    assert row.failed in (["task_noise"], ["task_gain"]), row.reasons
+    assert "Wilcoxon p=" in row.reasons[0] and "95% CI" in row.reasons[0]
+    lo, hi = row.task_ci
     assert lo < 0 < hi
 
 
 def test_a_score_metric_with_no_such_check_fails_no_task():
     row = judge_checkpoint(BASE, BASE, replace(RULES, task_metric="chrf"), checkpoint=10)
-    assert row["failed"] == ["no_task"] and "no task example has a chrf check" in row["reasons"][0]
+    assert row.failed == ["no_task"] and "no task example has a chrf check" in row.reasons[0]
 
 
 def test_paired_score_test_is_seeded_and_handles_no_change():

@@ -296,9 +296,9 @@ def _copy_fixture_run(tmp_path: Path, names) -> Path:
 
 
 def _send_gate(run: Path, env: dict) -> subprocess.CompletedProcess:
-    code = ("import sys; from pathlib import Path; from tunedeck.engine.run.gate_result import load_gate_summary; "
+    code = ("import sys; from pathlib import Path; from tunedeck.engine.run.gate_result import read_gate_summary; "
             "from tunedeck.engine.observe.tracking import log_gate_summary; run = Path(sys.argv[1]); "
-            "log_gate_summary(run, load_gate_summary(run))")
+            "log_gate_summary(run, read_gate_summary(run))")
     return subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, cwd=str(ROOT),
                           env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=300)
 
@@ -337,9 +337,10 @@ def test_a_gate_run_after_training_reaches_the_trackers_once_and_again_when_resu
 
 def test_gate_items_carry_scores_verdicts_and_the_final_choice():
     from tunedeck.engine.observe.tracker_payloads import gate_items
+    from tunedeck.engine.run.gate_result import GateSummary
 
     summary = json.loads((ROOT / "tests/fixtures/runs/20250301-090000-extract-c0a1/evals/gate.json").read_text())
-    items = {it.key: it for it in gate_items(summary)}
+    items = {it.key: it for it in gate_items(GateSummary.from_dict(summary))}
     rows = {r["checkpoint"]: r for r in summary["rows"]}
     assert set(items) == {"base", "final"} | {f"checkpoint-{c}" for c in rows if c != "base"}
     assert items["base"].step is None and items["base"].metrics["gate/base_task"] == rows["base"]["task"]
@@ -351,8 +352,8 @@ def test_gate_items_carry_scores_verdicts_and_the_final_choice():
         assert it.metrics["gate/passed"] == (1.0 if r["verdict"] == "pass" else 0.0)
     assert items["final"].texts["gate/final_verdict"] == summary["verdict"]
     assert items["final"].texts["gate/best_checkpoint"] == f"checkpoint-{summary['best']['checkpoint']}"
-    changed = gate_items({**summary, "verdict": "fail"})
-    assert [it.digest() for it in changed][:-1] == [it.digest() for it in gate_items(summary)][:-1]
+    changed = gate_items(GateSummary.from_dict({**summary, "verdict": "fail"}))
+    assert [it.digest() for it in changed][:-1] == [it.digest() for it in gate_items(GateSummary.from_dict(summary))][:-1]
     assert changed[-1].digest() != items["final"].digest()  # only the final verdict is sent again
 
 

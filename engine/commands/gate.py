@@ -22,6 +22,7 @@ from tunedeck.engine.run.store import (
     read_effective_status,
     resolve_workspace,
 )
+from tunedeck.engine.run.gate_result import GateRow, GateSummary
 from tunedeck.engine.run.status_writer import write_status
 
 
@@ -62,33 +63,30 @@ def _score(metric: str, value) -> str:
     return f"{_name(metric)} {fmt_score(metric, value)}"
 
 
-def _ci(row: dict) -> str:
+def _ci(row: GateRow) -> str:
     """The task gain's 95% interval and p-value, when the gate computed them."""
-    ci, p = row.get("task_ci"), row.get("p_value")
+    ci, p = row.task_ci, row.p_value
     shown = "" if p is None else "p<0.001" if p < 0.001 else f"p={p:.2g}"
     return " ".join(x for x in ((f"[{ci[0]:+.0f},{ci[1]:+.0f}]" if ci else ""), shown) if x)
 
 
-def _with_delta(value: str, row: dict, cat: str) -> str:
+def _with_delta(value: str, row: GateRow, cat: str) -> str:
     """A score and its change against the base ("=" when none): what every summary of the gate shows."""
-    d = (row.get("vs_base") or {}).get(cat)
+    d = row.vs_base.get(cat)
     if value == "-" or not isinstance(d, (int, float)):
         return value
     return f"{value} {'=' if abs(d) < 0.05 else format(d, '+.1f')}"
 
 
-def print_summary(summary: dict, file=None) -> None:
+def print_summary(summary: GateSummary, file=None) -> None:
     from rich.console import Console
     from rich.measure import Measurement
-
-    from tunedeck.engine.run.gate_result import ASKED_AS_WRITTEN
     from rich.table import Table
 
     out = file or sys.stdout
     # piped output keeps whole rows (rich would otherwise wrap at 80 columns)
     console = Console(file=out, highlight=False, soft_wrap=True, width=None if out.isatty() else 200)
-    rows = summary.get("rows") or []
-    best = (summary.get("best") or {}).get("checkpoint")
+    rows, best = summary.rows, summary.best
 
     def gate_table(wide: bool) -> Table:
         # what the verdict uses first, each score with its change against the base; on a terminal too narrow
@@ -99,15 +97,15 @@ def print_summary(summary: dict, file=None) -> None:
             table.add_column(col, justify="left" if col in ("step", "verdict", "task gain 95% CI") else "right",
                              no_wrap=True)
         for r in rows:
-            name = "base" if r["checkpoint"] == "base" else str(r["checkpoint"])
-            name += " *" if best is not None and r["checkpoint"] == best else ""
-            name += " (pruned)" if r.get("pruned") else ""
-            task = (_fmt(r.get("task"), ".1f", "%") if (r.get("task_metric") or "pass_rate") == "pass_rate"
-                    else _score(r["task_metric"], r.get("task_score")))
-            cells = [name, r.get("verdict") or "-", _with_delta(task, r, "task"),
-                     *(_with_delta(_fmt(r.get(cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
-                     _fmt(r.get("latency_p95_ms"), ".0f")]
-            table.add_row(*cells, *([_ci(r), _fmt(r.get("eval_loss"), ".4f")] if wide else []))
+            name = "base" if r.is_base else str(r.checkpoint)
+            name += " *" if best is not None and r.checkpoint == best else ""
+            name += " (pruned)" if r.pruned else ""
+            task = (_fmt(r.task, ".1f", "%") if (r.task_metric or "pass_rate") == "pass_rate"
+                    else _score(r.task_metric, r.task_score))
+            cells = [name, r.verdict or "-", _with_delta(task, r, "task"),
+                     *(_with_delta(_fmt(getattr(r, cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
+                     _fmt(r.latency_p95_ms, ".0f")]
+            table.add_row(*cells, *([_ci(r), _fmt(r.eval_loss, ".4f")] if wide else []))
         return table
 
     table = gate_table(wide=True)
@@ -115,33 +113,31 @@ def print_summary(summary: dict, file=None) -> None:
     console.print(table if wide else gate_table(wide=False))
     if not wide:
         for r in rows:
-            more = [f"task gain 95% CI {_ci(r)}" if _ci(r) else "", f"eval loss {_fmt(r.get('eval_loss'), '.4f')}"
-                    if r.get("eval_loss") is not None else ""]
+            more = [f"task gain 95% CI {_ci(r)}" if _ci(r) else "", f"eval loss {_fmt(r.eval_loss, '.4f')}"
+                    if r.eval_loss is not None else ""]
             if any(more):
-                console.print(f"  {r.get('label') or r['checkpoint']}: " + ", ".join(m for m in more if m))
+                console.print(f"  {r.label or r.checkpoint}: " + ", ".join(m for m in more if m))
     for r in rows:
-        label = r.get("label") or str(r["checkpoint"])
+        label = r.label or str(r.checkpoint)
         scored = "; ".join(f"{cat} " + ", ".join(_score(t, v) for t, v in types.items())
-                           for cat, types in (r.get("check_scores") or {}).items())
+                           for cat, types in r.check_scores.items())
         if scored:
             console.print(f"  {label} mean scores: {scored}")
-        for reason in r.get("reasons") or []:
+        for reason in r.reasons:
             console.print(f"  {label}: {reason}")
     seen = set()
     for r in rows:
-        for w in r.get("warnings") or []:
+        for w in r.warnings:
             if w not in seen:  # the same small-set warning applies to every row
                 seen.add(w)
                 console.print(f"warning: {w}")
-    sets = [s for s in summary.get("sets") or [] if isinstance(s, dict) and s.get("name")]
-    if sets:
+    if summary.sets:
         console.print("sets (the base's prompt search is for task sets; checkpoints answer every set as written):")
-        for s in sets:
-            n = f", {s['examples']} examples" if isinstance(s.get("examples"), int) else ""
-            how = f"; the base asked {'as written' if s.get('asked') == ASKED_AS_WRITTEN else 'with ' + s['asked']}" \
-                if s.get("asked") else ""
-            console.print(f"  {s['name']}: {s.get('kind') or 'task'}{n}{how}")
-    cands = summary.get("base_prompts") or []
+        for s in summary.sets:
+            n = f", {s.examples} examples" if s.examples is not None else ""
+            how = f"; the base asked {'as written' if s.asked_as_written else 'with ' + s.asked}" if s.asked else ""
+            console.print(f"  {s.name}: {s.kind or 'task'}{n}{how}")
+    cands = summary.base_prompts
     if len(cands) > 1:
         console.print("base prompts on the task sets (task by the task metric; * the baseline):")
         for c in cands:
@@ -150,14 +146,14 @@ def print_summary(summary: dict, file=None) -> None:
             shot = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
             console.print(f"  {'*' if c.get('chosen') else ' '} task {_fmt(c.get('task'), '.1f')}  "
                           f"format {_fmt(c.get('format'), '.1f', '%')}  {shown}{shot}")
-    for o in summary.get("overrides") or []:
+    for o in summary.overrides:
         console.print(f"override: {o['key']} = {json.dumps(o['value'])} (run.toml: {json.dumps(o['was'])})")
-    for n in summary.get("notices") or []:
+    for n in summary.notices:
         console.print(f"notice: {n}")
-    chosen = summary.get("chosen")
-    if chosen:
-        console.print(f"chosen: checkpoint-{chosen.get('checkpoint')}" + (f" ({chosen['note']})" if chosen.get("note") else ""))
-    console.print(f"{'best' if best is not None else 'gate'}: {summary.get('sentence')}")
+    chosen = summary.chosen
+    if chosen is not None:
+        console.print(f"chosen: checkpoint-{chosen.checkpoint}" + (f" ({chosen.note})" if chosen.note else ""))
+    console.print(f"{'best' if best is not None else 'gate'}: {summary.sentence}")
 
 
 def _progress_printer():
@@ -268,24 +264,24 @@ def cmd_eval(args) -> int:
     return _show(summary, args.json)
 
 
-def _show(summary: dict, as_json: bool) -> int:
+def _show(summary: GateSummary, as_json: bool) -> int:
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         print_summary(summary)
     return 0
 
 
-def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = False) -> dict | None:
+def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = False) -> GateSummary | None:
     """Rebuild the verdicts from the records on disk with the recorded overrides plus `overrides` (no model).
 
     Used by `tunedeck gate --set` and the checkpoints screen. ProfileError for a bad key or value."""
     from tunedeck.engine.gate import overrides as gate_overrides
-    from tunedeck.engine.run.gate_result import load_gate_summary
-    from tunedeck.engine.gate.rebuild import summarize_run
+    from tunedeck.engine.gate.rebuild import recorded_overrides, summarize_run
+    from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.run.record import load_run_record
 
-    recorded = None if reset else (load_gate_summary(run_dir) or {}).get("overrides")
+    recorded = None if reset else recorded_overrides(read_gate_summary(run_dir))
     profile, changes = gate_overrides.apply(load_run_record(run_dir).profile,
                                             gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
     return summarize_run(run_dir, profile.gate, extra={"overrides": changes})
@@ -320,7 +316,7 @@ def rebuild_quietly(run_dir: Path, choose, note: str = "") -> int:
 
 
 def cmd_gate(args) -> int:
-    from tunedeck.engine.run.gate_result import load_gate_summary, status_fields
+    from tunedeck.engine.run.gate_result import read_gate_summary, status_fields
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
     if args.rebuild or args.choose is not None:
@@ -331,7 +327,7 @@ def cmd_gate(args) -> int:
     if live and (overrides or args.reset):
         raise UserError(f"run {run_dir.name} is being trained or evaluated; change its gate rules once that ends")
     # on a finished run, rebuild from the records so new review labels count; a live engine owns gate.json
-    summary = load_gate_summary(run_dir) if live else rejudge(run_dir, overrides, reset=args.reset)
+    summary = read_gate_summary(run_dir) if live else rejudge(run_dir, overrides, reset=args.reset)
     if summary is None:
         raise UserError(f"no gate results for {run_dir.name} yet: run `tunedeck eval {run_dir.name}`")
     if not live:

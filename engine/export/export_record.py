@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.store import Checkpoint
 
 EXPORT_RECORD = "tunedeck-export.json"
@@ -38,19 +39,19 @@ def hyperparameters(profile) -> dict:
     return out
 
 
-def gate_entry(summary: dict | None, step: int) -> dict | None:
+def gate_entry(summary: GateSummary | None, step: int) -> dict | None:
     """The checkpoint's gate row and the gate's best/chosen sentence, or None when the gate never ran on it."""
-    if not summary:
+    if summary is None:
         return None
-    row = next((r for r in summary.get("rows") or [] if r.get("checkpoint") == step), None)
-    return {"row": row, "verdict": row.get("verdict") if row else None, "overall_verdict": summary.get("verdict"),
-            "best": (summary.get("best") or {}).get("checkpoint"), "chosen": summary.get("chosen"),
-            "sentence": summary.get("sentence"), "updated": summary.get("updated")}
+    row = summary.row(step)
+    return {"row": row.to_dict() if row else None, "verdict": row.verdict if row else None,
+            "overall_verdict": summary.verdict, "best": summary.best,
+            "chosen": summary.chosen.to_dict() if summary.chosen else None,
+            "sentence": summary.sentence, "updated": summary.updated}
 
 
 def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precision: str | None, files: dict, *,
                  gguf: dict | None = None, artifact_gate: dict | None = None, warnings: list[str] = ()) -> dict:
-    from tunedeck.engine.run.gate_result import load_gate_summary
     from tunedeck.engine.run.record import VERSION
 
     p = record.profile
@@ -66,7 +67,7 @@ def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precisio
                     "train_rows": record.train_rows, "eval_rows": record.eval_rows},
         "loss_masking": record.loss_masking or None,
         "hyperparameters": hyperparameters(p),
-        "gate": gate_entry(load_gate_summary(run_dir), ckpt.step),
+        "gate": gate_entry(read_gate_summary(run_dir), ckpt.step),
         **({"gguf": gguf} if gguf else {}),
         "artifact_gate": artifact_gate,
         "status": "failed" if (artifact_gate or {}).get("verdict") == "fail" else "ok",

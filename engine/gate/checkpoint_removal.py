@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventWriter
-from tunedeck.engine.run.gate_result import load_gate_summary
+from tunedeck.engine.run.gate_result import read_gate_summary
 from tunedeck.engine.gate.rebuild import summarize_run
 from tunedeck.engine.gate.records import evaluated_steps
 from tunedeck.engine.run.store import EngineLock, RunLocked, list_checkpoints, read_effective_status
@@ -27,14 +27,12 @@ class CheckpointProtected(ValueError):
 
 def protected_steps(run_dir: Path) -> dict[int, str]:
     """{step: why it is kept} for the chosen and the best checkpoint."""
-    summary = load_gate_summary(run_dir) or {}
+    summary = read_gate_summary(run_dir)
     out: dict[int, str] = {}
-    best = (summary.get("best") or {}).get("checkpoint")
-    if isinstance(best, int):
-        out[best] = "it is the gate's best checkpoint"
-    chosen = (summary.get("chosen") or {}).get("checkpoint")
-    if isinstance(chosen, int):
-        out[chosen] = "it is the chosen checkpoint (press b on it to unmark it first)"
+    if summary is not None and summary.best is not None:
+        out[summary.best] = "it is the gate's best checkpoint"
+    if summary is not None and summary.chosen is not None:
+        out[summary.chosen.checkpoint] = "it is the chosen checkpoint (press b on it to unmark it first)"
     return out
 
 

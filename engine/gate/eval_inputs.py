@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tunedeck.engine.gate.eval_sets import EvalSet, content_hash, held_out_set, profile_sets, verdict_basis
 from tunedeck.engine.gate.rules import GateError
+from tunedeck.engine.run.gate_result import SET_TASK, GateSet
 
 
 @dataclass
@@ -58,13 +59,12 @@ def sets_info(sets: list[EvalSet]) -> list[dict]:
             for s in sets]
 
 
-def sets_as_asked(entries: list[dict] | None, base_records: list[dict]) -> tuple[list[dict], list[str]]:
+def sets_as_asked(entries: list[dict] | None, base_records: list[dict]) -> tuple[list[GateSet], list[str]]:
     """gate.json's sets, each with how the base was asked it, read from the base's records (engine/run/gate_result.py
     GateSet), and a notice for each general or safety set the base was not asked as written (records from a
     gate before sets were asked as written). `entries`: the sets as the gate run recorded them; None (a
     gate.json from before sets were recorded): the sets the records name."""
     from tunedeck.engine.gate.base_prompts import asked_by_set
-    from tunedeck.engine.run.gate_result import SET_TASK, GateSet
 
     asked = asked_by_set(base_records)
     if entries is None:
@@ -82,7 +82,7 @@ def sets_as_asked(entries: list[dict] | None, base_records: list[dict]) -> tuple
             which = f"its {s.kind} set" if s.name == s.kind else f"its {s.kind} set {s.name!r}"
             notices.append(f"the base answered {which} under a task prompt ({s.asked}), not as written, so its {s.kind} "
                            "score is not what the base does; run `tunedeck eval` to ask it as written")
-        out.append(s.to_dict())
+        out.append(s)
     return out, notices
 
 

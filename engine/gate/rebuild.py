@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.atomic_io import PRIVATE_FILE, make_private_dir, write_json_atomic
+from tunedeck.engine.run.atomic_io import PRIVATE_FILE, make_private_dir
 from tunedeck.engine.run.gate_result import (
     BASE,
     Chosen,
-    gate_json_path,
-    load_gate_summary,
+    GateRow,
+    GateSummary,
     read_gate_summary,
     write_gate_summary,
 )
@@ -33,7 +33,7 @@ REBUILD_LOCK = ".gate-rebuild.lock"
 KEEP = "keep"  # rebuild(choose=KEEP): leave a person's choice as it is
 
 
-def set_chosen(run_dir: Path, checkpoint: int | None, note: str = "") -> dict:
+def set_chosen(run_dir: Path, checkpoint: int | None, note: str = "") -> GateSummary:
     """Record a person's choice of checkpoint (kept across gate re-runs; pruning keeps it). None clears it."""
     summary = read_gate_summary(run_dir)
     if summary is None:
@@ -41,9 +41,7 @@ def set_chosen(run_dir: Path, checkpoint: int | None, note: str = "") -> dict:
     if checkpoint is not None and summary.row(checkpoint) is None:
         raise GateError(f"checkpoint-{checkpoint} has no gate results")
     summary.chosen = None if checkpoint is None else Chosen(checkpoint, note, round(time.time(), 3))
-    data = summary.to_dict()
-    write_json_atomic(gate_json_path(run_dir), data)
-    return data
+    return write_gate_summary(run_dir, summary, fresh=False)
 
 
 @contextmanager
@@ -61,7 +59,7 @@ def _one_rebuild_at_a_time(run_dir: Path):
         os.close(fd)
 
 
-def rebuild(run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", update_status=None) -> dict | None:
+def rebuild(run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", update_status=None) -> GateSummary | None:
     """Rebuild gate.json from the records and the latest labels, optionally recording a person's choice
     first (`choose`: a step, or None to clear it), and project it into status.json. The engine's answer
     to the app's request after a review label or a choice; None when the gate has not run.
@@ -119,10 +117,10 @@ class Judging:
         self.present = {c.step for c in list_checkpoints(self.run_dir) if c.complete}
         self.reviews = load_reviews(self.run_dir)  # for review mode, and the judge's agreement with people
 
-    def base_row(self) -> dict:
+    def base_row(self) -> GateRow:
         return base_row(self.base, self.rules)
 
-    def row(self, step: int, records: list[dict], eval_loss: float | None = None) -> dict:
+    def row(self, step: int, records: list[dict], eval_loss: float | None = None) -> GateRow:
         """Checkpoint `step`'s row from its records (`eval_loss`: when the events and markers have none)."""
         from tunedeck.engine.gate.reviews import review_state
 
@@ -131,33 +129,44 @@ class Judging:
                   if rules.require_review else None)
         row = judge_checkpoint(self.base, records, rules, checkpoint=step, eval_loss=self.losses.get(step, eval_loss),
                                review=review, pruned=step not in self.present, base_scores=self.base_scores)
-        row["judge_agreement"] = judge_agreement(records, {ex: e["label"] for (st, ex), e in reviews.items() if st == step})
-        warning = agreement_warning(row["judge_agreement"], getattr(rules, "min_judge_agreement", 0.0))
+        row.judge_agreement = judge_agreement(records, {ex: e["label"] for (st, ex), e in reviews.items() if st == step})
+        warning = agreement_warning(row.judge_agreement, getattr(rules, "min_judge_agreement", 0.0))
         if warning:
-            row["warnings"].append(warning)
+            row.warnings.append(warning)
         return row
 
 
-def run_rules(run_dir: Path, previous: dict | None = None):
+def run_rules(run_dir: Path, previous: GateSummary | None = None):
     """The run's gate rules, with the overrides recorded by `tunedeck eval/gate --set`."""
     from tunedeck.engine.gate import overrides as gate_overrides
     from tunedeck.engine.run.record import load_run_record
 
-    recorded = (previous if previous is not None else load_gate_summary(run_dir) or {}).get("overrides")
+    recorded = recorded_overrides(previous if previous is not None else read_gate_summary(run_dir))
     profile, _ = gate_overrides.apply(load_run_record(run_dir).profile, gate_overrides.merge(recorded, []))
     return profile.gate
 
 
+def recorded_overrides(summary: GateSummary | None) -> list[dict]:
+    """The gate settings `tunedeck eval/gate --set` recorded in gate.json ([]: none, or no gate.json)."""
+    return summary.overrides if summary is not None else []
+
+
+# what a rebuild keeps of the previous gate.json: what the gate ran on, which only a gate run knows
+CARRIED = ("basis", "base_model", "base_system_prompt", "base_prompts", "generation", "timings", "seconds", "base_loads",
+           "overrides")
+
+
 def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: bool = True, *,
-                  judging: Judging | None = None, judged: dict[int, dict] | None = None) -> dict | None:
+                  judging: Judging | None = None, judged: dict[int, GateRow] | None = None) -> GateSummary | None:
     """Rebuild the summary from the records on disk and the latest reviews; write evals/gate.json.
 
     A gate run passes the rows it judged as it went (`judged`, by step, with its `judging`), so those
     are neither judged again nor read back. Checkpoint results computed on other eval sets than the
-    base's current ones are left out with a notice. Returns None when the base has not been evaluated yet.
+    base's current ones are left out with a notice. `extra`: what the gate ran on (sets, basis, base_model,
+    generation, ...: gate.json's context) and its notices. Returns None when the base has not been evaluated yet.
     """
     run_dir = Path(run_dir)
-    previous = load_gate_summary(run_dir) or {}
+    previous = read_gate_summary(run_dir)
     if judging is None:
         if rules is None:
             rules = run_rules(run_dir, previous)
@@ -180,29 +189,33 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
             continue
         rows.append(judging.row(step, records))
     summary = summarize(rows, rules)
-    carried = {k: previous[k] for k in ("sets", "basis", "base_model", "base_system_prompt", "base_prompts", "generation",
-                                        "timings", "seconds", "base_loads", "overrides") if k in previous}
+    extra = dict(extra or {})
+    carried = {k: previous.context[k] for k in CARRIED if previous is not None and k in previous.context}
+    previous_sets = [x.to_dict() for x in previous.sets] if previous is not None else None
     # how the base was asked each set, from its records; an empty list is a gate.json from before sets were kept
-    sets, asked_notices = sets_as_asked((extra or {}).get("sets", carried.get("sets")) or None, judging.base)
+    summary.sets, asked_notices = sets_as_asked(extra.pop("sets", previous_sets) or None, judging.base)
     notices += asked_notices
-    basis = (extra or {}).get("basis", carried.get("basis"))
+    extra.pop("notices", None)
+    summary.context = {**carried, **extra}
+    basis = summary.context.get("basis")
     if basis:  # a verdict on the held-out split says what it rests on
-        summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']} (rests on {basis})"
+        summary.sentence = f"{summary.sentence} (rests on {basis})"
     from tunedeck.engine.run.reward_history import reward_phrase
 
     reward = reward_phrase(run_dir)  # GRPO: the reward it optimised, beside the held-out result
     if reward:
-        summary["sentence"] = summary["best"]["sentence"] = f"{summary['sentence']}; {reward}"
-    summary = {**carried, **(extra or {}), **summary, "sets": sets, "notices": notices, "key": key,
-               "rules": {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop",
-                                                         "max_general_drop", "latency_p95_ms", "require_review",
-                                                         "max_weird_share", "min_judge_agreement") if hasattr(rules, k)}}
+        summary.sentence = f"{summary.sentence}; {reward}"
+    summary.notices, summary.key = notices, key
+    summary.rules = {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop",
+                                                    "max_safety_drop", "max_general_drop", "latency_p95_ms",
+                                                    "require_review", "max_weird_share", "min_judge_agreement")
+                     if hasattr(rules, k)}
     if write:
         summary = write_gate_summary(run_dir, summary)
     return summary
 
 
-def serve_rebuild_requests(run_dir: Path, update_status=None) -> dict | None:
+def serve_rebuild_requests(run_dir: Path, update_status=None) -> GateSummary | None:
     """Answer the rebuild_gate requests the app left while an engine that polls none owned the run (an
     evaluation, the gate at the end of training): each choice in order, then one rebuild. The rebuilt
     summary, or None when no request was pending."""

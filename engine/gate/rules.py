@@ -87,7 +87,7 @@ def list_ids(ids: list[str], k: int = 3) -> str:
     return ", ".join(ids[:k]) + (f" and {len(ids) - k} more" if len(ids) > k else "")
 
 
-def base_row(base_records: list[dict], rules=None) -> dict:
+def base_row(base_records: list[dict], rules=None) -> GateRow:
     s = scores(base_records)
     metric = task_metric(rules)
     if metric != "pass_rate":
@@ -95,7 +95,7 @@ def base_row(base_records: list[dict], rules=None) -> dict:
     return GateRow(checkpoint=BASE, label=BASE, step=None, eval_loss=None, **{k: _r(s[k]) for k in CATEGORIES},
                    n=s["n"], **_metric_fields(s, metric), latency_p95_ms=_r(s["latency_p95_ms"], 1),
                    latency_p50_ms=_r(s["latency_p50_ms"], 1), new_tokens_mean=_r(s["new_tokens_mean"], 1),
-                   verdict=BASELINE, warnings=_skip_warnings(s)).to_dict()
+                   verdict=BASELINE, warnings=_skip_warnings(s))
 
 
 def _skip_warnings(s: dict) -> list[str]:
@@ -109,7 +109,7 @@ def _skip_warnings(s: dict) -> list[str]:
 
 def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, checkpoint: int,
                      eval_loss: float | None = None, review=None, pruned: bool = False,
-                     base_scores: dict | None = None) -> dict:
+                     base_scores: dict | None = None) -> GateRow:
     """One checkpoint's row: scores, differences with the base, verdict and reasons.
 
     `rules` is a GateConfig (or anything with its attributes); `review` a reviews.ReviewState or None;
@@ -197,4 +197,4 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
                    task_ci=[_r(ci[0]), _r(ci[1])] if ci else None, p_value=_r(p, 6) if p is not None else None,
                    paired=n, buckets={k: len(v) for k, v in bk.items()},
                    verdict=verdict, reasons=reasons, failed=failed, warnings=warnings,
-                   review=review.to_dict() if review is not None else None, pruned=pruned).to_dict()
+                   review=review.to_dict() if review is not None else None, pruned=pruned)

@@ -19,56 +19,53 @@ from dataclasses import asdict
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import BASE
+from tunedeck.engine.run.gate_result import BASE, GateRow, GateSummary, read_gate_summary
 from tunedeck.engine.gate.base_generations import best_base_records, few_shot_demos, model_identity
 from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import gen_settings, load_sets, select_checkpoints, sets_extra, sets_key
 from tunedeck.engine.gate.example_scoring import Progress, evaluate_model
 from tunedeck.engine.gate.model_session import ModelSession, precision_and_device
 from tunedeck.engine.gate.records import write_records
-from tunedeck.engine.gate.rebuild import Judging, summarize_run
+from tunedeck.engine.gate.rebuild import Judging, recorded_overrides, summarize_run
 from tunedeck.engine.observe.tracking import log_gate_summary
 
 
 # ---- events ---------------------------------------------------------------------------------------
 
-def _row_event(events, row: dict) -> None:
+def _row_event(events, row: GateRow) -> None:
     if events is None:
         return
-    events.emit(C.EV_GATE, phase="row", checkpoint=row["checkpoint"], verdict=row["verdict"], task=row["task"],
-                format=row["format"], safety=row["safety"], general=row["general"],
-                latency_p95_ms=row["latency_p95_ms"], reasons=row["reasons"], warnings=row["warnings"],
-                task_delta=row["vs_base"].get("task"), vs_base=row["vs_base"], p_value=row.get("p_value"), n=row["n"])
+    events.emit(C.EV_GATE, phase="row", checkpoint=row.checkpoint, verdict=row.verdict, task=row.task,
+                format=row.format, safety=row.safety, general=row.general,
+                latency_p95_ms=row.latency_p95_ms, reasons=row.reasons, warnings=row.warnings,
+                task_delta=row.vs_base.get("task"), vs_base=row.vs_base, p_value=row.p_value, n=row.n)
 
 
-def _summary_event(events, summary: dict) -> None:
+def _summary_event(events, summary: GateSummary) -> None:
     if events is None:
         return
-    best = summary["best"]["checkpoint"]
-    events.emit(C.EV_GATE, phase="summary", summary=True, checkpoint=best, best=best, verdict=summary["verdict"],
-                sentence=summary["sentence"], rows=len(summary["rows"]) - 1)
+    events.emit(C.EV_GATE, phase="summary", summary=True, checkpoint=summary.best, best=summary.best,
+                verdict=summary.verdict, sentence=summary.sentence, rows=len(summary.rows) - 1)
 
 
 # ---- entry points -------------------------------------------------------------------------------
 
 def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets: list[str] | tuple = (),
              events=None, progress: Progress | None = None, overrides: list[str] | tuple = (),
-             reset: bool = False) -> dict:
+             reset: bool = False) -> GateSummary:
     """Evaluate the base and the chosen complete checkpoints; write evals/ and return the summary.
 
     `overrides` are gate.KEY=VALUE items (engine/gate/overrides.py), added to those recorded in
-    gate.json (`reset`: dropped first). Summary keys: rows, best {"checkpoint", "sentence"}, verdict
-    ("pass" / "needs_review" / "fail" / None), sentence, sets, base_prompts, overrides, notices, ...
-    (evals/gate.json). User mistakes raise EvalSetError, GateError or ProfileError.
+    gate.json (`reset`: dropped first). Returns the GateSummary written to evals/gate.json
+    (engine/run/gate_result.py). User mistakes raise EvalSetError, GateError or ProfileError.
     """
     from tunedeck.engine.gate import overrides as gate_overrides
-    from tunedeck.engine.run.gate_result import load_gate_summary
     from tunedeck.engine.models.model_loading import load_tokenizer
     from tunedeck.engine.run.record import load_run_record
 
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
-    recorded = None if reset else (load_gate_summary(run_dir) or {}).get("overrides")
+    recorded = None if reset else recorded_overrides(read_gate_summary(run_dir))
     profile, changes = gate_overrides.apply(record.profile,
                                             gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
     record.profile = profile
@@ -93,7 +90,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
         base, generated = chosen.records, chosen.generated
         write_records(run_dir, BASE, base)
         judging = Judging(run_dir, rules, base)
-        judged: dict[int, dict] = {}
+        judged: dict[int, GateRow] = {}
         _row_event(events, judging.base_row())
         timings = {"base": {"generated": generated, "cached": chosen.asked - generated}}
         for ckpt in targets:
@@ -119,7 +116,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
     return summary
 
 
-def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, memo: dict | None = None) -> dict:
+def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, memo: dict | None = None) -> GateSummary:
     """gate.when = "each_checkpoint": evaluate the model the trainer holds, right after checkpoint `step` is saved.
 
     Call it on rank 0 with the unwrapped model (trainer.model, a PeftModel for LoRA). The base
@@ -134,11 +131,10 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, 
     memo = {} if memo is None else memo
     if "inputs" not in memo:  # sets and the held-out split do not change during training: load them once
         from tunedeck.engine.gate import overrides as gate_overrides
-        from tunedeck.engine.run.gate_result import load_gate_summary
 
         record = load_run_record(run_dir)
         # a resumed run keeps the gate settings recorded by `tunedeck eval/gate --set`
-        recorded = (load_gate_summary(run_dir) or {}).get("overrides")
+        recorded = recorded_overrides(read_gate_summary(run_dir))
         record.profile, _ = gate_overrides.apply(record.profile, gate_overrides.merge(recorded, []))
         sets = load_sets(run_dir, record)
         memo["inputs"] = (record.profile, sets, few_shot_demos(record.profile))

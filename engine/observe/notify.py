@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import GateSummary
 
 TIMEOUT_S = 60.0
 
@@ -47,7 +48,7 @@ def run_notify_command(command: str, run_dir: Path, state: str, verdict: str | N
     return warning
 
 
-def notify_gate_verdict(run_dir: Path, summary: dict | None, events=None) -> None:
+def notify_gate_verdict(run_dir: Path, summary: GateSummary | None, events=None) -> None:
     """After `tunedeck eval` (the app's e, or by hand): the run's state with the gate's new verdict."""
     from tunedeck.engine.run.record import load_run_record
     from tunedeck.engine.run.store import read_written_status
@@ -58,4 +59,4 @@ def notify_gate_verdict(run_dir: Path, summary: dict | None, events=None) -> Non
         return
     if command and summary:
         state = read_written_status(run_dir).state or ""
-        run_notify_command(command, run_dir, state, summary.get("verdict"), summary.get("sentence") or "", events)
+        run_notify_command(command, run_dir, state, summary.verdict, summary.sentence or "", events)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunedeck.engine.run.gate_result import GateSummary
+
 
 def run_info(run_dir: Path, args=None) -> dict[str, Any]:
     """The dataset fingerprint and the loss masking this run trains with (flat, tracker-friendly values)."""
@@ -47,27 +49,27 @@ class GateItem:
 _SCORES = ("task", "format", "safety", "general", "latency_p95_ms")
 
 
-def gate_items(summary: dict) -> list[GateItem]:
+def gate_items(summary: GateSummary) -> list[GateItem]:
     items = []
-    for row in summary.get("rows") or []:
-        ckpt = row.get("checkpoint")
-        metrics = {f"gate/{k}": float(row[k]) for k in _SCORES if isinstance(row.get(k), (int, float))}
-        if ckpt == "base":
+    for row in summary.rows:
+        ckpt = row.checkpoint
+        metrics = {f"gate/{k}": float(getattr(row, k)) for k in _SCORES if getattr(row, k) is not None}
+        if row.is_base:
             items.append(GateItem("base", None, {k.replace("gate/", "gate/base_"): v for k, v in metrics.items()}, {}))
             continue
         if not isinstance(ckpt, int):
             continue
-        delta = (row.get("vs_base") or {}).get("task")
+        delta = row.vs_base.get("task")
         if isinstance(delta, (int, float)):
             metrics["gate/task_vs_base"] = float(delta)
-        metrics["gate/passed"] = 1.0 if row.get("verdict") == "pass" else 0.0
-        reasons = "; ".join(str(r) for r in row.get("reasons") or [])
+        metrics["gate/passed"] = 1.0 if row.verdict == "pass" else 0.0
+        reasons = "; ".join(str(r) for r in row.reasons)
         items.append(GateItem(f"checkpoint-{ckpt}", ckpt, metrics,
-                              {"gate/verdict": str(row.get("verdict") or ""), "gate/reasons": reasons}))
-    best = (summary.get("best") or {}).get("checkpoint")
-    final = {"gate/final_verdict": str(summary.get("verdict") or "none"),
-             "gate/best_checkpoint": "none" if best in (None, "base") else f"checkpoint-{best}",
-             "gate/sentence": str(summary.get("sentence") or "")}
+                              {"gate/verdict": str(row.verdict or ""), "gate/reasons": reasons}))
+    best = summary.best
+    final = {"gate/final_verdict": str(summary.verdict or "none"),
+             "gate/best_checkpoint": "none" if best is None else f"checkpoint-{best}",
+             "gate/sentence": str(summary.sentence or "")}
     metrics = {"gate/best_step": float(best)} if isinstance(best, int) else {}
     items.append(GateItem("final", None, metrics, final))
     return items

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import GateSummary
 from tunedeck.engine.observe.tracker_backends import ADAPTERS
 from tunedeck.engine.observe.tracker_payloads import GateItem, gate_items, run_info
 from tunedeck.engine.observe.tracking_state import TENSORBOARD_DIR, TrackingState
@@ -132,7 +133,7 @@ class TrackerSession:
         sent.update({it.key: it.digest() for it in new})
         self.save_state()
 
-    def log_gate(self, summary: dict) -> None:
+    def log_gate(self, summary: GateSummary) -> None:
         """Each checkpoint's scores and verdict, the final verdict and best checkpoint; only what changed."""
         items = gate_items(summary)
         for name in self.names:
@@ -147,9 +148,9 @@ class TrackerSession:
         return True
 
 
-def log_gate_summary(run_dir: Path, summary: dict | None, events=None) -> None:
+def log_gate_summary(run_dir: Path, summary: GateSummary | None, events=None) -> None:
     """Send a gate summary (evals/gate.json) to the run's trackers. Never raises."""
-    if not summary:
+    if summary is None:
         return
     try:
         from tunedeck.engine.run.record import load_run_record

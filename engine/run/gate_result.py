@@ -297,23 +297,17 @@ def read_gate_summary(run_dir: Path) -> GateSummary | None:
     return GateSummary.from_dict(data)
 
 
-def load_gate_summary(run_dir: Path) -> dict | None:
-    """read_gate_summary as the JSON dict, for code that works on the file's shape."""
-    summary = read_gate_summary(run_dir)
-    return summary.to_dict() if summary is not None else None
-
-
-def write_gate_summary(run_dir: Path, summary: dict) -> dict:
-    """Write a freshly built summary (engine side only), keeping a person's choice; returns what was written."""
-    typed = GateSummary.from_dict(summary)
-    assert typed is not None
-    old = read_gate_summary(run_dir)
-    typed.chosen = old.chosen if old is not None else None
-    typed.updated, typed.version = round(time.time(), 3), VERSION
-    make_private_dir(gate_json_path(run_dir).parent)
-    data = typed.to_dict()
-    write_json_atomic(gate_json_path(run_dir), data)
-    return data
+def write_gate_summary(run_dir: Path, summary: GateSummary, *, fresh: bool = True) -> GateSummary:
+    """The one writer of gate.json (engine side only); returns what was written. `fresh`: a summary just built
+    from the records, which keeps the person's choice on disk and is stamped now; else (a choice recorded on
+    the summary as read) it is written as it is."""
+    if fresh:
+        old = read_gate_summary(run_dir)
+        summary.chosen = old.chosen if old is not None else None
+        summary.updated, summary.version = round(time.time(), 3), VERSION
+        make_private_dir(gate_json_path(run_dir).parent)
+    write_json_atomic(gate_json_path(run_dir), summary.to_dict())
+    return summary
 
 
 def row_scores(row: GateRow | None, base: GateRow | None = None) -> dict | None:
@@ -357,11 +351,10 @@ def vs_base_parts(scores: dict | None) -> list[tuple[str, float | None]]:
     return parts
 
 
-def status_fields(summary: dict | None) -> dict:
+def status_fields(summary: GateSummary | None) -> dict:
     """What status.json carries about the gate: gate_verdict, gate_best (the checkpoint the run ships) and
     gate_scores (row_scores of the featured row: shipped, awaiting review, or the closest to passing)."""
-    typed = GateSummary.from_dict(summary)
-    if typed is None:
+    if summary is None:
         return {"gate_verdict": None, "gate_best": None, "gate_scores": None}
-    return {"gate_verdict": typed.verdict, "gate_best": typed.shipped,
-            "gate_scores": row_scores(typed.featured, typed.row(BASE))}
+    return {"gate_verdict": summary.verdict, "gate_best": summary.shipped,
+            "gate_scores": row_scores(summary.featured, summary.row(BASE))}

@@ -46,7 +46,7 @@ def fill_gate_fields(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """A run_row with the gate's verdict, shipped checkpoint and scores taken from evals/gate.json where status.json
     does not carry them (a gate that never wrote status, or an engine from before gate_scores). gate.json is
     parsed again only when it changes, so the app's scan once a second stays cheap."""
-    from tunedeck.engine.run.gate_result import gate_json_path, load_gate_summary, status_fields
+    from tunedeck.engine.run.gate_result import gate_json_path, read_gate_summary, status_fields
 
     if row.get("gate_verdict") and row.get("gate_scores") is not None:
         return row
@@ -56,8 +56,8 @@ def fill_gate_fields(row: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         return row
     stamp, known = (st.st_mtime_ns, st.st_size), _GATE_FIELDS.get(Path(run_dir))
     if known is None or known[0] != stamp:
-        gate = load_gate_summary(run_dir)
-        known = _GATE_FIELDS[Path(run_dir)] = (stamp, status_fields(gate) if gate and gate.get("verdict") else {})
+        gate = read_gate_summary(run_dir)
+        known = _GATE_FIELDS[Path(run_dir)] = (stamp, status_fields(gate) if gate is not None and gate.verdict else {})
     fields = known[1]
     if fields:
         row.update(fields if not row.get("gate_verdict") else {"gate_scores": fields["gate_scores"]})
@@ -132,14 +132,14 @@ def _data_files(run_dir: Path) -> list[dict] | None:
 def _gate(run_dir: Path) -> dict[str, Any] | None:
     """Eval scores per checkpoint (each with its change against the base), the verdict, the chosen checkpoint,
     the featured checkpoint's scores (status_fields' gate_scores) and how the base was asked each set."""
-    from tunedeck.engine.run.gate_result import load_gate_summary, status_fields
+    from tunedeck.engine.run.gate_result import read_gate_summary, status_fields
 
-    summary = load_gate_summary(run_dir)
-    if not summary:
+    summary = read_gate_summary(run_dir)
+    if summary is None:
         return None
+    written = summary.to_dict()  # best, chosen and sets as gate.json holds them
     keep = ("checkpoint", "task", "format", "safety", "general", "vs_base", "latency_p95_ms", "verdict", "reasons",
             "eval_loss")
-    return {"verdict": summary.get("verdict"), "best": summary.get("best"), "chosen": summary.get("chosen"),
-            "sentence": summary.get("sentence"), "scores": status_fields(summary)["gate_scores"],
-            "sets": summary.get("sets") or [],
-            "rows": [{k: r.get(k) for k in keep if k in r} for r in summary.get("rows", [])]}
+    return {"verdict": summary.verdict, "best": written["best"], "chosen": written["chosen"],
+            "sentence": summary.sentence, "scores": status_fields(summary)["gate_scores"], "sets": written["sets"],
+            "rows": [{k: getattr(r, k) for k in keep} for r in summary.rows]}

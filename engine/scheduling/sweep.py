@@ -266,19 +266,19 @@ def typed(key: str, raw: str) -> Any:
 
 
 def _gate_view(run_dir: Path) -> dict[str, Any]:
-    from tunedeck.engine.run.gate_result import BASE, load_gate_summary, PASS
+    from tunedeck.engine.run.gate_result import PASS, read_gate_summary
 
-    summary = load_gate_summary(run_dir)
-    if not summary:
+    summary = read_gate_summary(run_dir)
+    if summary is None:
         return {"verdict": None, "row": None, "best_checkpoint": None}
-    rows = [r for r in summary.get("rows", []) if r.get("checkpoint") != BASE]
-    best = (summary.get("best") or {}).get("checkpoint")
-    if summary.get("verdict") == PASS and best is not None:
-        row = next((r for r in rows if r.get("checkpoint") == best), None)
+    rows = [r for r in summary.rows if not r.is_base]
+    best = summary.best
+    if summary.verdict == PASS and best is not None:
+        row = summary.row(best)
     else:  # the closest checkpoint, the way the gate picks it
-        row = max(rows, key=lambda r: (r["task"] if r.get("task") is not None else -1, -(r.get("step") or 0)), default=None)
+        row = max(rows, key=lambda r: (r.task if r.task is not None else -1, -(r.step or 0)), default=None)
         best = None
-    return {"verdict": summary.get("verdict"), "row": row, "best_checkpoint": best}
+    return {"verdict": summary.verdict, "row": row, "best_checkpoint": best}
 
 
 def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
@@ -294,16 +294,18 @@ def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
         exists = run_dir.is_dir()
         status = read_effective_status(run_dir) if exists else Status(state="deleted")
         gate = _gate_view(run_dir) if exists else {"verdict": None, "row": None, "best_checkpoint": None}
-        row = gate["row"] or {}
-        vs = row.get("vs_base") or {}
+        row = gate["row"]
+        vs = row.vs_base if row else {}
         out.append({
             "id": r.id, "params": {k: typed(k, v) for k, v in r.params.items()}, "state": status.state,
             "queue_position": queue_position(ws, r.id) if status.state == C.QUEUED else None,
             "verdict": gate["verdict"], "best_checkpoint": gate["best_checkpoint"],
-            "checkpoint": row.get("checkpoint"), "task": row.get("task"), "task_vs_base": vs.get("task"),
-            "task_ci": row.get("task_ci"), "format": row.get("format"), "format_vs_base": vs.get("format"),
-            "safety": row.get("safety"), "safety_vs_base": vs.get("safety"), "latency_p95_ms": row.get("latency_p95_ms"),
-            "reasons": row.get("reasons") or [], "step": status.step or 0, "total_steps": status.total_steps,
+            "checkpoint": row.checkpoint if row else None, "task": row.task if row else None,
+            "task_vs_base": vs.get("task"), "task_ci": row.task_ci if row else None,
+            "format": row.format if row else None, "format_vs_base": vs.get("format"),
+            "safety": row.safety if row else None, "safety_vs_base": vs.get("safety"),
+            "latency_p95_ms": row.latency_p95_ms if row else None, "reasons": row.reasons if row else [],
+            "step": status.step or 0, "total_steps": status.total_steps,
             "message": status.message or "", "_row": gate["row"], "_order": order,
         })
 

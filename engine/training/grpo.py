@@ -20,6 +20,7 @@ from typing import Callable
 from tunedeck.engine.data.grpo_prompts import reference_of
 from tunedeck.engine.gate.rewards import RewardCheck, parse_reward_checks, reward_functions
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import GateSummary
 from tunedeck.engine.run.reward_history import RewardHistory, read_reward_history
 from tunedeck.engine.training.completion_window import CompletionWindow
 from tunedeck.engine.training.reward_guard import Alert, RewardGuard, emit_alerts
@@ -118,13 +119,12 @@ class RewardsWatch:
             events.emit(C.EV_LIVE_SAMPLES, step=step, samples=self.window.samples(self.sample_prompts))
         self._raise(self.guard.add_window(step, logs), events, request_stop)
 
-    def on_gate(self, step: int, summary: dict | None, events, request_stop: Callable[[str], None]) -> None:
+    def on_gate(self, step: int, summary: GateSummary | None, events, request_stop: Callable[[str], None]) -> None:
         """After the gate judged checkpoint `step` during training: its held-out task score."""
         alerts: list[Alert] = []
-        for row in (summary or {}).get("rows") or []:
-            task = row.get("task")
-            if isinstance(task, (int, float)) and (row.get("checkpoint") == "base" or row.get("checkpoint") == step):
-                alerts += self.guard.add_task(row["checkpoint"], task)
+        for row in summary.rows if summary is not None else []:
+            if row.task is not None and (row.is_base or row.checkpoint == step):
+                alerts += self.guard.add_task(row.checkpoint, row.task)
         self._raise(alerts, events, request_stop)
 
     def _raise(self, alerts: list[Alert], events, request_stop: Callable[[str], None]) -> None:

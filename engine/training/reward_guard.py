@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import GateSummary
 from tunedeck.engine.run.reward_history import RewardHistory, describe_rewards, read_reward_history
 
 RISE_SHARE = 0.1   # of the largest reward (the sum of the weights): smaller rises are noise on small batches
@@ -149,17 +150,16 @@ def emit_alerts(alerts: list[Alert], run_dir: Path, profile, events, extra: str 
         notify_alert(run_dir, profile, Alert(a.code, a.step, message), events, background)
 
 
-def guard_after_gate(run_dir: Path, profile, summary: dict | None, events) -> list[Alert]:
+def guard_after_gate(run_dir: Path, profile, summary: GateSummary | None, events) -> list[Alert]:
     """gate.when = "end": once the gate has scored every checkpoint, the guard reads the run's rewards
     against them (the alerts raised during training are not raised again)."""
-    if profile.method.method != "grpo" or not summary:
+    if profile.method.method != "grpo" or summary is None:
         return []
     history = read_reward_history(run_dir)
     guard = RewardGuard.for_profile(profile, RewardHistory(history.windows, {}, history.alerts))
     alerts: list[Alert] = []
-    rows = sorted(summary.get("rows") or [], key=lambda r: -1 if r.get("checkpoint") == "base" else r.get("checkpoint") or 0)
-    for row in rows:
-        if isinstance(row.get("task"), (int, float)):
-            alerts += guard.add_task(row["checkpoint"], row["task"])
+    for row in sorted(summary.rows, key=lambda r: -1 if r.is_base else r.checkpoint):
+        if row.task is not None:
+            alerts += guard.add_task(row.checkpoint, row.task)
     emit_alerts(alerts, run_dir, profile, events, background=False)
     return alerts

@@ -153,7 +153,7 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
         from tunedeck.engine.gate.rebuild import rebuild
 
         summary = rebuild(run_dir, update_status=status.update) or summary  # the sentence names the alert
-    return f"; gate: {summary.get('sentence') or summary.get('verdict')}"
+    return f"; gate: {summary.sentence or summary.verdict}"
 
 
 def _follower(run_dir: Path, resume: bool) -> int:

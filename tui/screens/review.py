@@ -27,7 +27,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from tunedeck.engine.run.gate_result import load_gate_summary
+from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_reviews, review_state, sample_for_review
 from tunedeck.engine.run.store import engine_owns
 
@@ -38,15 +38,11 @@ from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
 from ..worker_failures import RoutesWorkerFailures
 
 
-def refresh_gate(run_dir: Path) -> tuple[dict | None, bool]:
+def refresh_gate(run_dir: Path) -> tuple[GateSummary | None, bool]:
     """(the gate summary, whether it is current: rebuilt by the engine from the records and the latest labels).
     Runs the rebuild to its end: call from a worker thread."""
     done, _ = request_gate_rebuild(run_dir)
-    return load_gate_summary(run_dir), done
-
-
-def checkpoint_row(summary: dict | None, step: int) -> dict | None:
-    return next((r for r in (summary or {}).get("rows") or [] if r.get("checkpoint") == step), None)
+    return read_gate_summary(run_dir), done
 
 
 class ReviewScreen(RoutesWorkerFailures, Screen):
@@ -69,14 +65,14 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         """The sample, its labels and the eval records were read; `current`: the verdict counts every label."""
 
         def __init__(self, comparison: ExampleComparison, sample: list[str], labels: dict[str, dict],
-                     summary: dict | None, current: bool) -> None:
+                     summary: GateSummary | None, current: bool) -> None:
             super().__init__()
             self.comparison, self.sample, self.labels, self.summary, self.current = comparison, sample, labels, summary, current
 
     class VerdictRebuilt(Message):
         """The gate was rebuilt after a label (`current` False: an engine owns the run and answers later)."""
 
-        def __init__(self, summary: dict | None, current: bool) -> None:
+        def __init__(self, summary: GateSummary | None, current: bool) -> None:
             super().__init__()
             self.summary, self.current = summary, current
 
@@ -113,12 +109,12 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         comparison = load_comparison(self.run_dir, self.checkpoint)
         sample = sample_for_review(self.run_dir, self.checkpoint)
         reviews = load_reviews(self.run_dir)
-        summary = load_gate_summary(self.run_dir)
-        row = checkpoint_row(summary, self.checkpoint)
+        summary = read_gate_summary(self.run_dir)
+        row = summary.row(self.checkpoint) if summary is not None else None
         owned = engine_owns(self.run_dir)
         # labels saved after the last rebuild (the app closed in between) count as soon as the screen opens
-        if row is not None and row.get("review") is not None and not owned:
-            if row["review"] != review_state(self.run_dir, self.checkpoint, reviews).to_dict():
+        if row is not None and row.review is not None and not owned:
+            if row.review != review_state(self.run_dir, self.checkpoint, reviews).to_dict():
                 summary, _ = refresh_gate(self.run_dir)
         labels = {ex: reviews[(self.checkpoint, ex)] for ex in sample if (self.checkpoint, ex) in reviews}
         self.post_message(self.Loaded(comparison, sample, labels, summary, not owned))
@@ -189,23 +185,22 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         self.query_one("#review-current", Static).update(line)
         self.query_one(ExampleDetail).show(pair, "base", self.checkpoint)
 
-    def _show_verdict(self, summary: dict | None, current: bool) -> None:
+    def _show_verdict(self, summary: GateSummary | None, current: bool) -> None:
         if not self.is_mounted:
             return
-        row = checkpoint_row(summary, self.checkpoint)
+        row = summary.row(self.checkpoint) if summary is not None else None
         out = Text()
         if row is None:
             out.append("No gate verdict for this checkpoint yet (run `tunedeck eval`).", style="dim")
         else:
-            verdict = row.get("verdict") or "-"
+            verdict = row.verdict or "-"
             out.append("verdict: ")
             out.append(verdict_word(verdict), style=f"bold {verdict_style(verdict)}")
-            for reason in row.get("reasons") or []:
+            for reason in row.reasons:
                 out.append(f"\n  {reason}")
-            rules = (summary or {}).get("rules") or {}
-            if rules.get("require_review") is False:
+            if summary.rules.get("require_review") is False:
                 out.append("\nthis gate does not require review; labels are kept for the record", style="dim")
-            best = ((summary or {}).get("best") or {}).get("checkpoint")
+            best = summary.best
             if best is not None:
                 out.append(f"\nbest checkpoint: checkpoint-{best}", style="bold green" if best == self.checkpoint else "")
         if not current:
