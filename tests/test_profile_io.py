@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tunedeck.engine.config.profile_loading import find_profile, load_profile
-from tunedeck.tui.profile_io import diff_against_parent, diff_lines, flatten, nest, save_profile
+from tunedeck.engine.config.profile_diff import difference_lines, flatten
+from tunedeck.tui.profile_io import diff_against_parent, nest, save_profile
 
 
 def _same(a, b) -> bool:
@@ -48,4 +49,4 @@ def test_diff_against_parent_and_flat_helpers():
     assert "lora.r: 8 -> 16" in lines and "optim.learning_rate: 0.0002 -> 0.003" in lines
     assert not any(l.startswith("lora.target_modules") for l in lines)
     assert nest(flatten({"optim": {"epochs": 2.0}, "description": "x"})) == {"optim": {"epochs": 2.0}, "description": "x"}
-    assert diff_lines({"gate": {"when": "end"}}, {"gate": {"when": "never"}}) == ["gate.when: 'end' -> 'never'"]
+    assert difference_lines({"gate": {"when": "end"}}, {"gate": {"when": "never"}}) == ["gate.when: 'end' -> 'never'"]

@@ -7,13 +7,12 @@ import json
 import shutil
 
 from fixtures.app_harness import COMPLETED, OVERFIT, RUNNING, RUNS
+from tunedeck.engine.config.profile_diff import flatten, profile_differences
 from tunedeck.tui.run_comparison import (
     DIFFERENT_DATA,
     SAME_DATA,
     compare_runs,
     display_value,
-    flatten,
-    profile_differences,
 )
 
 
@@ -117,5 +116,5 @@ def test_a_list_value_differs_as_a_whole():
 
     a, b = load_run_record(RUNS / COMPLETED), load_run_record(RUNS / COMPLETED)
     b.profile.lora.target_modules = ["q_proj", "v_proj"]
-    assert [(d.key, d.a, d.b) for d in profile_differences(a, b)] == [
+    assert [(d.key, d.a, d.b) for d in profile_differences(a.profile, b.profile)] == [
         ("lora.target_modules", ["all-linear"], ["q_proj", "v_proj"])]

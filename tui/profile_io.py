@@ -1,4 +1,5 @@
-"""Saving the new-run form as a profile TOML, and diffs between profiles.
+"""Saving the new-run form as a profile TOML, and what a profile changes against the one it extends
+(the difference itself is engine/config/profile_diff.py's).
 
 Editing an existing user profile keeps its comments and layout: tomlkit loads the document, only
 the keys whose value changed are set, and the document is dumped back. A new profile holds
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tunedeck.engine.config.profile_diff import difference_lines, profile_differences
 from tunedeck.engine.config.profile_loading import (
     SHIPPED_PROFILES,
     build_profile,
@@ -19,7 +21,7 @@ from tunedeck.engine.config.profile_loading import (
     load_profile,
     load_profile_data,
 )
-from tunedeck.engine.config.profile_schema import ALL_KEYS, SECTIONS, TOP_LEVEL, Profile
+from tunedeck.engine.config.profile_schema import TOP_LEVEL, Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,22 +29,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-def flatten(data: dict | Profile) -> dict[str, Any]:
-    """{'section.key': value} for every section key, plus top-level description/extends."""
-    if isinstance(data, Profile):
-        data = data.to_dict()
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        if k in SECTIONS and isinstance(v, dict):
-            for name, value in v.items():
-                out[f"{k}.{name}"] = value
-        else:
-            out[k] = v
-    return out
-
-
 def nest(flat: dict[str, Any]) -> dict:
-    """The inverse of flatten: {'optim.epochs': 3} -> {'optim': {'epochs': 3}}."""
+    """The inverse of profile_diff.flatten: {'optim.epochs': 3} -> {'optim': {'epochs': 3}}."""
     out: dict = {}
     for key, value in flat.items():
         if key in TOP_LEVEL or "." not in key:
@@ -50,29 +38,6 @@ def nest(flat: dict[str, Any]) -> dict:
         else:
             section, name = key.split(".", 1)
             out.setdefault(section, {})[name] = value
-    return out
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def diff_lines(old: dict, new: dict) -> list[str]:
-    """'section.key: old -> new' for every key whose value differs (either dict nested or flat)."""
-    a, b = flatten(old), flatten(new)
-    out = []
-    for key in list(ALL_KEYS) + [k for k in b if k not in ALL_KEYS and k not in TOP_LEVEL]:
-        if key not in a and key not in b:
-            continue
-        va, vb = a.get(key, ALL_KEYS[key].default if key in ALL_KEYS else None), b.get(key, ALL_KEYS[key].default if key in ALL_KEYS else None)
-        if va != vb:
-            out.append(f"{key}: {_fmt(va)} -> {_fmt(vb)}")
     return out
 
 
@@ -95,7 +60,7 @@ def diff_against_parent(path: Path, workspace: Path | None = None) -> list[str]:
     base = load_profile_data(ppath, workspace)
     child.pop("description", None), child.pop("extends", None)
     base.pop("description", None), base.pop("extends", None)
-    return diff_lines(build_profile(base).to_dict(), build_profile(child).to_dict())
+    return difference_lines(build_profile(base), build_profile(child))
 
 
 def is_user_profile(path: Path) -> bool:
@@ -107,8 +72,7 @@ def is_user_profile(path: Path) -> bool:
 
 
 def _changed(resolved: Profile, profile: Profile) -> dict[str, Any]:
-    a, b = flatten(resolved), flatten(profile)
-    return {k: v for k, v in b.items() if k not in TOP_LEVEL and a.get(k) != v}
+    return {d.key: d.b for d in profile_differences(resolved, profile, settings_only=True)}
 
 
 def save_profile(profile: Profile, path: Path, *, edit_existing: bool = False, extends: str | None = None,
@@ -144,7 +108,7 @@ def save_profile(profile: Profile, path: Path, *, edit_existing: bool = False, e
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     tmp.replace(path)
-    return diff_lines(before.to_dict(), profile.to_dict())
+    return difference_lines(before, profile)
 
 
 def user_profile_dir(workspace: Path | None = None) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.config.profile_diff import ProfileDifference, profile_differences
 from tunedeck.engine.config.profile_loading import ProfileError
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.record import RunRecord, load_run_record
@@ -25,16 +26,6 @@ from .run_follower import RunUpdate
 from .run_history import RunHistory
 
 SAME_DATA, DIFFERENT_DATA = "same data", "different data"
-ABSENT = "—"  # a key one profile has and the other does not, or a value a run never recorded
-
-
-@dataclass
-class ProfileDifference:
-    key: str  # "section.key", e.g. "optim.learning_rate"
-    a: Any
-    b: Any
-
-
 @dataclass
 class BestGate:
     """A run's gate summary, from evals/gate.json. `checkpoint` is None when no checkpoint passed."""
@@ -83,7 +74,7 @@ def compare_runs(run_a: Path, run_b: Path, keep_going: Callable[[], bool] = lamb
     """Read both runs. `keep_going` is polled between chunks of a long event log, so a caller that
     no longer wants the answer (the screen was closed) stops the read early."""
     a, b = read_side(Path(run_a), keep_going), read_side(Path(run_b), keep_going)
-    differences = profile_differences(a.record, b.record) if a.record and b.record else []
+    differences = profile_differences(a.record.profile, b.record.profile) if a.record and b.record else []
     return RunComparison(a=a, b=b, differences=differences, data_match=data_match(a.record, b.record),
                          data_changes=data_changes(Path(run_a), Path(run_b)))
 
@@ -141,27 +132,6 @@ def read_loss_history(run_dir: Path, keep_going: Callable[[], bool] = lambda: Tr
 
 
 # ---- profiles ---------------------------------------------------------------------------------
-
-
-def flatten(profile: dict, prefix: str = "") -> dict[str, Any]:
-    """{"optim": {"learning_rate": 2e-4}} -> {"optim.learning_rate": 2e-4}, in the profile's order."""
-    out: dict[str, Any] = {}
-    for key, value in profile.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def profile_differences(a: RunRecord, b: RunRecord) -> list[ProfileDifference]:
-    """Only the keys whose values differ, in A's profile order (keys only B has come last)."""
-    fa, fb = flatten(a.profile.to_dict()), flatten(b.profile.to_dict())
-    keys = list(fa) + [k for k in fb if k not in fa]
-    missing = object()
-    return [ProfileDifference(k, fa.get(k, ABSENT), fb.get(k, ABSENT)) for k in keys
-            if fa.get(k, missing) != fb.get(k, missing)]
 
 
 def display_value(value: Any) -> str:

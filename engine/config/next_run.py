@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunedeck.engine.config.profile_diff import difference_lines
 from tunedeck.engine.config.profile_loading import load_profile, to_toml
 from tunedeck.engine.config.profile_schema import Profile, data_paths
 
@@ -97,18 +98,4 @@ def changes_against_parent(next_run: NextRun, overrides: list[str] | None = None
     if data:
         child.data.path = [str(Path(p).expanduser().resolve()) for p in data] if len(data) > 1 else \
             str(Path(data[0]).expanduser().resolve())
-    return profile_changes(next_run.parent_profile, child)
-
-
-def profile_changes(parent: Profile, child: Profile) -> list[str]:
-    a, b = parent.to_dict(), child.to_dict()
-    out = []
-    for section, values in b.items():
-        if section in ("description", "extends"):
-            continue
-        if isinstance(values, dict):
-            for key, value in values.items():
-                before = a.get(section, {}).get(key)
-                if before != value:
-                    out.append(f"{section}.{key}: {before!r} -> {value!r}")
-    return out
+    return difference_lines(next_run.parent_profile, child)

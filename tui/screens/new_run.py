@@ -154,10 +154,10 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     def parent_changes(self) -> list[str]:
         """What this run changes against the run it comes from, as the form stands."""
-        from tunedeck.engine.config.next_run import profile_changes
+        from tunedeck.engine.config.profile_diff import difference_lines
 
         p = self.form.profile
-        return profile_changes(self.parent_run.parent_profile, p) if p is not None and self._from_parent() else []
+        return difference_lines(self.parent_run.parent_profile, p) if p is not None and self._from_parent() else []
 
     def _show_parent_changes(self) -> None:
         nxt = self.parent_run
