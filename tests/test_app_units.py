@@ -12,9 +12,11 @@ import pytest
 from fixtures.app_harness import COMPLETED, GPU, OVERFIT, RUNNING, RUNS
 from tunedeck.tui.chunked_event_reader import ChunkedEventReader
 from tunedeck.tui.downsample import minmax_buckets
-from tunedeck.tui.formatting import fmt_bytes, fmt_duration, sparkline, text_bar
+from tunedeck.tui.formatting import sparkline, text_bar
+from tunedeck.engine.run.event_line import INFO
+from tunedeck.engine.run.formatting import fmt_bytes, fmt_duration
 from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, Chosen, GateRow, GateSummary
-from tunedeck.tui.event_lines import INFO, describe
+from tunedeck.tui.event_lines import describe
 from tunedeck.tui.gate_results import FAILING, PASSING, GateResults, verdict_style
 from tunedeck.tui.metric_series import MetricSeries
 from tunedeck.tui.overfitting import best_eval, detect_overfitting

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from tunedeck.engine.run.formatting import fmt_loss
 from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS, SCORE_CATEGORIES
 
 from .checkpoint_table import CheckpointRow, CheckpointTable
-from .formatting import fmt_loss
 from .gate_results import verdict_style, verdict_word
 
 # the verdict and everything it uses first (task, format, safety, general, each with its change against the

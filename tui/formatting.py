@@ -1,72 +1,14 @@
-"""Numbers as short strings for the screens: durations, sizes, losses, bars and sparklines."""
+"""Bars, sparklines and cut text for the screens. Numbers as words (durations, sizes, losses, percentages)
+are engine/run/formatting.py's, the same as the terminal's."""
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Sequence
+
+from tunedeck.engine.run.formatting import is_number
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 BAR_FULL, BAR_EMPTY = "█", "░"
-
-
-def is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if not is_number(seconds) or seconds < 0:  # type: ignore[operator]
-        return "-"
-    s = int(seconds)  # type: ignore[arg-type]
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}d{h:02d}h"
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
-
-
-def fmt_clock(t: float | None, fmt: str = "%m-%d %H:%M") -> str:
-    return time.strftime(fmt, time.localtime(t)) if is_number(t) else "-"
-
-
-def fmt_bytes(n: float | None) -> str:
-    """Binary units, compact: 512M, 61.2G."""
-    if not is_number(n):
-        return "-"
-    value = float(n)  # type: ignore[arg-type]
-    for unit in ("B", "K", "M", "G", "T"):
-        if abs(value) < 1024 or unit == "T":
-            return f"{value:.0f}{unit}" if unit in ("B", "K", "M") else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}T"
-
-
-def fmt_loss(x: float | None, digits: int = 4) -> str:
-    return f"{x:.{digits}f}" if is_number(x) else "-"
-
-
-def fmt_sci(x: float | None) -> str:
-    return f"{x:.2e}" if is_number(x) else "-"
-
-
-def fmt_rate(x: float | None) -> str:
-    if not is_number(x):
-        return "-"
-    v = float(x)  # type: ignore[arg-type]
-    if v >= 1e6:
-        return f"{v / 1e6:.1f}M"
-    if v >= 1e3:
-        return f"{v / 1e3:.1f}k"
-    return f"{v:.0f}"
-
-
-def fmt_percent(x: float | None) -> str:
-    return f"{x:.0f}%" if is_number(x) else "-"
 
 
 def text_bar(fraction: float | None, width: int) -> str:

@@ -8,8 +8,8 @@ a run of another method never fills it, and the rewards pane stays hidden.
 from __future__ import annotations
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import is_number
 
-from .formatting import is_number
 from .metric_series import MetricSeries
 
 # (train event key, label in the pane)

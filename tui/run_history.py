@@ -10,10 +10,11 @@ from collections import deque
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.event_line import EventLine
+from tunedeck.engine.run.formatting import is_number
 from tunedeck.engine.run.store import Checkpoint
 
-from .event_lines import EventLine, describe
-from .formatting import is_number
+from .event_lines import describe
 from .gate_results import GateResults
 from .metric_series import MetricSeries
 from .overfitting import RISING_EVALS, BestEval, OverfitWarning, best_eval, detect_overfitting

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from .formatting import is_number
+from tunedeck.engine.run.formatting import is_number
+
 from .telemetry_source import TelemetryReading
 
 HISTORY = 60

@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError, user_errors
-from tunedeck.engine.commands.follow import fmt_num, follow_run
+from tunedeck.engine.commands.follow import follow_run
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_duration_hm, fmt_loss
 from tunedeck.engine.run.store import (
     find_run,
     is_locked,
@@ -18,15 +19,6 @@ from tunedeck.engine.run.store import (
     request_control,
     resolve_workspace,
 )
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 # ---- commands ------------------------------------------------------------------------------------
@@ -178,10 +170,10 @@ def cmd_ls(args) -> int:
         state = r["state"] + (f" #{r['queue_position']}" if r.get("queue_position") else "")  # place in the queue
         state += " at start" if r.get("at_start") else ""  # it never trained: the reason is in `tunedeck show`
         table.add_row(r["id"], state, Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
-                      f"{r['step']}{total}", fmt_num(r["best_eval_loss"]), r["gate_verdict"] or "-",
+                      f"{r['step']}{total}", fmt_loss(r["best_eval_loss"]), r["gate_verdict"] or "-",
                       # task, format, safety, general against the base (T+35 F= S= G-40), as the app's runs list
                       " ".join(part for part, _ in vs_base_parts(r.get("gate_scores"))) or "-", started,
-                      _fmt_duration(r["duration_s"]))
+                      fmt_duration_hm(r["duration_s"]))
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 
@@ -202,8 +194,8 @@ def cmd_show(args) -> int:
         f"method     {rec['method']} / {rec['adapter']}",
         f"dataset    {d['path']} ({d['format']}, {d['train_rows']} train / {d['eval_rows']} eval) {d['fingerprint']}",
         f"loss on    {rec.get('loss_masking') or 'not recorded'}",
-        f"progress   step {rec['step']}/{rec['total_steps'] or '?'}  {_fmt_duration(rec['duration_s'])}",
-        f"loss       final train {fmt_num(m['final_train_loss'])}  best eval {fmt_num(m['best_eval_loss'])}"
+        f"progress   step {rec['step']}/{rec['total_steps'] or '?'}  {fmt_duration_hm(rec['duration_s'])}",
+        f"loss       final train {fmt_loss(m['final_train_loss'])}  best eval {fmt_loss(m['best_eval_loss'])}"
         + (f" at step {m['best_eval_step']}" if m["best_eval_step"] is not None else ""),
     ]
     o = rec["hyperparameters"]["optim"]
@@ -212,7 +204,7 @@ def cmd_show(args) -> int:
         lo = rec["hyperparameters"]["lora"]
         lines.append(f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  targets {', '.join(lo['target_modules'])}")
     for c in rec["checkpoints"]:
-        lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_num(c['eval_loss'])}  {c['path']}")
+        lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_loss(c['eval_loss'])}  {c['path']}")
     if rec.get("gate"):
         from tunedeck.engine.run.gate_result import SCORE_CATEGORIES, change_text
 

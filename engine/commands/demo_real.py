@@ -23,6 +23,7 @@ from pathlib import Path
 from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.data import ticket_triage as T
 from tunedeck.engine.run.atomic_io import read_json_object
+from tunedeck.engine.run.formatting import fmt_percent
 
 PROFILE = "demo-real"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -150,12 +151,10 @@ def verdict_lines(run_dir: Path) -> list[str]:
     if gate is None:
         return [f"{run_dir.name}: the gate did not run; see `tunedeck logs {run_dir.name}`"]
 
-    def pct(x) -> str:
-        return "-" if x is None else f"{x:.0f}%"
-
     lines = []
     for r in gate.rows:
-        scores = f"task {pct(r.task)}  format {pct(r.format)}  general {pct(r.general)}  safety {pct(r.safety)}"
+        scores = (f"task {fmt_percent(r.task)}  format {fmt_percent(r.format)}  general {fmt_percent(r.general)}"
+                  f"  safety {fmt_percent(r.safety)}")
         lines.append(f"  {r.label:<14} {scores}  {r.verdict}")
         lines += [f"  {'':<14} - {reason}" for reason in r.reasons]
     return lines + ([f"  {gate.sentence}"] if gate.sentence else [])

@@ -6,37 +6,22 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.event_line import event_line
 from tunedeck.engine.run.store import is_locked, read_effective_status, request_control
 
 
-def fmt_num(x, spec=".4f") -> str:
-    return format(x, spec) if isinstance(x, (int, float)) else "-"
+# What the terminal prints: training as it goes, and the gate's sentence rather than its rows (`tunedeck gate`
+# shows the table); the app lists other kinds (engine/run/event_line.py words them all).
+PRINTED = frozenset({C.EV_TRAIN, C.EV_EVAL, C.EV_CHECKPOINT, C.EV_RUN_STARTED, C.EV_WARNING, C.EV_ERROR, C.EV_GATE,
+                     C.EV_DONE})
 
 
-def describe_event(ev: dict, total: int | None = None) -> str | None:
-    k = ev.get("kind")
-    if k == C.EV_TRAIN:
-        tot = f"/{total}" if total else ""
-        tps = f"  {ev['tokens_per_s']:.0f} tok/s" if isinstance(ev.get("tokens_per_s"), (int, float)) else ""
-        reward = f"  reward {ev['reward']:.3f}" if isinstance(ev.get("reward"), (int, float)) else ""  # GRPO
-        return (f"step {ev.get('step')}{tot}  loss {fmt_num(ev.get('loss'))}  lr {fmt_num(ev.get('learning_rate'), '.2e')}"
-                f"  grad {fmt_num(ev.get('grad_norm'), '.3f')}{tps}{reward}")
-    if k == C.EV_EVAL:
-        return f"step {ev.get('step')}  eval loss {fmt_num(ev.get('eval_loss'))}"
-    if k == C.EV_CHECKPOINT:
-        return f"checkpoint-{ev.get('step')} saved"
-    if k == C.EV_RUN_STARTED:
-        resumed = f" (resumed from step {ev['resumed_from']})" if ev.get("resumed_from") is not None else ""
-        return f"training: {ev.get('total_steps')} steps{resumed}"
-    if k == C.EV_WARNING:
-        return f"warning: {ev.get('message')}"
-    if k == C.EV_ERROR:
-        return f"error: {ev.get('message')}"
-    if k == C.EV_GATE and ev.get("sentence"):
-        return f"gate: {ev.get('sentence')}"
-    if k == C.EV_DONE:
-        return f"run {ev.get('state')}: {ev.get('message')}"
-    return None
+def terminal_line(ev: dict, total: int | None = None) -> str | None:
+    """The line `tunedeck run` and `logs -f` print for an event, or None for one they do not show."""
+    if ev.get("kind") not in PRINTED or (ev.get("kind") == C.EV_GATE and not ev.get("sentence")):
+        return None
+    line = event_line(ev, total)
+    return line.text if line is not None else None
 
 
 def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int = 0, pid: int | None = None) -> str:
@@ -69,7 +54,7 @@ def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int
                     if time.monotonic() - last_train_print < train_every_s:
                         continue  # keep the terminal readable on fast runs
                     last_train_print = time.monotonic()
-                line = describe_event(ev, total)
+                line = terminal_line(ev, total)
                 if line:
                     print(line, flush=True)
                 if ev.get("kind") == C.EV_DONE:
@@ -78,7 +63,7 @@ def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int
             ended = gone()
             if (state in C.FINAL_STATES or ended) and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
                 for ev in reader.read_new():
-                    line = describe_event(ev, total)
+                    line = terminal_line(ev, total)
                     if line:
                         print(line, flush=True)
                     if ev.get("kind") == C.EV_DONE:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
 from tunedeck.engine.run.store import read_effective_status, resolve_workspace, runs_root
 from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.scheduling.sweep import (
@@ -139,14 +140,6 @@ def follow_sweep(ws: Path, record: SweepRecord) -> int:
     return 0 if any(x["state"] == C.COMPLETED for x in ranked) else 1
 
 
-def _pct(x) -> str:
-    return "-" if x is None else ("100%" if x >= 99.995 else f"{x:.1f}%")
-
-
-def _delta(x) -> str:
-    return "" if x is None else " (=)" if abs(x) < 0.05 else f" ({x:+.1f})"
-
-
 def print_table(ws: Path, record: SweepRecord) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -164,8 +157,9 @@ def print_table(ws: Path, record: SweepRecord) -> None:
         ck = x["best_checkpoint"] if x["best_checkpoint"] is not None else x["checkpoint"]
         ci = f" [{x['task_ci'][0]:+.1f}, {x['task_ci'][1]:+.1f}]" if x.get("task_ci") else ""
         table.add_row(str(x["rank"]), *[raw[x["id"]].get(k, "-") for k in keys], state,
-                      f"checkpoint-{ck}" if ck is not None else "-", f"{_pct(x['task'])}{_delta(x['task_vs_base'])}{ci}",
-                      f"{_pct(x['format'])}{_delta(x['format_vs_base'])}", f"{_pct(x['safety'])}{_delta(x['safety_vs_base'])}",
+                      f"checkpoint-{ck}" if ck is not None else "-", f"{fmt_score_percent(x['task'])}{fmt_change(x['task_vs_base'])}{ci}",
+                      f"{fmt_score_percent(x['format'])}{fmt_change(x['format_vs_base'])}",
+                      f"{fmt_score_percent(x['safety'])}{fmt_change(x['safety_vs_base'])}",
                       "-" if x["latency_p95_ms"] is None else f"{x['latency_p95_ms']:.0f}", x["verdict"] or "-", x["id"])
     console = Console(width=None if sys.stdout.isatty() else 240)
     console.print(f"sweep {record.name}: {record.profile} over {', '.join(keys)} ({len(ranked)} runs)", highlight=False)

@@ -8,18 +8,7 @@ from __future__ import annotations
 from tunedeck.engine.run.gate_result import FAIL, NEEDS_REVIEW, PASS, GateRow, GateSummary, awaited_or_closest
 from tunedeck.engine.gate.rules import list_ids
 from tunedeck.engine.gate.scores import CATEGORIES
-
-
-def _pct(x: float) -> str:
-    return "100%" if x >= 99.995 else f"{x:.1f}%"
-
-
-def _delta(d: float | None, vs_base: bool = False) -> str:
-    if d is None:
-        return ""
-    if abs(d) < 0.05:
-        return " (=)"
-    return f" ({d:+.1f} vs base)" if vs_base else f" ({d:+.1f})"
+from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
 
 
 def describe(row: GateRow, rules=None) -> str:
@@ -36,7 +25,7 @@ def describe(row: GateRow, rules=None) -> str:
             gain = "" if d is None else " (=)" if abs(d) < 0.05 else f" ({d:+.1f} points vs base)"
             parts.append(f"task {NAMES.get(metric, metric)} {fmt_score(metric, row.task_score)}{gain}")
         else:
-            parts.append(f"{cat} {_pct(getattr(row, cat))}{_delta(row.vs_base.get(cat), vs_base=cat == 'task')}")
+            parts.append(f"{cat} {fmt_score_percent(getattr(row, cat))}{fmt_change(row.vs_base.get(cat), vs_base=cat == 'task')}")
     if row.latency_p95_ms is not None:
         budget = f" (budget {rules.latency_p95_ms:.0f})" if rules is not None and rules.latency_p95_ms else ""
         parts.append(f"p95 {row.latency_p95_ms:.0f} ms{budget}")

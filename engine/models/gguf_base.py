@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunedeck.engine.run.atomic_io import read_json_object
+from tunedeck.engine.run.formatting import fmt_gib
 
 MARKER = "tunedeck-gguf.json"      # written inside a cache folder before it is renamed into place
 FP32_MAX_PARAMETERS = 1_500_000_000  # above this, the de-quantised weights are stored as bf16 (half the disk)
@@ -246,8 +247,8 @@ def _write_hf_folder(source: Path, out: Path, info: dict) -> str:
         free = shutil.disk_usage(out).free
         need = params * (4 if dtype == torch.float32 else 2)
         if free < need * 1.1:
-            raise GgufBaseError(f"model.base: de-quantising {source} needs about {need / 2**30:.1f} GiB in {out.parent}, "
-                                f"which has {free / 2**30:.1f} GiB free; set XDG_CACHE_HOME to a roomier disk")
+            raise GgufBaseError(f"model.base: de-quantising {source} needs about {fmt_gib(need)} in {out.parent}, "
+                                f"which has {fmt_gib(free)} free; set XDG_CACHE_HOME to a roomier disk")
         folder, name = str(source.parent), source.name
         try:
             loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from tunedeck.engine.run.formatting import fmt_gib
+
 GIB = 1024 ** 3
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 CUDA_OVERHEAD = 1 * GIB
@@ -78,11 +80,11 @@ class MemoryEstimate:
         return {**asdict(self), "total": self.total, "verdict": self.verdict}
 
     def summary(self) -> str:
-        gib = lambda b: f"{b / GIB:.1f} GiB"
-        parts = (f"weights {gib(self.weights)}, gradients {gib(self.gradients)}, optimiser {gib(self.optimizer)}, "
-                 f"activations {gib(self.activations)}, overhead {gib(self.overhead)}")
-        avail = f" of {gib(self.available)}: {self.verdict}" if self.available else " (no GPU detected)"
-        return f"about {gib(self.total)}{avail} ({parts})"
+        parts = (f"weights {fmt_gib(self.weights)}, gradients {fmt_gib(self.gradients)}, "
+                 f"optimiser {fmt_gib(self.optimizer)}, activations {fmt_gib(self.activations)}, "
+                 f"overhead {fmt_gib(self.overhead)}")
+        avail = f" of {fmt_gib(self.available)}: {self.verdict}" if self.available else " (no GPU detected)"
+        return f"about {fmt_gib(self.total)}{avail} ({parts})"
 
 
 def estimate(shape: ModelShape, *, adapter: str, precision: str, batch_size: int, seq_len: int,

@@ -12,6 +12,7 @@ near 2% of a core while it follows a busy run.
 from __future__ import annotations
 
 import threading
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -23,8 +24,8 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_number, fmt_rate, fmt_sci
 
-from ..formatting import fmt_rate, fmt_sci
 from ..messages import RunActionDone, RunDataRead, TelemetryRead
 from ..run_actions import control, resume, stop_question
 from ..run_follower import RunFollower
@@ -58,10 +59,6 @@ def loss_masking_short(run_dir: Path) -> str:
         if words.startswith(start):
             return short
     return words[:40]
-
-
-def _fmt_grad(x: float | None) -> str:
-    return f"{x:.3f}" if isinstance(x, (int, float)) else "-"
 
 
 class RunMonitorScreen(RoutesWorkerFailures, Screen):
@@ -110,7 +107,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             with Vertical(id="monitor-left"):
                 yield LossPlot(h, id="loss-plot")
                 yield MetricSparkline("lr", h.learning_rate, fmt_sci, id="spark-lr")
-                yield MetricSparkline("grad norm", h.grad_norm, _fmt_grad, id="spark-grad")
+                yield MetricSparkline("grad norm", h.grad_norm, partial(fmt_number, spec=".3f"), id="spark-grad")
                 yield MetricSparkline("tokens/s", h.tokens_per_s, fmt_rate, id="spark-tps")
                 yield CheckpointStrip(h, id="checkpoint-strip")
             with VerticalScroll(id="side-pane"):

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
 
 from ..formatting import truncate
 from ..gate_results import verdict_style, verdict_word
@@ -133,10 +134,7 @@ class SweepLossPlot(SafePlot):
 
 
 def _score(value, delta) -> str:
-    if value is None:
-        return "-"
-    d = "" if delta is None else " (=)" if abs(delta) < 0.05 else f" ({delta:+.1f})"
-    return ("100%" if value >= 99.995 else f"{value:.1f}%") + d
+    return "-" if value is None else fmt_score_percent(value) + fmt_change(delta)
 
 
 def row_cells(view: SweepView, r: dict) -> dict:

@@ -7,7 +7,8 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from ..formatting import fmt_loss, is_number
+from tunedeck.engine.run.formatting import fmt_loss, is_number
+
 from ..gate_results import verdict_style, verdict_word
 from ..run_history import RunHistory
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ..event_lines import ERROR, GOOD, WARNING, EventLine
+from tunedeck.engine.run.event_line import ERROR, GOOD, WARNING, EventLine
+
 from ..run_history import RunHistory
 
 STYLES = {ERROR: "bold red", WARNING: "yellow", GOOD: "green"}

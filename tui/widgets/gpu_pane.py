@@ -12,7 +12,9 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from ..formatting import fmt_bytes, fmt_clock, fmt_percent, is_number, sparkline
+from tunedeck.engine.run.formatting import fmt_bytes, fmt_clock, fmt_percent, is_number
+
+from ..formatting import sparkline
 from ..telemetry_history import TelemetryHistory
 
 OK, WARN, CRIT = "green", "yellow", "bold red"

@@ -7,7 +7,8 @@ import math
 
 from textual.reactive import reactive
 
-from ..formatting import fmt_loss
+from tunedeck.engine.run.formatting import fmt_loss
+
 from ..plot_ticks import log_ticks, nice_ticks, step_label, value_label
 from ..run_history import RunHistory
 from ..smoothing import ema

@@ -9,7 +9,9 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
 
-from ..formatting import is_number, sparkline
+from tunedeck.engine.run.formatting import is_number
+
+from ..formatting import sparkline
 from ..reward_series import RewardSeries
 from .gpu_pane import wrap_words
 

@@ -9,8 +9,9 @@ from textual.app import RenderResult
 from textual.widget import Widget
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_duration
 
-from ..formatting import fmt_duration, text_bar
+from ..formatting import text_bar
 from ..gate_results import verdict_style, verdict_word
 from ..run_history import RunHistory
 from ..run_states import state_label, state_style

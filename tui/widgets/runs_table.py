@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.binding import Binding
 
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_clock, fmt_duration, fmt_loss, is_number
 
-from ..formatting import fmt_clock, fmt_duration, fmt_loss, is_number, text_bar, truncate
+from ..formatting import text_bar, truncate
 from ..gate_results import verdict_style, verdict_word, vs_base_cell
 from ..run_states import state_label, state_style
 from ..sweep_groups import SweepGroup
