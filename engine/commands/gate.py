@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.formatting import fmt_number
 from tunedeck.engine.run.store import (
     EngineLock,
     absolute_path,
@@ -45,10 +46,6 @@ def _checkpoint_step(text: str, flag: str, if_base: str) -> int:
     if step == "base":
         raise UserError(f"{flag}: {if_base}")
     return step
-
-
-def _fmt(x, spec: str = ".1f", suffix: str = "") -> str:
-    return f"{format(x, spec)}{suffix}" if isinstance(x, (int, float)) else "-"
 
 
 def _name(metric: str) -> str:
@@ -100,12 +97,12 @@ def print_summary(summary: GateSummary, file=None) -> None:
             name = "base" if r.is_base else str(r.checkpoint)
             name += " *" if best is not None and r.checkpoint == best else ""
             name += " (pruned)" if r.pruned else ""
-            task = (_fmt(r.task, ".1f", "%") if (r.task_metric or "pass_rate") == "pass_rate"
+            task = (fmt_number(r.task, ".1f", "%") if (r.task_metric or "pass_rate") == "pass_rate"
                     else _score(r.task_metric, r.task_score))
             cells = [name, r.verdict or "-", _with_delta(task, r, "task"),
-                     *(_with_delta(_fmt(getattr(r, cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
-                     _fmt(r.latency_p95_ms, ".0f")]
-            table.add_row(*cells, *([_ci(r), _fmt(r.eval_loss, ".4f")] if wide else []))
+                     *(_with_delta(fmt_number(getattr(r, cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
+                     fmt_number(r.latency_p95_ms, ".0f")]
+            table.add_row(*cells, *([_ci(r), fmt_number(r.eval_loss, ".4f")] if wide else []))
         return table
 
     table = gate_table(wide=True)
@@ -113,7 +110,7 @@ def print_summary(summary: GateSummary, file=None) -> None:
     console.print(table if wide else gate_table(wide=False))
     if not wide:
         for r in rows:
-            more = [f"task gain 95% CI {_ci(r)}" if _ci(r) else "", f"eval loss {_fmt(r.eval_loss, '.4f')}"
+            more = [f"task gain 95% CI {_ci(r)}" if _ci(r) else "", f"eval loss {fmt_number(r.eval_loss, '.4f')}"
                     if r.eval_loss is not None else ""]
             if any(more):
                 console.print(f"  {r.label or r.checkpoint}: " + ", ".join(m for m in more if m))
@@ -144,8 +141,8 @@ def print_summary(summary: GateSummary, file=None) -> None:
             shown = " ".join((c.get("prompt") or "(the eval set's own prompt)").split())
             shown = shown if len(shown) <= 60 else shown[:59] + "…"
             shot = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
-            console.print(f"  {'*' if c.get('chosen') else ' '} task {_fmt(c.get('task'), '.1f')}  "
-                          f"format {_fmt(c.get('format'), '.1f', '%')}  {shown}{shot}")
+            console.print(f"  {'*' if c.get('chosen') else ' '} task {fmt_number(c.get('task'), '.1f')}  "
+                          f"format {fmt_number(c.get('format'), '.1f', '%')}  {shown}{shot}")
     for o in summary.overrides:
         console.print(f"override: {o['key']} = {json.dumps(o['value'])} (run.toml: {json.dumps(o['was'])})")
     for n in summary.notices:
