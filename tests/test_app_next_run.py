@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, utc, wait_for_text, wait_until
-from tunedeck.engine.config.next_run import fixes_path
+from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.tui.screens.new_run import NewRunScreen
 from tunedeck.tui.widgets.runs_table import RunsTable
 

@@ -12,7 +12,7 @@ from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, w
 from fixtures.make_gated_run import GATED
 from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
-from tunedeck.engine.config.next_run import fixes_path
+from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.tui.screens.examples import ExamplesScreen
 from tunedeck.tui.widgets.list_table import ListTable
 

@@ -12,7 +12,8 @@ from tunedeck.engine.config.profile_loading import ProfileError, build_profile
 from tunedeck.engine.config.profile_schema import Profile, data_paths
 from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.data.dataset import DatasetError
-from tunedeck.engine.config.next_run import changes_against_parent, fixes_path, write_next_profile
+from tunedeck.engine.config.next_run import changes_against_parent, write_next_profile
+from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.engine.run.record import RunRecord, load_run_record, write_run_record
 
 

@@ -15,7 +15,8 @@ from textual import work
 from textual.app import App
 from textual.worker import Worker, WorkerState
 
-from tunedeck.engine.run.store import RunNotFound, find_run, resolve_workspace
+from tunedeck.engine.config.workspace import resolve_workspace
+from tunedeck.engine.run.store import RunNotFound, find_run
 
 from .app_keys import APP_BINDINGS
 from .commands import ActionCommands

@@ -23,7 +23,7 @@ def demo_in_app(argv: list[str]) -> int:
     import argparse
 
     from tunedeck.engine.commands.demo import start_demo_run
-    from tunedeck.engine.run.store import resolve_workspace
+    from tunedeck.engine.config.workspace import demo_dir, resolve_workspace
 
     ap = argparse.ArgumentParser(prog="tunedeck demo")
     ap.add_argument("--workspace")
@@ -35,7 +35,7 @@ def demo_in_app(argv: list[str]) -> int:
         if run_dir is None:
             return 2
     else:
-        print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
+        print(f"tunedeck demo: preparing a tiny model and dataset in {demo_dir(workspace)} ...", flush=True)
         run_dir = start_demo_run(workspace)
     from .app import run_app
 
@@ -47,8 +47,9 @@ def real_demo_runs(workspace):
     when the first ends (the runs screen shows it); the first run's directory, or None after a printed error."""
     from tunedeck.engine.commands.demo_real import spawn_driver, start_first_run
     from tunedeck.engine.commands.errors import user_errors
+    from tunedeck.engine.config.workspace import demo_real_dir
 
-    print(f"tunedeck demo --real: preparing SmolLM2 and the triage data in {workspace / 'demo-real'} ...", flush=True)
+    print(f"tunedeck demo --real: preparing SmolLM2 and the triage data in {demo_real_dir(workspace)} ...", flush=True)
     try:
         run_dir = start_first_run(workspace)
     except user_errors() as e:

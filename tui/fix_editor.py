@@ -41,6 +41,7 @@ def edit_text(app, text: str, suffix: str = ".txt") -> str | None:
 def add_fix_from_record(app, run_dir: Path, record: dict | None) -> Path | None:
     """Open the record's answer in the editor and add the corrected example to the run's fixes file."""
     from tunedeck.engine.config.profile_loading import ProfileError
+    from tunedeck.engine.config.workspace import workspace_of
     from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
     from tunedeck.engine.run.record import load_run_record
 
@@ -59,7 +60,7 @@ def add_fix_from_record(app, run_dir: Path, record: dict | None) -> Path | None:
         return None
     try:
         row = fix_row(record, answer, kind)
-        path, replaced, n = add_fix(run_dir.parent.parent, run_dir.name, row)
+        path, replaced, n = add_fix(workspace_of(run_dir), run_dir.name, row)
     except FixError as e:
         app.notify(f"{record.get('id')}: {e}", severity="warning")
         return None

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tunedeck.engine.config.workspace import workspace_of
 from tunedeck.engine.run import contract as C
 from rich.text import Text
 
@@ -163,7 +164,7 @@ def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, c
     run_dir = Path(run_dir)
     if not overrides and ask_owning_engine(run_dir, choose if choosing else KEEP, note):
         return False, ""
-    cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace", str(run_dir.parent.parent),
+    cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace", str(workspace_of(run_dir)),
            str(run_dir)] + ([a for o in overrides for a in ("--set", o)] if overrides else ["--rebuild"])
     if choosing:
         cmd += ["--choose", "none" if choose is None else str(choose)] + (["--note", note] if note else [])

@@ -13,12 +13,13 @@ from pathlib import Path
 def open_next_run(app, run_dir: Path) -> None:
     from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.config.next_run import write_next_profile
+    from tunedeck.engine.config.workspace import workspace_of
     from tunedeck.engine.run.record import load_run_record
 
     from .screens.new_run import NewRunScreen
 
     run_dir = Path(run_dir)
-    workspace = run_dir.parent.parent  # <workspace>/runs/<run>: the fixes and profiles of this workspace
+    workspace = workspace_of(run_dir)  # the fixes and profiles of this workspace
     try:
         nxt = write_next_profile(workspace, load_run_record(run_dir))
     except (ProfileError, OSError) as e:

@@ -64,10 +64,11 @@ def resume(run_dir: Path) -> RunActionDone:
         return RunActionDone(run_dir.name, "resume", False,
                              f"Run {run_dir.name} is {state}; only stopped, crashed or failed runs resume.")
     from tunedeck.engine.scheduling.launch import load_gpus
-    from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts, workspace_of
+    from tunedeck.engine.config.workspace import resolved_workspace_of
+    from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts
 
     try:
-        gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))
+        gpu_conflicts(resolved_workspace_of(run_dir), load_gpus(run_dir))
     except GpuBusy as e:
         return RunActionDone(run_dir.name, "resume", False, f"Run {run_dir.name} cannot resume now: {str(e).split(':')[0]}.")
     pid = spawn_detached(run_dir, resume=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError, user_errors
 from tunedeck.engine.commands.follow import follow_run
+from tunedeck.engine.config.workspace import resolve_workspace
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_duration_hm, fmt_loss
 from tunedeck.engine.run.store import (
@@ -17,7 +18,6 @@ from tunedeck.engine.run.store import (
     is_locked,
     read_effective_status,
     request_control,
-    resolve_workspace,
 )
 
 
@@ -103,9 +103,10 @@ def cmd_resume(args) -> int:
         raise UserError(f"run {run_dir.name} completed; nothing to resume")
     if not args.queue:
         from tunedeck.engine.scheduling.launch import load_gpus
-        from tunedeck.engine.scheduling.run_queue import gpu_conflicts, workspace_of
+        from tunedeck.engine.config.workspace import resolved_workspace_of
+        from tunedeck.engine.scheduling.run_queue import gpu_conflicts
 
-        gpu_conflicts(workspace_of(run_dir), load_gpus(run_dir))  # a busy GPU: refuse now, not as a failed run
+        gpu_conflicts(resolved_workspace_of(run_dir), load_gpus(run_dir))  # a busy GPU: refuse now, not as a failed run
     print(run_dir.name, flush=True)
     if args.queue:
         from tunedeck.engine.commands.queue import start_queued

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from tunedeck.engine.config.workspace import demo_dir
 from tunedeck.engine.data import demo_data
 from tunedeck.engine.run.atomic_io import read_json_object
 
@@ -29,7 +30,7 @@ ASSETS_VERSION = 2      # bump when the data changes: older workspaces rebuild t
 def prepare_assets(workspace: Path) -> tuple[Path, Path, Path]:
     """(model dir, train file, golden set), built once per workspace; the safety and general sets sit
     next to the golden set (eval_set_paths)."""
-    root = Path(workspace) / "demo"
+    root = demo_dir(workspace)
     model_dir, train, golden = root / "tiny-model", root / "data" / "demo-train.jsonl", root / "data" / "golden.jsonl"
     stamp = root / "assets.json"
     current = (read_json_object(stamp) or {}).get("version") == ASSETS_VERSION
@@ -86,7 +87,7 @@ def run_demo(workspace: Path) -> int:
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.commands.follow import follow_run
 
-    print(f"tunedeck demo: preparing a tiny model and dataset in {workspace / 'demo'} ...", flush=True)
+    print(f"tunedeck demo: preparing a tiny model and dataset in {demo_dir(workspace)} ...", flush=True)
     run_dir = start_demo_run(workspace)
     print(run_dir.name, flush=True)
     state = follow_run(run_dir, train_every_s=3.0)

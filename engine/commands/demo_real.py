@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError
+from tunedeck.engine.config.workspace import demo_real_dir
 from tunedeck.engine.data import ticket_triage as T
 from tunedeck.engine.run.atomic_io import read_json_object
 from tunedeck.engine.run.formatting import fmt_percent
@@ -62,7 +63,7 @@ def smollm2_file() -> Path:
 
 def prepare_assets(workspace: Path) -> Assets:
     """The task data and the gate's sets, written once per workspace under demo-real/."""
-    root = Path(workspace) / "demo-real"
+    root = demo_real_dir(workspace)
     a = Assets(root, root / "data" / "triage-train.jsonl", root / "data" / "golden.jsonl",
                root / "data" / "general.jsonl", root / "data" / "safety.jsonl")
     stamp = root / "assets.json"
@@ -175,7 +176,7 @@ def run_real_demo(workspace: Path) -> int:
     from tunedeck.engine.run import contract as C
 
     print(f"tunedeck demo --real: SmolLM2-135M-Instruct (GGUF, de-quantised once) on support-ticket triage, in "
-          f"{Path(workspace) / 'demo-real'} ...", flush=True)
+          f"{demo_real_dir(workspace)} ...", flush=True)
     first = start_first_run(workspace)
     print(f"run 1 ({first.name}): LoRA at lr 1e-3 on the task rows only", flush=True)
     if follow_run(first, train_every_s=10.0) != C.COMPLETED:

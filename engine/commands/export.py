@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-from tunedeck.engine.run.store import find_run, resolve_workspace
+from tunedeck.engine.config.workspace import resolve_workspace
+from tunedeck.engine.run.store import find_run
 
 EXIT_FAILED_EXPORT = 1  # written, but it does not answer as the checkpoint the gate judged (2: refused, nothing written)
 

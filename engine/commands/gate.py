@@ -12,16 +12,15 @@ import time
 from pathlib import Path
 
 from tunedeck.engine.commands.errors import UserError
+from tunedeck.engine.config.workspace import absolute_path, resolve_workspace
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_number
 from tunedeck.engine.run.store import (
     EngineLock,
-    absolute_path,
     engine_owns,
     find_run,
     is_locked,
     read_effective_status,
-    resolve_workspace,
 )
 from tunedeck.engine.run.gate_result import GateRow, GateSummary
 from tunedeck.engine.run.status_writer import write_status

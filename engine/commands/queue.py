@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from tunedeck.engine.config.workspace import resolve_workspace, resolved_workspace_of
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import resolve_workspace
 
 
 def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
@@ -16,12 +16,12 @@ def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
     detached either way)."""
     from tunedeck.engine.commands.follow import follow_run
     from tunedeck.engine.scheduling.launch import spawn_detached
-    from tunedeck.engine.scheduling.run_queue import queue_position, workspace_of
+    from tunedeck.engine.scheduling.run_queue import queue_position
 
     events = run_dir / C.EVENTS_JSONL
     offset = events.stat().st_size if events.exists() else 0  # follow only what this start writes
     pid = spawn_detached(run_dir, resume=resume, queue=True)
-    position = queue_position(workspace_of(run_dir), run_dir.name)
+    position = queue_position(resolved_workspace_of(run_dir), run_dir.name)
     where = f"#{position} in the queue" if position else "queued"
     if detach:
         print(f"{where}; it starts when its GPUs are free. Its log: {run_dir / C.ENGINE_LOG}; "

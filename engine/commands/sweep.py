@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+from tunedeck.engine.config.workspace import resolve_workspace, runs_root, sweep_record_path, sweep_script_path
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
-from tunedeck.engine.run.store import read_effective_status, resolve_workspace, runs_root
+from tunedeck.engine.run.store import read_effective_status
 from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.scheduling.sweep import (
     SweepError,
@@ -24,7 +25,6 @@ from tunedeck.engine.scheduling.sweep import (
     rank,
     short_keys,
     stop_sweep_runs,
-    sweep_path,
     verdict_sentence,
     write_record,
 )
@@ -46,8 +46,8 @@ def create_sweep(args) -> int:
     if not args.name:
         raise SweepError("--name NAME is required: it names the sweep record and its runs")
     name = check_name(args.name)
-    if sweep_path(ws, name).exists():
-        raise SweepError(f"a sweep named {name!r} exists ({sweep_path(ws, name)}); pick another --name")
+    if sweep_record_path(ws, name).exists():
+        raise SweepError(f"a sweep named {name!r} exists ({sweep_record_path(ws, name)}); pick another --name")
     points = points_from_args(args.grid or [], args.range or [], args.samples, args.seed)
     sets = list(args.set or [])
     check_sets(points, sets)
@@ -104,10 +104,9 @@ def create_sweep(args) -> int:
 
 
 def _submit_slurm(ws: Path, record: SweepRecord, run_dirs: list[Path], gpus_per_task: int, args) -> int:
-    from tunedeck.engine.scheduling.sweep import sweeps_root
     from tunedeck.engine.scheduling.sweep_slurm import sweep_array_script, write_and_submit_array
 
-    script = sweeps_root(ws) / f"{record.name}.sbatch"
+    script = sweep_script_path(ws, record.name)
     text = sweep_array_script(record.name, run_dirs, gpus_per_task=gpus_per_task, partition=args.partition or "",
                               time_limit=args.time or "", max_parallel=args.max_parallel or 0)
     job = write_and_submit_array(script, text)
@@ -189,7 +188,7 @@ def stop_sweep(args) -> bool:
     """`tunedeck stop NAME` where NAME is a sweep: cancel its queued runs first (so none starts in the
     freed slot), then stop its running ones. False when NAME is no sweep."""
     ws = resolve_workspace(args.workspace)
-    if "/" in args.run or not sweep_path(ws, args.run).exists():
+    if "/" in args.run or not sweep_record_path(ws, args.run).exists():
         return False
     record = load_record(ws, args.run)
     queued, running = stop_sweep_runs(ws, record)

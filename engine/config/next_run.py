@@ -15,19 +15,7 @@ from pathlib import Path
 from tunedeck.engine.config.profile_diff import difference_lines
 from tunedeck.engine.config.profile_loading import load_profile, to_toml
 from tunedeck.engine.config.profile_schema import Profile, data_paths
-
-
-def fixes_path(workspace: Path, run_id: str) -> Path:
-    """Where corrected examples of a run go (the app's `a`); never the training data itself."""
-    return Path(workspace) / "fixes" / f"{run_id}.jsonl"
-
-
-def frozen_profile_path(workspace: Path, run_id: str) -> Path:
-    return Path(workspace) / "profiles" / "runs" / f"{run_id}.toml"
-
-
-def next_profile_path(workspace: Path, run_id: str) -> Path:
-    return Path(workspace) / "profiles" / f"next-{run_id}.toml"
+from tunedeck.engine.config.workspace import fixes_path, frozen_profile_path, next_profile_path
 
 
 @dataclass

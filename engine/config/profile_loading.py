@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_origin
 
 from tunedeck.engine.config.profile_schema import ALL_KEYS, SECTIONS, TOP_LEVEL, FieldSpec, Profile
+from tunedeck.engine.config.workspace import profiles_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,7 +107,7 @@ def profile_search_path(workspace: Path | None = None) -> list[Path]:
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     dirs.append(Path(xdg) / "tunedeck" / "profiles")
     if workspace is not None:
-        dirs.append(Path(workspace) / "profiles")
+        dirs.append(profiles_dir(workspace))
     dirs.append(SHIPPED_PROFILES)
     return dirs
 

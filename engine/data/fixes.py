@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from tunedeck.engine.run.atomic_io import write_text_atomic
-from tunedeck.engine.config.next_run import fixes_path
+from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.engine.data.split import canonical_json
 
 

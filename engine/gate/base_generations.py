@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tunedeck.engine.config.workspace import gate_cache_dir, in_a_workspace, workspace_of
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl, make_private_dir
 from tunedeck.engine.run.gate_result import BASE
@@ -40,8 +41,8 @@ from tunedeck.engine.gate.example_scoring import Progress, score_all
 
 def cache_dir(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
-    if run_dir.parent.name == "runs":  # <workspace>/runs/<id>: share across the workspace's runs
-        return run_dir.parent.parent / "cache" / "gate"
+    if in_a_workspace(run_dir):  # share across the workspace's runs
+        return gate_cache_dir(workspace_of(run_dir))
     return run_dir / C.EVALS_DIR / "cache"
 
 

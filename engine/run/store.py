@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tunedeck.engine.config.workspace import absolute_path, runs_root
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import make_private_dir, write_json_atomic
 from tunedeck.engine.run.status import Status
@@ -28,32 +29,6 @@ class RunNotFound(LookupError):
 
 class RunLocked(RuntimeError):
     pass
-
-
-def absolute_path(path: str | os.PathLike) -> Path:
-    """`~` expanded and made absolute against this process's working directory, without following links.
-
-    Every path a user gives is made absolute once, where it is read: engines, queue waiters and eval
-    processes run from the run directory, where a relative path would name something else.
-    """
-    return Path(os.path.abspath(Path(path).expanduser()))
-
-
-def default_workspace() -> Path:
-    """--workspace, else $TUNEDECK_WORKSPACE, else $XDG_DATA_HOME/tunedeck (~/.local/share/tunedeck)."""
-    env = os.environ.get("TUNEDECK_WORKSPACE")
-    if env:
-        return absolute_path(env)
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return absolute_path(Path(xdg) / "tunedeck")
-
-
-def resolve_workspace(workspace: str | os.PathLike | None) -> Path:
-    return absolute_path(workspace) if workspace else default_workspace()
-
-
-def runs_root(workspace: Path) -> Path:
-    return Path(workspace) / "runs"
 
 
 def sanitize_name(name: str) -> str:

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tunedeck.engine.config.workspace import absolute_path
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.status_writer import process_start_time
-from tunedeck.engine.run.store import absolute_path
 from tunedeck.engine.run.status_writer import write_status
 
 

@@ -29,27 +29,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunedeck.engine.config.workspace import queue_locks_dir, queue_tickets_dir, resolved_workspace_of, runs_root
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import make_private_dir, write_json_atomic
-from tunedeck.engine.run.store import effective_state, read_written_status, runs_root
+from tunedeck.engine.run.store import effective_state, read_written_status
 
-QUEUE_DIR = "queue"
 CPU_SLOT = "cpu"
 POLL_S = float(os.environ.get("TUNEDECK_QUEUE_POLL_S", "1.0"))
 CANCELLED_MESSAGE = "cancelled while queued; it never started"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def workspace_of(run_dir: Path) -> Path:
-    return Path(run_dir).resolve().parent.parent
-
-
-def _tickets(ws: Path) -> Path:
-    return Path(ws) / QUEUE_DIR / "tickets"
-
-
-def _locks(ws: Path) -> Path:
-    return Path(ws) / QUEUE_DIR / "locks"
 
 
 def _private(path: Path) -> Path:
@@ -89,10 +77,10 @@ def slot_label(slot: str) -> str:
 
 def try_lock_slots(ws: Path, slots: list[str], run_id: str) -> list[int] | None:
     """flock every slot or none; the descriptors are inheritable so the engine keeps them across exec."""
-    _private(_locks(ws))
+    _private(queue_locks_dir(ws))
     fds: list[int] = []
     for slot in sorted(slots):
-        fd = os.open(_locks(ws) / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(queue_locks_dir(ws) / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,7 +108,7 @@ def slot_holders(ws: Path, slots: list[str]) -> dict[str, str]:
     """{slot: id of the run holding it} for the slots that are busy now."""
     busy: dict[str, str] = {}
     for slot in slots:
-        path = _locks(ws) / f"{slot}.lock"
+        path = queue_locks_dir(ws) / f"{slot}.lock"
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -157,9 +145,9 @@ class QueueEntry:
 def enqueue(run_dir: Path, slots: list[str]) -> Path:
     """Take a place at the back of the queue (before the waiter starts, so launch order is queue order)."""
     run_dir = Path(run_dir).resolve()
-    ws = workspace_of(run_dir)
+    ws = resolved_workspace_of(run_dir)
     now = time.time()
-    ticket = _private(_tickets(ws)) / f"{time.time_ns():020d}-{run_dir.name}.json"
+    ticket = _private(queue_tickets_dir(ws)) / f"{time.time_ns():020d}-{run_dir.name}.json"
     write_json_atomic(ticket, {"run": run_dir.name, "slots": slots, "queued_at": now})
     return ticket
 
@@ -169,12 +157,12 @@ def queue_entries(ws: Path, prune: bool = False, until: str | None = None) -> li
     killed) is skipped, and removed when `prune`. With `until`, stop after that run's ticket: a
     waiter needs only the runs ahead of it, and each costs a status read and a process check."""
     try:
-        names = sorted(n for n in os.listdir(_tickets(ws)) if n.endswith(".json") and not n.startswith("."))
+        names = sorted(n for n in os.listdir(queue_tickets_dir(ws)) if n.endswith(".json") and not n.startswith("."))
     except FileNotFoundError:
         return []
     out: list[QueueEntry] = []
     for name in names:
-        path = _tickets(ws) / name
+        path = queue_tickets_dir(ws) / name
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -293,7 +281,7 @@ def _start_now(run_dir: Path, worker: list[str]) -> int:
         print(f"{C.ENGINE_SAYS} another engine is already running on {run_dir}", file=sys.stderr)
         return 3
     StatusWriter(run_dir)  # our pid (the engine's after exec): a death from here on reads as crashed at once
-    ws, run_id = workspace_of(run_dir), run_dir.name
+    ws, run_id = resolved_workspace_of(run_dir), run_dir.name
     slots = run_slots(run_dir)
     fds = try_lock_slots(ws, slots, run_id)
     if fds is None and slots != [CPU_SLOT]:
@@ -305,7 +293,7 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
     from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.run.status_writer import StatusWriter
 
-    ws, run_id = workspace_of(run_dir), run_dir.name
+    ws, run_id = resolved_workspace_of(run_dir), run_dir.name
     slots = run_slots(run_dir)
     status = StatusWriter(run_dir)  # our pid and heartbeat: a killed waiter reads as crashed, not queued forever
 

@@ -22,13 +22,13 @@ from typing import Any
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_loading import ProfileError, parse_override
+from tunedeck.engine.config.workspace import runs_root, sweep_record_path, sweeps_root
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-SWEEPS_DIR = "sweeps"
 MAX_POINTS = 1000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$")
 
@@ -187,14 +187,6 @@ class SweepRecord:
                    slurm=bool(d.get("slurm", False)), created=float(d.get("created", 0)))
 
 
-def sweeps_root(ws: Path) -> Path:
-    return Path(ws) / SWEEPS_DIR
-
-
-def sweep_path(ws: Path, name: str) -> Path:
-    return sweeps_root(ws) / f"{name}.toml"
-
-
 def check_name(name: str) -> str:
     if not name or not _NAME.match(name):
         raise SweepError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 48, starting with a letter or digit)")
@@ -219,13 +211,13 @@ def write_record(ws: Path, record: SweepRecord) -> Path:
         t["params"] = r.params
         runs.append(t)
     doc["runs"] = runs
-    path = sweep_path(ws, record.name)
+    path = sweep_record_path(ws, record.name)
     write_text_atomic(path, tomlkit.dumps(doc))
     return path
 
 
 def load_record(ws: Path, name: str) -> SweepRecord:
-    path = sweep_path(ws, name)
+    path = sweep_record_path(ws, name)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -286,7 +278,7 @@ def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
     from tunedeck.engine.run.gate_result import PASS
     from tunedeck.engine.scheduling.run_queue import queue_position
     from tunedeck.engine.run.status import Status
-    from tunedeck.engine.run.store import read_effective_status, runs_root
+    from tunedeck.engine.run.store import read_effective_status
 
     out = []
     for order, r in enumerate(record.runs):
@@ -357,7 +349,7 @@ def public_rows(ranked: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def stop_sweep_runs(ws: Path, record: SweepRecord) -> tuple[list[str], list[str]]:
     """Cancel the sweep's queued runs first (so none starts in a slot the running one frees), then ask
     its running ones to stop with a final checkpoint. Returns (cancelled, stopped) run ids."""
-    from tunedeck.engine.run.store import read_effective_status, request_control, runs_root
+    from tunedeck.engine.run.store import read_effective_status, request_control
 
     states = {r.id: read_effective_status(runs_root(ws) / r.id).state for r in record.runs if (runs_root(ws) / r.id).is_dir()}
     queued = [rid for rid, s in states.items() if s == C.QUEUED]

@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tunedeck.engine.config.workspace import failures_dir, workspace_of
 from tunedeck.engine.gate.records import BASE
 
 from ..example_filters import BUCKET_NAMES, FILTERS, MISSING, ExampleComparison, load_comparison
@@ -253,7 +254,7 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         if not examples:
             self.notify("No example to export: the filters show none.", severity="warning")
             return
-        default = (self.run_dir.parent.parent / "failures" /
+        default = (failures_dir(workspace_of(self.run_dir)) /
                    f"{self.run_dir.name}-{label(self.checkpoint)}-{self.bucket}.jsonl")
 
         def chosen(path: str | None) -> None:

@@ -35,6 +35,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, Select, Static
 from textual.worker import get_current_worker
 
+from tunedeck.engine.config.workspace import exports_dir, in_a_workspace, workspace_of
 from tunedeck.engine.export.gguf_convert import GGUF_TYPES, QUANTIZE_TYPES
 from tunedeck.engine.run.record import load_run_record
 from tunedeck.engine.run.store import sanitize_name
@@ -85,10 +86,10 @@ GGUF_OPTIONS = [(t + ("  (needs llama-quantize)" if t in QUANTIZE_TYPES else "")
 def default_output(workspace: Path, run_name: str, step: int, merged: bool = False, gguf: str | None = None) -> Path:
     """<workspace>/exports/<run name>-checkpoint-<N>[-merged|-<gguf type>], numbered on when that is taken."""
     stem = f"{sanitize_name(run_name)}-checkpoint-{step}{f'-{gguf}' if gguf else '-merged' if merged else ''}"
-    out = workspace / "exports" / stem
+    out = exports_dir(workspace) / stem
     n = 2
     while out.exists() and (not out.is_dir() or any(out.iterdir())):
-        out, n = workspace / "exports" / f"{stem}-{n}", n + 1
+        out, n = exports_dir(workspace) / f"{stem}-{n}", n + 1
     return out
 
 
@@ -125,7 +126,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint
         self.workspace = Path(workspace) if workspace else (
-            self.run_dir.parent.parent if self.run_dir.parent.name == "runs" else self.run_dir.parent)
+            workspace_of(self.run_dir) if in_a_workspace(self.run_dir) else self.run_dir.parent)
         self.run_name = self.run_dir.name
         self.full = False  # a full fine-tuning run: the export is the whole model, no adapter choice
         self.problem = ""  # the run record could not be read: nothing to export

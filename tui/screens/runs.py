@@ -17,8 +17,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
+from tunedeck.engine.config.workspace import runs_root
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.store import list_runs, runs_root
+from tunedeck.engine.run.store import list_runs
 from tunedeck.engine.run.summary import fill_gate_fields, run_row
 
 from ..keymap import key_name

@@ -55,7 +55,7 @@ class SweepView:
 
 
 def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
-    from tunedeck.engine.run.store import runs_root
+    from tunedeck.engine.config.workspace import runs_root
     from tunedeck.engine.scheduling.sweep import (
         SweepError,
         differing_keys,
@@ -216,7 +216,7 @@ class SweepScreen(RoutesWorkerFailures, Screen):
 
     @on(DataTable.RowSelected)
     def _open_run(self, event: DataTable.RowSelected) -> None:
-        from tunedeck.engine.run.store import runs_root
+        from tunedeck.engine.config.workspace import runs_root
 
         rid = self.query_one("#sweep-table", ListTable).selected_key
         if rid and (runs_root(self.workspace) / rid).is_dir():
