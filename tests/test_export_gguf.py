@@ -261,10 +261,10 @@ def test_a_changed_chat_template_fails_the_export_and_keeps_it_marked(run_dir, c
 @pytest.mark.slow
 def test_a_k_quant_goes_through_llama_quantize_where_a_build_is_found(run_dir, cache, tmp_path):
     """Runs where LLAMA_CPP_DIR names a llama.cpp build with llama-quantize (or it is on PATH); CI has none."""
-    from tunedeck.engine.export.llama_cpp_source import ENV_DIR, find_quantize
+    from tunedeck.engine.export.llama_cpp_source import ENV_DIR, find_quantize, from_directory
 
     named = os.environ.get(ENV_DIR)
-    if find_quantize(Path(named) if named else None) is None:
+    if (from_directory(named, ENV_DIR).quantize if named else find_quantize(None)) is None:
         pytest.skip("no llama-quantize here (build llama.cpp and set LLAMA_CPP_DIR to its checkout)")
     out = tmp_path / "q4"
     proc = export(run_dir, "--gguf", "q4_k_m", str(out), env={"XDG_CACHE_HOME": str(cache)})

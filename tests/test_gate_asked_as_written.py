@@ -209,3 +209,32 @@ def test_gate_json_written_before_sets_were_kinded_still_reads():
     written = typed.to_dict()
     assert GateSummary.from_dict(written).to_dict() == written
     assert GateSet.from_dict({"name": "extra", "kind": "nonsense"}).kind == "task"
+
+
+def test_demonstrations_come_from_training_rows_like_the_task_not_rows_mixed_in_for_the_next_run(tmp_path, tiny_model_dir):
+    """A next run adds replay rows (plain questions, no system turn) beside the task rows: the base's few-shot
+    demonstrations stay task rows, so the base it is judged against is the one the previous run met."""
+    from tunedeck.engine.gate.base_generations import few_shot_demos
+    from tunedeck.engine.gate.eval_sets import profile_sets
+    from tunedeck.engine.training.profile_loading import load_profile
+
+    system = "Extract the city."
+    task = [{"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"Ana lives in {i}."},
+                          {"role": "assistant", "content": json.dumps({"city": str(i)})}]} for i in range(6)]
+    replay = [{"messages": [{"role": "user", "content": f"Plain question {i}?"},
+                            {"role": "assistant", "content": f"Plain answer {i}."}]} for i in range(60)]
+    golden = write(tmp_path / "golden.jsonl", [{"id": "g", "messages": task[0]["messages"][:2], "reference": "{}"}])
+    general = write(tmp_path / "general.jsonl", [{"id": "q", "messages": [{"role": "user", "content": "2 + 2?"}],
+                                                  "checks": [{"type": "contains", "value": "4"}]}])
+
+    def demos(*paths):
+        profile = load_profile("demo-cpu", [f"model.base={json.dumps(str(tiny_model_dir))}",
+                                            f"data.path={json.dumps([str(p) for p in paths])}",
+                                            f"gate.golden={json.dumps(golden)}", f"gate.general={json.dumps(general)}",
+                                            "gate.base_few_shot=3", "data.val_fraction=0.0"])
+        return few_shot_demos(profile, profile_sets(profile.gate))
+
+    only_task = demos(write(tmp_path / "task.jsonl", task))
+    mixed = demos(tmp_path / "task.jsonl", write(tmp_path / "replay.jsonl", replay))
+    assert len(mixed) == 3 and all(user.startswith("Ana lives in") for user, _ in mixed)
+    assert mixed == only_task  # the same draw: the next run's base is asked as the previous run's was

