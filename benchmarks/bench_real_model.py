@@ -117,9 +117,9 @@ def prepare(tmp: Path, gguf: Path, steps: int) -> dict:
     from tunedeck.engine.data import ticket_triage as T
     from tunedeck.engine.data.demo_data import write_jsonl
     from tunedeck.engine.data.prepare import prepare_data
-    from tunedeck.engine.training.gguf_base import materialize_gguf
-    from tunedeck.engine.training.model_loading import load_tokenizer
-    from tunedeck.engine.training.preflight import check
+    from tunedeck.engine.models.gguf_base import materialize_gguf
+    from tunedeck.engine.models.model_loading import load_tokenizer
+    from tunedeck.engine.scheduling.preflight import check
     from tunedeck.engine.training.train import encode_sft_rows
 
     base = materialize_gguf(gguf)
@@ -260,7 +260,7 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
     from tunedeck.engine.gate.eval_sets import GENERAL, SAFETY, TASK, load_eval_set
     from tunedeck.engine.run.record import load_run_record
     from tunedeck.engine.run.store import latest_complete_checkpoint
-    from tunedeck.engine.training.model_loading import load_tokenizer, resolve_base
+    from tunedeck.engine.models.model_loading import load_tokenizer, resolve_base
 
     profile = load_run_record(run_dir).profile
     ckpt = latest_complete_checkpoint(run_dir)

@@ -216,7 +216,7 @@ def test_demonstrations_come_from_training_rows_like_the_task_not_rows_mixed_in_
     demonstrations stay task rows, so the base it is judged against is the one the previous run met."""
     from tunedeck.engine.gate.base_generations import few_shot_demos
     from tunedeck.engine.gate.eval_sets import profile_sets
-    from tunedeck.engine.training.profile_loading import load_profile
+    from tunedeck.engine.config.profile_loading import load_profile
 
     system = "Extract the city."
     task = [{"messages": [{"role": "system", "content": system}, {"role": "user", "content": f"Ana lives in {i}."},

@@ -68,9 +68,9 @@ def grpo_real_run(sft_stage, triage_data, smollm2_workspace):
 
 def test_grpo_on_smollm2_scores_completions_with_the_checks_and_is_gated(grpo_real_run):
     from tunedeck.engine.run import contract as C
-    from tunedeck.engine.run.store import list_checkpoints, read_status
+    from tunedeck.engine.run.store import list_checkpoints, read_effective_status
 
-    assert read_status(grpo_real_run)["state"] == C.COMPLETED
+    assert read_effective_status(grpo_real_run).state == C.COMPLETED
     assert [(c.step, c.complete) for c in list_checkpoints(grpo_real_run)] == [(STEPS, True)]
     events = read_events(grpo_real_run)
     train = [e for e in events if e["kind"] == C.EV_TRAIN]
