@@ -35,7 +35,7 @@ def build_run(root: Path, n_checkpoints: int, n_examples: int) -> tuple[Path, Pa
     from transformers import AutoModelForCausalLM
 
     from tunedeck.engine.data import demo_data
-    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
     from tunedeck.engine.models.tiny_model import build_tiny_model
 
     rows = demo_data.make_rows(600, seed=0)
@@ -43,7 +43,7 @@ def build_run(root: Path, n_checkpoints: int, n_examples: int) -> tuple[Path, Pa
     golden = demo_data.make_eval_set(root / "golden.jsonl", n_examples, seed=1)
     model_dir = build_tiny_model(root / "model", demo_data.corpus(rows))
     ws = root / "ws"
-    pre = check("demo-cpu", str(data), [f"model.base={json.dumps(str(model_dir))}", f"gate.golden={json.dumps(str(golden))}",
+    pre = run_preflight("demo-cpu", str(data), [f"model.base={json.dumps(str(model_dir))}", f"gate.golden={json.dumps(str(golden))}",
                                         f"gate.base_system_prompt={json.dumps(demo_data.BASE_PROMPT)}"], workspace=ws)
     run_dir = create_run(pre, ws, "bench-gate")
     for k in range(1, n_checkpoints + 1):
@@ -79,7 +79,7 @@ def throughput(run_dir: Path, model_dir: Path, golden: Path, rounds: int) -> dic
     from tunedeck.engine.gate.eval_sets import load_eval_set
     from tunedeck.engine.gate.example_scoring import evaluate_model
     from tunedeck.engine.gate.eval_inputs import gen_settings
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     settings = gen_settings(load_run_record(run_dir).profile)
     examples = load_eval_set(golden, "golden").examples

@@ -59,7 +59,7 @@ def merge(run_dir: Path, out: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import latest_complete_checkpoint
 
     base = load_run_record(run_dir).profile.model.base

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tunedeck.engine.config.profile_loading import load_profile  # noqa: E402
 from tunedeck.engine.scheduling.run_queue import enqueue, queue_entries, release_slots, try_lock_slots  # noqa: E402
-from tunedeck.engine.run.record import RunRecord, write_run_record  # noqa: E402
+from tunedeck.engine.run.run_record import RunRecord, write_run_record  # noqa: E402
 from tunedeck.engine.run.status_writer import write_status  # noqa: E402
 
 

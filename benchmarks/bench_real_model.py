@@ -119,7 +119,7 @@ def prepare(tmp: Path, gguf: Path, steps: int) -> dict:
     from tunedeck.engine.data.prepare import prepare_data
     from tunedeck.engine.models.gguf_base import materialize_gguf
     from tunedeck.engine.models.model_loading import load_tokenizer
-    from tunedeck.engine.scheduling.preflight import check
+    from tunedeck.engine.scheduling.preflight import run_preflight
     from tunedeck.engine.training.train import encode_sft_rows
 
     base = materialize_gguf(gguf)
@@ -129,7 +129,7 @@ def prepare(tmp: Path, gguf: Path, steps: int) -> dict:
             "safety": write_jsonl(tmp / "safety.jsonl", T.safety_set())}
     overrides = [f"model.base={json.dumps(str(gguf))}", f"optim.max_steps={steps}", f"checkpoints.eval_steps={steps}",
                  f"checkpoints.save_steps={steps}", 'gate.when="never"']
-    pre = check("demo-real", str(train), overrides, workspace=tmp / "ws")
+    pre = run_preflight("demo-real", str(train), overrides, workspace=tmp / "ws")
     data = prepare_data(pre.profile)
     tok = load_tokenizer(pre.profile)
     for name, rows in (("train", data.train_rows), ("eval", data.eval_rows)):
@@ -258,7 +258,7 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
 
     from tunedeck.engine.gate.eval_inputs import GenSettings
     from tunedeck.engine.gate.eval_sets import GENERAL, SAFETY, TASK, load_eval_set
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import latest_complete_checkpoint
     from tunedeck.engine.models.model_loading import load_tokenizer, resolve_base
 

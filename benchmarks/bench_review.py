@@ -7,7 +7,7 @@ of simply reading and parsing every records file once (which the rebuild cannot 
 reports the medians and their ratio. The records are synthetic, as the gate writes them.
 
 The app does not rebuild in its own process: the engine alone writes gate.json, so the app runs
-`tunedeck gate RUN --rebuild` (tui/gate_results.request_gate_rebuild) and reads the result. That path
+`tunedeck gate RUN --rebuild` (tui/gate_view.request_gate_rebuild) and reads the result. That path
 is measured too, alternating with the in-process rebuild, and its cost over it is the process start.
 
     python benchmarks/bench_review.py [--examples 5000] [--checkpoints 10] [--rounds 7] [--json]
@@ -41,7 +41,7 @@ def record(i: int, model, passed: bool, key: str) -> dict:
 
 
 def build_run(root: Path, n_examples: int, n_checkpoints: int) -> Path:
-    from tunedeck.engine.gate.records import write_records
+    from tunedeck.engine.gate.example_records import write_records
     from tunedeck.engine.run.status_writer import write_status
 
     run_dir = root / "run"
@@ -69,11 +69,11 @@ def main() -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from tunedeck.engine.gate.records import BASE, evaluated_steps, read_records
+    from tunedeck.engine.gate.example_records import BASE, evaluated_steps, read_records
     from tunedeck.engine.gate.rebuild import summarize_run
     from tunedeck.engine.gate.reviews import add_review, sample_for_review
     from tunedeck.engine.run.gate_result import read_gate_summary
-    from tunedeck.tui.gate_results import request_gate_rebuild
+    from tunedeck.tui.gate_view import request_gate_rebuild
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = build_run(Path(tmp), args.examples, args.checkpoints)

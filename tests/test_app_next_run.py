@@ -57,8 +57,8 @@ def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path,
     """The issue's loop without leaving the app: N on a run, what changed shown, launch; the new run
     trains the parent's data plus its fixes with the parent's settings and names its parent."""
     from tunedeck.engine.scheduling import launch
-    from tunedeck.engine.scheduling.preflight import check, create_run
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.tui.screens.confirm import ConfirmScreen
     from tunedeck.tui.screens.monitor import RunMonitorScreen
 
@@ -68,7 +68,7 @@ def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path,
     profile = tmp_path / "parent.toml"
     profile.write_text(f'extends = "lora"\n[model]\nbase = "{tiny_model_dir}"\n[optim]\nmax_steps = 3\n'
                        f'learning_rate = 3e-4\nprecision = "fp32"\n[gate]\nwhen = "never"\n')
-    parent = create_run(check(str(profile), str(sft_data), [], workspace=ws), ws, "extract")
+    parent = create_run(run_preflight(str(profile), str(sft_data), [], workspace=ws), ws, "extract")
     rows = [json.loads(line) for line in sft_data.read_text().splitlines()[:2]]
     fixes = fixes_path(ws, parent.name)
     fixes.parent.mkdir(parents=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tunedeck.engine.gate.records import read_records, write_records
+from tunedeck.engine.gate.example_records import read_records, write_records
 from tunedeck.engine.run.gate_result import GateRow, read_gate_summary
 from tunedeck.engine.gate.reviews import sample_for_review
 from fixtures.app_harness import copy_workspace, make_app, make_live, run, wait_for_text

@@ -16,8 +16,8 @@ from tunedeck.tui.formatting import sparkline, text_bar
 from tunedeck.engine.run.event_line import INFO
 from tunedeck.engine.run.formatting import fmt_bytes, fmt_duration
 from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, Chosen, GateRow, GateSummary
-from tunedeck.tui.event_lines import describe
-from tunedeck.tui.gate_results import FAILING, PASSING, GateResults, verdict_style
+from tunedeck.tui.event_lines import log_tail_line
+from tunedeck.tui.gate_view import FAILING, PASSING, GateResults, verdict_style
 from tunedeck.tui.metric_series import MetricSeries
 from tunedeck.tui.overfitting import best_eval, detect_overfitting
 from tunedeck.tui.plot_ticks import nice_ticks, step_label
@@ -221,7 +221,7 @@ def test_gate_results_from_file_and_events():
     assert PASSING == {PASS} and FAILING == {FAIL}
     assert [verdict_style(v) for v in (PASS, FAIL, NEEDS_REVIEW, BASELINE, None)] == ["green", "red", "yellow", "dim", ""]
     assert verdict_style("passed") != "green" and verdict_style("rejected") != "red"
-    assert describe({"t": 1.0, "kind": "gate", "phase": "row", "checkpoint": "base", "verdict": BASELINE}).severity == INFO
+    assert log_tail_line({"t": 1.0, "kind": "gate", "phase": "row", "checkpoint": "base", "verdict": BASELINE}).severity == INFO
 
 
 # ---- formatting ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tunedeck.engine.data.versions import diff_data
 from tunedeck.engine.run.data_rows import DATA_ROWS_JSON, read_data_rows
-from tunedeck.engine.scheduling.preflight import check, create_run
+from tunedeck.engine.scheduling.preflight import run_preflight, create_run
 from tunedeck.tui.run_comparison import compare_runs
 
 
@@ -24,7 +24,7 @@ def launch(ws: Path, tmp: Path, data: list[Path], golden: Path | None = None) ->
     profile = tmp / "p.toml"
     profile.write_text('extends = "lora"\n[data]\napply_chat_template = "off"\nval_fraction = 0.2\n'
                        + (f'[gate]\ngolden = "{golden}"\n' if golden else '[gate]\nwhen = "never"\n'))
-    pre = check(str(profile), [str(p) for p in data], [], workspace=ws, check_model=False)
+    pre = run_preflight(str(profile), [str(p) for p in data], [], workspace=ws, check_model=False)
     return create_run(pre, ws, "r")
 
 

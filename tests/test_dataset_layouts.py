@@ -265,12 +265,12 @@ def test_a_large_misformatted_jsonl_is_judged_by_its_start(tmp_path, monkeypatch
 
 def test_run_preflight_says_what_it_ignores(tmp_path):
     """`tunedeck run` prints these before a run exists: nothing is dropped or reinterpreted without a word."""
-    from tunedeck.engine.scheduling.preflight import check
+    from tunedeck.engine.scheduling.preflight import run_preflight
 
     rows = [{"instruction": f"Describe picture {i}", "output": "A cat.", "sytem": "Be brief.", "source": "web"}
             for i in range(20)]
     rows[3]["instruction"] = "<image>" + rows[3]["instruction"]
-    pre = check("lora", str(jsonl(tmp_path / "d.jsonl", rows)), [], workspace=tmp_path / "ws", check_model=False)
+    pre = run_preflight("lora", str(jsonl(tmp_path / "d.jsonl", rows)), [], workspace=tmp_path / "ws", check_model=False)
     assert 'columns not used for training (ignored): sytem (did you mean "system"?), source' in pre.warnings
     assert any(w.startswith("unknown_column x1 (first at ") for w in pre.warnings)
     assert any(w.startswith(f"media_tag x1 (first at {tmp_path / 'd.jsonl'}:4: <image>") for w in pre.warnings)

@@ -51,7 +51,7 @@ def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
     from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
     from tunedeck.engine.models.model_loading import load_tokenizer
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import list_checkpoints
 
     profile = load_run_record(run_dir).profile
@@ -144,7 +144,7 @@ def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_d
     from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.gate.rebuild import set_chosen
     from tunedeck.engine.gate.runner import run_gate
-    from tunedeck.engine.run.record import VERSION, load_run_record
+    from tunedeck.engine.run.run_record import VERSION, load_run_record
 
     run = shutil.copytree(lora_run, tmp_path / "ws" / "runs" / lora_run.name)  # the gate writes into the run
     run_gate(run)
@@ -174,7 +174,7 @@ def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_d
     assert rec["tunedeck_version"] == VERSION and rec["created"] > 0
     assert rec["files"]["adapter_model.safetensors"] > 0
     # the exported adapter answered the gate's task examples for checkpoint-3 as the gate recorded them
-    from tunedeck.engine.gate.records import read_records
+    from tunedeck.engine.gate.example_records import read_records
 
     n = len([r for r in read_records(run, 3) if "task" in r["tags"]])
     artifact = rec["artifact_gate"]

@@ -156,7 +156,7 @@ def no_leftovers(parent: Path) -> None:
 
 
 def task_records(run: Path) -> list[dict]:
-    from tunedeck.engine.gate.records import read_records
+    from tunedeck.engine.gate.example_records import read_records
 
     return [r for r in read_records(run, STEP) if "task" in r["tags"]]
 

@@ -10,7 +10,7 @@ import pytest
 from tunedeck.engine.gate.checks import parse_check
 from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.config.profile_schema import GateConfig
-from tunedeck.engine.gate.records import write_records
+from tunedeck.engine.gate.example_records import write_records
 from tunedeck.engine.gate.eval_sets import EvalExample
 from tunedeck.engine.gate.rebuild import summarize_run
 from tunedeck.engine.gate.judge_agreement import cohen_kappa, judge_agreement

@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 
 from tunedeck.engine.config.profile_schema import GateConfig
-from tunedeck.engine.gate.records import read_records, write_records
+from tunedeck.engine.gate.example_records import read_records, write_records
 from tunedeck.engine.run.gate_result import FAIL, NEEDS_REVIEW, PASS, read_gate_summary
 from tunedeck.engine.gate.scores import buckets, scores
-from tunedeck.engine.gate.best_checkpoint import choose_best, describe
+from tunedeck.engine.gate.best_checkpoint import choose_best, describe_row
 from tunedeck.engine.gate.rules import judge_checkpoint
 from tunedeck.engine.gate.statistics import mcnemar_exact, min_detectable_gain, paired_diff_ci, percentile
 from tunedeck.engine.gate.rebuild import set_chosen, summarize_run
@@ -84,7 +84,7 @@ def test_a_real_improvement_passes_with_the_sentence():
     assert row.verdict == PASS and row.reasons == [] and row.failed == []
     assert row.vs_base["task"] == 40.0 and row.p_value < 1e-6
     assert row.buckets == {"fixed": 40, "regressed": 0, "still_failing": 20, "still_passing": 50}
-    assert describe(row, RULES) == "checkpoint-800: task 80.0% (+40.0 vs base), format 100% (=), safety 100% (=), p95 300 ms (budget 800)"
+    assert describe_row(row, RULES) == "checkpoint-800: task 80.0% (+40.0 vs base), format 100% (=), safety 100% (=), p95 300 ms (budget 800)"
 
 
 def test_checkpoint_that_stops_producing_valid_json_fails_on_format():

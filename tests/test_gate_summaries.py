@@ -66,7 +66,7 @@ def test_ls_and_show_print_every_score_against_the_base_and_how_each_set_was_ask
 
 
 def test_the_monitor_line_keeps_all_four_scores_at_80_columns():
-    from tunedeck.tui.gate_results import scores_line, vs_base_cell
+    from tunedeck.tui.gate_view import scores_line, vs_base_cell
 
     row = GateRow.from_dict({"checkpoint": 67, "verdict": "pass", "task": 55.0, "format": 100.0, "safety": 100.0,
                              "general": 35.0, "vs_base": {"task": 47.0, "format": 60.0, "safety": 0.0, "general": -40.0}})

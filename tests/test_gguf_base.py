@@ -101,7 +101,7 @@ def test_run_refuses_an_unreadable_gguf_before_anything_loads(tmp_path, sft_data
 
 
 def test_run_record_keeps_gguf_provenance_and_reads_older_records(tmp_path):
-    from tunedeck.engine.run.record import RunRecord, load_run_record, write_run_record
+    from tunedeck.engine.run.run_record import RunRecord, load_run_record, write_run_record
     from tunedeck.engine.config.profile_schema import Profile
 
     rec = RunRecord(id="r1", name="r1", profile=Profile(), base_model="/c/ab", gguf_source="/m/x.gguf",

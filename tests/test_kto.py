@@ -176,7 +176,7 @@ def test_kto_prompts_are_the_gates_prompt_and_only_the_completion_trains():
 def test_string_kto_rows_keep_their_label_when_rendered_with_the_chat_template(tmp_path):
     from fixtures.template_models import FAMILIES, family_tokenizer
     from tunedeck.engine.data.prepare import prepare_data
-    from tunedeck.engine.scheduling.preflight import check
+    from tunedeck.engine.scheduling.preflight import run_preflight
 
     model = tmp_path / "m"
     family_tokenizer(FAMILIES["qwen2_5"], TEXTS).save_pretrained(model)
@@ -186,7 +186,7 @@ def test_string_kto_rows_keep_their_label_when_rendered_with_the_chat_template(t
                 intermediate_size=16).save_pretrained(model)
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "Name a primary colour.", "completion": c, "label": c == "Red."}
                                               for c in ("Red.", "Purple.") * 3])
-    pre = check("kto", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    pre = run_preflight("kto", str(data), [f"model.base={model}", "data.val_fraction=0"])
     assert pre.profile.data.apply_chat_template == "on" and pre.record_fields["loss_masking"].startswith("the completions")
     rows = prepare_data(pre.profile).train_rows
     assert rows[:2] == [{"prompt": [Q], "completion": [GOOD], "label": True}, {"prompt": [Q], "completion": [BAD], "label": False}]

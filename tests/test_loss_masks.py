@@ -308,7 +308,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 
 def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_path):
-    from tunedeck.engine.scheduling.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     no_tools = NO_SYSTEM_TEMPLATE.replace(
         "{%- if m['role'] == 'system' -%}", "{%- if m.tool_calls is defined -%}{{ raise_exception('no tool calls') }}"
@@ -316,7 +316,7 @@ def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_p
     tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=no_tools)
     model = _save_tokenizer(tok, tmp_path / "m")
     rows = [{"messages": conversation()} for _ in range(6)]
-    pre = check("lora", str(_write(tmp_path / "d.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
+    pre = run_preflight("lora", str(_write(tmp_path / "d.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
     assert pre.record_fields["loss_masking"].startswith("assistant replies") and "folded" in pre.record_fields["loss_masking"]
     rows[3] = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [
         {"type": "function", "function": {"name": "f", "arguments": {}}}]}, {"role": "tool", "content": "1"},
@@ -324,38 +324,38 @@ def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_p
     bad = _write(tmp_path / "bad.jsonl", rows)
     with pytest.raises(PreflightError, match=r"bad\.jsonl:4: the chat template cannot render this row \(TemplateError: "
                                              r"no tool calls\)"):
-        check("lora", str(bad), [f"model.base={model}", "data.val_fraction=0"])
-    skipped = check("lora", str(bad), [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
+        run_preflight("lora", str(bad), [f"model.base={model}", "data.val_fraction=0"])
+    skipped = run_preflight("lora", str(bad), [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
     assert any(w.startswith("1 rows the chat template cannot render are skipped") and "bad.jsonl:4" in w
                for w in skipped.warnings)
 
 
 def test_auto_trains_every_token_where_replies_cannot_be_found_and_says_so_while_on_refuses(tmp_path):
-    from tunedeck.engine.scheduling.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")
     data = _write(tmp_path / "d.jsonl", [{"messages": reasoning_conversation()} for _ in range(5)])
-    pre = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    pre = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
     assert pre.profile.data.assistant_only_loss == "off" and pre.record_fields["loss_masking"].startswith("all tokens")
     assert any("rewrites earlier turns" in w and "d.jsonl:1" in w for w in pre.warnings)
     with pytest.raises(PreflightError, match=r"d\.jsonl:1: the chat template rewrites earlier turns"):
-        check("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.assistant_only_loss=on"])
+        run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.assistant_only_loss=on"])
     # Mistral's templates rewrite earlier turns too, but their replies are located: auto keeps the masks
     model = _save_tokenizer(family_tokenizer(FAMILIES["mistral_nemo"], TEXTS), tmp_path / "mistral")
     data = _write(tmp_path / "m.jsonl", [{"messages": conversation()} for _ in range(5)])
-    pre = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    pre = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
     assert pre.profile.data.assistant_only_loss == "auto" and "located in one render" in pre.record_fields["loss_masking"]
 
 
 def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_says_not_to(tmp_path):
-    from tunedeck.engine.scheduling.preflight import check
+    from tunedeck.engine.scheduling.preflight import run_preflight
 
     tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
     model = _save_tokenizer(tok, tmp_path / "m")
     data = _write(tmp_path / "pc.jsonl", [{"prompt": "Ana is 31 and lives in Porto.", "completion": "31"}] * 4)
-    pre = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
+    pre = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
     assert pre.profile.data.apply_chat_template == "on" and "rendered with the chat template" in pre.record_fields["loss_masking"]
-    raw = check("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"])
+    raw = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"])
     assert raw.record_fields["loss_masking"].startswith("completion only") and "no chat template" in raw.record_fields["loss_masking"]
     from tunedeck.engine.data.prepare import prepare_data
 
@@ -439,7 +439,7 @@ def test_dpo_prompts_are_the_text_sft_and_the_gate_use_and_only_the_answers_trai
 
 
 def test_preflight_names_the_line_of_a_preference_row_the_template_cannot_render(tmp_path):
-    from tunedeck.engine.scheduling.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     model = _save_tokenizer(family_tokenizer(FAMILIES["mistral_nemo"], TEXTS), tmp_path / "m")
     rows = [preference_row() for _ in range(4)]
@@ -449,8 +449,8 @@ def test_preflight_names_the_line_of_a_preference_row_the_template_cannot_render
                                      {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]}
     with pytest.raises(PreflightError, match=r"pairs\.jsonl:3: the chat template cannot render this row \(TemplateError: "
                                              r"Tool call IDs should be alphanumeric strings with length 9"):
-        check("dpo", str(_write(tmp_path / "pairs.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
-    pre = check("dpo", str(_write(tmp_path / "ok.jsonl", rows[:2])), [f"model.base={model}", "data.val_fraction=0"])
+        run_preflight("dpo", str(_write(tmp_path / "pairs.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
+    pre = run_preflight("dpo", str(_write(tmp_path / "ok.jsonl", rows[:2])), [f"model.base={model}", "data.val_fraction=0"])
     assert pre.record_fields["loss_masking"].startswith("the chosen and rejected answers")
     assert "last user turn" in pre.record_fields["loss_masking"]
 
@@ -501,7 +501,7 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
 
 def test_dpo_rows_whose_answers_cannot_be_found_are_errors_with_their_line_even_under_auto(tmp_path):
     """auto's fallback to every token is SFT's: DPO scores the answers, so such a row is refused, never trained whole."""
-    from tunedeck.engine.scheduling.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")
     answer = reasoning_conversation()[1:]  # a reply with reasoning, a user turn, a reply: Qwen3 drops the reasoning
@@ -510,7 +510,7 @@ def test_dpo_rows_whose_answers_cannot_be_found_are_errors_with_their_line_even_
                "rejected": [{"role": "assistant", "content": "No."}]}
     data = str(_write(tmp_path / "pairs.jsonl", rows))
     with pytest.raises(PreflightError, match=r"pairs\.jsonl:2: the chat template rewrites earlier turns"):
-        check("dpo", data, [f"model.base={model}", "data.val_fraction=0"])
-    skipped = check("dpo", data, [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
+        run_preflight("dpo", data, [f"model.base={model}", "data.val_fraction=0"])
+    skipped = run_preflight("dpo", data, [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
     assert skipped.profile.data.assistant_only_loss == "auto" and not any("every token" in w for w in skipped.warnings)  # nor advised
     assert any(w.startswith("1 rows the chat template cannot render are skipped") for w in skipped.warnings)

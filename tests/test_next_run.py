@@ -14,7 +14,7 @@ from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.data.dataset import DatasetError
 from tunedeck.engine.config.next_run import changes_against_parent, write_next_profile
 from tunedeck.engine.config.workspace import fixes_path
-from tunedeck.engine.run.record import RunRecord, load_run_record, write_run_record
+from tunedeck.engine.run.run_record import RunRecord, load_run_record, write_run_record
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

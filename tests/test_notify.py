@@ -92,7 +92,7 @@ def test_a_new_gate_verdict_from_tunedeck_eval_runs_the_command(tmp_path):
     from tunedeck.engine.config.profile_loading import build_profile
     from tunedeck.engine.observe.notify import notify_gate_verdict
     from tunedeck.engine.run.gate_result import GateSummary
-    from tunedeck.engine.run.record import RunRecord, write_run_record
+    from tunedeck.engine.run.run_record import RunRecord, write_run_record
     from tunedeck.engine.run.status_writer import write_status
 
     run_dir = tmp_path / "runs" / "20250101-000000-r-0001"

@@ -17,7 +17,7 @@ from tunedeck.engine.run.formatting import (
     fmt_percent,
     fmt_score_percent,
 )
-from tunedeck.tui.event_lines import describe
+from tunedeck.tui.event_lines import log_tail_line
 
 
 def test_an_event_reads_the_same_in_the_terminal_and_the_app():
@@ -33,7 +33,7 @@ def test_an_event_reads_the_same_in_the_terminal_and_the_app():
         ({"t": 1.0, "kind": "done", "state": "failed", "message": ""}, "run failed", ERROR),
     ]
     for ev, text, severity in events:
-        line = describe(ev)
+        line = log_tail_line(ev)
         assert (line.text, line.severity, line.t) == (text, severity, 1.0)
         assert terminal_line(ev) == text
 
@@ -42,12 +42,12 @@ def test_each_side_shows_its_own_kinds():
     train = {"kind": "train", "step": 20, "loss": 0.5, "learning_rate": 2e-4, "grad_norm": 1.5, "tokens_per_s": 1234.4}
     assert terminal_line(train, 20) == "step 20/20  loss 0.5000  lr 2.00e-04  grad 1.500  1234 tok/s"
     assert terminal_line({"kind": "eval", "step": 20, "eval_loss": "nan"}) == "step 20  eval loss -"
-    assert describe(train) is None and describe({"kind": "eval", "step": 20, "eval_loss": 0.4}) is None
+    assert log_tail_line(train) is None and log_tail_line({"kind": "eval", "step": 20, "eval_loss": 0.4}) is None
     row = {"kind": "gate", "phase": "row", "checkpoint": 8, "verdict": "needs_review", "task": 80.0, "reasons": ["x"]}
-    assert describe(row).text == "gate checkpoint-8: needs review (task 80.0%) — x" and describe(row).severity == WARNING
+    assert log_tail_line(row).text == "gate checkpoint-8: needs review (task 80.0%) — x" and log_tail_line(row).severity == WARNING
     assert terminal_line(row) is None  # the terminal prints the gate's sentence; `tunedeck gate` has the table
     state = {"kind": "state", "state": "running", "message": "starting"}
-    assert describe(state).text == "engine running: starting" and terminal_line(state) is None
+    assert log_tail_line(state).text == "engine running: starting" and terminal_line(state) is None
     assert event_line({"kind": "sample"}) is None and event_line({"kind": "gate", "phase": "progress"}) is None
 
 

@@ -33,7 +33,7 @@ def test_a_built_wheel_holds_every_module_and_data_file(tmp_path):
 def test_the_version_is_written_once():
     from importlib.metadata import version
 
-    from tunedeck.engine.run.record import VERSION
+    from tunedeck.engine.run.run_record import VERSION
 
     assert VERSION == version("tunedeck")
     assert '"0.' not in (ROOT / "engine" / "run" / "record.py").read_text()  # no literal copy beside pyproject's

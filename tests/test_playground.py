@@ -56,7 +56,7 @@ def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
     from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
     from tunedeck.engine.models.model_loading import load_tokenizer
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import list_checkpoints
 
     profile = load_run_record(run_dir).profile

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tunedeck.engine.config.profile_loading import find_profile, load_profile
 from tunedeck.engine.config.profile_diff import difference_lines, flatten
-from tunedeck.tui.profile_io import diff_against_parent, nest, save_profile
+from tunedeck.tui.profile_saving import diff_against_parent, nest, save_profile
 
 
 def _same(a, b) -> bool:

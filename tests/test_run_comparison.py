@@ -112,7 +112,7 @@ def test_flatten_and_display_values():
 
 
 def test_a_list_value_differs_as_a_whole():
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     a, b = load_run_record(RUNS / COMPLETED), load_run_record(RUNS / COMPLETED)
     b.profile.lora.target_modules = ["q_proj", "v_proj"]

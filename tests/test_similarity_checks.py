@@ -11,7 +11,7 @@ from tunedeck.engine.gate.check_spec import CheckSpecError, Context
 from tunedeck.engine.gate.checks import parse_check
 from tunedeck.engine.config.profile_schema import GateConfig
 from tunedeck.engine.gate.scores import check_scores
-from tunedeck.engine.gate.best_checkpoint import describe
+from tunedeck.engine.gate.best_checkpoint import describe_row
 from tunedeck.engine.gate.rules import judge_checkpoint
 from tunedeck.engine.gate.statistics import paired_score_test
 from tunedeck.engine.gate.similarity import squad_normalize, token_f1
@@ -121,7 +121,7 @@ def test_a_score_metric_passes_a_real_gain_that_pass_rates_cannot_see():
     lo, hi = row.task_ci
     assert lo == pytest.approx(4.0, abs=0.01) and hi == pytest.approx(4.0, abs=0.01)  # every example gained 4 points
     assert row.p_value < 1e-6
-    assert "task ROUGE-L 0." in describe(row) and "(+4.0 points vs base)" in describe(row)
+    assert "task ROUGE-L 0." in describe_row(row) and "(+4.0 points vs base)" in describe_row(row)
 
 
 def test_a_noisy_score_gain_is_within_noise_and_says_which_test():

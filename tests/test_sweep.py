@@ -25,7 +25,7 @@ from tunedeck.engine.scheduling.sweep import (
     parse_range,
     points_from_args,
     public_rows,
-    rank,
+    rank_runs,
     short_keys,
     verdict_sentence,
     write_record,
@@ -153,7 +153,7 @@ def ranked_sweep(tmp_path):
 
 def test_passing_runs_rank_first_by_their_best_checkpoint_then_the_rest_by_task(ranked_sweep):
     ws, rec = ranked_sweep
-    ranked = rank(ws, rec)
+    ranked = rank_runs(ws, rec)
     assert [x["id"] for x in ranked] == ["s-2", "s-1", "s-3", "s-5", "s-4"]
     top = ranked[0]
     assert top["verdict"] == "pass" and top["best_checkpoint"] == 800 and top["task"] == 82.0
@@ -173,7 +173,7 @@ def test_no_passing_run_names_the_closest_and_why(tmp_path):
     _gated_run(ws, "a", C.COMPLETED, {800: dict(task_pass=45, fmt_fail=10)})
     _gated_run(ws, "b", C.RUNNING, {})
     rec = SweepRecord(name="x", profile="lora", data="d", runs=[SweepRun("a", {"lora.r": "8"}), SweepRun("b", {"lora.r": "16"})])
-    sentence = verdict_sentence(rec, rank(ws, rec))
+    sentence = verdict_sentence(rec, rank_runs(ws, rec))
     assert sentence.startswith("no run passed the gate (1 of 2 runs still queued or running); the closest, r=8, "
                                "checkpoint-800 task 90.0%")
     assert "fails: format validity 80.0% dropped 20.0 points" in sentence
@@ -201,7 +201,7 @@ def test_sweep_show_prints_the_table_and_json_in_ranked_order(ranked_sweep):
 
 def test_public_rows_hide_internal_fields(ranked_sweep):
     ws, rec = ranked_sweep
-    assert all(not k.startswith("_") for row in public_rows(rank(ws, rec)) for k in row)
+    assert all(not k.startswith("_") for row in public_rows(rank_runs(ws, rec)) for k in row)
 
 
 # ---- Slurm ----------------------------------------------------------------------------------------

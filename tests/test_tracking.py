@@ -149,7 +149,7 @@ def test_a_tracked_run_completes_without_tracker_warnings(tracked):
 
 
 def _masking(run: Path) -> str:
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     return load_run_record(run).loss_masking
 
@@ -172,7 +172,7 @@ def test_tensorboard_gets_losses_gate_scores_and_the_run_info(tracked):
     assert tb["gate/verdict/text_summary"] == {s: r["verdict"] for s, r in rows.items()}
     assert tb["gate/final_verdict/text_summary"][0] == gate["verdict"]
     info = tb["tunedeck/run/text_summary"][0]
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     record = load_run_record(run)
     assert record.dataset_fingerprint in info and record.loss_masking and record.loss_masking in info
@@ -262,11 +262,11 @@ def test_a_failing_tracker_is_a_warning_and_the_run_completes(tmp_path, tiny_mod
 
 def test_a_missing_tracker_package_stops_the_launch_with_the_pip_command(tmp_path, monkeypatch, sft_data, tiny_model_dir):
     from tunedeck.engine.observe import tracking
-    from tunedeck.engine.scheduling.preflight import PreflightError, check
+    from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     monkeypatch.setattr(tracking, "_installed", lambda module: module not in ("wandb", "trackio"))
     with pytest.raises(PreflightError) as err:
-        check("lora", str(sft_data), [f"model.base={tiny_model_dir}", listed(["tensorboard", "wandb", "trackio"])],
+        run_preflight("lora", str(sft_data), [f"model.base={tiny_model_dir}", listed(["tensorboard", "wandb", "trackio"])],
               workspace=tmp_path, check_model=False)
     assert "tracking.report_to names 'wandb', 'trackio' but wandb and trackio are not installed" in str(err.value)
     assert str(err.value).endswith("pip install wandb trackio")

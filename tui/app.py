@@ -19,7 +19,7 @@ from tunedeck.engine.config.workspace import resolve_workspace
 from tunedeck.engine.run.store import RunNotFound, find_run
 
 from .app_keys import APP_BINDINGS
-from .commands import ActionCommands
+from .command_palette import ActionCommands
 from .keymap import load_keymap
 from .messages import RunOutcomesRead
 from .screens.runs import RunsScreen

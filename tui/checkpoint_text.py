@@ -9,7 +9,7 @@ from tunedeck.engine.run.formatting import fmt_loss
 from tunedeck.engine.run.gate_result import FAIL, RULE_WORDS, SCORE_CATEGORIES
 
 from .checkpoint_table import CheckpointRow, CheckpointTable
-from .gate_results import verdict_style, verdict_word
+from .gate_view import verdict_style, verdict_word
 
 # the verdict and everything it uses first (task, format, safety, general, each with its change against the
 # base, and latency): at 80 columns they are what must stay on screen; then why (in full below the table for

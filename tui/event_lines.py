@@ -11,5 +11,5 @@ LISTED = frozenset({C.EV_WARNING, C.EV_ERROR, C.EV_CHECKPOINT, C.EV_CHECKPOINT_P
                     C.EV_RUN_STARTED, C.EV_RESUMED, C.EV_CONTROL, C.EV_DONE})
 
 
-def describe(ev: dict) -> EventLine | None:
+def log_tail_line(ev: dict) -> EventLine | None:
     return event_line(ev) if ev.get("kind") in LISTED else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunedeck.engine.gate.records import BASE, label, read_records
+from tunedeck.engine.gate.example_records import BASE, label, read_records
 from tunedeck.engine.gate.scores import buckets
 
 FILTERS = ("regressed", "fixed", "still_failing", "all")  # what `f` cycles through, in this order

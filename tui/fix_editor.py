@@ -43,7 +43,7 @@ def add_fix_from_record(app, run_dir: Path, record: dict | None) -> Path | None:
     from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.config.workspace import workspace_of
     from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     if not record:
         app.notify("No example selected.", severity="warning")

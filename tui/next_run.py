@@ -14,7 +14,7 @@ def open_next_run(app, run_dir: Path) -> None:
     from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.config.next_run import write_next_profile
     from tunedeck.engine.config.workspace import workspace_of
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     from .screens.new_run import NewRunScreen
 

@@ -17,7 +17,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_diff import ProfileDifference, profile_differences
 from tunedeck.engine.config.profile_loading import ProfileError
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
-from tunedeck.engine.run.record import RunRecord, load_run_record
+from tunedeck.engine.run.run_record import RunRecord, load_run_record
 
 from .chunked_event_reader import ChunkedEventReader
 from .metric_series import MetricSeries

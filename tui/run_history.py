@@ -14,8 +14,8 @@ from tunedeck.engine.run.event_line import EventLine
 from tunedeck.engine.run.formatting import is_number
 from tunedeck.engine.run.store import Checkpoint
 
-from .event_lines import describe
-from .gate_results import GateResults
+from .event_lines import log_tail_line
+from .gate_view import GateResults
 from .metric_series import MetricSeries
 from .overfitting import RISING_EVALS, BestEval, OverfitWarning, best_eval, detect_overfitting
 from .reward_series import RewardSeries
@@ -123,7 +123,7 @@ class RunHistory:
             changed.add("gate")
         elif kind == C.EV_WARNING and self.rewards.add_alert(ev):
             changed.add("rewards")
-        line = describe(ev)
+        line = log_tail_line(ev)
         if line is not None:
             self.lines.append(line)
             self.lines_total += 1

@@ -25,13 +25,13 @@ from tunedeck.engine.run.store import (
 
 def cmd_run(args) -> int:
     from tunedeck.engine.scheduling.launch import spawn_attached, spawn_detached
-    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
 
     ws = resolve_workspace(args.workspace)
     parent = None
     if args.from_run:
         from tunedeck.engine.config.next_run import changes_against_parent, write_next_profile
-        from tunedeck.engine.run.record import load_run_record
+        from tunedeck.engine.run.run_record import load_run_record
 
         if args.profile:
             raise UserError(f"give a profile ({args.profile}) or --from {args.from_run}, not both: "
@@ -47,7 +47,7 @@ def cmd_run(args) -> int:
         raise UserError("name a profile (lora, full, dpo, demo-cpu, ... or a TOML file), or --from RUN")
     else:
         profile_ref = args.profile
-    pre = check(profile_ref, args.data, args.set or [], workspace=ws)
+    pre = run_preflight(profile_ref, args.data, args.set or [], workspace=ws)
     if parent:
         pre.record_fields["parent"] = parent
     for h in pre.hints:

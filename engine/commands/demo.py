@@ -67,7 +67,7 @@ def eval_set_paths(golden: Path) -> tuple[Path, Path]:
 
 def start_demo_run(workspace: Path, detach: bool = True, overrides: list[str] | None = None) -> Path:
     from tunedeck.engine.scheduling.launch import spawn_detached
-    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
 
     model_dir, train, golden = prepare_assets(workspace)
     safety, general = eval_set_paths(golden)
@@ -75,7 +75,7 @@ def start_demo_run(workspace: Path, detach: bool = True, overrides: list[str] | 
     overrides = [f"model.base={json.dumps(str(model_dir))}", f"gate.golden={json.dumps(str(golden))}",
                  f"gate.safety={json.dumps(str(safety))}", f"gate.general={json.dumps(str(general))}",
                  f"gate.base_prompts={json.dumps([demo_data.BASE_PROMPT])}"] + list(overrides or [])
-    pre = check("demo-cpu", str(train), overrides, workspace=workspace)
+    pre = run_preflight("demo-cpu", str(train), overrides, workspace=workspace)
     run_dir = create_run(pre, workspace, "demo")
     if detach:
         spawn_detached(run_dir)

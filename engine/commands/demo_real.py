@@ -89,10 +89,10 @@ def prepare_assets(workspace: Path) -> Assets:
 def start_first_run(workspace: Path) -> Path:
     """The forgetting run, started detached on the SmolLM2 GGUF file; returns its directory."""
     from tunedeck.engine.scheduling.launch import spawn_detached
-    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
 
     gguf, assets = smollm2_file(), prepare_assets(workspace)
-    pre = check(PROFILE, str(assets.train), [f"model.base={json.dumps(str(gguf))}", *assets.gate_overrides()],
+    pre = run_preflight(PROFILE, str(assets.train), [f"model.base={json.dumps(str(gguf))}", *assets.gate_overrides()],
                 workspace=workspace)
     for h in pre.hints:
         print(f"hint: {h.key}: {h.message}", flush=True)
@@ -126,13 +126,13 @@ def replay_file(workspace: Path, base_folder: str, sha256: str, progress=print) 
 def start_fix_run(workspace: Path, first: Path, progress=print) -> Path:
     """The next run from `first`, as `tunedeck run --from` makes it: its frozen profile, the task rows plus the
     replay rows, and the FIX settings; started detached."""
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.scheduling.launch import spawn_detached
     from tunedeck.engine.config.next_run import (
         changes_against_parent,
         write_next_profile,
     )
-    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
 
     record = load_run_record(first)
     replay = replay_file(workspace, record.base_model, record.gguf_sha256 or "base", progress)
@@ -142,7 +142,7 @@ def start_fix_run(workspace: Path, first: Path, progress=print) -> Path:
                                           *(f"--set {s}" for s in FIX)]))
     for line in changes_against_parent(nxt, FIX, workspace, data=data):
         progress(f"  changed from {first.name}: {line}")
-    pre = check(str(nxt.profile_path), data, FIX, workspace=workspace)
+    pre = run_preflight(str(nxt.profile_path), data, FIX, workspace=workspace)
     pre.record_fields["parent"] = nxt.parent
     run_dir = create_run(pre, workspace, nxt.parent_name)
     spawn_detached(run_dir)

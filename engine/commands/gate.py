@@ -36,7 +36,7 @@ def parse_checkpoints(text: str | None) -> str | list[int]:
 
 def _checkpoint_step(text: str, flag: str, if_base: str) -> int:
     """One checkpoint step from a command-line value ('800' or 'checkpoint-800'); the base is refused."""
-    from tunedeck.engine.gate.records import parse_checkpoint
+    from tunedeck.engine.gate.example_records import parse_checkpoint
 
     try:
         step = parse_checkpoint(text.strip())
@@ -275,7 +275,7 @@ def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = Fals
     from tunedeck.engine.gate import overrides as gate_overrides
     from tunedeck.engine.gate.rebuild import recorded_overrides, summarize_run
     from tunedeck.engine.run.gate_result import read_gate_summary
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     recorded = None if reset else recorded_overrides(read_gate_summary(run_dir))
     profile, changes = gate_overrides.apply(load_run_record(run_dir).profile,

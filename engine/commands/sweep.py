@@ -22,7 +22,7 @@ from tunedeck.engine.scheduling.sweep import (
     load_record,
     points_from_args,
     public_rows,
-    rank,
+    rank_runs,
     short_keys,
     stop_sweep_runs,
     verdict_sentence,
@@ -40,7 +40,7 @@ def cmd_sweep(args) -> int:
 
 def create_sweep(args) -> int:
     from tunedeck.engine.commands.errors import user_errors
-    from tunedeck.engine.scheduling.preflight import check, create_run
+    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
 
     ws = resolve_workspace(args.workspace)
     if not args.name:
@@ -58,7 +58,7 @@ def create_sweep(args) -> int:
     for i, point in enumerate(points):
         overrides = sets + [f"{k}={v}" for k, v in point.items()]
         try:
-            pre = check(args.profile, args.data, overrides, workspace=ws, check_model=i == 0 or touches_model)
+            pre = run_preflight(args.profile, args.data, overrides, workspace=ws, check_model=i == 0 or touches_model)
         except user_errors() as e:
             if len(points) == 1:
                 raise
@@ -135,7 +135,7 @@ def follow_sweep(ws: Path, record: SweepRecord) -> int:
               f"`tunedeck stop {record.name}` stops them", file=sys.stderr)
         return 130
     print_table(ws, record)
-    ranked = rank(ws, record)
+    ranked = rank_runs(ws, record)
     return 0 if any(x["state"] == C.COMPLETED for x in ranked) else 1
 
 
@@ -143,7 +143,7 @@ def print_table(ws: Path, record: SweepRecord) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    ranked = rank(ws, record)
+    ranked = rank_runs(ws, record)
     keys = differing_keys(record)
     names = short_keys(keys)
     raw = {r.id: r.params for r in record.runs}
@@ -174,7 +174,7 @@ def cmd_sweep_show(args) -> int:
         raise SweepError("which sweep? `tunedeck sweep show NAME`; sweeps: " + (", ".join(list_sweeps(ws)) or "none yet"))
     record = load_record(ws, args.target)
     if args.json:
-        ranked = rank(ws, record)
+        ranked = rank_runs(ws, record)
         print(json.dumps({"name": record.name, "profile": record.profile, "data": record.data, "grid": record.grid,
                           "ranges": record.ranges, "samples": record.samples, "seed": record.seed,
                           "keys": differing_keys(record), "sentence": verdict_sentence(record, ranked),

@@ -39,7 +39,7 @@ def _has_rows(path: Path) -> bool:
 
 def write_next_profile(workspace: Path, record) -> NextRun:
     """Write the parent's frozen profile and the child profile that extends it; return what they hold.
-    `record`: the parent's run.toml (engine/run/record.py RunRecord; the caller reads it)."""
+    `record`: the parent's run.toml (engine/run/run_record.py RunRecord; the caller reads it)."""
     import tomlkit
 
     frozen = record.profile.to_dict()

@@ -102,9 +102,9 @@ def plan(run_dir: Path, step: int, first: int | None = None) -> Plan:
     from tunedeck.engine.gate.eval_inputs import GenSettings, gen_settings, load_sets
     from tunedeck.engine.gate.eval_sets import GATE_SET_KEYS
     from tunedeck.engine.gate.judge_client import Judge
-    from tunedeck.engine.gate.records import read_records
+    from tunedeck.engine.gate.example_records import read_records
     from tunedeck.engine.run.gate_result import read_gate_summary
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     run_dir = Path(run_dir)
     records = [r for r in read_records(run_dir, step) if "task" in (r.get("tags") or ())]

@@ -211,7 +211,7 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
     examples (the first `gate_examples`). Mistakes raise ExportError before any model loads; an artifact beyond the
     gate's tolerances is published, marked failed, and returned with result.failed."""
     from tunedeck.engine.export import artifact_gate as ag
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     progress = progress or (lambda message: None)
     run_dir = Path(run_dir)
@@ -267,7 +267,7 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         if written is not None:
             from tunedeck.engine.export.gguf_export import write_modelfile
             from tunedeck.engine.gate.eval_inputs import gen_settings
-            from tunedeck.engine.gate.records import read_records
+            from tunedeck.engine.gate.example_records import read_records
 
             task_records = [r for r in read_records(run_dir, ckpt.step) if "task" in (r.get("tags") or ())]
             generation = gate.generation or vars(gen_settings(profile))

@@ -52,7 +52,7 @@ def gate_entry(summary: GateSummary | None, step: int) -> dict | None:
 
 def build_record(record, ckpt: Checkpoint, kind: str, selected_by: str, precision: str | None, files: dict, *,
                  gguf: dict | None = None, artifact_gate: dict | None = None, warnings: list[str] = ()) -> dict:
-    from tunedeck.engine.run.record import VERSION
+    from tunedeck.engine.run.run_record import VERSION
 
     p = record.profile
     run_dir = Path(ckpt.path).parent.parent

@@ -11,7 +11,7 @@ from tunedeck.engine.gate.scores import CATEGORIES
 from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
 
 
-def describe(row: GateRow, rules=None) -> str:
+def describe_row(row: GateRow, rules=None) -> str:
     """"checkpoint-800: task 82.0% (+6.0 vs base), format 100% (=), safety 100% (=), p95 410 ms (budget 800)"."""
     parts = []
     metric = row.task_metric or "pass_rate"
@@ -44,15 +44,15 @@ def choose_best(rows: list[GateRow], rules=None) -> tuple[GateRow | None, str, s
                else f"the highest task score of {len(passing)} passing checkpoints")
         if ties:
             why += f" (tied with {list_ids([t.label for t in ties])}; the earlier step is preferred)"
-        return best, f"{describe(best, rules)}; {why}", PASS
+        return best, f"{describe_row(best, rules)}; {why}", PASS
     if not ckpts:
         return None, "no checkpoint evaluated yet", None
     # the row a summary of the run shows beside the verdict is this same one (GateSummary.featured)
     described = awaited_or_closest(ckpts)
     if described.verdict == NEEDS_REVIEW:
-        return (None, f"no checkpoint passed yet: {describe(described, rules)} awaits review ({described.reasons[-1]})",
+        return (None, f"no checkpoint passed yet: {describe_row(described, rules)} awaits review ({described.reasons[-1]})",
                 NEEDS_REVIEW)
-    return (None, f"no checkpoint passed the gate; the closest, {describe(described, rules)}, fails: "
+    return (None, f"no checkpoint passed the gate; the closest, {describe_row(described, rules)}, fails: "
             f"{'; '.join(described.reasons)}", FAIL)
 
 

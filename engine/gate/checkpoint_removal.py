@@ -17,7 +17,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.gate_result import read_gate_summary
 from tunedeck.engine.gate.rebuild import summarize_run
-from tunedeck.engine.gate.records import evaluated_steps
+from tunedeck.engine.gate.example_records import evaluated_steps
 from tunedeck.engine.run.store import EngineLock, RunLocked, list_checkpoints, read_effective_status
 
 

@@ -1,4 +1,4 @@
-"""Scores generated text on eval examples with their checks: one per-example record each (engine/gate/records.py)."""
+"""Scores generated text on eval examples with their checks: one per-example record each (engine/gate/example_records.py)."""
 
 from __future__ import annotations
 

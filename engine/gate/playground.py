@@ -62,7 +62,7 @@ class SideBySide:
         from tunedeck.engine.gate.model_session import ModelSession
         from tunedeck.engine.gate.eval_inputs import gen_settings
         from tunedeck.engine.models.model_loading import load_tokenizer
-        from tunedeck.engine.run.record import load_run_record
+        from tunedeck.engine.run.run_record import load_run_record
 
         self.run_dir = Path(run_dir)
         self.profile = load_run_record(self.run_dir).profile

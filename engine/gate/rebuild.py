@@ -25,7 +25,7 @@ from tunedeck.engine.run.gate_result import (
 from tunedeck.engine.gate.best_checkpoint import summarize
 from tunedeck.engine.gate.eval_inputs import sets_as_asked
 from tunedeck.engine.gate.judge_agreement import agreement_warning, judge_agreement
-from tunedeck.engine.gate.records import evaluated_steps, read_records
+from tunedeck.engine.gate.example_records import evaluated_steps, read_records
 from tunedeck.engine.gate.rules import GateError, judge_checkpoint, base_row
 from tunedeck.engine.gate.scores import scores
 
@@ -139,7 +139,7 @@ class Judging:
 def run_rules(run_dir: Path, previous: GateSummary | None = None):
     """The run's gate rules, with the overrides recorded by `tunedeck eval/gate --set`."""
     from tunedeck.engine.gate import overrides as gate_overrides
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     recorded = recorded_overrides(previous if previous is not None else read_gate_summary(run_dir))
     profile, _ = gate_overrides.apply(load_run_record(run_dir).profile, gate_overrides.merge(recorded, []))

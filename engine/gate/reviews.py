@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl
-from tunedeck.engine.gate.records import BASE, parse_checkpoint, read_records, records_path
+from tunedeck.engine.gate.example_records import BASE, parse_checkpoint, read_records, records_path
 
 LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour",
           "acceptable": "acceptable answer (the check was wrong)"}
@@ -37,7 +37,7 @@ DEFAULT_SAMPLE = 20
 
 def _sample_size(run_dir: Path) -> int:
     try:
-        from tunedeck.engine.run.record import load_run_record
+        from tunedeck.engine.run.run_record import load_run_record
 
         return load_run_record(run_dir).profile.gate.review_sample
     except Exception:  # a run record that cannot be read still lets people review

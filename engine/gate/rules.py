@@ -1,6 +1,6 @@
 """The eval gate's rules: one checkpoint's row against the base, with its verdict and the reasons for it.
 
-Everything here works on per-example records (engine/gate/records.py) and needs no model, so a
+Everything here works on per-example records (engine/gate/example_records.py) and needs no model, so a
 verdict can be rebuilt the moment a review label lands. Scores come from engine/gate/scores.py.
 
 The task metric ([gate] task_metric): "pass_rate" (default) compares the share of task examples

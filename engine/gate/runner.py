@@ -3,7 +3,7 @@
 - The base model loads once per gate run (engine/gate/model_session.py); its generations are
   cached (engine/gate/base_generations.py). It answers the task sets under its best prompt and the
   general and safety sets as written; checkpoints answer every set as written.
-- Results: evals/base.jsonl and evals/checkpoint-N.jsonl (engine/gate/records.py), evals/gate.json
+- Results: evals/base.jsonl and evals/checkpoint-N.jsonl (engine/gate/example_records.py), evals/gate.json
   (engine/run/gate_result.py, built by engine/gate/rebuild.py), and EV_GATE events in the run log
   as each row is ready. Each row is judged once, as its checkpoint's records are ready.
 
@@ -25,7 +25,7 @@ from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import gen_settings, load_sets, select_checkpoints, sets_extra, sets_key
 from tunedeck.engine.gate.example_scoring import Progress, evaluate_model
 from tunedeck.engine.gate.model_session import ModelSession, precision_and_device
-from tunedeck.engine.gate.records import write_records
+from tunedeck.engine.gate.example_records import write_records
 from tunedeck.engine.gate.rebuild import Judging, recorded_overrides, summarize_run
 from tunedeck.engine.observe.tracking import log_gate_summary
 
@@ -61,7 +61,7 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
     """
     from tunedeck.engine.gate import overrides as gate_overrides
     from tunedeck.engine.models.model_loading import load_tokenizer
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
@@ -125,7 +125,7 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, 
     mode and the tokenizer's padding side are restored. Returns the summary (see run_gate).
     `memo`: a dict the caller keeps for the run (the training callback), so the sets load once.
     """
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     run_dir = Path(run_dir)
     memo = {} if memo is None else memo

@@ -50,7 +50,7 @@ def run_notify_command(command: str, run_dir: Path, state: str, verdict: str | N
 
 def notify_gate_verdict(run_dir: Path, summary: GateSummary | None, events=None) -> None:
     """After `tunedeck eval` (the app's e, or by hand): the run's state with the gate's new verdict."""
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import read_written_status
 
     try:

@@ -13,7 +13,7 @@ from tunedeck.engine.run.gate_result import GateSummary
 
 def run_info(run_dir: Path, args=None) -> dict[str, Any]:
     """The dataset fingerprint and the loss masking this run trains with (flat, tracker-friendly values)."""
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     info: dict[str, Any] = {"tunedeck/run_id": Path(run_dir).name}
     try:

@@ -153,7 +153,7 @@ def log_gate_summary(run_dir: Path, summary: GateSummary | None, events=None) ->
     if summary is None:
         return
     try:
-        from tunedeck.engine.run.record import load_run_record
+        from tunedeck.engine.run.run_record import load_run_record
 
         profile = load_run_record(run_dir).profile
     except Exception:  # noqa: BLE001 - no readable run record: nothing to send, and the gate already wrote its files

@@ -52,7 +52,7 @@ def read_reward_history(run_dir: Path) -> RewardHistory:
 def reward_phrase(run_dir: Path) -> str | None:
     """What a GRPO run optimised, for the gate's sentence: the reward, how its mean moved, and the guard's
     alerts; None for other methods or before any reward was logged."""
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     try:
         profile = load_run_record(run_dir).profile

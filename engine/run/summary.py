@@ -94,7 +94,7 @@ def metrics(run_dir: Path) -> dict[str, Any]:
 
 
 def experiment_record(run_dir: Path) -> dict[str, Any]:
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     record = load_run_record(run_dir)
     m = metrics(run_dir)

@@ -28,7 +28,7 @@ def visible_gpu_count(gpus: str = "") -> int:
 
 def resolve_processes(run_dir: Path) -> tuple[int, str]:
     """(processes per node, GPU list) from the run's [resources]; one process on a CPU-only machine."""
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     res = load_run_record(run_dir).profile.resources
     n = res.processes or max(1, visible_gpu_count(res.gpus))
@@ -105,7 +105,7 @@ def spawn_eval_detached(run_dir: Path, checkpoints: str = "all") -> int:
 
 
 def load_gpus(run_dir: Path) -> str:
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     return load_run_record(run_dir).profile.resources.gpus
 

@@ -17,7 +17,7 @@ from tunedeck.engine.models.gguf_base import gguf_notice
 from tunedeck.engine.config.profile_hints import Hint, hints
 from tunedeck.engine.config.profile_loading import load_profile
 from tunedeck.engine.config.profile_schema import Profile, data_paths, make_paths_absolute
-from tunedeck.engine.run.record import RunRecord, write_run_record
+from tunedeck.engine.run.run_record import RunRecord, write_run_record
 from tunedeck.engine.run.store import create_run_dir, sanitize_name
 
 
@@ -34,7 +34,7 @@ class Preflight:
     data_rows: dict | None = None  # engine/data/versions.py: files, row hashes, eval set examples
 
 
-def check(profile_ref: str, data: str | list[str] | None, overrides: list[str], workspace: Path | None = None,
+def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: list[str], workspace: Path | None = None,
           check_model: bool = True) -> Preflight:
     from tunedeck.engine.data.dataset import DatasetError
 

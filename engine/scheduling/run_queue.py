@@ -64,7 +64,7 @@ def slots_for(gpus: str, visible: list[str]) -> list[str]:
 
 
 def run_slots(run_dir: Path) -> list[str]:
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     return slots_for(load_run_record(run_dir).profile.resources.gpus, visible_gpus())
 

@@ -273,7 +273,7 @@ def _gate_view(run_dir: Path) -> dict[str, Any]:
     return {"verdict": summary.verdict, "row": row, "best_checkpoint": best}
 
 
-def rank(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
+def rank_runs(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
     """One dict per run, ranked (see the module docstring)."""
     from tunedeck.engine.run.gate_result import PASS
     from tunedeck.engine.scheduling.run_queue import queue_position
@@ -319,7 +319,7 @@ def params_text(params: dict[str, Any], keys: list[str], raw: dict[str, str] | N
 def verdict_sentence(record: SweepRecord, ranked: list[dict[str, Any]]) -> str:
     """"learning_rate=2e-4, r=16 wins: checkpoint-800 task 82.0% (+6.0 vs base), format 100% (=), safety 100% (=)"."""
     from tunedeck.engine.run.gate_result import PASS
-    from tunedeck.engine.gate.best_checkpoint import describe
+    from tunedeck.engine.gate.best_checkpoint import describe_row
 
     keys = differing_keys(record)
     raw = {r.id: r.params for r in record.runs}
@@ -333,12 +333,12 @@ def verdict_sentence(record: SweepRecord, ranked: list[dict[str, Any]]) -> str:
     if top["verdict"] == PASS and top["_row"]:
         others = sum(1 for x in ranked if x["verdict"] == PASS) - 1
         tail = f"; {others} other run(s) also pass" if others else ""
-        return f"{said(top)} wins: {describe(top['_row']).replace(': ', ' ', 1)}{tail}"
+        return f"{said(top)} wins: {describe_row(top['_row']).replace(': ', ' ', 1)}{tail}"
     live = [x for x in ranked if x["state"] in C.LIVE_STATES]
     waiting = f" ({len(live)} of {len(ranked)} runs still queued or running)" if live else ""
     if top["_row"]:
         return (f"no run passed the gate{waiting}; the closest, {said(top)}, "
-                f"{describe(top['_row']).replace(': ', ' ', 1)}, fails: {'; '.join(top['reasons']) or top['verdict']}")
+                f"{describe_row(top['_row']).replace(': ', ' ', 1)}, fails: {'; '.join(top['reasons']) or top['verdict']}")
     return f"no run has gate results yet{waiting}"
 
 

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 
-def rank() -> int:
+def process_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
@@ -20,7 +20,7 @@ def world_size() -> int:
 
 
 def is_main() -> bool:
-    return rank() == 0
+    return process_rank() == 0
 
 
 class NullEventWriter:

@@ -10,7 +10,7 @@ from tunedeck.engine.data.prepare import PreparedData, prepare_data
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_schema import Profile
 from tunedeck.engine.run.event_log import EventWriter
-from tunedeck.engine.run.record import load_run_record
+from tunedeck.engine.run.run_record import load_run_record
 from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoints
 from tunedeck.engine.run.status_writer import StatusWriter
 from tunedeck.engine.training.throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args

@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.distributed import is_main, rank
+from tunedeck.engine.training.distributed import is_main, process_rank
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.store import EngineLock, RunLocked
 
@@ -108,7 +108,7 @@ def _notify(run_dir: Path, events: EventWriter, state: str, message: str) -> Non
     """[notify] command, with the gate's verdict when it ran; it never changes the run's outcome."""
     try:
         from tunedeck.engine.observe.notify import run_notify_command
-        from tunedeck.engine.run.record import load_run_record
+        from tunedeck.engine.run.run_record import load_run_record
         from tunedeck.engine.run.store import read_written_status
 
         command = load_run_record(run_dir).profile.notify.command
@@ -123,7 +123,7 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
     an error event, not a failed run: the checkpoints are intact and `tunedeck eval` can retry."""
     from tunedeck.engine.gate.runner import run_gate
     from tunedeck.engine.run.gate_result import status_fields
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     from tunedeck.engine.gate.eval_inputs import gate_sets_named
 
@@ -164,7 +164,7 @@ def _follower(run_dir: Path, resume: bool) -> int:
     try:
         final = run_training(run_dir, NullEventWriter(), NullStatusWriter(), resume=resume)  # type: ignore[arg-type]
     except BaseException as exc:  # noqa: BLE001
-        print(f"tunedeck engine (rank {rank()}): {classify_error(exc)[1]}", file=sys.stderr)
+        print(f"tunedeck engine (rank {process_rank()}): {classify_error(exc)[1]}", file=sys.stderr)
         traceback.print_exc()
         return 1
     return 0 if final != C.FAILED else 1

@@ -66,7 +66,7 @@ def test_inspect_masks_exactly_the_replies_under_smollm2s_template(smollm2_base,
 
 
 def test_the_run_records_where_its_base_came_from(smollm2_lora_launch, smollm2_base):
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     run_dir = smollm2_lora_launch.run_dir
     record = load_run_record(run_dir)
@@ -78,7 +78,7 @@ def test_the_run_records_where_its_base_came_from(smollm2_lora_launch, smollm2_b
 
 def test_the_gate_fails_the_checkpoint_that_forgot_its_general_questions(smollm2_lora_run, smollm2_base, triage_data):
     from tunedeck.engine.run.gate_result import read_gate_summary
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     gate = read_gate_summary(smollm2_lora_run)
     assert gate is not None
@@ -102,7 +102,7 @@ def test_the_gate_fails_the_checkpoint_that_forgot_its_general_questions(smollm2
 
 
 def test_the_merged_export_reloads_and_says_what_the_gate_heard(smollm2_lora_run, triage_data, tmp_path):
-    from tunedeck.engine.gate.records import read_records
+    from tunedeck.engine.gate.example_records import read_records
 
     out = tmp_path / "merged"
     proc = tunedeck("export", smollm2_lora_run.name, "--checkpoint", "24", "--merge", str(out), timeout=900)

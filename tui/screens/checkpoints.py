@@ -26,7 +26,7 @@ from tunedeck.engine.run.store import is_locked, read_effective_status
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
 from ..checkpoint_text import columns, gate_heading, row_detail, table_cells
 from ..eval_process import EvalProcess, EvalReading
-from ..gate_results import request_gate_rebuild
+from ..gate_view import request_gate_rebuild
 from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen

@@ -23,7 +23,7 @@ from textual.worker import get_current_worker
 from tunedeck.engine.run.formatting import fmt_loss, fmt_percent
 
 from ..formatting import truncate
-from ..gate_results import verdict_style, verdict_word
+from ..gate_view import verdict_style, verdict_word
 from ..plot_ticks import set_step_axes
 from ..run_comparison import SAME_DATA, BestGate, RunComparison, RunSide, compare_runs, display_value
 from ..widgets.list_table import ListTable

@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from tunedeck.engine.config.workspace import failures_dir, workspace_of
-from tunedeck.engine.gate.records import BASE
+from tunedeck.engine.gate.example_records import BASE
 
 from ..example_filters import BUCKET_NAMES, FILTERS, MISSING, ExampleComparison, load_comparison
 from ..keymap import key_name
@@ -228,7 +228,7 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
 
     def shown_examples(self) -> list[dict]:
         """The examples the filters show, each with both sides' outputs and checks."""
-        from tunedeck.engine.gate.records import label
+        from tunedeck.engine.gate.example_records import label
 
         comp = self.comparison
         if comp is None or comp.unevaluated:
@@ -246,7 +246,7 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         return out
 
     def action_export_filtered(self) -> None:
-        from tunedeck.engine.gate.records import label
+        from tunedeck.engine.gate.example_records import label
 
         from .new_run import AskName
 

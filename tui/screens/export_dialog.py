@@ -37,7 +37,7 @@ from textual.worker import get_current_worker
 
 from tunedeck.engine.config.workspace import exports_dir, in_a_workspace, workspace_of
 from tunedeck.engine.export.gguf_convert import GGUF_TYPES, QUANTIZE_TYPES
-from tunedeck.engine.run.record import load_run_record
+from tunedeck.engine.run.run_record import load_run_record
 from tunedeck.engine.run.store import sanitize_name
 
 from ..worker_failures import RoutesWorkerFailures

@@ -47,7 +47,7 @@ from ..worker_failures import RoutesWorkerFailures
 def loss_masking_short(run_dir: Path) -> str:
     """What the run's loss covers, in a few words for the header ("" for runs recorded before it was kept)."""
     from tunedeck.engine.config.profile_loading import ProfileError
-    from tunedeck.engine.run.record import load_run_record
+    from tunedeck.engine.run.run_record import load_run_record
 
     try:
         words = load_run_record(run_dir).loss_masking

@@ -27,7 +27,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from tunedeck.engine.config.profile_loading import ProfileError, load_profile, to_toml
 from tunedeck.engine.config.profile_schema import Profile, data_paths
 
-from ..profile_io import is_user_profile, save_profile, user_profile_dir
+from ..profile_saving import is_user_profile, save_profile, user_profile_dir
 from ..widgets.dataset_pane import DatasetPane, InspectRequest
 from ..widgets.hyperparam_form import HyperparamForm
 from ..widgets.profile_picker import ProfileEntry, ProfilePicker
@@ -351,7 +351,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch", name="launch run")
     def _launch(self, profile: Profile, queue: bool = False) -> None:
         from tunedeck.engine.scheduling.launch import spawn_detached
-        from tunedeck.engine.scheduling.preflight import PreflightError, check, create_run
+        from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight, create_run
         from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -360,7 +360,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             data.pop("extends", None)
             path.write_text(to_toml(data), encoding="utf-8")
             try:
-                pre = check(str(path), None, [], workspace=self.workspace)
+                pre = run_preflight(str(path), None, [], workspace=self.workspace)
                 if not queue:
                     gpu_conflicts(self.workspace, pre.profile.resources.gpus)
             except (PreflightError, ProfileError) as e:

@@ -32,7 +32,7 @@ from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_rev
 from tunedeck.engine.run.store import engine_owns
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
-from ..gate_results import request_gate_rebuild, verdict_style, verdict_word
+from ..gate_view import request_gate_rebuild, verdict_style, verdict_word
 from ..keymap import key_name
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
 from ..worker_failures import RoutesWorkerFailures

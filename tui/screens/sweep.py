@@ -23,7 +23,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
 
 from ..formatting import truncate
-from ..gate_results import verdict_style, verdict_word
+from ..gate_view import verdict_style, verdict_word
 from ..messages import RunActionDone
 from ..plot_ticks import set_step_axes
 from ..run_actions import stop_sweep, sweep_stop_question
@@ -60,7 +60,7 @@ def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
         SweepError,
         differing_keys,
         load_record,
-        rank,
+        rank_runs,
         short_keys,
         verdict_sentence,
     )
@@ -71,7 +71,7 @@ def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
         record = load_record(workspace, name)
     except SweepError as e:
         return SweepView(name, [], {}, {}, [], "", {}, problem=str(e))
-    ranked = rank(workspace, record)
+    ranked = rank_runs(workspace, record)
     keys = differing_keys(record)
     curves = {}
     for r in ranked:

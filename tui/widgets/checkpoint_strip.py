@@ -9,7 +9,7 @@ from textual.widget import Widget
 
 from tunedeck.engine.run.formatting import fmt_loss, is_number
 
-from ..gate_results import verdict_style, verdict_word
+from ..gate_view import verdict_style, verdict_word
 from ..run_history import RunHistory
 
 LABEL = "Checkpoints "

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static
 
-from tunedeck.engine.gate.records import BASE
+from tunedeck.engine.gate.example_records import BASE
 
 from ..example_filters import BUCKET_NAMES, MISSING, ExamplePair, prompt_text
 

@@ -11,7 +11,7 @@ from textual.widget import Widget
 
 from tunedeck.engine.run.gate_result import BASE
 
-from ..gate_results import scores_line
+from ..gate_view import scores_line
 from ..run_history import RunHistory
 
 

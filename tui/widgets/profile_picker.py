@@ -21,7 +21,7 @@ from tunedeck.engine.config.profile_loading import (
     profile_search_path,
 )
 
-from ..profile_io import diff_against_parent, parent_of
+from ..profile_saving import diff_against_parent, parent_of
 
 
 @dataclass

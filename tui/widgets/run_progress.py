@@ -12,7 +12,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_duration
 
 from ..formatting import text_bar
-from ..gate_results import verdict_style, verdict_word
+from ..gate_view import verdict_style, verdict_word
 from ..run_history import RunHistory
 from ..run_states import state_label, state_style
 from .runs_table import run_label

@@ -11,7 +11,7 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_clock, fmt_duration, fmt_loss, is_number
 
 from ..formatting import text_bar, truncate
-from ..gate_results import verdict_style, verdict_word, vs_base_cell
+from ..gate_view import verdict_style, verdict_word, vs_base_cell
 from ..run_states import state_label, state_style
 from ..sweep_groups import SweepGroup
 from .list_table import ListTable
