@@ -9,7 +9,7 @@ artifact gate's seconds, the ratio of GGUF to merged wall time (median of per-ro
 size, and the agreement with the gate: answers identical to the gate's recorded ones, task and format against
 the checkpoint's.
 
-Without --run it builds the test suite's tiny sentencepiece Llama (tests/test_export_gguf.py) and trains it as the
+Without --run it builds the test suite's tiny sentencepiece Llama (tests/engine/export/test_export_gguf.py) and trains it as the
 tests do; with --run it measures that run (e.g. a SmolLM2 run from `tunedeck run demo-real ...`).
 
     python benchmarks/bench_gguf_export.py [--run RUN_DIR --checkpoint N] [--types f16,q8_0] [--rounds 3] [--json]
@@ -36,7 +36,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def tiny_run(root: Path) -> tuple[Path, int]:
-    """The tests' tiny sentencepiece Llama, trained and gated as tests/test_export_gguf.py trains it."""
+    """The tests' tiny sentencepiece Llama, trained and gated as tests/engine/export/test_export_gguf.py trains it."""
     sys.path.insert(0, str(ROOT / "tests"))
     from test_export_gguf import STEP, TRAIN, build_spm_model
 

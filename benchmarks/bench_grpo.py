@@ -2,7 +2,7 @@
 
 `python benchmarks/bench_grpo.py [--rounds 3] [--steps 24]`
 
-Both sides train the same tiny base (planted, as in tests/test_grpo_run.py, to answer `{}` to a third of
+Both sides train the same tiny base (planted, as in tests/engine/training/test_grpo_run.py, to answer `{}` to a third of
 its prompts, so rewards vary) with LoRA r 8 on 48 demo prompts: batch 8, 4 completions per prompt, at most
 12 new tokens, lr 2e-3, fp32, no checkpoint before the end, json_valid as the only reward. The plain
 side's reward is a hand-written json.loads; tunedeck's is the gate's check registry with its completion

@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tests live by room (tests/engine/<room>/, tests/tui/, ...) as plain modules named by their file (unique
+# names, no __init__.py), and some reuse another room's fixtures or helpers (`from test_export import ...`):
+# every test folder is importable whichever file pytest collects first.
+for _folder in sorted({p.parent for p in Path(__file__).resolve().parent.glob("**/test_*.py")} - {Path(__file__).resolve().parent}):
+    if _folder.name not in ("real", "reliability") and str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

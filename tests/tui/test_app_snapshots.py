@@ -4,7 +4,7 @@ pytest-textual-snapshot pins syrupy 4.8, which needs pytest < 9, so instead the 
 output is exported as plain text (stable across Textual's SVG markup changes) and compared with
 tests/fixtures/snapshots/<name>.txt; an SVG screenshot of each is written next to the test's tmp
 dir for a human to look at. Recorded runs only (no live run), times in UTC, live telemetry off.
-Regenerate after a deliberate change with: TUNEDECK_UPDATE_SNAPSHOTS=1 pytest tests/test_app_snapshots.py
+Regenerate after a deliberate change with: TUNEDECK_UPDATE_SNAPSHOTS=1 pytest tests/tui/test_app_snapshots.py
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from fixtures.app_harness import RUNNING, copy_workspace
 from test_app_tmux import step_on_screen
 
 SCREEN = shutil.which("screen")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(SCREEN is None, reason="GNU screen is not installed: this smoke test needs it "
                                                         "(CI installs it; apt-get install screen)")
 

@@ -16,7 +16,7 @@ import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
 
 TMUX = shutil.which("tmux")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed: this smoke test needs a real terminal "
                                                       "(CI installs tmux; apt-get install tmux)")
 

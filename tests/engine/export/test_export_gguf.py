@@ -36,7 +36,7 @@ DRIFTED_TEMPLATE = ("{%- for m in messages -%}{{ m['role'] | upper }}: {{ m['con
                     "{%- if add_generation_prompt -%}ASSISTANT: {%- endif -%}")
 
 
-# ---- built once per session, shared with tests/test_app_export.py ----------------------------------
+# ---- built once per session, shared with tests/tui/test_app_export.py ----------------------------------
 
 def _once(tmp_path_factory, name: str, build) -> Path:
     """basetemp/name, built by build(path) the first time any test module of the session asks for it."""

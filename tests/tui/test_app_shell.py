@@ -15,7 +15,7 @@ from tunedeck.tui.screens.monitor import RunMonitorScreen
 from tunedeck.tui.screens.runs import RunsScreen
 
 _ = utc
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "trl", "peft", "datasets")
 
 
