@@ -14,7 +14,6 @@ from pathlib import Path
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
@@ -29,26 +28,12 @@ from ..eval_process import EvalProcess, EvalReading
 from ..gate_view import request_gate_rebuild
 from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
+from .checkpoint_keys import CHECKPOINTS_BINDINGS
 from .confirm import ConfirmScreen
 
 
 class CheckpointsScreen(RoutesWorkerFailures, Screen):
-    BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="Back to the run monitor", id="checkpoints.back"),
-        Binding("enter", "details", "Details", tooltip="Per-example results of the selected checkpoint against the base", id="checkpoints.details"),
-        Binding("e", "evaluate", "Evaluate", tooltip="Run the eval gate on the selected checkpoint (on the base row: all)", id="checkpoints.evaluate"),
-        Binding("E", "evaluate_all", "Eval all", show=False, tooltip="Run the eval gate on every complete checkpoint", id="checkpoints.evaluate_all"),
-        Binding("r", "review", "Review", tooltip="Label the sampled failures of the selected checkpoint", id="checkpoints.review"),
-        Binding("b", "choose", "Choose", tooltip="Mark the selected checkpoint as the one to ship (again: unmark)", id="checkpoints.choose"),
-        Binding("c", "compare", "Compare", tooltip="Compare two checkpoints example by example: c on one, then c on the other", id="checkpoints.compare"),
-        Binding("p", "playground", "Playground", tooltip="Ask the base model and the selected checkpoint your own prompts", id="checkpoints.playground"),
-        Binding("x", "export", "Export", tooltip="Export the selected checkpoint: adapter or merged model", id="checkpoints.export"),
-        Binding("d", "delete", "Delete", tooltip="Delete the selected checkpoint's folder (asks; never the chosen or best)", id="checkpoints.delete"),
-        Binding("R", "rules", "Rules", show=False, tooltip="Edit the gate's rules and re-judge every checkpoint (no retraining)", id="checkpoints.rules"),
-        Binding("N", "next_run", "Next run", show=False, tooltip="The next run from this one: its settings, its data plus "
-                "its fixes, what changed shown before launch", id="checkpoints.next_run"),
-        Binding("f5", "reload", "Reload", show=False, tooltip="Read the checkpoints and gate results again", id="checkpoints.reload"),
-    ]
+    BINDINGS = list(CHECKPOINTS_BINDINGS)
 
     class Loaded(Message):
         """The checkpoints were read (`table` None: unchanged since `stamp`), with the evaluation's news."""
@@ -60,8 +45,14 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     class ActionDone(Message):
         """A choice, deletion or re-judging finished: what to tell the user, and whether to read the table again."""
 
-        def __init__(self, text: str, severity: str = "information", title: str = "", timeout: float | None = None,
-                     reload: bool = False) -> None:
+        def __init__(
+            self,
+            text: str,
+            severity: str = "information",
+            title: str = "",
+            timeout: float | None = None,
+            reload: bool = False,
+        ) -> None:
             super().__init__()
             self.text, self.severity, self.title, self.timeout, self.reload = text, severity, title, timeout, reload
 
@@ -123,8 +114,12 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
         reading = self.evaluation.read()
         gate_path = gate_json_path(self.run_dir)
         ckpt_dir = self.run_dir / C.CHECKPOINTS_DIR
-        stamp = tuple(_stat(p) for p in (gate_path, ckpt_dir)) + (len(os.listdir(ckpt_dir)) if ckpt_dir.is_dir() else 0,)
-        table = None if quiet and stamp == self._stamp and self.table is not None else load_checkpoint_table(self.run_dir)
+        stamp = tuple(_stat(p) for p in (gate_path, ckpt_dir)) + (
+            len(os.listdir(ckpt_dir)) if ckpt_dir.is_dir() else 0,
+        )
+        table = (
+            None if quiet and stamp == self._stamp and self.table is not None else load_checkpoint_table(self.run_dir)
+        )
         self.post_message(self.Loaded(table, reading, stamp))
 
     @on(Loaded)
@@ -279,9 +274,14 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
             if yes:
                 self.delete(row.step)
 
-        self.app.push_screen(ConfirmScreen(f"Delete {row.label}?",
-                                           f"This removes its folder ({size / 1e6:.1f} MB) for good. "
-                                           "Its gate results stay in the table.", danger=True), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete {row.label}?",
+                f"This removes its folder ({size / 1e6:.1f} MB) for good. Its gate results stay in the table.",
+                danger=True,
+            ),
+            confirmed,
+        )
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="delete checkpoint")
     def delete(self, step: int) -> None:
@@ -343,13 +343,16 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
     def _start_eval(self, which: str, what: str) -> None:
         state = read_effective_status(self.run_dir).state
         if state in C.LIVE_STATES:
-            self.notify(f"The run is {state}: evaluate once training has ended "
-                        "(or set gate.when = 'each_checkpoint' to evaluate each checkpoint as it is saved).",
-                        severity="warning")
+            self.notify(
+                f"The run is {state}: evaluate once training has ended "
+                "(or set gate.when = 'each_checkpoint' to evaluate each checkpoint as it is saved).",
+                severity="warning",
+            )
             return
         if self.evaluating or is_locked(self.run_dir):
-            self.notify("An engine is already working on this run (an evaluation or a resume); wait for it.",
-                        severity="warning")
+            self.notify(
+                "An engine is already working on this run (an evaluation or a resume); wait for it.", severity="warning"
+            )
             return
         self.evaluation.restart_progress()
         self.spawn_eval(which, what)
