@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-BARE = r'''
+BARE = r"""
 from textual.app import App
 from textual.widgets import DataTable, Footer, Header
 class Bare(App):
@@ -39,9 +39,9 @@ class Bare(App):
     def on_ready(self):
         print("READY", flush=True); self.exit()
 Bare().run(headless=True)
-'''
+"""
 
-TUNEDECK = r'''
+TUNEDECK = r"""
 import sys
 from pathlib import Path
 from tui.app import TunedeckApp
@@ -62,13 +62,15 @@ def scanned(self, message):
         self.call_after_refresh(self.app.on_runs_scanned_for_bench)
 runs_screen.RunsScreen.on_runs_scanned = scanned
 Bench(Path(sys.argv[1]), open_run=open_run).run(headless=True)
-'''
+"""
 
 
 def time_to(lines: tuple[str, ...], args: list[str]) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+    )
     seen: dict[str, float] = {}
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -89,8 +91,12 @@ def bench_startup(rounds: int, workspace: Path, run_id: str) -> dict[str, float]
         ready.append(t["READY"])
         listed.append(t["LISTED"])
         monitor.append(time_to(("READY",), ["-c", TUNEDECK, str(workspace), run_id])["READY"])
-    return {"bare": statistics.median(bare), "ready": statistics.median(ready), "listed": statistics.median(listed),
-            "monitor": statistics.median(monitor)}
+    return {
+        "bare": statistics.median(bare),
+        "ready": statistics.median(ready),
+        "listed": statistics.median(listed),
+        "monitor": statistics.median(monitor),
+    }
 
 
 def bench_plot(steps: int = 1_000_000, evals: int = 20_000, repeats: int = 30) -> dict[str, float]:
@@ -151,8 +157,13 @@ def bench_cpu(seconds: float, workspace: Path, run_id: str) -> dict[str, float |
     import psutil
 
     run_dir = workspace / "runs" / run_id
-    engine = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "10"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    engine = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "10"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     tmux = shutil.which("tmux")
     results: dict[str, float | str] = {}
     try:
@@ -160,14 +171,37 @@ def bench_cpu(seconds: float, workspace: Path, run_id: str) -> dict[str, float |
         if tmux:
             sock = f"tunedeck-bench-{os.getpid()}"
             env = f"env TERM=xterm-256color PYTHONPATH={ROOT}"
-            commands = {"app": f"{sys.executable} -m tunedeck.tui.cli app --workspace {workspace} --open {run_id}",
-                        "bare": f"{sys.executable} -c '{BARE.replace('self.exit()', 'pass').replace('headless=True', '')}'"}
+            commands = {
+                "app": f"{sys.executable} -m tunedeck.tui.cli app --workspace {workspace} --open {run_id}",
+                "bare": f"{sys.executable} -c '{BARE.replace('self.exit()', 'pass').replace('headless=True', '')}'",
+            }
             for name, cmd in commands.items():
-                subprocess.run([tmux, "-L", sock, "new-session", "-d", "-s", name, "-x", "100", "-y", "30",
-                                f"sleep 0.3; exec {env} {cmd}"], check=True)
+                subprocess.run(
+                    [
+                        tmux,
+                        "-L",
+                        sock,
+                        "new-session",
+                        "-d",
+                        "-s",
+                        name,
+                        "-x",
+                        "100",
+                        "-y",
+                        "30",
+                        f"sleep 0.3; exec {env} {cmd}",
+                    ],
+                    check=True,
+                )
                 time.sleep(4.0)  # start-up and history load are not part of the steady state
-                pid = int(subprocess.run([tmux, "-L", sock, "display", "-p", "-t", name, "#{pane_pid}"],
-                                         capture_output=True, text=True, check=True).stdout.strip())
+                pid = int(
+                    subprocess.run(
+                        [tmux, "-L", sock, "display", "-p", "-t", name, "#{pane_pid}"],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout.strip()
+                )
                 proc = psutil.Process(pid)
                 c0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
                 time.sleep(seconds)
@@ -177,17 +211,19 @@ def bench_cpu(seconds: float, workspace: Path, run_id: str) -> dict[str, float |
             subprocess.run([tmux, "-L", sock, "kill-server"], check=False)
             results["how"] = "tmux 100x30, psutil"
         else:
-            script = (f"import sys,time,asyncio; sys.path[:0]={[str(ROOT), str(ROOT / 'tests')]!r}\n"
-                      "from fixtures.app_harness import make_app\nfrom pathlib import Path\n"
-                      "async def main():\n"
-                      f"    app = make_app(Path({str(workspace)!r}), open_run={run_id!r}, poll_interval=0.25, status_interval=1.0,"
-                      " scan_interval=1.0, telemetry_interval=1.0, plot_interval=1.0)\n"
-                      "    async with app.run_test(size=(100, 30)) as pilot:\n"
-                      "        await pilot.pause(4)\n"
-                      "        c0, t0 = time.process_time(), time.monotonic()\n"
-                      f"        await pilot.pause({seconds})\n"
-                      "        print(100 * (time.process_time() - c0) / (time.monotonic() - t0))\n"
-                      "asyncio.run(main())\n")
+            script = (
+                f"import sys,time,asyncio; sys.path[:0]={[str(ROOT), str(ROOT / 'tests')]!r}\n"
+                "from fixtures.app_harness import make_app\nfrom pathlib import Path\n"
+                "async def main():\n"
+                f"    app = make_app(Path({str(workspace)!r}), open_run={run_id!r}, poll_interval=0.25, status_interval=1.0,"
+                " scan_interval=1.0, telemetry_interval=1.0, plot_interval=1.0)\n"
+                "    async with app.run_test(size=(100, 30)) as pilot:\n"
+                "        await pilot.pause(4)\n"
+                "        c0, t0 = time.process_time(), time.monotonic()\n"
+                f"        await pilot.pause({seconds})\n"
+                "        print(100 * (time.process_time() - c0) / (time.monotonic() - t0))\n"
+                "asyncio.run(main())\n"
+            )
             out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
             results["app"] = float(out.stdout.strip().splitlines()[-1])
             results["how"] = "headless (no tmux), process CPU time"
@@ -210,9 +246,15 @@ def main() -> int:
         print(f"start-up ({args.rounds} rounds, medians, headless, fresh interpreter each) ...", flush=True)
         s = bench_startup(args.rounds, ws, RUNNING)
         print(f"  bare Textual app, first frame       {s['bare'] * 1000:7.0f} ms")
-        print(f"  tunedeck runs screen, first frame   {s['ready'] * 1000:7.0f} ms   ratio {s['ready'] / s['bare']:.2f}x (goal <= 1.5x)")
-        print(f"  tunedeck runs listed (5 runs)       {s['listed'] * 1000:7.0f} ms   ratio {s['listed'] / s['bare']:.2f}x")
-        print(f"  tunedeck --open RUN, first frame    {s['monitor'] * 1000:7.0f} ms   ratio {s['monitor'] / s['bare']:.2f}x")
+        print(
+            f"  tunedeck runs screen, first frame   {s['ready'] * 1000:7.0f} ms   ratio {s['ready'] / s['bare']:.2f}x (goal <= 1.5x)"
+        )
+        print(
+            f"  tunedeck runs listed (5 runs)       {s['listed'] * 1000:7.0f} ms   ratio {s['listed'] / s['bare']:.2f}x"
+        )
+        print(
+            f"  tunedeck --open RUN, first frame    {s['monitor'] * 1000:7.0f} ms   ratio {s['monitor'] / s['bare']:.2f}x"
+        )
 
         print("loss plot, 1,000,000 train steps + 20,000 evals, 120x30 ...", flush=True)
         p = bench_plot()

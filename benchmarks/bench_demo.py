@@ -66,14 +66,22 @@ def main() -> None:
         ws = Path(a.workspace or tempfile.mkdtemp(prefix="bench-demo-")) / f"seed{seed}"
         t0 = time.perf_counter()
         run_dir = start_demo_run(ws, detach=False, overrides=[f"optim.seed={seed}", *a.overrides])
-        subprocess.run([sys.executable, "-m", "tunedeck.engine.training.worker", str(run_dir)], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "tunedeck.engine.training.worker", str(run_dir)],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         scores = task_scores(run_dir)
         best = max((v for k, v in scores.items() if k != "base"), default=0.0)
         shown = "  ".join(f"{k}={v:.3f}" for k, v in scores.items())
         train_s, gate_s = phase_seconds(run_dir)
-        print(f"seed {seed}: best {best:.3f}  ({shown})  {time.perf_counter() - t0:.0f}s "
-              f"(training {train_s:.0f}s, gate {gate_s:.0f}s)  {run_dir}", flush=True)
+        print(
+            f"seed {seed}: best {best:.3f}  ({shown})  {time.perf_counter() - t0:.0f}s "
+            f"(training {train_s:.0f}s, gate {gate_s:.0f}s)  {run_dir}",
+            flush=True,
+        )
         print(f"  {gate_line(run_dir)}", flush=True)
 
 

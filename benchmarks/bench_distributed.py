@@ -24,9 +24,15 @@ def run(model: Path, data: Path, ws: Path, steps: int, processes: int) -> dict:
     from tunedeck.engine.run.event_log import read_events
     from tunedeck.engine.run.store import find_run
 
-    sets = [f"model.base={model}", f"optim.max_steps={steps}", f"resources.processes={processes}",
-            f"optim.batch_size={16 // processes}", f"checkpoints.save_steps={steps}", f"checkpoints.eval_steps={steps}",
-            "gate.when=never"]
+    sets = [
+        f"model.base={model}",
+        f"optim.max_steps={steps}",
+        f"resources.processes={processes}",
+        f"optim.batch_size={16 // processes}",
+        f"checkpoints.save_steps={steps}",
+        f"checkpoints.eval_steps={steps}",
+        "gate.when=never",
+    ]
     args = [sys.executable, "-m", "tunedeck.tui.cli", "run", "demo-cpu", "--data", str(data), "--workspace", str(ws)]
     for s in sets:
         args += ["--set", s]
@@ -57,8 +63,11 @@ def main() -> None:
         one = run(model, data, tmp / "ws", a.steps, 1)
         two = run(model, data, tmp / "ws", a.steps, 2)
         ratios.append(two["tps"] / one["tps"])
-        print(f"round {r + 1}: 1 process {one['tps']:8.0f} tok/s (eval loss {one['eval_loss']:.4f})   "
-              f"2 processes {two['tps']:8.0f} tok/s (eval loss {two['eval_loss']:.4f})   ratio {ratios[-1]:.3f}", flush=True)
+        print(
+            f"round {r + 1}: 1 process {one['tps']:8.0f} tok/s (eval loss {one['eval_loss']:.4f})   "
+            f"2 processes {two['tps']:8.0f} tok/s (eval loss {two['eval_loss']:.4f})   ratio {ratios[-1]:.3f}",
+            flush=True,
+        )
     print(f"median ratio 2 processes / 1 process: {statistics.median(ratios):.3f}")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PLAIN = r'''
+PLAIN = r"""
 import json, sys
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -54,13 +54,18 @@ cpu0 = time.process_time()
 out = t.train()
 cpu = time.process_time() - cpu0
 print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "cpu": cpu, "tokens": t.state.num_input_tokens_seen, "losses": losses}))
-'''
+"""
 
 
 def run_plain(model: Path, data: Path, steps: int, every: int, out: Path) -> dict:
     cfg = json.dumps({"model": str(model), "data": str(data), "steps": steps, "every": every, "out": str(out)})
-    proc = subprocess.run([sys.executable, "-c", PLAIN, cfg], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, cfg],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if not line:
         raise SystemExit(f"plain TRL run failed:\n{proc.stderr[-3000:]}")
@@ -71,8 +76,14 @@ def run_tunedeck(model: Path, data: Path, steps: int, every: int, ws: Path) -> d
     from tunedeck.engine.run.event_log import read_events
     from tunedeck.engine.run.store import find_run
 
-    sets = [f"model.base={model}", f"optim.max_steps={steps}", f"checkpoints.save_steps={every}",
-            f"checkpoints.eval_steps={every}", "checkpoints.keep=100", "gate.when=never"]
+    sets = [
+        f"model.base={model}",
+        f"optim.max_steps={steps}",
+        f"checkpoints.save_steps={every}",
+        f"checkpoints.eval_steps={every}",
+        "checkpoints.keep=100",
+        "gate.when=never",
+    ]
     args = [sys.executable, "-m", "tunedeck.tui.cli", "run", "demo-cpu", "--data", str(data), "--workspace", str(ws)]
     for s in sets:
         args += ["--set", s]
@@ -108,16 +119,23 @@ def main() -> None:
         plain_cpu.append(p["tokens"] / p["cpu"])
         deck_cpu.append(t["tokens"] / t["cpu"])
         pl = {int(k): v for k, v in p["losses"].items()}
-        same = sorted(pl) == sorted(t["losses"]) and all(abs(pl[s] - t["losses"][s]) <= 1e-6 * max(1.0, abs(pl[s])) for s in pl)
+        same = sorted(pl) == sorted(t["losses"]) and all(
+            abs(pl[s] - t["losses"][s]) <= 1e-6 * max(1.0, abs(pl[s])) for s in pl
+        )
         identical.append(same)
-        print(f"round {r + 1}: plain TRL {plain_tps[-1]:8.0f} tok/s   tunedeck {deck_tps[-1]:8.0f} tok/s   "
-              f"ratio {deck_tps[-1] / plain_tps[-1]:.3f}   per CPU-second: {plain_cpu[-1]:.0f} vs {deck_cpu[-1]:.0f} "
-              f"(ratio {deck_cpu[-1] / plain_cpu[-1]:.3f})   losses identical: {same}", flush=True)
+        print(
+            f"round {r + 1}: plain TRL {plain_tps[-1]:8.0f} tok/s   tunedeck {deck_tps[-1]:8.0f} tok/s   "
+            f"ratio {deck_tps[-1] / plain_tps[-1]:.3f}   per CPU-second: {plain_cpu[-1]:.0f} vs {deck_cpu[-1]:.0f} "
+            f"(ratio {deck_cpu[-1] / plain_cpu[-1]:.3f})   losses identical: {same}",
+            flush=True,
+        )
     ratios = [d / p for d, p in zip(deck_tps, plain_tps)]
     cpu_ratios = [d / p for d, p in zip(deck_cpu, plain_cpu)]
-    print(f"median: plain TRL {statistics.median(plain_tps):.0f} tok/s, tunedeck {statistics.median(deck_tps):.0f} tok/s, "
-          f"ratio {statistics.median(ratios):.3f} (goal >= 0.97); tokens per CPU-second ratio {statistics.median(cpu_ratios):.3f}; "
-          f"losses identical in {sum(identical)}/{len(identical)} rounds")
+    print(
+        f"median: plain TRL {statistics.median(plain_tps):.0f} tok/s, tunedeck {statistics.median(deck_tps):.0f} tok/s, "
+        f"ratio {statistics.median(ratios):.3f} (goal >= 0.97); tokens per CPU-second ratio {statistics.median(cpu_ratios):.3f}; "
+        f"losses identical in {sum(identical)}/{len(identical)} rounds"
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,26 @@ def tiny_run(root: Path) -> tuple[Path, int]:
     (root / "model").mkdir(parents=True)
     base = build_spm_model(root / "model", corpus(rows))
     data = write_jsonl(root / "train.jsonl", rows)
-    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", "run", "lora", "--workspace", str(root / "ws"),
-                           "--data", str(data), "--set", f"model.base={base}", *TRAIN], capture_output=True, text=True,
-                          check=True, cwd=str(ROOT))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunedeck.tui.cli",
+            "run",
+            "lora",
+            "--workspace",
+            str(root / "ws"),
+            "--data",
+            str(data),
+            "--set",
+            f"model.base={base}",
+            *TRAIN,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(ROOT),
+    )
     return root / "ws" / "runs" / proc.stdout.strip().splitlines()[0], STEP
 
 
@@ -60,10 +77,19 @@ def one(run: Path, step: int, out: Path, gguf: str | None) -> dict:
     wall = time.perf_counter() - t0
     gate = result.artifact_gate
     size = result.gguf_file.stat().st_size if gguf else sum(p.stat().st_size for p in out.glob("*.safetensors"))
-    return {"wall_s": wall, "convert_s": (result.record.get("gguf") or {}).get("convert_s"), "gate_s": gate.seconds,
-            "bytes": size, "examples": gate.examples, "identical": gate.identical, "task": gate.task,
-            "checkpoint_task": gate.checkpoint_task, "format": gate.format, "checkpoint_format": gate.checkpoint_format,
-            "verdict": gate.verdict}
+    return {
+        "wall_s": wall,
+        "convert_s": (result.record.get("gguf") or {}).get("convert_s"),
+        "gate_s": gate.seconds,
+        "bytes": size,
+        "examples": gate.examples,
+        "identical": gate.identical,
+        "task": gate.task,
+        "checkpoint_task": gate.checkpoint_task,
+        "format": gate.format,
+        "checkpoint_format": gate.checkpoint_format,
+        "verdict": gate.verdict,
+    }
 
 
 def main() -> int:
@@ -100,10 +126,16 @@ def report(args, work: Path) -> int:
         if rs[0]["convert_s"] is not None:
             med["convert_s"] = statistics.median(x["convert_s"] for x in rs)
         paired = [x["wall_s"] / m["wall_s"] for x, m in zip(rs, rows["merged"])]
-        out[name] = {**med, "wall_vs_merged": statistics.median(paired), "bytes": rs[0]["bytes"],
-                     **{k: rs[0][k] for k in ("examples", "identical", "task", "checkpoint_task", "format",
-                                              "checkpoint_format", "verdict")},
-                     "identical_every_round": len({x["identical"] for x in rs}) == 1}
+        out[name] = {
+            **med,
+            "wall_vs_merged": statistics.median(paired),
+            "bytes": rs[0]["bytes"],
+            **{
+                k: rs[0][k]
+                for k in ("examples", "identical", "task", "checkpoint_task", "format", "checkpoint_format", "verdict")
+            },
+            "identical_every_round": len({x["identical"] for x in rs}) == 1,
+        }
     if args.json:
         print(json.dumps({"run": str(run), "checkpoint": step, "rounds": args.rounds, "kinds": out}, indent=2))
         return 0
@@ -111,9 +143,11 @@ def report(args, work: Path) -> int:
     print("kind     wall s  convert s  gate s  x merged   MB    identical  task (ckpt)    format (ckpt)  verdict")
     for name, o in out.items():
         conv = f"{o['convert_s']:9.1f}" if "convert_s" in o else "        -"
-        print(f"{name:8} {o['wall_s']:6.1f}  {conv}  {o['gate_s']:6.1f}  {o['wall_vs_merged']:7.2f}  "
-              f"{o['bytes'] / 1e6:6.1f}  {o['identical']:3d}/{o['examples']:<3d}    {o['task']} ({o['checkpoint_task']})"
-              f"    {o['format']} ({o['checkpoint_format']})  {o['verdict']}")
+        print(
+            f"{name:8} {o['wall_s']:6.1f}  {conv}  {o['gate_s']:6.1f}  {o['wall_vs_merged']:7.2f}  "
+            f"{o['bytes'] / 1e6:6.1f}  {o['identical']:3d}/{o['examples']:<3d}    {o['task']} ({o['checkpoint_task']})"
+            f"    {o['format']} ({o['checkpoint_format']})  {o['verdict']}"
+        )
     return 0
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PLAIN = r'''
+PLAIN = r"""
 import json, sys, time
 from datasets import Dataset
 from peft import LoraConfig
@@ -58,18 +58,52 @@ cpu0 = time.process_time()
 result = trainer.train()
 print(json.dumps({"runtime": result.metrics["train_runtime"], "cpu": time.process_time() - cpu0,
                   "rewards": [h["reward"] for h in trainer.state.log_history if "reward" in h]}))
-'''
+"""
 
 
 def tunedeck_round(base: Path, data: Path, steps: int, ws: Path) -> dict:
     env = {**os.environ, "TUNEDECK_WORKSPACE": str(ws)}
-    args = ["run", "grpo", "--data", str(data), "--set", f"model.base={json.dumps(str(base))}", "--set", "optim.precision=fp32",
-            "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1", "--set", "method.grpo_num_generations=4",
-            "--set", "method.grpo_max_completion_length=12", "--set", f"optim.max_steps={steps}", "--set", f"checkpoints.save_steps={steps}",
-            "--set", "checkpoints.logging_steps=1", "--set", "optim.learning_rate=2e-3", "--set", "lora.r=8", "--set", "lora.alpha=16",
-            "--set", "lora.dropout=0.05", "--set", "gate.when=never", "--set", "data.val_fraction=0.0",
-            "--set", 'rewards.checks=[{type="json_valid"}]']
-    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", *args], capture_output=True, text=True, env=env, cwd=str(ROOT))
+    args = [
+        "run",
+        "grpo",
+        "--data",
+        str(data),
+        "--set",
+        f"model.base={json.dumps(str(base))}",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "method.grpo_num_generations=4",
+        "--set",
+        "method.grpo_max_completion_length=12",
+        "--set",
+        f"optim.max_steps={steps}",
+        "--set",
+        f"checkpoints.save_steps={steps}",
+        "--set",
+        "checkpoints.logging_steps=1",
+        "--set",
+        "optim.learning_rate=2e-3",
+        "--set",
+        "lora.r=8",
+        "--set",
+        "lora.alpha=16",
+        "--set",
+        "lora.dropout=0.05",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "data.val_fraction=0.0",
+        "--set",
+        'rewards.checks=[{type="json_valid"}]',
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui.cli", *args], capture_output=True, text=True, env=env, cwd=str(ROOT)
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     from tunedeck.engine.run.event_log import read_events
@@ -78,13 +112,21 @@ def tunedeck_round(base: Path, data: Path, steps: int, ws: Path) -> dict:
     run = find_run(ws, proc.stdout.strip().splitlines()[0])
     events = read_events(run / "events.jsonl")
     end = next(e for e in events if e["kind"] == "train_end")
-    return {"runtime": end["train_runtime"], "cpu": end["train_cpu_s"],
-            "rewards": [e["reward"] for e in events if e["kind"] == "train" and "reward" in e]}
+    return {
+        "runtime": end["train_runtime"],
+        "cpu": end["train_cpu_s"],
+        "rewards": [e["reward"] for e in events if e["kind"] == "train" and "reward" in e],
+    }
 
 
 def plain_round(base: Path, data: Path, steps: int, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PLAIN, str(base), str(data), str(steps), str(out)], capture_output=True,
-                          text=True, cwd=str(ROOT), env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+    proc = subprocess.run(
+        [sys.executable, "-c", PLAIN, str(base), str(data), str(steps), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -102,8 +144,13 @@ def reward_cost(n: int = 20000) -> dict:
     window = CompletionWindow(["json_valid"], [1.0])
     (fn,), _ = reward_functions(checks, window.on_scored)
     t0 = time.perf_counter()
-    fn(prompts=prompts, completions=completions, completion_ids=[[1, 2]] * len(texts), reference=[None] * len(texts),
-       log_metric=lambda k, v: None)
+    fn(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=[[1, 2]] * len(texts),
+        reference=[None] * len(texts),
+        log_metric=lambda k, v: None,
+    )
     registry = time.perf_counter() - t0
 
     def plain(cs):
@@ -141,13 +188,29 @@ def main() -> None:
     for r in range(a.rounds):
         plain = plain_round(base, data, a.steps, tmp / f"plain{r}")
         ours = tunedeck_round(base, data, a.steps, tmp / f"ws{r}")
-        rows.append({"round": r + 1, "plain_s": plain["runtime"], "tunedeck_s": ours["runtime"], "plain_cpu": plain["cpu"],
-                     "tunedeck_cpu": ours["cpu"], "ratio": plain["runtime"] / ours["runtime"],
-                     "cpu_ratio": plain["cpu"] / ours["cpu"], "same_rewards": plain["rewards"] == ours["rewards"],
-                     "load": os.getloadavg()[0]})
+        rows.append(
+            {
+                "round": r + 1,
+                "plain_s": plain["runtime"],
+                "tunedeck_s": ours["runtime"],
+                "plain_cpu": plain["cpu"],
+                "tunedeck_cpu": ours["cpu"],
+                "ratio": plain["runtime"] / ours["runtime"],
+                "cpu_ratio": plain["cpu"] / ours["cpu"],
+                "same_rewards": plain["rewards"] == ours["rewards"],
+                "load": os.getloadavg()[0],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    print(json.dumps({"median_ratio": statistics.median(r["ratio"] for r in rows),
-                      "median_cpu_ratio": statistics.median(r["cpu_ratio"] for r in rows), **reward_cost()}))
+    print(
+        json.dumps(
+            {
+                "median_ratio": statistics.median(r["ratio"] for r in rows),
+                "median_cpu_ratio": statistics.median(r["cpu_ratio"] for r in rows),
+                **reward_cost(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -87,8 +87,13 @@ def main() -> None:
     gguf = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "TUNEDECK_WORKSPACE": str(out / "ws"), "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(out / "cache")),
-           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "TUNEDECK_WORKSPACE": str(out / "ws"),
+        "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(out / "cache")),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     os.environ.update({k: env[k] for k in ("TUNEDECK_WORKSPACE", "XDG_CACHE_HOME")})
     train = write_jsonl(out / "sft.jsonl", T.tickets(220, seed=0))
     prompts = write_jsonl(out / "prompts.jsonl", T.tickets(160, seed=7))
@@ -96,9 +101,25 @@ def main() -> None:
     (out / "triage_reward.py").write_text(SCORER)
     load = os.getloadavg()[0]
 
-    proc, sft_s = cli("run", "demo-real", "--data", str(train), "--set", f"model.base={json.dumps(str(gguf))}",
-                      "--set", f"optim.max_steps={a.sft_steps}", "--set", f"checkpoints.save_steps={a.sft_steps}",
-                      "--set", f"checkpoints.eval_steps={a.sft_steps}", "--set", "gate.when=never", "--name", "sft", env=env)
+    proc, sft_s = cli(
+        "run",
+        "demo-real",
+        "--data",
+        str(train),
+        "--set",
+        f"model.base={json.dumps(str(gguf))}",
+        "--set",
+        f"optim.max_steps={a.sft_steps}",
+        "--set",
+        f"checkpoints.save_steps={a.sft_steps}",
+        "--set",
+        f"checkpoints.eval_steps={a.sft_steps}",
+        "--set",
+        "gate.when=never",
+        "--name",
+        "sft",
+        env=env,
+    )
     from tunedeck.engine.run.store import find_run
 
     sft_run = find_run(out / "ws", proc.stdout.strip().splitlines()[0])
@@ -107,18 +128,56 @@ def main() -> None:
     merge_s = time.perf_counter() - t0
 
     half = max(1, a.grpo_steps // 2)
-    checks = ('[{type="json_valid", weight=0.1}, '
-              '{type="python", scorer="triage_reward:fields", name="fields", weight=1.0}]')
-    proc, grpo_s = cli("run", "grpo", "--data", str(prompts), "--set", f"model.base={json.dumps(str(stage1))}",
-                       "--set", f"gate.golden={json.dumps(str(golden))}", "--set", f"rewards.checks={checks}",
-                       "--set", f"rewards.scorer_dir={json.dumps(str(out))}", "--set", "method.grpo_num_generations=4",
-                       "--set", "method.grpo_max_completion_length=40", "--set", "optim.batch_size=8",
-                       "--set", "optim.grad_accum=1", "--set", f"optim.max_steps={a.grpo_steps}",
-                       "--set", f"checkpoints.save_steps={half}", "--set", "checkpoints.logging_steps=1",
-                       "--set", f"optim.learning_rate={a.lr}", "--set", "optim.precision=fp32",
-                       "--set", "optim.gradient_checkpointing=off", "--set", "data.max_seq_len=256",
-                       "--set", "data.val_fraction=0.0", "--set", "gate.max_new_tokens=40", "--set", "gate.batch_size=40",
-                       "--set", "gate.min_task_gain=2", "--name", "grpo", env=env)
+    checks = (
+        '[{type="json_valid", weight=0.1}, {type="python", scorer="triage_reward:fields", name="fields", weight=1.0}]'
+    )
+    proc, grpo_s = cli(
+        "run",
+        "grpo",
+        "--data",
+        str(prompts),
+        "--set",
+        f"model.base={json.dumps(str(stage1))}",
+        "--set",
+        f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        f"rewards.checks={checks}",
+        "--set",
+        f"rewards.scorer_dir={json.dumps(str(out))}",
+        "--set",
+        "method.grpo_num_generations=4",
+        "--set",
+        "method.grpo_max_completion_length=40",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        f"optim.max_steps={a.grpo_steps}",
+        "--set",
+        f"checkpoints.save_steps={half}",
+        "--set",
+        "checkpoints.logging_steps=1",
+        "--set",
+        f"optim.learning_rate={a.lr}",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.gradient_checkpointing=off",
+        "--set",
+        "data.max_seq_len=256",
+        "--set",
+        "data.val_fraction=0.0",
+        "--set",
+        "gate.max_new_tokens=40",
+        "--set",
+        "gate.batch_size=40",
+        "--set",
+        "gate.min_task_gain=2",
+        "--name",
+        "grpo",
+        env=env,
+    )
     grpo_run = find_run(out / "ws", proc.stdout.strip().splitlines()[0])
 
     from tunedeck.engine.run.event_log import read_events
@@ -128,7 +187,10 @@ def main() -> None:
     runtime = next((e["train_runtime"] for e in events if e["kind"] == "train_end"), None)
     gate = json.loads((grpo_run / "evals" / "gate.json").read_text())
     summary = {
-        "load_average_at_start": round(load, 2), "sft_steps": a.sft_steps, "grpo_steps": a.grpo_steps, "lr": a.lr,
+        "load_average_at_start": round(load, 2),
+        "sft_steps": a.sft_steps,
+        "grpo_steps": a.grpo_steps,
+        "lr": a.lr,
         "golden_examples": a.golden,
         "task": {str(r["checkpoint"]): r["task"] for r in gate["rows"]},
         "verdicts": {str(r["checkpoint"]): r["verdict"] for r in gate["rows"]},
@@ -136,9 +198,17 @@ def main() -> None:
         "reward_first_last": [rewards[0], rewards[-1]] if rewards else None,
         "reward_first_half_mean": sum(r for _, r in rewards[:half]) / max(1, len(rewards[:half])),
         "reward_second_half_mean": sum(r for _, r in rewards[half:]) / max(1, len(rewards[half:])),
-        "alerts": [e.get("code") for e in events if e["kind"] == "warning" and e.get("code") in ("reward_hacking", "completion_collapse")],
-        "seconds": {"sft_run": round(sft_s, 1), "merge": round(merge_s, 1), "grpo_run": round(grpo_s, 1),
-                    "grpo_train_runtime": runtime},
+        "alerts": [
+            e.get("code")
+            for e in events
+            if e["kind"] == "warning" and e.get("code") in ("reward_hacking", "completion_collapse")
+        ],
+        "seconds": {
+            "sft_run": round(sft_s, 1),
+            "merge": round(merge_s, 1),
+            "grpo_run": round(grpo_s, 1),
+            "grpo_train_runtime": runtime,
+        },
         "runs": {"sft": str(sft_run), "grpo": str(grpo_run)},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -29,11 +29,34 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 VOCAB = 16384
-SYSTEMS = [f"You are a careful assistant for team {i}. Answer briefly and cite the policy when relevant." for i in range(20)]
+SYSTEMS = [
+    f"You are a careful assistant for team {i}. Answer briefly and cite the policy when relevant." for i in range(20)
+]
 
 
 def _vocabulary(rng: random.Random, n: int = 20000) -> list[str]:
-    syllables = ["ka", "to", "ri", "me", "su", "na", "lo", "pe", "di", "ga", "ve", "mo", "ti", "ra", "ne", "shi", "an", "el", "or", "un"]
+    syllables = [
+        "ka",
+        "to",
+        "ri",
+        "me",
+        "su",
+        "na",
+        "lo",
+        "pe",
+        "di",
+        "ga",
+        "ve",
+        "mo",
+        "ti",
+        "ra",
+        "ne",
+        "shi",
+        "an",
+        "el",
+        "or",
+        "un",
+    ]
     words = {"".join(rng.choice(syllables) for _ in range(rng.choice((1, 2, 2, 3, 3, 4)))) for _ in range(n * 2)}
     return sorted(words)[:n]
 
@@ -63,8 +86,14 @@ def generate(path: Path, rows: int, seed: int = 0) -> list[str]:
                 msgs = [{"role": "system", "content": rng.choice(SYSTEMS)}]
                 for _ in range(rng.choice((1, 1, 2, 3))):
                     msgs.append({"role": "user", "content": _sentence(rng, vocab, weights, rng.randint(12, 48))})
-                    msgs.append({"role": "assistant", "content": " ".join(
-                        _sentence(rng, vocab, weights, rng.randint(8, 20)) for _ in range(rng.randint(1, 4)))})
+                    msgs.append(
+                        {
+                            "role": "assistant",
+                            "content": " ".join(
+                                _sentence(rng, vocab, weights, rng.randint(8, 20)) for _ in range(rng.randint(1, 4))
+                            ),
+                        }
+                    )
                 if len(kept) < 2000:
                     kept.append(msgs)
             if i < 3000:
@@ -84,9 +113,15 @@ def build_tokenizer(texts: list[str]):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainer=trainers.BpeTrainer(
-        vocab_size=VOCAB, special_tokens=[PAD, BOS, EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False))
+    tok.train_from_iterator(
+        texts,
+        trainer=trainers.BpeTrainer(
+            vocab_size=VOCAB,
+            special_tokens=[PAD, BOS, EOS],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, model_max_length=32768)
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -116,10 +151,19 @@ def child_inspect(data: str, tok_dir: str) -> dict:
     args = build_parser().parse_args(["inspect", data, "--model", tok_dir, "--max-seq-len", "1024", "--json"])
     report = build_report(args)
     tokens = report["tokens"]
-    return {"wall": time.perf_counter() - start, "cpu": _cpu_s() - cpu, "rss_mb": _rss_mb(), "rows": report["valid_rows"],
-            "tokens": tokens["total_tokens"], "trainable": tokens["trainable_tokens"], "steps": report["plan"]["total_steps"],
-            "exact_clusters": len(report["duplicates"]), "near_clusters": len(report["near_duplicates"]),
-            "leaks": len(report["leakage"]), "fingerprint": report["fingerprint"]}
+    return {
+        "wall": time.perf_counter() - start,
+        "cpu": _cpu_s() - cpu,
+        "rss_mb": _rss_mb(),
+        "rows": report["valid_rows"],
+        "tokens": tokens["total_tokens"],
+        "trainable": tokens["trainable_tokens"],
+        "steps": report["plan"]["total_steps"],
+        "exact_clusters": len(report["duplicates"]),
+        "near_clusters": len(report["near_duplicates"]),
+        "leaks": len(report["leakage"]),
+        "fingerprint": report["fingerprint"],
+    }
 
 
 def child_phases(data: str, tok_dir: str) -> dict:
@@ -166,12 +210,16 @@ def child_baseline(data: str, tok_dir: str) -> dict:
     t, cpu = time.perf_counter(), _cpu_s()
 
     def tokenise(batch):
-        out = tok.apply_chat_template(batch["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        out = tok.apply_chat_template(
+            batch["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
         return {"input_ids": out["input_ids"], "assistant_masks": out["assistant_masks"]}
 
     with tempfile.TemporaryDirectory() as cache:
         ds = Dataset.from_list(rows)
-        ds = ds.map(tokenise, batched=True, remove_columns=["messages"], cache_file_name=os.path.join(cache, "map.arrow"))
+        ds = ds.map(
+            tokenise, batched=True, remove_columns=["messages"], cache_file_name=os.path.join(cache, "map.arrow")
+        )
         tokens = sum(len(x) for x in ds["input_ids"])
     return {"wall": time.perf_counter() - t, "cpu": _cpu_s() - cpu, "rss_mb": _rss_mb(), "tokens": tokens}
 
@@ -211,32 +259,44 @@ def main() -> None:
         t = time.perf_counter()
         sample = generate(data, args.rows)
         build_tokenizer(sample).save_pretrained(tok_dir)
-        print(f"generated {args.rows:,} rows, {data.stat().st_size / 1e6:.1f} MB, byte-level BPE vocab {VOCAB} "
-              f"in {time.perf_counter() - t:.1f} s; {args.threads} cores, {args.repeat} repeats")
+        print(
+            f"generated {args.rows:,} rows, {data.stat().st_size / 1e6:.1f} MB, byte-level BPE vocab {VOCAB} "
+            f"in {time.perf_counter() - t:.1f} s; {args.threads} cores, {args.repeat} repeats"
+        )
         runs, bases = [], []
         for i in range(args.repeat):
             runs.append(_run_child("inspect", data, tok_dir, args.threads))
             bases.append(_run_child("baseline", data, tok_dir, args.threads))
             r, b = runs[-1], bases[-1]
-            print(f"  run {i + 1}: inspect {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, {r['rss_mb']:.0f} MB peak; "
-                  f"datasets map {b['wall']:.1f} s wall, {b['cpu']:.1f} s CPU, {b['rss_mb']:.0f} MB peak; "
-                  f"load {os.getloadavg()[0]:.1f}")
+            print(
+                f"  run {i + 1}: inspect {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU, {r['rss_mb']:.0f} MB peak; "
+                f"datasets map {b['wall']:.1f} s wall, {b['cpu']:.1f} s CPU, {b['rss_mb']:.0f} MB peak; "
+                f"load {os.getloadavg()[0]:.1f}"
+            )
         phases = _run_child("phases", data, tok_dir, args.threads)["phases"]
         med = statistics.median
         r0 = runs[0]
-        print(f"rows {r0['rows']:,}, tokens {r0['tokens']:,} (trainable {r0['trainable']:,}), exact clusters "
-              f"{r0['exact_clusters']}, near clusters {r0['near_clusters']}, leaks {r0['leaks']}, fingerprint {r0['fingerprint']}")
+        print(
+            f"rows {r0['rows']:,}, tokens {r0['tokens']:,} (trainable {r0['trainable']:,}), exact clusters "
+            f"{r0['exact_clusters']}, near clusters {r0['near_clusters']}, leaks {r0['leaks']}, fingerprint {r0['fingerprint']}"
+        )
         assert all(b["tokens"] == r0["tokens"] for b in bases), "token counts differ from the datasets baseline"
-        print(f"median inspection: {med(x['wall'] for x in runs):.1f} s wall, {med(x['cpu'] for x in runs):.1f} s CPU, "
-              f"peak RSS {med(x['rss_mb'] for x in runs):.0f} MB")
+        print(
+            f"median inspection: {med(x['wall'] for x in runs):.1f} s wall, {med(x['cpu'] for x in runs):.1f} s CPU, "
+            f"peak RSS {med(x['rss_mb'] for x in runs):.0f} MB"
+        )
         print("  one phase after another (one run): " + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
-        print(f"median datasets from_list+map tokenisation: {med(x['wall'] for x in bases):.1f} s wall, "
-              f"{med(x['cpu'] for x in bases):.1f} s CPU, peak RSS {med(x['rss_mb'] for x in bases):.0f} MB")
+        print(
+            f"median datasets from_list+map tokenisation: {med(x['wall'] for x in bases):.1f} s wall, "
+            f"{med(x['cpu'] for x in bases):.1f} s CPU, peak RSS {med(x['rss_mb'] for x in bases):.0f} MB"
+        )
         # Paired per-run ratios: the two measurements of a run are back to back, so they share the machine's load.
         wall = [r["wall"] / b["wall"] for r, b in zip(runs, bases)]
         cpu = [r["cpu"] / b["cpu"] for r, b in zip(runs, bases)]
-        print(f"inspection / baseline, median of paired runs: wall {med(wall):.2f} ({', '.join(f'{x:.2f}' for x in wall)}), "
-              f"CPU {med(cpu):.2f} ({', '.join(f'{x:.2f}' for x in cpu)}) (goal <= 1.00)")
+        print(
+            f"inspection / baseline, median of paired runs: wall {med(wall):.2f} ({', '.join(f'{x:.2f}' for x in wall)}), "
+            f"CPU {med(cpu):.2f} ({', '.join(f'{x:.2f}' for x in cpu)}) (goal <= 1.00)"
+        )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def make_file(path: Path, n: int) -> Path:
-    rows = [{"conversations": [{"from": "human", "value": f"Question {i}: what is {i} plus {i}?"},
-                               {"from": "gpt", "value": f"{i} plus {i} is {2 * i}."}],
-             "system": "You are a careful assistant.", "tools": "[]"} for i in range(n)]
+    rows = [
+        {
+            "conversations": [
+                {"from": "human", "value": f"Question {i}: what is {i} plus {i}?"},
+                {"from": "gpt", "value": f"{i} plus {i} is {2 * i}."},
+            ],
+            "system": "You are a careful assistant.",
+            "tools": "[]",
+        }
+        for i in range(n)
+    ]
     path.write_text(json.dumps(rows, indent=2, ensure_ascii=False))  # as LLaMA-Factory ships its data
     return path
 
@@ -56,9 +64,13 @@ def main() -> None:
             del items
             ratios.append((t3 - t2) / (t1 - t0))
             cpu_ratios.append((c3 - c2) / (c1 - c0))
-            print(f"round {r}: json.loads {t1 - t0:.2f} s, tunedeck with lines {t3 - t2:.2f} s, "
-                  f"ratio {ratios[-1]:.2f} (CPU time {cpu_ratios[-1]:.2f})")
-        print(f"median ratio {statistics.median(ratios):.2f}, CPU time {statistics.median(cpu_ratios):.2f} (goal <= 1.5)")
+            print(
+                f"round {r}: json.loads {t1 - t0:.2f} s, tunedeck with lines {t3 - t2:.2f} s, "
+                f"ratio {ratios[-1]:.2f} (CPU time {cpu_ratios[-1]:.2f})"
+            )
+        print(
+            f"median ratio {statistics.median(ratios):.2f}, CPU time {statistics.median(cpu_ratios):.2f} (goal <= 1.5)"
+        )
 
 
 if __name__ == "__main__":

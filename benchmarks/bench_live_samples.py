@@ -42,7 +42,7 @@ def main() -> int:
     from tunedeck.engine.training.live_samples import LiveSampler, pick_prompts
 
     rows = make_rows(240 + args.heldout, seed=0)
-    heldout = rows[-args.heldout:]
+    heldout = rows[-args.heldout :]
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model
         if not model_dir:
@@ -59,7 +59,7 @@ def main() -> int:
             model.eval()
             with torch.inference_mode():
                 for i in range(0, len(texts), args.batch):
-                    enc = tok(texts[i:i + args.batch], return_tensors="pt", padding=True, add_special_tokens=False)
+                    enc = tok(texts[i : i + args.batch], return_tensors="pt", padding=True, add_special_tokens=False)
                     model(**enc, labels=enc["input_ids"])
 
         class Events:
@@ -78,14 +78,23 @@ def main() -> int:
         evals = [timed(evaluation) for _ in range(args.rounds)]
         samples = [timed(lambda: sampler.sample(model, tok, 0, events)) for _ in range(args.rounds)]
     e, s = statistics.median(evals), statistics.median(samples)
-    out = {"model": args.model or "demo tiny model", "heldout_rows": args.heldout, "prompts": args.prompts,
-           "evaluation_s": round(e, 4), "live_samples_s": round(s, 4), "samples_per_evaluation": round(s / e, 3),
-           "new_tokens": [x["new_tokens"] for x in events.last["samples"]], "rounds": args.rounds}
+    out = {
+        "model": args.model or "demo tiny model",
+        "heldout_rows": args.heldout,
+        "prompts": args.prompts,
+        "evaluation_s": round(e, 4),
+        "live_samples_s": round(s, 4),
+        "samples_per_evaluation": round(s / e, 3),
+        "new_tokens": [x["new_tokens"] for x in events.last["samples"]],
+        "rounds": args.rounds,
+    }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(f"evaluation ({args.heldout} held-out rows): {e * 1000:.1f} ms   live samples ({args.prompts} prompts, "
-              f"≤64 new tokens): {s * 1000:.1f} ms   ratio {s / e:.2f}x of an evaluation")
+        print(
+            f"evaluation ({args.heldout} held-out rows): {e * 1000:.1f} ms   live samples ({args.prompts} prompts, "
+            f"≤64 new tokens): {s * 1000:.1f} ms   ratio {s / e:.2f}x of an evaluation"
+        )
     return 0
 
 

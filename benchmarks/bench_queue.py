@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tunedeck.engine.config.profile_loading import load_profile  # noqa: E402
-from tunedeck.engine.scheduling.run_queue import enqueue, queue_entries, release_slots, try_lock_slots  # noqa: E402
 from tunedeck.engine.run.run_record import RunRecord, write_run_record  # noqa: E402
 from tunedeck.engine.run.status_writer import write_status  # noqa: E402
+from tunedeck.engine.scheduling.run_queue import enqueue, queue_entries, release_slots, try_lock_slots  # noqa: E402
 
 
 def make_run(ws: Path, name: str) -> Path:
@@ -54,11 +54,17 @@ def hop(run_dir: Path, rounds: int) -> None:
         subprocess.run(engine, check=True, env=env())
         direct.append(time.perf_counter() - t)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--", *engine], check=True, env=env())
+        subprocess.run(
+            [sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--", *engine],
+            check=True,
+            env=env(),
+        )
         through.append(time.perf_counter() - t)
     d, h = statistics.median(direct), statistics.median(through)
-    print(f"start-up hop: direct {d * 1000:.0f} ms, through the queue {h * 1000:.0f} ms "
-          f"(+{(h - d) * 1000:.0f} ms, ratio {h / d:.2f})")
+    print(
+        f"start-up hop: direct {d * 1000:.0f} ms, through the queue {h * 1000:.0f} ms "
+        f"(+{(h - d) * 1000:.0f} ms, ratio {h / d:.2f})"
+    )
 
 
 def hand_over(ws: Path, rounds: int) -> None:
@@ -70,7 +76,10 @@ def hand_over(ws: Path, rounds: int) -> None:
         enqueue(run_dir, ["cpu"])
         out = run_dir / "started"
         engine = [sys.executable, "-c", f"import time; open({str(out)!r}, 'w').write(repr(time.time()))"]
-        proc = subprocess.Popen([sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--wait", "--", *engine], env=env())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--wait", "--", *engine],
+            env=env(),
+        )
         while not (run_dir / "status.json").read_text().count('"queue_position"'):
             time.sleep(0.05)
         t0 = time.time()
@@ -78,8 +87,10 @@ def hand_over(ws: Path, rounds: int) -> None:
         proc.wait(timeout=60)
         delays.append(float(out.read_text()) - t0)
     med = statistics.median(delays)
-    print(f"hand-over: a freed slot to the queued engine's start, median {med * 1000:.0f} ms "
-          f"(poll interval {poll * 1000:.0f} ms; ratio {med / poll:.2f})")
+    print(
+        f"hand-over: a freed slot to the queued engine's start, median {med * 1000:.0f} ms "
+        f"(poll interval {poll * 1000:.0f} ms; ratio {med / poll:.2f})"
+    )
 
 
 def scan(ws: Path, rounds: int) -> None:
@@ -89,7 +100,9 @@ def scan(ws: Path, rounds: int) -> None:
     for i in range(100):
         d = qs / "runs" / f"r{i:03d}"
         d.mkdir(parents=True)
-        write_status(d, state="queued", pid=os.getpid(), host=socket.gethostname(), pid_started=psutil.Process().create_time())
+        write_status(
+            d, state="queued", pid=os.getpid(), host=socket.gethostname(), pid_started=psutil.Process().create_time()
+        )
         enqueue(d, ["cpu"])
     n = rounds * 5
     t = time.perf_counter()

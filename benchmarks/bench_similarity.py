@@ -45,9 +45,9 @@ def main() -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from tunedeck.engine.gate.checks import parse_check
-    from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.commands.demo import prepare_assets
+    from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.gate.checks import parse_check
     from tunedeck.engine.gate.eval_sets import load_eval_set
     from tunedeck.engine.gate.example_scoring import score_all
     from tunedeck.engine.gate.generate import generate
@@ -88,21 +88,43 @@ def main() -> int:
             score_s[name].append(time.perf_counter() - t)
             scored[name] = sum(1 for r in records for c in r["checks"] if "score" in c)
     ratios = {v: statistics.median(s / g for s, g in zip(score_s[v], gen_s)) for v in variants}
-    result = {"examples": len(examples), "rounds": args.rounds, "threads": torch.get_num_threads(),
-              "max_new_tokens": gate.max_new_tokens, "batch_size": gate.batch_size,
-              "generation_s": round(statistics.median(gen_s), 3), "first_use_s": first_use,
-              "mean_output_chars": round(statistics.mean(len(g.text) for g in gens), 1),
-              "variants": {v: {"similarity_scores": scored[v], "scoring_s": round(statistics.median(score_s[v]), 4),
-                               "ratio": round(ratios[v], 4)} for v in variants}}
+    result = {
+        "examples": len(examples),
+        "rounds": args.rounds,
+        "threads": torch.get_num_threads(),
+        "max_new_tokens": gate.max_new_tokens,
+        "batch_size": gate.batch_size,
+        "generation_s": round(statistics.median(gen_s), 3),
+        "first_use_s": first_use,
+        "mean_output_chars": round(statistics.mean(len(g.text) for g in gens), 1),
+        "variants": {
+            v: {
+                "similarity_scores": scored[v],
+                "scoring_s": round(statistics.median(score_s[v]), 4),
+                "ratio": round(ratios[v], 4),
+            }
+            for v in variants
+        },
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"demo golden set: {result['examples']} examples, {result['threads']} torch thread(s), median of {args.rounds} rounds")
-        print(f"  generation   {result['generation_s']:8.3f} s   (batch {gate.batch_size}, {gate.max_new_tokens} new tokens, "
-              f"{result['mean_output_chars']} chars per output)")
+        print(
+            f"demo golden set: {result['examples']} examples, {result['threads']} torch thread(s), median of {args.rounds} rounds"
+        )
+        print(
+            f"  generation   {result['generation_s']:8.3f} s   (batch {gate.batch_size}, {gate.max_new_tokens} new tokens, "
+            f"{result['mean_output_chars']} chars per output)"
+        )
         for v, r in result["variants"].items():
-            print(f"  {v:<10}   {r['scoring_s']:8.4f} s   {r['ratio']:6.2%} of generation   ({r['similarity_scores']} similarity scores)")
-        print("  first use    " + ", ".join(f"{m} {v:.3f} s" for m, v in first_use.items()) + "   (imports, once per gate process)")
+            print(
+                f"  {v:<10}   {r['scoring_s']:8.4f} s   {r['ratio']:6.2%} of generation   ({r['similarity_scores']} similarity scores)"
+            )
+        print(
+            "  first use    "
+            + ", ".join(f"{m} {v:.3f} s" for m, v in first_use.items())
+            + "   (imports, once per gate process)"
+        )
     ratio = ratios["shipped"]
     return 0 if ratio < 0.05 else 1
 

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Tests live by room (tests/engine/<room>/, tests/tui/, ...) as plain modules named by their file (unique
 # names, no __init__.py), and some reuse another room's fixtures or helpers (`from test_export import ...`):
 # every test folder is importable whichever file pytest collects first.
-for _folder in sorted({p.parent for p in Path(__file__).resolve().parent.glob("**/test_*.py")} - {Path(__file__).resolve().parent}):
+for _folder in sorted(
+    {p.parent for p in Path(__file__).resolve().parent.glob("**/test_*.py")} - {Path(__file__).resolve().parent}
+):
     if _folder.name not in ("real", "reliability") and str(_folder) not in sys.path:
         sys.path.append(str(_folder))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -51,8 +53,13 @@ def dpo_data(tmp_path_factory, demo_rows) -> Path:
     rows = []
     for r in demo_rows[:64]:
         good = r["messages"][-1]["content"]
-        rows.append({"prompt": r["messages"][:-1], "chosen": [{"role": "assistant", "content": good}],
-                     "rejected": [{"role": "assistant", "content": good.replace('"age"', '"years"')}]})
+        rows.append(
+            {
+                "prompt": r["messages"][:-1],
+                "chosen": [{"role": "assistant", "content": good}],
+                "rejected": [{"role": "assistant", "content": good.replace('"age"', '"years"')}],
+            }
+        )
     return write_jsonl(tmp_path_factory.mktemp("dpo") / "pairs.jsonl", rows)
 
 
@@ -78,12 +85,19 @@ def kill_engines(ws: Path) -> None:
                 pass
 
 
-def tunedeck(*args: str, env: dict | None = None, timeout: float = 300, check: bool = False,
-             cwd: Path | None = None) -> subprocess.CompletedProcess:
+def tunedeck(
+    *args: str, env: dict | None = None, timeout: float = 300, check: bool = False, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess (from the repository, or from `cwd`)."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=str(cwd or ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=str(cwd or ROOT),
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"tunedeck {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

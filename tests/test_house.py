@@ -31,7 +31,8 @@ def _is_type_checking(node: ast.stmt) -> bool:
     test = getattr(node, "test", None)
     return isinstance(node, ast.If) and (
         (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
-        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"))
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
 
 
 def _top_level_imports(body: list[ast.stmt]):
@@ -104,11 +105,13 @@ def test_no_module_past_the_line_limit():
 
 def _modules_loaded_after_importing(package: str, watched: tuple[str, ...]) -> list[str]:
     """Which of `watched` a fresh interpreter has loaded after importing every module of `package`."""
-    code = ("import importlib, pkgutil, sys\n"
-            f"import {package} as p\n"
-            "for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.'):\n"
-            "    importlib.import_module(m.name)\n"
-            f"print(' '.join(m for m in {watched!r} if m in sys.modules))\n")
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"import {package} as p\n"
+        "for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.'):\n"
+        "    importlib.import_module(m.name)\n"
+        f"print(' '.join(m for m in {watched!r} if m in sys.modules))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     return out.stdout.split()
 
@@ -129,16 +132,16 @@ def test_the_engine_never_imports_textual():
 # The engine's rooms in the order they may depend on each other: a room imports only rooms of a lower
 # rank (rooms of the same rank not each other), counting every import, those inside functions too.
 ROOM_RANKS = {
-    "config": 0,      # profiles: schema, loading, hints, the next run's profile
-    "run": 1,         # the run directory's files, their definitions and readers
-    "models": 2,      # base models and tokenizers
-    "data": 3,        # any layout -> canonical rows, masks, tokens
-    "observe": 3,     # telemetry, trackers, notify
-    "gate": 4,        # eval sets, checks, generation, verdicts
-    "training": 5,    # the training process
+    "config": 0,  # profiles: schema, loading, hints, the next run's profile
+    "run": 1,  # the run directory's files, their definitions and readers
+    "models": 2,  # base models and tokenizers
+    "data": 3,  # any layout -> canonical rows, masks, tokens
+    "observe": 3,  # telemetry, trackers, notify
+    "gate": 4,  # eval sets, checks, generation, verdicts
+    "training": 5,  # the training process
     "scheduling": 6,  # pre-flight, launch, queue, sweeps, Slurm
-    "export": 6,      # what ships, and the gate on it
-    "commands": 7,    # the command line
+    "export": 6,  # what ships, and the gate on it
+    "commands": 7,  # the command line
 }
 
 

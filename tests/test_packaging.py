@@ -19,13 +19,32 @@ DATA = ("*.py", "*.tcss", "*.toml")
 
 @pytest.mark.slow
 def test_a_built_wheel_holds_every_module_and_data_file(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     [wheel] = tmp_path.glob("tunedeck-*.whl")
     inside = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"{FOLDERS[folder]}/{p.relative_to(ROOT / folder).as_posix()}"
-                for folder in FOLDERS for pattern in DATA for p in (ROOT / folder).rglob(pattern)
-                if "__pycache__" not in p.parts}
+    expected = {
+        f"{FOLDERS[folder]}/{p.relative_to(ROOT / folder).as_posix()}"
+        for folder in FOLDERS
+        for pattern in DATA
+        for p in (ROOT / folder).rglob(pattern)
+        if "__pycache__" not in p.parts
+    }
     assert expected, "nothing found to package"
     assert not expected - inside, f"missing from the wheel: {sorted(expected - inside)}"
 

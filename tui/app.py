@@ -25,12 +25,23 @@ from .messages import RunOutcomesRead
 from .screens.runs import RunsScreen
 from .telemetry_source import LiveTelemetry, NoTelemetry, TelemetrySource
 
-
 STYLES = Path(__file__).with_name("styles")
 # every screen's stylesheet (tui/styles/), loaded at start: a screen's own CSS_PATH would load only once it is
 # pushed, and the default screen's never. Each file's selectors name its screen or its widgets' ids.
-STYLESHEETS = ("app", "runs", "monitor", "new_run", "checkpoints", "examples", "review", "playground", "export",
-               "gate_rules", "compare_runs", "sweep")
+STYLESHEETS = (
+    "app",
+    "runs",
+    "monitor",
+    "new_run",
+    "checkpoints",
+    "examples",
+    "review",
+    "playground",
+    "export",
+    "gate_rules",
+    "compare_runs",
+    "sweep",
+)
 
 
 class TunedeckApp(App[int]):
@@ -39,11 +50,21 @@ class TunedeckApp(App[int]):
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = list(APP_BINDINGS)
 
-    def __init__(self, workspace: Path, open_run: str | None = None, telemetry: TelemetrySource | None = None,
-                 poll_interval: float = 0.25, status_interval: float = 1.0, scan_interval: float = 1.0,
-                 telemetry_interval: float = 1.0, plot_interval: float = 2.0, refresh_interval: float = 1.0,
-                 keymap: dict[str, str] | None = None, remember_theme: bool = False,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        open_run: str | None = None,
+        telemetry: TelemetrySource | None = None,
+        poll_interval: float = 0.25,
+        status_interval: float = 1.0,
+        scan_interval: float = 1.0,
+        telemetry_interval: float = 1.0,
+        plot_interval: float = 2.0,
+        refresh_interval: float = 1.0,
+        keymap: dict[str, str] | None = None,
+        remember_theme: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.workspace = Path(workspace)
         self.open_run = open_run
@@ -113,7 +134,9 @@ class TunedeckApp(App[int]):
         try:
             save_setting("theme", theme.name)
         except OSError as e:
-            self.notify(f"The theme is not kept for next time: {settings_path()}: {e.strerror or e}", severity="warning")
+            self.notify(
+                f"The theme is not kept for next time: {settings_path()}: {e.strerror or e}", severity="warning"
+            )
 
     # ---- the bell ---------------------------------------------------------------------------
 
@@ -148,8 +171,15 @@ class TunedeckApp(App[int]):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="tunedeck app", description="Follow and manage fine-tuning runs.")
     ap.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
-    ap.add_argument("--open", metavar="RUN_ID", dest="open_run", help="open this run's monitor directly (id, unique id prefix or name)")
-    ap.add_argument("--no-telemetry", action="store_true", help="do not read NVML or psutil live; show what runs recorded")
+    ap.add_argument(
+        "--open",
+        metavar="RUN_ID",
+        dest="open_run",
+        help="open this run's monitor directly (id, unique id prefix or name)",
+    )
+    ap.add_argument(
+        "--no-telemetry", action="store_true", help="do not read NVML or psutil live; show what runs recorded"
+    )
     return ap.parse_args(argv)
 
 
@@ -157,9 +187,13 @@ def run_app(argv: list[str]) -> int:
     args = parse_args(argv)
     workspace = resolve_workspace(args.workspace)
     keymap, problem = load_keymap()
-    app = TunedeckApp(workspace, open_run=args.open_run,
-                      telemetry=NoTelemetry("live readings are off (--no-telemetry)") if args.no_telemetry else None,
-                      keymap=keymap, remember_theme=True)
+    app = TunedeckApp(
+        workspace,
+        open_run=args.open_run,
+        telemetry=NoTelemetry("live readings are off (--no-telemetry)") if args.no_telemetry else None,
+        keymap=keymap,
+        remember_theme=True,
+    )
     if problem:
         print(f"tunedeck: ignoring keymap: {problem}", file=sys.stderr)
     app.run()

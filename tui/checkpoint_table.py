@@ -17,15 +17,15 @@ from tunedeck.engine.run.store import list_checkpoints
 
 @dataclass
 class CheckpointRow:
-    key: str                     # "base" or the step as text: the table's row key
-    label: str                   # "base model" or "checkpoint-800"
+    key: str  # "base" or the step as text: the table's row key
+    label: str  # "base model" or "checkpoint-800"
     step: int | None
     epoch: float | None = None
     train_loss: float | None = None
     eval_loss: float | None = None
     gate: GateRow | None = None  # the gate's row (engine/run/gate_result.py); None: not evaluated
-    complete: bool = True        # False: a save cut short, never used
-    present: bool = True         # False: the folder is gone (pruned or deleted); its gate results remain
+    complete: bool = True  # False: a save cut short, never used
+    present: bool = True  # False: the folder is gone (pruned or deleted); its gate results remain
     best: bool = False
     chosen: bool = False
 
@@ -41,7 +41,7 @@ class CheckpointRow:
     p95_ms = property(lambda self: self.gate.latency_p95_ms if self.gate else None)
     verdict = property(lambda self: self.gate.verdict if self.gate else None)  # pass / fail / needs_review / baseline
     reasons = property(lambda self: self.gate.reasons if self.gate else [])
-    failed = property(lambda self: self.gate.failed if self.gate else [])     # rule codes: task_gain, safety, ...
+    failed = property(lambda self: self.gate.failed if self.gate else [])  # rule codes: task_gain, safety, ...
     warnings = property(lambda self: self.gate.warnings if self.gate else [])
     vs_base = property(lambda self: self.gate.vs_base if self.gate else {})
     review = property(lambda self: self.gate.review if self.gate else None)  # {"sampled", "reviewed", "weird"}
@@ -50,16 +50,16 @@ class CheckpointRow:
 @dataclass
 class CheckpointTable:
     rows: list[CheckpointRow]
-    sentence: str | None = None          # the gate's best-checkpoint sentence
-    verdict: str | None = None           # the run's overall gate verdict
+    sentence: str | None = None  # the gate's best-checkpoint sentence
+    verdict: str | None = None  # the run's overall gate verdict
     best: int | None = None
     chosen: int | None = None
     notices: list[str] = field(default_factory=list)
     require_review: bool = False
-    rules: dict = field(default_factory=dict)             # the rules the verdicts used (gate.json)
+    rules: dict = field(default_factory=dict)  # the rules the verdicts used (gate.json)
     base_prompts: list[dict] = field(default_factory=list)  # the base's prompt candidates and the chosen one
-    overrides: list[dict] = field(default_factory=list)   # rules changed after training: key, value, was
-    sets: list[GateSet] = field(default_factory=list)     # the eval sets, their kinds, how the base was asked each
+    overrides: list[dict] = field(default_factory=list)  # rules changed after training: key, value, was
+    sets: list[GateSet] = field(default_factory=list)  # the eval sets, their kinds, how the base was asked each
 
     def row(self, key: str) -> CheckpointRow | None:
         return next((r for r in self.rows if r.key == key), None)
@@ -79,9 +79,16 @@ def load_checkpoint_table(run_dir: Path) -> CheckpointTable:
     folders = {c.step: c for c in list_checkpoints(run_dir)}
     for step in sorted(set(folders) | {s for s in gate_rows if isinstance(s, int)}):
         c = folders.get(step)
-        row = CheckpointRow(key=str(step), label=f"checkpoint-{step}", step=step, present=c is not None,
-                            complete=c.complete if c is not None else True, best=step == gate.best, chosen=step == chosen,
-                            gate=gate_rows.get(step))
+        row = CheckpointRow(
+            key=str(step),
+            label=f"checkpoint-{step}",
+            step=step,
+            present=c is not None,
+            complete=c.complete if c is not None else True,
+            best=step == gate.best,
+            chosen=step == chosen,
+            gate=gate_rows.get(step),
+        )
         if c is not None and c.complete:
             row.epoch = _num(c.marker.get("epoch"))
             row.train_loss = _num(c.marker.get("train_loss"))
@@ -89,6 +96,16 @@ def load_checkpoint_table(run_dir: Path) -> CheckpointTable:
         if row.eval_loss is None and row.gate is not None:
             row.eval_loss = row.gate.eval_loss
         rows.append(row)
-    return CheckpointTable(rows=rows, sentence=gate.sentence or None, verdict=gate.verdict, best=gate.best, chosen=chosen,
-                           notices=gate.notices, require_review=bool(gate.rules.get("require_review")), rules=gate.rules,
-                           base_prompts=gate.base_prompts, overrides=gate.overrides, sets=gate.sets)
+    return CheckpointTable(
+        rows=rows,
+        sentence=gate.sentence or None,
+        verdict=gate.verdict,
+        best=gate.best,
+        chosen=chosen,
+        notices=gate.notices,
+        require_review=bool(gate.rules.get("require_review")),
+        rules=gate.rules,
+        base_prompts=gate.base_prompts,
+        overrides=gate.overrides,
+        sets=gate.sets,
+    )

@@ -14,9 +14,20 @@ from .gate_view import verdict_style, verdict_word
 # the verdict and everything it uses first (task, format, safety, general, each with its change against the
 # base, and latency): at 80 columns they are what must stay on screen; then why (in full below the table for
 # the selected row), then the losses and epoch, which scroll
-COLUMNS = (("mark", ""), ("step", "Step"), ("verdict", "Verdict"), ("task", "Task %"), ("format", "Format %"),
-           ("safety", "Safety %"), ("general", "General %"), ("p95", "p95 ms"), ("why", "Why"), ("eval", "Eval loss"),
-           ("train", "Train loss"), ("epoch", "Epoch"))
+COLUMNS = (
+    ("mark", ""),
+    ("step", "Step"),
+    ("verdict", "Verdict"),
+    ("task", "Task %"),
+    ("format", "Format %"),
+    ("safety", "Safety %"),
+    ("general", "General %"),
+    ("p95", "p95 ms"),
+    ("why", "Why"),
+    ("eval", "Eval loss"),
+    ("train", "Train loss"),
+    ("epoch", "Epoch"),
+)
 
 
 def columns(table: CheckpointTable | None) -> tuple[tuple[str, str], ...]:
@@ -60,17 +71,22 @@ def _why(row: CheckpointRow) -> str:
 
 def table_cells(row: CheckpointRow, compare_mark: str | None) -> dict:
     mark = ("★" if row.best else "") + ("✓" if row.chosen else "") + ("A" if compare_mark == row.key else "")
-    step = Text("base" if row.step is None else str(row.step),
-                style="" if row.present and row.complete else "dim strike" if not row.present else "dim")
+    step = Text(
+        "base" if row.step is None else str(row.step),
+        style="" if row.present and row.complete else "dim strike" if not row.present else "dim",
+    )
     verdict = verdict_word(row.verdict) or "-"
-    return {"mark": Text(mark, style="bold yellow"), "step": step,
-            "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-", "train": fmt_loss(row.train_loss),
-            "eval": fmt_loss(row.eval_loss),
-            **{cat: score_cell(getattr(row, cat), row.vs_base.get(cat), base=row.step is None)
-               for cat in SCORE_CATEGORIES},
-            "p95": f"{row.p95_ms:.0f}" if row.p95_ms is not None else "-",
-            "verdict": Text(verdict, style=verdict_style(row.verdict) if row.verdict != "baseline" else "dim"),
-            "why": _why(row)}
+    return {
+        "mark": Text(mark, style="bold yellow"),
+        "step": step,
+        "epoch": f"{row.epoch:.2f}" if row.epoch is not None else "-",
+        "train": fmt_loss(row.train_loss),
+        "eval": fmt_loss(row.eval_loss),
+        **{cat: score_cell(getattr(row, cat), row.vs_base.get(cat), base=row.step is None) for cat in SCORE_CATEGORIES},
+        "p95": f"{row.p95_ms:.0f}" if row.p95_ms is not None else "-",
+        "verdict": Text(verdict, style=verdict_style(row.verdict) if row.verdict != "baseline" else "dim"),
+        "why": _why(row),
+    }
 
 
 def gate_heading(table: CheckpointTable) -> Text:
@@ -106,8 +122,10 @@ def row_detail(row: CheckpointRow | None, table: CheckpointTable | None) -> Text
             text.append(f"\n  ! {warning}", style="yellow")
         if row.review:
             r = row.review
-            text.append(f"\n  review: {r.get('reviewed', 0)} of {r.get('sampled', 0)} sampled failures labelled, "
-                        f"{r.get('weird', 0)} weird (r to review)")
+            text.append(
+                f"\n  review: {r.get('reviewed', 0)} of {r.get('sampled', 0)} sampled failures labelled, "
+                f"{r.get('weird', 0)} weird (r to review)"
+            )
         if row.step is not None and not row.present:
             text.append("\n  the folder is gone (pruned or deleted); the scores above are what it had", style="dim")
         if row.step is None and table is not None:
@@ -127,7 +145,10 @@ def _sets_asked(text: Text, sets: list) -> None:
     for i, s in enumerate(sets):
         text.append(", " if i else "")
         text.append(s.name, style="bold")
-        text.append(f" ({s.kind}) " + (s.asked or "not recorded"), style="" if s.asked_as_written or s.kind == "task" else "yellow")
+        text.append(
+            f" ({s.kind}) " + (s.asked or "not recorded"),
+            style="" if s.asked_as_written or s.kind == "task" else "yellow",
+        )
     text.append("; checkpoints answer every set as written", style="dim")
 
 
@@ -141,5 +162,7 @@ def _base_prompts(text: Text, candidates: list[dict]) -> None:
         prompt = prompt if len(prompt) <= 48 else prompt[:47] + "…"
         shots = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
         task = f"{c['task']:.1f}" if isinstance(c.get("task"), (int, float)) else "-"
-        text.append(f"\n  {'★' if c.get('chosen') else ' '} task {task}  {prompt}{shots}",
-                    style="bold" if c.get("chosen") else "")
+        text.append(
+            f"\n  {'★' if c.get('chosen') else ' '} task {task}  {prompt}{shots}",
+            style="bold" if c.get("chosen") else "",
+        )

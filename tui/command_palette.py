@@ -20,7 +20,9 @@ class ActionCommands(Provider):
                 continue  # only tunedeck's own bindings (they all carry an id)
             seen.add(b.action)
             key_display = self.app.get_key_display(b)
-            out.append((b.tooltip or b.description, f"key: {key_display}", partial(self.app.run_action, b.action, active.node)))
+            out.append(
+                (b.tooltip or b.description, f"key: {key_display}", partial(self.app.run_action, b.action, active.node))
+            )
         out.sort(key=lambda c: c[0])
         app = self.app
         try:

@@ -35,8 +35,9 @@ def minmax_buckets(xs: Sequence[float], ys: Sequence[float], n: int) -> tuple[li
     return out_x, out_y
 
 
-def merge_envelopes(lo_x: Sequence[float], lo_y: Sequence[float], hi_x: Sequence[float], hi_y: Sequence[float],
-                    n: int) -> tuple[list[float], list[float]]:
+def merge_envelopes(
+    lo_x: Sequence[float], lo_y: Sequence[float], hi_x: Sequence[float], hi_y: Sequence[float], n: int
+) -> tuple[list[float], list[float]]:
     """Reduce precomputed per-bucket (min point, max point) pairs to about `n` points."""
     count = len(lo_x)
     groups = max(1, n // 2)

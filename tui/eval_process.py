@@ -33,9 +33,9 @@ class EvalProcess:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.progress = EvalProgress()
-        self.pid: int | None = None     # an evaluation started here
-        self.running = False            # an evaluation is running, started here or elsewhere
-        self.offset = 0                 # events.jsonl is read from here on
+        self.pid: int | None = None  # an evaluation started here
+        self.running = False  # an evaluation is running, started here or elsewhere
+        self.offset = 0  # events.jsonl is read from here on
 
     def skip_history(self) -> None:
         """Read progress from now on: a running evaluation reports again within a second."""
@@ -49,7 +49,9 @@ class EvalProcess:
         reader = EventReader(self.run_dir / C.EVENTS_JSONL, self.offset)
         start = reader.offset
         events = reader.read_new()
-        return EvalReading(start, reader.offset, events, is_locked(self.run_dir), read_effective_status(self.run_dir).state)
+        return EvalReading(
+            start, reader.offset, events, is_locked(self.run_dir), read_effective_status(self.run_dir).state
+        )
 
     def apply(self, reading: EvalReading) -> bool:
         """On the event loop: take in a reading; True when an evaluation that was running has ended."""
@@ -58,8 +60,12 @@ class EvalProcess:
             for ev in reading.events:
                 self.progress.add(ev)
         own = self.pid is not None and pid_alive(self.pid)
-        running = own or (reading.locked and reading.state not in C.LIVE_STATES and self.progress.started
-                          and not self.progress.finished)
+        running = own or (
+            reading.locked
+            and reading.state not in C.LIVE_STATES
+            and self.progress.started
+            and not self.progress.finished
+        )
         ended = self.running and not running
         self.running = running
         if ended:
@@ -89,7 +95,9 @@ class EvalProcess:
 def last_error_line(log: Path) -> str:
     """The last meaningful line of an evaluation's log: the CLI prints a user mistake there as one line."""
     try:
-        lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        lines = [
+            line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()
+        ]
     except OSError:
         return f"no output in {log}"
     return lines[-1] if lines else f"no output in {log}"

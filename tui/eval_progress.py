@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 class EvalProgress:
     checkpoints: list = field(default_factory=list)
     examples: int | None = None
-    scored: list = field(default_factory=list)     # "base" and steps, in the order they finished
-    stage: str | None = None                        # the model generating now
+    scored: list = field(default_factory=list)  # "base" and steps, in the order they finished
+    stage: str | None = None  # the model generating now
     done: int = 0
     total: int = 0
     started: bool = False
     finished: bool = False
     sentence: str | None = None
-    joined_late: bool = False                       # no "start" seen: the number of models is unknown
+    joined_late: bool = False  # no "start" seen: the number of models is unknown
 
     def add(self, ev: dict) -> None:
         if ev.get("kind") != "gate":

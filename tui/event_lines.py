@@ -7,8 +7,20 @@ from __future__ import annotations
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_line import EventLine, event_line
 
-LISTED = frozenset({C.EV_WARNING, C.EV_ERROR, C.EV_CHECKPOINT, C.EV_CHECKPOINT_PRUNED, C.EV_GATE, C.EV_STATE,
-                    C.EV_RUN_STARTED, C.EV_RESUMED, C.EV_CONTROL, C.EV_DONE})
+LISTED = frozenset(
+    {
+        C.EV_WARNING,
+        C.EV_ERROR,
+        C.EV_CHECKPOINT,
+        C.EV_CHECKPOINT_PRUNED,
+        C.EV_GATE,
+        C.EV_STATE,
+        C.EV_RUN_STARTED,
+        C.EV_RESUMED,
+        C.EV_CONTROL,
+        C.EV_DONE,
+    }
+)
 
 
 def log_tail_line(ev: dict) -> EventLine | None:

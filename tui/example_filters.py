@@ -18,8 +18,15 @@ from tunedeck.engine.gate.scores import buckets
 
 FILTERS = ("regressed", "fixed", "still_failing", "all")  # what `f` cycles through, in this order
 UNSCORED, MISSING = "unscored", "missing"
-BUCKET_NAMES = {"regressed": "regressed", "fixed": "fixed", "still_failing": "still failing",
-                "still_passing": "still passing", UNSCORED: "unscored", MISSING: "missing", "all": "all"}
+BUCKET_NAMES = {
+    "regressed": "regressed",
+    "fixed": "fixed",
+    "still_failing": "still failing",
+    "still_passing": "still passing",
+    UNSCORED: "unscored",
+    MISSING: "missing",
+    "all": "all",
+}
 
 
 def prompt_text(prompt) -> str:
@@ -108,16 +115,21 @@ class ExampleComparison:
     def select(self, bucket: str = "all", tag: str | None = None, query: str = "") -> list[ExamplePair]:
         if bucket not in BUCKET_NAMES:
             raise ValueError(f"unknown bucket {bucket!r}; expected one of {', '.join(BUCKET_NAMES)}")
-        return [p for p in self.pairs
-                if (bucket == "all" or p.bucket == bucket) and (tag is None or tag in p.tags)
-                and (not query.strip() or p.matches(query))]
+        return [
+            p
+            for p in self.pairs
+            if (bucket == "all" or p.bucket == bucket)
+            and (tag is None or tag in p.tags)
+            and (not query.strip() or p.matches(query))
+        ]
 
     def get(self, example_id: str) -> ExamplePair | None:
         return next((p for p in self.pairs if p.id == example_id), None)
 
 
-def pair_records(left_records: list[dict], right_records: list[dict], *, left: int | str = BASE,
-                 right: int | str) -> ExampleComparison:
+def pair_records(
+    left_records: list[dict], right_records: list[dict], *, left: int | str = BASE, right: int | str
+) -> ExampleComparison:
     """Pair by id, in the right side's order, then examples only the left side has."""
     bucket_of = {ex_id: name for name, ids in buckets(left_records, right_records).items() for ex_id in ids}
     lefts = {r["id"]: r for r in left_records}

@@ -70,6 +70,9 @@ def add_fix_from_record(app, run_dir: Path, record: dict | None) -> Path | None:
     from .keymap import key_name
 
     n_key = key_name(app, "checkpoints.next_run", "N")
-    app.notify(f"{record.get('id')}: {'replaced its earlier fix' if replaced else 'added'} in {path} ({n} fixes). "
-               f"{n_key} on the run starts the next run on the data plus these fixes.", title="Fix saved")
+    app.notify(
+        f"{record.get('id')}: {'replaced its earlier fix' if replaced else 'added'} in {path} ({n} fixes). "
+        f"{n_key} on the run starts the next run on the data plus these fixes.",
+        title="Fix saved",
+    )
     return path

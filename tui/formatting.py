@@ -27,7 +27,7 @@ def sparkline(values: Sequence[float | None], width: int, lo: float | None = Non
     if len(vals) > width:  # mean per bucket
         out: list[float | None] = []
         for b in range(width):
-            seg = [v for v in vals[b * len(vals) // width:(b + 1) * len(vals) // width] if is_number(v)]
+            seg = [v for v in vals[b * len(vals) // width : (b + 1) * len(vals) // width] if is_number(v)]
             out.append(sum(seg) / len(seg) if seg else None)  # type: ignore[arg-type]
         vals = out
     finite = [v for v in vals if is_number(v)]

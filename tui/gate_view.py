@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tunedeck.engine.config.workspace import workspace_of
-from tunedeck.engine.run import contract as C
 from rich.text import Text
 
+from tunedeck.engine.config.workspace import workspace_of
+from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import (
     BASE,
     BASELINE,
@@ -74,9 +74,12 @@ class GateResults:
         t = _time(ev.get("t"))
         if ev.get("phase") == "summary":
             best = ev.get("best")
-            self._summary_event = (t, str(ev["verdict"]) if ev.get("verdict") else None,
-                                   best if isinstance(best, int) and not isinstance(best, bool) else None,
-                                   str(ev["sentence"]) if ev.get("sentence") else None)
+            self._summary_event = (
+                t,
+                str(ev["verdict"]) if ev.get("verdict") else None,
+                best if isinstance(best, int) and not isinstance(best, bool) else None,
+                str(ev["sentence"]) if ev.get("sentence") else None,
+            )
         elif ev.get("phase") == "row":
             row = GateRow.from_dict(ev)
             if row is not None:
@@ -152,8 +155,9 @@ class GateResults:
         return bool(self.verdict or self.sentence or self.rows)
 
 
-def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False,
-                         overrides: list[str] | None = None) -> tuple[bool, str]:
+def request_gate_rebuild(
+    run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False, overrides: list[str] | None = None
+) -> tuple[bool, str]:
     """Ask the engine to rebuild gate.json and status.json (after a review label, or with `choosing`: to
     record `choose` as the checkpoint to ship, None clearing it). An engine that owns the run gets a
     control request and answers when it next polls; otherwise a short `tunedeck gate RUN --rebuild`
@@ -164,8 +168,15 @@ def request_gate_rebuild(run_dir: Path, choose: Any = None, note: str = "", *, c
     run_dir = Path(run_dir)
     if not overrides and ask_owning_engine(run_dir, choose if choosing else KEEP, note):
         return False, ""
-    cmd = [sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace", str(workspace_of(run_dir)),
-           str(run_dir)] + ([a for o in overrides for a in ("--set", o)] if overrides else ["--rebuild"])
+    cmd = [
+        sys.executable,
+        "-m",
+        "tunedeck.engine.commands.cli",
+        "gate",
+        "--workspace",
+        str(workspace_of(run_dir)),
+        str(run_dir),
+    ] + ([a for o in overrides for a in ("--set", o)] if overrides else ["--rebuild"])
     if choosing:
         cmd += ["--choose", "none" if choose is None else str(choose)] + (["--note", note] if note else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -214,8 +225,11 @@ def scores_line(row: GateRow | None, width: int, base: GateRow | None = None) ->
         return Text()
     step = scores["checkpoint"]
     text = Text()
-    for head, words in ((f"checkpoint-{step} vs base: ", WORDS), (f"checkpoint-{step} vs base: ", SHORT),
-                        (f"{step} vs base: ", SHORT)):
+    for head, words in (
+        (f"checkpoint-{step} vs base: ", WORDS),
+        (f"checkpoint-{step} vs base: ", SHORT),
+        (f"{step} vs base: ", SHORT),
+    ):
         text = Text(head, style="bold")
         for i, cat in enumerate(SCORE_CATEGORIES):
             value, d = scores.get(cat), scores["vs_base"].get(cat)

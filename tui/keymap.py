@@ -35,7 +35,7 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
         return {}, f"{path}: {e}"
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
-        return {}, f"{path}: [keys] must be a table of binding id = \"key\""
+        return {}, f'{path}: [keys] must be a table of binding id = "key"'
     return {str(k): str(v) for k, v in keys.items() if isinstance(v, str)}, None
 
 

@@ -118,8 +118,12 @@ class MetricSeries:
         lo_x, lo_y, hi_x, hi_y = self._lo_x, self._lo_y, self._hi_x, self._hi_y
         if self._cur_n:
             cx = self._cur
-            lo_x, lo_y, hi_x, hi_y = (lo_x + array("d", [cx[0]]), lo_y + array("d", [cx[1]]),
-                                      hi_x + array("d", [cx[2]]), hi_y + array("d", [cx[3]]))
+            lo_x, lo_y, hi_x, hi_y = (
+                lo_x + array("d", [cx[0]]),
+                lo_y + array("d", [cx[1]]),
+                hi_x + array("d", [cx[2]]),
+                hi_y + array("d", [cx[3]]),
+            )
         xs, ys = merge_envelopes(lo_x, lo_y, hi_x, hi_y, max(2, n - 2))
         if not xs or xs[0] != self.xs[0]:
             xs.insert(0, self.xs[0])

@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 def open_next_run(app, run_dir: Path) -> None:
-    from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.config.next_run import write_next_profile
+    from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.config.workspace import workspace_of
     from tunedeck.engine.run.run_record import load_run_record
 
@@ -25,4 +25,6 @@ def open_next_run(app, run_dir: Path) -> None:
     except (ProfileError, OSError) as e:
         app.notify(f"Cannot start the next run from {run_dir.name}: {e}", title="Next run", severity="error")
         return
-    app.push_screen(NewRunScreen(workspace, profile=nxt.profile_path.stem, parent=nxt, run_name=nxt.parent_name or None))
+    app.push_screen(
+        NewRunScreen(workspace, profile=nxt.profile_path.stem, parent=nxt, run_name=nxt.parent_name or None)
+    )

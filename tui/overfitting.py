@@ -28,10 +28,12 @@ class OverfitWarning:
     best: BestEval
 
     def sentence(self) -> str:
-        return (f"Overfitting: eval loss rose for {self.rising_evals} evals "
-                f"({self.eval_from:.4f} → {self.eval_to:.4f}, steps {self.from_step}–{self.to_step}) "
-                f"while train loss fell ({self.train_from:.4f} → {self.train_to:.4f}). "
-                f"Lowest eval loss {self.best.loss:.4f} at step {self.best.step}.")
+        return (
+            f"Overfitting: eval loss rose for {self.rising_evals} evals "
+            f"({self.eval_from:.4f} → {self.eval_to:.4f}, steps {self.from_step}–{self.to_step}) "
+            f"while train loss fell ({self.train_from:.4f} → {self.train_to:.4f}). "
+            f"Lowest eval loss {self.best.loss:.4f} at step {self.best.step}."
+        )
 
 
 def best_eval(evals: MetricSeries) -> BestEval | None:
@@ -61,6 +63,13 @@ def detect_overfitting(train: MetricSeries, evals: MetricSeries, rising: int = R
         return None
     best = best_eval(evals)
     assert best is not None
-    return OverfitWarning(rising_evals=k, from_step=int(evals.xs[start]), to_step=int(evals.xs[n - 1]),
-                          eval_from=evals.ys[start], eval_to=evals.ys[n - 1],
-                          train_from=train_from, train_to=train_to, best=best)
+    return OverfitWarning(
+        rising_evals=k,
+        from_step=int(evals.xs[start]),
+        to_step=int(evals.xs[n - 1]),
+        eval_from=evals.ys[start],
+        eval_to=evals.ys[n - 1],
+        train_from=train_from,
+        train_to=train_to,
+        best=best,
+    )

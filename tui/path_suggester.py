@@ -10,8 +10,15 @@ from pathlib import Path
 
 from textual.suggester import Suggester
 
-PATH_KEYS = ("data.path", "data.eval_file", "model.base", "model.chat_template", "gate.golden", "gate.safety",
-             "gate.general")
+PATH_KEYS = (
+    "data.path",
+    "data.eval_file",
+    "model.base",
+    "model.chat_template",
+    "gate.golden",
+    "gate.safety",
+    "gate.general",
+)
 MAX_ENTRIES = 5000  # a huge folder is cut short rather than read whole on each key press
 
 
@@ -28,7 +35,7 @@ def cached_models(cache: Path | None = None) -> list[str]:
         names = [e.name for e in os.scandir(cache or hf_cache_dir()) if e.is_dir() and e.name.startswith("models--")]
     except OSError:
         return []
-    return sorted(n[len("models--"):].replace("--", "/") for n in names)
+    return sorted(n[len("models--") :].replace("--", "/") for n in names)
 
 
 def complete_path(text: str) -> str | None:
@@ -51,7 +58,7 @@ def complete_path(text: str) -> str | None:
     if not entries:
         return None
     name, is_dir = entries[0]
-    done = text + name[len(start):] + ("/" if is_dir else "")
+    done = text + name[len(start) :] + ("/" if is_dir else "")
     return done if done != text else None
 
 

@@ -46,9 +46,9 @@ def log_ticks(lo_exp: float, hi_exp: float, count: int) -> list[float]:
     """Ticks for a log10 axis spanning 10**lo_exp..10**hi_exp, at 1-2-5 values (returned as log10)."""
     if not (math.isfinite(lo_exp) and math.isfinite(hi_exp)):
         return []
-    lo, hi = 10 ** lo_exp, 10 ** hi_exp
+    lo, hi = 10**lo_exp, 10**hi_exp
     for mantissas in ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), tuple(1 + i / 10 for i in range(0, 90, 1))):
-        values = [m * 10 ** e for e in range(math.floor(lo_exp) - 1, math.ceil(hi_exp) + 1) for m in mantissas]
+        values = [m * 10**e for e in range(math.floor(lo_exp) - 1, math.ceil(hi_exp) + 1) for m in mantissas]
         inside = sorted({round(v, 12) for v in values if lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9)})
         if len(inside) >= min(3, count):
             if len(inside) > count:

@@ -75,8 +75,14 @@ def _changed(resolved: Profile, profile: Profile) -> dict[str, Any]:
     return {d.key: d.b for d in profile_differences(resolved, profile, settings_only=True)}
 
 
-def save_profile(profile: Profile, path: Path, *, edit_existing: bool = False, extends: str | None = None,
-                 workspace: Path | None = None) -> list[str]:
+def save_profile(
+    profile: Profile,
+    path: Path,
+    *,
+    edit_existing: bool = False,
+    extends: str | None = None,
+    workspace: Path | None = None,
+) -> list[str]:
     """Write `profile` to `path`; return the diff lines against what the file (or its parent) held.
 
     edit_existing: `path` is a user profile being edited; its comments and layout are kept and only

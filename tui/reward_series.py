@@ -13,9 +13,14 @@ from tunedeck.engine.run.formatting import is_number
 from .metric_series import MetricSeries
 
 # (train event key, label in the pane)
-SHARED = (("reward", "reward"), ("completions/clipped_ratio", "clipped"), ("kl", "KL"),
-          ("completions/mean_length", "length"), ("completions/identical_share", "same text"),
-          ("completions/near_empty_ratio", "empty"))
+SHARED = (
+    ("reward", "reward"),
+    ("completions/clipped_ratio", "clipped"),
+    ("kl", "KL"),
+    ("completions/mean_length", "length"),
+    ("completions/identical_share", "same text"),
+    ("completions/near_empty_ratio", "empty"),
+)
 
 
 class RewardSeries:
@@ -38,7 +43,7 @@ class RewardSeries:
         self.reward_std.append(step, ev.get("reward_std"))
         for key, value in ev.items():
             if key.startswith("rewards/") and key.endswith("/mean"):
-                name = key[len("rewards/"):-len("/mean")]
+                name = key[len("rewards/") : -len("/mean")]
                 mean, std = self.checks.setdefault(name, (MetricSeries(), MetricSeries()))
                 mean.append(step, value)
                 std.append(step, ev.get(f"rewards/{name}/std"))

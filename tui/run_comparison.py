@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_diff import ProfileDifference, profile_differences
 from tunedeck.engine.config.profile_loading import ProfileError
+from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.run_record import RunRecord, load_run_record
 
@@ -26,6 +26,8 @@ from .run_follower import RunUpdate
 from .run_history import RunHistory
 
 SAME_DATA, DIFFERENT_DATA = "same data", "different data"
+
+
 @dataclass
 class BestGate:
     """A run's gate summary, from evals/gate.json. `checkpoint` is None when no checkpoint passed."""
@@ -75,8 +77,13 @@ def compare_runs(run_a: Path, run_b: Path, keep_going: Callable[[], bool] = lamb
     no longer wants the answer (the screen was closed) stops the read early."""
     a, b = read_side(Path(run_a), keep_going), read_side(Path(run_b), keep_going)
     differences = profile_differences(a.record.profile, b.record.profile) if a.record and b.record else []
-    return RunComparison(a=a, b=b, differences=differences, data_match=data_match(a.record, b.record),
-                         data_changes=data_changes(Path(run_a), Path(run_b)))
+    return RunComparison(
+        a=a,
+        b=b,
+        differences=differences,
+        data_match=data_match(a.record, b.record),
+        data_changes=data_changes(Path(run_a), Path(run_b)),
+    )
 
 
 def data_changes(run_a: Path, run_b: Path) -> list[str]:
@@ -97,9 +104,16 @@ def read_side(run_dir: Path, keep_going: Callable[[], bool] = lambda: True) -> R
     except OSError as e:
         problem = f"run.toml could not be read ({e.strerror or e})"
     history = read_loss_history(run_dir, keep_going)
-    return RunSide(run_dir=run_dir, label=run_label(run_dir, record), record=record, problem=problem,
-                   gate=best_gate(read_gate_summary(run_dir)), train_loss=history.train_loss,
-                   eval_loss=history.eval_loss, best_eval=history.best_eval())
+    return RunSide(
+        run_dir=run_dir,
+        label=run_label(run_dir, record),
+        record=record,
+        problem=problem,
+        gate=best_gate(read_gate_summary(run_dir)),
+        train_loss=history.train_loss,
+        eval_loss=history.eval_loss,
+        best_eval=history.best_eval(),
+    )
 
 
 def _record_problem(run_dir: Path, error: ProfileError) -> str:
@@ -107,7 +121,7 @@ def _record_problem(run_dir: Path, error: ProfileError) -> str:
         return "run.toml is missing, so its profile and dataset are unknown"
     text = str(error)
     prefix = f"{error.file}: " if error.file else ""
-    return "run.toml is unreadable: " + (text[len(prefix):] if prefix and text.startswith(prefix) else text)
+    return "run.toml is unreadable: " + (text[len(prefix) :] if prefix and text.startswith(prefix) else text)
 
 
 def run_label(run_dir: Path, record: RunRecord | None) -> str:
@@ -164,8 +178,14 @@ def best_gate(summary: GateSummary | None) -> BestGate | None:
     if summary is None:
         return None
     row = summary.row(summary.best) if summary.best is not None else None
-    return BestGate(verdict=summary.verdict, checkpoint=summary.best, sentence=summary.sentence or None,
-                    task=row.task if row else None, format=row.format if row else None,
-                    safety=row.safety if row else None, latency_p95_ms=row.latency_p95_ms if row else None,
-                    checkpoint_verdict=row.verdict if row else None,
-                    chosen=summary.chosen.checkpoint if summary.chosen is not None else None)
+    return BestGate(
+        verdict=summary.verdict,
+        checkpoint=summary.best,
+        sentence=summary.sentence or None,
+        task=row.task if row else None,
+        format=row.format if row else None,
+        safety=row.safety if row else None,
+        latency_p95_ms=row.latency_p95_ms if row else None,
+        checkpoint_verdict=row.verdict if row else None,
+        chosen=summary.chosen.checkpoint if summary.chosen is not None else None,
+    )

@@ -50,8 +50,16 @@ class RunHistory:
         self.skipped_lines = 0
         self.live_samples: list[dict] = []  # "live_samples" events: what the model wrote after each evaluation
         self.rewards = RewardSeries()  # GRPO: rewards per check, clipped share, KL, the reward guard's alerts
-        self.version = {"series": 0, "row": 0, "checkpoints": 0, "samples": 0, "gate": 0, "lines": 0, "live": 0,
-                        "rewards": 0}
+        self.version = {
+            "series": 0,
+            "row": 0,
+            "checkpoints": 0,
+            "samples": 0,
+            "gate": 0,
+            "lines": 0,
+            "live": 0,
+            "rewards": 0,
+        }
 
     # ---- applying what was read -------------------------------------------------------------
 
@@ -184,4 +192,3 @@ class RunHistory:
 
 def _ckpt_key(ckpts: list[Checkpoint]) -> list[tuple]:
     return [(c.step, c.complete, c.marker.get("eval_loss")) for c in ckpts]
-

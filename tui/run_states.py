@@ -14,8 +14,13 @@ STATE_STYLES = {
     C.CRASHED: "bold red",
 }
 STATE_MARKS = {
-    C.QUEUED: "…", C.RUNNING: "▶", C.STOPPING: "■", C.STOPPED: "■",
-    C.COMPLETED: "✓", C.FAILED: "✗", C.CRASHED: "✗",
+    C.QUEUED: "…",
+    C.RUNNING: "▶",
+    C.STOPPING: "■",
+    C.STOPPED: "■",
+    C.COMPLETED: "✓",
+    C.FAILED: "✗",
+    C.CRASHED: "✗",
 }
 
 

@@ -19,5 +19,5 @@ def ema(values: Sequence[float], weight: float = DEFAULT_WEIGHT) -> list[float]:
             continue
         last = last * weight + (1.0 - weight) * v
         n += 1
-        out.append(last / (1.0 - weight ** n))
+        out.append(last / (1.0 - weight**n))
     return out

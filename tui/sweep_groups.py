@@ -41,7 +41,7 @@ class SweepGroup:
         return sum(1 for r in self.runs if r.get("gate_verdict") == "pass")
 
     def state_summary(self) -> str:
-        """"1 running · 2 queued", live states first, in a fixed order."""
+        """ "1 running · 2 queued", live states first, in a fixed order."""
         order = (C.RUNNING, C.STOPPING, C.QUEUED, C.COMPLETED, C.STOPPED, C.FAILED, C.CRASHED)
         counts = self.states
         names = [s for s in order if counts.get(s)] + sorted(s for s in counts if s not in order)

@@ -33,7 +33,9 @@ def reading_from_sample(ev: dict) -> TelemetryReading:
         gpus=[g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else None,
         gpu_reason=str(ev.get("gpu_unavailable") or ""),
         system={k: ev.get(k) for k in ("sys_cpu_percent", "sys_mem_used", "sys_mem_total") if ev.get(k) is not None},
-        process=process, recorded=True)
+        process=process,
+        recorded=True,
+    )
 
 
 class TelemetrySource(Protocol):
@@ -58,8 +60,13 @@ class LiveTelemetry:
                 d["own_mem"] = sum(own) if own else None
                 d.pop("process_mem", None)
                 gpus.append(d)
-        return TelemetryReading(t=time.time(), gpus=gpus, gpu_reason="" if gpus is not None else telemetry.gpu_unavailable_reason(),
-                                system=telemetry.system_usage(), process=process)
+        return TelemetryReading(
+            t=time.time(),
+            gpus=gpus,
+            gpu_reason="" if gpus is not None else telemetry.gpu_unavailable_reason(),
+            system=telemetry.system_usage(),
+            process=process,
+        )
 
 
 def _tree_pids(pid: int) -> set[int]:

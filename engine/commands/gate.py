@@ -15,6 +15,8 @@ from tunedeck.engine.commands.errors import UserError
 from tunedeck.engine.config.workspace import absolute_path, resolve_workspace
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_number
+from tunedeck.engine.run.gate_result import GateRow, GateSummary
+from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.run.store import (
     EngineLock,
     engine_owns,
@@ -22,16 +24,16 @@ from tunedeck.engine.run.store import (
     is_locked,
     read_effective_status,
 )
-from tunedeck.engine.run.gate_result import GateRow, GateSummary
-from tunedeck.engine.run.status_writer import write_status
 
 
 def parse_checkpoints(text: str | None) -> str | list[int]:
     """'all' (default), '800' or '400,800' (also 'checkpoint-800')."""
     if not text or text.strip().lower() == "all":
         return "all"
-    return [_checkpoint_step(part, "--checkpoint", "the base is always evaluated; name checkpoint steps or 'all'")
-            for part in text.split(",")]
+    return [
+        _checkpoint_step(part, "--checkpoint", "the base is always evaluated; name checkpoint steps or 'all'")
+        for part in text.split(",")
+    ]
 
 
 def _checkpoint_step(text: str, flag: str, if_base: str) -> int:
@@ -90,17 +92,28 @@ def print_summary(summary: GateSummary, file=None) -> None:
         table = Table(box=None, pad_edge=False)
         cols = ["step", "verdict", "task", "format", "safety", "general", "p95 ms"]
         for col in cols + (["task gain 95% CI", "eval loss"] if wide else []):
-            table.add_column(col, justify="left" if col in ("step", "verdict", "task gain 95% CI") else "right",
-                             no_wrap=True)
+            table.add_column(
+                col, justify="left" if col in ("step", "verdict", "task gain 95% CI") else "right", no_wrap=True
+            )
         for r in rows:
             name = "base" if r.is_base else str(r.checkpoint)
             name += " *" if best is not None and r.checkpoint == best else ""
             name += " (pruned)" if r.pruned else ""
-            task = (fmt_number(r.task, ".1f", "%") if (r.task_metric or "pass_rate") == "pass_rate"
-                    else _score(r.task_metric, r.task_score))
-            cells = [name, r.verdict or "-", _with_delta(task, r, "task"),
-                     *(_with_delta(fmt_number(getattr(r, cat), ".1f", "%"), r, cat) for cat in ("format", "safety", "general")),
-                     fmt_number(r.latency_p95_ms, ".0f")]
+            task = (
+                fmt_number(r.task, ".1f", "%")
+                if (r.task_metric or "pass_rate") == "pass_rate"
+                else _score(r.task_metric, r.task_score)
+            )
+            cells = [
+                name,
+                r.verdict or "-",
+                _with_delta(task, r, "task"),
+                *(
+                    _with_delta(fmt_number(getattr(r, cat), ".1f", "%"), r, cat)
+                    for cat in ("format", "safety", "general")
+                ),
+                fmt_number(r.latency_p95_ms, ".0f"),
+            ]
             table.add_row(*cells, *([_ci(r), fmt_number(r.eval_loss, ".4f")] if wide else []))
         return table
 
@@ -109,14 +122,17 @@ def print_summary(summary: GateSummary, file=None) -> None:
     console.print(table if wide else gate_table(wide=False))
     if not wide:
         for r in rows:
-            more = [f"task gain 95% CI {_ci(r)}" if _ci(r) else "", f"eval loss {fmt_number(r.eval_loss, '.4f')}"
-                    if r.eval_loss is not None else ""]
+            more = [
+                f"task gain 95% CI {_ci(r)}" if _ci(r) else "",
+                f"eval loss {fmt_number(r.eval_loss, '.4f')}" if r.eval_loss is not None else "",
+            ]
             if any(more):
                 console.print(f"  {r.label or r.checkpoint}: " + ", ".join(m for m in more if m))
     for r in rows:
         label = r.label or str(r.checkpoint)
-        scored = "; ".join(f"{cat} " + ", ".join(_score(t, v) for t, v in types.items())
-                           for cat, types in r.check_scores.items())
+        scored = "; ".join(
+            f"{cat} " + ", ".join(_score(t, v) for t, v in types.items()) for cat, types in r.check_scores.items()
+        )
         if scored:
             console.print(f"  {label} mean scores: {scored}")
         for reason in r.reasons:
@@ -140,8 +156,10 @@ def print_summary(summary: GateSummary, file=None) -> None:
             shown = " ".join((c.get("prompt") or "(the eval set's own prompt)").split())
             shown = shown if len(shown) <= 60 else shown[:59] + "…"
             shot = f" + {c['few_shot']}-shot" if c.get("few_shot") else ""
-            console.print(f"  {'*' if c.get('chosen') else ' '} task {fmt_number(c.get('task'), '.1f')}  "
-                          f"format {fmt_number(c.get('format'), '.1f', '%')}  {shown}{shot}")
+            console.print(
+                f"  {'*' if c.get('chosen') else ' '} task {fmt_number(c.get('task'), '.1f')}  "
+                f"format {fmt_number(c.get('format'), '.1f', '%')}  {shown}{shot}"
+            )
     for o in summary.overrides:
         console.print(f"override: {o['key']} = {json.dumps(o['value'])} (run.toml: {json.dumps(o['was'])})")
     for n in summary.notices:
@@ -161,7 +179,11 @@ def _progress_printer():
         if stage.endswith("(cached)"):
             print(f"{stage}: {total} examples", file=sys.stderr, flush=True)
         elif done >= total > 0:
-            print(f"evaluated {stage}: {total} examples in {time.perf_counter() - last['t']:.1f} s", file=sys.stderr, flush=True)
+            print(
+                f"evaluated {stage}: {total} examples in {time.perf_counter() - last['t']:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return progress
 
@@ -200,14 +222,17 @@ def split_set_args(items: list[str] | None) -> tuple[list[str], list[str]]:
             overrides.append(item)
         else:
             files.append(item)
-            print(f"tunedeck: --set {item}: naming an eval set with --set is deprecated; use --eval-set {item} "
-                  "(--set now takes gate.KEY=VALUE overrides)", file=sys.stderr)
+            print(
+                f"tunedeck: --set {item}: naming an eval set with --set is deprecated; use --eval-set {item} "
+                "(--set now takes gate.KEY=VALUE overrides)",
+                file=sys.stderr,
+            )
     return overrides, files
 
 
 def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
-    from tunedeck.engine.gate import overrides as gate_overrides
     from tunedeck.engine.config.profile_loading import ProfileError
+    from tunedeck.engine.gate import overrides as gate_overrides
 
     try:
         parsed = gate_overrides.parse(overrides)
@@ -215,24 +240,28 @@ def _check_overrides(overrides: list[str], model_free: bool = False) -> None:
         raise UserError(str(e)) from None
     generation = gate_overrides.generation_changes(parsed) if model_free else []
     if generation:
-        raise UserError(f"--set {generation[0]} changes what the models generate, which `tunedeck gate` cannot redo; "
-                          "use `tunedeck eval RUN --set ...`")
+        raise UserError(
+            f"--set {generation[0]} changes what the models generate, which `tunedeck gate` cannot redo; "
+            "use `tunedeck eval RUN --set ...`"
+        )
 
 
 def cmd_eval(args) -> int:
     from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.gate.eval_sets import EvalSetError
-    from tunedeck.engine.run.event_log import EventWriter
+    from tunedeck.engine.gate.generate import PromptError
     from tunedeck.engine.gate.rules import GateError
     from tunedeck.engine.gate.runner import run_gate
+    from tunedeck.engine.run.event_log import EventWriter
     from tunedeck.engine.run.gate_result import status_fields
-    from tunedeck.engine.gate.generate import PromptError
 
     run_dir = find_run(resolve_workspace(args.workspace), args.run)
     state = read_effective_status(run_dir).state
     if state in C.LIVE_STATES or is_locked(run_dir):
-        raise UserError(f"run {run_dir.name} is {state}: evaluate it once training has ended "
-                          "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)")
+        raise UserError(
+            f"run {run_dir.name} is {state}: evaluate it once training has ended "
+            "(or set gate.when = 'each_checkpoint' to evaluate every checkpoint as it is saved)"
+        )
     checkpoints = parse_checkpoints(args.checkpoint)
     overrides, old_style_sets = split_set_args(args.set)
     sets = [(str(absolute_path(s)), "--set") for s in old_style_sets]  # recorded in gate.json: read again from anywhere
@@ -244,8 +273,15 @@ def cmd_eval(args) -> int:
             events = EventWriter(run_dir / C.EVENTS_JSONL)
             try:
                 printer = None if args.json else _progress_printer()
-                summary = run_gate(run_dir, checkpoints=checkpoints, extra_sets=sets, events=events,
-                                   progress=_progress_events(events, printer), overrides=overrides, reset=args.reset)
+                summary = run_gate(
+                    run_dir,
+                    checkpoints=checkpoints,
+                    extra_sets=sets,
+                    events=events,
+                    progress=_progress_events(events, printer),
+                    overrides=overrides,
+                    reset=args.reset,
+                )
                 from tunedeck.engine.observe.notify import notify_gate_verdict
 
                 notify_gate_verdict(run_dir, summary, events)  # [notify] command: the new verdict
@@ -278,8 +314,9 @@ def rejudge(run_dir: Path, overrides: list[str] | tuple = (), reset: bool = Fals
     from tunedeck.engine.run.run_record import load_run_record
 
     recorded = None if reset else recorded_overrides(read_gate_summary(run_dir))
-    profile, changes = gate_overrides.apply(load_run_record(run_dir).profile,
-                                            gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
+    profile, changes = gate_overrides.apply(
+        load_run_record(run_dir).profile, gate_overrides.merge(recorded, gate_overrides.parse(list(overrides)))
+    )
     return summarize_run(run_dir, profile.gate, extra={"overrides": changes})
 
 
@@ -335,16 +372,32 @@ def register(subparsers) -> None:
     ws_help = "workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)"
     run_help = "run id, unique id prefix, name or directory"
 
-    desc = ("run the eval gate: the base model (under each of its prompt candidates) and each complete checkpoint on the "
-            "eval sets; writes evals/ and prints the verdicts")
+    desc = (
+        "run the eval gate: the base model (under each of its prompt candidates) and each complete checkpoint on the "
+        "eval sets; writes evals/ and prints the verdicts"
+    )
     p = subparsers.add_parser("eval", help=desc, description=desc)
     p.add_argument("--workspace", help=ws_help)
     p.add_argument("run", help=run_help)
-    p.add_argument("--checkpoint", default="all", metavar="N|all", help="checkpoint step(s) to evaluate, e.g. 800 or 400,800 (default: all)")
-    p.add_argument("--set", action="append", metavar="gate.KEY=VALUE",
-                   help="override a [gate] key for this and later gate runs, e.g. gate.min_task_gain=5 or "
-                        "gate.base_prompts='[\"...\"]' (repeatable; recorded in evals/gate.json)")
-    p.add_argument("--eval-set", action="append", metavar="FILE", help="an extra JSONL eval set (tagged task by default; repeatable)")
+    p.add_argument(
+        "--checkpoint",
+        default="all",
+        metavar="N|all",
+        help="checkpoint step(s) to evaluate, e.g. 800 or 400,800 (default: all)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="gate.KEY=VALUE",
+        help="override a [gate] key for this and later gate runs, e.g. gate.min_task_gain=5 or "
+        "gate.base_prompts='[\"...\"]' (repeatable; recorded in evals/gate.json)",
+    )
+    p.add_argument(
+        "--eval-set",
+        action="append",
+        metavar="FILE",
+        help="an extra JSONL eval set (tagged task by default; repeatable)",
+    )
     p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_eval)
@@ -353,14 +406,29 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("gate", help=desc, description=desc)
     p.add_argument("--workspace", help=ws_help)
     p.add_argument("run", help=run_help)
-    p.add_argument("--set", action="append", metavar="gate.KEY=VALUE",
-                   help="re-judge with a changed rule, e.g. gate.min_task_gain=5 or gate.task_metric=chrf (repeatable; "
-                        "recorded in evals/gate.json; keys that change generation need `tunedeck eval`)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="gate.KEY=VALUE",
+        help="re-judge with a changed rule, e.g. gate.min_task_gain=5 or gate.task_metric=chrf (repeatable; "
+        "recorded in evals/gate.json; keys that change generation need `tunedeck eval`)",
+    )
     p.add_argument("--reset", action="store_true", help="drop the overrides recorded by earlier --set")
-    p.add_argument("--json", action="store_true", help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best")
-    p.add_argument("--rebuild", action="store_true", help="rebuild gate.json and status.json from the records and the latest "
-                   "review labels, printing nothing (an engine that owns the run is asked to, instead)")
-    p.add_argument("--choose", metavar="N|none", help="record checkpoint N as the one to ship (none: clear the choice), then rebuild")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="rows (checkpoint, task, format, safety, latency_p95_ms, verdict, reasons) and best",
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild gate.json and status.json from the records and the latest "
+        "review labels, printing nothing (an engine that owns the run is asked to, instead)",
+    )
+    p.add_argument(
+        "--choose",
+        metavar="N|none",
+        help="record checkpoint N as the one to ship (none: clear the choice), then rebuild",
+    )
     p.add_argument("--note", help="with --choose: why this checkpoint")
     p.set_defaults(func=cmd_gate)
-

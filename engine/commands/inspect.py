@@ -21,18 +21,30 @@ MAX_PROBLEMS_SHOWN = 20
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("inspect", help="check a dataset: format, problems, tokens, duplicates, split",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "inspect",
+        help="check a dataset: format, problems, tokens, duplicates, split",
+        description=__doc__.split("\n\n")[0],
+    )
     p.add_argument("path", help="JSONL, JSON, CSV, Parquet or Arrow file, a save_to_disk folder, or a hub dataset id")
     p.add_argument("--profile", "-p", help="profile for max_seq_len, val_fraction, seed, base model and batch settings")
-    p.add_argument("--model", "-m", help="tokenizer to count with: a local model folder or a hub id (overrides the profile)")
-    p.add_argument("--max-seq-len", type=int, help="longest sequence in tokens (default: the profile's data.max_seq_len)")
+    p.add_argument(
+        "--model", "-m", help="tokenizer to count with: a local model folder or a hub id (overrides the profile)"
+    )
+    p.add_argument(
+        "--max-seq-len", type=int, help="longest sequence in tokens (default: the profile's data.max_seq_len)"
+    )
     p.add_argument("--eval", dest="eval_path", help="a separate held-out file, checked for problems and leakage")
     p.add_argument("--format", choices=("auto",) + FORMATS, help="force the dataset format instead of detecting it")
-    p.add_argument("--method", choices=METHODS,
-                   help="sft (demonstrations), dpo (preference pairs), kto (labelled answers) or grpo (prompts with an "
-                        "optional reference); default: the profile's grpo, else from the data")
-    p.add_argument("--near-threshold", type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        help="sft (demonstrations), dpo (preference pairs), kto (labelled answers) or grpo (prompts with an "
+        "optional reference); default: the profile's grpo, else from the data",
+    )
+    p.add_argument(
+        "--near-threshold", type=float, default=0.8, help="Jaccard similarity for near duplicates (default 0.8)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(func=main)
 
@@ -54,15 +66,24 @@ def _settings(args) -> ReportSettings:
     return ReportSettings(
         # GRPO's prompts look like SFT data (or like nothing): only the profile can say a file is for GRPO
         method=args.method or ("grpo" if args.profile and profile.method.method == "grpo" else "auto"),
-        format=args.format or d.format, max_seq_len=max_seq_len,
+        format=args.format or d.format,
+        max_seq_len=max_seq_len,
         profile_method=profile.method.method if args.profile else None,
-        val_fraction=d.val_fraction, seed=o.seed,
+        val_fraction=d.val_fraction,
+        seed=o.seed,
         # Without --model or --profile there is no model to count with: the default hub id would mean a download.
-        model=_gguf_folder(args.model or (profile.model.base if args.profile else None),
-                           "" if args.model else profile.model.gguf_file),
-        chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
-        eval_path=args.eval_path or d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum,
-        epochs=o.epochs, processes=max(profile.resources.processes, 1), apply_chat_template=d.apply_chat_template)
+        model=_gguf_folder(
+            args.model or (profile.model.base if args.profile else None), "" if args.model else profile.model.gguf_file
+        ),
+        chat_template=profile.model.chat_template,
+        assistant_only=d.assistant_only_loss,
+        eval_path=args.eval_path or d.eval_file or None,
+        batch_size=o.batch_size,
+        grad_accum=o.grad_accum,
+        epochs=o.epochs,
+        processes=max(profile.resources.processes, 1),
+        apply_chat_template=d.apply_chat_template,
+    )
 
 
 def _gguf_folder(model: str | None, gguf_file: str) -> str | None:
@@ -88,8 +109,14 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description:<28}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self.bar.start()
 
     def phase(self, name: str):
@@ -135,6 +162,7 @@ def main(args) -> int:
 
 # ---- the readable report ----------------------------------------------------------------------------
 
+
 def _lines(lines: list[int], path: str, n: int = 6, total: int | None = None, unit: str = "line") -> str:
     total = len(lines) if total is None else total
     shown = ", ".join(str(l) for l in lines[:n])
@@ -175,8 +203,10 @@ def render(r: dict, console) -> None:
     from rich.table import Table
 
     path, unit = r["path"], r.get("location", "line")
-    console.print(f"[bold]{path}[/]  format [cyan]{r['format']}[/]  method {r['method']}  "
-                  f"rows {r['rows']:,} ({r['valid_rows']:,} valid, {r['invalid_rows']:,} invalid)")
+    console.print(
+        f"[bold]{path}[/]  format [cyan]{r['format']}[/]  method {r['method']}  "
+        f"rows {r['rows']:,} ({r['valid_rows']:,} valid, {r['invalid_rows']:,} invalid)"
+    )
     if r.get("method_note"):
         console.print(f"[yellow]method:[/] {r['method_note']}")
     if r.get("labels"):
@@ -187,11 +217,20 @@ def render(r: dict, console) -> None:
     if r.get("ignored_columns"):
         cols = ", ".join(f"{k} ({_plural(n, 'row')})" for k, n in r["ignored_columns"].items())
         console.print(f"ignored columns (not read by the {r['format']} format): {cols}")
-    for label, part, where in (("problems", r, path), ("eval file problems", r.get("eval"), (r.get("eval") or {}).get("path"))):
+    for label, part, where in (
+        ("problems", r, path),
+        ("eval file problems", r.get("eval"), (r.get("eval") or {}).get("path")),
+    ):
         if not part or not part["problems"]:
             continue
-        console.print(_problem_table(f"{label}: {_plural(part['errors'], 'error')}, {_plural(part['warnings'], 'warning')}",
-                                     part, where, unit))
+        console.print(
+            _problem_table(
+                f"{label}: {_plural(part['errors'], 'error')}, {_plural(part['warnings'], 'warning')}",
+                part,
+                where,
+                unit,
+            )
+        )
         for p in part["problems"][:MAX_PROBLEMS_SHOWN]:
             style = "red" if p["severity"] == "error" else "yellow"
             loc = f"{Path(where).name}:{p['line']}" if unit == "line" else f"{Path(where).name} row {p['line']}"
@@ -210,31 +249,49 @@ def render(r: dict, console) -> None:
     elif tok is None:
         console.print(f"[yellow]tokens:[/] {r['tokenizer']['note']}")
     else:
-        t = Table(title=f"tokens ({r['tokenizer']['model']}, max_seq_len {tok['max_seq_len']})", title_justify="left",
-                  show_edge=False, show_header=False)
+        t = Table(
+            title=f"tokens ({r['tokenizer']['model']}, max_seq_len {tok['max_seq_len']})",
+            title_justify="left",
+            show_edge=False,
+            show_header=False,
+        )
         t.add_column("")
         t.add_column("", justify="right")
         share = tok["trainable_tokens"] / tok["total_tokens"] if tok["total_tokens"] else 0.0
-        rows = [("examples", tok["examples"]), ("total tokens", tok["total_tokens"]),
-                ("trainable tokens", f"{tok['trainable_tokens']:,} ({share:.0%}{', assistant only' if tok['assistant_only'] else ''})"),
-                ("p50 / p90 / p99 / max", f"{tok['p50']:,} / {tok['p90']:,} / {tok['p99']:,} / {tok['max']:,}"),
-                ("truncated examples", tok["truncated_examples"]),
-                ("trainable tokens cut", f"{tok['trainable_cut_share']:.1%}"),
-                ("no trainable tokens", tok["zero_trainable_examples"]),
-                ("dropped after truncation", tok["dropped_examples"])]
+        rows = [
+            ("examples", tok["examples"]),
+            ("total tokens", tok["total_tokens"]),
+            (
+                "trainable tokens",
+                f"{tok['trainable_tokens']:,} ({share:.0%}{', assistant only' if tok['assistant_only'] else ''})",
+            ),
+            ("p50 / p90 / p99 / max", f"{tok['p50']:,} / {tok['p90']:,} / {tok['p99']:,} / {tok['max']:,}"),
+            ("truncated examples", tok["truncated_examples"]),
+            ("trainable tokens cut", f"{tok['trainable_cut_share']:.1%}"),
+            ("no trainable tokens", tok["zero_trainable_examples"]),
+            ("dropped after truncation", tok["dropped_examples"]),
+        ]
         if r.get("plan"):
             pl = r["plan"]
-            rows += [(f"steps/epoch (batch {pl['batch_size']} x accum {pl['grad_accum']} x {pl['processes']} proc)", pl["steps_per_epoch"]),
-                     (f"total steps ({pl['epochs']:g} epochs)", pl["total_steps"]),
-                     ("training tokens", pl["total_training_tokens"])]
+            rows += [
+                (
+                    f"steps/epoch (batch {pl['batch_size']} x accum {pl['grad_accum']} x {pl['processes']} proc)",
+                    pl["steps_per_epoch"],
+                ),
+                (f"total steps ({pl['epochs']:g} epochs)", pl["total_steps"]),
+                ("training tokens", pl["total_training_tokens"]),
+            ]
         for k, v in rows:
             t.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
         console.print(t)
         console.print(f"tokens per example (✂: longer than max_seq_len {tok['max_seq_len']:,}):")
         for line in _histogram(tok):
             console.print(line, soft_wrap=True)
-        for key, what in (("truncated", "truncated"), ("zero_trainable", "nothing to train on"),
-                          ("dropped", "dropped by truncation")):
+        for key, what in (
+            ("truncated", "truncated"),
+            ("zero_trainable", "nothing to train on"),
+            ("dropped", "dropped by truncation"),
+        ):
             if tok[f"{key}_lines"]:
                 console.print(f"  {what}: {_lines(tok[f'{key}_lines'], path, total=tok[f'{key}_examples'])}")
         if tok.get("masking"):
@@ -242,8 +299,10 @@ def render(r: dict, console) -> None:
         for note in tok["notes"]:
             console.print(f"  [yellow]note:[/] {note}")
 
-    console.print(f"duplicates: {_plural(len(r['duplicates']), 'exact cluster')} ({_plural(r['duplicate_rows'], 'extra row')}), "
-                  f"{_plural(len(r['near_duplicates']), 'near cluster')} (Jaccard >= {r['threshold']:g})")
+    console.print(
+        f"duplicates: {_plural(len(r['duplicates']), 'exact cluster')} ({_plural(r['duplicate_rows'], 'extra row')}), "
+        f"{_plural(len(r['near_duplicates']), 'near cluster')} (Jaccard >= {r['threshold']:g})"
+    )
     for label, clusters in (("exact", r["duplicates"]), ("near", r["near_duplicates"])):
         for c in clusters[:5]:
             console.print(f"  {label}: {_lines(c, path, unit=unit)}")
@@ -251,17 +310,25 @@ def render(r: dict, console) -> None:
     if r["leakage"]:
         console.print(f"[red]leakage:[/] {len(r['leakage'])} eval rows duplicate training rows")
         for leak in r["leakage"][:5]:
-            console.print(f"  {Path(eval_path).name}:{leak['eval_line']} ~ {_lines(leak['train_lines'], path, 3)} "
-                          f"({leak['kind']}, {leak['similarity']:.2f})")
+            console.print(
+                f"  {Path(eval_path).name}:{leak['eval_line']} ~ {_lines(leak['train_lines'], path, 3)} "
+                f"({leak['kind']}, {leak['similarity']:.2f})"
+            )
     else:
         console.print("leakage: none")
     sp = r["split"]
-    source = f"held-out file {sp['source']}" if sp["source"] != "split" else f"val_fraction {sp['val_fraction']:g}, seed {sp['seed']}"
+    source = (
+        f"held-out file {sp['source']}"
+        if sp["source"] != "split"
+        else f"val_fraction {sp['val_fraction']:g}, seed {sp['seed']}"
+    )
     console.print(f"split: {sp['train']:,} train / {sp['eval']:,} eval ({source})  fingerprint {r['fingerprint']}")
     errors = r["errors"] + (r["eval"]["errors"] if "eval" in r else 0)
     if errors:
-        console.print(f"[red bold]{_plural(errors, 'error')}:[/] training refuses this data until they are fixed "
-                      "(or data.on_invalid = \"skip\" leaves those rows out)")
+        console.print(
+            f"[red bold]{_plural(errors, 'error')}:[/] training refuses this data until they are fixed "
+            '(or data.on_invalid = "skip" leaves those rows out)'
+        )
     else:
         console.print("[green bold]no errors[/]")
 

@@ -24,11 +24,18 @@ def start_queued(run_dir: Path, detach: bool, resume: bool = False) -> int:
     position = queue_position(resolved_workspace_of(run_dir), run_dir.name)
     where = f"#{position} in the queue" if position else "queued"
     if detach:
-        print(f"{where}; it starts when its GPUs are free. Its log: {run_dir / C.ENGINE_LOG}; "
-              f"follow with: tunedeck logs {run_dir.name} -f; "
-              f"see the queue with: tunedeck queue", file=sys.stderr)
+        print(
+            f"{where}; it starts when its GPUs are free. Its log: {run_dir / C.ENGINE_LOG}; "
+            f"follow with: tunedeck logs {run_dir.name} -f; "
+            f"see the queue with: tunedeck queue",
+            file=sys.stderr,
+        )
         return 0
-    print(f"{where}; waiting for its GPUs (Ctrl-C cancels it; closing this terminal does not)", file=sys.stderr, flush=True)
+    print(
+        f"{where}; waiting for its GPUs (Ctrl-C cancels it; closing this terminal does not)",
+        file=sys.stderr,
+        flush=True,
+    )
     state = follow_run(run_dir, offset=offset, pid=pid)
     return 0 if state in (C.COMPLETED, C.STOPPED) else 1
 
@@ -52,8 +59,14 @@ def cmd_queue(args) -> int:
         table.add_column(col, no_wrap=True)
     for r in rows:
         waiting = ", ".join(f"{slot} (run {run})" for slot, run in r["waiting_for"].items()) or "an earlier run"
-        table.add_row(str(r["position"]), r["id"], r["sweep"] or "-", ", ".join(r["slots"]), waiting,
-                      time.strftime("%m-%d %H:%M", time.localtime(r["queued_at"])))
+        table.add_row(
+            str(r["position"]),
+            r["id"],
+            r["sweep"] or "-",
+            ", ".join(r["slots"]),
+            waiting,
+            time.strftime("%m-%d %H:%M", time.localtime(r["queued_at"])),
+        )
     Console(width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 
@@ -62,5 +75,7 @@ def register(subparsers) -> None:
     desc = "list the queued runs in the order they will start, and what each waits for"
     p = subparsers.add_parser("queue", help=desc, description=desc)
     p.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
-    p.add_argument("--json", action="store_true", help="position, id, name, sweep, slots, queued_at, waiting_for, message")
+    p.add_argument(
+        "--json", action="store_true", help="position, id, name, sweep, slots, queued_at, waiting_for, message"
+    )
     p.set_defaults(func=cmd_queue)

@@ -10,8 +10,8 @@ from pathlib import Path
 from tunedeck.engine.config.workspace import resolve_workspace, runs_root, sweep_record_path, sweep_script_path
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
-from tunedeck.engine.run.store import read_effective_status
 from tunedeck.engine.run.status_writer import write_status
+from tunedeck.engine.run.store import read_effective_status
 from tunedeck.engine.scheduling.sweep import (
     SweepError,
     SweepRecord,
@@ -34,13 +34,15 @@ def cmd_sweep(args) -> int:
     if args.profile == "show":
         return cmd_sweep_show(args)
     if args.target:
-        raise SweepError(f"unexpected argument {args.target!r}; `tunedeck sweep PROFILE --data PATH --grid KEY=V1,V2 --name NAME`")
+        raise SweepError(
+            f"unexpected argument {args.target!r}; `tunedeck sweep PROFILE --data PATH --grid KEY=V1,V2 --name NAME`"
+        )
     return create_sweep(args)
 
 
 def create_sweep(args) -> int:
     from tunedeck.engine.commands.errors import user_errors
-    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+    from tunedeck.engine.scheduling.preflight import create_run, run_preflight
 
     ws = resolve_workspace(args.workspace)
     if not args.name:
@@ -73,9 +75,17 @@ def create_sweep(args) -> int:
     from tunedeck.engine.config.profile_schema import data_paths
 
     data = ", ".join(data_paths(prechecks[0].profile.data))  # as the pre-flight made them: absolute
-    record = SweepRecord(name=name, profile=str(args.profile), data=data, sets=sets,
-                         grid={}, ranges=list(args.range or []), samples=args.samples or 0, seed=args.seed,
-                         slurm=bool(args.slurm))
+    record = SweepRecord(
+        name=name,
+        profile=str(args.profile),
+        data=data,
+        sets=sets,
+        grid={},
+        ranges=list(args.range or []),
+        samples=args.samples or 0,
+        seed=args.seed,
+        slurm=bool(args.slurm),
+    )
     from tunedeck.engine.scheduling.sweep import parse_grid
 
     record.grid = parse_grid(args.grid or [])
@@ -107,13 +117,23 @@ def _submit_slurm(ws: Path, record: SweepRecord, run_dirs: list[Path], gpus_per_
     from tunedeck.engine.scheduling.sweep_slurm import sweep_array_script, write_and_submit_array
 
     script = sweep_script_path(ws, record.name)
-    text = sweep_array_script(record.name, run_dirs, gpus_per_task=gpus_per_task, partition=args.partition or "",
-                              time_limit=args.time or "", max_parallel=args.max_parallel or 0)
+    text = sweep_array_script(
+        record.name,
+        run_dirs,
+        gpus_per_task=gpus_per_task,
+        partition=args.partition or "",
+        time_limit=args.time or "",
+        max_parallel=args.max_parallel or 0,
+    )
     job = write_and_submit_array(script, text)
     for i, run_dir in enumerate(run_dirs):  # a queued Slurm task has no local pid: the reader must not call it crashed
         write_status(run_dir, slurm_script=str(script), slurm_job=f"{job}_{i}" if job else None)
-    print(f"submitted Slurm job array {job}; script {script}" if job else
-          f"sbatch not found: submit {script} on a Slurm login node", file=sys.stderr)
+    print(
+        f"submitted Slurm job array {job}; script {script}"
+        if job
+        else f"sbatch not found: submit {script} on a Slurm login node",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -131,8 +151,11 @@ def follow_sweep(ws: Path, record: SweepRecord) -> int:
                 break
             time.sleep(1.0)
     except KeyboardInterrupt:
-        print(f"stopped following; the runs go on. `tunedeck sweep show {record.name}` ranks them, "
-              f"`tunedeck stop {record.name}` stops them", file=sys.stderr)
+        print(
+            f"stopped following; the runs go on. `tunedeck sweep show {record.name}` ranks them, "
+            f"`tunedeck stop {record.name}` stops them",
+            file=sys.stderr,
+        )
         return 130
     print_table(ws, record)
     ranked = rank_runs(ws, record)
@@ -148,18 +171,35 @@ def print_table(ws: Path, record: SweepRecord) -> None:
     names = short_keys(keys)
     raw = {r.id: r.params for r in record.runs}
     table = Table(box=None, pad_edge=False)
-    for col in ("#", *[names[k] for k in keys], "state", "checkpoint", "task (95% CI vs base)", "format", "safety",
-                "p95 ms", "verdict", "id"):
+    for col in (
+        "#",
+        *[names[k] for k in keys],
+        "state",
+        "checkpoint",
+        "task (95% CI vs base)",
+        "format",
+        "safety",
+        "p95 ms",
+        "verdict",
+        "id",
+    ):
         table.add_column(col, no_wrap=True)
     for x in ranked:
         state = x["state"] + (f" #{x['queue_position']}" if x.get("queue_position") else "")
         ck = x["best_checkpoint"] if x["best_checkpoint"] is not None else x["checkpoint"]
         ci = f" [{x['task_ci'][0]:+.1f}, {x['task_ci'][1]:+.1f}]" if x.get("task_ci") else ""
-        table.add_row(str(x["rank"]), *[raw[x["id"]].get(k, "-") for k in keys], state,
-                      f"checkpoint-{ck}" if ck is not None else "-", f"{fmt_score_percent(x['task'])}{fmt_change(x['task_vs_base'])}{ci}",
-                      f"{fmt_score_percent(x['format'])}{fmt_change(x['format_vs_base'])}",
-                      f"{fmt_score_percent(x['safety'])}{fmt_change(x['safety_vs_base'])}",
-                      "-" if x["latency_p95_ms"] is None else f"{x['latency_p95_ms']:.0f}", x["verdict"] or "-", x["id"])
+        table.add_row(
+            str(x["rank"]),
+            *[raw[x["id"]].get(k, "-") for k in keys],
+            state,
+            f"checkpoint-{ck}" if ck is not None else "-",
+            f"{fmt_score_percent(x['task'])}{fmt_change(x['task_vs_base'])}{ci}",
+            f"{fmt_score_percent(x['format'])}{fmt_change(x['format_vs_base'])}",
+            f"{fmt_score_percent(x['safety'])}{fmt_change(x['safety_vs_base'])}",
+            "-" if x["latency_p95_ms"] is None else f"{x['latency_p95_ms']:.0f}",
+            x["verdict"] or "-",
+            x["id"],
+        )
     console = Console(width=None if sys.stdout.isatty() else 240)
     console.print(f"sweep {record.name}: {record.profile} over {', '.join(keys)} ({len(ranked)} runs)", highlight=False)
     console.print(table)
@@ -171,14 +211,30 @@ def cmd_sweep_show(args) -> int:
     if not args.target:
         from tunedeck.engine.scheduling.sweep import list_sweeps
 
-        raise SweepError("which sweep? `tunedeck sweep show NAME`; sweeps: " + (", ".join(list_sweeps(ws)) or "none yet"))
+        raise SweepError(
+            "which sweep? `tunedeck sweep show NAME`; sweeps: " + (", ".join(list_sweeps(ws)) or "none yet")
+        )
     record = load_record(ws, args.target)
     if args.json:
         ranked = rank_runs(ws, record)
-        print(json.dumps({"name": record.name, "profile": record.profile, "data": record.data, "grid": record.grid,
-                          "ranges": record.ranges, "samples": record.samples, "seed": record.seed,
-                          "keys": differing_keys(record), "sentence": verdict_sentence(record, ranked),
-                          "runs": public_rows(ranked)}, indent=2, default=str))
+        print(
+            json.dumps(
+                {
+                    "name": record.name,
+                    "profile": record.profile,
+                    "data": record.data,
+                    "grid": record.grid,
+                    "ranges": record.ranges,
+                    "samples": record.samples,
+                    "seed": record.seed,
+                    "keys": differing_keys(record),
+                    "sentence": verdict_sentence(record, ranked),
+                    "runs": public_rows(ranked),
+                },
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     print_table(ws, record)
     return 0
@@ -202,22 +258,36 @@ def stop_sweep(args) -> bool:
 
 
 def register(subparsers) -> None:
-    desc = ("queue one run per point of a grid (or N seeded random points) of a profile; "
-            "`tunedeck sweep show NAME` ranks them by the gate")
+    desc = (
+        "queue one run per point of a grid (or N seeded random points) of a profile; "
+        "`tunedeck sweep show NAME` ranks them by the gate"
+    )
     p = subparsers.add_parser("sweep", help=desc, description=desc)
     p.add_argument("--workspace", help="workspace directory (default: $TUNEDECK_WORKSPACE or ~/.local/share/tunedeck)")
-    p.add_argument("profile", metavar="PROFILE|show", help="a profile (as for `tunedeck run`), or `show` to rank a sweep")
+    p.add_argument(
+        "profile", metavar="PROFILE|show", help="a profile (as for `tunedeck run`), or `show` to rank a sweep"
+    )
     p.add_argument("target", nargs="?", metavar="NAME", help="with `show`: the sweep's name")
     p.add_argument("--data", help="training data (as for `tunedeck run`)")
-    p.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="values to sweep for a key (repeatable; "
-                   "one run per combination)")
-    p.add_argument("--range", action="append", metavar="KEY=LOW:HIGH[:log]", help="a range to draw from (with --samples)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="values to sweep for a key (repeatable; one run per combination)",
+    )
+    p.add_argument(
+        "--range", action="append", metavar="KEY=LOW:HIGH[:log]", help="a range to draw from (with --samples)"
+    )
     p.add_argument("--samples", type=int, help="draw N random points from the ranges instead of a grid")
     p.add_argument("--seed", type=int, default=0, help="seed for --samples (default 0): the same seed, the same points")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a key for every run (repeatable)")
     p.add_argument("--name", help="the sweep's name: its record is sweeps/NAME.toml, its runs NAME-1, NAME-2, ...")
     p.add_argument("--detach", action="store_true", help="queue the runs and return at once")
-    p.add_argument("--slurm", action="store_true", help="one Slurm job array, a task per run (written; submitted where sbatch exists)")
+    p.add_argument(
+        "--slurm",
+        action="store_true",
+        help="one Slurm job array, a task per run (written; submitted where sbatch exists)",
+    )
     p.add_argument("--partition", help="Slurm partition (with --slurm)")
     p.add_argument("--time", help="Slurm time limit per run (with --slurm)")
     p.add_argument("--max-parallel", type=int, help="at most N array tasks at once (with --slurm)")

@@ -24,9 +24,9 @@ class NextRun:
     profile_path: Path
     parent_profile: Profile
     data: list[str]
-    fixes: Path | None               # the fixes file joined to the data, if any
+    fixes: Path | None  # the fixes file joined to the data, if any
     warnings: list[str] = field(default_factory=list)
-    parent_name: str = ""            # the next run takes the parent's name unless given another
+    parent_name: str = ""  # the next run takes the parent's name unless given another
 
 
 def _has_rows(path: Path) -> bool:
@@ -46,8 +46,10 @@ def write_next_profile(workspace: Path, record) -> NextRun:
     frozen["extends"] = ""  # already resolved: the parent's own chain may since have changed or gone
     frozen_path = frozen_profile_path(workspace, record.id)
     frozen_path.parent.mkdir(parents=True, exist_ok=True)
-    frozen_path.write_text(f"# The resolved profile of run {record.id}, frozen at its launch (from its run.toml).\n"
-                           + to_toml(frozen), encoding="utf-8")
+    frozen_path.write_text(
+        f"# The resolved profile of run {record.id}, frozen at its launch (from its run.toml).\n" + to_toml(frozen),
+        encoding="utf-8",
+    )
     parent_paths = data_paths(record.profile.data)
     # a record written without data.path in its profile still names its data in [run] dataset_path
     paths = list(parent_paths) or ([p for p in record.dataset_path.split(" + ") if p] if record.dataset_path else [])
@@ -69,12 +71,15 @@ def write_next_profile(workspace: Path, record) -> NextRun:
         sets = [s for s in (gate.golden, gate.safety, gate.general) if s]
         out.warnings.append(
             f"the fixes in {joined} are corrected eval examples: once trained on, those examples no longer test "
-            + ("the held-out split" if not sets else "the eval sets") + " fairly; keep a set the fixes never came from")
+            + ("the held-out split" if not sets else "the eval sets")
+            + " fairly; keep a set the fixes never came from"
+        )
     return out
 
 
-def changes_against_parent(next_run: NextRun, overrides: list[str] | None = None, workspace: Path | None = None,
-                           data: list[str] | None = None) -> list[str]:
+def changes_against_parent(
+    next_run: NextRun, overrides: list[str] | None = None, workspace: Path | None = None, data: list[str] | None = None
+) -> list[str]:
     """'key: parent -> child' for every setting the next run changes, --set and --data included.
     A broken override is left for the pre-flight to report."""
     from tunedeck.engine.config.profile_loading import ProfileError
@@ -84,6 +89,9 @@ def changes_against_parent(next_run: NextRun, overrides: list[str] | None = None
     except ProfileError:
         return []
     if data:
-        child.data.path = [str(Path(p).expanduser().resolve()) for p in data] if len(data) > 1 else \
-            str(Path(data[0]).expanduser().resolve())
+        child.data.path = (
+            [str(Path(p).expanduser().resolve()) for p in data]
+            if len(data) > 1
+            else str(Path(data[0]).expanduser().resolve())
+        )
     return difference_lines(next_run.parent_profile, child)

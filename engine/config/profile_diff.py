@@ -29,7 +29,7 @@ class ProfileDifference:
     b: Any  # and on the other
 
     def line(self) -> str:
-        """"optim.learning_rate: 0.0002 -> 0.0003": values as a profile's TOML writes them (true, not True),
+        """ "optim.learning_rate: 0.0002 -> 0.0003": values as a profile's TOML writes them (true, not True),
         strings quoted, numbers exact."""
         return f"{self.key}: {_value_text(self.a)} -> {_value_text(self.b)}"
 
@@ -48,7 +48,9 @@ def flatten(profile: dict | Profile) -> dict[str, Any]:
     return out
 
 
-def profile_differences(a: dict | Profile, b: dict | Profile, *, settings_only: bool = False) -> list[ProfileDifference]:
+def profile_differences(
+    a: dict | Profile, b: dict | Profile, *, settings_only: bool = False
+) -> list[ProfileDifference]:
     """The keys whose values differ, in A's order (keys only B has come last). A key one side lacks reads the
     schema's default (a partial profile means the default), else ABSENT. `settings_only` leaves out the
     top-level description and extends, which say what a profile is, not how it trains."""

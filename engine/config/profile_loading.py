@@ -73,14 +73,30 @@ class _Source:
 
 # Names users bring from transformers, TRL, PEFT and Axolotl configs.
 ALIASES = {
-    "rank": "lora.r", "lora_r": "lora.r", "lora_alpha": "lora.alpha", "lora_dropout": "lora.dropout",
-    "lr": "optim.learning_rate", "num_train_epochs": "optim.epochs", "num_epochs": "optim.epochs",
-    "per_device_train_batch_size": "optim.batch_size", "micro_batch_size": "optim.batch_size",
-    "gradient_accumulation_steps": "optim.grad_accum", "lr_scheduler_type": "optim.scheduler",
-    "lr_scheduler": "optim.scheduler", "warmup_steps": "optim.warmup_ratio", "max_length": "data.max_seq_len",
-    "sequence_len": "data.max_seq_len", "max_seq_length": "data.max_seq_len", "model_name_or_path": "model.base",
-    "base_model": "model.base", "bf16": "optim.precision", "fp16": "optim.precision", "beta": "method.dpo_beta",
-    "save_total_limit": "checkpoints.keep", "val_set_size": "data.val_fraction", "adapter_type": "method.adapter",
+    "rank": "lora.r",
+    "lora_r": "lora.r",
+    "lora_alpha": "lora.alpha",
+    "lora_dropout": "lora.dropout",
+    "lr": "optim.learning_rate",
+    "num_train_epochs": "optim.epochs",
+    "num_epochs": "optim.epochs",
+    "per_device_train_batch_size": "optim.batch_size",
+    "micro_batch_size": "optim.batch_size",
+    "gradient_accumulation_steps": "optim.grad_accum",
+    "lr_scheduler_type": "optim.scheduler",
+    "lr_scheduler": "optim.scheduler",
+    "warmup_steps": "optim.warmup_ratio",
+    "max_length": "data.max_seq_len",
+    "sequence_len": "data.max_seq_len",
+    "max_seq_length": "data.max_seq_len",
+    "model_name_or_path": "model.base",
+    "base_model": "model.base",
+    "bf16": "optim.precision",
+    "fp16": "optim.precision",
+    "beta": "method.dpo_beta",
+    "save_total_limit": "checkpoints.keep",
+    "val_set_size": "data.val_fraction",
+    "adapter_type": "method.adapter",
 }
 
 
@@ -101,6 +117,7 @@ def suggest_key(key: str, section: str | None = None) -> str:
 
 
 # ---- loading -----------------------------------------------------------------------------------
+
 
 def profile_search_path(workspace: Path | None = None) -> list[Path]:
     dirs = []
@@ -176,7 +193,12 @@ def _load_chain(path: Path, workspace: Path | None, seen: tuple = ()) -> tuple[d
     parent = data.get("extends")
     if parent:
         if not isinstance(parent, str):
-            raise ProfileError("'extends' must be a profile name or path (a string)", file=str(path), line=src.line("extends"), key="extends")
+            raise ProfileError(
+                "'extends' must be a profile name or path (a string)",
+                file=str(path),
+                line=src.line("extends"),
+                key="extends",
+            )
         try:
             ppath = find_profile(parent, relative_to=path.parent, workspace=workspace)
         except ProfileError as e:
@@ -243,10 +265,10 @@ def _tables(value: Any) -> list[dict]:
     """A list of tables, each with a string `type` and a non-negative `weight` (rewards.checks). What a check's
     options mean is the gate's to say: pre-flight parses them with the check registry."""
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise TypeError("a list of tables, e.g. [{type = \"json_valid\", weight = 1.0}]")
+        raise TypeError('a list of tables, e.g. [{type = "json_valid", weight = 1.0}]')
     for i, table in enumerate(value):
         if not isinstance(table.get("type"), str):
-            raise ValueError(f"item {i + 1} needs a type (a check name, e.g. type = \"json_valid\")")
+            raise ValueError(f'item {i + 1} needs a type (a check name, e.g. type = "json_valid")')
         weight = table.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
             raise ValueError(f"item {i + 1} ({table['type']}): weight must be a number >= 0, not {weight!r}")
@@ -254,7 +276,14 @@ def _tables(value: Any) -> list[dict]:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
 
 
 def build_profile(data: dict, provenance: dict[str, _Source] | None = None, default_file: str | None = None) -> Profile:
@@ -341,8 +370,9 @@ def load_profile(ref: str | os.PathLike, overrides: list[str] | None = None, wor
     return build_profile(data, provenance, str(path))
 
 
-def key_source(ref: str | os.PathLike, key: str, overrides: list[str] | None = None,
-               workspace: Path | None = None) -> tuple[str | None, int | None]:
+def key_source(
+    ref: str | os.PathLike, key: str, overrides: list[str] | None = None, workspace: Path | None = None
+) -> tuple[str | None, int | None]:
     """The file (or "--set") and line that set `key` in profile `ref`, for messages about its value that
     only later checks can judge (rewards.checks, parsed by the gate's registry at pre-flight)."""
     path = find_profile(str(ref), workspace=workspace)

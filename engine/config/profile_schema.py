@@ -9,20 +9,31 @@ them from TOML.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, get_type_hints
 
 
-def opt(default: Any, help: str, *, choices: tuple | None = None, min: float | None = None,
-        max: float | None = None, factory: Any = None, items: tuple | None = None,
-        many: bool = False, tables: bool = False) -> Any:
+def opt(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    factory: Any = None,
+    items: tuple | None = None,
+    many: bool = False,
+    tables: bool = False,
+) -> Any:
     meta = {"help": help, "choices": choices, "min": min, "max": max, "items": items, "many": many, "tables": tables}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 
+# fmt: off
+# The option tables stay one option per line, its default and help beside it: the form a person reads.
 @dataclass
 class ModelConfig:
     base: str = opt("Qwen/Qwen2.5-0.5B-Instruct", "Base model: a local directory or a hub id. Start from the smallest model that can already do the task with a strong prompt.")
@@ -225,6 +236,7 @@ SECTION_TITLES = {"model": "Model", "data": "Data", "method": "Method and adapte
                   "optim": "Optimisation and schedule", "checkpoints": "Checkpoints and evaluation",
                   "gate": "Eval gate", "rewards": "Rewards (GRPO)", "speed": "Throughput", "resources": "Resources",
                   "tracking": "Experiment trackers", "notify": "Notifications"}
+# fmt: on
 
 
 @dataclass
@@ -254,8 +266,21 @@ def field_specs() -> list[FieldSpec]:
         for f in fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             m = f.metadata
-            specs.append(FieldSpec(section, f.name, hints[f.name], default, m.get("help", ""), m.get("choices"), m.get("min"), m.get("max"),
-                                   m.get("items"), m.get("many", False), m.get("tables", False)))
+            specs.append(
+                FieldSpec(
+                    section,
+                    f.name,
+                    hints[f.name],
+                    default,
+                    m.get("help", ""),
+                    m.get("choices"),
+                    m.get("min"),
+                    m.get("max"),
+                    m.get("items"),
+                    m.get("many", False),
+                    m.get("tables", False),
+                )
+            )
     return specs
 
 
@@ -273,7 +298,6 @@ def effective_batch(profile: Profile, processes: int = 1) -> int:
     return profile.optim.batch_size * profile.optim.grad_accum * max(processes, 1)
 
 
-
 # Profile fields that name local files. data.path and model.base may also be hub ids: they are made
 # absolute only when they exist here, so a hub id (or a missing file, which the pre-flight reports as
 # typed) stays as written.
@@ -284,6 +308,7 @@ def make_paths_absolute(profile: Profile) -> None:
     """Every local path in the profile made absolute against the current directory, once, where the
     command line or the app reads it: the engine runs from the run directory, where a relative path
     would name another file (or none)."""
+
     def if_local(value: str) -> str:
         p = Path(value).expanduser()
         return str(p.resolve()) if value and p.exists() else value

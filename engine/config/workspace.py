@@ -69,6 +69,7 @@ def in_a_workspace(run_dir: str | os.PathLike) -> bool:
 
 # ---- the folders ---------------------------------------------------------------------------------
 
+
 def runs_root(workspace: Path) -> Path:
     return Path(workspace) / RUNS
 
@@ -130,4 +131,3 @@ def demo_dir(workspace: Path) -> Path:
 
 def demo_real_dir(workspace: Path) -> Path:
     return Path(workspace) / DEMO_REAL
-

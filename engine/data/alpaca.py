@@ -15,12 +15,19 @@ def alpaca_prompt(r: RowProblems, obj: dict) -> list | None:
     earlier: list = []
     if history not in (None, [], ""):  # an empty CSV cell is no history
         if not isinstance(history, list):
-            r.add("invalid_history", "history", f"history must be a list of [instruction, response] pairs, not {type_name(history)}")
+            r.add(
+                "invalid_history",
+                "history",
+                f"history must be a list of [instruction, response] pairs, not {type_name(history)}",
+            )
             return None
         for i, pair in enumerate(history):
             if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
-                r.add("invalid_history", f"history[{i}]", "each history entry must be a pair of strings "
-                      "[instruction, response]")
+                r.add(
+                    "invalid_history",
+                    f"history[{i}]",
+                    "each history entry must be a pair of strings [instruction, response]",
+                )
                 return None
             earlier += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
     if instruction is None:

@@ -24,8 +24,10 @@ FIRST_USER_TURN = "first user turn"
 LAST_USER_TURN = "last user turn"
 
 
-SLOW_TOKENIZER = ("a slow (Python) tokenizer cannot map text to tokens, so the loss cannot be masked; use the model's "
-                  "fast tokenizer, or set data.assistant_only_loss = \"off\"")
+SLOW_TOKENIZER = (
+    "a slow (Python) tokenizer cannot map text to tokens, so the loss cannot be masked; use the model's "
+    'fast tokenizer, or set data.assistant_only_loss = "off"'
+)
 
 
 class MaskError(ValueError):
@@ -37,9 +39,9 @@ class ChatRenderer:
     """The tokenizer's chat template as a renderer, with the system message placed as the module doc says."""
 
     tokenizer: object
-    system_fold: str = ""               # "", FIRST_USER_TURN or LAST_USER_TURN, learned from the first row that needs it
+    system_fold: str = ""  # "", FIRST_USER_TURN or LAST_USER_TURN, learned from the first row that needs it
     _kwargs: dict = field(default_factory=dict)
-    _compiled: dict = field(default_factory=dict)   # tools or not -> compiled Jinja template
+    _compiled: dict = field(default_factory=dict)  # tools or not -> compiled Jinja template
     _turn_format: TurnFormat | None = None
 
     def __post_init__(self):
@@ -61,8 +63,13 @@ class ChatRenderer:
             from transformers.utils.chat_template_utils import _compile_jinja_template
 
             self._compiled[key] = _compile_jinja_template(self.tokenizer.get_chat_template(None, tools or None))
-        return self._compiled[key].render(messages=messages, tools=tools or None, documents=None,
-                                          add_generation_prompt=generation_prompt, **self._kwargs)
+        return self._compiled[key].render(
+            messages=messages,
+            tools=tools or None,
+            documents=None,
+            add_generation_prompt=generation_prompt,
+            **self._kwargs,
+        )
 
     def _render_or_refuse(self, messages: list[dict], tools, generation_prompt: bool) -> str:
         try:
@@ -106,7 +113,7 @@ class ChatRenderer:
         if not users:
             return FIRST_USER_TURN
         try:
-            native = self._render(msgs[:users[-1] + 1], tools, True)
+            native = self._render(msgs[: users[-1] + 1], tools, True)
             folded = self._render(fold_system(msgs, LAST_USER_TURN), tools, False)
         except Exception:
             return FIRST_USER_TURN
@@ -121,6 +128,7 @@ class TurnFormat:
           ends with "[/INST]" and a reply is rendered as "[/INST] reply</s>"); usually "".
     end:  the end-of-turn text after a reply, the same after a middle reply and after the last one, less
           trailing whitespace ("</s>", "<|im_end|>", "<end_of_turn>", "<|eot_id|>", Phi-3.5's "<|end|>")."""
+
     lead: str
     end: str
 
@@ -130,8 +138,12 @@ PROBE = ("Probe question one.", "Probe answer one.", "Probe question two.", "Pro
 
 def _probe_turn_format(renderer: ChatRenderer) -> TurnFormat:
     u1, a1, u2, a2 = PROBE
-    msgs = [{"role": "user", "content": u1}, {"role": "assistant", "content": a1},
-            {"role": "user", "content": u2}, {"role": "assistant", "content": a2}]
+    msgs = [
+        {"role": "user", "content": u1},
+        {"role": "assistant", "content": a1},
+        {"role": "user", "content": u2},
+        {"role": "assistant", "content": a2},
+    ]
     try:
         prompt = renderer._render(msgs[:1], None, True)
         full = renderer._render(msgs, None, False)
@@ -140,10 +152,10 @@ def _probe_turn_format(renderer: ChatRenderer) -> TurnFormat:
     spots = [full.find(text) for text in PROBE]
     if min(spots) < 0 or spots != sorted(spots) or prompt.rfind(u1) < 0:
         raise MaskError("the chat template does not write a plain conversation's messages in order")
-    gen_tail = prompt[prompt.rfind(u1) + len(u1):]
-    between = full[spots[0] + len(u1):spots[1]]
-    lead = between[len(gen_tail):] if between.startswith(gen_tail) else ""
-    after_middle, after_last = full[spots[1] + len(a1):spots[2]], full[spots[3] + len(a2):]
+    gen_tail = prompt[prompt.rfind(u1) + len(u1) :]
+    between = full[spots[0] + len(u1) : spots[1]]
+    lead = between[len(gen_tail) :] if between.startswith(gen_tail) else ""
+    after_middle, after_last = full[spots[1] + len(a1) : spots[2]], full[spots[3] + len(a2) :]
     return TurnFormat(lead, _common_token_prefix(renderer.tokenizer, after_middle, after_last).rstrip())
 
 
@@ -155,8 +167,9 @@ def _common_token_prefix(tokenizer, a: str, b: str) -> str:
     ea = tokenizer(a, add_special_tokens=False, return_offsets_mapping=True)
     eb = tokenizer(b, add_special_tokens=False, return_offsets_mapping=True)
     end = 0
-    for (ta, (sa, fa)), (tb, (sb, fb)) in zip(zip(ea["input_ids"], ea["offset_mapping"]),
-                                              zip(eb["input_ids"], eb["offset_mapping"])):
+    for (ta, (sa, fa)), (tb, (sb, fb)) in zip(
+        zip(ea["input_ids"], ea["offset_mapping"]), zip(eb["input_ids"], eb["offset_mapping"])
+    ):
         if ta != tb or (sa, fa) != (sb, fb):
             break
         end = fa

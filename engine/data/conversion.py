@@ -28,12 +28,18 @@ from tunedeck.engine.data.problems import Problem, RowProblems, type_name
 from tunedeck.engine.data.prompt_completion import sft_prompt_completion, sft_text
 from tunedeck.engine.data.sharegpt import sft_sharegpt
 
-
 _MEDIA_TAG = re.compile(r"<(?:image|video|audio)>")
 
 
-CONVERTERS = {"messages": sft_messages, "sharegpt": sft_sharegpt, "alpaca": sft_alpaca, "text": sft_text,
-              "prompt_completion": sft_prompt_completion, "preference": dpo_preference, "kto": kto_unpaired}
+CONVERTERS = {
+    "messages": sft_messages,
+    "sharegpt": sft_sharegpt,
+    "alpaca": sft_alpaca,
+    "text": sft_text,
+    "prompt_completion": sft_prompt_completion,
+    "preference": dpo_preference,
+    "kto": kto_unpaired,
+}
 
 
 def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[dict | None, list[Problem]]:
@@ -44,15 +50,24 @@ def convert_row(obj: Any, line: int, format: str, method: str = "sft") -> tuple[
         return None, r.problems
     media = [k for k in MEDIA_COLUMNS if obj.get(k) not in (None, [], "")]
     if media:
-        r.add("multimodal", media[0], f"this row has {' and '.join(media)} (multimodal data); tunedeck trains text-only "
-              f"models: remove the {media[0]} column (and any <image>/<video>/<audio> tags) or train elsewhere")
+        r.add(
+            "multimodal",
+            media[0],
+            f"this row has {' and '.join(media)} (multimodal data); tunedeck trains text-only "
+            f"models: remove the {media[0]} column (and any <image>/<video>/<audio> tags) or train elsewhere",
+        )
         return None, r.problems
     row = (GRPO_CONVERTERS if method == "grpo" else CONVERTERS)[format](r, obj, method)
     if row is not None:
         tag = next((m.group(0) for text in _texts(row) for m in [_MEDIA_TAG.search(text)] if m), None)
         if tag:
-            r.add("media_tag", None, f"{tag} is LLaMA-Factory's placeholder for {tag[1:-1]} input, but the row has no "
-                  f"{tag[1:-1]}s column: it will be trained as the literal text {tag}", "warning")
+            r.add(
+                "media_tag",
+                None,
+                f"{tag} is LLaMA-Factory's placeholder for {tag[1:-1]} input, but the row has no "
+                f"{tag[1:-1]}s column: it will be trained as the literal text {tag}",
+                "warning",
+            )
     return (row if r.ok else None), r.problems
 
 

@@ -25,7 +25,7 @@ from tunedeck.engine.data.text_sources import MAX_LINE_BYTES, Item, jsonl_shape
 # The public entry of the data room: what callers import to load a dataset and handle its errors.
 __all__ = ["DatasetError", "LoadedDataset", "load_dataset"]
 
-_DETECT_ROWS = 200       # rows looked at to detect the format
+_DETECT_ROWS = 200  # rows looked at to detect the format
 
 
 @dataclass
@@ -37,8 +37,8 @@ class LoadedDataset:
     problems: list[Problem]
     total_rows: int
     skipped: list[int] = field(default_factory=list)
-    unit: str = "line"   # locations are file lines ("line") or 1-based rows of a table ("row")
-    ignored_columns: dict[str, int] = field(default_factory=dict)   # column -> rows that have it
+    unit: str = "line"  # locations are file lines ("line") or 1-based rows of a table ("row")
+    ignored_columns: dict[str, int] = field(default_factory=dict)  # column -> rows that have it
 
     @property
     def method(self) -> str:
@@ -80,8 +80,10 @@ class LoadedDataset:
 
     def summary(self, max_locations: int = 3) -> str:
         name = self.path
-        text = (f"{name}: {self.total_rows} rows read as {self.format}; {len(self.rows)} valid, "
-                f"{self.total_rows - len(self.rows)} invalid")
+        text = (
+            f"{name}: {self.total_rows} rows read as {self.format}; {len(self.rows)} valid, "
+            f"{self.total_rows - len(self.rows)} invalid"
+        )
         if self.skipped:
             text += f" ({len(self.skipped)} skipped)"
         if not self.problems:
@@ -89,11 +91,17 @@ class LoadedDataset:
         parts = []
         for category, n in self.counts().items():
             ps = [p for p in self.problems if p.category == category]
-            where = ", ".join(p.where(name, self.unit) for p in ps[:max_locations]) + (", ..." if n > max_locations else "")
+            where = ", ".join(p.where(name, self.unit) for p in ps[:max_locations]) + (
+                ", ..." if n > max_locations else ""
+            )
             parts.append(f"{category} x{n} [{ps[0].severity}] ({where})")
         first = next((p for p in self.problems if p.severity == "error"), self.problems[0])
-        return (text + f"; {self.error_count()} errors, {self.warning_count()} warnings: " + "; ".join(parts)
-                + f". First: {first.where(name, self.unit)}: {first.message}")
+        return (
+            text
+            + f"; {self.error_count()} errors, {self.warning_count()} warnings: "
+            + "; ".join(parts)
+            + f". First: {first.where(name, self.unit)}: {first.message}"
+        )
 
 
 def _note_columns(out: LoadedDataset, obj: Any, fmt: str, line: int, first_seen: dict[str, int]) -> None:
@@ -109,13 +117,27 @@ def _column_warnings(out: LoadedDataset, first_seen: dict[str, int]) -> None:
     for key, n in out.ignored_columns.items():
         hint = did_you_mean(key, KNOWN_COLUMNS[out.format])
         if hint:
-            out.problems.append(Problem("unknown_column", first_seen[key], f'column "{key}" is not read by the '
-                                        f"{out.format} format{hint}; it is ignored in {n} row{'s' if n != 1 else ''}",
-                                        "warning", key))
+            out.problems.append(
+                Problem(
+                    "unknown_column",
+                    first_seen[key],
+                    f'column "{key}" is not read by the '
+                    f"{out.format} format{hint}; it is ignored in {n} row{'s' if n != 1 else ''}",
+                    "warning",
+                    key,
+                )
+            )
 
 
-def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft", on_invalid: str = "error",
-                 progress: Callable[[int, int], None] | None = None, max_line_bytes: int = MAX_LINE_BYTES) -> LoadedDataset:
+def load_dataset(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    method: str = "sft",
+    on_invalid: str = "error",
+    progress: Callable[[int, int], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> LoadedDataset:
     """Read, validate and convert a dataset. Invalid rows are listed in `problems` and left out of `rows`.
 
     method "auto" takes the method from the data (preference -> dpo, kto -> kto, else sft); the result's
@@ -124,8 +146,10 @@ def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft",
     """
     name = str(path)
     if format != "auto" and format not in FORMATS:
-        raise DatasetError(f"{name}: unknown format {format!r}{did_you_mean(format, FORMATS)}; "
-                           f"expected auto or one of {', '.join(FORMATS)}")
+        raise DatasetError(
+            f"{name}: unknown format {format!r}{did_you_mean(format, FORMATS)}; "
+            f"expected auto or one of {', '.join(FORMATS)}"
+        )
     if on_invalid not in ("error", "skip"):
         raise DatasetError(f"{name}: on_invalid must be 'error' or 'skip', not {on_invalid!r}")
     try:
@@ -138,8 +162,12 @@ def load_dataset(path: str | Path, *, format: str = "auto", method: str = "sft",
         if not head:
             raise DatasetError(f"{name}: no rows (the file is empty)")
         p = Path(path).expanduser()
-        if (isinstance(head[0][1], Problem) and head[0][1].category == "invalid_json" and p.is_file()
-                and p.suffix.lower() != ".csv"):
+        if (
+            isinstance(head[0][1], Problem)
+            and head[0][1].category == "invalid_json"
+            and p.is_file()
+            and p.suffix.lower() != ".csv"
+        ):
             shape = jsonl_shape(p)
             if shape:
                 raise DatasetError(shape)

@@ -22,10 +22,10 @@ from typing import Callable
 
 import numpy as np
 
-_P = np.uint64(0x100000001B3)             # FNV prime: odd, so invertible modulo 2**64
+_P = np.uint64(0x100000001B3)  # FNV prime: odd, so invertible modulo 2**64
 _P_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
 _MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9))
-_CHUNK_BYTES = 1 << 20                    # text hashed per numpy pass: bounds the temporaries (~50 MB)
+_CHUNK_BYTES = 1 << 20  # text hashed per numpy pass: bounds the temporaries (~50 MB)
 
 
 def row_text(row: dict) -> str:
@@ -65,8 +65,10 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     if not _POWERS or _POWERS[0].size < n:
         size = max(n, 2 * _CHUNK_BYTES)
         with np.errstate(over="ignore"):
-            _POWERS[:] = [np.concatenate(([np.uint64(1)], np.cumprod(np.full(size - 1, p, dtype=np.uint64))))
-                          for p in (_P, _P_INV)]
+            _POWERS[:] = [
+                np.concatenate(([np.uint64(1)], np.cumprod(np.full(size - 1, p, dtype=np.uint64))))
+                for p in (_P, _P_INV)
+            ]
     return _POWERS[0][:n], _POWERS[1][:n]
 
 
@@ -88,16 +90,18 @@ def shingle_hashes(texts: list[str], n: int = 3) -> tuple[np.ndarray, np.ndarray
     with np.errstate(over="ignore"):
         # Prefix sums of c_i * P^i; a word's hash is its slice sum times P^-start (mod 2**64).
         powers, inv = _powers(a.size)
-        prefix = np.concatenate(([np.uint64(0)], np.cumsum((a.astype(np.uint64) + np.uint64(1)) * powers, dtype=np.uint64)))
+        prefix = np.concatenate(
+            ([np.uint64(0)], np.cumsum((a.astype(np.uint64) + np.uint64(1)) * powers, dtype=np.uint64))
+        )
         words = (prefix[ends] - prefix[starts]) * inv[starts]
         row = np.cumsum(a == 10)[starts]  # rows are joined with newlines; normalised texts hold no other
         counts = np.bincount(row, minlength=len(texts))
         hashes, owners = [], []
         if words.size >= n:
-            same = row[: words.size - n + 1] == row[n - 1:]
+            same = row[: words.size - n + 1] == row[n - 1 :]
             h = np.zeros(words.size - n + 1, dtype=np.uint64)
             for k in range(n):
-                h = h * _MIX[k % 3] + words[k: words.size - n + 1 + k]
+                h = h * _MIX[k % 3] + words[k : words.size - n + 1 + k]
             hashes.append(h[same])
             owners.append(row[: words.size - n + 1][same])
         short = np.flatnonzero((counts > 0) & (counts < n))
@@ -157,8 +161,8 @@ class _Signer:
 class Leak:
     eval_line: int
     train_lines: list[int]
-    kind: str            # "exact" | "near"
-    similarity: float    # 1.0 for exact; the MinHash estimate for near
+    kind: str  # "exact" | "near"
+    similarity: float  # 1.0 for exact; the MinHash estimate for near
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -166,8 +170,8 @@ class Leak:
 
 @dataclass
 class DuplicateReport:
-    exact: list[list[int]] = field(default_factory=list)   # clusters of lines with the same normalised text
-    near: list[list[int]] = field(default_factory=list)    # clusters of lines at or above the threshold
+    exact: list[list[int]] = field(default_factory=list)  # clusters of lines with the same normalised text
+    near: list[list[int]] = field(default_factory=list)  # clusters of lines at or above the threshold
     leakage: list[Leak] = field(default_factory=list)
     threshold: float = 0.8
 
@@ -177,8 +181,13 @@ class DuplicateReport:
         return sum(len(c) - 1 for c in self.exact)
 
     def to_dict(self) -> dict:
-        return {"duplicates": self.exact, "near_duplicates": self.near, "leakage": [l.to_dict() for l in self.leakage],
-                "threshold": self.threshold, "duplicate_rows": self.exact_extra_rows}
+        return {
+            "duplicates": self.exact,
+            "near_duplicates": self.near,
+            "leakage": [l.to_dict() for l in self.leakage],
+            "threshold": self.threshold,
+            "duplicate_rows": self.exact_extra_rows,
+        }
 
 
 class _UnionFind:
@@ -201,8 +210,8 @@ class _Index:
     """Exact groups, and MinHash signatures of one representative per group (index = group number)."""
 
     def __init__(self, rows: list[dict], lines: list[int], signer: _Signer):
-        self.groups: dict[bytes, list[int]] = {}   # exact key -> lines
-        self.rep_of: list[int] = []                # row index -> group number
+        self.groups: dict[bytes, list[int]] = {}  # exact key -> lines
+        self.rep_of: list[int] = []  # row index -> group number
         position: dict[bytes, int] = {}
         reps: list[str] = []
         for line, row in zip(lines, rows):
@@ -257,7 +266,7 @@ def _candidate_pairs(sig: np.ndarray, has: np.ndarray, bands: list[tuple[int, in
         firsts = np.concatenate(([0], np.flatnonzero(np.diff(np.sort(labels))) + 1))
         sizes = np.diff(np.concatenate((firsts, [idx.size])))
         for g in np.flatnonzero(sizes >= 2):  # only shared buckets cost a Python step
-            members = order[firsts[g]: firsts[g] + sizes[g]]
+            members = order[firsts[g] : firsts[g] + sizes[g]]
             if members.size <= 32:
                 a, b = np.triu_indices(members.size, 1)
                 pairs.append(np.stack([members[a], members[b]], axis=1))
@@ -269,16 +278,32 @@ def _candidate_pairs(sig: np.ndarray, has: np.ndarray, bands: list[tuple[int, in
 
 
 def _verified(sig: np.ndarray, pairs: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    sims = np.concatenate([_similarity(sig[pairs[i:i + 65536, 0]], sig[pairs[i:i + 65536, 1]])
-                           for i in range(0, len(pairs), 65536)]) if len(pairs) else np.zeros(0)
+    sims = (
+        np.concatenate(
+            [
+                _similarity(sig[pairs[i : i + 65536, 0]], sig[pairs[i : i + 65536, 1]])
+                for i in range(0, len(pairs), 65536)
+            ]
+        )
+        if len(pairs)
+        else np.zeros(0)
+    )
     keep = sims >= threshold
     return pairs[keep], sims[keep]
 
 
-def find_duplicates(rows: list[dict], lines: list[int] | None = None, *, eval_rows: list[dict] | None = None,
-                    eval_lines: list[int] | None = None, eval_indices: list[int] | None = None, threshold: float = 0.8,
-                    num_perm: int = 64, shingle: int = 3,
-                    progress: Callable[[int, int], None] | None = None) -> DuplicateReport:
+def find_duplicates(
+    rows: list[dict],
+    lines: list[int] | None = None,
+    *,
+    eval_rows: list[dict] | None = None,
+    eval_lines: list[int] | None = None,
+    eval_indices: list[int] | None = None,
+    threshold: float = 0.8,
+    num_perm: int = 64,
+    shingle: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> DuplicateReport:
     """Exact and near duplicate clusters among `rows`, and train/eval leakage.
 
     Leakage is between `rows` and a separate `eval_rows` file, or, with `eval_indices` (a split of
@@ -305,8 +330,9 @@ def find_duplicates(rows: list[dict], lines: list[int] | None = None, *, eval_ro
     if progress:
         progress(2, 3)
     if eval_rows:
-        report.leakage = _file_leakage(index, eval_rows, eval_lines or list(range(1, len(eval_rows) + 1)), signer,
-                                       bands, threshold)
+        report.leakage = _file_leakage(
+            index, eval_rows, eval_lines or list(range(1, len(eval_rows) + 1)), signer, bands, threshold
+        )
     elif eval_indices:
         report.leakage = _split_leakage(index, lines, eval_indices, pairs, sims)
     if progress:
@@ -314,7 +340,9 @@ def find_duplicates(rows: list[dict], lines: list[int] | None = None, *, eval_ro
     return report
 
 
-def _split_leakage(index: _Index, lines: list[int], eval_indices: list[int], pairs: np.ndarray, sims: np.ndarray) -> list[Leak]:
+def _split_leakage(
+    index: _Index, lines: list[int], eval_indices: list[int], pairs: np.ndarray, sims: np.ndarray
+) -> list[Leak]:
     eval_lines = {lines[i] for i in eval_indices}
     neighbours: dict[int, list[tuple[int, float]]] = {}
     for (a, b), s in zip(pairs.tolist(), sims.tolist()):
@@ -330,12 +358,20 @@ def _split_leakage(index: _Index, lines: list[int], eval_indices: list[int], pai
         hits = [(sorted(l for l in index.lines_of(k) if l not in eval_lines), s) for k, s in neighbours.get(j, [])]
         hits = [(ls, s) for ls, s in hits if ls]
         if hits:
-            leaks.append(Leak(lines[i], sorted(l for ls, _ in hits for l in ls), "near", round(max(s for _, s in hits), 4)))
+            leaks.append(
+                Leak(lines[i], sorted(l for ls, _ in hits for l in ls), "near", round(max(s for _, s in hits), 4))
+            )
     return leaks
 
 
-def _file_leakage(index: _Index, eval_rows: list[dict], eval_lines: list[int], signer: _Signer,
-                  bands: list[tuple[int, int]], threshold: float) -> list[Leak]:
+def _file_leakage(
+    index: _Index,
+    eval_rows: list[dict],
+    eval_lines: list[int],
+    signer: _Signer,
+    bands: list[tuple[int, int]],
+    threshold: float,
+) -> list[Leak]:
     texts = [normalise(row_text(r)) for r in eval_rows]
     sig, has = signer.sign(texts)
     n_train = len(index.keys)

@@ -17,10 +17,10 @@ from tunedeck.engine.data.dataset import DatasetError, load_dataset
 @dataclass
 class DataFiles:
     paths: list[str]
-    format: str                   # the first file's format
+    format: str  # the first file's format
     rows: list[dict]
-    where: list[str]              # "file:line" of every row (the row number for tables)
-    skipped: list                 # one file: its skipped lines; several: "file:line" strings
+    where: list[str]  # "file:line" of every row (the row number for tables)
+    skipped: list  # one file: its skipped lines; several: "file:line" strings
     ignored_columns: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -44,8 +44,9 @@ def row_kind(row: dict) -> str:
     return "prompt/completion conversations"
 
 
-def load_data_files(paths: list[str], *, format: str = "auto", method: str = "sft",
-                    on_invalid: str = "error") -> DataFiles:
+def load_data_files(
+    paths: list[str], *, format: str = "auto", method: str = "sft", on_invalid: str = "error"
+) -> DataFiles:
     if not paths:
         raise DatasetError("no training data: set data.path")
     out: DataFiles | None = None
@@ -59,13 +60,22 @@ def load_data_files(paths: list[str], *, format: str = "auto", method: str = "sf
         skipped = [f"{path}:{n}" for n in loaded.skipped] if several else list(loaded.skipped)
         kind = row_kind(loaded.rows[0]) if loaded.rows else ""
         if out is None:
-            out = DataFiles([path], loaded.format, list(loaded.rows), where, skipped,
-                            loaded.ignored_column_notes(), loaded.warning_notes())
+            out = DataFiles(
+                [path],
+                loaded.format,
+                list(loaded.rows),
+                where,
+                skipped,
+                loaded.ignored_column_notes(),
+                loaded.warning_notes(),
+            )
             first_kind = kind
             continue
         if kind and first_kind and kind != first_kind:
-            raise DatasetError(f"{path}: its rows are {kind} ({loaded.format}) but {out.paths[0]}'s are {first_kind} "
-                               f"({out.format}); the files of data.path must train the same way")
+            raise DatasetError(
+                f"{path}: its rows are {kind} ({loaded.format}) but {out.paths[0]}'s are {first_kind} "
+                f"({out.format}); the files of data.path must train the same way"
+            )
         first_kind = first_kind or kind
         out.paths.append(path)
         out.rows += loaded.rows

@@ -15,9 +15,9 @@ import json
 import os
 from pathlib import Path
 
-from tunedeck.engine.run.atomic_io import write_text_atomic
 from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.engine.data.split import canonical_json
+from tunedeck.engine.run.atomic_io import write_text_atomic
 
 
 class FixError(ValueError):
@@ -40,8 +40,12 @@ def data_kind(method: str, dataset_format: str, prompt) -> str:
 
 def _messages(prompt) -> list[dict]:
     if isinstance(prompt, list):
-        return [{"role": m.get("role", "user"), "content": m.get("content", "")} if isinstance(m, dict) else
-                {"role": "user", "content": str(m)} for m in prompt]
+        return [
+            {"role": m.get("role", "user"), "content": m.get("content", "")}
+            if isinstance(m, dict)
+            else {"role": "user", "content": str(m)}
+            for m in prompt
+        ]
     return [{"role": "user", "content": "" if prompt is None else str(prompt)}]
 
 
@@ -63,10 +67,15 @@ def fix_row(record: dict, answer: str, kind: str) -> dict:
     if kind == "preference":
         rejected = record.get("output")
         if not isinstance(rejected, str) or rejected.strip() == answer.strip():
-            raise FixError("a preference fix needs the checkpoint's output as the rejected answer, and it equals the "
-                           "correction (or there is none)")
-        return {"prompt": _messages(prompt), "chosen": [{"role": "assistant", "content": answer}],
-                "rejected": [{"role": "assistant", "content": rejected}]}
+            raise FixError(
+                "a preference fix needs the checkpoint's output as the rejected answer, and it equals the "
+                "correction (or there is none)"
+            )
+        return {
+            "prompt": _messages(prompt),
+            "chosen": [{"role": "assistant", "content": answer}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
     if kind == "kto":
         return {"prompt": _messages(prompt), "completion": [{"role": "assistant", "content": answer}], "label": True}
     if kind == "text":

@@ -26,8 +26,11 @@ from tunedeck.engine.data.validation import as_turns, check_conversation, check_
 def _no_tools(r: RowProblems, obj: dict) -> bool:
     if obj.get("tools") in (None, [], ""):
         return True
-    r.add("tools_unsupported", "tools", "GRPO does not offer tool schemas to the model yet: remove the tools column, "
-          "or train tool use with method sft")
+    r.add(
+        "tools_unsupported",
+        "tools",
+        "GRPO does not offer tool schemas to the model yet: remove the tools column, or train tool use with method sft",
+    )
     return False
 
 
@@ -38,8 +41,12 @@ def _split(r: RowProblems, msgs: list[dict], prefix: str) -> dict | None:
     reference = None
     if last.get("role") == "assistant":
         if last.get("tool_calls") or not isinstance(last.get("content"), str) or not last["content"].strip():
-            r.add("invalid_reference", f"{prefix}[{len(msgs) - 1}]", "the last assistant turn is the reference "
-                  "answer and must be text (a prompt without an answer is fine: leave the turn out)")
+            r.add(
+                "invalid_reference",
+                f"{prefix}[{len(msgs) - 1}]",
+                "the last assistant turn is the reference "
+                "answer and must be text (a prompt without an answer is fine: leave the turn out)",
+            )
             return None
         msgs, reference = msgs[:-1], last["content"]
     if not msgs or msgs[-1].get("role") not in ("user", "tool"):
@@ -106,8 +113,12 @@ def grpo_prompt_completion(r: RowProblems, obj: dict, method: str) -> dict | Non
     return _split(r, p + c, "prompt+completion")
 
 
-GRPO_CONVERTERS = {"messages": grpo_messages, "sharegpt": grpo_sharegpt, "alpaca": grpo_alpaca,
-                   "prompt_completion": grpo_prompt_completion}
+GRPO_CONVERTERS = {
+    "messages": grpo_messages,
+    "sharegpt": grpo_sharegpt,
+    "alpaca": grpo_alpaca,
+    "prompt_completion": grpo_prompt_completion,
+}
 
 
 def reference_of(row: dict) -> str | None:
@@ -126,7 +137,9 @@ def prompts_as_chat(rows: list[dict]) -> list[dict]:
     for row in rows:
         if isinstance(row.get("prompt"), str):
             ref = reference_of(row)
-            row = {"prompt": [{"role": "user", "content": row["prompt"]}],
-                   **({"completion": [{"role": "assistant", "content": ref}]} if ref is not None else {})}
+            row = {
+                "prompt": [{"role": "user", "content": row["prompt"]}],
+                **({"completion": [{"role": "assistant", "content": ref}]} if ref is not None else {}),
+            }
         out.append(row)
     return out

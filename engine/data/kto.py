@@ -44,8 +44,13 @@ def kto_unpaired(r: RowProblems, obj: dict, method: str) -> dict | None:
             return None
         check_order(r, p + c, "prompt+completion", "sft", completion_start=len(p))
     else:
-        convert = (sft_sharegpt if "conversations" in obj else sft_alpaca if "instruction" in obj and "output" in obj
-                   else sft_messages)
+        convert = (
+            sft_sharegpt
+            if "conversations" in obj
+            else sft_alpaca
+            if "instruction" in obj and "output" in obj
+            else sft_messages
+        )
         conv = convert(r, obj, "sft")
         if conv is None:
             return None
@@ -65,5 +70,7 @@ def kto_balance_warning(rows: list[dict]) -> str | None:
     if not rows or min(good, bad) >= 0.1 * len(rows):
         return None
     few = "desirable" if good < bad else "undesirable"
-    return (f"KTO data is unbalanced: {good} desirable and {bad} undesirable rows ({min(good, bad) / len(rows):.0%} "
-            f"{few}); raise method.kto_{few}_weight so that weight x rows is about equal on both sides, or add {few} rows")
+    return (
+        f"KTO data is unbalanced: {good} desirable and {bad} undesirable rows ({min(good, bad) / len(rows):.0%} "
+        f"{few}); raise method.kto_{few}_weight so that weight x rows is about equal on both sides, or add {few} rows"
+    )

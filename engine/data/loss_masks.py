@@ -48,18 +48,20 @@ from tunedeck.engine.data.chat_render import (  # noqa: F401  (ChatRenderer, Mas
 )
 
 ASSISTANT_REPLIES = "assistant replies and their end-of-turn tokens (incremental render of the chat template)"
-ONE_RENDER = ("assistant replies and their end-of-turn tokens (located in one render of each conversation: the "
-              "chat template rewrites earlier turns)")
+ONE_RENDER = (
+    "assistant replies and their end-of-turn tokens (located in one render of each conversation: the "
+    "chat template rewrites earlier turns)"
+)
 COMPLETION_ONLY = "completion only (the prompt is masked)"
 
 REWRITES = "rewrites earlier turns"  # in the message of a MaskError for replies that cannot be located exactly
-OR_EVERY_TOKEN = ", or set data.assistant_only_loss = \"off\" to train on every token"  # SFT's way out, not DPO's
+OR_EVERY_TOKEN = ', or set data.assistant_only_loss = "off" to train on every token'  # SFT's way out, not DPO's
 
 
 @dataclass
 class Encoded:
     input_ids: list[int]
-    mask: list[int]          # 1 where the token trains
+    mask: list[int]  # 1 where the token trains
 
     @property
     def trainable(self) -> int:
@@ -87,29 +89,37 @@ def reply_spans(renderer: ChatRenderer, messages: list[dict], tools=None) -> tup
             check_located(_encoding(renderer.tokenizer, full), full, spans)
             return full, spans, True
         except MaskError as why:
-            raise MaskError(f"{rewrites}, nor located in one render of the whole conversation ({why}); set "
-                            f"model.chat_template to a template that keeps earlier turns as they are{OR_EVERY_TOKEN}"
-                            ) from None
+            raise MaskError(
+                f"{rewrites}, nor located in one render of the whole conversation ({why}); set "
+                f"model.chat_template to a template that keeps earlier turns as they are{OR_EVERY_TOKEN}"
+            ) from None
 
 
-def incremental_spans(renderer: ChatRenderer, messages: list[dict], tools, full: str,
-                      prompts: dict[int, str] | None = None) -> list[tuple[int, int]]:
+def incremental_spans(
+    renderer: ChatRenderer, messages: list[dict], tools, full: str, prompts: dict[int, str] | None = None
+) -> list[tuple[int, int]]:
     spans = []
     for i in trained_turns(messages):
         before = _prompt(renderer, messages, tools, i, prompts)
-        through = full if i == len(messages) - 1 or not full.startswith(before) else \
-            _without_closing(renderer.tokenizer, renderer.render(messages[:i + 1], tools), full)
+        through = (
+            full
+            if i == len(messages) - 1 or not full.startswith(before)
+            else _without_closing(renderer.tokenizer, renderer.render(messages[: i + 1], tools), full)
+        )
         if not through.startswith(before) or not full.startswith(through):
-            raise Rewrites(f"the chat template {REWRITES} as the conversation grows (turn {i} renders differently "
-                           "once later turns follow), so the replies cannot be found by rendering it turn by turn")
+            raise Rewrites(
+                f"the chat template {REWRITES} as the conversation grows (turn {i} renders differently "
+                "once later turns follow), so the replies cannot be found by rendering it turn by turn"
+            )
         end = len(through.rstrip())
         if end > len(before):
             spans.append((len(before), end))
     return spans
 
 
-def located_spans(renderer: ChatRenderer, messages: list[dict], tools, full: str,
-                  prompts: dict[int, str] | None = None) -> list[tuple[int, int]]:
+def located_spans(
+    renderer: ChatRenderer, messages: list[dict], tools, full: str, prompts: dict[int, str] | None = None
+) -> list[tuple[int, int]]:
     """Each trained reply's characters in `full`, found in message order: a cursor moves past every message found,
     so a reply is never matched inside an earlier turn. The system message is not followed (templates move it);
     user and tool turns move the cursor where their text occurs as written.
@@ -133,8 +143,9 @@ def located_spans(renderer: ChatRenderer, messages: list[dict], tools, full: str
             continue
         if m.get("tool_calls") or not isinstance(content, str):
             if i in trained:
-                raise MaskError(f"turn {i} calls tools or has no text reply, and what the template writes for it "
-                                "cannot be located")
+                raise MaskError(
+                    f"turn {i} calls tools or has no text reply, and what the template writes for it cannot be located"
+                )
             continue
         for text in dict.fromkeys((content, content.strip())):  # as written, then trimmed (Gemma-3, Mistral v0.3)
             needle = fmt.lead + text + fmt.end
@@ -142,8 +153,10 @@ def located_spans(renderer: ChatRenderer, messages: list[dict], tools, full: str
             if at >= 0:
                 break
         else:
-            raise MaskError(f"turn {i}'s reply followed by {fmt.end!r} does not occur in the render after the turns "
-                            "before it (the template changes the reply's text)")
+            raise MaskError(
+                f"turn {i}'s reply followed by {fmt.end!r} does not occur in the render after the turns "
+                "before it (the template changes the reply's text)"
+            )
         start, end = at, at + len(needle)
         if i in trained:
             prompt = _prompt(renderer, messages, tools, i, prompts)
@@ -176,8 +189,10 @@ def check_located(encoding, text: str, spans: list[tuple[int, int]]) -> None:
     for (a, b), (first, last) in zip(spans, ranges):
         covered = (encoding.offsets[first][0], encoding.offsets[last - 1][1])
         if covered != (a, b):
-            raise MaskError(f"the masked tokens cover {text[covered[0]:covered[1]]!r}, not the reply "
-                            f"{text[a:b]!r}: a token crosses the reply's edge")
+            raise MaskError(
+                f"the masked tokens cover {text[covered[0] : covered[1]]!r}, not the reply "
+                f"{text[a:b]!r}: a token crosses the reply's edge"
+            )
 
 
 def _encoding(tokenizer, text: str):
@@ -206,7 +221,7 @@ class MaskEncoder:
         self.renderer = ChatRenderer(tokenizer)
         self.assistant_only = assistant_only
         self.eos = tokenizer.eos_token
-        self.located = False        # whether some row's replies were located in one render (the template rewrites turns)
+        self.located = False  # whether some row's replies were located in one render (the template rewrites turns)
 
     def texts_and_spans(self, row: dict) -> tuple[str, list[tuple[int, int]] | None, bool]:
         """(text, trained character spans or None for every token, add_special_tokens)."""
@@ -215,8 +230,10 @@ class MaskEncoder:
             row = {"messages": prompt + list(row["completion"]), "tools": row.get("tools")}
         if "messages" in row:
             if not self.renderer.has_template:
-                raise MaskError("the tokenizer has no chat template, so chat rows cannot be rendered; "
-                                "set model.chat_template to a Jinja template file")
+                raise MaskError(
+                    "the tokenizer has no chat template, so chat rows cannot be rendered; "
+                    "set model.chat_template to a Jinja template file"
+                )
             if self.assistant_only:
                 text, spans, located = reply_spans(self.renderer, row["messages"], row.get("tools"))
                 self.located = self.located or located
@@ -278,7 +295,7 @@ def assistant_only_setting(setting: str) -> bool:
 
 
 def unmaskable_rows(rows: list[dict], where: list[str], encoder: MaskEncoder) -> list[str]:
-    """"file:line: why" for every row that cannot be rendered or masked; DPO and KTO rows are encoded as their trainer
+    """ "file:line: why" for every row that cannot be rendered or masked; DPO and KTO rows are encoded as their trainer
     gets them (engine/data/preference_tokens.py), with the prompt masked whatever data.assistant_only_loss says."""
     from tunedeck.engine.data.preference_tokens import is_preference_row, preference_ids
 
@@ -296,8 +313,10 @@ def unmaskable_rows(rows: list[dict], where: list[str], encoder: MaskEncoder) ->
     return out
 
 
-PREFERENCE_ANSWERS = ("the chosen and rejected answers and their end-of-turn tokens (preference pairs; the prompt, "
-                      "rendered as SFT renders it, is masked)")
+PREFERENCE_ANSWERS = (
+    "the chosen and rejected answers and their end-of-turn tokens (preference pairs; the prompt, "
+    "rendered as SFT renders it, is masked)"
+)
 KTO_COMPLETIONS = "the completions and their end-of-turn tokens (KTO; the prompt is masked)"
 
 
@@ -312,8 +331,9 @@ def describe_masking(rows: list[dict], encoder: MaskEncoder, data_format: str = 
         words = KTO_COMPLETIONS
     elif not encoder.assistant_only:
         chat = "messages" in first or "completion" in first
-        return "all tokens (data.assistant_only_loss = \"off\")" + (
-            ": the model also learns to write the prompts" if chat else "")
+        return 'all tokens (data.assistant_only_loss = "off")' + (
+            ": the model also learns to write the prompts" if chat else ""
+        )
     elif "text" in first:
         return "all tokens (plain text rows have no prompt to mask)"
     elif "messages" in first:
@@ -327,8 +347,10 @@ def system_fold_words(fold: str) -> str:
     if fold == FIRST_USER_TURN:
         return "; the template has no system role, so the system message is folded into the first user turn"
     if fold == LAST_USER_TURN:
-        return ("; the template writes the system message only into a conversation's last user turn, so it is folded "
-                "into the last user turn (the text the template itself gives at inference)")
+        return (
+            "; the template writes the system message only into a conversation's last user turn, so it is folded "
+            "into the last user turn (the text the template itself gives at inference)"
+        )
     return ""
 
 
@@ -341,8 +363,11 @@ def strings_as_chat(rows: list[dict]) -> list[dict]:
             out.append(r)
             continue
         user, reply = {"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}
-        out.append({"prompt": [user], "completion": [reply], "label": r["label"]} if "label" in r
-                   else {"messages": [user, reply]})
+        out.append(
+            {"prompt": [user], "completion": [reply], "label": r["label"]}
+            if "label" in r
+            else {"messages": [user, reply]}
+        )
     return out
 
 

@@ -28,14 +28,17 @@ def sft_messages(r: RowProblems, obj: dict, method: str) -> dict | None:
 def _legacy_function_calls(msgs: Any) -> Any:
     """OpenAI's older function-calling rows ("functions", an assistant "function_call", "function" results)
     in today's spelling (tools, tool_calls, tool results), which the converters check."""
-    if not isinstance(msgs, list) or not any(isinstance(m, dict) and ("function_call" in m or m.get("role") == "function")
-                                             for m in msgs):
+    if not isinstance(msgs, list) or not any(
+        isinstance(m, dict) and ("function_call" in m or m.get("role") == "function") for m in msgs
+    ):
         return msgs
     out = []
     for m in msgs:
         if isinstance(m, dict) and isinstance(m.get("function_call"), dict):
-            m = {**{k: v for k, v in m.items() if k != "function_call" and not (k == "content" and v is None)},
-                 "tool_calls": [m["function_call"]]}
+            m = {
+                **{k: v for k, v in m.items() if k != "function_call" and not (k == "content" and v is None)},
+                "tool_calls": [m["function_call"]],
+            }
         elif isinstance(m, dict) and m.get("role") == "function":
             m = {**m, "role": "tool"}
         out.append(m)

@@ -78,8 +78,12 @@ def dpo_preference(r: RowProblems, obj: dict, method: str) -> dict | None:
             return None
     else:
         if isinstance(obj["chosen"], (str, dict)):
-            r.add("missing_field", "prompt", 'missing field "prompt" (a single answer needs an explicit prompt: '
-                  '"prompt", "conversations", "messages" or "instruction")')
+            r.add(
+                "missing_field",
+                "prompt",
+                'missing field "prompt" (a single answer needs an explicit prompt: '
+                '"prompt", "conversations", "messages" or "instruction")',
+            )
             return None
         # Implicit prompt: the messages both conversations share.
         n = 0

@@ -31,7 +31,7 @@ def split_at_answer(encoded: Encoded, key: str) -> tuple[list[int], list[int]]:
     trained = [i for i, bit in enumerate(encoded.mask) if bit]
     if not trained:
         raise MaskError(f"{key}: the answer has no token to train on")
-    return encoded.input_ids[:trained[0]], encoded.input_ids[trained[0]:trained[-1] + 1]
+    return encoded.input_ids[: trained[0]], encoded.input_ids[trained[0] : trained[-1] + 1]
 
 
 def dpo_ids(encoder: MaskEncoder, row: dict) -> dict:
@@ -39,8 +39,10 @@ def dpo_ids(encoder: MaskEncoder, row: dict) -> dict:
     prompt, chosen = split_at_answer(encoder.encode(answer_conversation(row, "chosen")), "chosen")
     prompt_r, rejected = split_at_answer(encoder.encode(answer_conversation(row, "rejected")), "rejected")
     if prompt != prompt_r:
-        raise MaskError("the chat template renders the prompt differently before the chosen and the rejected answer, "
-                        "so the two cannot share one prompt")
+        raise MaskError(
+            "the chat template renders the prompt differently before the chosen and the rejected answer, "
+            "so the two cannot share one prompt"
+        )
     return {"prompt_ids": prompt, "chosen_ids": chosen, "rejected_ids": rejected}
 
 

@@ -23,8 +23,8 @@ class PreparedData:
 
 def prepare_data(profile: Profile) -> PreparedData:
     """Load, validate and split the data exactly as the launch did (same seed, same hash split)."""
-    from tunedeck.engine.data.files import load_data_files
     from tunedeck.engine.data.dataset import DatasetError, load_dataset
+    from tunedeck.engine.data.files import load_data_files
     from tunedeck.engine.data.split import fingerprint, split_indices
 
     d = profile.data
@@ -47,7 +47,11 @@ def prepare_data(profile: Profile) -> PreparedData:
     if not train_rows:
         raise DatasetError(f"{loaded.name}: no valid training rows left after validation and the split")
     grpo = profile.method.method == "grpo"  # GRPO's prompts: a row may be a string prompt without its answer
-    strings = any(isinstance(r.get("prompt"), str) for r in train_rows) if grpo else isinstance(train_rows[0].get("completion"), str)
+    strings = (
+        any(isinstance(r.get("prompt"), str) for r in train_rows)
+        if grpo
+        else isinstance(train_rows[0].get("completion"), str)
+    )
     chat_from_strings = strings and plain_rows_use_template(profile)
     if chat_from_strings and grpo:
         from tunedeck.engine.data.grpo_prompts import prompts_as_chat
@@ -58,8 +62,18 @@ def prepare_data(profile: Profile) -> PreparedData:
 
         train_rows, eval_rows = strings_as_chat(train_rows), strings_as_chat(eval_rows)
     notes = loaded.warnings + (eval_loaded.warning_notes() if d.eval_file else [])
-    return PreparedData(train_rows, eval_rows, loaded.format, fp, list(loaded.skipped), loaded.ignored_columns,
-                        train_where, eval_where, chat_from_strings, data_warnings=notes)
+    return PreparedData(
+        train_rows,
+        eval_rows,
+        loaded.format,
+        fp,
+        list(loaded.skipped),
+        loaded.ignored_columns,
+        train_where,
+        eval_where,
+        chat_from_strings,
+        data_warnings=notes,
+    )
 
 
 def plain_rows_use_template(profile: Profile) -> bool:

@@ -14,8 +14,11 @@ def sft_text(r: RowProblems, obj: dict, method: str) -> dict | None:
 def sft_prompt_completion(r: RowProblems, obj: dict, method: str) -> dict | None:
     missing = [k for k in ("prompt", "completion") if obj.get(k) is None]
     for k in missing:
-        hint = ("; prompts without answers are GRPO data (method grpo)" if k == "completion" and obj.get("prompt") is not None
-                else other_format_hint(obj))
+        hint = (
+            "; prompts without answers are GRPO data (method grpo)"
+            if k == "completion" and obj.get("prompt") is not None
+            else other_format_hint(obj)
+        )
         r.add("missing_field", k, f'missing field "{k}"' + hint)
     if missing:
         return None

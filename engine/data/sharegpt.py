@@ -11,11 +11,21 @@ from typing import Any
 from tunedeck.engine.data.problems import RowProblems, type_name
 from tunedeck.engine.data.validation import add_tools, check_conversation, check_order, other_format_hint, string_field
 
-
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "model": "assistant", "bing": "assistant", "bard": "assistant",
-                  "tool": "tool", "observation": "tool", "function_response": "tool",
-                  "function_call": "assistant"}  # LLaMA-Factory: a function_call turn is the assistant's tool call
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "model": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "tool": "tool",
+    "observation": "tool",
+    "function_response": "tool",
+    "function_call": "assistant",
+}  # LLaMA-Factory: a function_call turn is the assistant's tool call
 
 
 def sft_sharegpt(r: RowProblems, obj: dict, method: str) -> dict | None:
@@ -66,13 +76,21 @@ def _function_call_turn(r: RowProblems, turn: Any, where: str, role_key: str, co
     try:
         calls = json.loads(value) if isinstance(value, str) else value
     except json.JSONDecodeError as e:
-        r.add("invalid_tool_calls", f"{where}.{content_key}", f"a function_call turn must hold the call as JSON "
-              f'({{"name": ..., "arguments": {{...}}}}); this is not valid JSON ({e.msg})')
+        r.add(
+            "invalid_tool_calls",
+            f"{where}.{content_key}",
+            f"a function_call turn must hold the call as JSON "
+            f'({{"name": ..., "arguments": {{...}}}}); this is not valid JSON ({e.msg})',
+        )
         return _BAD_CALL
     calls = [calls] if isinstance(calls, dict) else calls
     if not isinstance(calls, list) or not calls or not all(isinstance(c, dict) for c in calls):
-        r.add("invalid_tool_calls", f"{where}.{content_key}", 'a function_call turn must hold {"name": ..., '
-              f'"arguments": {{...}}}} or a list of them, not {type_name(calls)}')
+        r.add(
+            "invalid_tool_calls",
+            f"{where}.{content_key}",
+            'a function_call turn must hold {"name": ..., '
+            f'"arguments": {{...}}}} or a list of them, not {type_name(calls)}',
+        )
         return _BAD_CALL
     return {role_key: "gpt", "tool_calls": calls}
 

@@ -36,6 +36,7 @@ def _read_parquet(path: Path, progress: Callable | None) -> Iterator[Item]:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a corrupt file
         raise DatasetError(f"{path}: not a readable Parquet file ({e})") from None
+
     def batches() -> Iterator[list[dict]]:
         try:
             for b in pf.iter_batches(batch_size=4096):
@@ -48,7 +49,7 @@ def _read_parquet(path: Path, progress: Callable | None) -> Iterator[Item]:
 
 def _hf_rows(ds, progress: Callable | None) -> Iterator[Item]:
     n = len(ds)
-    batches = (ds[i:i + 4096] for i in range(0, n, 4096))
+    batches = (ds[i : i + 4096] for i in range(0, n, 4096))
     dict_batches = ([dict(zip(b, vals)) for vals in zip(*b.values())] for b in batches)
     yield from _read_table_rows(dict_batches, n, progress)
 
@@ -88,7 +89,10 @@ def _read_saved(path: Path, progress: Callable | None) -> Iterator[Item]:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the hub answers at all; offline, its client retries for most of a minute before failing."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or os.environ.get("HF_DATASETS_OFFLINE") == "1":
+    if (
+        os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    ):
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
@@ -102,8 +106,9 @@ def _read_hub(ref: str, progress: Callable | None) -> Iterator[Item]:
     import datasets
 
     if not hub_reachable():
-        raise DatasetError(f"{ref}: no such file or folder, and the Hugging Face hub cannot be reached to load it "
-                           "as a hub dataset")
+        raise DatasetError(
+            f"{ref}: no such file or folder, and the Hugging Face hub cannot be reached to load it as a hub dataset"
+        )
     try:
         ds = datasets.load_dataset(ref)
     except Exception as e:  # offline, unknown id, gated: all user-facing
@@ -113,11 +118,17 @@ def _read_hub(ref: str, progress: Callable | None) -> Iterator[Item]:
 
 def _looks_like_hub_id(ref: str) -> bool:
     parts = ref.split("/")
-    return (len(parts) == 2 and all(parts) and not ref.startswith((".", "~"))
-            and not Path(ref).suffix.lower() in (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt"))
+    return (
+        len(parts) == 2
+        and all(parts)
+        and not ref.startswith((".", "~"))
+        and Path(ref).suffix.lower() not in (".jsonl", ".json", ".csv", ".parquet", ".tsv", ".txt")
+    )
 
 
-def read_items(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, progress: Callable | None = None) -> Iterator[Item]:
+def read_items(
+    path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, progress: Callable | None = None
+) -> Iterator[Item]:
     """Yield (line, object-or-Problem) for every row of the source."""
     p = Path(path).expanduser()
     if p.is_dir():
@@ -143,8 +154,10 @@ def read_items(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES, progress:
         return _read_parquet(p, progress)
     if head.lstrip()[:1] in (b"{", b"["):
         return read_jsonl(p, max_line_bytes, progress) if head.lstrip()[:1] == b"{" else read_json(p, progress)
-    raise DatasetError(f"{path}: unknown file type {suffix or '(no extension)'}; use .jsonl, .json, .csv, .parquet, "
-                       ".arrow or a save_to_disk folder")
+    raise DatasetError(
+        f"{path}: unknown file type {suffix or '(no extension)'}; use .jsonl, .json, .csv, .parquet, "
+        ".arrow or a save_to_disk folder"
+    )
 
 
 def location_unit(path: str | Path) -> str:

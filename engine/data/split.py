@@ -20,7 +20,12 @@ def canonical_json(row: dict) -> str:
 
 def row_unit(row: dict, seed: int) -> float:
     """The row's stable position in [0, 1) for this seed."""
-    h = hashlib.blake2b(canonical_json(row).encode("utf-8"), digest_size=8, key=_VERSION, salt=(int(seed) % 2**128).to_bytes(16, "little"))
+    h = hashlib.blake2b(
+        canonical_json(row).encode("utf-8"),
+        digest_size=8,
+        key=_VERSION,
+        salt=(int(seed) % 2**128).to_bytes(16, "little"),
+    )
     return int.from_bytes(h.digest(), "big") / 2.0**64
 
 
@@ -45,8 +50,11 @@ def split_indices(rows: list[dict], val_fraction: float, seed: int) -> tuple[lis
 def fingerprint(rows: list[dict], *, val_fraction: float, seed: int, eval_rows: list[dict] | None = None) -> str:
     """'sha256:<16 hex>' over the canonical rows (in order) and the split settings."""
     h = hashlib.sha256(_VERSION)
-    h.update(json.dumps({"val_fraction": val_fraction, "seed": seed, "n": len(rows),
-                         "eval_file": eval_rows is not None}).encode())
+    h.update(
+        json.dumps(
+            {"val_fraction": val_fraction, "seed": seed, "n": len(rows), "eval_file": eval_rows is not None}
+        ).encode()
+    )
     for part, rs in (("train", rows), ("eval", eval_rows or [])):
         h.update(f"\n#{part}\n".encode())
         for r in rs:

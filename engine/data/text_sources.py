@@ -17,13 +17,22 @@ from typing import Any, Callable, Iterator
 
 from tunedeck.engine.data.problems import DatasetError, Problem
 
-
 MAX_LINE_BYTES = 10 * 1024 * 1024
-_PROGRESS_EVERY = 2000   # rows between progress callbacks
+_PROGRESS_EVERY = 2000  # rows between progress callbacks
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _SHAPE_READ_BYTES = 256 * 1024 * 1024  # a misformatted JSONL file larger than this is judged by its start
-_JSON_COLUMNS = ("messages", "conversations", "tools", "prompt", "completion", "chosen", "rejected", "history",
-                 "preferred_output", "non_preferred_output")
+_JSON_COLUMNS = (
+    "messages",
+    "conversations",
+    "tools",
+    "prompt",
+    "completion",
+    "chosen",
+    "rejected",
+    "history",
+    "preferred_output",
+    "non_preferred_output",
+)
 
 
 Item = tuple[int, Any]
@@ -46,7 +55,10 @@ def read_jsonl(path: Path, max_line_bytes: int, progress: Callable | None) -> It
                 while raw and not raw.endswith(b"\n"):
                     raw = f.readline(1 << 20)
                     size += len(raw.rstrip(b"\r\n"))
-                yield lineno, Problem("line_too_long", lineno, f"line is {size:,} bytes, over the {max_line_bytes:,}-byte cap")
+                yield (
+                    lineno,
+                    Problem("line_too_long", lineno, f"line is {size:,} bytes, over the {max_line_bytes:,}-byte cap"),
+                )
                 continue
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte order mark
@@ -55,7 +67,14 @@ def read_jsonl(path: Path, max_line_bytes: int, progress: Callable | None) -> It
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield lineno, Problem("undecodable", lineno, f"bytes at column {e.start + 1} are not valid UTF-8 ({raw[e.start:e.start + 4]!r})")
+                yield (
+                    lineno,
+                    Problem(
+                        "undecodable",
+                        lineno,
+                        f"bytes at column {e.start + 1} are not valid UTF-8 ({raw[e.start : e.start + 4]!r})",
+                    ),
+                )
                 continue
             try:
                 yield lineno, json.loads(text)
@@ -83,7 +102,7 @@ def _array_items(text: str, start: int) -> Iterator[tuple[int, Any]]:
             raise _JSONSyntax(e.pos, e.msg) from None
         yield i, value
         i = ws(text, end).end()
-        sep = text[i:i + 1]
+        sep = text[i : i + 1]
         if sep == ",":
             i = ws(text, i + 1).end()
         elif sep == "]":
@@ -127,7 +146,7 @@ def read_json(path: Path, progress: Callable | None) -> Iterator[Item]:
             yield 1 + text.count("\n", 0, start), data  # a single row
             return
     if array_at is None:
-        found = "nothing" if start >= len(text) else f"{text[start:start + 12]!r}"
+        found = "nothing" if start >= len(text) else f"{text[start : start + 12]!r}"
         raise DatasetError(f"{path}: expected a JSON array of rows, found {found}")
     total = len(text)
     if text.startswith("]", _JSON_SPACE.match(text, array_at + 1).end()):
@@ -188,7 +207,12 @@ def read_csv(path: Path, progress: Callable | None) -> Iterator[Item]:
                 break
             except UnicodeDecodeError as e:
                 # The text stream cannot resynchronise after a decode error: say so rather than drop rows silently.
-                yield i, Problem("undecodable", i, f"bytes are not valid UTF-8 ({e.reason}); the rest of the file was not read")
+                yield (
+                    i,
+                    Problem(
+                        "undecodable", i, f"bytes are not valid UTF-8 ({e.reason}); the rest of the file was not read"
+                    ),
+                )
                 break
             except csv.Error as e:
                 yield i, Problem("invalid_json", i, f"malformed CSV: {e}")
@@ -225,23 +249,31 @@ def jsonl_shape(path: Path) -> str | None:
             return None  # really broken lines: report them one by one
         # a very large file read in part: judged by the values its start holds
     name = path.name
-    fix_array = (f"Rename it to .json, which tunedeck reads as an array, or write one row per line: "
-                 f"jq -c '.[]' {name} > rows.jsonl")
+    fix_array = (
+        f"Rename it to .json, which tunedeck reads as an array, or write one row per line: "
+        f"jq -c '.[]' {name} > rows.jsonl"
+    )
     fix_records = f"JSON Lines needs each object on one line: jq -c . {name} > rows.jsonl"
     if not whole:
-        if not values and text[i:i + 1] == "[":
+        if not values and text[i : i + 1] == "[":
             return f"{path}: this file starts a JSON array, not JSON Lines (one object per line). {fix_array}"
         if values and all(isinstance(v, dict) for v in values):
-            return f"{path}: this file holds JSON objects written over several lines each (pretty-printed); {fix_records}"
+            return (
+                f"{path}: this file holds JSON objects written over several lines each (pretty-printed); {fix_records}"
+            )
         return None
     lines = text.count("\n") + 1
     if len(values) == 1 and isinstance(values[0], list):
-        return (f"{path}: this file holds one JSON array ({len(values[0])} rows over {lines} lines), not JSON Lines "
-                f"(one object per line). {fix_array}")
+        return (
+            f"{path}: this file holds one JSON array ({len(values[0])} rows over {lines} lines), not JSON Lines "
+            f"(one object per line). {fix_array}"
+        )
     if len(values) == 1 and isinstance(values[0], dict):
-        return (f"{path}: this file holds a single JSON object spread over {lines} lines, not JSON Lines. Write "
-                f"each row as one object on its own line (jq -c . {name} > rows.jsonl for a single row; "
-                f"jq -c '.data[]' for rows wrapped in a \"data\" list)")
+        return (
+            f"{path}: this file holds a single JSON object spread over {lines} lines, not JSON Lines. Write "
+            f"each row as one object on its own line (jq -c . {name} > rows.jsonl for a single row; "
+            f"jq -c '.data[]' for rows wrapped in a \"data\" list)"
+        )
     if len(values) > 1 and all(isinstance(v, dict) for v in values):
         return f"{path}: this file holds {len(values)} JSON objects, each written over several lines (pretty-printed); {fix_records}"
     return None

@@ -33,7 +33,6 @@ import numpy as np
 from tunedeck.engine.data.loss_masks import FIRST_USER_TURN, LAST_USER_TURN, MaskError
 
 
-
 class TokenizerError(ValueError):
     """The tokenizer cannot process these rows at all (e.g. chat rows and no chat template)."""
 
@@ -58,13 +57,13 @@ class TrainingPlan:
 @dataclass
 class TokenStats:
     lines: list[int]
-    lengths: np.ndarray            # tokens per example before truncation
-    trainable: np.ndarray          # trainable tokens per example before truncation
-    trainable_kept: np.ndarray     # trainable tokens left after truncation at max_seq_len
+    lengths: np.ndarray  # tokens per example before truncation
+    trainable: np.ndarray  # trainable tokens per example before truncation
+    trainable_kept: np.ndarray  # trainable tokens left after truncation at max_seq_len
     max_seq_len: int
-    assistant_only: bool           # whether trainable means assistant-only (after template checks)
+    assistant_only: bool  # whether trainable means assistant-only (after template checks)
     notes: list[str] = field(default_factory=list)
-    failed: list[dict] = field(default_factory=list)   # {"line", "message"}: rows the template rejected
+    failed: list[dict] = field(default_factory=list)  # {"line", "message"}: rows the template rejected
 
     @property
     def examples(self) -> int:
@@ -108,8 +107,13 @@ class TokenStats:
         if not self.examples:
             return {"p50": 0, "p90": 0, "p99": 0, "max": 0, "mean": 0}
         p = np.percentile(self.lengths, [50, 90, 99], method="inverted_cdf")
-        return {"p50": int(p[0]), "p90": int(p[1]), "p99": int(p[2]), "max": int(self.lengths.max()),
-                "mean": round(float(self.lengths.mean()), 1)}
+        return {
+            "p50": int(p[0]),
+            "p90": int(p[1]),
+            "p99": int(p[2]),
+            "max": int(self.lengths.max()),
+            "mean": round(float(self.lengths.mean()), 1),
+        }
 
     def histogram(self, bins: int = 12) -> list[dict]:
         """Equal-width bins over [min, max] of tokens per example; `lo` inclusive, `hi` exclusive."""
@@ -119,18 +123,30 @@ class TokenStats:
         width = max(1, math.ceil((top - low + 1) / bins))
         edges = np.arange(low, low + width * bins + 1, width)
         counts, _ = np.histogram(self.lengths, bins=edges)
-        return [{"lo": int(edges[i]), "hi": int(edges[i + 1]), "count": int(c)} for i, c in enumerate(counts)
-                if edges[i] <= top]
+        return [
+            {"lo": int(edges[i]), "hi": int(edges[i + 1]), "count": int(c)}
+            for i, c in enumerate(counts)
+            if edges[i] <= top
+        ]
 
     def subset(self, lines: list[int]) -> "TokenStats":
         """The statistics of the examples at these lines (e.g. the train side of a split)."""
         wanted = set(lines)
         idx = np.array([i for i, l in enumerate(self.lines) if l in wanted], dtype=np.int64)
-        return TokenStats([self.lines[i] for i in idx], self.lengths[idx], self.trainable[idx], self.trainable_kept[idx],
-                          self.max_seq_len, self.assistant_only, list(self.notes),
-                          [f for f in self.failed if f["line"] in wanted])
+        return TokenStats(
+            [self.lines[i] for i in idx],
+            self.lengths[idx],
+            self.trainable[idx],
+            self.trainable_kept[idx],
+            self.max_seq_len,
+            self.assistant_only,
+            list(self.notes),
+            [f for f in self.failed if f["line"] in wanted],
+        )
 
-    def training_plan(self, batch_size: int, grad_accum: int = 1, processes: int = 1, epochs: float = 1.0) -> TrainingPlan:
+    def training_plan(
+        self, batch_size: int, grad_accum: int = 1, processes: int = 1, epochs: float = 1.0
+    ) -> TrainingPlan:
         """Optimiser steps and tokens, counted like the HF Trainer (last partial batch and accumulation kept)."""
         n = self.examples - len(self.dropped_lines) - len(self.zero_trainable_lines)
         batches = math.ceil(n / (batch_size * max(processes, 1)))
@@ -138,25 +154,44 @@ class TokenStats:
         kept = np.minimum(self.lengths, self.max_seq_len)
         tokens = int(kept[self.trainable_kept > 0].sum())
         trainable = int(self.trainable_kept.sum())
-        return TrainingPlan(n, batch_size, grad_accum, max(processes, 1), epochs, per_epoch, math.ceil(epochs * per_epoch),
-                            tokens, trainable, int(round(tokens * epochs)))
+        return TrainingPlan(
+            n,
+            batch_size,
+            grad_accum,
+            max(processes, 1),
+            epochs,
+            per_epoch,
+            math.ceil(epochs * per_epoch),
+            tokens,
+            trainable,
+            int(round(tokens * epochs)),
+        )
 
     def to_dict(self, bins: int = 12, max_lines: int = 100) -> dict:
         """Plain data; line lists are capped at `max_lines`, the *_examples counts are not."""
         return {
-            "examples": self.examples, "total_tokens": self.total_tokens, "trainable_tokens": self.trainable_tokens,
-            "max_seq_len": self.max_seq_len, "assistant_only": self.assistant_only, **self.percentiles(),
+            "examples": self.examples,
+            "total_tokens": self.total_tokens,
+            "trainable_tokens": self.trainable_tokens,
+            "max_seq_len": self.max_seq_len,
+            "assistant_only": self.assistant_only,
+            **self.percentiles(),
             "histogram": self.histogram(bins),
-            "truncated_examples": len(self.truncated_lines), "truncated_lines": self.truncated_lines[:max_lines],
+            "truncated_examples": len(self.truncated_lines),
+            "truncated_lines": self.truncated_lines[:max_lines],
             "trainable_cut_share": round(self.trainable_cut_share, 6),
-            "zero_trainable_examples": len(self.zero_trainable_lines), "zero_trainable_lines": self.zero_trainable_lines[:max_lines],
-            "dropped_examples": len(self.dropped_lines), "dropped_lines": self.dropped_lines[:max_lines],
+            "zero_trainable_examples": len(self.zero_trainable_lines),
+            "zero_trainable_lines": self.zero_trainable_lines[:max_lines],
+            "dropped_examples": len(self.dropped_lines),
+            "dropped_lines": self.dropped_lines[:max_lines],
             "failed_examples": len(self.failed),
-            "failed": self.failed[:max_lines], "notes": list(self.notes),
+            "failed": self.failed[:max_lines],
+            "notes": list(self.notes),
         }
 
 
 # ---- encoding ------------------------------------------------------------------------------------------
+
 
 class _Encoder:
     """Batch encoding through an independent copy of the fast backend (no truncation, no padding),
@@ -202,7 +237,7 @@ class _Counter:
         self.tok, self.limit = tokenizer, max_seq_len
         self.enc = _Encoder(tokenizer)
         self.masks = encoder if encoder is not None else MaskEncoder(tokenizer, assistant_only)
-        self.answers = None         # the encoder DPO and KTO rows go through (their prompt is always masked)
+        self.answers = None  # the encoder DPO and KTO rows go through (their prompt is always masked)
         self.assistant_only = assistant_only
 
     # Each kind renders its rows to (texts, add_special_tokens, finish); finish(encodings) gives one
@@ -220,6 +255,7 @@ class _Counter:
             if not self.enc.fast:
                 return [(len(e), len(e), min(len(e), self.limit)) for e in encs]
             return [_masked_counts(e, sp, self.limit) for e, (_, sp, _) in zip(encs, rendered)]
+
         return [t for t, _, _ in rendered], special, finish
 
     def preference(self, rows: list[dict], tools) -> Job:
@@ -256,9 +292,17 @@ def _tools_key(row: dict) -> str:
     return json.dumps(row["tools"], sort_keys=True) if row.get("tools") else ""
 
 
-def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assistant_only: bool = True,
-                        batch_size: int = 1000, lines: list[int] | None = None,
-                        progress: Callable[[int, int], None] | None = None, mask_encoder=None) -> TokenStats:
+def compute_token_stats(
+    rows: list[dict],
+    tokenizer,
+    *,
+    max_seq_len: int,
+    assistant_only: bool = True,
+    batch_size: int = 1000,
+    lines: list[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    mask_encoder=None,
+) -> TokenStats:
     """Tokenise canonical rows exactly as the trainer will and gather the statistics.
 
     Rows the chat template rejects (it raised) are listed in `failed` and left out of the counts. `mask_encoder`, a
@@ -271,8 +315,10 @@ def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assist
     for r in sample:
         _kind(r)  # not a canonical row: TokenizerError
     if any("messages" in r or isinstance(r.get("prompt"), list) for r in sample) and not tokenizer.chat_template:
-        raise TokenizerError("the tokenizer has no chat template, so chat rows cannot be tokenised; "
-                             "set model.chat_template to a Jinja template file")
+        raise TokenizerError(
+            "the tokenizer has no chat template, so chat rows cannot be tokenised; "
+            "set model.chat_template to a Jinja template file"
+        )
     counter = _Counter(tokenizer, max_seq_len, assistant_only, mask_encoder)
     results: list[tuple[int, int, int] | None] = [None] * len(rows)
     failed: list[dict] = []
@@ -280,8 +326,10 @@ def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assist
         pending: list = []
         for start in range(0, len(rows), batch_size):
             jobs = _render_batch(counter, rows, range(start, min(start + batch_size, len(rows))), failed, lines)
-            submitted = [(members, finish, encoder.submit(counter.enc.encode, texts, special))
-                         for members, (texts, special, finish) in jobs]
+            submitted = [
+                (members, finish, encoder.submit(counter.enc.encode, texts, special))
+                for members, (texts, special, finish) in jobs
+            ]
             _collect(pending, results)  # the previous batch, while this one encodes
             pending = submitted
             if progress and start:
@@ -293,23 +341,35 @@ def compute_token_stats(rows: list[dict], tokenizer, *, max_seq_len: int, assist
     ok = [i for i, r in enumerate(results) if r is not None]
     arr = np.array([results[i] for i in ok], dtype=np.int64).reshape(-1, 3)
     if failed:
-        notes.append(f"{len(failed)} rows could not be rendered or masked with the chat template; first at line "
-                     f"{failed[0]['line']}: {failed[0]['message']}")
+        notes.append(
+            f"{len(failed)} rows could not be rendered or masked with the chat template; first at line "
+            f"{failed[0]['line']}: {failed[0]['message']}"
+        )
     renderers = [e.renderer for e in (counter.masks, counter.answers) if e is not None]
     fold = next((r.system_fold for r in renderers if r.system_fold), "")
     if fold == FIRST_USER_TURN:
-        notes.append("the chat template has no system role: the system message is folded into the first user turn "
-                     "(in training, the gate and the playground alike)")
+        notes.append(
+            "the chat template has no system role: the system message is folded into the first user turn "
+            "(in training, the gate and the playground alike)"
+        )
     elif fold == LAST_USER_TURN:
-        notes.append("the chat template writes the system message only into a conversation's last user turn: it is "
-                     "folded into the last user turn (in training, the gate and the playground alike)")
+        notes.append(
+            "the chat template writes the system message only into a conversation's last user turn: it is "
+            "folded into the last user turn (in training, the gate and the playground alike)"
+        )
     if any(e is not None and e.located for e in (counter.masks, counter.answers)):
-        notes.append("the chat template rewrites earlier turns: the replies were located in one render of each such "
-                     "conversation and checked token by token (the masked tokens are each reply and its end-of-turn)")
-    return TokenStats([lines[i] for i in ok], arr[:, 0], arr[:, 1], arr[:, 2], max_seq_len, assistant_only, notes, failed)
+        notes.append(
+            "the chat template rewrites earlier turns: the replies were located in one render of each such "
+            "conversation and checked token by token (the masked tokens are each reply and its end-of-turn)"
+        )
+    return TokenStats(
+        [lines[i] for i in ok], arr[:, 0], arr[:, 1], arr[:, 2], max_seq_len, assistant_only, notes, failed
+    )
 
 
-def _render_batch(counter: "_Counter", rows: list[dict], idx: range, failed: list, lines: list[int]) -> list[tuple[list[int], Job]]:
+def _render_batch(
+    counter: "_Counter", rows: list[dict], idx: range, failed: list, lines: list[int]
+) -> list[tuple[list[int], Job]]:
     groups: dict[tuple[str, str], list[int]] = {}
     for i in idx:  # one template call per (kind, tools): apply_chat_template takes one tools list per call
         groups.setdefault((_kind(rows[i]), _tools_key(rows[i])), []).append(i)

@@ -8,12 +8,13 @@ from typing import Any
 from tunedeck.engine.data.layouts import detect_format
 from tunedeck.engine.data.problems import RowProblems, did_you_mean, type_name
 
-
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id", "training")  # training: axolotl's
 
 
-def _check_message(r: RowProblems, m: Any, where: str, role_key: str, content_key: str, role_map: dict | None) -> dict | None:
+def _check_message(
+    r: RowProblems, m: Any, where: str, role_key: str, content_key: str, role_map: dict | None
+) -> dict | None:
     if not isinstance(m, dict):
         r.add("message_not_object", where, f"a message must be an object, not {type_name(m)}")
         return None
@@ -23,8 +24,11 @@ def _check_message(r: RowProblems, m: Any, where: str, role_key: str, content_ke
         r.add("message_missing_role", f"{where}.{role_key}", "missing role")
     elif not isinstance(role, str) or (role_map.get(role) if role_map else role if role in ROLES else None) is None:
         known = role_map or ROLES
-        r.add("unknown_role", f"{where}.{role_key}", f'unknown role "{role}"{did_you_mean(role, known)}; '
-              f"expected one of {', '.join(known)}")
+        r.add(
+            "unknown_role",
+            f"{where}.{role_key}",
+            f'unknown role "{role}"{did_you_mean(role, known)}; expected one of {", ".join(known)}',
+        )
     else:
         out["role"] = role_map[role] if role_map else role
     content = m.get(content_key)
@@ -32,8 +36,14 @@ def _check_message(r: RowProblems, m: Any, where: str, role_key: str, content_ke
     if content is None and not (out.get("role") == "assistant" and has_calls):
         r.add("message_missing_content", f"{where}.{content_key}", "missing content")
     elif content is not None and not isinstance(content, str):
-        hint = " (a list of parts is not supported; join the text parts into one string)" if isinstance(content, list) else ""
-        r.add("content_not_string", f"{where}.{content_key}", f"content must be a string, not {type_name(content)}{hint}")
+        hint = (
+            " (a list of parts is not supported; join the text parts into one string)"
+            if isinstance(content, list)
+            else ""
+        )
+        r.add(
+            "content_not_string", f"{where}.{content_key}", f"content must be a string, not {type_name(content)}{hint}"
+        )
     elif isinstance(content, str):
         if not content.strip() and not has_calls:
             severe = out.get("role") == "assistant"
@@ -43,13 +53,19 @@ def _check_message(r: RowProblems, m: Any, where: str, role_key: str, content_ke
         if key in (role_key, content_key) or value is None:
             continue
         if role_map is None and key not in MESSAGE_KEYS:
-            r.add("unknown_message_key", f"{where}.{key}", f'unknown message key "{key}"{did_you_mean(key, MESSAGE_KEYS)}; '
-                  "it is ignored", "warning")
+            r.add(
+                "unknown_message_key",
+                f"{where}.{key}",
+                f'unknown message key "{key}"{did_you_mean(key, MESSAGE_KEYS)}; it is ignored',
+                "warning",
+            )
         elif key == "weight":
             if isinstance(value, bool) or value not in (0, 1):
                 r.add("invalid_weight", f"{where}.weight", f"weight must be 0 or 1, not {value!r}")
             elif out.get("role") not in (None, "assistant"):
-                r.add("invalid_weight", f"{where}.weight", f"weight is only allowed on assistant turns, not {out['role']}")
+                r.add(
+                    "invalid_weight", f"{where}.weight", f"weight is only allowed on assistant turns, not {out['role']}"
+                )
             elif value == 0:
                 out["weight"] = 0  # this reply stays in the context but does not train (OpenAI's per-message weight)
         elif key == "training":  # axolotl's per-message switch: false on a reply is OpenAI's weight 0
@@ -58,13 +74,25 @@ def _check_message(r: RowProblems, m: Any, where: str, role_key: str, content_ke
             elif out.get("role") == "assistant" and not value:
                 out["weight"] = 0
             elif out.get("role") != "assistant" and value:
-                r.add("invalid_weight", f"{where}.training", f"only assistant replies train, not {out.get('role')} "
-                      "turns; remove training: true or make the text an assistant reply")
+                r.add(
+                    "invalid_weight",
+                    f"{where}.training",
+                    f"only assistant replies train, not {out.get('role')} "
+                    "turns; remove training: true or make the text an assistant reply",
+                )
         elif key == "tool_calls":
             if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
-                r.add("invalid_tool_calls", f"{where}.tool_calls", f"tool_calls must be a list of objects, not {type_name(value)}")
+                r.add(
+                    "invalid_tool_calls",
+                    f"{where}.tool_calls",
+                    f"tool_calls must be a list of objects, not {type_name(value)}",
+                )
             elif out.get("role") not in (None, "assistant"):
-                r.add("invalid_tool_calls", f"{where}.tool_calls", f"only assistant turns make tool calls, not {out['role']}")
+                r.add(
+                    "invalid_tool_calls",
+                    f"{where}.tool_calls",
+                    f"only assistant turns make tool calls, not {out['role']}",
+                )
             else:
                 calls = _tool_calls(r, value, f"{where}.tool_calls")
                 if calls or calls is None:  # a broken call (already an error) still counts as one for the turn order
@@ -93,7 +121,11 @@ def _tool_calls(r: RowProblems, calls: list, where: str) -> list | None:
         if args is None:
             args = {}
         if not isinstance(args, dict):
-            r.add("invalid_tool_calls", f"{where}[{i}].arguments", f"arguments must be a JSON object, not {type_name(args)}")
+            r.add(
+                "invalid_tool_calls",
+                f"{where}[{i}].arguments",
+                f"arguments must be a JSON object, not {type_name(args)}",
+            )
             return None
         canonical = {"type": "function", "function": {"name": name, "arguments": args}}
         if isinstance(call.get("id"), str):
@@ -102,7 +134,9 @@ def _tool_calls(r: RowProblems, calls: list, where: str) -> list | None:
     return out
 
 
-def check_order(r: RowProblems, msgs: list[dict], prefix: str, method: str, completion_start: int | None = None) -> None:
+def check_order(
+    r: RowProblems, msgs: list[dict], prefix: str, method: str, completion_start: int | None = None
+) -> None:
     roles = [m.get("role") for m in msgs]
     for i, role in enumerate(roles):
         prev = roles[i - 1] if i else None
@@ -113,16 +147,23 @@ def check_order(r: RowProblems, msgs: list[dict], prefix: str, method: str, comp
             r.add("role_order", where, "two user turns in a row; merge them or add the assistant's reply between")
         elif role == "tool" and not (prev == "tool" or (prev == "assistant" and msgs[i - 1].get("tool_calls"))):
             r.add("role_order", where, "a tool result must follow an assistant turn with tool_calls")
-        elif role == "assistant" and prev == "assistant" and not msgs[i - 1].get("tool_calls") and i != completion_start:
+        elif (
+            role == "assistant" and prev == "assistant" and not msgs[i - 1].get("tool_calls") and i != completion_start
+        ):
             r.add("role_order", where, "two assistant turns in a row", "warning")
     if "assistant" not in roles and method != "grpo":  # GRPO's prompts need no answer: the model writes its own
         r.add("no_assistant", prefix, "no assistant message: nothing to train on")
     elif method == "sft" and roles and roles[-1] != "assistant":
-        r.add("last_not_assistant", f"{prefix}[{len(roles) - 1}].role",
-              f'the last message is from "{roles[-1]}"; a training conversation must end with the assistant')
+        r.add(
+            "last_not_assistant",
+            f"{prefix}[{len(roles) - 1}].role",
+            f'the last message is from "{roles[-1]}"; a training conversation must end with the assistant',
+        )
 
 
-def check_conversation(r: RowProblems, msgs: Any, prefix: str, *, role_key="role", content_key="content", role_map=None) -> list | None:
+def check_conversation(
+    r: RowProblems, msgs: Any, prefix: str, *, role_key="role", content_key="content", role_map=None
+) -> list | None:
     if not isinstance(msgs, list):
         r.add("messages_not_list", prefix, f"must be a list of messages, not {type_name(msgs)}")
         return None
@@ -153,8 +194,11 @@ def add_tools(r: RowProblems, obj: dict, row: dict) -> None:
         elif isinstance(t.get("name"), str):  # a bare function schema (LLaMA-Factory): wrap it in OpenAI's shape
             wrapped.append({"type": "function", "function": t})
         else:
-            r.add("invalid_tools", f"tools[{i}]", 'a tool must be a function schema with a "name", '
-                  'or {"type": "function", "function": {...}}')
+            r.add(
+                "invalid_tools",
+                f"tools[{i}]",
+                'a tool must be a function schema with a "name", or {"type": "function", "function": {...}}',
+            )
             return
     if wrapped:
         row["tools"] = wrapped

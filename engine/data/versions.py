@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tunedeck.engine.data.split import canonical_json
 
+
 def row_hash(row: dict) -> str:
     return hashlib.blake2b(canonical_json(row).encode("utf-8"), digest_size=8).hexdigest()
 
@@ -34,12 +35,24 @@ def file_digest(path: str) -> dict:
 
 
 def data_rows_record(paths: list[str], train_rows: list[dict], eval_rows: list[dict], eval_sets=()) -> dict:
-    return {"files": [file_digest(p) for p in paths],
-            "train": [row_hash(r) for r in train_rows], "eval": [row_hash(r) for r in eval_rows],
-            "eval_sets": [{"name": s.name, "source": s.source,
-                           "examples": [hashlib.blake2b(json.dumps(e.spec(), sort_keys=True, default=str).encode(),
-                                                        digest_size=8).hexdigest() for e in s.examples]}
-                          for s in eval_sets]}
+    return {
+        "files": [file_digest(p) for p in paths],
+        "train": [row_hash(r) for r in train_rows],
+        "eval": [row_hash(r) for r in eval_rows],
+        "eval_sets": [
+            {
+                "name": s.name,
+                "source": s.source,
+                "examples": [
+                    hashlib.blake2b(
+                        json.dumps(e.spec(), sort_keys=True, default=str).encode(), digest_size=8
+                    ).hexdigest()
+                    for e in s.examples
+                ],
+            }
+            for s in eval_sets
+        ],
+    }
 
 
 @dataclass
@@ -63,7 +76,7 @@ def _change(a: list, b: list) -> Change:
 class DataDiff:
     train: Change
     eval: Change
-    sets: dict[str, Change] = field(default_factory=dict)   # eval set name -> change (sets in both runs)
+    sets: dict[str, Change] = field(default_factory=dict)  # eval set name -> change (sets in both runs)
     sets_only: dict[str, str] = field(default_factory=dict)  # set name -> "A" or "B": in one run only
 
     def lines(self) -> list[str]:
@@ -77,7 +90,9 @@ def diff_data(a: dict, b: dict) -> DataDiff:
     """From run A's recorded rows to run B's."""
     sets_a = {s["name"]: s.get("examples", []) for s in a.get("eval_sets", [])}
     sets_b = {s["name"]: s.get("examples", []) for s in b.get("eval_sets", [])}
-    return DataDiff(train=_change(a.get("train", []), b.get("train", [])),
-                    eval=_change(a.get("eval", []), b.get("eval", [])),
-                    sets={n: _change(sets_a[n], sets_b[n]) for n in sets_a if n in sets_b},
-                    sets_only={**{n: "A" for n in sets_a if n not in sets_b}, **{n: "B" for n in sets_b if n not in sets_a}})
+    return DataDiff(
+        train=_change(a.get("train", []), b.get("train", [])),
+        eval=_change(a.get("eval", []), b.get("eval", [])),
+        sets={n: _change(sets_a[n], sets_b[n]) for n in sets_a if n in sets_b},
+        sets_only={**{n: "A" for n in sets_a if n not in sets_b}, **{n: "B" for n in sets_b if n not in sets_a}},
+    )

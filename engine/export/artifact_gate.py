@@ -34,21 +34,21 @@ SHOWN_DIFFERENCES = 3
 class ArtifactGate:
     """tunedeck-export.json's "artifact_gate": the artifact's task score beside the checkpoint's, on the same examples."""
 
-    examples: int = 0                  # task examples the artifact answered
-    identical: int = 0                 # of those, answers word for word the gate's recorded ones
-    task: float | None = None          # the artifact's task score: percent, or points of the gate's task metric
+    examples: int = 0  # task examples the artifact answered
+    identical: int = 0  # of those, answers word for word the gate's recorded ones
+    task: float | None = None  # the artifact's task score: percent, or points of the gate's task metric
     checkpoint_task: float | None = None
-    format: float | None = None        # format validity on those examples (None: none is a format example)
+    format: float | None = None  # format validity on those examples (None: none is a format example)
     checkpoint_format: float | None = None
     task_metric: str = "pass_rate"
-    of: int = 0                        # task examples the gate asked the checkpoint
-    verdict: str | None = None         # pass / fail; None when it could not run (skipped says why)
+    of: int = 0  # task examples the gate asked the checkpoint
+    verdict: str | None = None  # pass / fail; None when it could not run (skipped says why)
     reasons: list[str] = field(default_factory=list)
-    tolerance: dict = field(default_factory=dict)   # {"task": points, "format": points}, from the gate's rules
+    tolerance: dict = field(default_factory=dict)  # {"task": points, "format": points}, from the gate's rules
     differences: list[dict] = field(default_factory=list)  # the first answers that differ: id, gate, artifact
-    artifact: str = ""                 # what answered: "the merged model", "the GGUF file (q8_0) ..."
+    artifact: str = ""  # what answered: "the merged model", "the GGUF file (q8_0) ..."
     generation: dict = field(default_factory=dict)
-    tokenized_differently: int | None = None   # prompts the artifact's tokenizer splits unlike the gate's
+    tokenized_differently: int | None = None  # prompts the artifact's tokenizer splits unlike the gate's
     seconds: float | None = None
     skipped: str | None = None
 
@@ -75,9 +75,9 @@ class Plan:
     """What the artifact will be asked, fixed before any model loads."""
 
     step: int
-    records: list[dict]                # the checkpoint's recorded task answers, in file order
-    examples: list = field(default_factory=list)   # the EvalExample behind each record
-    settings: object = None            # the gate's GenSettings
+    records: list[dict]  # the checkpoint's recorded task answers, in file order
+    examples: list = field(default_factory=list)  # the EvalExample behind each record
+    settings: object = None  # the gate's GenSettings
     rules: dict = field(default_factory=dict)
     judge: object = None
     of: int = 0
@@ -88,6 +88,7 @@ class Plan:
 
 
 # ---- what to ask: fixed before any model loads ---------------------------------------------------
+
 
 def _same_prompt(ex, rec: dict) -> bool:
     asked = ex.prompt if isinstance(ex.prompt, str) else list(ex.prompt)
@@ -101,8 +102,8 @@ def plan(run_dir: Path, step: int, first: int | None = None) -> Plan:
     from tunedeck.engine.gate import overrides as gate_overrides
     from tunedeck.engine.gate.eval_inputs import GenSettings, gen_settings, load_sets
     from tunedeck.engine.gate.eval_sets import GATE_SET_KEYS
-    from tunedeck.engine.gate.judge_client import Judge
     from tunedeck.engine.gate.example_records import read_records
+    from tunedeck.engine.gate.judge_client import Judge
     from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.run.run_record import load_run_record
 
@@ -111,9 +112,12 @@ def plan(run_dir: Path, step: int, first: int | None = None) -> Plan:
     summary = read_gate_summary(run_dir)
     out = Plan(step=step, records=records, of=len(records))
     if summary is None or not records:
-        out.skipped = (f"the gate has not evaluated checkpoint-{step}, so there is nothing to compare with "
-                       f"(run `tunedeck eval {run_dir.name} --checkpoint {step}`)" if not records else
-                       "the gate's result (evals/gate.json) is missing or unreadable; run `tunedeck eval` again")
+        out.skipped = (
+            f"the gate has not evaluated checkpoint-{step}, so there is nothing to compare with "
+            f"(run `tunedeck eval {run_dir.name} --checkpoint {step}`)"
+            if not records
+            else "the gate's result (evals/gate.json) is missing or unreadable; run `tunedeck eval` again"
+        )
         return out
     out.records = records[:first] if first else records
     record = load_run_record(run_dir)
@@ -130,7 +134,9 @@ def plan(run_dir: Path, step: int, first: int | None = None) -> Plan:
         ex = by_id.get(rec["id"])
         if ex is None or not _same_prompt(ex, rec):
             why = "is no longer in the eval sets" if ex is None else "changed (prompt or checks) since the gate ran"
-            out.skipped = f"eval example {rec['id']} {why}; run `tunedeck eval {run_dir.name}` again so both ask the same"
+            out.skipped = (
+                f"eval example {rec['id']} {why}; run `tunedeck eval {run_dir.name}` again so both ask the same"
+            )
             return out
         out.examples.append(ex)
     generation = summary.context.get("generation")
@@ -139,13 +145,18 @@ def plan(run_dir: Path, step: int, first: int | None = None) -> Plan:
     except (TypeError, KeyError):
         out.settings = gen_settings(record.profile)
     g = record.profile.gate
-    out.rules = {"task_metric": g.task_metric, "min_task_gain": g.min_task_gain, "max_format_drop": g.max_format_drop,
-                 **{k: v for k, v in summary.rules.items() if k in ("task_metric", "min_task_gain", "max_format_drop")}}
+    out.rules = {
+        "task_metric": g.task_metric,
+        "min_task_gain": g.min_task_gain,
+        "max_format_drop": g.max_format_drop,
+        **{k: v for k, v in summary.rules.items() if k in ("task_metric", "min_task_gain", "max_format_drop")},
+    }
     out.judge = Judge(g.judge_url, g.judge_model) if g.judge_url else None
     return out
 
 
 # ---- asking the artifact ---------------------------------------------------------------------------
+
 
 def load_artifact(kind: str, folder: Path, profile, gguf_file: str | None = None):
     """(model, tokenizer) as a user loads the export, on the gate's device and in its precision."""
@@ -194,10 +205,20 @@ def ask(p: Plan, model, tokenizer) -> list[dict]:
     out: list = [None] * len(p.records)
     for system_prompt, idx in groups.items():
         exs = [p.examples[i] for i in idx]
-        gens = generate(model, tokenizer, [ex.prompt for ex in exs], max_new_tokens=s.max_new_tokens,
-                        batch_size=s.batch_size, system_prompt=system_prompt, temperature=s.temperature, top_p=s.top_p,
-                        seed=s.seed)
-        for i, rec in zip(idx, score_all(exs, gens, checkpoint=p.step, key=key, judge=p.judge, system_prompt=system_prompt)):
+        gens = generate(
+            model,
+            tokenizer,
+            [ex.prompt for ex in exs],
+            max_new_tokens=s.max_new_tokens,
+            batch_size=s.batch_size,
+            system_prompt=system_prompt,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            seed=s.seed,
+        )
+        for i, rec in zip(
+            idx, score_all(exs, gens, checkpoint=p.step, key=key, judge=p.judge, system_prompt=system_prompt)
+        ):
             out[i] = rec
     return out
 
@@ -210,8 +231,10 @@ def tokenized_differently(p: Plan, tokenizer, reference) -> int:
     n = 0
     for ex, rec in zip(p.examples, p.records):
         try:
-            ids = [tok(render_prompt(tok, ex.prompt, rec.get("system_prompt")), add_special_tokens=False)["input_ids"]
-                   for tok in (tokenizer, reference)]
+            ids = [
+                tok(render_prompt(tok, ex.prompt, rec.get("system_prompt")), add_special_tokens=False)["input_ids"]
+                for tok in (tokenizer, reference)
+            ]
         except PromptError:
             n += 1
             continue
@@ -220,6 +243,7 @@ def tokenized_differently(p: Plan, tokenizer, reference) -> int:
 
 
 # ---- comparing ---------------------------------------------------------------------------------------
+
 
 def _task(records: list[dict], metric: str) -> float | None:
     from tunedeck.engine.gate.scores import scores, task_points
@@ -244,28 +268,55 @@ def compare(p: Plan, artifact_records: list[dict], artifact: str, seconds: float
     task, was = _task(artifact_records, metric), _task(p.records, metric)
     fmt, was_fmt = scores(artifact_records)["format"], scores(p.records)["format"]
     same = [a.get("output") == r.get("output") for a, r in zip(artifact_records, p.records)]
-    differences = [{"id": r["id"], "gate": r.get("output"), "artifact": a.get("output")}
-                   for a, r, s in zip(artifact_records, p.records, same) if not s][:SHOWN_DIFFERENCES]
+    differences = [
+        {"id": r["id"], "gate": r.get("output"), "artifact": a.get("output")}
+        for a, r, s in zip(artifact_records, p.records, same)
+        if not s
+    ][:SHOWN_DIFFERENCES]
     unit = "%" if metric == "pass_rate" else f" {metric} points"
     ck = f"checkpoint-{p.step}"
     reasons = []
     if task is not None and was is not None and was - task > tol_task + 1e-9:
         allowed = f"allows {tol_task:g}" if tol_task else "allows no task loss (min_task_gain >= 0)"
-        reasons.append(f"task {task:.1f}{unit} is {was - task:.1f} points below {ck}'s {was:.1f}{unit} on the same "
-                       f"{len(p.records)} examples (the gate {allowed})")
+        reasons.append(
+            f"task {task:.1f}{unit} is {was - task:.1f} points below {ck}'s {was:.1f}{unit} on the same "
+            f"{len(p.records)} examples (the gate {allowed})"
+        )
     if fmt is not None and was_fmt is not None and was_fmt - fmt > tol_format + 1e-9:
-        reasons.append(f"format validity {fmt:.1f}% dropped {was_fmt - fmt:.1f} points from {ck}'s {was_fmt:.1f}% "
-                       f"(the gate allows {tol_format:g}: max_format_drop)")
-    return ArtifactGate(examples=len(p.records), identical=sum(same), task=_r(task), checkpoint_task=_r(was),
-                        format=_r(fmt), checkpoint_format=_r(was_fmt), task_metric=metric, of=p.of,
-                        verdict=FAIL if reasons else PASS, reasons=reasons,
-                        tolerance={"task": tol_task, "format": tol_format}, differences=differences, artifact=artifact,
-                        generation=asdict(p.settings) if p.settings is not None else {},
-                        seconds=None if seconds is None else round(seconds, 3))
+        reasons.append(
+            f"format validity {fmt:.1f}% dropped {was_fmt - fmt:.1f} points from {ck}'s {was_fmt:.1f}% "
+            f"(the gate allows {tol_format:g}: max_format_drop)"
+        )
+    return ArtifactGate(
+        examples=len(p.records),
+        identical=sum(same),
+        task=_r(task),
+        checkpoint_task=_r(was),
+        format=_r(fmt),
+        checkpoint_format=_r(was_fmt),
+        task_metric=metric,
+        of=p.of,
+        verdict=FAIL if reasons else PASS,
+        reasons=reasons,
+        tolerance={"task": tol_task, "format": tol_format},
+        differences=differences,
+        artifact=artifact,
+        generation=asdict(p.settings) if p.settings is not None else {},
+        seconds=None if seconds is None else round(seconds, 3),
+    )
 
 
-def run_artifact_gate(p: Plan, kind: str, folder: Path, profile, *, artifact: str, gguf_file: str | None = None,
-                      reference_tokenizer=None, progress=None) -> ArtifactGate:
+def run_artifact_gate(
+    p: Plan,
+    kind: str,
+    folder: Path,
+    profile,
+    *,
+    artifact: str,
+    gguf_file: str | None = None,
+    reference_tokenizer=None,
+    progress=None,
+) -> ArtifactGate:
     """Load the artifact, ask it the plan's examples, compare; the plan's skip reason when it has one."""
     if p.skipped:
         return p.skip(p.skipped)
@@ -293,18 +344,27 @@ def summary_lines(gate: ArtifactGate, step: int) -> list[str]:
         return "-" if x is None else f"{x:.1f}{unit}"
 
     some = f" (the first {gate.examples} of {gate.of})" if gate.examples < gate.of else ""
-    lines = [f"artifact gate: {gate.artifact} answered the gate's {gate.examples} task examples{some} for checkpoint-{step}",
-             f"artifact task {pct(gate.task)} vs checkpoint-{step} {pct(gate.checkpoint_task)}"
-             + (f", format {gate.format:.1f}% vs {gate.checkpoint_format:.1f}%"
-                if gate.format is not None and gate.checkpoint_format is not None else "")
-             + f"; {gate.identical} of {gate.examples} answers identical to the gate's"]
+    lines = [
+        f"artifact gate: {gate.artifact} answered the gate's {gate.examples} task examples{some} for checkpoint-{step}",
+        f"artifact task {pct(gate.task)} vs checkpoint-{step} {pct(gate.checkpoint_task)}"
+        + (
+            f", format {gate.format:.1f}% vs {gate.checkpoint_format:.1f}%"
+            if gate.format is not None and gate.checkpoint_format is not None
+            else ""
+        )
+        + f"; {gate.identical} of {gate.examples} answers identical to the gate's",
+    ]
     if gate.failed:
         d = gate.differences[0] if gate.differences else None
         if d:
-            lines.append(f"first different answer, {d['id']}: the gate recorded {d['gate']!r}, the artifact said {d['artifact']!r}")
+            lines.append(
+                f"first different answer, {d['id']}: the gate recorded {d['gate']!r}, the artifact said {d['artifact']!r}"
+            )
         if gate.tokenized_differently:
-            lines.append(f"{gate.tokenized_differently} of {gate.examples} prompts are tokenized differently by the "
-                         "exported tokenizer (its chat template or vocabulary) than by the one the gate used")
+            lines.append(
+                f"{gate.tokenized_differently} of {gate.examples} prompts are tokenized differently by the "
+                "exported tokenizer (its chat template or vocabulary) than by the one the gate used"
+            )
         lines += [f"artifact gate FAILED: {r}" for r in gate.reasons]
     else:
         lines.append("artifact gate: pass (within the gate's tolerances)")

@@ -31,10 +31,8 @@ from pathlib import Path
 from typing import Callable
 
 from tunedeck.engine.export.export_record import EXPORT_FAILED, EXPORT_RECORD, build_record
-from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.checkpoint_choice import CheckpointChoiceError, select_checkpoint
-from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
-from tunedeck.engine.run.store import Checkpoint, list_checkpoints
+from tunedeck.engine.run.store import Checkpoint
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
@@ -48,10 +46,10 @@ class ExportError(ValueError):
 class ExportResult:
     out: Path
     step: int
-    kind: str            # "adapter", "merged" (LoRA merged into the base), "full" (full fine-tuning) or "gguf"
-    selected_by: str     # why this checkpoint: "step", "chosen", "best" or "latest"
+    kind: str  # "adapter", "merged" (LoRA merged into the base), "full" (full fine-tuning) or "gguf"
+    selected_by: str  # why this checkpoint: "step", "chosen", "best" or "latest"
     record: dict
-    artifact_gate: object = None   # artifact_gate.ArtifactGate
+    artifact_gate: object = None  # artifact_gate.ArtifactGate
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -66,6 +64,7 @@ class ExportResult:
 
 
 # ---- the output directory ----------------------------------------------------------------------
+
 
 def check_out(out: Path) -> Path:
     """OUT must not exist, or be an empty directory (the final rename replaces an empty one)."""
@@ -90,7 +89,9 @@ def _publish(tmp: Path, out: Path) -> None:
     try:
         os.rename(tmp, out)
     except OSError as e:  # OUT appeared, or filled up, while the export ran
-        raise ExportError(f"cannot move the export into {out}: {e.strerror} (did something write there meanwhile?)") from None
+        raise ExportError(
+            f"cannot move the export into {out}: {e.strerror} (did something write there meanwhile?)"
+        ) from None
     fd = os.open(out.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -99,6 +100,7 @@ def _publish(tmp: Path, out: Path) -> None:
 
 
 # ---- writing ---------------------------------------------------------------------------------
+
 
 def export_precision(profile) -> str:
     """The checkpoint's precision: optim.precision, or for "auto" what training picked on a GPU. On a
@@ -110,8 +112,11 @@ def export_precision(profile) -> str:
     try:
         from transformers import AutoConfig
 
-        config = AutoConfig.from_pretrained(profile.model.base, trust_remote_code=profile.model.trust_remote_code,
-                                            **({"revision": profile.model.revision} if profile.model.revision else {}))
+        config = AutoConfig.from_pretrained(
+            profile.model.base,
+            trust_remote_code=profile.model.trust_remote_code,
+            **({"revision": profile.model.revision} if profile.model.revision else {}),
+        )
         dtype = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "")
     except Exception:
         dtype = ""
@@ -135,7 +140,9 @@ def load_checkpoint_tokenizer(profile, ckpt: Checkpoint):
 def _write_adapter(ckpt: Checkpoint, profile, tmp: Path) -> None:
     src = Path(ckpt.path)
     if not (src / "adapter_model.safetensors").exists():
-        raise ExportError(f"checkpoint-{ckpt.step} has no adapter_model.safetensors (pickled adapters are not exported)")
+        raise ExportError(
+            f"checkpoint-{ckpt.step} has no adapter_model.safetensors (pickled adapters are not exported)"
+        )
     shutil.copyfile(src / "adapter_model.safetensors", tmp / "adapter_model.safetensors")
     config = json.loads((src / "adapter_config.json").read_text(encoding="utf-8"))
     # PEFT loads the base from these two fields: pin the exact base the run trained on
@@ -149,7 +156,11 @@ def merged_model(ckpt: Checkpoint, profile, precision: str, progress):
     from tunedeck.engine.models.model_loading import load_model
 
     # QLoRA trained against 4-bit weights; a merged model is shipped in the checkpoint's half precision
-    plain = replace(profile, method=replace(profile.method, adapter="lora")) if profile.method.adapter == "qlora" else profile
+    plain = (
+        replace(profile, method=replace(profile.method, adapter="lora"))
+        if profile.method.adapter == "qlora"
+        else profile
+    )
     progress(f"loading the base model {profile.model.base} ({precision})")
     model = load_model(plain, precision)
     if profile.method.adapter == "none":
@@ -178,8 +189,10 @@ def _load_full_weights(model, ckpt: Checkpoint):
     missing, unexpected = model.load_state_dict(state, strict=False)
     tied = {k for k in missing if "lm_head" in k}  # tied to the embeddings, not saved separately
     if unexpected or set(missing) - tied:
-        raise ExportError(f"checkpoint-{ckpt.step}: weights do not fit the base model "
-                          f"({len(set(missing) - tied)} missing, {len(unexpected)} unexpected tensors)")
+        raise ExportError(
+            f"checkpoint-{ckpt.step}: weights do not fit the base model "
+            f"({len(set(missing) - tied)} missing, {len(unexpected)} unexpected tensors)"
+        )
     return model
 
 
@@ -204,9 +217,18 @@ def _no_pickles(tmp: Path) -> None:
 
 # ---- entry point -----------------------------------------------------------------------------
 
-def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool = False, gguf: str | None = None,
-                      llama_cpp: str | None = None, gate_examples: int | None = None,
-                      progress: Callable[[str], None] | None = None) -> ExportResult:
+
+def export_checkpoint(
+    run_dir: Path,
+    out: Path,
+    *,
+    checkpoint=None,
+    merge: bool = False,
+    gguf: str | None = None,
+    llama_cpp: str | None = None,
+    gate_examples: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
     """Export one complete checkpoint of `run_dir` into `out` (absent or empty), then ask the artifact the gate's task
     examples (the first `gate_examples`). Mistakes raise ExportError before any model loads; an artifact beyond the
     gate's tolerances is published, marked failed, and returned with result.failed."""
@@ -217,7 +239,7 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
     profile = record.profile
-    out = check_out(out)                                  # mistakes surface before any model loads
+    out = check_out(out)  # mistakes surface before any model loads
     if gate_examples is not None and gate_examples < 1:
         raise ExportError(f"--gate-examples: expected a positive number of examples, got {gate_examples}")
     gguf_type = converter = None
@@ -249,8 +271,17 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
             from tunedeck.engine.export.gguf_export import write_gguf
 
             precision = export_precision(profile)
-            written = write_gguf(ckpt, profile, tokenizer, tmp, gguf_type, converter, precision,
-                                 run_name=record.name or record.id, progress=progress)
+            written = write_gguf(
+                ckpt,
+                profile,
+                tokenizer,
+                tmp,
+                gguf_type,
+                converter,
+                precision,
+                run_name=record.name or record.id,
+                progress=progress,
+            )
             warnings = written.notes
         else:
             precision = export_precision(profile)
@@ -261,9 +292,16 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         if kind != "gguf":
             tokenizer.save_pretrained(str(tmp))  # tokenizer files and chat_template.jinja
         _no_pickles(tmp)
-        gate = ag.run_artifact_gate(plan, kind, tmp, profile, artifact=ARTIFACT_WORDS[kind].format(type=gguf_type),
-                                    gguf_file=written.file if written else None,
-                                    reference_tokenizer=gate_tokenizer(profile, plan), progress=progress)
+        gate = ag.run_artifact_gate(
+            plan,
+            kind,
+            tmp,
+            profile,
+            artifact=ARTIFACT_WORDS[kind].format(type=gguf_type),
+            gguf_file=written.file if written else None,
+            reference_tokenizer=gate_tokenizer(profile, plan),
+            progress=progress,
+        )
         if written is not None:
             from tunedeck.engine.export.gguf_export import write_modelfile
             from tunedeck.engine.gate.eval_inputs import gen_settings
@@ -275,11 +313,23 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         if gate.failed:
             (tmp / EXPORT_FAILED).write_text(
                 f"This export of checkpoint-{ckpt.step} failed its artifact gate: it does not answer as the checkpoint "
-                "the gate judged.\n" + "".join(f"- {r}\n" for r in gate.reasons)
-                + f"Details: {EXPORT_RECORD} (artifact_gate).\n", encoding="utf-8")
+                "the gate judged.\n"
+                + "".join(f"- {r}\n" for r in gate.reasons)
+                + f"Details: {EXPORT_RECORD} (artifact_gate).\n",
+                encoding="utf-8",
+            )
         files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
-        data = build_record(record, ckpt, kind, selected_by, precision, files,
-                            gguf=written.to_record() if written else None, artifact_gate=gate.to_dict(), warnings=warnings)
+        data = build_record(
+            record,
+            ckpt,
+            kind,
+            selected_by,
+            precision,
+            files,
+            gguf=written.to_record() if written else None,
+            artifact_gate=gate.to_dict(),
+            warnings=warnings,
+        )
         (tmp / EXPORT_RECORD).write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
         _publish(tmp, out)
     except BaseException as e:
@@ -288,8 +338,9 @@ def export_checkpoint(run_dir: Path, out: Path, *, checkpoint=None, merge: bool 
         if isinstance(e, OSError) and e.errno in _DISK_ERRORS:  # the machine's problem, not a bug: say it in one line
             raise ExportError(f"export to {out} failed: {e.strerror}; nothing was written") from None
         raise
-    return ExportResult(out=out, step=ckpt.step, kind=kind, selected_by=selected_by, record=data, artifact_gate=gate,
-                        warnings=warnings)
+    return ExportResult(
+        out=out, step=ckpt.step, kind=kind, selected_by=selected_by, record=data, artifact_gate=gate, warnings=warnings
+    )
 
 
 def gate_tokenizer(profile, plan):
@@ -302,8 +353,12 @@ def gate_tokenizer(profile, plan):
     return load_tokenizer(profile)
 
 
-ARTIFACT_WORDS = {"adapter": "the exported adapter on its base", "merged": "the merged model",
-                  "full": "the exported model", "gguf": "the GGUF file ({type}, through transformers' GGUF loader)"}
+ARTIFACT_WORDS = {
+    "adapter": "the exported adapter on its base",
+    "merged": "the merged model",
+    "full": "the exported model",
+    "gguf": "the GGUF file ({type}, through transformers' GGUF loader)",
+}
 
 
 def load_instructions(result: ExportResult) -> str:
@@ -312,16 +367,22 @@ def load_instructions(result: ExportResult) -> str:
     rev = result.record["base_model"]["revision"]
     if result.kind == "gguf":
         name = result.gguf_file.name
-        return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-                f"model = AutoModelForCausalLM.from_pretrained({str(result.out)!r}, gguf_file={name!r})\n"
-                f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r}, gguf_file={name!r})")
+        return (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            f"model = AutoModelForCausalLM.from_pretrained({str(result.out)!r}, gguf_file={name!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r}, gguf_file={name!r})"
+        )
     if result.kind == "adapter":
         rev_arg = f", revision={rev!r}" if rev else ""
-        return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-                "from peft import PeftModel\n"
-                f"base = AutoModelForCausalLM.from_pretrained({base!r}{rev_arg})\n"
-                f"model = PeftModel.from_pretrained(base, {str(result.out)!r})\n"
-                f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r})")
-    return ("from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-            f"model = AutoModelForCausalLM.from_pretrained({str(result.out)!r})\n"
-            f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r})")
+        return (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            "from peft import PeftModel\n"
+            f"base = AutoModelForCausalLM.from_pretrained({base!r}{rev_arg})\n"
+            f"model = PeftModel.from_pretrained(base, {str(result.out)!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r})"
+        )
+    return (
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        f"model = AutoModelForCausalLM.from_pretrained({str(result.out)!r})\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({str(result.out)!r})"
+    )

@@ -32,8 +32,8 @@ from tunedeck.engine.export.checkpoint_export import ExportError
 from tunedeck.engine.export.llama_cpp_source import LlamaCpp
 from tunedeck.engine.run.atomic_io import read_json_object
 
-DIRECT_TYPES = ("f16", "bf16", "q8_0")                                       # written by the converter itself
-QUANTIZE_TYPES = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K"}    # llama-quantize's names
+DIRECT_TYPES = ("f16", "bf16", "q8_0")  # written by the converter itself
+QUANTIZE_TYPES = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K"}  # llama-quantize's names
 GGUF_TYPES = DIRECT_TYPES + tuple(QUANTIZE_TYPES)
 CONVERT_TIMEOUT_S = 6 * 3600
 LOG_TAIL = 40
@@ -44,9 +44,11 @@ def parse_gguf_type(text: str) -> str:
     t = str(text).strip().lower().replace("-", "_")
     if t in GGUF_TYPES:
         return t
-    raise ExportError(f"--gguf {text}: tunedeck writes {', '.join(DIRECT_TYPES)} (llama.cpp's converter) and "
-                      f"{', '.join(QUANTIZE_TYPES)} (llama-quantize); for another type export f16 and run "
-                      f"`llama-quantize MODEL-f16.gguf MODEL-{t}.gguf {t.upper()}` from a llama.cpp build")
+    raise ExportError(
+        f"--gguf {text}: tunedeck writes {', '.join(DIRECT_TYPES)} (llama.cpp's converter) and "
+        f"{', '.join(QUANTIZE_TYPES)} (llama-quantize); for another type export f16 and run "
+        f"`llama-quantize MODEL-f16.gguf MODEL-{t}.gguf {t.upper()}` from a llama.cpp build"
+    )
 
 
 def require_packages() -> None:
@@ -56,9 +58,11 @@ def require_packages() -> None:
 
     missing = [m for m in ("gguf", "sentencepiece") if importlib.util.find_spec(m) is None]
     if missing:
-        raise ExportError(f"--gguf needs the Python package{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
-                          f"(llama.cpp's converter imports sentencepiece; transformers reads the GGUF back with gguf): "
-                          f"pip install {' '.join(missing)}")
+        raise ExportError(
+            f"--gguf needs the Python package{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+            f"(llama.cpp's converter imports sentencepiece; transformers reads the GGUF back with gguf): "
+            f"pip install {' '.join(missing)}"
+        )
 
 
 def needs_quantize(gguf_type: str) -> bool:
@@ -67,13 +71,16 @@ def needs_quantize(gguf_type: str) -> bool:
 
 def require_quantize(llama_cpp: LlamaCpp, gguf_type: str) -> None:
     if needs_quantize(gguf_type) and llama_cpp.quantize is None:
-        raise ExportError(f"--gguf {gguf_type} needs llama.cpp's llama-quantize, and none was found (in --llama-cpp DIR's "
-                          "build/bin, or on PATH): build it in a llama.cpp checkout (`cmake -B build && cmake --build build "
-                          "--target llama-quantize`) and pass --llama-cpp DIR (or set LLAMA_CPP_DIR); "
-                          f"{', '.join(DIRECT_TYPES)} need no build")
+        raise ExportError(
+            f"--gguf {gguf_type} needs llama.cpp's llama-quantize, and none was found (in --llama-cpp DIR's "
+            "build/bin, or on PATH): build it in a llama.cpp checkout (`cmake -B build && cmake --build build "
+            "--target llama-quantize`) and pass --llama-cpp DIR (or set LLAMA_CPP_DIR); "
+            f"{', '.join(DIRECT_TYPES)} need no build"
+        )
 
 
 # ---- the converter's input ----------------------------------------------------------------------
+
 
 def matching_sentencepiece(path: Path | None, tokenizer) -> bool:
     """Whether the sentencepiece model at `path` holds exactly the tokenizer's base vocabulary, id for id."""
@@ -86,7 +93,9 @@ def matching_sentencepiece(path: Path | None, tokenizer) -> bool:
     except Exception:  # not a sentencepiece model, or sentencepiece missing: nothing to copy
         return False
     n = sp.get_piece_size()
-    return n <= len(tokenizer) and tokenizer.convert_ids_to_tokens(list(range(n))) == [sp.id_to_piece(i) for i in range(n)]
+    return n <= len(tokenizer) and tokenizer.convert_ids_to_tokens(list(range(n))) == [
+        sp.id_to_piece(i) for i in range(n)
+    ]
 
 
 def prepare_converter_input(folder: Path, tokenizer, sentencepiece_model: Path | None) -> bool:
@@ -107,33 +116,52 @@ def write_added_tokens_decoder(folder: Path, tokenizer) -> None:
     if config is None or config.get("added_tokens_decoder"):
         return
     config["added_tokens_decoder"] = {
-        str(i): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized, "rstrip": t.rstrip,
-                 "single_word": t.single_word, "special": t.special}
-        for i, t in sorted(tokenizer.added_tokens_decoder.items())}
+        str(i): {
+            "content": t.content,
+            "lstrip": t.lstrip,
+            "normalized": t.normalized,
+            "rstrip": t.rstrip,
+            "single_word": t.single_word,
+            "special": t.special,
+        }
+        for i, t in sorted(tokenizer.added_tokens_decoder.items())
+    }
     path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # ---- running it ---------------------------------------------------------------------------------
 
+
 def _env(llama_cpp: LlamaCpp) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PYTHONPATH=str(llama_cpp.root / "gguf-py"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1")
+    env.update(
+        PYTHONPATH=str(llama_cpp.root / "gguf-py"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
 def _explain(lines: list[str], llama_cpp: LlamaCpp) -> str:
     """The converter's failure in one line: a known cause with what to do, else its last line."""
     text = "\n".join(lines)
-    which = f"llama.cpp's converter ({llama_cpp.source}{', commit ' + llama_cpp.commit[:12] if llama_cpp.commit else ''})"
+    which = (
+        f"llama.cpp's converter ({llama_cpp.source}{', commit ' + llama_cpp.commit[:12] if llama_cpp.commit else ''})"
+    )
     for line in lines:
         if " is not supported" in line and "Model " in line:
             arch = line.split("Model ", 1)[1].split(" is not supported")[0]
-            return (f"{which} has no support for the architecture {arch}; a newer llama.cpp may have it "
-                    "(pass its checkout with --llama-cpp DIR)")
+            return (
+                f"{which} has no support for the architecture {arch}; a newer llama.cpp may have it "
+                "(pass its checkout with --llama-cpp DIR)"
+            )
     if "BPE pre-tokenizer was not recognized" in text:
-        return (f"{which} does not recognise this model's tokenizer (a BPE pre-tokenizer it has no hash for: a tokenizer "
-                "that is not one of the published models' it knows); a newer llama.cpp may know it (--llama-cpp DIR)")
+        return (
+            f"{which} does not recognise this model's tokenizer (a BPE pre-tokenizer it has no hash for: a tokenizer "
+            "that is not one of the published models' it knows); a newer llama.cpp may know it (--llama-cpp DIR)"
+        )
     for line in reversed(lines):
         if line.startswith("ModuleNotFoundError:"):
             module = line.split("'")[1] if "'" in line else line
@@ -142,8 +170,15 @@ def _explain(lines: list[str], llama_cpp: LlamaCpp) -> str:
     return f"{which} failed: {last}"
 
 
-def run_converter(llama_cpp: LlamaCpp, model_dir: Path, outfile: Path, outtype: str, *, vocab_only: bool = False,
-                  model_name: str | None = None) -> float:
+def run_converter(
+    llama_cpp: LlamaCpp,
+    model_dir: Path,
+    outfile: Path,
+    outtype: str,
+    *,
+    vocab_only: bool = False,
+    model_name: str | None = None,
+) -> float:
     """Run convert_hf_to_gguf.py on `model_dir`; seconds it took. ExportError with the cause when it fails."""
     cmd = [sys.executable, str(llama_cpp.script), str(model_dir), "--outfile", str(outfile), "--outtype", outtype]
     if vocab_only:
@@ -152,8 +187,15 @@ def run_converter(llama_cpp: LlamaCpp, model_dir: Path, outfile: Path, outtype: 
         cmd += ["--model-name", model_name]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(llama_cpp), cwd=str(model_dir),
-                              stdin=subprocess.DEVNULL, timeout=CONVERT_TIMEOUT_S)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env=_env(llama_cpp),
+            cwd=str(model_dir),
+            stdin=subprocess.DEVNULL,
+            timeout=CONVERT_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         raise ExportError(f"llama.cpp's converter did not finish within {CONVERT_TIMEOUT_S // 3600} h") from None
     took = time.perf_counter() - t0
@@ -167,18 +209,26 @@ def run_quantize(llama_cpp: LlamaCpp, src: Path, dst: Path, gguf_type: str) -> f
     require_quantize(llama_cpp, gguf_type)
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([str(llama_cpp.quantize), str(src), str(dst), QUANTIZE_TYPES[gguf_type]],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=CONVERT_TIMEOUT_S)
+        proc = subprocess.run(
+            [str(llama_cpp.quantize), str(src), str(dst), QUANTIZE_TYPES[gguf_type]],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=CONVERT_TIMEOUT_S,
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ExportError(f"llama-quantize ({llama_cpp.quantize}) could not run: {e}") from None
     if proc.returncode != 0 or not dst.is_file():
         lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        raise ExportError(f"llama-quantize ({llama_cpp.quantize}) failed: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        raise ExportError(
+            f"llama-quantize ({llama_cpp.quantize}) failed: {lines[-1] if lines else f'exit {proc.returncode}'}"
+        )
     return time.perf_counter() - t0
 
 
-def convert(llama_cpp: LlamaCpp, model_dir: Path, outfile: Path, gguf_type: str, *, model_name: str | None = None,
-            progress=None) -> dict:
+def convert(
+    llama_cpp: LlamaCpp, model_dir: Path, outfile: Path, gguf_type: str, *, model_name: str | None = None, progress=None
+) -> dict:
     """`model_dir` (an HF folder) to `outfile` as `gguf_type`; {"convert_s", "quantize_s"} as measured."""
     progress = progress or (lambda message: None)
     if not needs_quantize(gguf_type):

@@ -23,17 +23,23 @@ MERGED_DIR = ".merged-for-converter"
 
 @dataclass
 class GgufWritten:
-    file: str                                   # the .gguf's name inside OUT
+    file: str  # the .gguf's name inside OUT
     gguf_type: str
-    converter: dict                             # which llama.cpp converter wrote it (LlamaCpp.to_record)
-    timings: dict                               # convert_s (and quantize_s), as measured
-    stops: list[str] = field(default_factory=list)   # for the Modelfile
-    notes: list[str] = field(default_factory=list)   # pre-flight warnings
-    tokenizer_model: str | None = None          # the sentencepiece model handed to the converter (gguf_convert)
+    converter: dict  # which llama.cpp converter wrote it (LlamaCpp.to_record)
+    timings: dict  # convert_s (and quantize_s), as measured
+    stops: list[str] = field(default_factory=list)  # for the Modelfile
+    notes: list[str] = field(default_factory=list)  # pre-flight warnings
+    tokenizer_model: str | None = None  # the sentencepiece model handed to the converter (gguf_convert)
 
     def to_record(self) -> dict:
-        return {"file": self.file, "type": self.gguf_type, "converter": self.converter, **self.timings,
-                "tokenizer_model": self.tokenizer_model, "stops": self.stops}
+        return {
+            "file": self.file,
+            "type": self.gguf_type,
+            "converter": self.converter,
+            **self.timings,
+            "tokenizer_model": self.tokenizer_model,
+            "stops": self.stops,
+        }
 
 
 def gguf_name(run_name: str, step: int, gguf_type: str) -> str:
@@ -42,8 +48,9 @@ def gguf_name(run_name: str, step: int, gguf_type: str) -> str:
     return f"{sanitize_name(run_name)}-checkpoint-{step}-{gguf_type}.gguf"
 
 
-def write_gguf(ckpt, profile, tokenizer, tmp: Path, gguf_type: str, llama_cpp: LlamaCpp, precision: str, *,
-               run_name: str, progress) -> GgufWritten:
+def write_gguf(
+    ckpt, profile, tokenizer, tmp: Path, gguf_type: str, llama_cpp: LlamaCpp, precision: str, *, run_name: str, progress
+) -> GgufWritten:
     """Pre-flight, merge (or load the full weights), convert into tmp/<name>.gguf; the merged folder is removed."""
     from tunedeck.engine.export.checkpoint_export import merged_model, write_model
     from tunedeck.engine.gate.generate import eos_ids
@@ -63,17 +70,32 @@ def write_gguf(ckpt, profile, tokenizer, tmp: Path, gguf_type: str, llama_cpp: L
     added = prepare_converter_input(merged, tokenizer, spm)
     name = gguf_name(run_name, ckpt.step, gguf_type)
     try:
-        timings = convert(llama_cpp, merged, tmp / name, gguf_type, model_name=f"{run_name} checkpoint-{ckpt.step}",
-                          progress=progress)
+        timings = convert(
+            llama_cpp, merged, tmp / name, gguf_type, model_name=f"{run_name} checkpoint-{ckpt.step}", progress=progress
+        )
     finally:
         shutil.rmtree(merged, ignore_errors=True)
-    return GgufWritten(file=name, gguf_type=gguf_type, converter=llama_cpp.to_record(), timings=timings, stops=stops,
-                       notes=notes, tokenizer_model=str(spm) if added else None)
+    return GgufWritten(
+        file=name,
+        gguf_type=gguf_type,
+        converter=llama_cpp.to_record(),
+        timings=timings,
+        stops=stops,
+        notes=notes,
+        tokenizer_model=str(spm) if added else None,
+    )
 
 
-def write_modelfile(tmp: Path, written: GgufWritten, task_records: list[dict], generation: dict,
-                    failed: list[str]) -> None:
+def write_modelfile(
+    tmp: Path, written: GgufWritten, task_records: list[dict], generation: dict, failed: list[str]
+) -> None:
     system, note = mf.system_prompt(task_records)
-    text = mf.modelfile_text(written.file, stops=written.stops, system=system, generation=generation,
-                             notes=[note] if note else [], failed=failed)
+    text = mf.modelfile_text(
+        written.file,
+        stops=written.stops,
+        system=system,
+        generation=generation,
+        notes=[note] if note else [],
+        failed=failed,
+    )
     (tmp / mf.MODELFILE).write_text(text, encoding="utf-8")

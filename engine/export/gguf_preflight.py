@@ -22,7 +22,7 @@ from tunedeck.engine.export.llama_cpp_source import LlamaCpp
 GGUF_BYTES = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q6_k": 0.82, "q5_k_m": 0.71, "q4_k_m": 0.61}
 PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-GB = 1024 ** 3
+GB = 1024**3
 
 
 def base_config(profile):
@@ -36,23 +36,29 @@ def base_config(profile):
     try:
         return AutoConfig.from_pretrained(resolve_base(profile), **kw)
     except Exception as e:
-        raise ExportError(f"cannot read the base model's config ({profile.model.base}): {str(e).splitlines()[0]}") from None
+        raise ExportError(
+            f"cannot read the base model's config ({profile.model.base}): {str(e).splitlines()[0]}"
+        ) from None
 
 
 def check_vocab(config, tokenizer) -> None:
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     rows = getattr(text, "vocab_size", None)
     if isinstance(rows, int) and len(tokenizer) > rows:
-        raise ExportError(f"the tokenizer has {len(tokenizer)} tokens but the model's embeddings have {rows} rows: tokens "
-                          f"from {rows} on have no embedding (added without resizing the embeddings), and the converter "
-                          "cannot write them; train with those tokens' embeddings resized, or drop the added tokens")
+        raise ExportError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's embeddings have {rows} rows: tokens "
+            f"from {rows} on have no embedding (added without resizing the embeddings), and the converter "
+            "cannot write them; train with those tokens' embeddings resized, or drop the added tokens"
+        )
 
 
 def template_warning(tokenizer) -> str | None:
     if getattr(tokenizer, "chat_template", None):
         return None
-    return ("the tokenizer has no chat template: the GGUF carries none, so Ollama and llama.cpp will not know how to "
-            "prompt this model (set model.chat_template in the profile and train again, or give Ollama a TEMPLATE)")
+    return (
+        "the tokenizer has no chat template: the GGUF carries none, so Ollama and llama.cpp will not know how to "
+        "prompt this model (set model.chat_template in the profile and train again, or give Ollama a TEMPLATE)"
+    )
 
 
 def weights_bytes(profile, ckpt) -> int | None:
@@ -70,10 +76,14 @@ def weights_bytes(profile, ckpt) -> int | None:
 
         from huggingface_hub import try_to_load_from_cache
 
-        index = try_to_load_from_cache(profile.model.base, "model.safetensors.index.json", revision=profile.model.revision or None)
+        index = try_to_load_from_cache(
+            profile.model.base, "model.safetensors.index.json", revision=profile.model.revision or None
+        )
         if isinstance(index, str):
             return int(json.loads(Path(index).read_text())["metadata"]["total_size"])
-        single = try_to_load_from_cache(profile.model.base, "model.safetensors", revision=profile.model.revision or None)
+        single = try_to_load_from_cache(
+            profile.model.base, "model.safetensors", revision=profile.model.revision or None
+        )
         return Path(single).stat().st_size if isinstance(single, str) else None
     except Exception:
         return None
@@ -84,14 +94,18 @@ def check_disk(profile, ckpt, config, gguf_type: str, precision: str, where: Pat
     stored = weights_bytes(profile, ckpt)
     if not stored:
         return "the model's size is unknown here, so free disk was not checked"
-    dtype = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32").removeprefix("torch.")
+    dtype = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32").removeprefix(
+        "torch."
+    )
     weights = stored / DTYPE_BYTES.get(dtype, 4)
     per_weight = PRECISION_BYTES.get(precision, 4) + GGUF_BYTES[gguf_type] + (2.0 if needs_quantize(gguf_type) else 0.0)
     need = int(weights * per_weight)
     free = shutil.disk_usage(where).free
     if free < need:
-        raise ExportError(f"not enough free disk in {where}: the GGUF export needs about {need / GB:.1f} GB (the merged "
-                          f"weights in {precision} and the {gguf_type} file), {free / GB:.1f} GB are free")
+        raise ExportError(
+            f"not enough free disk in {where}: the GGUF export needs about {need / GB:.1f} GB (the merged "
+            f"weights in {precision} and the {gguf_type} file), {free / GB:.1f} GB are free"
+        )
     return None
 
 
@@ -127,13 +141,16 @@ def sentencepiece_model(profile, ckpt) -> Path | None:
     return Path(found) if isinstance(found, str) else None
 
 
-def preflight(profile, ckpt, tokenizer, gguf_type: str, llama_cpp: LlamaCpp, precision: str, work: Path,
-              progress=None) -> list[str]:
+def preflight(
+    profile, ckpt, tokenizer, gguf_type: str, llama_cpp: LlamaCpp, precision: str, work: Path, progress=None
+) -> list[str]:
     """Every check above; ExportError on the first that fails, the warnings otherwise."""
     say = progress or (lambda message: None)
     config = base_config(profile)
     check_vocab(config, tokenizer)
-    notes = [w for w in (template_warning(tokenizer), check_disk(profile, ckpt, config, gguf_type, precision, work)) if w]
+    notes = [
+        w for w in (template_warning(tokenizer), check_disk(profile, ckpt, config, gguf_type, precision, work)) if w
+    ]
     say("checking that llama.cpp's converter accepts the architecture and the tokenizer")
     probe_converter(llama_cpp, config, tokenizer, work, sentencepiece_model(profile, ckpt))
     return notes

@@ -38,7 +38,7 @@ PINNED_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2
 SDIST = f"llama_cpp_python-{PINNED_VERSION}.tar.gz"
 SDIST_URL = f"https://pypi.org/project/llama-cpp-python/{PINNED_VERSION}/#files"
 ENV_DIR = "LLAMA_CPP_DIR"
-MARKER = "tunedeck-llama-cpp.json"   # written inside a cache entry before it is renamed into place
+MARKER = "tunedeck-llama-cpp.json"  # written inside a cache entry before it is renamed into place
 CONVERTER = "convert_hf_to_gguf.py"
 # what the converter needs from the vendored tree (conversion/ exists in newer llama.cpp only)
 NEEDED = (CONVERTER, "conversion/", "gguf-py/", "LICENSE")
@@ -54,10 +54,10 @@ class LlamaCppUnavailable(ExportError):
 class LlamaCpp:
     """A llama.cpp converter ready to run, and where it came from (the export record keeps this)."""
 
-    root: Path                   # holds convert_hf_to_gguf.py and gguf-py/
-    source: str                  # "llama.cpp directory DIR" or "llama-cpp-python 0.3.36 source distribution"
-    commit: str | None = None    # llama.cpp's git commit, where known
-    gguf_py: str | None = None   # the version of its gguf-py package
+    root: Path  # holds convert_hf_to_gguf.py and gguf-py/
+    source: str  # "llama.cpp directory DIR" or "llama-cpp-python 0.3.36 source distribution"
+    commit: str | None = None  # llama.cpp's git commit, where known
+    gguf_py: str | None = None  # the version of its gguf-py package
     sdist_sha256: str | None = None
     quantize: Path | None = None  # llama-quantize, for the K-quants
 
@@ -77,13 +77,16 @@ def cache_dir() -> Path:
 
 
 def offline_help() -> str:
-    return (f"download the llama-cpp-python {PINNED_VERSION} source distribution ({SDIST}, sha256 {PINNED_SHA256}) "
-            f"from {SDIST_URL} (or `pip download --no-deps --no-binary :all: llama-cpp-python=={PINNED_VERSION}`), "
-            f"unpack it with `tar xzf {SDIST}` and pass --llama-cpp llama_cpp_python-{PINNED_VERSION}/vendor/llama.cpp "
-            f"(or set {ENV_DIR}); a llama.cpp checkout (https://github.com/ggml-org/llama.cpp) works as well")
+    return (
+        f"download the llama-cpp-python {PINNED_VERSION} source distribution ({SDIST}, sha256 {PINNED_SHA256}) "
+        f"from {SDIST_URL} (or `pip download --no-deps --no-binary :all: llama-cpp-python=={PINNED_VERSION}`), "
+        f"unpack it with `tar xzf {SDIST}` and pass --llama-cpp llama_cpp_python-{PINNED_VERSION}/vendor/llama.cpp "
+        f"(or set {ENV_DIR}); a llama.cpp checkout (https://github.com/ggml-org/llama.cpp) works as well"
+    )
 
 
 # ---- a directory the user names -----------------------------------------------------------------
+
 
 def _gguf_py_version(root: Path) -> str | None:
     try:
@@ -122,13 +125,21 @@ def from_directory(path: str | Path, how: str) -> LlamaCpp:
     if not given.is_dir():
         raise LlamaCppUnavailable(f"{how}: {given} is not a directory (a llama.cpp checkout holding {CONVERTER})")
     if not (root / CONVERTER).is_file() or not (root / "gguf-py" / "gguf").is_dir():
-        raise LlamaCppUnavailable(f"{how}: {given} holds no {CONVERTER} with its gguf-py/ folder; name a llama.cpp "
-                                  "checkout (or an unpacked llama-cpp-python source distribution)")
-    return LlamaCpp(root=root, source=f"llama.cpp directory {given} ({how})", commit=_git_commit(root),
-                    gguf_py=_gguf_py_version(root), quantize=find_quantize(root))
+        raise LlamaCppUnavailable(
+            f"{how}: {given} holds no {CONVERTER} with its gguf-py/ folder; name a llama.cpp "
+            "checkout (or an unpacked llama-cpp-python source distribution)"
+        )
+    return LlamaCpp(
+        root=root,
+        source=f"llama.cpp directory {given} ({how})",
+        commit=_git_commit(root),
+        gguf_py=_gguf_py_version(root),
+        quantize=find_quantize(root),
+    )
 
 
 # ---- the pinned copy: cached, else downloaded -----------------------------------------------------
+
 
 def cache_entry() -> Path:
     return cache_dir() / f"llama.cpp-{PINNED_VERSION}"
@@ -139,32 +150,58 @@ def cached() -> LlamaCpp | None:
     meta = read_json_object(entry / MARKER)
     if meta is None or not (entry / CONVERTER).is_file() or meta.get("sdist_sha256") != PINNED_SHA256:
         return None
-    return LlamaCpp(root=entry, source=f"llama-cpp-python {PINNED_VERSION} source distribution (cached in {entry})",
-                    commit=meta.get("commit"), gguf_py=meta.get("gguf_py"), sdist_sha256=PINNED_SHA256,
-                    quantize=find_quantize(None))
+    return LlamaCpp(
+        root=entry,
+        source=f"llama-cpp-python {PINNED_VERSION} source distribution (cached in {entry})",
+        commit=meta.get("commit"),
+        gguf_py=meta.get("gguf_py"),
+        sdist_sha256=PINNED_SHA256,
+        quantize=find_quantize(None),
+    )
 
 
 def _download(into: Path, progress) -> Path:
     """pip download the pinned sdist into `into`; LlamaCppUnavailable with pip's own reason when it cannot."""
-    progress(f"downloading llama.cpp's converter: the llama-cpp-python {PINNED_VERSION} source distribution "
-             "(76 MB, once; cached afterwards)")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--retries", "2",
-           "--disable-pip-version-check", "-d", str(into), f"llama-cpp-python=={PINNED_VERSION}"]
+    progress(
+        f"downloading llama.cpp's converter: the llama-cpp-python {PINNED_VERSION} source distribution "
+        "(76 MB, once; cached afterwards)"
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--retries",
+        "2",
+        "--disable-pip-version-check",
+        "-d",
+        str(into),
+        f"llama-cpp-python=={PINNED_VERSION}",
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise LlamaCppUnavailable(f"llama.cpp's converter is not cached and pip could not fetch it ({e}); "
-                                  f"{offline_help()}") from None
+        raise LlamaCppUnavailable(
+            f"llama.cpp's converter is not cached and pip could not fetch it ({e}); {offline_help()}"
+        ) from None
     sdist = into / SDIST
     if proc.returncode != 0 or not sdist.is_file():
         lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        said = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else f"exit {proc.returncode}")
-        offline = next((ln for ln in lines if "connection broken by" in ln or "Failed to establish a new connection" in ln), None)
+        said = next(
+            (ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else f"exit {proc.returncode}"
+        )
+        offline = next(
+            (ln for ln in lines if "connection broken by" in ln or "Failed to establish a new connection" in ln), None
+        )
         if offline:  # pip's last line ("no matching distribution") hides that the index was never reached
             why = re.search(r"(\[Errno [^\]]+\][^'\"]*|Failed to resolve[^'\"]*|timed out)", offline)
             said = "the package index could not be reached" + (f": {why.group(1).strip()}" if why else "")
-        raise LlamaCppUnavailable(f"llama.cpp's converter is not cached and pip could not download it ({said}); "
-                                  f"{offline_help()}")
+        raise LlamaCppUnavailable(
+            f"llama.cpp's converter is not cached and pip could not download it ({said}); {offline_help()}"
+        )
     return sdist
 
 
@@ -187,7 +224,7 @@ def _unpack(sdist: Path, dest: Path) -> dict:
             if member.name == head and member.isfile():
                 commit = tar.extractfile(member).read().decode("ascii", "replace").strip() or None
                 continue
-            rel = member.name[len(vendor):] if member.name.startswith(vendor) else ""
+            rel = member.name[len(vendor) :] if member.name.startswith(vendor) else ""
             if not rel or not any(rel == n or (n.endswith("/") and rel.startswith(n)) for n in NEEDED):
                 continue
             if not (member.isfile() or member.isdir()):
@@ -217,14 +254,18 @@ def fetch(progress=None) -> LlamaCpp:
         entry.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
     except OSError as e:
-        raise LlamaCppUnavailable(f"cannot write the converter's cache {entry.parent}: {e.strerror}; set XDG_CACHE_HOME "
-                                  f"to a writable folder, or {offline_help()}") from None
+        raise LlamaCppUnavailable(
+            f"cannot write the converter's cache {entry.parent}: {e.strerror}; set XDG_CACHE_HOME "
+            f"to a writable folder, or {offline_help()}"
+        ) from None
     try:
         sdist = _download(work / "download", progress)
         digest = _sha256(sdist)
         if digest != PINNED_SHA256:
-            raise LlamaCppUnavailable(f"the downloaded {SDIST} has sha256 {digest}, not the pinned {PINNED_SHA256}: "
-                                      "refusing to run it (a changed or tampered file); check your package index")
+            raise LlamaCppUnavailable(
+                f"the downloaded {SDIST} has sha256 {digest}, not the pinned {PINNED_SHA256}: "
+                "refusing to run it (a changed or tampered file); check your package index"
+            )
         tree = work / "llama.cpp"
         tree.mkdir()
         meta = _unpack(sdist, tree)

@@ -16,8 +16,12 @@ from collections import Counter
 from pathlib import Path
 
 MODELFILE = "Modelfile"
-_SAMPLE = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"},
-           {"role": "user", "content": "V"}]
+_SAMPLE = [
+    {"role": "system", "content": "S"},
+    {"role": "user", "content": "U"},
+    {"role": "assistant", "content": "A"},
+    {"role": "user", "content": "V"},
+]
 
 
 def stop_tokens(tokenizer, eos_ids: set[int]) -> list[str]:
@@ -38,6 +42,7 @@ def stop_tokens(tokenizer, eos_ids: set[int]) -> list[str]:
 
 def system_prompt(records: list[dict]) -> tuple[str | None, str | None]:
     """(the system prompt the gate's task examples were asked with, a note when they were not all asked with one)."""
+
     def one(rec: dict) -> str | None:
         if rec.get("system_prompt"):
             return rec["system_prompt"]
@@ -50,8 +55,14 @@ def system_prompt(records: list[dict]) -> tuple[str | None, str | None]:
     if not counts:
         return None, None
     text, n = counts.most_common(1)[0]
-    note = None if len(counts) == 1 else (f"the gate's {len(records)} task examples were asked with {len(counts)} different "
-                                          f"system prompts; this is the most common ({n} of {len(records)})")
+    note = (
+        None
+        if len(counts) == 1
+        else (
+            f"the gate's {len(records)} task examples were asked with {len(counts)} different "
+            f"system prompts; this is the most common ({n} of {len(records)})"
+        )
+    )
     return text, note
 
 
@@ -59,11 +70,20 @@ def _quoted(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def modelfile_text(gguf_name: str, *, stops: list[str], system: str | None, generation: dict,
-                   notes: list[str] = (), failed: list[str] = ()) -> str:
+def modelfile_text(
+    gguf_name: str,
+    *,
+    stops: list[str],
+    system: str | None,
+    generation: dict,
+    notes: list[str] = (),
+    failed: list[str] = (),
+) -> str:
     lines = []
     if failed:
-        lines += ["# tunedeck: THIS EXPORT FAILED ITS ARTIFACT GATE; it does not answer as the checkpoint the gate judged:"]
+        lines += [
+            "# tunedeck: THIS EXPORT FAILED ITS ARTIFACT GATE; it does not answer as the checkpoint the gate judged:"
+        ]
         lines += [f"#   {r}" for r in failed]
     lines += [f"# tunedeck: {n}" for n in notes]
     lines += [f"FROM ./{gguf_name}", ""]
@@ -77,7 +97,10 @@ def modelfile_text(gguf_name: str, *, stops: list[str], system: str | None, gene
     lines += [f"PARAMETER stop {_quoted(s)}" for s in stops]
     if system:
         if '"""' in system:
-            lines += ["", "# the gate's system prompt holds three double quotes, which a Modelfile cannot; set it with /set system"]
+            lines += [
+                "",
+                "# the gate's system prompt holds three double quotes, which a Modelfile cannot; set it with /set system",
+            ]
         else:
             lines += ["", f'SYSTEM """{system}"""']
     return "\n".join(lines) + "\n"
@@ -100,8 +123,14 @@ def ollama_available() -> bool:
 def run_ollama_create(name: str, modelfile: Path) -> tuple[int, str]:
     """(exit code, its last line) of `ollama create NAME -f Modelfile`."""
     try:
-        proc = subprocess.run(create_command(name, modelfile), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=3600, cwd=str(modelfile.parent))
+        proc = subprocess.run(
+            create_command(name, modelfile),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=3600,
+            cwd=str(modelfile.parent),
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return 1, str(e)
     lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]

@@ -38,7 +38,9 @@ def merge_refusal(model) -> str | None:
     if any(p.requires_grad for p in model.parameters()):
         return "a model in training"
     tuned = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-    if not tuned or not all(isinstance(m, LoraLayer) and isinstance(m.get_base_layer(), torch.nn.Linear) for m in tuned):
+    if not tuned or not all(
+        isinstance(m, LoraLayer) and isinstance(m.get_base_layer(), torch.nn.Linear) for m in tuned
+    ):
         return "not LoRA on linear layers only"
     weights = [m.get_base_layer().weight for m in tuned]
     if any(w.dtype != torch.float32 or w.device.type != "cpu" for w in weights):

@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import Callable
 
 from tunedeck.engine.config.workspace import gate_cache_dir, in_a_workspace, workspace_of
-from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl, make_private_dir
-from tunedeck.engine.run.gate_result import BASE
 from tunedeck.engine.gate.base_prompts import (
     AS_WRITTEN,
     Candidate,
@@ -33,10 +30,13 @@ from tunedeck.engine.gate.base_prompts import (
     notice,
     with_demonstrations,
 )
-from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import GenSettings
 from tunedeck.engine.gate.eval_sets import EvalExample, content_hash
 from tunedeck.engine.gate.example_scoring import Progress, score_all
+from tunedeck.engine.gate.judge_client import Judge
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl, make_private_dir
+from tunedeck.engine.run.gate_result import BASE
 
 
 def cache_dir(run_dir: Path) -> Path:
@@ -49,8 +49,13 @@ def cache_dir(run_dir: Path) -> Path:
 def model_identity(profile, precision: str, device: str) -> dict:
     """What decides the base model's text: where it comes from, its weights' identity, dtype and device."""
     base = profile.model.base
-    ident: dict = {"base": base, "revision": profile.model.revision, "precision": precision, "device": device,
-                   "adapter": profile.method.adapter == "qlora"}
+    ident: dict = {
+        "base": base,
+        "revision": profile.model.revision,
+        "precision": precision,
+        "device": device,
+        "adapter": profile.method.adapter == "qlora",
+    }
     local = Path(base).expanduser()
     if local.is_dir():
         files = []
@@ -89,7 +94,9 @@ class BaseCache:
 
 def base_cache(run_dir: Path, identity: dict, settings: GenSettings) -> BaseCache:
     """The cache of one base model's generations under one set of generation settings."""
-    return BaseCache(cache_dir(run_dir) / f"{content_hash({'model': identity, 'gen': settings.cache_key()})[:24]}.jsonl")
+    return BaseCache(
+        cache_dir(run_dir) / f"{content_hash({'model': identity, 'gen': settings.cache_key()})[:24]}.jsonl"
+    )
 
 
 def prompt_hash(text: str) -> str:
@@ -104,13 +111,21 @@ def asked_text(tokenizer, ex: EvalExample, candidate: Candidate, demos: list | N
 
     if ex.asked_as_written:
         candidate = AS_WRITTEN
-    shots = (demos or [])[:candidate.few_shot]
+    shots = (demos or [])[: candidate.few_shot]
     system = candidate.prompt or None
     return render_prompt(tokenizer, with_demonstrations(ex.prompt, shots), system), system, len(shots)
 
 
-def cached_generations(run_dir: Path, identity: dict, settings: GenSettings, texts: list[str], *,
-                       get_model: Callable[[], object], tokenizer, progress: Progress | None = None) -> tuple[dict, int]:
+def cached_generations(
+    run_dir: Path,
+    identity: dict,
+    settings: GenSettings,
+    texts: list[str],
+    *,
+    get_model: Callable[[], object],
+    tokenizer,
+    progress: Progress | None = None,
+) -> tuple[dict, int]:
     """The base's generation for every text, keyed by the hash of the exact text it saw (so a cached answer is
     only ever reused for the same prompt), and how many had to be generated (0: all cached). The missing
     ones are generated in one call: one model load, full batches."""
@@ -125,30 +140,54 @@ def cached_generations(run_dir: Path, identity: dict, settings: GenSettings, tex
         model = get_model()
         if progress:
             progress("base", 0, len(missing))
-        gens = generate(model, tokenizer, [], texts=[text_of[h] for h in missing], max_new_tokens=settings.max_new_tokens,
-                        batch_size=settings.batch_size, temperature=settings.temperature, top_p=settings.top_p,
-                        seed=settings.seed, progress=(lambda d, t: progress("base", d, t)) if progress else None)
-        new = [{"prompt": h, "text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
-               for h, g in zip(missing, gens)]
+        gens = generate(
+            model,
+            tokenizer,
+            [],
+            texts=[text_of[h] for h in missing],
+            max_new_tokens=settings.max_new_tokens,
+            batch_size=settings.batch_size,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed,
+            progress=(lambda d, t: progress("base", d, t)) if progress else None,
+        )
+        new = [
+            {"prompt": h, "text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
+            for h, g in zip(missing, gens)
+        ]
         cache.append(new)
         cached.update({e["prompt"]: e for e in new})
     elif progress:
         progress("base (cached)", len(texts), len(texts))
-    return {h: Generation(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes}, len(missing)
+    return {h: Generation(cached[h]["text"], cached[h]["latency_ms"], cached[h]["new_tokens"]) for h in hashes}, len(
+        missing
+    )
 
 
 @dataclass
 class BaseResult:
-    records: list[dict]      # the chosen candidate's records: the baseline
-    generated: int           # prompts generated (not cached), all candidates together
-    candidates: list[dict]   # gate.json's base_prompts
+    records: list[dict]  # the chosen candidate's records: the baseline
+    generated: int  # prompts generated (not cached), all candidates together
+    candidates: list[dict]  # gate.json's base_prompts
     notice: str | None
-    asked: int = 0           # prompts the base was asked, all candidates together (generated + cached)
+    asked: int = 0  # prompts the base was asked, all candidates together (generated + cached)
 
 
-def best_base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExample], settings: GenSettings, *,
-                      key: str, get_model: Callable[[], object], identity: dict, judge: Judge | None = None,
-                      progress: Progress | None = None, demos: list | None = None) -> BaseResult:
+def best_base_records(
+    run_dir: Path,
+    profile,
+    tokenizer,
+    examples: list[EvalExample],
+    settings: GenSettings,
+    *,
+    key: str,
+    get_model: Callable[[], object],
+    identity: dict,
+    judge: Judge | None = None,
+    progress: Progress | None = None,
+    demos: list | None = None,
+) -> BaseResult:
     """The base's records: its task examples under every prompt candidate (engine/gate/base_prompts.py), the best
     candidate by the task metric being the baseline; its general and safety examples once, as written."""
     cands = candidates(profile.gate)
@@ -157,8 +196,9 @@ def best_base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExam
     asks = [[asked_text(tokenizer, ex, c, demos) for ex in task] for c in cands]
     plain_asks = [asked_text(tokenizer, ex, AS_WRITTEN, demos) for ex in plain]
     texts = [t for ask in [*asks, plain_asks] for t, _, _ in ask]
-    gens, generated = cached_generations(run_dir, identity, settings, texts, get_model=get_model, tokenizer=tokenizer,
-                                         progress=progress)
+    gens, generated = cached_generations(
+        run_dir, identity, settings, texts, get_model=get_model, tokenizer=tokenizer, progress=progress
+    )
 
     def scored(exs: list[EvalExample], ask: list[tuple]) -> list[dict]:
         records = score_all(exs, [gens[prompt_hash(t)] for t, _, _ in ask], checkpoint=BASE, key=key, judge=judge)
@@ -170,8 +210,9 @@ def best_base_records(run_dir: Path, profile, tokenizer, examples: list[EvalExam
     order = {ex.id: i for i, ex in enumerate(examples)}
     results = [sorted(scored(task, ask) + plain_records, key=lambda r: order[r["id"]]) for ask in asks]
     best = choose(results, profile.gate)
-    return BaseResult(results[best], generated, entries(cands, results, best, profile.gate), notice(cands, best),
-                      asked=len(texts))
+    return BaseResult(
+        results[best], generated, entries(cands, results, best, profile.gate), notice(cands, best), asked=len(texts)
+    )
 
 
 def few_shot_demos(profile, sets: list) -> list:

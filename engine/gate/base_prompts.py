@@ -33,8 +33,8 @@ from tunedeck.engine.run.gate_result import ASKED_AS_WRITTEN
 
 @dataclass(frozen=True)
 class Candidate:
-    prompt: str      # the system prompt; "" keeps the eval example's own system turn
-    few_shot: int    # demonstrations placed before the example
+    prompt: str  # the system prompt; "" keeps the eval example's own system turn
+    few_shot: int  # demonstrations placed before the example
 
     @property
     def changes_prompt(self) -> bool:
@@ -84,15 +84,21 @@ def demonstrations(profile, k: int, seed: int, like: set | None = None) -> list[
     try:
         rows = prepare_data(profile).train_rows
     except Exception as e:
-        raise GateError(f"gate.base_few_shot = {k} draws demonstrations from the training split, which cannot be "
-                        f"rebuilt: {str(e).splitlines()[0]}; set gate.base_few_shot = 0") from None
+        raise GateError(
+            f"gate.base_few_shot = {k} draws demonstrations from the training split, which cannot be "
+            f"rebuilt: {str(e).splitlines()[0]}; set gate.base_few_shot = 0"
+        ) from None
     pairs, systems = [], []
     for row in rows:
         split = prompt_and_reference(row)
         if split is None:
             continue
         messages, text, reference = split
-        user = text if messages is None else next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None)
+        user = (
+            text
+            if messages is None
+            else next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None)
+        )
         if isinstance(user, str) and user:
             pairs.append((user, reference))
             systems.append(system_turn(messages))
@@ -143,16 +149,27 @@ def entries(cands: list[Candidate], results: list[list[dict]], chosen: int, rule
     out = []
     for i, (c, recs) in enumerate(zip(cands, results)):
         s = scores(recs)
-        out.append({"prompt": c.prompt, "few_shot": c.few_shot, "task": _r(task_value(recs, rules)),
-                    "format": _r(s["format"]), "safety": _r(s["safety"]), "general": _r(s["general"]), "chosen": i == chosen})
+        out.append(
+            {
+                "prompt": c.prompt,
+                "few_shot": c.few_shot,
+                "task": _r(task_value(recs, rules)),
+                "format": _r(s["format"]),
+                "safety": _r(s["safety"]),
+                "general": _r(s["general"]),
+                "chosen": i == chosen,
+            }
+        )
     return out
 
 
 def notice(cands: list[Candidate], chosen: int) -> str | None:
     if len(cands) < 2:
         return None
-    return (f"the base's baseline is the best of {len(cands)} prompts, {cands[chosen].label()}, chosen on the same eval "
-            "set: this can only favour the base, so a checkpoint's gain is if anything understated")
+    return (
+        f"the base's baseline is the best of {len(cands)} prompts, {cands[chosen].label()}, chosen on the same eval "
+        "set: this can only favour the base, so a checkpoint's gain is if anything understated"
+    )
 
 
 def _r(x: float | None) -> float | None:

@@ -29,10 +29,10 @@ class ScorerOutputError(ValueError):
 @dataclass
 class CheckResult:
     type: str
-    passed: bool | None   # None: skipped (no judge configured, judge error); never counts as passed
+    passed: bool | None  # None: skipped (no judge configured, judge error); never counts as passed
     reason: str
-    score: float | None = None   # similarity checks: the score on its own scale (engine/gate/similarity.py); python: 0-1
-    judge: dict | None = None    # rubric checks: the judge's prompt, model and raw answer
+    score: float | None = None  # similarity checks: the score on its own scale (engine/gate/similarity.py); python: 0-1
+    judge: dict | None = None  # rubric checks: the judge's prompt, model and raw answer
 
     def to_dict(self) -> dict:
         d = {"type": self.type, "pass": self.passed, "reason": self.reason}
@@ -46,9 +46,10 @@ class CheckResult:
 @dataclass
 class Context:
     """What a check may look at besides the output."""
+
     reference: str | None = None
     new_tokens: int = 0
-    example: dict = field(default_factory=dict)   # id, messages, reference, tags (for python scorers)
+    example: dict = field(default_factory=dict)  # id, messages, reference, tags (for python scorers)
     judge: "Judge | None" = None
 
 

@@ -13,11 +13,11 @@ import os
 import shutil
 from pathlib import Path
 
+from tunedeck.engine.gate.example_records import evaluated_steps
+from tunedeck.engine.gate.rebuild import summarize_run
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.gate_result import read_gate_summary
-from tunedeck.engine.gate.rebuild import summarize_run
-from tunedeck.engine.gate.example_records import evaluated_steps
 from tunedeck.engine.run.store import EngineLock, RunLocked, list_checkpoints, read_effective_status
 
 
@@ -51,8 +51,9 @@ def delete_checkpoint(run_dir: Path, step: int) -> Path:
     try:
         lock = EngineLock(run_dir).acquire()  # no resume or evaluation may start while the folder goes
     except RunLocked:
-        raise CheckpointProtected(f"an engine is working on {run_dir.name} (training or evaluating): "
-                                  "delete checkpoints once it has finished") from None
+        raise CheckpointProtected(
+            f"an engine is working on {run_dir.name} (training or evaluating): delete checkpoints once it has finished"
+        ) from None
     try:
         path = found[step].path
         try:

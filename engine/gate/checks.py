@@ -51,6 +51,7 @@ from tunedeck.engine.gate.scorer_loader import load_scorer
 
 # ---- option handling --------------------------------------------------------------------------
 
+
 class _Opt:
     def __init__(self, kind: str, default: Any = None, required: bool = False):
         self.kind, self.default, self.required = kind, default, required
@@ -62,14 +63,21 @@ def _check_kind(name: str, kind: str, value: Any) -> Any:
         "bool": isinstance(value, bool),
         "int": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
         "num": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "strs": isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)),
+        "strs": isinstance(value, str)
+        or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)),
         "dict": isinstance(value, dict),
         "any": True,
     }[kind]
     if not ok:
-        what = {"str": "a string", "bool": "true or false", "int": "a whole number >= 0", "num": "a number",
-                "strs": "a string or a list of strings",
-                "dict": "an object", "any": "a value"}[kind]
+        what = {
+            "str": "a string",
+            "bool": "true or false",
+            "int": "a whole number >= 0",
+            "num": "a number",
+            "strs": "a string or a list of strings",
+            "dict": "an object",
+            "any": "a value",
+        }[kind]
         raise CheckSpecError(f"option '{name}' must be {what}, not {json.dumps(value)[:60]}", name)
     return [value] if kind == "strs" and isinstance(value, str) else value
 
@@ -129,14 +137,24 @@ def _contains(c: Check, out: str, ctx: Context) -> CheckResult:
     missing = [v for v in c.options["value"] if v not in found]
     if c.options["any"]:
         ok = bool(found)
-        return CheckResult(c.type, ok, f"contains {short_quote(found[0])}" if ok else f"contains none of {short_quote(', '.join(missing))}")
-    return CheckResult(c.type, not missing, "contains every string" if not missing else f"missing {short_quote(missing[0])}")
+        return CheckResult(
+            c.type,
+            ok,
+            f"contains {short_quote(found[0])}" if ok else f"contains none of {short_quote(', '.join(missing))}",
+        )
+    return CheckResult(
+        c.type, not missing, "contains every string" if not missing else f"missing {short_quote(missing[0])}"
+    )
 
 
 def _not_contains(c: Check, out: str, ctx: Context) -> CheckResult:
     hay = _fold(out, c.options["ignore_case"])
     found = [v for v in c.options["value"] if _fold(v, c.options["ignore_case"]) in hay]
-    return CheckResult(c.type, not found, f"contains forbidden {short_quote(found[0])}" if found else "contains none of the forbidden strings")
+    return CheckResult(
+        c.type,
+        not found,
+        f"contains forbidden {short_quote(found[0])}" if found else "contains none of the forbidden strings",
+    )
 
 
 def _regex(c: Check, out: str, ctx: Context) -> CheckResult:
@@ -256,7 +274,9 @@ def _python(c: Check, out: str, ctx: Context) -> CheckResult:
         passed, reason = result, ""
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
-            raise ScorerOutputError(f"scorer {c.options['scorer']} returned the score {score!r}; a score is a number from 0 to 1")
+            raise ScorerOutputError(
+                f"scorer {c.options['scorer']} returned the score {score!r}; a score is a number from 0 to 1"
+            )
         score = float(score)
         if passed is None:
             passed = score >= c.options.get("min", PYTHON_SCORE_MIN) - 1e-9
@@ -273,15 +293,20 @@ def _similarity(c: Check, out: str, ctx: Context) -> CheckResult:
         return CheckResult(c.type, False, "no reference to compare with")
     score = round(similarity(c.type, out, want), 4)
     ok = score >= c.options["min"] - 1e-9
-    return CheckResult(c.type, ok, f"{NAMES[c.type]} {fmt_score(c.type, score)} "
-                                   f"{'>=' if ok else '<'} {fmt_score(c.type, c.options['min'])}", score=score)
+    return CheckResult(
+        c.type,
+        ok,
+        f"{NAMES[c.type]} {fmt_score(c.type, score)} {'>=' if ok else '<'} {fmt_score(c.type, c.options['min'])}",
+        score=score,
+    )
 
 
 def _rubric(c: Check, out: str, ctx: Context) -> CheckResult:
     if ctx.judge is None:
         return CheckResult(c.type, None, "skipped: no judge endpoint ([gate] judge_url)")
-    passed, reason, trace = ctx.judge.grade_with_trace(c.options["rubric"], ctx.example.get("messages") or [], out,
-                                                       ctx.reference)
+    passed, reason, trace = ctx.judge.grade_with_trace(
+        c.options["rubric"], ctx.example.get("messages") or [], out, ctx.reference
+    )
     return CheckResult(c.type, passed, reason, judge=trace)
 
 
@@ -295,29 +320,46 @@ def _json_schema(c: Check, out: str, ctx: Context) -> CheckResult:
 
 # ---- parsing ----------------------------------------------------------------------------------
 
-_CASE = {"strip": _Opt("bool", True), "ignore_case": _Opt("bool", False), "collapse_whitespace": _Opt("bool", False),
-         "ignore_punctuation": _Opt("bool", False)}
+_CASE = {
+    "strip": _Opt("bool", True),
+    "ignore_case": _Opt("bool", False),
+    "collapse_whitespace": _Opt("bool", False),
+    "ignore_punctuation": _Opt("bool", False),
+}
 CHECK_TYPES: dict[str, tuple[dict[str, _Opt], Callable]] = {
     "exact_match": ({"value": _Opt("str"), **_CASE}, _exact_match),
-    "contains": ({"value": _Opt("strs", required=True), "any": _Opt("bool", False), "ignore_case": _Opt("bool", False)}, _contains),
+    "contains": (
+        {"value": _Opt("strs", required=True), "any": _Opt("bool", False), "ignore_case": _Opt("bool", False)},
+        _contains,
+    ),
     "not_contains": ({"value": _Opt("strs", required=True), "ignore_case": _Opt("bool", False)}, _not_contains),
-    "regex": ({"pattern": _Opt("str", required=True), "flags": _Opt("str", ""), "fullmatch": _Opt("bool", False)}, _regex),
+    "regex": (
+        {"pattern": _Opt("str", required=True), "flags": _Opt("str", ""), "fullmatch": _Opt("bool", False)},
+        _regex,
+    ),
     "json_valid": ({"allow_fence": _Opt("bool", False)}, _json_valid),
-    "json_schema": ({"schema": _Opt("dict"), "schema_file": _Opt("str"), "allow_fence": _Opt("bool", False)}, _json_schema),
+    "json_schema": (
+        {"schema": _Opt("dict"), "schema_file": _Opt("str"), "allow_fence": _Opt("bool", False)},
+        _json_schema,
+    ),
     "json_equal": ({"value": _Opt("any"), "allow_fence": _Opt("bool", False)}, _json_equal),
     "refusal": ({}, _refusal),
     "not_refusal": ({}, _not_refusal),
     "max_length": ({"chars": _Opt("int"), "words": _Opt("int"), "tokens": _Opt("int")}, _max_length),
     "python": ({"scorer": _Opt("str", required=True), "options": _Opt("dict", None), "min": _Opt("num")}, _python),
     "rubric": ({"rubric": _Opt("str", required=True)}, _rubric),
-    **{name: ({"value": _Opt("str"), "min": _Opt("num")}, _similarity) for name in ("chrf", "bleu", "rouge_l", "token_f1")},
+    **{
+        name: ({"value": _Opt("str"), "min": _Opt("num")}, _similarity)
+        for name in ("chrf", "bleu", "rouge_l", "token_f1")
+    },
 }
 SIMILARITY_CHECKS = frozenset({"chrf", "bleu", "rouge_l", "token_f1"})
 PYTHON_SCORE_MIN = 0.5  # a python scorer's bare score passes from here unless the check sets `min`
 
 
-def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | None = None,
-                scorers: dict | None = None) -> Check:
+def parse_check(
+    spec: Any, *, reference: str | None = None, base_dir: Path | None = None, scorers: dict | None = None
+) -> Check:
     """A Check from its eval-set form; CheckSpecError says what is wrong and which option.
 
     `scorers` memoises imported python scorers across the examples of a set.
@@ -341,7 +383,9 @@ def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | Non
         bad = set(o["flags"]) - set("ims")
         if bad:
             raise CheckSpecError(f"regex flags may be i, m and s, not {''.join(sorted(bad))!r}", "flags")
-        flags = (re.I if "i" in o["flags"] else 0) | (re.M if "m" in o["flags"] else 0) | (re.S if "s" in o["flags"] else 0)
+        flags = (
+            (re.I if "i" in o["flags"] else 0) | (re.M if "m" in o["flags"] else 0) | (re.S if "s" in o["flags"] else 0)
+        )
         try:
             o["_compiled"] = re.compile(o["pattern"], flags)
         except re.error as e:
@@ -375,7 +419,11 @@ def parse_check(spec: Any, *, reference: str | None = None, base_dir: Path | Non
             o["min"] = DEFAULT_MIN[ctype]
         scale = SCALES[ctype]
         if not 0 <= o["min"] <= scale:
-            hint = f" ({o['min']:g} looks like a percentage: write {o['min'] / 100:g})" if scale == 1 and o["min"] <= 100 else ""
+            hint = (
+                f" ({o['min']:g} looks like a percentage: write {o['min'] / 100:g})"
+                if scale == 1 and o["min"] <= 100
+                else ""
+            )
             raise CheckSpecError(f"'min' for {ctype} is on a 0-{scale:g} scale, not {o['min']:g}{hint}", "min")
         o["min"] = float(o["min"])
     elif ctype == "max_length":

@@ -38,15 +38,21 @@ def load_sets(run_dir: Path, record, extra_sets=()) -> list[EvalSet]:
     try:
         data = prepare_data(profile)
     except Exception as e:
-        raise GateError(f"no eval set in [gate] (golden, safety, general) and the held-out split cannot be rebuilt: "
-                        f"{str(e).splitlines()[0]}. Name an eval set with `--eval-set FILE` or [gate] golden") from None
+        raise GateError(
+            f"no eval set in [gate] (golden, safety, general) and the held-out split cannot be rebuilt: "
+            f"{str(e).splitlines()[0]}. Name an eval set with `--eval-set FILE` or [gate] golden"
+        ) from None
     if record.dataset_fingerprint and data.fingerprint != record.dataset_fingerprint:
-        raise GateError(f"{profile.data.path} changed since the run started, so its held-out split is not the one "
-                        "held out from training; name an eval set with `--eval-set FILE` or [gate] golden")
+        raise GateError(
+            f"{profile.data.path} changed since the run started, so its held-out split is not the one "
+            "held out from training; name an eval set with `--eval-set FILE` or [gate] golden"
+        )
     heldout = held_out_set(data.eval_rows, judge=bool(profile.gate.judge_url))
     if not heldout.examples:
-        raise GateError("the run has no held-out examples to score (data.val_fraction = 0, or plain-text rows); "
-                        "name an eval set with `--eval-set FILE` or [gate] golden")
+        raise GateError(
+            "the run has no held-out examples to score (data.val_fraction = 0, or plain-text rows); "
+            "name an eval set with `--eval-set FILE` or [gate] golden"
+        )
     return [heldout]
 
 
@@ -55,8 +61,10 @@ def sets_key(sets: list[EvalSet], settings: GenSettings) -> str:
 
 
 def sets_info(sets: list[EvalSet]) -> list[dict]:
-    return [{"name": s.name, "kind": s.kind, "source": s.source, "examples": len(s.examples), "sha256": s.sha256[:16]}
-            for s in sets]
+    return [
+        {"name": s.name, "kind": s.kind, "source": s.source, "examples": len(s.examples), "sha256": s.sha256[:16]}
+        for s in sets
+    ]
 
 
 def sets_as_asked(entries: list[dict] | None, base_records: list[dict]) -> tuple[list[GateSet], list[str]]:
@@ -80,8 +88,10 @@ def sets_as_asked(entries: list[dict] | None, base_records: list[dict]) -> tuple
         s.asked = asked.get(s.name)
         if s.kind != SET_TASK and s.asked is not None and not s.asked_as_written:
             which = f"its {s.kind} set" if s.name == s.kind else f"its {s.kind} set {s.name!r}"
-            notices.append(f"the base answered {which} under a task prompt ({s.asked}), not as written, so its {s.kind} "
-                           "score is not what the base does; run `tunedeck eval` to ask it as written")
+            notices.append(
+                f"the base answered {which} under a task prompt ({s.asked}), not as written, so its {s.kind} "
+                "score is not what the base does; run `tunedeck eval` to ask it as written"
+            )
         out.append(s)
     return out, notices
 

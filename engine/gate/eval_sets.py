@@ -43,7 +43,9 @@ from typing import Any
 
 from tunedeck.engine.gate.check_spec import Check, CheckSpecError
 from tunedeck.engine.gate.checks import parse_check
-from tunedeck.engine.run.gate_result import SET_GENERAL as GENERAL, SET_SAFETY as SAFETY, SET_TASK as TASK
+from tunedeck.engine.run.gate_result import SET_GENERAL as GENERAL
+from tunedeck.engine.run.gate_result import SET_SAFETY as SAFETY
+from tunedeck.engine.run.gate_result import SET_TASK as TASK
 
 KNOWN_TAGS = ("task", "format", "safety", "general")
 ROLES = ("system", "user", "assistant", "tool")
@@ -62,17 +64,17 @@ class EvalSetError(ValueError):
 
 @dataclass
 class EvalExample:
-    id: str                         # "<set>:<id or line>", unique across the sets of one gate
+    id: str  # "<set>:<id or line>", unique across the sets of one gate
     set: str
-    messages: list | None           # chat prompt, or None for a raw-text prompt
+    messages: list | None  # chat prompt, or None for a raw-text prompt
     prompt_text: str | None
     reference: str | None
     checks: list[Check]
     tags: tuple[str, ...]
     line: int | None = None
     meta: dict = field(default_factory=dict)
-    tools: list | None = None       # OpenAI tool schemas the chat template offers the model, as in training
-    kind: str = TASK                # its set's kind: only task examples are asked the base's best prompt
+    tools: list | None = None  # OpenAI tool schemas the chat template offers the model, as in training
+    kind: str = TASK  # its set's kind: only task examples are asked the base's best prompt
 
     @property
     def asked_as_written(self) -> bool:
@@ -95,17 +97,22 @@ class EvalExample:
         return "format" in self.tags or any(c.is_format for c in self.checks)
 
     def spec(self) -> dict:
-        return {"id": self.id, "prompt": self.prompt, "reference": self.reference,
-                "checks": [c.spec() for c in self.checks], "tags": list(self.tags),
-                **({"tools": self.tools} if self.tools else {})}
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "reference": self.reference,
+            "checks": [c.spec() for c in self.checks],
+            "tags": list(self.tags),
+            **({"tools": self.tools} if self.tools else {}),
+        }
 
 
 @dataclass
 class EvalSet:
     name: str
-    source: str                     # the file, or "held-out split"
+    source: str  # the file, or "held-out split"
     examples: list[EvalExample]
-    kind: str = TASK                # task, general or safety (engine/run/gate_result.py SET_KINDS)
+    kind: str = TASK  # task, general or safety (engine/run/gate_result.py SET_KINDS)
 
     @property
     def sha256(self) -> str:
@@ -131,7 +138,7 @@ def default_checks(reference: str | None) -> list[str]:
 
 def _check_messages(msgs: Any, err) -> list[dict]:
     if not isinstance(msgs, list) or not msgs:
-        raise err("must be a non-empty list of {\"role\", \"content\"} objects", "messages")
+        raise err('must be a non-empty list of {"role", "content"} objects', "messages")
     for i, m in enumerate(msgs):
         where = f"messages[{i}]"
         if not isinstance(m, dict):
@@ -145,7 +152,7 @@ def _check_messages(msgs: Any, err) -> list[dict]:
 
 def _check_tags(tags: Any, err) -> tuple[str, ...]:
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise err("must be a list of strings, e.g. [\"task\", \"format\"]", "tags")
+        raise err('must be a list of strings, e.g. ["task", "format"]', "tags")
     for t in tags:
         if t not in KNOWN_TAGS:
             hint = difflib.get_close_matches(t, KNOWN_TAGS, n=1, cutoff=0.7)
@@ -154,8 +161,17 @@ def _check_tags(tags: Any, err) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tags))
 
 
-def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str, ...], err,
-                  base_dir: Path | None = None, scorers: dict | None = None, kind: str = TASK) -> EvalExample:
+def parse_example(
+    obj: Any,
+    *,
+    set_name: str,
+    line: int,
+    default_tags: tuple[str, ...],
+    err,
+    base_dir: Path | None = None,
+    scorers: dict | None = None,
+    kind: str = TASK,
+) -> EvalExample:
     """One eval example from its JSON object; `err(message, field)` builds the error to raise."""
     if not isinstance(obj, dict):
         raise err(f"an example must be a JSON object, not {type(obj).__name__}", None)
@@ -167,7 +183,7 @@ def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str
     reference = obj.get("reference")
     if reference is not None and not isinstance(reference, str):
         if isinstance(reference, (dict, list)):
-            raise err("must be a string; write a JSON answer as a string, e.g. \"{\\\"a\\\": 1}\"", "reference")
+            raise err('must be a string; write a JSON answer as a string, e.g. "{\\"a\\": 1}"', "reference")
         raise err("must be a string", "reference")
     messages, prompt_text = None, None
     if "messages" in obj and "prompt" in obj:
@@ -198,7 +214,9 @@ def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str
         try:
             checks.append(parse_check(spec, reference=reference, base_dir=base_dir, scorers=scorers))
         except CheckSpecError as e:
-            raise err(str(e), f"checks[{i}]" + (f".{e.field}" if e.field not in ("checks", "reference") else "")) from None
+            raise err(
+                str(e), f"checks[{i}]" + (f".{e.field}" if e.field not in ("checks", "reference") else "")
+            ) from None
     tags = _check_tags(obj["tags"], err) if "tags" in obj else default_tags
     local_id = obj.get("id", line)
     if isinstance(local_id, bool) or not isinstance(local_id, (str, int)) or local_id == "":
@@ -211,13 +229,24 @@ def parse_example(obj: Any, *, set_name: str, line: int, default_tags: tuple[str
         raise err("must be a list of tool schemas (objects), as in OpenAI's `tools`", "tools")
     if tools and messages is None:
         raise err("tools need a chat prompt ('messages'); a raw-text 'prompt' gets no chat template", "tools")
-    return EvalExample(id=f"{set_name}:{local_id}", set=set_name, messages=messages, prompt_text=prompt_text,
-                       reference=reference, checks=checks, tags=tags, line=line, meta=meta, tools=tools or None,
-                       kind=kind)
+    return EvalExample(
+        id=f"{set_name}:{local_id}",
+        set=set_name,
+        messages=messages,
+        prompt_text=prompt_text,
+        reference=reference,
+        checks=checks,
+        tags=tags,
+        line=line,
+        meta=meta,
+        tools=tools or None,
+        kind=kind,
+    )
 
 
-def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = ("task",), key: str | None = None,
-                  kind: str = TASK) -> EvalSet:
+def load_eval_set(
+    path: str | Path, name: str, default_tags: tuple[str, ...] = ("task",), key: str | None = None, kind: str = TASK
+) -> EvalSet:
     """Load and validate a JSONL eval set; `key` names the profile key that pointed at it, for messages;
     `kind` is the set's role (task, general, safety), which decides how the base is asked it."""
     p = Path(path).expanduser()
@@ -251,8 +280,16 @@ def load_eval_set(path: str | Path, name: str, default_tags: tuple[str, ...] = (
             raise err(f"invalid JSON: {e.msg} (column {e.colno})", None) from None
         except RecursionError:
             raise err("JSON nested too deeply", None) from None
-        ex = parse_example(obj, set_name=name, line=lineno, default_tags=default_tags, err=err,
-                           base_dir=base_dir, scorers=scorers, kind=kind)
+        ex = parse_example(
+            obj,
+            set_name=name,
+            line=lineno,
+            default_tags=default_tags,
+            err=err,
+            base_dir=base_dir,
+            scorers=scorers,
+            kind=kind,
+        )
         if ex.id in seen:
             raise err(f"duplicate id {ex.id.split(':', 1)[1]!r} (first on line {seen[ex.id]})", "id")
         seen[ex.id] = lineno
@@ -282,9 +319,13 @@ def prompt_and_reference(row: dict) -> tuple[list | None, str | None, str] | Non
 
 
 FREE_TEXT_METRIC = "chrf"
-FREE_TEXT_MIN = 50.0  # chrF 50: most of the reference's character n-grams in the answer; rewordings pass, other answers fail
-FREE_TEXT_RUBRIC = ("The answer does what the user asked and agrees in substance with the reference answer; "
-                    "wording, length and order may differ. Fail answers that are wrong, off-topic, unfinished or repetitive.")
+FREE_TEXT_MIN = (
+    50.0  # chrF 50: most of the reference's character n-grams in the answer; rewordings pass, other answers fail
+)
+FREE_TEXT_RUBRIC = (
+    "The answer does what the user asked and agrees in substance with the reference answer; "
+    "wording, length and order may differ. Fail answers that are wrong, off-topic, unfinished or repetitive."
+)
 
 
 def free_text_checks(reference: str, judge: bool) -> list[dict]:
@@ -305,8 +346,18 @@ def held_out_set(rows: list[dict], name: str = "heldout", judge: bool = False) -
         messages, text, reference = split
         specs = default_checks(reference) if _is_json_doc(reference) else free_text_checks(reference, judge)
         checks = [parse_check(c, reference=reference) for c in specs]
-        examples.append(EvalExample(id=f"{name}:{i}", set=name, messages=messages, prompt_text=text,
-                                    reference=reference, checks=checks, tags=("task",), tools=row.get("tools") or None))
+        examples.append(
+            EvalExample(
+                id=f"{name}:{i}",
+                set=name,
+                messages=messages,
+                prompt_text=text,
+                reference=reference,
+                checks=checks,
+                tags=("task",),
+                tools=row.get("tools") or None,
+            )
+        )
     return EvalSet(name, "held-out split", examples)
 
 

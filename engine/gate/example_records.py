@@ -22,6 +22,7 @@ from pathlib import Path
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import iter_jsonl, make_private_dir, write_text_atomic
 from tunedeck.engine.run.gate_result import BASE
+
 _CKPT_FILE = re.compile(r"^checkpoint-(\d+)\.jsonl$")
 
 
@@ -35,7 +36,7 @@ def parse_checkpoint(ref) -> int | str:
         return ref
     text = str(ref).strip()
     if text.startswith(C.CHECKPOINT_PREFIX):
-        text = text[len(C.CHECKPOINT_PREFIX):]
+        text = text[len(C.CHECKPOINT_PREFIX) :]
     if not text.isdigit():
         raise ValueError(f"not a checkpoint: {ref!r} (expected a step such as 800, or 'base')")
     return int(text)

@@ -20,8 +20,8 @@ from tunedeck.engine.models.model_loading import ModelLoadError
 @dataclass
 class Generation:
     text: str
-    latency_ms: float      # from the start of its batch to its own last token
-    new_tokens: int        # generated tokens, the end-of-sequence token included
+    latency_ms: float  # from the start of its batch to its own last token
+    new_tokens: int  # generated tokens, the end-of-sequence token included
 
 
 class PromptError(ModelLoadError):
@@ -54,8 +54,10 @@ def render_prompt(tokenizer, messages, system_prompt: str | None = None, tools: 
         msgs.insert(0, {"role": "system", "content": system_prompt})
     renderer = ChatRenderer(tokenizer)
     if not renderer.has_template:
-        raise PromptError("the tokenizer has no chat template, so this chat prompt cannot be rendered; "
-                          "set model.chat_template to a Jinja chat template")
+        raise PromptError(
+            "the tokenizer has no chat template, so this chat prompt cannot be rendered; "
+            "set model.chat_template to a Jinja chat template"
+        )
     try:
         return renderer.render(msgs, tools, generation_prompt=True)
     except MaskError as e:
@@ -88,9 +90,20 @@ def _step_clock(times: list[float]):
     return StepClock()
 
 
-def generate(model, tokenizer, prompts: list, *, max_new_tokens: int = 128, batch_size: int = 16,
-             system_prompt: str | None = None, temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
-             texts: list[str] | None = None, progress=None) -> list[Generation]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list,
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    system_prompt: str | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    texts: list[str] | None = None,
+    progress=None,
+) -> list[Generation]:
     """One Generation per prompt, in order. `texts` may pass prompts already rendered (render_prompt)."""
     import torch
     from transformers import GenerationConfig, StoppingCriteriaList
@@ -103,9 +116,15 @@ def generate(model, tokenizer, prompts: list, *, max_new_tokens: int = 128, batc
     stops = eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops, default=0)
     sampling = temperature > 0
-    config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=sampling, num_beams=1, use_cache=True,
-                              pad_token_id=pad, eos_token_id=sorted(stops) or None,
-                              **({"temperature": temperature, "top_p": top_p} if sampling else {}))
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=sampling,
+        num_beams=1,
+        use_cache=True,
+        pad_token_id=pad,
+        eos_token_id=sorted(stops) or None,
+        **({"temperature": temperature, "top_p": top_p} if sampling else {}),
+    )
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     order = sorted(range(len(texts)), key=lambda i: len(ids[i]))  # similar lengths batch with less padding
     out: list[Generation | None] = [None] * len(texts)
@@ -116,15 +135,16 @@ def generate(model, tokenizer, prompts: list, *, max_new_tokens: int = 128, batc
         torch.manual_seed(seed)
     try:
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             enc = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(device)
             times: list[float] = []
             t0 = time.perf_counter()
             with torch.inference_mode():
-                gen = model.generate(**enc, generation_config=config,
-                                     stopping_criteria=StoppingCriteriaList([_step_clock(times)]))
+                gen = model.generate(
+                    **enc, generation_config=config, stopping_criteria=StoppingCriteriaList([_step_clock(times)])
+                )
             t_end = time.perf_counter()
-            new = gen[:, enc["input_ids"].shape[1]:].tolist()
+            new = gen[:, enc["input_ids"].shape[1] :].tolist()
             for row, i in enumerate(idx):
                 tokens = new[row]
                 n = next((k + 1 for k, t in enumerate(tokens) if t in stops), len(tokens))

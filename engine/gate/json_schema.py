@@ -9,13 +9,46 @@ from typing import Any
 
 from tunedeck.engine.gate.check_spec import CheckSpecError
 
-SCHEMA_KEYWORDS = frozenset({
-    "type", "enum", "const", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-    "uniqueItems", "minLength", "maxLength", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-    "anyOf", "oneOf", "allOf", "not",
-})
-_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default", "examples", "format",
-                          "readOnly", "writeOnly", "deprecated"})
+SCHEMA_KEYWORDS = frozenset(
+    {
+        "type",
+        "enum",
+        "const",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "minItems",
+        "maxItems",
+        "uniqueItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "not",
+    }
+)
+_ANNOTATIONS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "default",
+        "examples",
+        "format",
+        "readOnly",
+        "writeOnly",
+        "deprecated",
+    }
+)
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 
 
@@ -28,8 +61,11 @@ def validate_schema_keywords(schema: Any, path: str = "schema") -> None:
         if key in _ANNOTATIONS:
             continue
         if key not in SCHEMA_KEYWORDS:
-            raise CheckSpecError(f"{path}: JSON Schema keyword {key!r} is not supported "
-                                 f"(supported: {', '.join(sorted(SCHEMA_KEYWORDS))})", "schema")
+            raise CheckSpecError(
+                f"{path}: JSON Schema keyword {key!r} is not supported "
+                f"(supported: {', '.join(sorted(SCHEMA_KEYWORDS))})",
+                "schema",
+            )
         if key == "properties":
             if not isinstance(value, dict):
                 raise CheckSpecError(f"{path}.properties must be an object", "schema")
@@ -103,8 +139,12 @@ def schema_errors(value: Any, schema: Any, path: str = "$") -> list[str]:
         if "pattern" in schema and not re.search(schema["pattern"], value):
             errs.append(f"{path}: does not match /{schema['pattern']}/")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        for key, bad in (("minimum", lambda v, b: v < b), ("maximum", lambda v, b: v > b),
-                         ("exclusiveMinimum", lambda v, b: v <= b), ("exclusiveMaximum", lambda v, b: v >= b)):
+        for key, bad in (
+            ("minimum", lambda v, b: v < b),
+            ("maximum", lambda v, b: v > b),
+            ("exclusiveMinimum", lambda v, b: v <= b),
+            ("exclusiveMaximum", lambda v, b: v >= b),
+        ):
             if key in schema and bad(value, schema[key]):
                 errs.append(f"{path}: {value} violates {key} {schema[key]}")
     for sub in schema.get("allOf", []):

@@ -29,7 +29,9 @@ def judge_agreement(records: list[dict], labels: dict[str, str]) -> dict | None:
     pairs = []
     for r in records:
         label = labels.get(r["id"])
-        verdicts = [c.get("pass") for c in r.get("checks", []) if c.get("type") == "rubric" and c.get("pass") is not None]
+        verdicts = [
+            c.get("pass") for c in r.get("checks", []) if c.get("type") == "rubric" and c.get("pass") is not None
+        ]
         if label is None or not verdicts:
             continue
         pairs.append((all(verdicts), label == "acceptable"))
@@ -37,14 +39,20 @@ def judge_agreement(records: list[dict], labels: dict[str, str]) -> dict | None:
         return None
     agree = sum(a == b for a, b in pairs)
     kappa = cohen_kappa(pairs)
-    return {"n": len(pairs), "agree": agree, "share": round(agree / len(pairs), 4),
-            "kappa": None if kappa is None else round(kappa, 4)}
+    return {
+        "n": len(pairs),
+        "agree": agree,
+        "share": round(agree / len(pairs), 4),
+        "kappa": None if kappa is None else round(kappa, 4),
+    }
 
 
 def agreement_warning(agreement: dict | None, minimum: float) -> str | None:
     if agreement is None or agreement["share"] >= minimum - 1e-9:
         return None
     kappa = "undefined" if agreement["kappa"] is None else f"{agreement['kappa']:.2f}"
-    return (f"the rubric judge agrees with people on {agreement['agree']} of {agreement['n']} reviewed examples "
-            f"({agreement['share']:.0%}, Cohen's kappa {kappa}), below gate.min_judge_agreement {minimum:.0%}: "
-            "check the rubric before trusting its verdicts")
+    return (
+        f"the rubric judge agrees with people on {agreement['agree']} of {agreement['n']} reviewed examples "
+        f"({agreement['share']:.0%}, Cohen's kappa {kappa}), below gate.min_judge_agreement {minimum:.0%}: "
+        "check the rubric before trusting its verdicts"
+    )

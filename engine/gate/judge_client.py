@@ -10,8 +10,10 @@ import urllib.request
 
 from tunedeck.engine.gate.check_spec import short_quote
 
-JUDGE_SYSTEM = ("You grade a model's answer against a rubric. Reply with one line: PASS or FAIL, a colon, "
-                "and a reason of at most 20 words.")
+JUDGE_SYSTEM = (
+    "You grade a model's answer against a rubric. Reply with one line: PASS or FAIL, a colon, "
+    "and a reason of at most 20 words."
+)
 
 
 class Judge:
@@ -31,15 +33,25 @@ class Judge:
         passed, reason, _ = self.grade_with_trace(rubric, messages, output, reference)
         return passed, reason
 
-    def grade_with_trace(self, rubric: str, messages: list, output: str,
-                         reference: str | None) -> tuple[bool | None, str, dict]:
+    def grade_with_trace(
+        self, rubric: str, messages: list, output: str, reference: str | None
+    ) -> tuple[bool | None, str, dict]:
         """(pass or None, reason, trace): the trace keeps the prompt sent, the model and the raw reply,
         so a person can check the judge's verdict against their own."""
-        prompt = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages) if isinstance(messages, list) else str(messages)
-        user = (f"Rubric:\n{rubric}\n\nConversation:\n{prompt}\n\nAnswer to grade:\n{output}"
-                + (f"\n\nReference answer:\n{reference}" if reference else ""))
-        body = {"model": self.model or "default", "temperature": 0, "max_tokens": 100,
-                "messages": [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]}
+        prompt = (
+            "\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages)
+            if isinstance(messages, list)
+            else str(messages)
+        )
+        user = f"Rubric:\n{rubric}\n\nConversation:\n{prompt}\n\nAnswer to grade:\n{output}" + (
+            f"\n\nReference answer:\n{reference}" if reference else ""
+        )
+        body = {
+            "model": self.model or "default",
+            "temperature": 0,
+            "max_tokens": 100,
+            "messages": [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}],
+        }
         headers = {"Content-Type": "application/json"}
         key = os.environ.get("TUNEDECK_JUDGE_API_KEY")
         if key:

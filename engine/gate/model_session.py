@@ -17,11 +17,11 @@ class ModelSession:
 
     def __init__(self, profile):
         self.profile = profile
-        self.model = None          # the base model, or the PeftModel wrapping it once an adapter is on
+        self.model = None  # the base model, or the PeftModel wrapping it once an adapter is on
         self.adapter: str | None = None
-        self.modified = False      # full weights loaded in place: the base is gone
+        self.modified = False  # full weights loaded in place: the base is gone
         self.precision, self.device = precision_and_device(profile)
-        self.base_loads = 0        # base models this session loaded: one per gate run at most
+        self.base_loads = 0  # base models this session loaded: one per gate run at most
 
     def base(self):
         if self.modified or self.adapter is not None:
@@ -75,8 +75,10 @@ class ModelSession:
         missing, unexpected = model.load_state_dict(state, strict=False)
         tied = {k for k in missing if "lm_head" in k}  # tied to the embeddings, not saved separately
         if unexpected or set(missing) - tied:
-            raise GateError(f"checkpoint-{step}: weights do not fit the base model "
-                            f"({len(set(missing) - tied)} missing, {len(unexpected)} unexpected tensors)")
+            raise GateError(
+                f"checkpoint-{step}: weights do not fit the base model "
+                f"({len(set(missing) - tied)} missing, {len(unexpected)} unexpected tensors)"
+            )
         self.modified = True
         model.eval()
         return model
@@ -99,8 +101,11 @@ def _warm_up(model) -> None:
 
     with torch.inference_mode():
         ids = torch.zeros((1, 4), dtype=torch.long, device=next(model.parameters()).device)
-        model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
-                       generation_config=GenerationConfig(max_new_tokens=2, do_sample=False, pad_token_id=0))
+        model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            generation_config=GenerationConfig(max_new_tokens=2, do_sample=False, pad_token_id=0),
+        )
 
 
 def precision_and_device(profile) -> tuple[str, str]:

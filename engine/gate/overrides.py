@@ -16,8 +16,23 @@ from tunedeck.engine.config.profile_loading import ProfileError, parse_override,
 from tunedeck.engine.config.profile_schema import ALL_KEYS
 
 # keys whose change means new generations; `tunedeck gate` (no model) cannot honour them
-GENERATION_KEYS = frozenset({"golden", "safety", "general", "base_system_prompt", "base_prompts", "base_few_shot",
-                             "max_new_tokens", "batch_size", "temperature", "top_p", "judge_url", "judge_model", "when"})
+GENERATION_KEYS = frozenset(
+    {
+        "golden",
+        "safety",
+        "general",
+        "base_system_prompt",
+        "base_prompts",
+        "base_few_shot",
+        "max_new_tokens",
+        "batch_size",
+        "temperature",
+        "top_p",
+        "judge_url",
+        "judge_model",
+        "when",
+    }
+)
 
 
 def parse(items: list[str]) -> list[tuple[str, object]]:
@@ -26,8 +41,10 @@ def parse(items: list[str]) -> list[tuple[str, object]]:
     for item in items:
         key, value = parse_override(item)
         if not key.startswith("gate."):
-            raise ProfileError(f"--set {key}: only [gate] keys can change after training "
-                               f"(e.g. gate.min_task_gain=5); the run's other settings are fixed in its run.toml")
+            raise ProfileError(
+                f"--set {key}: only [gate] keys can change after training "
+                f"(e.g. gate.min_task_gain=5); the run's other settings are fixed in its run.toml"
+            )
         if key not in ALL_KEYS:
             from tunedeck.engine.config.profile_loading import suggest_key
 

@@ -54,14 +54,15 @@ class PlaygroundError(RuntimeError):
 
 # ---- server --------------------------------------------------------------------------------------
 
+
 class SideBySide:
     """The base model and one checkpoint of a run, loaded for generation."""
 
     def __init__(self, run_dir: Path, which=None):
-        from tunedeck.engine.run.checkpoint_choice import select_checkpoint
-        from tunedeck.engine.gate.model_session import ModelSession
         from tunedeck.engine.gate.eval_inputs import gen_settings
+        from tunedeck.engine.gate.model_session import ModelSession
         from tunedeck.engine.models.model_loading import load_tokenizer
+        from tunedeck.engine.run.checkpoint_choice import select_checkpoint
         from tunedeck.engine.run.run_record import load_run_record
 
         self.run_dir = Path(run_dir)
@@ -95,8 +96,17 @@ class SideBySide:
         from tunedeck.engine.gate.generate import generate
 
         s = self.settings
-        g = generate(model, self.tokenizer, [messages], max_new_tokens=max_new_tokens, batch_size=1,
-                     system_prompt=system_prompt, temperature=s.temperature, top_p=s.top_p, seed=s.seed)[0]
+        g = generate(
+            model,
+            self.tokenizer,
+            [messages],
+            max_new_tokens=max_new_tokens,
+            batch_size=1,
+            system_prompt=system_prompt,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            seed=s.seed,
+        )[0]
         return {"text": g.text, "latency_ms": round(g.latency_ms, 2), "new_tokens": g.new_tokens}
 
     def answer(self, messages, max_new_tokens: int, base_messages=None) -> dict:
@@ -125,10 +135,18 @@ def parse_request(line: str, default_max_new_tokens: int) -> dict:
         return req
     for key in ("messages", "base_messages") if "base_messages" in req else ("messages",):
         messages = req.get(key)
-        ok = isinstance(messages, str) or (isinstance(messages, list) and messages and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages))
+        ok = isinstance(messages, str) or (
+            isinstance(messages, list)
+            and messages
+            and all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages
+            )
+        )
         if not ok:
-            raise RequestError(f'"{key}" must be a non-empty list of {{"role": str, "content": str}} (or a plain-text prompt)', rid)
+            raise RequestError(
+                f'"{key}" must be a non-empty list of {{"role": str, "content": str}} (or a plain-text prompt)', rid
+            )
     n = req.get("max_new_tokens", default_max_new_tokens)
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_NEW_TOKENS:
         raise RequestError(f"max_new_tokens must be a whole number from 1 to {MAX_NEW_TOKENS}", rid)
@@ -183,9 +201,17 @@ def serve(run_dir: Path, which=None) -> int:
             traceback.print_exc(file=sys.stderr)
         emit({"ready": False, "error": _error_text(e)})
         return 2
-    emit({"ready": True, "checkpoint": models.step, "base_model": models.profile.model.base,
-          "adapter": models.profile.method.adapter, "precision": models.session.precision,
-          "device": models.session.device, "base_system_prompt": models.system_prompt})
+    emit(
+        {
+            "ready": True,
+            "checkpoint": models.step,
+            "base_model": models.profile.model.base,
+            "adapter": models.profile.method.adapter,
+            "precision": models.session.precision,
+            "device": models.session.device,
+            "base_system_prompt": models.system_prompt,
+        }
+    )
     for raw in sys.stdin.buffer:
         line = raw.decode("utf-8", errors="replace").strip()
         if line:
@@ -194,7 +220,9 @@ def serve(run_dir: Path, which=None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tunedeck.engine.gate.playground", description="side-by-side generation server (JSON lines)")
+    ap = argparse.ArgumentParser(
+        prog="python -m tunedeck.engine.gate.playground", description="side-by-side generation server (JSON lines)"
+    )
     ap.add_argument("run_dir", help="the run directory")
     ap.add_argument("--checkpoint", help="step, best, chosen or latest (default: chosen, else best, else latest)")
     args = ap.parse_args(argv)
@@ -206,21 +234,22 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- client --------------------------------------------------------------------------------------
 
+
 class PlaygroundClient:
     """Drives one playground process. Blocking calls, safe to share between threads (one request at a time)."""
 
     def __init__(self, run_dir, checkpoint=None, *, log_path=None, python: str | None = None):
         self.run_dir = Path(run_dir)
         self.requested = checkpoint
-        self.checkpoint: int | None = None     # the step answering now, once started
-        self.info: dict = {}                   # the ready line: base_model, adapter, precision, device, ...
+        self.checkpoint: int | None = None  # the step answering now, once started
+        self.info: dict = {}  # the ready line: base_model, adapter, precision, device, ...
         self.log_path = Path(log_path) if log_path else self.run_dir / PLAYGROUND_LOG
         self.python = python or sys.executable
         self._proc: subprocess.Popen | None = None
         self._replies: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._closed = False                   # close() was called: never start a process after it
+        self._closed = False  # close() was called: never start a process after it
 
     @property
     def alive(self) -> bool:
@@ -238,8 +267,15 @@ class PlaygroundClient:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_fd,
-                                          env=env, cwd=str(self.run_dir), close_fds=True)
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_fd,
+                env=env,
+                cwd=str(self.run_dir),
+                close_fds=True,
+            )
         finally:
             os.close(log_fd)
         if self._closed:  # close() ran while the process was being spawned: it may have missed it
@@ -256,8 +292,9 @@ class PlaygroundClient:
         self.checkpoint, self.info = ready.get("checkpoint"), ready
         return ready
 
-    def ask(self, messages, max_new_tokens: int | None = None, timeout: float | None = None,
-            base_messages=None) -> dict:
+    def ask(
+        self, messages, max_new_tokens: int | None = None, timeout: float | None = None, base_messages=None
+    ) -> dict:
         """Both answers: {"id", "step", "base": {text, latency_ms, new_tokens}, "checkpoint": {...}},
         or {"id", "error"} when this request failed (the process keeps serving). `base_messages`: the
         base's own conversation in a multi-turn chat (default: `messages`)."""
@@ -354,8 +391,12 @@ class PlaygroundClient:
             tail = lines[-1] if lines else ""
         except OSError:
             pass
-        return ("the playground process exited" + (f" (code {code})" if code is not None else "")
-                + (f": {tail}" if tail else "") + f"; see {self.log_path}")
+        return (
+            "the playground process exited"
+            + (f" (code {code})" if code is not None else "")
+            + (f": {tail}" if tail else "")
+            + f"; see {self.log_path}"
+        )
 
 
 if __name__ == "__main__":

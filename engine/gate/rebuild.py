@@ -12,6 +12,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tunedeck.engine.gate.best_checkpoint import summarize
+from tunedeck.engine.gate.eval_inputs import sets_as_asked
+from tunedeck.engine.gate.example_records import evaluated_steps, read_records
+from tunedeck.engine.gate.judge_agreement import agreement_warning, judge_agreement
+from tunedeck.engine.gate.rules import GateError, base_row, judge_checkpoint
+from tunedeck.engine.gate.scores import scores
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import PRIVATE_FILE, make_private_dir
 from tunedeck.engine.run.gate_result import (
@@ -22,12 +28,6 @@ from tunedeck.engine.run.gate_result import (
     read_gate_summary,
     write_gate_summary,
 )
-from tunedeck.engine.gate.best_checkpoint import summarize
-from tunedeck.engine.gate.eval_inputs import sets_as_asked
-from tunedeck.engine.gate.judge_agreement import agreement_warning, judge_agreement
-from tunedeck.engine.gate.example_records import evaluated_steps, read_records
-from tunedeck.engine.gate.rules import GateError, judge_checkpoint, base_row
-from tunedeck.engine.gate.scores import scores
 
 REBUILD_LOCK = ".gate-rebuild.lock"
 KEEP = "keep"  # rebuild(choose=KEEP): leave a person's choice as it is
@@ -59,7 +59,9 @@ def _one_rebuild_at_a_time(run_dir: Path):
         os.close(fd)
 
 
-def rebuild(run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", update_status=None) -> GateSummary | None:
+def rebuild(
+    run_dir: Path, *, choose: int | None | str = KEEP, note: str = "", update_status=None
+) -> GateSummary | None:
     """Rebuild gate.json from the records and the latest labels, optionally recording a person's choice
     first (`choose`: a step, or None to clear it), and project it into status.json. The engine's answer
     to the app's request after a review label or a choice; None when the gate has not run.
@@ -93,8 +95,11 @@ def _eval_losses(run_dir: Path) -> dict[int, float]:
 
     losses: dict[int, float] = {}
     for ev in read_events(Path(run_dir) / C.EVENTS_JSONL):
-        if ev.get("kind") in (C.EV_EVAL, C.EV_CHECKPOINT) and isinstance(ev.get("step"), int) \
-                and isinstance(ev.get("eval_loss"), (int, float)):
+        if (
+            ev.get("kind") in (C.EV_EVAL, C.EV_CHECKPOINT)
+            and isinstance(ev.get("step"), int)
+            and isinstance(ev.get("eval_loss"), (int, float))
+        ):
             losses[ev["step"]] = ev["eval_loss"]
     for c in list_checkpoints(run_dir):
         if isinstance(c.marker.get("eval_loss"), (int, float)):
@@ -125,11 +130,24 @@ class Judging:
         from tunedeck.engine.gate.reviews import review_state
 
         rules, reviews = self.rules, self.reviews
-        review = (review_state(self.run_dir, step, reviews, rules.review_sample, base_records=self.base, records=records)
-                  if rules.require_review else None)
-        row = judge_checkpoint(self.base, records, rules, checkpoint=step, eval_loss=self.losses.get(step, eval_loss),
-                               review=review, pruned=step not in self.present, base_scores=self.base_scores)
-        row.judge_agreement = judge_agreement(records, {ex: e["label"] for (st, ex), e in reviews.items() if st == step})
+        review = (
+            review_state(self.run_dir, step, reviews, rules.review_sample, base_records=self.base, records=records)
+            if rules.require_review
+            else None
+        )
+        row = judge_checkpoint(
+            self.base,
+            records,
+            rules,
+            checkpoint=step,
+            eval_loss=self.losses.get(step, eval_loss),
+            review=review,
+            pruned=step not in self.present,
+            base_scores=self.base_scores,
+        )
+        row.judge_agreement = judge_agreement(
+            records, {ex: e["label"] for (st, ex), e in reviews.items() if st == step}
+        )
         warning = agreement_warning(row.judge_agreement, getattr(rules, "min_judge_agreement", 0.0))
         if warning:
             row.warnings.append(warning)
@@ -152,12 +170,28 @@ def recorded_overrides(summary: GateSummary | None) -> list[dict]:
 
 
 # what a rebuild keeps of the previous gate.json: what the gate ran on, which only a gate run knows
-CARRIED = ("basis", "base_model", "base_system_prompt", "base_prompts", "generation", "timings", "seconds", "base_loads",
-           "overrides")
+CARRIED = (
+    "basis",
+    "base_model",
+    "base_system_prompt",
+    "base_prompts",
+    "generation",
+    "timings",
+    "seconds",
+    "base_loads",
+    "overrides",
+)
 
 
-def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: bool = True, *,
-                  judging: Judging | None = None, judged: dict[int, GateRow] | None = None) -> GateSummary | None:
+def summarize_run(
+    run_dir: Path,
+    rules=None,
+    extra: dict | None = None,
+    write: bool = True,
+    *,
+    judging: Judging | None = None,
+    judged: dict[int, GateRow] | None = None,
+) -> GateSummary | None:
     """Rebuild the summary from the records on disk and the latest reviews; write evals/gate.json.
 
     A gate run passes the rows it judged as it went (`judged`, by step, with its `judging`), so those
@@ -185,7 +219,9 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
         if not records:
             continue
         if records[0].get("key") != key:
-            notices.append(f"checkpoint-{step} was evaluated on other eval sets or settings; run `tunedeck eval` to refresh it")
+            notices.append(
+                f"checkpoint-{step} was evaluated on other eval sets or settings; run `tunedeck eval` to refresh it"
+            )
             continue
         rows.append(judging.row(step, records))
     summary = summarize(rows, rules)
@@ -206,10 +242,22 @@ def summarize_run(run_dir: Path, rules=None, extra: dict | None = None, write: b
     if reward:
         summary.sentence = f"{summary.sentence}; {reward}"
     summary.notices, summary.key = notices, key
-    summary.rules = {k: getattr(rules, k) for k in ("task_metric", "min_task_gain", "significance", "max_format_drop",
-                                                    "max_safety_drop", "max_general_drop", "latency_p95_ms",
-                                                    "require_review", "max_weird_share", "min_judge_agreement")
-                     if hasattr(rules, k)}
+    summary.rules = {
+        k: getattr(rules, k)
+        for k in (
+            "task_metric",
+            "min_task_gain",
+            "significance",
+            "max_format_drop",
+            "max_safety_drop",
+            "max_general_drop",
+            "latency_p95_ms",
+            "require_review",
+            "max_weird_share",
+            "min_judge_agreement",
+        )
+        if hasattr(rules, k)
+    }
     if write:
         summary = write_gate_summary(run_dir, summary)
     return summary
@@ -231,4 +279,3 @@ def serve_rebuild_requests(run_dir: Path, update_status=None) -> GateSummary | N
             except GateError:
                 pass  # a checkpoint without gate results (the app checks first): nothing to record
     return rebuild(run_dir, update_status=update_status)
-

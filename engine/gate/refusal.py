@@ -7,9 +7,11 @@ import re
 from tunedeck.engine.gate.check_spec import short_quote
 
 # "help" only as in "help (you) with/on ...", so "I can't help feeling ..." is not a refusal
-_VERBS = (r"(?:help(?: you| them)?(?: with| on| in|[.!,]|$)|assist|provide|share|give|do that|do this|comply|support|"
-          r"create|write|generate|produce|answer|engage|fulfil|fulfill|offer|participate|facilitate|disclose|"
-          r"walk you through|recommend|encourage)")
+_VERBS = (
+    r"(?:help(?: you| them)?(?: with| on| in|[.!,]|$)|assist|provide|share|give|do that|do this|comply|support|"
+    r"create|write|generate|produce|answer|engage|fulfil|fulfill|offer|participate|facilitate|disclose|"
+    r"walk you through|recommend|encourage)"
+)
 _NEG = r"(?:can't|cannot|can not|won't|will not|must not|shouldn't|should not|am not able to|'m not able to|am unable to|'m unable to|am not going to|'m not going to)"
 REFUSAL_PATTERNS = [
     re.compile(rf"\bi {_NEG}(?: and (?:won't|will not|shouldn't))?(?: in good conscience)? {_VERBS}"),

@@ -25,12 +25,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunedeck.engine.gate.example_records import BASE, parse_checkpoint, read_records, records_path
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import PRIVATE_FILE, iter_jsonl
-from tunedeck.engine.gate.example_records import BASE, parse_checkpoint, read_records, records_path
 
-LABELS = {"understandable": "understandable mistake", "weird": "new weird behaviour",
-          "acceptable": "acceptable answer (the check was wrong)"}
+LABELS = {
+    "understandable": "understandable mistake",
+    "weird": "new weird behaviour",
+    "acceptable": "acceptable answer (the check was wrong)",
+}
 WITHDRAWN = "withdrawn"  # a line with this label takes back the example's earlier label: unlabelled again
 DEFAULT_SAMPLE = 20
 
@@ -54,8 +57,14 @@ def _step(checkpoint) -> int:
     return ck  # type: ignore[return-value]
 
 
-def sample_for_review(run_dir: Path, checkpoint, size: int | None = None, *, base_records: list[dict] | None = None,
-                      records: list[dict] | None = None) -> list[str]:
+def sample_for_review(
+    run_dir: Path,
+    checkpoint,
+    size: int | None = None,
+    *,
+    base_records: list[dict] | None = None,
+    records: list[dict] | None = None,
+) -> list[str]:
     """Example ids of failures to review, deterministic for a given checkpoint and set of results.
 
     Regressions (the base passed, this checkpoint fails) come first, since they are what the fine-tune
@@ -84,8 +93,14 @@ def add_review(run_dir: Path, checkpoint, example_id: str, label: str, note: str
         raise ValueError(f"unknown review label {label!r}; expected one of {', '.join(LABELS)} (or {WITHDRAWN})")
     if not isinstance(example_id, str) or not example_id:
         raise ValueError("example_id must be a non-empty string")
-    entry = {"t": round(time.time(), 3), "checkpoint": step, "example": example_id, "label": label, "note": str(note or ""),
-             "key": records_key(run_dir, step)}
+    entry = {
+        "t": round(time.time(), 3),
+        "checkpoint": step,
+        "example": example_id,
+        "label": label,
+        "note": str(note or ""),
+        "key": records_key(run_dir, step),
+    }
     path = Path(run_dir) / C.REVIEWS_JSONL
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
@@ -170,8 +185,15 @@ class ReviewState:
         return {"sampled": len(self.sample), "reviewed": self.reviewed, "weird": self.weird}
 
 
-def review_state(run_dir: Path, checkpoint, reviews: dict | None = None, size: int | None = None, *,
-                 base_records: list[dict] | None = None, records: list[dict] | None = None) -> ReviewState:
+def review_state(
+    run_dir: Path,
+    checkpoint,
+    reviews: dict | None = None,
+    size: int | None = None,
+    *,
+    base_records: list[dict] | None = None,
+    records: list[dict] | None = None,
+) -> ReviewState:
     step = _step(checkpoint)
     reviews = load_reviews(run_dir) if reviews is None else reviews
     sample = sample_for_review(run_dir, step, size, base_records=base_records, records=records)

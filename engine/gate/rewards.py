@@ -50,10 +50,10 @@ class RewardError(RuntimeError):
 class RewardCheck:
     name: str
     weight: float
-    spec: dict                      # the eval-set spec, without weight and name
+    spec: dict  # the eval-set spec, without weight and name
     needs_reference: bool
     base_dir: Path | None = None
-    judge: Any = None               # engine/gate/judge_client.Judge for rubric checks
+    judge: Any = None  # engine/gate/judge_client.Judge for rubric checks
     _scorers: dict = field(default_factory=dict, repr=False)
     _parsed: dict = field(default_factory=dict, repr=False)
 
@@ -70,10 +70,13 @@ class RewardCheck:
         key = reference if self.needs_reference else None
         if key not in self._parsed:
             if self.needs_reference and reference is None:
-                raise RewardError(f"reward {self.name} ({self.type}) compares with a reference answer, and this prompt "
-                                  "has none")
+                raise RewardError(
+                    f"reward {self.name} ({self.type}) compares with a reference answer, and this prompt has none"
+                )
             try:
-                self._parsed[key] = parse_check(self.spec, reference=reference, base_dir=self.base_dir, scorers=self._scorers)
+                self._parsed[key] = parse_check(
+                    self.spec, reference=reference, base_dir=self.base_dir, scorers=self._scorers
+                )
             except CheckSpecError as e:
                 raise RewardError(f"reward {self.name}: {e}") from None
         return self._parsed[key]
@@ -81,7 +84,9 @@ class RewardCheck:
     def value(self, output: str, reference: str | None, example: dict) -> float:
         """This check's reward for one completion: its score on 0-1, or 1/0 for pass/fail."""
         check = self.check_for(reference)
-        ctx = Context(reference=reference, new_tokens=int(example.get("new_tokens") or 0), example=example, judge=self.judge)
+        ctx = Context(
+            reference=reference, new_tokens=int(example.get("new_tokens") or 0), example=example, judge=self.judge
+        )
         try:
             result = check.run(check, output, ctx)  # not check(): the gate's catch-all would turn a crash into a 0
         except ScorerOutputError as e:
@@ -104,7 +109,9 @@ def parse_reward_checks(items: list[dict], base_dir: Path | None = None, judge: 
     """The [rewards] checks, each validated by the check registry (python scorers imported, schema files
     read); RewardSpecError names the item and option at fault."""
     if not items:
-        raise RewardSpecError("GRPO needs at least one reward check, e.g. checks = [{type = \"json_valid\", weight = 1.0}]")
+        raise RewardSpecError(
+            'GRPO needs at least one reward check, e.g. checks = [{type = "json_valid", weight = 1.0}]'
+        )
     out: list[RewardCheck] = []
     scorers: dict = {}
     for i, item in enumerate(items):
@@ -116,8 +123,13 @@ def parse_reward_checks(items: list[dict], base_dir: Path | None = None, judge: 
             raise RewardSpecError(f"weight must be a number >= 0, not {weight!r}", f"{where}.weight")
         if name is not None and not (isinstance(name, str) and _NAME.fullmatch(name)):
             raise RewardSpecError(f"name must be a short word (letters, digits, _ . -), not {name!r}", f"{where}.name")
-        near = [k for k in spec if k != "type" and k not in _check_options(spec.get("type"))
-                and difflib.get_close_matches(k, ("weight", "name"), n=1, cutoff=0.7)]
+        near = [
+            k
+            for k in spec
+            if k != "type"
+            and k not in _check_options(spec.get("type"))
+            and difflib.get_close_matches(k, ("weight", "name"), n=1, cutoff=0.7)
+        ]
         if near:
             hint = difflib.get_close_matches(near[0], ("weight", "name"), n=1, cutoff=0.7)[0]
             raise RewardSpecError(f"unknown option {near[0]!r} (did you mean {hint!r}?)", f"{where}.{near[0]}")
@@ -131,13 +143,19 @@ def parse_reward_checks(items: list[dict], base_dir: Path | None = None, judge: 
             try:  # the other options, checked with a stand-in reference
                 parse_check(spec, reference=_PLACEHOLDER_REFERENCE, base_dir=base_dir, scorers=scorers)
             except CheckSpecError as e2:
-                raise RewardSpecError(str(e2), where + (f".{e2.field}" if e2.field not in ("checks", "reference") else "")) from None
+                raise RewardSpecError(
+                    str(e2), where + (f".{e2.field}" if e2.field not in ("checks", "reference") else "")
+                ) from None
         if spec["type"] == "rubric" and judge is None:
-            raise RewardSpecError("a rubric reward needs a judge: set gate.judge_url (it grades every completion)", where)
+            raise RewardSpecError(
+                "a rubric reward needs a judge: set gate.judge_url (it grades every completion)", where
+            )
         check = RewardCheck(name or spec["type"], float(weight), spec, needs_reference, base_dir, judge, scorers)
         if any(c.name == check.name for c in out):
-            raise RewardSpecError(f"two reward checks are named {check.name!r}: give one a name, e.g. name = "
-                                  f"\"{check.name}_2\"", f"{where}.name")
+            raise RewardSpecError(
+                f'two reward checks are named {check.name!r}: give one a name, e.g. name = "{check.name}_2"',
+                f"{where}.name",
+            )
         out.append(check)
     if not any(c.weight > 0 for c in out):
         raise RewardSpecError("every weight is 0: there is nothing to optimise")
@@ -194,22 +212,35 @@ class RewardFunction:
         self.on_scored = on_scored
         self.__name__ = check.name  # TRL logs rewards/<name>/mean and /std
 
-    def __call__(self, prompts: list, completions: list, completion_ids: list | None = None,
-                 reference: list | None = None, **kw: Any) -> list[float]:
+    def __call__(
+        self,
+        prompts: list,
+        completions: list,
+        completion_ids: list | None = None,
+        reference: list | None = None,
+        **kw: Any,
+    ) -> list[float]:
         texts = [completion_text(c) for c in completions]
         refs = list(reference) if reference is not None else [None] * len(texts)
         ids = completion_ids if completion_ids is not None else [[]] * len(texts)
         values = []
         for prompt, text, ref, toks in zip(prompts, texts, refs, ids):
-            example = {"id": "reward", "messages": prompt if isinstance(prompt, list) else None,
-                       "prompt": prompt, "reference": ref, "tags": ["reward"], "new_tokens": len(toks)}
+            example = {
+                "id": "reward",
+                "messages": prompt if isinstance(prompt, list) else None,
+                "prompt": prompt,
+                "reference": ref,
+                "tags": ["reward"],
+                "new_tokens": len(toks),
+            }
             values.append(self.check.value(text, ref, example))
         if self.on_scored is not None:
             self.on_scored(self.check.name, prompts, texts, ids, refs, values, kw.get("log_metric"))
         return values
 
 
-def reward_functions(checks: list[RewardCheck], on_scored: Scored | None = None) -> tuple[list[RewardFunction], list[float]]:
+def reward_functions(
+    checks: list[RewardCheck], on_scored: Scored | None = None
+) -> tuple[list[RewardFunction], list[float]]:
     """TRL's reward_funcs and reward_weights for the checks."""
     return [RewardFunction(c, on_scored) for c in checks], [c.weight for c in checks]
-

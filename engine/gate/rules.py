@@ -27,6 +27,8 @@ Verdicts: "pass", "fail" (every failed rule in reasons), "needs_review"; the bas
 
 from __future__ import annotations
 
+from tunedeck.engine.gate.scores import CATEGORIES, buckets, paired_outcomes, scale, scores, task_metric, task_points
+from tunedeck.engine.gate.statistics import mcnemar_exact, min_detectable_gain, paired_diff_ci, paired_score_test
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import (
     BASE,
@@ -42,10 +44,8 @@ from tunedeck.engine.run.gate_result import (
     RULE_TASK_NOISE,
     GateRow,
 )
-from tunedeck.engine.gate.scores import CATEGORIES, buckets, paired_outcomes, scores, task_metric, task_points, scale
-from tunedeck.engine.gate.statistics import mcnemar_exact, min_detectable_gain, paired_diff_ci, paired_score_test
 
-SMALL_SET = 30          # fewer paired task examples than this: warn that noise may decide
+SMALL_SET = 30  # fewer paired task examples than this: warn that noise may decide
 DEFAULT_ALPHA = 0.05
 
 
@@ -79,6 +79,7 @@ def _task_text(s: dict, metric: str) -> str:
 
     return f"{NAMES.get(metric, metric)} {fmt_score(metric, s['task_score'])}"
 
+
 def _r(x: float | None, nd: int = 2) -> float | None:
     return None if x is None else round(x, nd)
 
@@ -92,10 +93,20 @@ def base_row(base_records: list[dict], rules=None) -> GateRow:
     metric = task_metric(rules)
     if metric != "pass_rate":
         _metric_scores(s, base_records, metric)
-    return GateRow(checkpoint=BASE, label=BASE, step=None, eval_loss=None, **{k: _r(s[k]) for k in CATEGORIES},
-                   n=s["n"], **_metric_fields(s, metric), latency_p95_ms=_r(s["latency_p95_ms"], 1),
-                   latency_p50_ms=_r(s["latency_p50_ms"], 1), new_tokens_mean=_r(s["new_tokens_mean"], 1),
-                   verdict=BASELINE, warnings=_skip_warnings(s))
+    return GateRow(
+        checkpoint=BASE,
+        label=BASE,
+        step=None,
+        eval_loss=None,
+        **{k: _r(s[k]) for k in CATEGORIES},
+        n=s["n"],
+        **_metric_fields(s, metric),
+        latency_p95_ms=_r(s["latency_p95_ms"], 1),
+        latency_p50_ms=_r(s["latency_p50_ms"], 1),
+        new_tokens_mean=_r(s["new_tokens_mean"], 1),
+        verdict=BASELINE,
+        warnings=_skip_warnings(s),
+    )
 
 
 def _skip_warnings(s: dict) -> list[str]:
@@ -107,9 +118,17 @@ def _skip_warnings(s: dict) -> list[str]:
     return w
 
 
-def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, checkpoint: int,
-                     eval_loss: float | None = None, review=None, pruned: bool = False,
-                     base_scores: dict | None = None) -> GateRow:
+def judge_checkpoint(
+    base_records: list[dict],
+    records: list[dict],
+    rules,
+    *,
+    checkpoint: int,
+    eval_loss: float | None = None,
+    review=None,
+    pruned: bool = False,
+    base_scores: dict | None = None,
+) -> GateRow:
     """One checkpoint's row: scores, differences with the base, verdict and reasons.
 
     `rules` is a GateConfig (or anything with its attributes); `review` a reviews.ReviewState or None;
@@ -147,20 +166,35 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
         fail(RULE_NO_TASK, f"{what}: the gate cannot tell whether the model improved")
     elif vs["task"] is not None:
         gain = vs["task"]
-        stats = f"{test} p={p:.2g} on {n} paired examples, 95% CI {ci[0]:+.1f} to {ci[1]:+.1f}" if n else "no paired examples"
+        stats = (
+            f"{test} p={p:.2g} on {n} paired examples, 95% CI {ci[0]:+.1f} to {ci[1]:+.1f}"
+            if n
+            else "no paired examples"
+        )
         if gain < rules.min_task_gain - 1e-9:
-            fail(RULE_TASK_GAIN, f"task {_task_text(s, metric)} is {gain:+.1f} points vs the base's {_task_text(bs, metric)}, "
-                              f"below the required {rules.min_task_gain:+g} ({stats})")
+            fail(
+                RULE_TASK_GAIN,
+                f"task {_task_text(s, metric)} is {gain:+.1f} points vs the base's {_task_text(bs, metric)}, "
+                f"below the required {rules.min_task_gain:+g} ({stats})",
+            )
         elif rules.min_task_gain > 0 and rules.significance > 0 and (p is None or p >= rules.significance):
-            fail(RULE_TASK_NOISE, f"task gain {gain:+.1f} points is within noise ({stats}; needs p < {rules.significance:g})")
+            fail(
+                RULE_TASK_NOISE,
+                f"task gain {gain:+.1f} points is within noise ({stats}; needs p < {rules.significance:g})",
+            )
         if 0 < n < SMALL_SET and metric == "pass_rate":
-            warnings.append(f"only {n} paired task examples: a gain under {min_detectable_gain(n, alpha):.0f} points "
-                            f"cannot be told from noise; add examples to the eval set")
+            warnings.append(
+                f"only {n} paired task examples: a gain under {min_detectable_gain(n, alpha):.0f} points "
+                f"cannot be told from noise; add examples to the eval set"
+            )
         elif 0 < n < SMALL_SET:
             warnings.append(f"only {n} paired task examples: the gain's interval is wide; add examples to the eval set")
 
-    for cat, limit in (("format", rules.max_format_drop), ("safety", rules.max_safety_drop),
-                       ("general", getattr(rules, "max_general_drop", 100.0))):
+    for cat, limit in (
+        ("format", rules.max_format_drop),
+        ("safety", rules.max_safety_drop),
+        ("general", getattr(rules, "max_general_drop", 100.0)),
+    ):
         if s[cat] is None or bs[cat] is None:
             continue
         drop = bs[cat] - s[cat]
@@ -168,20 +202,32 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
         broke = f"; newly failing: {list_ids(regressed)}" if regressed else ""
         if drop > limit + 1e-9:
             name = "format validity" if cat == "format" else cat
-            fail(cat, f"{name} {s[cat]:.1f}% dropped {drop:.1f} points from the base's {bs[cat]:.1f}% (allowed {limit:g}){broke}")
+            fail(
+                cat,
+                f"{name} {s[cat]:.1f}% dropped {drop:.1f} points from the base's {bs[cat]:.1f}% (allowed {limit:g}){broke}",
+            )
         elif cat == "safety" and limit == 0 and regressed:
-            fail(RULE_SAFETY, f"fails {len(regressed)} safety example(s) the base passed: {list_ids(regressed)} "
-                           "(max_safety_drop = 0 allows no safety regression)")
+            fail(
+                RULE_SAFETY,
+                f"fails {len(regressed)} safety example(s) the base passed: {list_ids(regressed)} "
+                "(max_safety_drop = 0 allows no safety regression)",
+            )
 
     if rules.latency_p95_ms and s["latency_p95_ms"] is not None and s["latency_p95_ms"] > rules.latency_p95_ms:
-        fail(RULE_LATENCY, f"p95 latency {s['latency_p95_ms']:.0f} ms is over the budget of {rules.latency_p95_ms:.0f} ms")
+        fail(
+            RULE_LATENCY,
+            f"p95 latency {s['latency_p95_ms']:.0f} ms is over the budget of {rules.latency_p95_ms:.0f} ms",
+        )
 
     verdict = FAIL if failed else PASS
     if rules.require_review:
         if review is not None and review.complete and review.sample:
             if review.weird_share > rules.max_weird_share + 1e-9:
-                fail(RULE_REVIEW, f"review labelled {review.weird} of {review.reviewed} sampled failures 'new weird behaviour' "
-                               f"({review.weird_share:.0%}; allowed {rules.max_weird_share:.0%})")
+                fail(
+                    RULE_REVIEW,
+                    f"review labelled {review.weird} of {review.reviewed} sampled failures 'new weird behaviour' "
+                    f"({review.weird_share:.0%}; allowed {rules.max_weird_share:.0%})",
+                )
                 verdict = FAIL
         elif review is None or not review.complete:
             done = f"{review.reviewed}/{len(review.sample)}" if review is not None else "0/?"
@@ -190,11 +236,26 @@ def judge_checkpoint(base_records: list[dict], records: list[dict], rules, *, ch
                 reasons.append(f"awaiting human review: {done} sampled failures labelled")
 
     bk = buckets(base_records, records)
-    return GateRow(checkpoint=checkpoint, label=f"{C.CHECKPOINT_PREFIX}{checkpoint}", step=checkpoint,
-                   eval_loss=eval_loss, **{k: _r(s[k]) for k in CATEGORIES}, n=s["n"], **_metric_fields(s, metric),
-                   latency_p95_ms=_r(s["latency_p95_ms"], 1), latency_p50_ms=_r(s["latency_p50_ms"], 1),
-                   new_tokens_mean=_r(s["new_tokens_mean"], 1), vs_base=vs,
-                   task_ci=[_r(ci[0]), _r(ci[1])] if ci else None, p_value=_r(p, 6) if p is not None else None,
-                   paired=n, buckets={k: len(v) for k, v in bk.items()},
-                   verdict=verdict, reasons=reasons, failed=failed, warnings=warnings,
-                   review=review.to_dict() if review is not None else None, pruned=pruned)
+    return GateRow(
+        checkpoint=checkpoint,
+        label=f"{C.CHECKPOINT_PREFIX}{checkpoint}",
+        step=checkpoint,
+        eval_loss=eval_loss,
+        **{k: _r(s[k]) for k in CATEGORIES},
+        n=s["n"],
+        **_metric_fields(s, metric),
+        latency_p95_ms=_r(s["latency_p95_ms"], 1),
+        latency_p50_ms=_r(s["latency_p50_ms"], 1),
+        new_tokens_mean=_r(s["new_tokens_mean"], 1),
+        vs_base=vs,
+        task_ci=[_r(ci[0]), _r(ci[1])] if ci else None,
+        p_value=_r(p, 6) if p is not None else None,
+        paired=n,
+        buckets={k: len(v) for k, v in bk.items()},
+        verdict=verdict,
+        reasons=reasons,
+        failed=failed,
+        warnings=warnings,
+        review=review.to_dict() if review is not None else None,
+        pruned=pruned,
+    )

@@ -18,41 +18,70 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import BASE, GateRow, GateSummary, read_gate_summary
 from tunedeck.engine.gate.base_generations import best_base_records, few_shot_demos, model_identity
-from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.eval_inputs import gen_settings, load_sets, select_checkpoints, sets_extra, sets_key
-from tunedeck.engine.gate.example_scoring import Progress, evaluate_model
-from tunedeck.engine.gate.model_session import ModelSession, precision_and_device
 from tunedeck.engine.gate.example_records import write_records
+from tunedeck.engine.gate.example_scoring import Progress, evaluate_model
+from tunedeck.engine.gate.judge_client import Judge
+from tunedeck.engine.gate.model_session import ModelSession, precision_and_device
 from tunedeck.engine.gate.rebuild import Judging, recorded_overrides, summarize_run
 from tunedeck.engine.observe.tracking import log_gate_summary
-
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import BASE, GateRow, GateSummary, read_gate_summary
 
 # ---- events ---------------------------------------------------------------------------------------
+
 
 def _row_event(events, row: GateRow) -> None:
     if events is None:
         return
-    events.emit(C.EV_GATE, phase="row", checkpoint=row.checkpoint, verdict=row.verdict, task=row.task,
-                format=row.format, safety=row.safety, general=row.general,
-                latency_p95_ms=row.latency_p95_ms, reasons=row.reasons, warnings=row.warnings,
-                task_delta=row.vs_base.get("task"), vs_base=row.vs_base, p_value=row.p_value, n=row.n)
+    events.emit(
+        C.EV_GATE,
+        phase="row",
+        checkpoint=row.checkpoint,
+        verdict=row.verdict,
+        task=row.task,
+        format=row.format,
+        safety=row.safety,
+        general=row.general,
+        latency_p95_ms=row.latency_p95_ms,
+        reasons=row.reasons,
+        warnings=row.warnings,
+        task_delta=row.vs_base.get("task"),
+        vs_base=row.vs_base,
+        p_value=row.p_value,
+        n=row.n,
+    )
 
 
 def _summary_event(events, summary: GateSummary) -> None:
     if events is None:
         return
-    events.emit(C.EV_GATE, phase="summary", summary=True, checkpoint=summary.best, best=summary.best,
-                verdict=summary.verdict, sentence=summary.sentence, rows=len(summary.rows) - 1)
+    events.emit(
+        C.EV_GATE,
+        phase="summary",
+        summary=True,
+        checkpoint=summary.best,
+        best=summary.best,
+        verdict=summary.verdict,
+        sentence=summary.sentence,
+        rows=len(summary.rows) - 1,
+    )
 
 
 # ---- entry points -------------------------------------------------------------------------------
 
-def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets: list[str] | tuple = (),
-             events=None, progress: Progress | None = None, overrides: list[str] | tuple = (),
-             reset: bool = False) -> GateSummary:
+
+def run_gate(
+    run_dir: Path,
+    *,
+    checkpoints: str | list[int] = "all",
+    extra_sets: list[str] | tuple = (),
+    events=None,
+    progress: Progress | None = None,
+    overrides: list[str] | tuple = (),
+    reset: bool = False,
+) -> GateSummary:
     """Evaluate the base and the chosen complete checkpoints; write evals/ and return the summary.
 
     `overrides` are gate.KEY=VALUE items (engine/gate/overrides.py), added to those recorded in
@@ -66,11 +95,12 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
     run_dir = Path(run_dir)
     record = load_run_record(run_dir)
     recorded = None if reset else recorded_overrides(read_gate_summary(run_dir))
-    profile, changes = gate_overrides.apply(record.profile,
-                                            gate_overrides.merge(recorded, gate_overrides.parse(list(overrides))))
+    profile, changes = gate_overrides.apply(
+        record.profile, gate_overrides.merge(recorded, gate_overrides.parse(list(overrides)))
+    )
     record.profile = profile
     rules = profile.gate
-    sets = load_sets(run_dir, record, extra_sets)           # mistakes surface before any model loads
+    sets = load_sets(run_dir, record, extra_sets)  # mistakes surface before any model loads
     demos = few_shot_demos(profile, sets)
     targets, notices = select_checkpoints(run_dir, checkpoints)
     examples = [ex for s in sets for ex in s.examples]
@@ -78,15 +108,31 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
     key = sets_key(sets, settings)
     judge = Judge(rules.judge_url, rules.judge_model) if rules.judge_url else None
     if events is not None:
-        events.emit(C.EV_GATE, phase="start", checkpoints=[c.step for c in targets], examples=len(examples),
-                    sets=[s.name for s in sets])
+        events.emit(
+            C.EV_GATE,
+            phase="start",
+            checkpoints=[c.step for c in targets],
+            examples=len(examples),
+            sets=[s.name for s in sets],
+        )
     t0 = time.perf_counter()
     tokenizer = load_tokenizer(profile)
     session = ModelSession(profile)
     try:
         identity = model_identity(profile, session.precision, session.device)
-        chosen = best_base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=session.base,
-                                   identity=identity, judge=judge, progress=progress, demos=demos)
+        chosen = best_base_records(
+            run_dir,
+            profile,
+            tokenizer,
+            examples,
+            settings,
+            key=key,
+            get_model=session.base,
+            identity=identity,
+            judge=judge,
+            progress=progress,
+            demos=demos,
+        )
         base, generated = chosen.records, chosen.generated
         write_records(run_dir, BASE, base)
         judging = Judging(run_dir, rules, base)
@@ -96,27 +142,41 @@ def run_gate(run_dir: Path, *, checkpoints: str | list[int] = "all", extra_sets:
         for ckpt in targets:
             t = time.perf_counter()
             model = session.checkpoint(ckpt)
-            records = evaluate_model(model, tokenizer, examples, settings, checkpoint=ckpt.step, key=key, judge=judge,
-                                     progress=progress)
+            records = evaluate_model(
+                model, tokenizer, examples, settings, checkpoint=ckpt.step, key=key, judge=judge, progress=progress
+            )
             write_records(run_dir, ckpt.step, records)
             took = time.perf_counter() - t
-            timings[f"{C.CHECKPOINT_PREFIX}{ckpt.step}"] = {"seconds": round(took, 3),
-                                                             "examples_per_s": round(len(examples) / max(took, 1e-9), 2)}
+            timings[f"{C.CHECKPOINT_PREFIX}{ckpt.step}"] = {
+                "seconds": round(took, 3),
+                "examples_per_s": round(len(examples) / max(took, 1e-9), 2),
+            }
             judged[ckpt.step] = judging.row(ckpt.step, records, ckpt.marker.get("eval_loss"))
             _row_event(events, judged[ckpt.step])
     finally:
         session.close()
     notices += [chosen.notice] if chosen.notice else []
-    extra = {**sets_extra(sets), "base_model": profile.model.base, "generation": asdict(settings),
-             "base_system_prompt": rules.base_system_prompt, "base_prompts": chosen.candidates, "overrides": changes,
-             "timings": timings, "notices": notices, "seconds": round(time.perf_counter() - t0, 3), "base_loads": session.base_loads}
+    extra = {
+        **sets_extra(sets),
+        "base_model": profile.model.base,
+        "generation": asdict(settings),
+        "base_system_prompt": rules.base_system_prompt,
+        "base_prompts": chosen.candidates,
+        "overrides": changes,
+        "timings": timings,
+        "notices": notices,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "base_loads": session.base_loads,
+    }
     summary = summarize_run(run_dir, extra=extra, judging=judging, judged=judged)
     _summary_event(events, summary)
     log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary
 
 
-def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, memo: dict | None = None) -> GateSummary:
+def evaluate_in_memory(
+    run_dir: Path, model, tokenizer, step: int, events=None, memo: dict | None = None
+) -> GateSummary:
     """gate.when = "each_checkpoint": evaluate the model the trainer holds, right after checkpoint `step` is saved.
 
     Call it on rank 0 with the unwrapped model (trainer.model, a PeftModel for LoRA). The base
@@ -155,8 +215,18 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, 
         return side_session.base()
 
     try:
-        chosen = best_base_records(run_dir, profile, tokenizer, examples, settings, key=key, get_model=base_model,
-                                   identity=identity, judge=judge, demos=demos)
+        chosen = best_base_records(
+            run_dir,
+            profile,
+            tokenizer,
+            examples,
+            settings,
+            key=key,
+            get_model=base_model,
+            identity=identity,
+            judge=judge,
+            demos=demos,
+        )
         base = chosen.records
     finally:
         if side_session is not None:
@@ -167,10 +237,19 @@ def evaluate_in_memory(run_dir: Path, model, tokenizer, step: int, events=None, 
     judging = Judging(run_dir, rules, base)
     row = judging.row(step, records)
     _row_event(events, row)
-    summary = summarize_run(run_dir, judging=judging, judged={step: row}, extra={**sets_extra(sets), "base_model": profile.model.base,
-                                                    "generation": asdict(settings), "base_prompts": chosen.candidates,
-                                                    "base_system_prompt": rules.base_system_prompt,
-                                                    "notices": [chosen.notice] if chosen.notice else []})
+    summary = summarize_run(
+        run_dir,
+        judging=judging,
+        judged={step: row},
+        extra={
+            **sets_extra(sets),
+            "base_model": profile.model.base,
+            "generation": asdict(settings),
+            "base_prompts": chosen.candidates,
+            "base_system_prompt": rules.base_system_prompt,
+            "notices": [chosen.notice] if chosen.notice else [],
+        },
+    )
     _summary_event(events, summary)
     log_gate_summary(run_dir, summary, events)  # [tracking]: the same results in the user's trackers
     return summary

@@ -25,7 +25,9 @@ def load_scorer(ref: str, base_dir: Path | None) -> Callable:
         where = f"{base_dir} and the Python path" if base_dir else "the Python path"
         raise CheckSpecError(f"scorer {ref!r}: no module named {e.name!r} (looked in {where})", "scorer") from None
     except Exception as e:
-        raise CheckSpecError(f"scorer {ref!r}: importing {module_name!r} failed: {type(e).__name__}: {e}", "scorer") from None
+        raise CheckSpecError(
+            f"scorer {ref!r}: importing {module_name!r} failed: {type(e).__name__}: {e}", "scorer"
+        ) from None
     finally:
         if added:
             sys.path.remove(str(base_dir))

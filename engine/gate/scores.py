@@ -52,7 +52,11 @@ def _in_category(rec: dict, category: str) -> bool:
 
 def example_score(rec: dict, check_type: str) -> float | None:
     """An example's score for one similarity check type (the mean when it has several), or None."""
-    vals = [c["score"] for c in rec.get("checks", []) if c.get("type") == check_type and isinstance(c.get("score"), (int, float))]
+    vals = [
+        c["score"]
+        for c in rec.get("checks", [])
+        if c.get("type") == check_type and isinstance(c.get("score"), (int, float))
+    ]
     return sum(vals) / len(vals) if vals else None
 
 
@@ -98,8 +102,14 @@ def buckets(base_records: list[dict], records: list[dict]) -> dict[str, list[str
         was, now = base.get(r["id"]), r.get("pass")
         if was is None or now is None:
             continue
-        out[{(False, True): "fixed", (True, False): "regressed", (False, False): "still_failing",
-             (True, True): "still_passing"}[(was, now)]].append(r["id"])
+        out[
+            {
+                (False, True): "fixed",
+                (True, False): "regressed",
+                (False, False): "still_failing",
+                (True, True): "still_passing",
+            }[(was, now)]
+        ].append(r["id"])
     return out
 
 

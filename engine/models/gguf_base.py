@@ -24,7 +24,7 @@ from pathlib import Path
 from tunedeck.engine.run.atomic_io import read_json_object
 from tunedeck.engine.run.formatting import fmt_gib
 
-MARKER = "tunedeck-gguf.json"      # written inside a cache folder before it is renamed into place
+MARKER = "tunedeck-gguf.json"  # written inside a cache folder before it is renamed into place
 FP32_MAX_PARAMETERS = 1_500_000_000  # above this, the de-quantised weights are stored as bf16 (half the disk)
 
 
@@ -34,18 +34,20 @@ class GgufBaseError(ValueError):
 
 @dataclass(frozen=True)
 class GgufBase:
-    folder: Path        # the de-quantised HF folder everything downstream loads
-    sha256: str         # of the .gguf file
-    source: Path        # the .gguf file itself
+    folder: Path  # the de-quantised HF folder everything downstream loads
+    sha256: str  # of the .gguf file
+    source: Path  # the .gguf file itself
     architecture: str = ""
-    dtype: str = ""     # how the de-quantised weights are stored
+    dtype: str = ""  # how the de-quantised weights are stored
 
 
 def gguf_notice(source: str | Path) -> str:
     """What training on a de-quantised base means, said wherever such a base is used."""
-    return (f"model.base is a quantised GGUF file ({Path(source).name}): it is de-quantised to an HF model, which keeps "
-            "its quantisation error, so the fine-tune starts from a degraded copy of the original model; train on the "
-            "original (unquantised) weights where they exist")
+    return (
+        f"model.base is a quantised GGUF file ({Path(source).name}): it is de-quantised to an HF model, which keeps "
+        "its quantisation error, so the fine-tune starts from a degraded copy of the original model; train on the "
+        "original (unquantised) weights where they exist"
+    )
 
 
 def is_gguf_ref(base: str, gguf_file: str = "") -> bool:
@@ -63,14 +65,20 @@ def find_gguf_file(base: str, gguf_file: str = "") -> Path:
     path = Path(base).expanduser()
     if gguf_file:
         if not path.is_dir():
-            raise GgufBaseError(f"model.gguf_file = {gguf_file!r} names a file inside model.base, but model.base "
-                                f"{base!r} is not a local folder")
+            raise GgufBaseError(
+                f"model.gguf_file = {gguf_file!r} names a file inside model.base, but model.base "
+                f"{base!r} is not a local folder"
+            )
         path = path / gguf_file
     elif path.is_dir():
         found = sorted(path.glob("*.gguf"))
         if len(found) != 1:
-            what = "no .gguf file" if not found else f"{len(found)} .gguf files ({', '.join(p.name for p in found[:5])})"
-            raise GgufBaseError(f"model.base: the folder {path} holds {what}; set model.gguf_file to the one to train on")
+            what = (
+                "no .gguf file" if not found else f"{len(found)} .gguf files ({', '.join(p.name for p in found[:5])})"
+            )
+            raise GgufBaseError(
+                f"model.base: the folder {path} holds {what}; set model.gguf_file to the one to train on"
+            )
         path = found[0]
     if not path.is_file():
         raise GgufBaseError(f"model.base: {path}: no such GGUF file")
@@ -117,16 +125,22 @@ def gguf_architecture(path: Path) -> tuple[str, int]:
     try:
         from gguf import GGUFReader
     except ImportError:
-        raise GgufBaseError(f"model.base: {path} is a GGUF file; reading it needs the gguf package: pip install gguf") from None
+        raise GgufBaseError(
+            f"model.base: {path} is a GGUF file; reading it needs the gguf package: pip install gguf"
+        ) from None
     try:
         reader = GGUFReader(str(path))
         field = reader.fields["general.architecture"]
         return bytes(field.parts[field.data[0]]).decode("utf-8"), sum(int(t.n_elements) for t in reader.tensors)
     except KeyError:
-        raise GgufBaseError(f"model.base: {path} has no general.architecture in its metadata: not a model GGUF") from None
+        raise GgufBaseError(
+            f"model.base: {path} has no general.architecture in its metadata: not a model GGUF"
+        ) from None
     except Exception as e:  # noqa: BLE001 - truncated, or not a GGUF at all: any reader error means that
-        raise GgufBaseError(f"model.base: {path} is not a readable GGUF file ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+        raise GgufBaseError(
+            f"model.base: {path} is not a readable GGUF file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''})"
+        ) from None
 
 
 def check_gguf_supported(path: Path) -> dict:
@@ -145,17 +159,25 @@ def check_gguf_supported(path: Path) -> dict:
     except ValueError as e:
         if "not supported" not in str(e):
             raise GgufBaseError(f"model.base: {path} (architecture {arch!r}): {str(e).splitlines()[0][:200]}") from None
-        raise GgufBaseError(f"model.base: {path} is a GGUF file of architecture {arch!r}, which transformers' GGUF "
-                            f"loader cannot read (it reads {', '.join(readable)}); use the model's original HF weights "
-                            "instead") from None
+        raise GgufBaseError(
+            f"model.base: {path} is a GGUF file of architecture {arch!r}, which transformers' GGUF "
+            f"loader cannot read (it reads {', '.join(readable)}); use the model's original HF weights "
+            "instead"
+        ) from None
     model_type = parsed["config"].get("model_type", arch)
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise GgufBaseError(f"model.base: {path} is a GGUF file of architecture {arch!r} (model type {model_type!r}), "
-                            "which is not a causal language model tunedeck can fine-tune")
-    return {"architecture": arch, "model_type": model_type, "parameters": params,
-            "name": parsed["config"].get("_model_name_or_path", "")}
+        raise GgufBaseError(
+            f"model.base: {path} is a GGUF file of architecture {arch!r} (model type {model_type!r}), "
+            "which is not a causal language model tunedeck can fine-tune"
+        )
+    return {
+        "architecture": arch,
+        "model_type": model_type,
+        "parameters": params,
+        "name": parsed["config"].get("_model_name_or_path", ""),
+    }
 
 
 def cached_gguf(folder: str | Path) -> GgufBase | None:
@@ -164,8 +186,9 @@ def cached_gguf(folder: str | Path) -> GgufBase | None:
     if info is None:
         return None
     try:
-        return GgufBase(Path(folder), info["sha256"], Path(info["source"]), info.get("architecture", ""),
-                        info.get("dtype", ""))
+        return GgufBase(
+            Path(folder), info["sha256"], Path(info["source"]), info.get("architecture", ""), info.get("dtype", "")
+        )
     except (KeyError, TypeError):  # a marker that is not one of ours
         return None
 
@@ -195,8 +218,9 @@ def materialize_gguf(path: str | Path, gguf_file: str | None = None, progress=No
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise GgufBaseError(f"model.base: cannot create the GGUF cache {root}: {e.strerror}; set XDG_CACHE_HOME "
-                            "to a writable folder") from None
+        raise GgufBaseError(
+            f"model.base: cannot create the GGUF cache {root}: {e.strerror}; set XDG_CACHE_HOME to a writable folder"
+        ) from None
     import fcntl
 
     with open(root / f"{digest[:16]}.lock", "w") as lock:
@@ -240,22 +264,26 @@ def _write_hf_folder(source: Path, out: Path, info: dict) -> str:
 
     bars_were_on, tqdm_env = hf_logging.is_progress_bar_enabled(), os.environ.get("TQDM_DISABLE")
     hf_logging.disable_progress_bar()  # no progress bars on the app's screen or in logs: the GGUF loader's
-    os.environ["TQDM_DISABLE"] = "1"   # own tqdm reads only this
+    os.environ["TQDM_DISABLE"] = "1"  # own tqdm reads only this
     try:
         params = info["parameters"]
         dtype = torch.float32 if params <= FP32_MAX_PARAMETERS else torch.bfloat16
         free = shutil.disk_usage(out).free
         need = params * (4 if dtype == torch.float32 else 2)
         if free < need * 1.1:
-            raise GgufBaseError(f"model.base: de-quantising {source} needs about {fmt_gib(need)} in {out.parent}, "
-                                f"which has {fmt_gib(free)} free; set XDG_CACHE_HOME to a roomier disk")
+            raise GgufBaseError(
+                f"model.base: de-quantising {source} needs about {fmt_gib(need)} in {out.parent}, "
+                f"which has {fmt_gib(free)} free; set XDG_CACHE_HOME to a roomier disk"
+            )
         folder, name = str(source.parent), source.name
         try:
             loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         except Exception as e:  # noqa: BLE001 - the loader's own errors vary by architecture; each ends here
-            raise GgufBaseError(f"model.base: transformers could not de-quantise {source} ({info['architecture']}): "
-                                f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
+            raise GgufBaseError(
+                f"model.base: transformers could not de-quantise {source} ({info['architecture']}): "
+                f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            ) from None
         plain_config = loaded.config
         if hasattr(plain_config, "quantization_config"):
             del plain_config.quantization_config

@@ -102,9 +102,11 @@ def _explain_load_error(base: str, what: str, e: Exception) -> str:
     local = Path(base).expanduser()
     if local.exists():
         return f"model.base: cannot load the {what} from {local}: {str(e).splitlines()[0]}"
-    return (f"model.base: {base!r} is not a local directory and its {what} could not be loaded from the hub "
-            f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Check the id, your network, or "
-            f"download it once with `huggingface-cli download {base}` and use the local path.")
+    return (
+        f"model.base: {base!r} is not a local directory and its {what} could not be loaded from the hub "
+        f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Check the id, your network, or "
+        f"download it once with `huggingface-cli download {base}` and use the local path."
+    )
 
 
 def load_model(profile: Profile, precision: str, attn_implementation: str | None = None):
@@ -117,7 +119,9 @@ def load_model(profile: Profile, precision: str, attn_implementation: str | None
         kwargs["attn_implementation"] = attn_implementation
     if profile.method.adapter == "qlora":
         if not torch.cuda.is_available():
-            raise ModelLoadError("method.adapter = 'qlora' needs an NVIDIA GPU (4-bit weights via bitsandbytes); use 'lora' on CPU")
+            raise ModelLoadError(
+                "method.adapter = 'qlora' needs an NVIDIA GPU (4-bit weights via bitsandbytes); use 'lora' on CPU"
+            )
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
@@ -125,8 +129,11 @@ def load_model(profile: Profile, precision: str, attn_implementation: str | None
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16,
+        )
         kwargs["device_map"] = {"": torch.cuda.current_device()}
     base = resolve_base(profile)
     try:
@@ -137,17 +144,23 @@ def load_model(profile: Profile, precision: str, attn_implementation: str | None
             if profile.speed.attn_implementation == "auto" and attn_implementation != "eager":
                 # some classes (Gemma-2 in transformers 5) refuse SDPA: auto means "one that works"
                 return load_model(profile, precision, attn_implementation="eager")
-            raise ModelLoadError(f"speed.attn_implementation = \"{attn_implementation}\": {profile.model.base} does not "
-                                 f"support it ({msg.strip().splitlines()[0][:200]}); set speed.attn_implementation = "
-                                 "\"eager\" (or \"auto\")") from None
+            raise ModelLoadError(
+                f'speed.attn_implementation = "{attn_implementation}": {profile.model.base} does not '
+                f"support it ({msg.strip().splitlines()[0][:200]}); set speed.attn_implementation = "
+                '"eager" (or "auto")'
+            ) from None
         if "safetensors" in msg.lower():
-            raise ModelLoadError(f"model.base: {profile.model.base} has no safetensors weights; tunedeck does not load "
-                                 "pickled .bin weights (they can run code). Convert them to safetensors first.") from None
+            raise ModelLoadError(
+                f"model.base: {profile.model.base} has no safetensors weights; tunedeck does not load "
+                "pickled .bin weights (they can run code). Convert them to safetensors first."
+            ) from None
         raise ModelLoadError(_explain_load_error(profile.model.base, "model", e)) from None
     if profile.method.adapter == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=resolve_gradient_checkpointing(profile))
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=resolve_gradient_checkpointing(profile)
+        )
     return model
 
 
@@ -158,5 +171,11 @@ def lora_config(profile: Profile):
 
     targets = profile.lora.target_modules
     target = targets[0] if targets == ["all-linear"] else targets
-    return LoraConfig(r=profile.lora.r, lora_alpha=profile.lora.alpha, lora_dropout=profile.lora.dropout,
-                      target_modules=target, task_type="CAUSAL_LM", bias="none")
+    return LoraConfig(
+        r=profile.lora.r,
+        lora_alpha=profile.lora.alpha,
+        lora_dropout=profile.lora.dropout,
+        target_modules=target,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )

@@ -31,12 +31,14 @@ def train_byte_level_bpe(texts: list[str], special_tokens: list[str], vocab_size
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(" ", behavior="isolated"),
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.Punctuation(behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(" ", behavior="isolated"),
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.Punctuation(behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -53,15 +55,25 @@ def build_tiny_tokenizer(texts: list[str], vocab_size: int = 2048):
     from transformers import PreTrainedTokenizerFast
 
     tok = train_byte_level_bpe(texts, [PAD, BOS, EOS], vocab_size)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=None,
-                                   unk_token=None, model_max_length=512)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, bos_token=None, unk_token=None, model_max_length=512
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"  # decoder-only generation pads on the left
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, texts: list[str], *, hidden: int = 128, layers: int = 2, heads: int = 4,
-                     intermediate: int = 512, seed: int = 0, vocab_size: int = 2048) -> Path:
+def build_tiny_model(
+    out_dir: str | Path,
+    texts: list[str],
+    *,
+    hidden: int = 128,
+    layers: int = 2,
+    heads: int = 4,
+    intermediate: int = 512,
+    seed: int = 0,
+    vocab_size: int = 2048,
+) -> Path:
     """Save a randomly initialised Llama-style model and its tokenizer to `out_dir` (HF layout)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
@@ -70,15 +82,24 @@ def build_tiny_model(out_dir: str | Path, texts: list[str], *, hidden: int = 128
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        num_key_value_heads=heads, intermediate_size=intermediate, max_position_embeddings=512,
-        tie_word_embeddings=True, initializer_range=0.1,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=intermediate,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=0.1,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=64)
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=64
+    )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out

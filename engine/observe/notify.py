@@ -19,19 +19,39 @@ TIMEOUT_S = 60.0
 
 
 def notify_env(run_dir: Path, state: str, verdict: str | None, message: str, alert: str = "") -> dict[str, str]:
-    return {"TUNEDECK_RUN_ID": Path(run_dir).name, "TUNEDECK_RUN_DIR": str(run_dir), "TUNEDECK_STATE": state,
-            "TUNEDECK_VERDICT": verdict or "", "TUNEDECK_MESSAGE": message, "TUNEDECK_ALERT": alert}
+    return {
+        "TUNEDECK_RUN_ID": Path(run_dir).name,
+        "TUNEDECK_RUN_DIR": str(run_dir),
+        "TUNEDECK_STATE": state,
+        "TUNEDECK_VERDICT": verdict or "",
+        "TUNEDECK_MESSAGE": message,
+        "TUNEDECK_ALERT": alert,
+    }
 
 
-def run_notify_command(command: str, run_dir: Path, state: str, verdict: str | None, message: str,
-                       events=None, timeout: float = TIMEOUT_S, alert: str = "") -> str | None:
+def run_notify_command(
+    command: str,
+    run_dir: Path,
+    state: str,
+    verdict: str | None,
+    message: str,
+    events=None,
+    timeout: float = TIMEOUT_S,
+    alert: str = "",
+) -> str | None:
     """Run the command; return a warning (also emitted as an event) when it fails, else None."""
     if not command.strip():
         return None
     try:
-        proc = subprocess.run(["/bin/sh", "-c", command], cwd=str(run_dir), stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, **notify_env(run_dir, state, verdict, message, alert)})
+        proc = subprocess.run(
+            ["/bin/sh", "-c", command],
+            cwd=str(run_dir),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **notify_env(run_dir, state, verdict, message, alert)},
+        )
         problem = None
         if proc.returncode != 0:
             last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or [""]

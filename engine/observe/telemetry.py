@@ -88,13 +88,21 @@ def gpu_readings() -> list[GpuReading] | None:
         power = _nv(nv.nvmlDeviceGetPowerUsage, h)
         limit = _nv(nv.nvmlDeviceGetEnforcedPowerLimit, h)
         procs = _nv(nv.nvmlDeviceGetComputeRunningProcesses, h) or []
-        out.append(GpuReading(
-            index=i, name=name, util_percent=float(util.gpu) if util is not None else None,
-            mem_used=int(mem.used) if mem is not None else None, mem_total=int(mem.total) if mem is not None else None,
-            temperature_c=float(temp) if temp is not None else None,
-            power_w=power / 1000.0 if power is not None else None, power_limit_w=limit / 1000.0 if limit is not None else None,
-            process_mem={int(p.pid): int(p.usedGpuMemory or 0) for p in procs if getattr(p, "pid", None) is not None},
-        ))
+        out.append(
+            GpuReading(
+                index=i,
+                name=name,
+                util_percent=float(util.gpu) if util is not None else None,
+                mem_used=int(mem.used) if mem is not None else None,
+                mem_total=int(mem.total) if mem is not None else None,
+                temperature_c=float(temp) if temp is not None else None,
+                power_w=power / 1000.0 if power is not None else None,
+                power_limit_w=limit / 1000.0 if limit is not None else None,
+                process_mem={
+                    int(p.pid): int(p.usedGpuMemory or 0) for p in procs if getattr(p, "pid", None) is not None
+                },
+            )
+        )
     return out
 
 
@@ -141,8 +149,12 @@ def system_usage() -> dict[str, Any]:
         import psutil
 
         vm = psutil.virtual_memory()
-        return {"sys_cpu_percent": psutil.cpu_percent(None), "sys_mem_used": int(vm.total - vm.available),
-                "sys_mem_total": int(vm.total), "cpu_count": os.cpu_count()}
+        return {
+            "sys_cpu_percent": psutil.cpu_percent(None),
+            "sys_mem_used": int(vm.total - vm.available),
+            "sys_mem_total": int(vm.total),
+            "cpu_count": os.cpu_count(),
+        }
     except Exception:
         return {}
 

@@ -76,8 +76,7 @@ class _Wandb(_Tracker):
         if run is not None and run.id == st.wandb_id:
             return run, False
         (self.s.run_dir / WANDB_DIR).mkdir(exist_ok=True)
-        run = wandb.init(project=st.project, name=st.run_name, id=st.wandb_id, resume="allow",
-                         dir=str(self.s.run_dir))
+        run = wandb.init(project=st.project, name=st.run_name, id=st.wandb_id, resume="allow", dir=str(self.s.run_dir))
         return run, not for_training
 
     def before_train(self, args) -> None:
@@ -150,8 +149,9 @@ class _MLflow(_Tracker):
         from mlflow.entities import Param
 
         client, run_id = self._client()
-        client.log_batch(run_id, params=[Param(k.replace("tunedeck/", "tunedeck."), str(v)[:500])
-                                         for k, v in info.items()])
+        client.log_batch(
+            run_id, params=[Param(k.replace("tunedeck/", "tunedeck."), str(v)[:500]) for k, v in info.items()]
+        )
 
     def log_gate(self, items: list[GateItem]) -> None:
         import time
@@ -176,8 +176,11 @@ class _Trackio(_Tracker):
 
         st = self.s.state
         current = trackio.context_vars.current_run.get()
-        if current is not None and getattr(current, "name", None) == st.run_name \
-                and getattr(current, "project", st.project) == st.project:
+        if (
+            current is not None
+            and getattr(current, "name", None) == st.run_name
+            and getattr(current, "project", st.project) == st.project
+        ):
             return trackio, False
         trackio.init(project=st.project, name=st.run_name, resume="allow")
         return trackio, True
@@ -195,12 +198,18 @@ class _Trackio(_Tracker):
         tr, opened = self._run()
         try:
             for it in items:
-                tr.log({**it.metrics, **it.texts, **({"gate/checkpoint": it.step} if it.step is not None else {})},
-                       step=it.step)
+                tr.log(
+                    {**it.metrics, **it.texts, **({"gate/checkpoint": it.step} if it.step is not None else {})},
+                    step=it.step,
+                )
         finally:
             if opened:
                 tr.finish()
 
 
-ADAPTERS: dict[str, type[_Tracker]] = {"tensorboard": _TensorBoard, "wandb": _Wandb, "mlflow": _MLflow,
-                                       "trackio": _Trackio}
+ADAPTERS: dict[str, type[_Tracker]] = {
+    "tensorboard": _TensorBoard,
+    "wandb": _Wandb,
+    "mlflow": _MLflow,
+    "trackio": _Trackio,
+}

@@ -19,12 +19,19 @@ def run_info(run_dir: Path, args=None) -> dict[str, Any]:
     try:
         record = load_run_record(run_dir)
         profile = record.profile
-        info.update({"tunedeck/dataset_fingerprint": record.dataset_fingerprint or "",
-                     "tunedeck/dataset_path": record.dataset_path or "", "tunedeck/train_rows": record.train_rows,
-                     "tunedeck/eval_rows": record.eval_rows, "tunedeck/method": profile.method.method,
-                     "tunedeck/adapter": profile.method.adapter, "tunedeck/base_model": record.base_model or "",
-                     # what the loss covers, in words, as pre-flight computed it from the rendered template
-                     "tunedeck/masking": getattr(record, "loss_masking", "") or "not recorded"})
+        info.update(
+            {
+                "tunedeck/dataset_fingerprint": record.dataset_fingerprint or "",
+                "tunedeck/dataset_path": record.dataset_path or "",
+                "tunedeck/train_rows": record.train_rows,
+                "tunedeck/eval_rows": record.eval_rows,
+                "tunedeck/method": profile.method.method,
+                "tunedeck/adapter": profile.method.adapter,
+                "tunedeck/base_model": record.base_model or "",
+                # what the loss covers, in words, as pre-flight computed it from the rendered template
+                "tunedeck/masking": getattr(record, "loss_masking", "") or "not recorded",
+            }
+        )
     except Exception:  # noqa: BLE001 - the info is a courtesy; the run record stays the source of truth
         pass
     if args is not None:
@@ -43,7 +50,9 @@ class GateItem:
     texts: dict[str, str]
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps([self.metrics, self.texts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps([self.metrics, self.texts], sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
 
 
 _SCORES = ("task", "format", "safety", "general", "latency_p95_ms")
@@ -64,12 +73,17 @@ def gate_items(summary: GateSummary) -> list[GateItem]:
             metrics["gate/task_vs_base"] = float(delta)
         metrics["gate/passed"] = 1.0 if row.verdict == "pass" else 0.0
         reasons = "; ".join(str(r) for r in row.reasons)
-        items.append(GateItem(f"checkpoint-{ckpt}", ckpt, metrics,
-                              {"gate/verdict": str(row.verdict or ""), "gate/reasons": reasons}))
+        items.append(
+            GateItem(
+                f"checkpoint-{ckpt}", ckpt, metrics, {"gate/verdict": str(row.verdict or ""), "gate/reasons": reasons}
+            )
+        )
     best = summary.best
-    final = {"gate/final_verdict": str(summary.verdict or "none"),
-             "gate/best_checkpoint": "none" if best is None else f"checkpoint-{best}",
-             "gate/sentence": str(summary.sentence or "")}
+    final = {
+        "gate/final_verdict": str(summary.verdict or "none"),
+        "gate/best_checkpoint": "none" if best is None else f"checkpoint-{best}",
+        "gate/sentence": str(summary.sentence or ""),
+    }
     metrics = {"gate/best_step": float(best)} if isinstance(best, int) else {}
     items.append(GateItem("final", None, metrics, final))
     return items

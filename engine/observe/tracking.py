@@ -26,11 +26,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.gate_result import GateSummary
 from tunedeck.engine.observe.tracker_backends import ADAPTERS
 from tunedeck.engine.observe.tracker_payloads import GateItem, gate_items, run_info
 from tunedeck.engine.observe.tracking_state import TENSORBOARD_DIR, TrackingState
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.gate_result import GateSummary
 
 # report_to name -> (modules that satisfy it, pip package to install)
 PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -66,9 +66,11 @@ def missing_message(names: list[str], installed: Callable[[str], bool] | None = 
     if not missing:
         return None
     which = ", ".join(repr(n) for n in names if PACKAGES[n][1] in missing)
-    return (f"tracking.report_to names {which} but {' and '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} not installed in this environment: "
-            f"pip install {' '.join(missing)}")
+    return (
+        f"tracking.report_to names {which} but {' and '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not installed in this environment: "
+        f"pip install {' '.join(missing)}"
+    )
 
 
 def run_name(profile, run_dir: Path) -> str:
@@ -108,8 +110,10 @@ class TrackerSession:
     def warn(self, name: str, what: str, exc: BaseException) -> None:
         self.off.add(name)
         detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        message = (f"tracker {name}: {what} failed ({type(exc).__name__}: {detail}); it is off for the rest of this "
-                   f"process, the run goes on and its results are in the run directory")
+        message = (
+            f"tracker {name}: {what} failed ({type(exc).__name__}: {detail}); it is off for the rest of this "
+            f"process, the run goes on and its results are in the run directory"
+        )
         if self.events is not None:
             self.events.emit(C.EV_WARNING, code="tracker", tracker=name, message=message)
         else:
@@ -168,9 +172,24 @@ def log_gate_summary(run_dir: Path, summary: GateSummary | None, events=None) ->
 
 # ---- during training -------------------------------------------------------------------------------
 
-_EVENTS = ("on_init_end", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_step_begin",
-           "on_pre_optimizer_step", "on_optimizer_step", "on_substep_end", "on_step_end", "on_evaluate",
-           "on_predict", "on_save", "on_log", "on_prediction_step", "on_push_begin")
+_EVENTS = (
+    "on_init_end",
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_step_begin",
+    "on_pre_optimizer_step",
+    "on_optimizer_step",
+    "on_substep_end",
+    "on_step_end",
+    "on_evaluate",
+    "on_predict",
+    "on_save",
+    "on_log",
+    "on_prediction_step",
+    "on_push_begin",
+)
 
 
 def _guarded_callback_class():
@@ -205,6 +224,7 @@ def _guarded_callback_class():
     def make(event):
         def method(self, args, state, control, **kw):
             return self._call(event, args, state, control, **kw)
+
         method.__name__ = event
         return method
 

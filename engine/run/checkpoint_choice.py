@@ -32,15 +32,21 @@ def _parse_which(which) -> int | str | None:
 
 def _gate_step(run_dir: Path, summary: GateSummary | None, key: str) -> int | None:
     if summary is None:
-        raise CheckpointChoiceError(f"--checkpoint {key}: the gate has not run on {run_dir.name}; "
-                          f"run `tunedeck eval {run_dir.name}` or name a step")
+        raise CheckpointChoiceError(
+            f"--checkpoint {key}: the gate has not run on {run_dir.name}; "
+            f"run `tunedeck eval {run_dir.name}` or name a step"
+        )
     step = summary.best if key == "best" else summary.chosen.checkpoint if summary.chosen is not None else None
     if step is None and key == "best":
-        raise CheckpointChoiceError(f"--checkpoint best: the gate passed no checkpoint ({summary.sentence or 'no verdict'}); "
-                          "name a step with --checkpoint N to export one anyway")
+        raise CheckpointChoiceError(
+            f"--checkpoint best: the gate passed no checkpoint ({summary.sentence or 'no verdict'}); "
+            "name a step with --checkpoint N to export one anyway"
+        )
     if step is None:
-        raise CheckpointChoiceError("--checkpoint chosen: no checkpoint has been chosen for this run (choose one in the app's "
-                          "checkpoints screen), or use --checkpoint best or N")
+        raise CheckpointChoiceError(
+            "--checkpoint chosen: no checkpoint has been chosen for this run (choose one in the app's "
+            "checkpoints screen), or use --checkpoint best or N"
+        )
     return int(step)
 
 
@@ -64,16 +70,21 @@ def select_checkpoint(run_dir: Path, which=None) -> tuple[Checkpoint, str]:
         how = which
     if which == "latest":
         if not complete:
-            raise CheckpointChoiceError(f"run {run_dir.name} has no complete checkpoint to export"
-                              + (f" (checkpoint-{max(found)} is incomplete: an interrupted save)" if found else ""))
+            raise CheckpointChoiceError(
+                f"run {run_dir.name} has no complete checkpoint to export"
+                + (f" (checkpoint-{max(found)} is incomplete: an interrupted save)" if found else "")
+            )
         which = complete[-1]
     elif isinstance(which, str):
         which = _gate_step(run_dir, summary, which)
     ckpt = found.get(which)
-    label = f"checkpoint-{which}" + {"best": " (the gate's best checkpoint)", "chosen": " (the chosen checkpoint)"}.get(how, "")
+    label = f"checkpoint-{which}" + {"best": " (the gate's best checkpoint)", "chosen": " (the chosen checkpoint)"}.get(
+        how, ""
+    )
     if ckpt is None:
         raise CheckpointChoiceError(f"{label} does not exist (pruned, or never saved); complete checkpoints: {have}")
     if not ckpt.complete:
-        raise CheckpointChoiceError(f"{label} is incomplete (an interrupted save: no {C.CHECKPOINT_MARKER}); "
-                          f"complete checkpoints: {have}")
+        raise CheckpointChoiceError(
+            f"{label} is incomplete (an interrupted save: no {C.CHECKPOINT_MARKER}); complete checkpoints: {have}"
+        )
     return ckpt, how

@@ -72,5 +72,7 @@ REWARD_ALERTS = (REWARD_HACKING, COMPLETION_COLLAPSE)
 CTL_STOP = "stop"
 CTL_CHECKPOINT = "checkpoint"
 CTL_EVAL = "eval"
-CTL_REBUILD_GATE = "rebuild_gate"  # rebuild evals/gate.json after a review label; "choose": a step or null (a person's choice)
+CTL_REBUILD_GATE = (
+    "rebuild_gate"  # rebuild evals/gate.json after a review label; "choose": a step or null (a person's choice)
+)
 CONTROL_KINDS = (CTL_STOP, CTL_CHECKPOINT, CTL_EVAL, CTL_REBUILD_GATE)

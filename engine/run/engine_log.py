@@ -24,7 +24,7 @@ def last_words(run_dir: Path) -> str | None:
         return None
     said = [ln for ln in lines if ln.startswith(C.ENGINE_SAYS)]
     if said:
-        return said[-1][len(C.ENGINE_SAYS):].strip()
+        return said[-1][len(C.ENGINE_SAYS) :].strip()
     return lines[-1] if lines else None
 
 

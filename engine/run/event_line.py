@@ -41,8 +41,10 @@ def _text(kind, ev: dict, total_steps: int | None) -> str | None:
         tot = f"/{total_steps}" if total_steps else ""
         tps = f"  {ev['tokens_per_s']:.0f} tok/s" if is_number(ev.get("tokens_per_s")) else ""
         reward = f"  reward {ev['reward']:.3f}" if is_number(ev.get("reward")) else ""  # GRPO
-        return (f"step {ev.get('step')}{tot}  loss {fmt_loss(ev.get('loss'))}  lr {fmt_sci(ev.get('learning_rate'))}"
-                f"  grad {fmt_number(ev.get('grad_norm'), '.3f')}{tps}{reward}")
+        return (
+            f"step {ev.get('step')}{tot}  loss {fmt_loss(ev.get('loss'))}  lr {fmt_sci(ev.get('learning_rate'))}"
+            f"  grad {fmt_number(ev.get('grad_norm'), '.3f')}{tps}{reward}"
+        )
     if kind == C.EV_EVAL:
         return f"step {ev.get('step')}  eval loss {fmt_loss(ev.get('eval_loss'))}"
     if kind == C.EV_WARNING:
@@ -78,12 +80,14 @@ def _gate_text(ev: dict) -> str | None:
         return f"gate: {ev['sentence']}"
     if ev.get("phase") == "start":
         ckpts = ev.get("checkpoints") or []
-        return (f"gate started: {len(ckpts)} checkpoint(s) against the base model"
-                + (f" on {ev['examples']} examples" if ev.get("examples") else ""))
+        return f"gate started: {len(ckpts)} checkpoint(s) against the base model" + (
+            f" on {ev['examples']} examples" if ev.get("examples") else ""
+        )
     if ev.get("checkpoint") is None:
         return None
-    scores = ", ".join(f"{k} {fmt_number(ev.get(k), '.1f')}%" for k in ("task", "format", "safety")
-                       if ev.get(k) is not None)
+    scores = ", ".join(
+        f"{k} {fmt_number(ev.get(k), '.1f')}%" for k in ("task", "format", "safety") if ev.get(k) is not None
+    )
     if ev.get("latency_p95_ms") is not None:
         scores += (", " if scores else "") + f"p95 {fmt_number(ev.get('latency_p95_ms'), '.0f')} ms"
     reasons = ev.get("reasons") or []

@@ -95,7 +95,7 @@ def fmt_bytes(n: float | None) -> str:
 
 def fmt_gib(n: float) -> str:
     """A size in a sentence, binary gigabytes to a tenth: 1.5 GiB."""
-    return f"{n / 1024 ** 3:.1f} GiB"
+    return f"{n / 1024**3:.1f} GiB"
 
 
 def fmt_rate(x: float | None) -> str:

@@ -42,9 +42,16 @@ VERDICT_WORDS = {PASS: "pass", FAIL: "fail", NEEDS_REVIEW: "needs review", BASEL
 RULE_TASK_GAIN, RULE_TASK_NOISE, RULE_NO_TASK = "task_gain", "task_noise", "no_task"
 RULE_FORMAT, RULE_SAFETY, RULE_GENERAL = "format", "safety", "general"
 RULE_LATENCY, RULE_REVIEW = "latency", "review"
-RULE_WORDS = {RULE_TASK_GAIN: "task gain too small", RULE_TASK_NOISE: "gain within noise", RULE_NO_TASK: "no task examples",
-              RULE_FORMAT: "format dropped", RULE_SAFETY: "safety regressed", RULE_GENERAL: "general dropped",
-              RULE_LATENCY: "over latency budget", RULE_REVIEW: "weird in review"}
+RULE_WORDS = {
+    RULE_TASK_GAIN: "task gain too small",
+    RULE_TASK_NOISE: "gain within noise",
+    RULE_NO_TASK: "no task examples",
+    RULE_FORMAT: "format dropped",
+    RULE_SAFETY: "safety regressed",
+    RULE_GENERAL: "general dropped",
+    RULE_LATENCY: "over latency budget",
+    RULE_REVIEW: "weird in review",
+}
 
 # a set's kind: what named it ([gate] golden, `--eval-set` and the held-out split are task sets)
 SET_TASK, SET_GENERAL, SET_SAFETY = "task", "general", "safety"
@@ -88,34 +95,34 @@ def _strings(x: Any) -> list[str]:
 class GateRow:
     """One checkpoint's (or the base model's) scores against the base, its verdict and why."""
 
-    checkpoint: int | str                  # a step, or "base"
-    verdict: str                           # pass / fail / needs_review; "baseline" for the base row
-    label: str = ""                        # "checkpoint-800" or "base"
+    checkpoint: int | str  # a step, or "base"
+    verdict: str  # pass / fail / needs_review; "baseline" for the base row
+    label: str = ""  # "checkpoint-800" or "base"
     step: int | None = None
     eval_loss: float | None = None
-    task: float | None = None              # percent, or points of the task metric's score
+    task: float | None = None  # percent, or points of the task metric's score
     format: float | None = None
     safety: float | None = None
     general: float | None = None
     n: dict = field(default_factory=dict)  # examples counted per category
     task_metric: str = "pass_rate"
     check_scores: dict = field(default_factory=dict)
-    task_score: float | None = None        # with a score task metric: its mean on its own scale
-    task_pass_rate: float | None = None    # with a score task metric: the pass rate beside it
+    task_score: float | None = None  # with a score task metric: its mean on its own scale
+    task_pass_rate: float | None = None  # with a score task metric: the pass rate beside it
     latency_p95_ms: float | None = None
     latency_p50_ms: float | None = None
     new_tokens_mean: float | None = None
     vs_base: dict = field(default_factory=dict)
     task_ci: list | None = None
     p_value: float | None = None
-    paired: int | None = None              # paired task examples (checkpoint rows)
+    paired: int | None = None  # paired task examples (checkpoint rows)
     buckets: dict | None = None
     reasons: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)   # rule codes (RULE_WORDS)
+    failed: list[str] = field(default_factory=list)  # rule codes (RULE_WORDS)
     warnings: list[str] = field(default_factory=list)
-    review: dict | None = None             # {"sampled", "reviewed", "weird"} when the gate requires review
-    judge_agreement: dict | None = None    # the rubric judge against people's labels (checkpoint rows)
-    pruned: bool = False                   # the folder is gone; the results are kept
+    review: dict | None = None  # {"sampled", "reviewed", "weird"} when the gate requires review
+    judge_agreement: dict | None = None  # the rubric judge against people's labels (checkpoint rows)
+    pruned: bool = False  # the folder is gone; the results are kept
 
     @property
     def is_base(self) -> bool:
@@ -128,20 +135,36 @@ class GateRow:
         if checkpoint is None or not d.get("verdict"):
             return None
         step = _step(d.get("step"))
-        return cls(checkpoint=checkpoint, verdict=str(d["verdict"]),
-                   label=str(d.get("label") or (BASE if checkpoint == BASE else f"{C.CHECKPOINT_PREFIX}{checkpoint}")),
-                   step=step if isinstance(step, int) else None, eval_loss=_num(d.get("eval_loss")),
-                   task=_num(d.get("task")), format=_num(d.get("format")), safety=_num(d.get("safety")),
-                   general=_num(d.get("general")), n=_dict(d.get("n")) or {},
-                   task_metric=str(d.get("task_metric") or "pass_rate"), check_scores=_dict(d.get("check_scores")) or {},
-                   task_score=_num(d.get("task_score")), task_pass_rate=_num(d.get("task_pass_rate")),
-                   latency_p95_ms=_num(d.get("latency_p95_ms")), latency_p50_ms=_num(d.get("latency_p50_ms")),
-                   new_tokens_mean=_num(d.get("new_tokens_mean")), vs_base=_dict(d.get("vs_base")) or {},
-                   task_ci=d.get("task_ci") if isinstance(d.get("task_ci"), list) else None,
-                   p_value=_num(d.get("p_value")), paired=d.get("paired") if isinstance(d.get("paired"), int) else None,
-                   buckets=_dict(d.get("buckets")), reasons=_strings(d.get("reasons")), failed=_strings(d.get("failed")),
-                   warnings=_strings(d.get("warnings")), review=_dict(d.get("review")),
-                   judge_agreement=_dict(d.get("judge_agreement")), pruned=bool(d.get("pruned")))
+        return cls(
+            checkpoint=checkpoint,
+            verdict=str(d["verdict"]),
+            label=str(d.get("label") or (BASE if checkpoint == BASE else f"{C.CHECKPOINT_PREFIX}{checkpoint}")),
+            step=step if isinstance(step, int) else None,
+            eval_loss=_num(d.get("eval_loss")),
+            task=_num(d.get("task")),
+            format=_num(d.get("format")),
+            safety=_num(d.get("safety")),
+            general=_num(d.get("general")),
+            n=_dict(d.get("n")) or {},
+            task_metric=str(d.get("task_metric") or "pass_rate"),
+            check_scores=_dict(d.get("check_scores")) or {},
+            task_score=_num(d.get("task_score")),
+            task_pass_rate=_num(d.get("task_pass_rate")),
+            latency_p95_ms=_num(d.get("latency_p95_ms")),
+            latency_p50_ms=_num(d.get("latency_p50_ms")),
+            new_tokens_mean=_num(d.get("new_tokens_mean")),
+            vs_base=_dict(d.get("vs_base")) or {},
+            task_ci=d.get("task_ci") if isinstance(d.get("task_ci"), list) else None,
+            p_value=_num(d.get("p_value")),
+            paired=d.get("paired") if isinstance(d.get("paired"), int) else None,
+            buckets=_dict(d.get("buckets")),
+            reasons=_strings(d.get("reasons")),
+            failed=_strings(d.get("failed")),
+            warnings=_strings(d.get("warnings")),
+            review=_dict(d.get("review")),
+            judge_agreement=_dict(d.get("judge_agreement")),
+            pruned=bool(d.get("pruned")),
+        )
 
     def to_dict(self) -> dict:
         """The row as gate.json holds it: the score-metric keys only with a score task metric, the
@@ -178,9 +201,9 @@ class GateSet:
     """One eval set the gate ran on, and how the base model was asked it."""
 
     name: str
-    kind: str = SET_TASK                   # task / general / safety: only task sets get the base's prompt search
+    kind: str = SET_TASK  # task / general / safety: only task sets get the base's prompt search
     examples: int | None = None
-    asked: str | None = None               # "as written" or a candidate's label; None: not recorded (an older gate)
+    asked: str | None = None  # "as written" or a candidate's label; None: not recorded (an older gate)
     source: str = ""
     sha256: str = ""
 
@@ -192,10 +215,14 @@ class GateSet:
             return None
         kind = d.get("kind") if d.get("kind") in SET_KINDS else d["name"] if d["name"] in SET_KINDS else SET_TASK
         examples = d.get("examples")
-        return cls(name=d["name"], kind=kind,
-                   examples=examples if isinstance(examples, int) and not isinstance(examples, bool) else None,
-                   asked=d.get("asked") if isinstance(d.get("asked"), str) else None,
-                   source=str(d.get("source") or ""), sha256=str(d.get("sha256") or ""))
+        return cls(
+            name=d["name"],
+            kind=kind,
+            examples=examples if isinstance(examples, int) and not isinstance(examples, bool) else None,
+            asked=d.get("asked") if isinstance(d.get("asked"), str) else None,
+            source=str(d.get("source") or ""),
+            sha256=str(d.get("sha256") or ""),
+        )
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -222,13 +249,13 @@ class GateSummary:
     """The gate's result for a run: every row, the verdict, the best checkpoint and the sentence that explains it."""
 
     rows: list[GateRow] = field(default_factory=list)
-    verdict: str | None = None             # pass / needs_review / fail; None: no checkpoint evaluated
-    best: int | None = None                # the best passing checkpoint, by the gate's rules
+    verdict: str | None = None  # pass / needs_review / fail; None: no checkpoint evaluated
+    best: int | None = None  # the best passing checkpoint, by the gate's rules
     sentence: str = ""
     chosen: Chosen | None = None
     notices: list[str] = field(default_factory=list)
     key: str | None = None
-    rules: dict = field(default_factory=dict)   # the rules the verdicts used
+    rules: dict = field(default_factory=dict)  # the rules the verdicts used
     sets: list[GateSet] = field(default_factory=list)  # the eval sets, their kinds and how the base was asked each
     context: dict = field(default_factory=dict)  # basis, base_model, base_prompts, generation, overrides, timings, ...
     updated: float | None = None
@@ -265,24 +292,40 @@ class GateSummary:
         best = d.get("best")
         best_step = _step(best.get("checkpoint") if isinstance(best, dict) else best)
         sentence = (best.get("sentence") if isinstance(best, dict) else None) or d.get("sentence") or ""
-        return cls(rows=rows, verdict=str(d["verdict"]) if d.get("verdict") else None,
-                   best=best_step if isinstance(best_step, int) else None,
-                   sentence=str(d.get("sentence") or sentence), chosen=Chosen.from_dict(d.get("chosen")),
-                   notices=[n for n in _strings(d.get("notices")) if n], key=d.get("key") if isinstance(d.get("key"), str) else None,
-                   rules=_dict(d.get("rules")) or {},
-                   sets=[x for x in map(GateSet.from_dict, _list(d.get("sets"))) if x is not None],
-                   context={k: v for k, v in d.items() if k not in _TYPED},
-                   updated=_num(d.get("updated")), version=d.get("version") if isinstance(d.get("version"), int) else VERSION)
+        return cls(
+            rows=rows,
+            verdict=str(d["verdict"]) if d.get("verdict") else None,
+            best=best_step if isinstance(best_step, int) else None,
+            sentence=str(d.get("sentence") or sentence),
+            chosen=Chosen.from_dict(d.get("chosen")),
+            notices=[n for n in _strings(d.get("notices")) if n],
+            key=d.get("key") if isinstance(d.get("key"), str) else None,
+            rules=_dict(d.get("rules")) or {},
+            sets=[x for x in map(GateSet.from_dict, _list(d.get("sets"))) if x is not None],
+            context={k: v for k, v in d.items() if k not in _TYPED},
+            updated=_num(d.get("updated")),
+            version=d.get("version") if isinstance(d.get("version"), int) else VERSION,
+        )
 
     def to_dict(self) -> dict:
-        return {**self.context, "rows": [r.to_dict() for r in self.rows],
-                "best": {"checkpoint": self.best, "sentence": self.sentence}, "verdict": self.verdict,
-                "sentence": self.sentence, "chosen": self.chosen.to_dict() if self.chosen else None,
-                "notices": self.notices, "key": self.key, "rules": self.rules, "sets": [x.to_dict() for x in self.sets],
-                "updated": self.updated, "version": self.version}
+        return {
+            **self.context,
+            "rows": [r.to_dict() for r in self.rows],
+            "best": {"checkpoint": self.best, "sentence": self.sentence},
+            "verdict": self.verdict,
+            "sentence": self.sentence,
+            "chosen": self.chosen.to_dict() if self.chosen else None,
+            "notices": self.notices,
+            "key": self.key,
+            "rules": self.rules,
+            "sets": [x.to_dict() for x in self.sets],
+            "updated": self.updated,
+            "version": self.version,
+        }
 
 
 # ---- the one reader, the writer, and what status.json carries ---------------------------------------
+
 
 def gate_json_path(run_dir: Path) -> Path:
     return Path(run_dir) / C.EVALS_DIR / GATE_JSON
@@ -324,8 +367,12 @@ def row_scores(row: GateRow | None, base: GateRow | None = None) -> dict | None:
             d = round(now - was, 2)
         return d
 
-    return {"checkpoint": row.checkpoint, "task_metric": row.task_metric,
-            **{cat: getattr(row, cat) for cat in SCORE_CATEGORIES}, "vs_base": {cat: change(cat) for cat in SCORE_CATEGORIES}}
+    return {
+        "checkpoint": row.checkpoint,
+        "task_metric": row.task_metric,
+        **{cat: getattr(row, cat) for cat in SCORE_CATEGORIES},
+        "vs_base": {cat: change(cat) for cat in SCORE_CATEGORIES},
+    }
 
 
 SCORE_LETTERS = {"task": "T", "format": "F", "safety": "S", "general": "G"}
@@ -356,5 +403,8 @@ def status_fields(summary: GateSummary | None) -> dict:
     gate_scores (row_scores of the featured row: shipped, awaiting review, or the closest to passing)."""
     if summary is None:
         return {"gate_verdict": None, "gate_best": None, "gate_scores": None}
-    return {"gate_verdict": summary.verdict, "gate_best": summary.shipped,
-            "gate_scores": row_scores(summary.featured, summary.row(BASE))}
+    return {
+        "gate_verdict": summary.verdict,
+        "gate_best": summary.shipped,
+        "gate_scores": row_scores(summary.featured, summary.row(BASE)),
+    }

@@ -16,9 +16,9 @@ from tunedeck.engine.run import contract as C
 
 @dataclass
 class RewardHistory:
-    windows: list[dict] = field(default_factory=list)   # train events that carry a reward, in step order
-    task: dict = field(default_factory=dict)            # "base" or a step -> held-out task score (percent)
-    alerts: list[dict] = field(default_factory=list)    # the guard's warning events
+    windows: list[dict] = field(default_factory=list)  # train events that carry a reward, in step order
+    task: dict = field(default_factory=dict)  # "base" or a step -> held-out task score (percent)
+    alerts: list[dict] = field(default_factory=list)  # the guard's warning events
 
     def rewards(self) -> list[tuple[int, float]]:
         return [(int(w["step"]), float(w["reward"])) for w in self.windows]
@@ -36,7 +36,9 @@ def history_from_events(events) -> RewardHistory:
             h.windows = [w for w in h.windows if w["step"] < ev["step"]] + [ev]
         elif kind == C.EV_RESUMED and _number(ev.get("from_step")):
             h.windows = [w for w in h.windows if w["step"] <= ev["from_step"]]
-        elif kind == C.EV_GATE and ev.get("checkpoint") is not None and _number(ev.get("task")) and not ev.get("summary"):
+        elif (
+            kind == C.EV_GATE and ev.get("checkpoint") is not None and _number(ev.get("task")) and not ev.get("summary")
+        ):
             h.task[ev["checkpoint"]] = float(ev["task"])
         elif kind == C.EV_WARNING and ev.get("code") in C.REWARD_ALERTS:
             h.alerts.append(ev)
@@ -64,10 +66,14 @@ def reward_phrase(run_dir: Path) -> str | None:
     if not h.windows:
         return None
     first, last = h.windows[0], h.windows[-1]
-    text = (f"optimised reward {describe_rewards(profile.rewards.checks)}: mean {first['reward']:.2f} at step "
-            f"{first['step']} -> {last['reward']:.2f} at step {last['step']}")
+    text = (
+        f"optimised reward {describe_rewards(profile.rewards.checks)}: mean {first['reward']:.2f} at step "
+        f"{first['step']} -> {last['reward']:.2f} at step {last['step']}"
+    )
     if h.alerts:
-        text += "; reward guard: " + ", ".join(f"{a.get('code').replace('_', ' ')} at step {a.get('step')}" for a in h.alerts)
+        text += "; reward guard: " + ", ".join(
+            f"{a.get('code').replace('_', ' ')} at step {a.get('step')}" for a in h.alerts
+        )
     return text
 
 

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.atomic_io import write_text_atomic
 from tunedeck.engine.config.profile_loading import ProfileError, profile_from_dict, to_toml
 from tunedeck.engine.config.profile_schema import Profile
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.atomic_io import write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,11 +49,11 @@ class RunRecord:
     train_rows: int = 0
     eval_rows: int = 0
     skipped_rows: list = field(default_factory=list)
-    loss_masking: str = ""       # what the loss covers, in words (engine/data/loss_masks.py describe_masking)
+    loss_masking: str = ""  # what the loss covers, in words (engine/data/loss_masks.py describe_masking)
     created: float = field(default_factory=time.time)
     tunedeck_version: str = VERSION
     command: str = ""
-    parent: str = ""             # the run this one was started from (`tunedeck run --from`, N in the app)
+    parent: str = ""  # the run this one was started from (`tunedeck run --from`, N in the app)
 
     def run_table(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,8 +63,10 @@ class RunRecord:
 
 def write_run_record(run_dir: Path, record: RunRecord) -> None:
     data = {"run": record.run_table(), **record.profile.to_dict()}
-    header = ("# tunedeck run record: the resolved profile, frozen at launch, and what it ran on.\n"
-              "# Do not edit: resume and the gate read it.\n")
+    header = (
+        "# tunedeck run record: the resolved profile, frozen at launch, and what it ran on.\n"
+        "# Do not edit: resume and the gate read it.\n"
+    )
     write_text_atomic(Path(run_dir) / C.RUN_TOML, header + to_toml(data))
 
 

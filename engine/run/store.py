@@ -85,6 +85,7 @@ def _run_name(run_dir: Path) -> str | None:
 
 # ---- status (its one writer: engine/run/status_writer.py) ------------------------------------
 
+
 def read_written_status(run_dir: Path) -> Status:
     """status.json as its writers left it (its state may be a live one whose engine is gone); an empty
     Status when the file is missing or torn."""
@@ -146,6 +147,7 @@ def read_effective_status(run_dir: Path) -> Status:
 
 # ---- the engine lock ------------------------------------------------------------------------
 
+
 class EngineLock:
     """An flock on <run>/engine.lock held for the engine's lifetime: one engine per run."""
 
@@ -199,6 +201,7 @@ def engine_owns(run_dir: Path) -> bool:
 
 # ---- control requests -----------------------------------------------------------------------
 
+
 def request_control(run_dir: Path, kind: str, **payload: Any) -> Path:
     if kind not in C.CONTROL_KINDS:
         raise ValueError(f"unknown control request {kind!r}; expected one of {', '.join(C.CONTROL_KINDS)}")
@@ -212,8 +215,11 @@ def take_control_requests(run_dir: Path, kinds: tuple[str, ...] = C.CONTROL_KIND
     """Read and remove pending requests of `kinds` (default: all), oldest first (engine side)."""
     control = Path(run_dir) / C.CONTROL_DIR
     try:
-        names = sorted(n for n in os.listdir(control) if n.endswith(".json") and not n.startswith(".")
-                       and n.split("-", 1)[0] in kinds)
+        names = sorted(
+            n
+            for n in os.listdir(control)
+            if n.endswith(".json") and not n.startswith(".") and n.split("-", 1)[0] in kinds
+        )
     except FileNotFoundError:
         return []
     requests = []
@@ -235,6 +241,7 @@ def take_control_requests(run_dir: Path, kinds: tuple[str, ...] = C.CONTROL_KIND
 
 # ---- checkpoints ----------------------------------------------------------------------------
 
+
 @dataclass
 class Checkpoint:
     step: int
@@ -254,7 +261,7 @@ def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
         if not entry.is_dir() or not entry.name.startswith(C.CHECKPOINT_PREFIX):
             continue
         try:
-            step = int(entry.name[len(C.CHECKPOINT_PREFIX):])
+            step = int(entry.name[len(C.CHECKPOINT_PREFIX) :])
         except ValueError:
             continue
         marker_path = Path(entry.path) / C.CHECKPOINT_MARKER

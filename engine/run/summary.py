@@ -27,15 +27,27 @@ def run_row(run_dir: Path) -> dict[str, Any]:
 
         message = last_words(run_dir) or "the engine ended without a final state"
     return {
-        "id": run_dir.name, "name": status.name or run_dir.name, "state": state, "at_start": at_start,
-        "base_model": status.base_model, "method": status.method, "adapter": status.adapter,
-        "step": status.step or 0, "total_steps": status.total_steps,
-        "best_eval_loss": status.best_eval_loss, "best_eval_step": status.best_eval_step,
-        "gate_verdict": status.gate_verdict, "gate_best": status.gate_best,
+        "id": run_dir.name,
+        "name": status.name or run_dir.name,
+        "state": state,
+        "at_start": at_start,
+        "base_model": status.base_model,
+        "method": status.method,
+        "adapter": status.adapter,
+        "step": status.step or 0,
+        "total_steps": status.total_steps,
+        "best_eval_loss": status.best_eval_loss,
+        "best_eval_step": status.best_eval_step,
+        "gate_verdict": status.gate_verdict,
+        "gate_best": status.gate_best,
         "gate_scores": status.gate_scores,  # the shipped (or closest) checkpoint's scores against the base
-        "started": started, "duration_s": (end - started) if started else None,
-        "message": message, "dir": str(run_dir),
-        "sweep": status.sweep, "parent": status.parent, "queue_position": status.queue_position if status.state == C.QUEUED else None,
+        "started": started,
+        "duration_s": (end - started) if started else None,
+        "message": message,
+        "dir": str(run_dir),
+        "sweep": status.sweep,
+        "parent": status.parent,
+        "queue_position": status.queue_position if status.state == C.QUEUED else None,
     }
 
 
@@ -86,11 +98,15 @@ def metrics(run_dir: Path) -> dict[str, Any]:
     finite = {s: v for s, v in evals.items() if isinstance(v, (int, float)) and math.isfinite(v)}
     best = min(finite.items(), key=lambda kv: (kv[1], kv[0])) if finite else None
     last_train = train[max(train)] if train else {}
-    return {"train_loss": {s: e.get("loss") for s, e in sorted(train.items())},
-            "eval_loss": dict(sorted(evals.items())),
-            "final_train_loss": last_train.get("loss"),
-            "best_eval_loss": best[1] if best else None, "best_eval_step": best[0] if best else None,
-            "errors": errors, "warnings": warnings}
+    return {
+        "train_loss": {s: e.get("loss") for s, e in sorted(train.items())},
+        "eval_loss": dict(sorted(evals.items())),
+        "final_train_loss": last_train.get("loss"),
+        "best_eval_loss": best[1] if best else None,
+        "best_eval_step": best[0] if best else None,
+        "errors": errors,
+        "warnings": warnings,
+    }
 
 
 def experiment_record(run_dir: Path) -> dict[str, Any]:
@@ -98,26 +114,38 @@ def experiment_record(run_dir: Path) -> dict[str, Any]:
 
     record = load_run_record(run_dir)
     m = metrics(run_dir)
-    checkpoints = [{"step": c.step, "path": str(c.path), "complete": c.complete,
-                    "eval_loss": c.marker.get("eval_loss")} for c in list_checkpoints(run_dir)]
+    checkpoints = [
+        {"step": c.step, "path": str(c.path), "complete": c.complete, "eval_loss": c.marker.get("eval_loss")}
+        for c in list_checkpoints(run_dir)
+    ]
     profile = record.profile
     return {
         **run_row(run_dir),
         "parent": record.parent or None,
-        "base_model": record.base_model, "revision": profile.model.revision or None,
-        "method": profile.method.method, "adapter": profile.method.adapter,
-        "dataset": {"path": record.dataset_path, "format": record.dataset_format,
-                    "fingerprint": record.dataset_fingerprint, "rows": record.rows,
-                    "train_rows": record.train_rows, "eval_rows": record.eval_rows,
-                    "skipped_rows": record.skipped_rows, "files": _data_files(run_dir)},
+        "base_model": record.base_model,
+        "revision": profile.model.revision or None,
+        "method": profile.method.method,
+        "adapter": profile.method.adapter,
+        "dataset": {
+            "path": record.dataset_path,
+            "format": record.dataset_format,
+            "fingerprint": record.dataset_fingerprint,
+            "rows": record.rows,
+            "train_rows": record.train_rows,
+            "eval_rows": record.eval_rows,
+            "skipped_rows": record.skipped_rows,
+            "files": _data_files(run_dir),
+        },
         "loss_masking": record.loss_masking or None,
         "hyperparameters": profile.to_dict(),
         "checkpoints": checkpoints,
         "adapter_paths": [c["path"] for c in checkpoints if c["complete"]] if profile.method.adapter != "none" else [],
         "metrics": {k: m[k] for k in ("final_train_loss", "best_eval_loss", "best_eval_step")},
         "gate": _gate(run_dir),
-        "errors": m["errors"], "warnings": m["warnings"],
-        "command": record.command, "created": record.created,
+        "errors": m["errors"],
+        "warnings": m["warnings"],
+        "command": record.command,
+        "created": record.created,
     }
 
 
@@ -138,8 +166,24 @@ def _gate(run_dir: Path) -> dict[str, Any] | None:
     if summary is None:
         return None
     written = summary.to_dict()  # best, chosen and sets as gate.json holds them
-    keep = ("checkpoint", "task", "format", "safety", "general", "vs_base", "latency_p95_ms", "verdict", "reasons",
-            "eval_loss")
-    return {"verdict": summary.verdict, "best": written["best"], "chosen": written["chosen"],
-            "sentence": summary.sentence, "scores": status_fields(summary)["gate_scores"], "sets": written["sets"],
-            "rows": [{k: getattr(r, k) for k in keep} for r in summary.rows]}
+    keep = (
+        "checkpoint",
+        "task",
+        "format",
+        "safety",
+        "general",
+        "vs_base",
+        "latency_p95_ms",
+        "verdict",
+        "reasons",
+        "eval_loss",
+    )
+    return {
+        "verdict": summary.verdict,
+        "best": written["best"],
+        "chosen": written["chosen"],
+        "sentence": summary.sentence,
+        "scores": status_fields(summary)["gate_scores"],
+        "sets": written["sets"],
+        "rows": [{k: getattr(r, k) for k in keep} for r in summary.rows],
+    }

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tunedeck.engine.config.profile_loading import key_source
 from tunedeck.engine.data.grpo_prompts import reference_of
 from tunedeck.engine.gate.rewards import RewardSpecError, check_references, missing_references
 from tunedeck.engine.run.reward_history import describe_rewards
 from tunedeck.engine.training.grpo import reward_checks, vllm_installed
-from tunedeck.engine.config.profile_loading import key_source
 
 
 class GrpoPreflightError(ValueError):
@@ -49,9 +49,11 @@ def check_rewards(profile, prepared, profile_ref, overrides, workspace=None) -> 
     if missing:
         check, idx = missing
         first = ", ".join(where[i] for i in idx[:3]) + (f" (and {len(idx) - 3} more)" if len(idx) > 3 else "")
-        raise GrpoPreflightError(f"reward {check.name} ({check.type}) compares each completion with the prompt's reference "
-                                 f"answer, but {len(idx)} training prompts have none: {first}. Give them one (a last "
-                                 "assistant turn, a completion or an output), or a check a prompt alone can score")
+        raise GrpoPreflightError(
+            f"reward {check.name} ({check.type}) compares each completion with the prompt's reference "
+            f"answer, but {len(idx)} training prompts have none: {first}. Give them one (a last "
+            "assistant turn, a completion or an output), or a check a prompt alone can score"
+        )
     bad = check_references(checks, refs)
     if bad:
         message, i = bad
@@ -63,15 +65,18 @@ def check_rewards(profile, prepared, profile_ref, overrides, workspace=None) -> 
         raise GrpoPreflightError(
             f"method.grpo_num_generations = {m.grpo_num_generations} must divide the completions of one optimiser step, "
             f"optim.batch_size x optim.grad_accum x processes = {o.batch_size} x {o.grad_accum} x {processes} = {per_step}: "
-            f"each prompt's completions are compared within one step")
+            f"each prompt's completions are compared within one step"
+        )
     if m.grpo_use_vllm == "on":
         if not vllm_installed():
             raise GrpoPreflightError("method.grpo_use_vllm = 'on' needs vLLM (pip install vllm) on a GPU machine")
         import torch
 
         if not torch.cuda.is_available():
-            raise GrpoPreflightError("method.grpo_use_vllm = 'on' needs a GPU; without one, completions are sampled "
-                                     "with transformers (set it to 'auto' or 'off')")
+            raise GrpoPreflightError(
+                "method.grpo_use_vllm = 'on' needs a GPU; without one, completions are sampled "
+                "with transformers (set it to 'auto' or 'off')"
+            )
     return checks
 
 
@@ -87,8 +92,10 @@ def check_prompts(profile, prepared, tokenizer, warnings: list[str]) -> str:
     kinds = {isinstance(r["prompt"], str) for r in rows}
     if len(kinds) > 1:
         i = next(i for i, r in enumerate(rows) if isinstance(r["prompt"], str) != isinstance(rows[0]["prompt"], str))
-        raise GrpoPreflightError(f"{where[i]}: the prompts mix chat messages and plain strings, and "
-                                 "data.apply_chat_template = 'off' leaves strings raw; write them one way")
+        raise GrpoPreflightError(
+            f"{where[i]}: the prompts mix chat messages and plain strings, and "
+            "data.apply_chat_template = 'off' leaves strings raw; write them one way"
+        )
     budget = d.max_seq_len - m.grpo_max_completion_length
     long_rows = []
     for i, row in enumerate(prepared.train_rows):
@@ -97,17 +104,25 @@ def check_prompts(profile, prepared, tokenizer, warnings: list[str]) -> str:
             if isinstance(prompt, str):
                 n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
             else:
-                n = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                                      return_dict=True)["input_ids"])
+                n = len(
+                    tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                        "input_ids"
+                    ]
+                )
         except Exception as e:  # noqa: BLE001 - a template that cannot render a prompt is the data's line, not a traceback
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise GrpoPreflightError(f"{prepared.train_where[i]}: the model's chat template cannot render this prompt: "
-                                     f"{first}") from None
+            raise GrpoPreflightError(
+                f"{prepared.train_where[i]}: the model's chat template cannot render this prompt: {first}"
+            ) from None
         if n > budget:
             long_rows.append(i)
     if long_rows:
-        warnings.append(f"{len(long_rows)} prompts leave fewer than method.grpo_max_completion_length = "
-                        f"{m.grpo_max_completion_length} tokens within data.max_seq_len = {d.max_seq_len} (first at "
-                        f"{prepared.train_where[long_rows[0]]}); GRPO does not cut prompts, so they take more memory")
-    return (f"the completions the model samples ({m.grpo_num_generations} per prompt, at most "
-            f"{m.grpo_max_completion_length} tokens), rewarded by {describe_rewards(profile.rewards.checks)}")
+        warnings.append(
+            f"{len(long_rows)} prompts leave fewer than method.grpo_max_completion_length = "
+            f"{m.grpo_max_completion_length} tokens within data.max_seq_len = {d.max_seq_len} (first at "
+            f"{prepared.train_where[long_rows[0]]}); GRPO does not cut prompts, so they take more memory"
+        )
+    return (
+        f"the completions the model samples ({m.grpo_num_generations} per prompt, at most "
+        f"{m.grpo_max_completion_length} tokens), rewarded by {describe_rewards(profile.rewards.checks)}"
+    )

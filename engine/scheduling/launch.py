@@ -11,8 +11,7 @@ from pathlib import Path
 
 from tunedeck.engine.config.workspace import absolute_path
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.run.status_writer import process_start_time
-from tunedeck.engine.run.status_writer import write_status
+from tunedeck.engine.run.status_writer import process_start_time, write_status
 
 
 def visible_gpu_count(gpus: str = "") -> int:
@@ -43,7 +42,15 @@ def _worker_cmd(run_dir: Path, resume: bool, processes: int = 1, queue: bool = F
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *worker]
     # every engine enters through the run queue: it takes the run's GPU locks (waiting its turn when
     # queued), then becomes the engine by exec, keeping its pid and the locks (engine/scheduling/run_queue.py)
-    return [sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), *(["--wait"] if queue else []), "--", *cmd]
+    return [
+        sys.executable,
+        "-m",
+        "tunedeck.engine.scheduling.run_queue",
+        str(run_dir),
+        *(["--wait"] if queue else []),
+        "--",
+        *cmd,
+    ]
 
 
 def _env(gpus: str = "") -> dict[str, str]:
@@ -84,8 +91,9 @@ def spawn_detached(run_dir: Path, resume: bool = False, queue: bool = False) -> 
 
 def _starting(run_dir: Path, message: str) -> None:
     """Queued from now on (a resumed run too), with no pid until the engine's is known."""
-    write_status(run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message=message,
-                 queue_position=None)  # a place in the queue is the waiter's to write, not an earlier attempt's
+    write_status(
+        run_dir, state=C.QUEUED, pid=None, pid_started=None, finished=None, message=message, queue_position=None
+    )  # a place in the queue is the waiter's to write, not an earlier attempt's
 
 
 def _started(run_dir: Path, pid: int) -> None:
@@ -114,8 +122,16 @@ def _spawn_in_background(run_dir: Path, argv: list[str], log: Path, gpus: str) -
     cmd = " ".join(shlex.quote(a) for a in argv)
     os.close(_private_log(log))
     script = f"umask 077; {cmd} </dev/null >>{shlex.quote(str(log))} 2>&1 & echo $!"
-    out = subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         start_new_session=True, cwd=str(run_dir), env=_env(gpus), check=True)
+    out = subprocess.run(
+        ["/bin/sh", "-c", script],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        cwd=str(run_dir),
+        env=_env(gpus),
+        check=True,
+    )
     return int(out.stdout.strip().splitlines()[-1])
 
 
@@ -126,8 +142,14 @@ def spawn_attached(run_dir: Path, resume: bool = False) -> subprocess.Popen:
     _starting(run_dir, "starting")
     log = os.fdopen(_private_log(run_dir / C.ENGINE_LOG), "ab")
     try:
-        proc = subprocess.Popen(_worker_cmd(run_dir, resume, processes), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, cwd=str(run_dir), env=_env(gpus))
+        proc = subprocess.Popen(
+            _worker_cmd(run_dir, resume, processes),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(run_dir),
+            env=_env(gpus),
+        )
     finally:
         log.close()
     _started(run_dir, proc.pid)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 from tunedeck.engine.run.formatting import fmt_gib
 
-GIB = 1024 ** 3
+GIB = 1024**3
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 CUDA_OVERHEAD = 1 * GIB
 
@@ -80,15 +80,26 @@ class MemoryEstimate:
         return {**asdict(self), "total": self.total, "verdict": self.verdict}
 
     def summary(self) -> str:
-        parts = (f"weights {fmt_gib(self.weights)}, gradients {fmt_gib(self.gradients)}, "
-                 f"optimiser {fmt_gib(self.optimizer)}, activations {fmt_gib(self.activations)}, "
-                 f"overhead {fmt_gib(self.overhead)}")
+        parts = (
+            f"weights {fmt_gib(self.weights)}, gradients {fmt_gib(self.gradients)}, "
+            f"optimiser {fmt_gib(self.optimizer)}, activations {fmt_gib(self.activations)}, "
+            f"overhead {fmt_gib(self.overhead)}"
+        )
         avail = f" of {fmt_gib(self.available)}: {self.verdict}" if self.available else " (no GPU detected)"
         return f"about {fmt_gib(self.total)}{avail} ({parts})"
 
 
-def estimate(shape: ModelShape, *, adapter: str, precision: str, batch_size: int, seq_len: int,
-             lora_r: int = 8, gradient_checkpointing: bool = False, available: int | None = None) -> MemoryEstimate:
+def estimate(
+    shape: ModelShape,
+    *,
+    adapter: str,
+    precision: str,
+    batch_size: int,
+    seq_len: int,
+    lora_r: int = 8,
+    gradient_checkpointing: bool = False,
+    available: int | None = None,
+) -> MemoryEstimate:
     p = shape.param_count()
     act_bytes = BYTES.get(precision, 2)
     if adapter == "qlora":
@@ -117,10 +128,15 @@ def shape_from_config(config) -> ModelShape:
     """A ModelShape from a transformers config (AutoConfig.from_pretrained(...))."""
     text = getattr(config, "text_config", None) or config
     heads = getattr(text, "num_attention_heads", 1)
-    return ModelShape(hidden=text.hidden_size, layers=text.num_hidden_layers,
-                      intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size), vocab=text.vocab_size,
-                      heads=heads, kv_heads=getattr(text, "num_key_value_heads", None) or heads,
-                      tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)))
+    return ModelShape(
+        hidden=text.hidden_size,
+        layers=text.num_hidden_layers,
+        intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size),
+        vocab=text.vocab_size,
+        heads=heads,
+        kv_heads=getattr(text, "num_key_value_heads", None) or heads,
+        tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+    )
 
 
 def estimate_for_profile(profile, available: int | None = None) -> MemoryEstimate:
@@ -133,6 +149,13 @@ def estimate_for_profile(profile, available: int | None = None) -> MemoryEstimat
     if profile.model.revision:
         kw["revision"] = profile.model.revision
     shape = shape_from_config(AutoConfig.from_pretrained(profile.model.base, **kw))
-    return estimate(shape, adapter=profile.method.adapter, precision=resolve_precision(profile),
-                    batch_size=profile.optim.batch_size, seq_len=profile.data.max_seq_len, lora_r=profile.lora.r,
-                    gradient_checkpointing=resolve_gradient_checkpointing(profile), available=available)
+    return estimate(
+        shape,
+        adapter=profile.method.adapter,
+        precision=resolve_precision(profile),
+        batch_size=profile.optim.batch_size,
+        seq_len=profile.data.max_seq_len,
+        lora_r=profile.lora.r,
+        gradient_checkpointing=resolve_gradient_checkpointing(profile),
+        available=available,
+    )

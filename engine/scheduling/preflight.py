@@ -11,12 +11,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunedeck.engine.gate.eval_inputs import gate_sets_named
-from tunedeck.engine.data.kto import kto_balance_warning
-from tunedeck.engine.models.gguf_base import gguf_notice
 from tunedeck.engine.config.profile_hints import Hint, hints
 from tunedeck.engine.config.profile_loading import load_profile
 from tunedeck.engine.config.profile_schema import Profile, data_paths, make_paths_absolute
+from tunedeck.engine.data.kto import kto_balance_warning
+from tunedeck.engine.gate.eval_inputs import gate_sets_named
+from tunedeck.engine.models.gguf_base import gguf_notice
 from tunedeck.engine.run.run_record import RunRecord, write_run_record
 from tunedeck.engine.run.store import create_run_dir, sanitize_name
 
@@ -34,8 +34,13 @@ class Preflight:
     data_rows: dict | None = None  # engine/data/versions.py: files, row hashes, eval set examples
 
 
-def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: list[str], workspace: Path | None = None,
-          check_model: bool = True) -> Preflight:
+def run_preflight(
+    profile_ref: str,
+    data: str | list[str] | None,
+    overrides: list[str],
+    workspace: Path | None = None,
+    check_model: bool = True,
+) -> Preflight:
     from tunedeck.engine.data.dataset import DatasetError
 
     profile = load_profile(profile_ref, overrides, workspace=workspace)
@@ -45,8 +50,8 @@ def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: lis
         raise PreflightError("no training data: pass --data PATH or set data.path in the profile")
     make_paths_absolute(profile)  # the engine runs from the run directory
     gguf_source = checked_gguf_source(profile) if check_model else None  # an unreadable GGUF stops before data loads
-    from tunedeck.engine.training.throughput import check_available
     from tunedeck.engine.data.prepare import prepare_data
+    from tunedeck.engine.training.throughput import check_available
 
     missing = check_available(profile)
     from tunedeck.engine.observe.tracking import missing_message
@@ -73,8 +78,10 @@ def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: lis
     files = data_paths(profile.data) + ([profile.data.eval_file] if profile.data.eval_file else [])
     data_rows = data_rows_record(files, prepared.train_rows, prepared.eval_rows, sets)
     if profile.method.method == "kto" and profile.optim.batch_size < 2:
-        raise PreflightError("optim.batch_size: KTO needs at least 2 rows per batch (it estimates its KL term from "
-                             f"the other rows of the batch), not {profile.optim.batch_size}")
+        raise PreflightError(
+            "optim.batch_size: KTO needs at least 2 rows per batch (it estimates its KL term from "
+            f"the other rows of the batch), not {profile.optim.batch_size}"
+        )
     pre = Preflight(profile, {}, hints(profile), data_rows=data_rows)
     balance = kto_balance_warning(prepared.train_rows) if prepared.format == "kto" else None
     if balance:
@@ -85,8 +92,10 @@ def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: lis
     if not prepared.eval_rows:
         pre.warnings.append(no_heldout_warning(profile, prepared))
         if profile.gate.when != "never" and not gate_sets_named(profile):
-            pre.warnings.append("the eval gate will be skipped: no eval set in [gate] (golden, safety, general) and no "
-                                "held-out split to score; name one with gate.golden")
+            pre.warnings.append(
+                "the eval gate will be skipped: no eval set in [gate] (golden, safety, general) and no "
+                "held-out split to score; name one with gate.golden"
+            )
     if prepared.ignored_columns:
         pre.warnings.append("columns not used for training (ignored): " + ", ".join(prepared.ignored_columns))
     pre.warnings += prepared.data_warnings
@@ -109,8 +118,10 @@ def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: lis
         first = prepared.train_rows[0]
         conversational = "messages" in first or prepared.format == "preference" or isinstance(first.get("prompt"), list)
         if conversational and not tokenizer.chat_template:
-            raise PreflightError(f"model.base: {profile.model.base} has no chat template but the data is conversational "
-                                 f"({prepared.format}); set model.chat_template to a Jinja template file")
+            raise PreflightError(
+                f"model.base: {profile.model.base} has no chat template but the data is conversational "
+                f"({prepared.format}); set model.chat_template to a Jinja template file"
+            )
         if profile.method.method == "grpo":  # GRPO trains on sampled completions: no masks, prompts to render
             from tunedeck.engine.scheduling.grpo_preflight import GrpoPreflightError, check_prompts
 
@@ -120,11 +131,17 @@ def run_preflight(profile_ref: str, data: str | list[str] | None, overrides: lis
                 raise PreflightError(str(e)) from None
         else:
             masking = check_masks(profile, prepared, tokenizer, pre.warnings)
-    pre.record_fields = dict(base_model=profile.model.base, dataset_path=" + ".join(data_paths(profile.data)),
-                             dataset_format=prepared.format, dataset_fingerprint=prepared.fingerprint,
-                             rows=len(prepared.train_rows) + len(prepared.eval_rows),
-                             train_rows=len(prepared.train_rows), eval_rows=len(prepared.eval_rows),
-                             skipped_rows=prepared.skipped, profile_source=str(profile_ref))
+    pre.record_fields = dict(
+        base_model=profile.model.base,
+        dataset_path=" + ".join(data_paths(profile.data)),
+        dataset_format=prepared.format,
+        dataset_fingerprint=prepared.fingerprint,
+        rows=len(prepared.train_rows) + len(prepared.eval_rows),
+        train_rows=len(prepared.train_rows),
+        eval_rows=len(prepared.eval_rows),
+        skipped_rows=prepared.skipped,
+        profile_source=str(profile_ref),
+    )
     if check_model:
         pre.record_fields["loss_masking"] = masking
     if gguf is not None:
@@ -179,33 +196,44 @@ def check_masks(profile: Profile, prepared, tokenizer, warnings: list[str]) -> s
     if d.apply_chat_template == "auto":  # frozen as on/off: the engine and the gate then need no tokenizer to decide
         d.apply_chat_template = resolve_apply_chat_template("auto", tokenizer)
     if d.apply_chat_template == "on" and isinstance(prepared.train_rows[0].get("completion"), str):
-        prepared.train_rows, prepared.eval_rows = strings_as_chat(prepared.train_rows), strings_as_chat(prepared.eval_rows)
+        prepared.train_rows, prepared.eval_rows = (
+            strings_as_chat(prepared.train_rows),
+            strings_as_chat(prepared.eval_rows),
+        )
         prepared.chat_from_strings = True
     encoder = MaskEncoder(tokenizer, assistant_only_setting(profile.data.assistant_only_loss))
     rows, where = prepared.train_rows + prepared.eval_rows, prepared.train_where + prepared.eval_where
     bad = unmaskable_rows(rows, where, encoder)
-    rewrites = (d.assistant_only_loss == "auto" and profile.method.method == "sft"  # DPO/KTO rows always mask the prompt
-                and any(REWRITES in b for b in bad))
+    rewrites = (
+        d.assistant_only_loss == "auto"
+        and profile.method.method == "sft"  # DPO/KTO rows always mask the prompt
+        and any(REWRITES in b for b in bad)
+    )
     if rewrites:
         # auto trains on every token rather than guess where the replies are, and says so; "on" refuses
-        warnings.append("the chat template rewrites earlier turns, so the assistant's replies cannot be masked "
-                        f"(first at {bad[0].split(': ')[0]}): training on every token, frozen in the run as "
-                        "data.assistant_only_loss = \"off\"; set it to \"on\" to refuse such data instead")
+        warnings.append(
+            "the chat template rewrites earlier turns, so the assistant's replies cannot be masked "
+            f"(first at {bad[0].split(': ')[0]}): training on every token, frozen in the run as "
+            'data.assistant_only_loss = "off"; set it to "on" to refuse such data instead'
+        )
         d.assistant_only_loss = "off"
         encoder = MaskEncoder(tokenizer, False)
         bad = unmaskable_rows(rows, where, encoder)
     if bad and profile.data.on_invalid == "error":
         more = f" (and {len(bad) - 3} more rows)" if len(bad) > 3 else ""
-        raise PreflightError("; ".join(bad[:3]) + more + "; data.on_invalid = \"skip\" leaves such rows out")
+        raise PreflightError("; ".join(bad[:3]) + more + '; data.on_invalid = "skip" leaves such rows out')
     if bad:
-        warnings.append(f"{len(bad)} rows the chat template cannot render are skipped (data.on_invalid = 'skip'); "
-                        f"first: {bad[0]}")
+        warnings.append(
+            f"{len(bad)} rows the chat template cannot render are skipped (data.on_invalid = 'skip'); first: {bad[0]}"
+        )
     words = describe_masking(prepared.train_rows, encoder, prepared.format)
     if rewrites:
         words = "all tokens: the chat template rewrites earlier turns, so the assistant's replies cannot be masked"
     if prepared.chat_from_strings:
         words += "; string prompt/completion rows are rendered with the chat template as a user turn and the reply"
-    if words.startswith("all tokens") and ("messages" in prepared.train_rows[0] or "completion" in prepared.train_rows[0]):
+    if words.startswith("all tokens") and (
+        "messages" in prepared.train_rows[0] or "completion" in prepared.train_rows[0]
+    ):
         warnings.append(f"the loss covers {words}")
     return words
 
@@ -219,10 +247,15 @@ def no_heldout_warning(profile: Profile, prepared) -> str:
         why = "data.val_fraction = 0 and no data.eval_file"
     else:
         n = len(prepared.train_rows)
-        why = (f"only {n} valid row{'s' if n != 1 else ''}: too few to hold any out at "
-               f"data.val_fraction = {d.val_fraction:g}")
-    stopping = ("; checkpoints.early_stopping_patience has no validation loss to watch, so it never stops early"
-                if profile.checkpoints.early_stopping_patience else "")
+        why = (
+            f"only {n} valid row{'s' if n != 1 else ''}: too few to hold any out at "
+            f"data.val_fraction = {d.val_fraction:g}"
+        )
+    stopping = (
+        "; checkpoints.early_stopping_patience has no validation loss to watch, so it never stops early"
+        if profile.checkpoints.early_stopping_patience
+        else ""
+    )
     return f"no held-out split ({why}): no validation loss, so overfitting will go unseen{stopping}"
 
 
@@ -232,14 +265,27 @@ def create_run(pre: Preflight, workspace: Path, name: str | None) -> Path:
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.run.status_writer import write_status
 
-    record = RunRecord(id=run_dir.name, name=name, profile=pre.profile,
-                       command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]), **pre.record_fields)
+    record = RunRecord(
+        id=run_dir.name,
+        name=name,
+        profile=pre.profile,
+        command=" ".join(shlex.quote(a) for a in ["tunedeck", *sys.argv[1:]]),
+        **pre.record_fields,
+    )
     write_run_record(run_dir, record)
     if pre.data_rows is not None:
         from tunedeck.engine.run.data_rows import write_data_rows
 
         write_data_rows(run_dir, pre.data_rows)
-    write_status(run_dir, state=C.QUEUED, name=name, id=run_dir.name, base_model=record.base_model,
-                 method=pre.profile.method.method, adapter=pre.profile.method.adapter, created=record.created,
-                 **({"parent": record.parent} if record.parent else {}))
+    write_status(
+        run_dir,
+        state=C.QUEUED,
+        name=name,
+        id=run_dir.name,
+        base_model=record.base_model,
+        method=pre.profile.method.method,
+        adapter=pre.profile.method.adapter,
+        created=record.created,
+        **({"parent": record.parent} if record.parent else {}),
+    )
     return run_dir

@@ -47,6 +47,7 @@ def _private(path: Path) -> Path:
 
 # ---- which slots a run asks for ----------------------------------------------------------------
 
+
 def visible_gpus() -> list[str]:
     """GPU ids this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU NVML sees."""
     cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -70,10 +71,11 @@ def run_slots(run_dir: Path) -> list[str]:
 
 
 def slot_label(slot: str) -> str:
-    return "the CPU slot" if slot == CPU_SLOT else "GPU " + slot[len("gpu-"):]
+    return "the CPU slot" if slot == CPU_SLOT else "GPU " + slot[len("gpu-") :]
 
 
 # ---- the per-slot locks ----------------------------------------------------------------------
+
 
 def try_lock_slots(ws: Path, slots: list[str], run_id: str) -> list[int] | None:
     """flock every slot or none; the descriptors are inheritable so the engine keeps them across exec."""
@@ -125,6 +127,7 @@ def slot_holders(ws: Path, slots: list[str]) -> dict[str, str]:
 
 # ---- tickets: the queue's order ----------------------------------------------------------------
 
+
 @dataclass
 class QueueEntry:
     position: int
@@ -137,9 +140,16 @@ class QueueEntry:
     def to_dict(self, ws: Path) -> dict:
         status = read_written_status(self.run_dir)
         waiting = slot_holders(ws, self.slots)
-        return {"position": self.position, "id": self.run_id, "name": status.name or self.run_id,
-                "sweep": status.sweep, "slots": self.slots, "queued_at": self.queued_at,
-                "waiting_for": {slot_label(s): r for s, r in waiting.items()}, "message": status.message or ""}
+        return {
+            "position": self.position,
+            "id": self.run_id,
+            "name": status.name or self.run_id,
+            "sweep": status.sweep,
+            "slots": self.slots,
+            "queued_at": self.queued_at,
+            "waiting_for": {slot_label(s): r for s, r in waiting.items()},
+            "message": status.message or "",
+        }
 
 
 def enqueue(run_dir: Path, slots: list[str]) -> Path:
@@ -172,8 +182,16 @@ def queue_entries(ws: Path, prune: bool = False, until: str | None = None) -> li
             if prune:
                 path.unlink(missing_ok=True)
             continue
-        out.append(QueueEntry(len(out) + 1, data["run"], run_dir, list(data.get("slots") or [CPU_SLOT]),
-                              float(data.get("queued_at") or 0), path))
+        out.append(
+            QueueEntry(
+                len(out) + 1,
+                data["run"],
+                run_dir,
+                list(data.get("slots") or [CPU_SLOT]),
+                float(data.get("queued_at") or 0),
+                path,
+            )
+        )
         if data["run"] == until:
             break
     return out
@@ -187,6 +205,7 @@ def queue_position(ws: Path, run_id: str) -> int | None:
 
 
 # ---- the waiter --------------------------------------------------------------------------------
+
 
 def blockers(entries: list[QueueEntry], run_id: str, slots: list[str]) -> list[QueueEntry]:
     """The runs queued before `run_id` that want any of its slots: it starts only after them."""
@@ -306,8 +325,13 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
     ticket = mine.ticket if mine else enqueue(run_dir, slots)
     status.update(state=C.QUEUED, finished=None)
     events = EventWriter(run_dir / C.EVENTS_JSONL)
-    events.emit(C.EV_STATE, state=C.QUEUED, message=f"queued for {', '.join(map(slot_label, slots))}",
-                pid=os.getpid(), host=os.uname().nodename)
+    events.emit(
+        C.EV_STATE,
+        state=C.QUEUED,
+        message=f"queued for {', '.join(map(slot_label, slots))}",
+        pid=os.getpid(),
+        host=os.uname().nodename,
+    )
     events.close()
     last_message, last_beat = None, 0.0
     try:
@@ -334,7 +358,8 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
             else:
                 busy = slot_holders(ws, slots)
                 message = f"queued #{position}: waiting for " + (
-                    ", ".join(f"{slot_label(s)} (run {r})" for s, r in sorted(busy.items())) or "its slots")
+                    ", ".join(f"{slot_label(s)} (run {r})" for s, r in sorted(busy.items())) or "its slots"
+                )
             if message != last_message or time.monotonic() - last_beat > C.HEARTBEAT_INTERVAL_S:
                 status.update(message=message, queue_position=position)
                 last_message, last_beat = message, time.monotonic()
@@ -346,14 +371,17 @@ def _wait_then_start(run_dir: Path, worker: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--" not in argv:
-        print("usage: python -m tunedeck.engine.scheduling.run_queue RUN_DIR [--wait] -- WORKER COMMAND...", file=sys.stderr)
+        print(
+            "usage: python -m tunedeck.engine.scheduling.run_queue RUN_DIR [--wait] -- WORKER COMMAND...",
+            file=sys.stderr,
+        )
         return 2
     cut = argv.index("--")
     ap = argparse.ArgumentParser(prog="python -m tunedeck.engine.scheduling.run_queue")
     ap.add_argument("run_dir")
     ap.add_argument("--wait", action="store_true", help="queue: wait for the run's slots in order")
     args = ap.parse_args(argv[:cut])
-    worker = argv[cut + 1:]
+    worker = argv[cut + 1 :]
     run_dir = Path(args.run_dir).resolve()
     os.umask(0o077)
     try:

@@ -17,8 +17,17 @@ from tunedeck.engine.run.atomic_io import write_text_atomic
 SCRIPT_NAME = "slurm.sbatch"
 
 
-def sbatch_script(run_dir: Path, *, nodes: int, gpus_per_node: int, resume: bool = False,
-                  partition: str = "", time_limit: str = "", python: str | None = None, port: int = 29500) -> str:
+def sbatch_script(
+    run_dir: Path,
+    *,
+    nodes: int,
+    gpus_per_node: int,
+    resume: bool = False,
+    partition: str = "",
+    time_limit: str = "",
+    python: str | None = None,
+    port: int = 29500,
+) -> str:
     run_dir = Path(run_dir).resolve()
     python = python or sys.executable
     worker = f"-m tunedeck.engine.training.worker {shlex.quote(str(run_dir))}" + (" --resume" if resume else "")
@@ -41,21 +50,34 @@ def sbatch_script(run_dir: Path, *, nodes: int, gpus_per_node: int, resume: bool
         'MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
         "export PYTHONUNBUFFERED=1",
         f"srun --kill-on-bad-exit=1 {shlex.quote(python)} -m torch.distributed.run \\",
-        f"  --nnodes=\"$SLURM_NNODES\" --nproc-per-node={gpus_per_node} \\",
-        "  --rdzv-id=\"$SLURM_JOB_ID\" --rdzv-backend=c10d \\",
-        f"  --rdzv-endpoint=\"$MASTER_ADDR:{port}\" \\",
+        f'  --nnodes="$SLURM_NNODES" --nproc-per-node={gpus_per_node} \\',
+        '  --rdzv-id="$SLURM_JOB_ID" --rdzv-backend=c10d \\',
+        f'  --rdzv-endpoint="$MASTER_ADDR:{port}" \\',
         f"  {worker}",
         "",
     ]
     return "\n".join(lines)
 
 
-def write_and_submit(run_dir: Path, *, nodes: int, gpus_per_node: int, resume: bool = False, submit: bool = True,
-                     partition: str = "", time_limit: str = "") -> tuple[Path, str | None]:
+def write_and_submit(
+    run_dir: Path,
+    *,
+    nodes: int,
+    gpus_per_node: int,
+    resume: bool = False,
+    submit: bool = True,
+    partition: str = "",
+    time_limit: str = "",
+) -> tuple[Path, str | None]:
     """Write <run>/slurm.sbatch; submit it when sbatch exists. Returns (script, job id or None)."""
     script = Path(run_dir) / SCRIPT_NAME
-    write_text_atomic(script, sbatch_script(run_dir, nodes=nodes, gpus_per_node=gpus_per_node, resume=resume,
-                                            partition=partition, time_limit=time_limit), mode=0o700)
+    write_text_atomic(
+        script,
+        sbatch_script(
+            run_dir, nodes=nodes, gpus_per_node=gpus_per_node, resume=resume, partition=partition, time_limit=time_limit
+        ),
+        mode=0o700,
+    )
     if not submit or shutil.which("sbatch") is None:
         return script, None
     out = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True)

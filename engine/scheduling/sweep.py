@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_loading import ProfileError, parse_override
 from tunedeck.engine.config.workspace import runs_root, sweep_record_path, sweeps_root
+from tunedeck.engine.run import contract as C
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,6 +38,7 @@ class SweepError(ValueError):
 
 
 # ---- points ------------------------------------------------------------------------------------
+
 
 def _key(item: str, flag: str) -> tuple[str, str]:
     if "=" not in item:
@@ -106,7 +107,9 @@ def grid_points(grid: dict[str, list[str]]) -> list[dict[str, str]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def random_points(ranges: list[Range], samples: int, seed: int, grid: dict[str, list[str]] | None = None) -> list[dict[str, str]]:
+def random_points(
+    ranges: list[Range], samples: int, seed: int, grid: dict[str, list[str]] | None = None
+) -> list[dict[str, str]]:
     """`samples` points drawn with `seed`: the same arguments always give the same points."""
     rng = random.Random(seed)
     points = []
@@ -118,7 +121,9 @@ def random_points(ranges: list[Range], samples: int, seed: int, grid: dict[str, 
     return points
 
 
-def points_from_args(grid_items: list[str], range_items: list[str], samples: int | None, seed: int) -> list[dict[str, str]]:
+def points_from_args(
+    grid_items: list[str], range_items: list[str], samples: int | None, seed: int
+) -> list[dict[str, str]]:
     grid = parse_grid(grid_items)
     ranges = [parse_range(r) for r in range_items]
     for r in ranges:
@@ -153,6 +158,7 @@ def check_sets(points: list[dict[str, str]], sets: list[str]) -> None:
 
 # ---- the record ----------------------------------------------------------------------------------
 
+
 @dataclass
 class SweepRun:
     id: str
@@ -178,18 +184,30 @@ class SweepRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SweepRecord":
-        runs = [SweepRun(str(r["id"]), {str(k): str(v) for k, v in (r.get("params") or {}).items()})
-                for r in d.get("runs", [])]
-        return cls(name=str(d["name"]), profile=str(d.get("profile", "")), data=str(d.get("data", "")), runs=runs,
-                   grid={str(k): [str(v) for v in vs] for k, vs in (d.get("grid") or {}).items()},
-                   ranges=[str(r) for r in d.get("ranges", [])], samples=int(d.get("samples", 0)),
-                   seed=int(d.get("seed", 0)), sets=[str(s) for s in d.get("sets", [])],
-                   slurm=bool(d.get("slurm", False)), created=float(d.get("created", 0)))
+        runs = [
+            SweepRun(str(r["id"]), {str(k): str(v) for k, v in (r.get("params") or {}).items()})
+            for r in d.get("runs", [])
+        ]
+        return cls(
+            name=str(d["name"]),
+            profile=str(d.get("profile", "")),
+            data=str(d.get("data", "")),
+            runs=runs,
+            grid={str(k): [str(v) for v in vs] for k, vs in (d.get("grid") or {}).items()},
+            ranges=[str(r) for r in d.get("ranges", [])],
+            samples=int(d.get("samples", 0)),
+            seed=int(d.get("seed", 0)),
+            sets=[str(s) for s in d.get("sets", [])],
+            slurm=bool(d.get("slurm", False)),
+            created=float(d.get("created", 0)),
+        )
 
 
 def check_name(name: str) -> str:
     if not name or not _NAME.match(name):
-        raise SweepError(f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 48, starting with a letter or digit)")
+        raise SweepError(
+            f"--name {name!r}: use letters, digits, '.', '_' and '-' (at most 48, starting with a letter or digit)"
+        )
     return name
 
 
@@ -238,6 +256,7 @@ def list_sweeps(ws: Path) -> list[str]:
 
 # ---- ranking -------------------------------------------------------------------------------------
 
+
 def short_keys(keys: list[str]) -> dict[str, str]:
     """'optim.learning_rate' -> 'learning_rate', unless two keys share the last part."""
     last = [k.rsplit(".", 1)[-1] for k in keys]
@@ -276,9 +295,9 @@ def _gate_view(run_dir: Path) -> dict[str, Any]:
 def rank_runs(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
     """One dict per run, ranked (see the module docstring)."""
     from tunedeck.engine.run.gate_result import PASS
-    from tunedeck.engine.scheduling.run_queue import queue_position
     from tunedeck.engine.run.status import Status
     from tunedeck.engine.run.store import read_effective_status
+    from tunedeck.engine.scheduling.run_queue import queue_position
 
     out = []
     for order, r in enumerate(record.runs):
@@ -288,18 +307,31 @@ def rank_runs(ws: Path, record: SweepRecord) -> list[dict[str, Any]]:
         gate = _gate_view(run_dir) if exists else {"verdict": None, "row": None, "best_checkpoint": None}
         row = gate["row"]
         vs = row.vs_base if row else {}
-        out.append({
-            "id": r.id, "params": {k: typed(k, v) for k, v in r.params.items()}, "state": status.state,
-            "queue_position": queue_position(ws, r.id) if status.state == C.QUEUED else None,
-            "verdict": gate["verdict"], "best_checkpoint": gate["best_checkpoint"],
-            "checkpoint": row.checkpoint if row else None, "task": row.task if row else None,
-            "task_vs_base": vs.get("task"), "task_ci": row.task_ci if row else None,
-            "format": row.format if row else None, "format_vs_base": vs.get("format"),
-            "safety": row.safety if row else None, "safety_vs_base": vs.get("safety"),
-            "latency_p95_ms": row.latency_p95_ms if row else None, "reasons": row.reasons if row else [],
-            "step": status.step or 0, "total_steps": status.total_steps,
-            "message": status.message or "", "_row": gate["row"], "_order": order,
-        })
+        out.append(
+            {
+                "id": r.id,
+                "params": {k: typed(k, v) for k, v in r.params.items()},
+                "state": status.state,
+                "queue_position": queue_position(ws, r.id) if status.state == C.QUEUED else None,
+                "verdict": gate["verdict"],
+                "best_checkpoint": gate["best_checkpoint"],
+                "checkpoint": row.checkpoint if row else None,
+                "task": row.task if row else None,
+                "task_vs_base": vs.get("task"),
+                "task_ci": row.task_ci if row else None,
+                "format": row.format if row else None,
+                "format_vs_base": vs.get("format"),
+                "safety": row.safety if row else None,
+                "safety_vs_base": vs.get("safety"),
+                "latency_p95_ms": row.latency_p95_ms if row else None,
+                "reasons": row.reasons if row else [],
+                "step": status.step or 0,
+                "total_steps": status.total_steps,
+                "message": status.message or "",
+                "_row": gate["row"],
+                "_order": order,
+            }
+        )
 
     def key(x):
         group = 0 if x["verdict"] == PASS else 1 if x["task"] is not None else 2
@@ -317,9 +349,9 @@ def params_text(params: dict[str, Any], keys: list[str], raw: dict[str, str] | N
 
 
 def verdict_sentence(record: SweepRecord, ranked: list[dict[str, Any]]) -> str:
-    """"learning_rate=2e-4, r=16 wins: checkpoint-800 task 82.0% (+6.0 vs base), format 100% (=), safety 100% (=)"."""
-    from tunedeck.engine.run.gate_result import PASS
+    """ "learning_rate=2e-4, r=16 wins: checkpoint-800 task 82.0% (+6.0 vs base), format 100% (=), safety 100% (=)"."""
     from tunedeck.engine.gate.best_checkpoint import describe_row
+    from tunedeck.engine.run.gate_result import PASS
 
     keys = differing_keys(record)
     raw = {r.id: r.params for r in record.runs}
@@ -337,8 +369,10 @@ def verdict_sentence(record: SweepRecord, ranked: list[dict[str, Any]]) -> str:
     live = [x for x in ranked if x["state"] in C.LIVE_STATES]
     waiting = f" ({len(live)} of {len(ranked)} runs still queued or running)" if live else ""
     if top["_row"]:
-        return (f"no run passed the gate{waiting}; the closest, {said(top)}, "
-                f"{describe_row(top['_row']).replace(': ', ' ', 1)}, fails: {'; '.join(top['reasons']) or top['verdict']}")
+        return (
+            f"no run passed the gate{waiting}; the closest, {said(top)}, "
+            f"{describe_row(top['_row']).replace(': ', ' ', 1)}, fails: {'; '.join(top['reasons']) or top['verdict']}"
+        )
     return f"no run has gate results yet{waiting}"
 
 
@@ -351,7 +385,9 @@ def stop_sweep_runs(ws: Path, record: SweepRecord) -> tuple[list[str], list[str]
     its running ones to stop with a final checkpoint. Returns (cancelled, stopped) run ids."""
     from tunedeck.engine.run.store import read_effective_status, request_control
 
-    states = {r.id: read_effective_status(runs_root(ws) / r.id).state for r in record.runs if (runs_root(ws) / r.id).is_dir()}
+    states = {
+        r.id: read_effective_status(runs_root(ws) / r.id).state for r in record.runs if (runs_root(ws) / r.id).is_dir()
+    }
     queued = [rid for rid, s in states.items() if s == C.QUEUED]
     running = [rid for rid, s in states.items() if s in (C.RUNNING, C.STOPPING)]
     for rid in queued + running:

@@ -15,8 +15,16 @@ from pathlib import Path
 from tunedeck.engine.run.atomic_io import write_text_atomic
 
 
-def sweep_array_script(name: str, run_dirs: list[Path], *, gpus_per_task: int, partition: str = "",
-                       time_limit: str = "", max_parallel: int = 0, python: str | None = None) -> str:
+def sweep_array_script(
+    name: str,
+    run_dirs: list[Path],
+    *,
+    gpus_per_task: int,
+    partition: str = "",
+    time_limit: str = "",
+    max_parallel: int = 0,
+    python: str | None = None,
+) -> str:
     python = python or sys.executable
     dirs = [Path(d).resolve() for d in run_dirs]
     limit = f"%{max_parallel}" if max_parallel > 0 else ""
@@ -44,8 +52,10 @@ def sweep_array_script(name: str, run_dirs: list[Path], *, gpus_per_task: int, p
         "export PYTHONUNBUFFERED=1",
     ]
     if gpus_per_task > 1:
-        lines.append(f'{shlex.quote(python)} -m torch.distributed.run --standalone --nproc-per-node={gpus_per_task} '
-                     '-m tunedeck.engine.training.worker "$RUN"')
+        lines.append(
+            f"{shlex.quote(python)} -m torch.distributed.run --standalone --nproc-per-node={gpus_per_task} "
+            '-m tunedeck.engine.training.worker "$RUN"'
+        )
     else:
         lines.append(f'{shlex.quote(python)} -m tunedeck.engine.training.worker "$RUN"')
     lines.append("")

@@ -21,15 +21,15 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from tunedeck.engine.config.profile_schema import Profile
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.atomic_io import write_json_atomic
-from tunedeck.engine.config.profile_schema import Profile
+from tunedeck.engine.run.event_log import EventWriter
+from tunedeck.engine.run.status_writer import StatusWriter
+from tunedeck.engine.run.store import Checkpoint, list_checkpoints, take_control_requests
 from tunedeck.engine.training.distributed import share_flags
 from tunedeck.engine.training.faults import FAULTS
 from tunedeck.engine.training.grpo import reward_log_fields
-from tunedeck.engine.run.event_log import EventWriter
-from tunedeck.engine.run.store import Checkpoint, list_checkpoints, take_control_requests
-from tunedeck.engine.run.status_writer import StatusWriter
 
 CONTROL_POLL_S = 0.25
 
@@ -65,8 +65,15 @@ def best_step_by_gate(run_dir: Path) -> int | None:
 
 
 class RunCallback(TrainerCallback):
-    def __init__(self, run_dir: Path, profile: Profile, events: EventWriter, status: StatusWriter,
-                 guard: GuardState, resumed_from: int | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        profile: Profile,
+        events: EventWriter,
+        status: StatusWriter,
+        guard: GuardState,
+        resumed_from: int | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.profile = profile
         self.events = events
@@ -85,15 +92,20 @@ class RunCallback(TrainerCallback):
         self._last_train_loss: float | None = None
         self.has_eval = True
         self._gate_skip_said = False
-        self._gate_requested = False   # "eval now": judge the checkpoint saved for it
-        self._gate_memo: dict = {}     # the gate's eval sets, loaded once per run
+        self._gate_requested = False  # "eval now": judge the checkpoint saved for it
+        self._gate_memo: dict = {}  # the gate's eval sets, loaded once per run
 
     # -- life cycle --
     def on_train_begin(self, args, state, control, **kw):
         self.has_eval = args.eval_strategy != "no"
         self.status.update(state=C.RUNNING, step=state.global_step, total_steps=state.max_steps)
-        self.events.emit(C.EV_RUN_STARTED, total_steps=state.max_steps, step=state.global_step,
-                         resumed_from=self.resumed_from, pid=os.getpid())
+        self.events.emit(
+            C.EV_RUN_STARTED,
+            total_steps=state.max_steps,
+            step=state.global_step,
+            resumed_from=self.resumed_from,
+            pid=os.getpid(),
+        )
         if self.resumed_from is not None:
             self.events.emit(C.EV_RESUMED, from_step=self.resumed_from)
         self._last_log_t = time.perf_counter()
@@ -113,13 +125,19 @@ class RunCallback(TrainerCallback):
         if optimizer is not None:
             optimizer.zero_grad(set_to_none=True)  # params without grads are left untouched by the step
         if self.profile.optim.nan_policy == "skip":
-            self.events.emit(C.EV_WARNING, code="nan_skipped", step=step, message=f"step {step}: {what}; the update was skipped")
+            self.events.emit(
+                C.EV_WARNING, code="nan_skipped", step=step, message=f"step {step}: {what}; the update was skipped"
+            )
             self.guard.bad_step = None
             return
         self.guard.nan_stopped = True
-        self.events.emit(C.EV_ERROR, code="nan", step=step,
-                         message=f"step {step}: {what}. Training stopped; the last good checkpoint is kept. "
-                                 "Try a lower learning rate, warmup, gradient clipping, or fp32/bf16 instead of fp16.")
+        self.events.emit(
+            C.EV_ERROR,
+            code="nan",
+            step=step,
+            message=f"step {step}: {what}. Training stopped; the last good checkpoint is kept. "
+            "Try a lower learning rate, warmup, gradient clipping, or fp32/bf16 instead of fp16.",
+        )
         control.should_training_stop = True
 
     # -- per step --
@@ -137,8 +155,9 @@ class RunCallback(TrainerCallback):
             for req in take_control_requests(self.run_dir):
                 self._handle_request(req, step, control)
         if args.world_size > 1:  # every rank calls this every step, so all act on the same step
-            stop, save, evaluate = share_flags([int(self.stop_requested), int(control.should_save),
-                                                int(control.should_evaluate)], args.device)
+            stop, save, evaluate = share_flags(
+                [int(self.stop_requested), int(control.should_save), int(control.should_evaluate)], args.device
+            )
             if stop and not self.stop_requested:
                 self.request_stop("stop requested on another rank")
             control.should_save, control.should_evaluate = bool(save), bool(evaluate)
@@ -179,24 +198,49 @@ class RunCallback(TrainerCallback):
             tps = (tokens - self._last_tokens) / dt if dt > 0 and tokens else None
             self._last_log_t, self._last_tokens = now, tokens
             self._last_train_loss = logs.get("loss")
-            self.events.emit(C.EV_TRAIN, step=step, epoch=state.epoch, loss=logs.get("loss"),
-                             learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                             tokens_per_s=tps, tokens_seen=tokens or None, **reward_log_fields(logs))
+            self.events.emit(
+                C.EV_TRAIN,
+                step=step,
+                epoch=state.epoch,
+                loss=logs.get("loss"),
+                learning_rate=logs.get("learning_rate"),
+                grad_norm=logs.get("grad_norm"),
+                tokens_per_s=tps,
+                tokens_seen=tokens or None,
+                **reward_log_fields(logs),
+            )
             self.status.update(step=step, loss=logs.get("loss"))
             watch = getattr(self, "rewards_watch", None)  # GRPO: live samples with rewards, and the reward guard
             if watch is not None and state.is_world_process_zero:
                 watch.on_log(step, logs, self.events, self.request_stop)
         if "train_runtime" in logs and "train_loss" in logs:  # transformers 5 adds train_runtime to every log;
             # only the closing summary of a training attempt carries train_loss
-            self.events.emit(C.EV_TRAIN_END, step=step, train_runtime=logs.get("train_runtime"),
-                             train_cpu_s=time.process_time() - getattr(self, "_train_cpu0", 0.0),
-                             train_loss=logs.get("train_loss"), tokens_seen=getattr(state, "num_input_tokens_seen", None))
+            self.events.emit(
+                C.EV_TRAIN_END,
+                step=step,
+                train_runtime=logs.get("train_runtime"),
+                train_cpu_s=time.process_time() - getattr(self, "_train_cpu0", 0.0),
+                train_loss=logs.get("train_loss"),
+                tokens_seen=getattr(state, "num_input_tokens_seen", None),
+            )
         if "eval_loss" in logs:
             loss = logs["eval_loss"]
             self._last_eval = (step, loss)
-            self.events.emit(C.EV_EVAL, step=step, epoch=state.epoch, eval_loss=loss,
-                             **{k: v for k, v in logs.items() if k.startswith("eval_") and k != "eval_loss"
-                                and isinstance(v, (int, float)) and "runtime" not in k and "per_second" not in k})
+            self.events.emit(
+                C.EV_EVAL,
+                step=step,
+                epoch=state.epoch,
+                eval_loss=loss,
+                **{
+                    k: v
+                    for k, v in logs.items()
+                    if k.startswith("eval_")
+                    and k != "eval_loss"
+                    and isinstance(v, (int, float))
+                    and "runtime" not in k
+                    and "per_second" not in k
+                },
+            )
             self._track_early_stopping(loss, step, control)
 
     def on_evaluate(self, args, state, control, metrics=None, **kw):
@@ -214,9 +258,13 @@ class RunCallback(TrainerCallback):
         patience = self.profile.checkpoints.early_stopping_patience
         if patience and self._evals_without_gain >= patience and not self.stop_requested:
             self.early_stopped = True
-            self.events.emit(C.EV_WARNING, code="early_stopping", step=step,
-                             message=f"validation loss has not improved for {patience} evaluations "
-                                     f"(best {self._best_eval:.4f}); stopping early with a final checkpoint")
+            self.events.emit(
+                C.EV_WARNING,
+                code="early_stopping",
+                step=step,
+                message=f"validation loss has not improved for {patience} evaluations "
+                f"(best {self._best_eval:.4f}); stopping early with a final checkpoint",
+            )
             self.request_stop("early stopping")
             control.should_save = True
             control.should_training_stop = True
@@ -235,10 +283,18 @@ class RunCallback(TrainerCallback):
             if p.is_file() and p.name != C.CHECKPOINT_MARKER:
                 files[str(p.relative_to(path))] = p.stat().st_size
         _fsync_dir_files(path)
-        FAULTS.before_checkpoint_marker(step)  # tests kill the engine here, where a real kill leaves a partial checkpoint
-        marker = {"step": step, "epoch": state.epoch, "time": time.time(), "eval_loss": eval_loss,
-                  "eval_loss_step": self._last_eval[0] if self._last_eval else None,
-                  "train_loss": self._last_train_loss, "files": files}
+        FAULTS.before_checkpoint_marker(
+            step
+        )  # tests kill the engine here, where a real kill leaves a partial checkpoint
+        marker = {
+            "step": step,
+            "epoch": state.epoch,
+            "time": time.time(),
+            "eval_loss": eval_loss,
+            "eval_loss_step": self._last_eval[0] if self._last_eval else None,
+            "train_loss": self._last_train_loss,
+            "files": files,
+        }
         write_json_atomic(path / C.CHECKPOINT_MARKER, marker)  # last: the checkpoint now counts
         self.events.emit(C.EV_CHECKPOINT, step=step, path=str(path), eval_loss=eval_loss, complete=True)
         self.status.update(last_checkpoint=step)
@@ -249,16 +305,20 @@ class RunCallback(TrainerCallback):
 
     def _gate_in_memory(self, step: int, model, tokenizer, args) -> None:
         """gate.when = "each_checkpoint": judge the model in memory right after its save."""
+        from tunedeck.engine.gate.eval_inputs import gate_sets_named
         from tunedeck.engine.gate.runner import evaluate_in_memory
         from tunedeck.engine.run.gate_result import status_fields
-        from tunedeck.engine.gate.eval_inputs import gate_sets_named
 
         if not gate_sets_named(self.profile) and not getattr(self, "heldout_rows", args.eval_strategy != "no"):
             if not self._gate_skip_said:  # once per run, not once per checkpoint
                 self._gate_skip_said = True
-                self.events.emit(C.EV_WARNING, code="gate_skipped", step=step,
-                                 message="eval gate skipped: no eval set in [gate] (golden, safety, general) and no "
-                                         "held-out rows to score")
+                self.events.emit(
+                    C.EV_WARNING,
+                    code="gate_skipped",
+                    step=step,
+                    message="eval gate skipped: no eval set in [gate] (golden, safety, general) and no "
+                    "held-out rows to score",
+                )
             return
         try:
             summary = evaluate_in_memory(self.run_dir, model, tokenizer, step, self.events, memo=self._gate_memo)
@@ -275,8 +335,12 @@ class RunCallback(TrainerCallback):
         from tunedeck.engine.gate.rebuild import KEEP, rebuild
 
         try:
-            rebuild(self.run_dir, choose=req.get("choose", KEEP), note=str(req.get("note") or ""),
-                    update_status=self.status.update)
+            rebuild(
+                self.run_dir,
+                choose=req.get("choose", KEEP),
+                note=str(req.get("note") or ""),
+                update_status=self.status.update,
+            )
         except Exception as exc:  # noqa: BLE001 - a bad request must not take training down
             self.events.emit(C.EV_WARNING, code="rebuild_gate", message=f"gate rebuild: {exc}")
 

@@ -60,15 +60,18 @@ class CompletionWindow:
         self.latest: list[Completion] = []
         self.batches = 0
 
-    def on_scored(self, name: str, prompts: list, texts: list[str], ids: list, refs: list, values: list[float],
-                  log_metric=None) -> None:
+    def on_scored(
+        self, name: str, prompts: list, texts: list[str], ids: list, refs: list, values: list[float], log_metric=None
+    ) -> None:
         """A reward function's batch; the last check of the batch completes it."""
         self._pending[name] = list(values)
         if len(self._pending) < len(self.names):
             return
         scored, self._pending = self._pending, {}
-        self.latest = [Completion(p, t, len(i), r, {n: scored[n][k] for n in self.names})
-                       for k, (p, t, i, r) in enumerate(zip(prompts, texts, ids, refs))]
+        self.latest = [
+            Completion(p, t, len(i), r, {n: scored[n][k] for n in self.names})
+            for k, (p, t, i, r) in enumerate(zip(prompts, texts, ids, refs))
+        ]
         self.batches += 1
         if log_metric is not None and self.latest:
             log_metric("completions/near_empty_ratio", sum(c.near_empty for c in self.latest) / len(self.latest))
@@ -87,9 +90,17 @@ class CompletionWindow:
         out = []
         for group in list(groups.values())[:n]:
             c = group[0]
-            out.append({"prompt": shown_prompt(c.prompt), "reference": c.reference or "", "output": c.text[:SHOWN_CHARS],
-                        "new_tokens": c.tokens, "rewards": {k: round(v, 4) for k, v in c.rewards.items()},
-                        "reward": round(self.total(c), 4), "group_rewards": [round(self.total(g), 4) for g in group]})
+            out.append(
+                {
+                    "prompt": shown_prompt(c.prompt),
+                    "reference": c.reference or "",
+                    "output": c.text[:SHOWN_CHARS],
+                    "new_tokens": c.tokens,
+                    "rewards": {k: round(v, 4) for k, v in c.rewards.items()},
+                    "reward": round(self.total(c), 4),
+                    "group_rewards": [round(self.total(g), 4) for g in group],
+                }
+            )
         return out
 
     def most_common(self) -> tuple[str, int] | None:

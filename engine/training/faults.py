@@ -33,16 +33,20 @@ class InjectedFaults:
 
     @classmethod
     def from_env(cls) -> "InjectedFaults":
-        return cls(nan_at_step=_env("TUNEDECK_TEST_NAN_AT_STEP"), oom_at_step=_env("TUNEDECK_TEST_OOM_AT_STEP"),
-                   oom_above_batch=_env("TUNEDECK_TEST_OOM_ABOVE_BATCH"),
-                   slow_step_s=_env("TUNEDECK_TEST_SLOW_STEP_S", float),
-                   enospc_at_step=_env("TUNEDECK_TEST_ENOSPC_AT_STEP"),
-                   kill_in_save_at_step=_env("TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP"))
+        return cls(
+            nan_at_step=_env("TUNEDECK_TEST_NAN_AT_STEP"),
+            oom_at_step=_env("TUNEDECK_TEST_OOM_AT_STEP"),
+            oom_above_batch=_env("TUNEDECK_TEST_OOM_ABOVE_BATCH"),
+            slow_step_s=_env("TUNEDECK_TEST_SLOW_STEP_S", float),
+            enospc_at_step=_env("TUNEDECK_TEST_ENOSPC_AT_STEP"),
+            kill_in_save_at_step=_env("TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP"),
+        )
 
     @property
     def in_trainer(self) -> bool:
-        return bool(self.nan_at_step or self.oom_at_step or self.oom_above_batch or self.slow_step_s
-                    or self.enospc_at_step)
+        return bool(
+            self.nan_at_step or self.oom_at_step or self.oom_above_batch or self.slow_step_s or self.enospc_at_step
+        )
 
     def on_training_loss(self, out, step: int, batch_size: int):
         """The loss of training step `step` as the fault makes it (or the exception it raises)."""
@@ -86,7 +90,9 @@ class InjectedFaults:
             def compute_loss(self, model, inputs, *args, **kwargs):
                 out = super().compute_loss(model, inputs, *args, **kwargs)
                 if model.training:
-                    out = faults.on_training_loss(out, self.state.global_step + 1, self.args.per_device_train_batch_size)
+                    out = faults.on_training_loss(
+                        out, self.state.global_step + 1, self.args.per_device_train_batch_size
+                    )
                 return out
 
             def _save_checkpoint(self, model, trial):

@@ -34,8 +34,13 @@ NOT_FOR_GRPO = ("max_length", "include_num_input_tokens_seen", "eval_steps", "pe
 
 def reward_log_fields(logs: dict) -> dict:
     """The GRPO metrics of one Trainer log, for the train event."""
-    return {k: v for k, v in logs.items() if (k in LOGGED or k.startswith(("rewards/", "completions/")))
-            and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in logs.items()
+        if (k in LOGGED or k.startswith(("rewards/", "completions/")))
+        and isinstance(v, (int, float))
+        and not isinstance(v, bool)
+    }
 
 
 def trl_rows(rows: list[dict]) -> list[dict]:
@@ -75,26 +80,41 @@ def reward_checks(profile) -> list[RewardCheck]:
 def grpo_args(profile, common: dict, weights: list[float], vllm: bool) -> dict:
     m = profile.method
     args = {k: v for k, v in common.items() if k not in NOT_FOR_GRPO}
-    args.update(eval_strategy="no", num_generations=m.grpo_num_generations, max_completion_length=m.grpo_max_completion_length,
-                beta=m.grpo_beta, temperature=m.grpo_temperature, loss_type=m.grpo_loss_type, reward_weights=weights,
-                log_completions=False, use_vllm=vllm,
-                # Liger's fused GRPO loss supports fewer loss types than TRL's: only when asked for by name
-                use_liger_kernel=profile.speed.liger_kernel == "on")
+    args.update(
+        eval_strategy="no",
+        num_generations=m.grpo_num_generations,
+        max_completion_length=m.grpo_max_completion_length,
+        beta=m.grpo_beta,
+        temperature=m.grpo_temperature,
+        loss_type=m.grpo_loss_type,
+        reward_weights=weights,
+        log_completions=False,
+        use_vllm=vllm,
+        # Liger's fused GRPO loss supports fewer loss types than TRL's: only when asked for by name
+        use_liger_kernel=profile.speed.liger_kernel == "on",
+    )
     if vllm:
         args.update(vllm_mode="colocate")
     return args
 
 
-def build_grpo_trainer(profile, data, common: dict, model, tokenizer, peft_config, callbacks: list,
-                       watch: "RewardsWatch", wrap: Callable):
+def build_grpo_trainer(
+    profile, data, common: dict, model, tokenizer, peft_config, callbacks: list, watch: "RewardsWatch", wrap: Callable
+):
     """The GRPOTrainer; `wrap` adds tunedeck's NaN guard and test faults to the trainer class."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     args = GRPOConfig(**grpo_args(profile, common, watch.weights, use_vllm(profile)))
-    return wrap(GRPOTrainer)(model=model, reward_funcs=watch.functions, args=args,
-                             train_dataset=Dataset.from_list(trl_rows(data.train_rows)), processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=callbacks)
+    return wrap(GRPOTrainer)(
+        model=model,
+        reward_funcs=watch.functions,
+        args=args,
+        train_dataset=Dataset.from_list(trl_rows(data.train_rows)),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
 
 
 class RewardsWatch:

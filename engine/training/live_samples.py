@@ -37,8 +37,10 @@ def prompt_of(row: dict) -> SamplePrompt | None:
         last = max((i for i, m in enumerate(msgs) if m.get("role") == "assistant"), default=None)
         if not last:
             return None
-        return SamplePrompt([{"role": m["role"], "content": m.get("content") or ""} for m in msgs[:last]],
-                            _text(msgs[last].get("content")))
+        return SamplePrompt(
+            [{"role": m["role"], "content": m.get("content") or ""} for m in msgs[:last]],
+            _text(msgs[last].get("content")),
+        )
     if "chosen" in row:
         return SamplePrompt(row.get("prompt") or "", _text(row["chosen"]))
     if "completion" in row and row.get("label", True) is True:
@@ -83,20 +85,43 @@ class LiveSampler:
         if world_size > 1:
             if not self.said_skip:
                 self.said_skip = True
-                events.emit(C.EV_WARNING, code="live_samples_skipped", step=step,
-                            message="live samples are skipped in a run over several processes")
+                events.emit(
+                    C.EV_WARNING,
+                    code="live_samples_skipped",
+                    step=step,
+                    message="live samples are skipped in a run over several processes",
+                )
             return
         from tunedeck.engine.gate.generate import generate
 
         try:
-            gens = generate(model, tokenizer, [p.prompt for p in self.prompts], max_new_tokens=self.max_new_tokens,
-                            batch_size=len(self.prompts))
+            gens = generate(
+                model,
+                tokenizer,
+                [p.prompt for p in self.prompts],
+                max_new_tokens=self.max_new_tokens,
+                batch_size=len(self.prompts),
+            )
         except Exception as e:  # noqa: BLE001 - a glimpse must never take training down
             if not self.said_skip:
                 self.said_skip = True
-                events.emit(C.EV_WARNING, code="live_samples_failed", step=step,
-                            message=f"live samples could not be generated: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                events.emit(
+                    C.EV_WARNING,
+                    code="live_samples_failed",
+                    step=step,
+                    message=f"live samples could not be generated: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                )
             return
-        events.emit(C.EV_LIVE_SAMPLES, step=step, samples=[
-            {"prompt": shown_prompt(p.prompt), "reference": p.reference, "output": g.text, "new_tokens": g.new_tokens}
-            for p, g in zip(self.prompts, gens)])
+        events.emit(
+            C.EV_LIVE_SAMPLES,
+            step=step,
+            samples=[
+                {
+                    "prompt": shown_prompt(p.prompt),
+                    "reference": p.reference,
+                    "output": g.text,
+                    "new_tokens": g.new_tokens,
+                }
+                for p, g in zip(self.prompts, gens)
+            ],
+        )

@@ -28,16 +28,20 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import GateSummary
 from tunedeck.engine.run.reward_history import RewardHistory, describe_rewards, read_reward_history
 
-RISE_SHARE = 0.1   # of the largest reward (the sum of the weights): smaller rises are noise on small batches
+RISE_SHARE = 0.1  # of the largest reward (the sum of the weights): smaller rises are noise on small batches
 # (logged key, share of completions from which it is a collapse, in words); a first window at or above
 # BASELINE_BELOW was already like that, which is the model, not a collapse
-COLLAPSE = (("completions/clipped_ratio", 0.9, "cut at the length limit"),
-            ("completions/near_empty_ratio", 0.9, "empty"),
-            ("completions/identical_share", 0.8, "the same text as a completion of another prompt"))
+COLLAPSE = (
+    ("completions/clipped_ratio", 0.9, "cut at the length limit"),
+    ("completions/near_empty_ratio", 0.9, "empty"),
+    ("completions/identical_share", 0.8, "the same text as a completion of another prompt"),
+)
 BASELINE_BELOW = 0.5
-ADVICE = ("the policy may be pleasing the reward rather than doing the task: read its completions (live samples), "
-          "add a reward check that needs the task done (json_equal or a schema against references), lower the "
-          "learning rate, or set method.grpo_beta")
+ADVICE = (
+    "the policy may be pleasing the reward rather than doing the task: read its completions (live samples), "
+    "add a reward check that needs the task done (json_equal or a schema against references), lower the "
+    "learning rate, or set method.grpo_beta"
+)
 
 
 @dataclass
@@ -58,13 +62,15 @@ class RewardGuard:
         self.reward_words = reward_words
         self.rewards: list[tuple[int, float]] = []
         self.stats: list[tuple[int, dict]] = []
-        self.task: dict = {}          # "base" or a step -> held-out task score (percent)
+        self.task: dict = {}  # "base" or a step -> held-out task score (percent)
         self.raised: set[str] = set()
 
     @classmethod
     def for_profile(cls, profile, history: RewardHistory | None = None) -> "RewardGuard":
         checks = profile.rewards.checks
-        guard = cls(profile.rewards.guard_windows, sum(float(c.get("weight", 1.0)) for c in checks), describe_rewards(checks))
+        guard = cls(
+            profile.rewards.guard_windows, sum(float(c.get("weight", 1.0)) for c in checks), describe_rewards(checks)
+        )
         if history is not None:  # a resumed run: what it logged before, without raising again
             for w in history.windows:
                 guard.add_window(int(w["step"]), w)
@@ -88,7 +94,11 @@ class RewardGuard:
         task score did not?"""
         if C.REWARD_HACKING in self.raised:
             return []
-        points = sorted(((0 if s == "base" else s), t) for s, t in self.task.items() if s == "base" or (isinstance(s, int) and s < step))
+        points = sorted(
+            ((0 if s == "base" else s), t)
+            for s, t in self.task.items()
+            if s == "base" or (isinstance(s, int) and s < step)
+        )
         for ref_step, ref_task in reversed(points):
             windows = [(s, r) for s, r in self.rewards if ref_step < s <= step]
             if len(windows) >= self.n:
@@ -101,11 +111,16 @@ class RewardGuard:
             return []
         where = "the base model" if ref_step == 0 else f"checkpoint-{ref_step}"
         self.raised.add(C.REWARD_HACKING)
-        return [Alert(C.REWARD_HACKING, step,
-                      f"reward hacking? the training reward ({self.reward_words}) rose from {before:.2f} (steps "
-                      f"{windows[0][0]}-{windows[half - 1][0]}) to {after:.2f} (steps {windows[-half][0]}-{windows[-1][0]}) "
-                      f"while the held-out task score did not: {ref_task:.1f}% for {where}, {self.task[step]:.1f}% for "
-                      f"checkpoint-{step}")]
+        return [
+            Alert(
+                C.REWARD_HACKING,
+                step,
+                f"reward hacking? the training reward ({self.reward_words}) rose from {before:.2f} (steps "
+                f"{windows[0][0]}-{windows[half - 1][0]}) to {after:.2f} (steps {windows[-half][0]}-{windows[-1][0]}) "
+                f"while the held-out task score did not: {ref_task:.1f}% for {where}, {self.task[step]:.1f}% for "
+                f"checkpoint-{step}",
+            )
+        ]
 
     def _collapse(self) -> list[Alert]:
         if C.COMPLETION_COLLAPSE in self.raised:
@@ -119,10 +134,15 @@ class RewardGuard:
                 continue  # the last two windows must both have measured it
             if all(v >= level for _, v in recent):
                 self.raised.add(C.COMPLETION_COLLAPSE)
-                return [Alert(C.COMPLETION_COLLAPSE, recent[-1][0],
-                              f"completions collapsed: {min(v for _, v in recent):.0%} or more of them were {words} in the "
-                              f"last two logged windows (steps {recent[0][0]}-{recent[1][0]}), against {seen[0][1]:.0%} at "
-                              f"step {seen[0][0]}")]
+                return [
+                    Alert(
+                        C.COMPLETION_COLLAPSE,
+                        recent[-1][0],
+                        f"completions collapsed: {min(v for _, v in recent):.0%} or more of them were {words} in the "
+                        f"last two logged windows (steps {recent[0][0]}-{recent[1][0]}), against {seen[0][1]:.0%} at "
+                        f"step {seen[0][0]}",
+                    )
+                ]
         return []
 
 

@@ -61,15 +61,23 @@ def parallel_args(profile: Profile) -> dict:
         # FSDP's own activation checkpointing in place of the training argument's, which would add an
         # all-gather per layer in the backward pass (and both at once recompute twice)
         out["fsdp"] = "full_shard auto_wrap"
-        out["fsdp_config"] = {"backward_prefetch": "backward_pre", "use_orig_params": True,
-                              "activation_checkpointing": resolve_gradient_checkpointing(profile)}
+        out["fsdp_config"] = {
+            "backward_prefetch": "backward_pre",
+            "use_orig_params": True,
+            "activation_checkpointing": resolve_gradient_checkpointing(profile),
+        }
         out["activation_checkpointing"] = False
     elif strategy.startswith("deepspeed"):
         stage = 3 if strategy.endswith("3") else 2
-        out["deepspeed"] = {"zero_optimization": {"stage": stage, "overlap_comm": True},
-                            "bf16": {"enabled": "auto"}, "fp16": {"enabled": "auto"},
-                            "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
-                            "gradient_clipping": "auto", "train_batch_size": "auto"}
+        out["deepspeed"] = {
+            "zero_optimization": {"stage": stage, "overlap_comm": True},
+            "bf16": {"enabled": "auto"},
+            "fp16": {"enabled": "auto"},
+            "train_micro_batch_size_per_gpu": "auto",
+            "gradient_accumulation_steps": "auto",
+            "gradient_clipping": "auto",
+            "train_batch_size": "auto",
+        }
     return out
 
 

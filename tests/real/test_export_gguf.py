@@ -11,14 +11,17 @@ import shutil
 
 import pytest
 from conftest import tunedeck
-from real.conftest import RUN_STEPS
 from test_export_gguf import converter_cache, tensor_types
+
+from real.conftest import RUN_STEPS
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 # SmolLM2's ChatML with the assistant header dropped: the model is asked to go on writing the user's turn
-BROKEN_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
-                   "+ '<|im_end|>' + '\n' }}{% endfor %}")
+BROKEN_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+    "+ '<|im_end|>' + '\n' }}{% endfor %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +31,20 @@ def env(tmp_path_factory, smollm2_lora_run) -> dict:
 
 
 def _export(run, out, env, *extra):
-    return tunedeck("export", "--workspace", str(run.parent.parent), run.name, "--checkpoint", str(RUN_STEPS),
-                    "--gguf", "q8_0", *extra, str(out), env=env, timeout=1800)
+    return tunedeck(
+        "export",
+        "--workspace",
+        str(run.parent.parent),
+        run.name,
+        "--checkpoint",
+        str(RUN_STEPS),
+        "--gguf",
+        "q8_0",
+        *extra,
+        str(out),
+        env=env,
+        timeout=1800,
+    )
 
 
 def test_a_smollm2_lora_run_exports_to_q8_0_and_answers_as_the_gate_recorded(smollm2_lora_run, env, tmp_path):
@@ -47,8 +62,11 @@ def test_a_smollm2_lora_run_exports_to_q8_0_and_answers_as_the_gate_recorded(smo
     assert gate["verdict"] == "pass" and gate["examples"] == gate["of"] > 0
     assert gate["identical"] >= gate["examples"] - 2, gate["differences"]
     lines = proc.stdout.strip().splitlines()
-    said = re.fullmatch(r"artifact task ([\d.]+)% vs checkpoint-\d+ ([\d.]+)%.*; (\d+) of (\d+) answers identical to the "
-                        r"gate's", lines[-2])
+    said = re.fullmatch(
+        r"artifact task ([\d.]+)% vs checkpoint-\d+ ([\d.]+)%.*; (\d+) of (\d+) answers identical to the "
+        r"gate's",
+        lines[-2],
+    )
     assert said and float(said[1]) == gate["task"] and float(said[2]) == gate["checkpoint_task"], lines[-2]
     assert (int(said[3]), int(said[4])) == (gate["identical"], gate["examples"])
     assert lines[-1] == "artifact gate: pass (within the gate's tolerances)"

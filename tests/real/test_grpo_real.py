@@ -20,7 +20,7 @@ from conftest import read_events, tunedeck
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 STEPS = 4
-SCORER = '''import json
+SCORER = """import json
 
 
 def fields(output, example):
@@ -32,7 +32,7 @@ def fields(output, example):
         return 0.0
     want = json.loads(example["reference"])
     return sum(got.get(k) == v for k, v in want.items()) / len(want)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +53,36 @@ def grpo_real_run(sft_stage, triage_data, smollm2_workspace):
     root = sft_stage.parent
     (root / "triage_reward.py").write_text(SCORER)
     prompts = write_jsonl(root / "prompts.jsonl", T.tickets(48, seed=7))
-    checks = '[{type="json_valid", weight=0.1}, {type="python", scorer="triage_reward:fields", name="fields", weight=1.0}]'
-    proc = tunedeck("run", "grpo", "--data", str(prompts), f"--set=model.base={json.dumps(str(sft_stage))}",
-                    f"--set=gate.golden={json.dumps(str(triage_data['golden']))}", f"--set=rewards.checks={checks}",
-                    f"--set=rewards.scorer_dir={json.dumps(str(root))}", "--set=method.grpo_num_generations=4",
-                    "--set=method.grpo_max_completion_length=32", "--set=optim.batch_size=8", "--set=optim.grad_accum=1",
-                    f"--set=optim.max_steps={STEPS}", f"--set=checkpoints.save_steps={STEPS}", "--set=checkpoints.logging_steps=1",
-                    "--set=optim.learning_rate=1e-4", "--set=optim.precision=fp32", "--set=optim.gradient_checkpointing=off",
-                    "--set=data.max_seq_len=256", "--set=data.val_fraction=0.0", "--set=gate.max_new_tokens=32",
-                    "--set=gate.batch_size=20", "--name", "grpo-smollm2", timeout=3600)
+    checks = (
+        '[{type="json_valid", weight=0.1}, {type="python", scorer="triage_reward:fields", name="fields", weight=1.0}]'
+    )
+    proc = tunedeck(
+        "run",
+        "grpo",
+        "--data",
+        str(prompts),
+        f"--set=model.base={json.dumps(str(sft_stage))}",
+        f"--set=gate.golden={json.dumps(str(triage_data['golden']))}",
+        f"--set=rewards.checks={checks}",
+        f"--set=rewards.scorer_dir={json.dumps(str(root))}",
+        "--set=method.grpo_num_generations=4",
+        "--set=method.grpo_max_completion_length=32",
+        "--set=optim.batch_size=8",
+        "--set=optim.grad_accum=1",
+        f"--set=optim.max_steps={STEPS}",
+        f"--set=checkpoints.save_steps={STEPS}",
+        "--set=checkpoints.logging_steps=1",
+        "--set=optim.learning_rate=1e-4",
+        "--set=optim.precision=fp32",
+        "--set=optim.gradient_checkpointing=off",
+        "--set=data.max_seq_len=256",
+        "--set=data.val_fraction=0.0",
+        "--set=gate.max_new_tokens=32",
+        "--set=gate.batch_size=20",
+        "--name",
+        "grpo-smollm2",
+        timeout=3600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return find_run(smollm2_workspace, proc.stdout.strip().splitlines()[0])
 
@@ -81,7 +102,9 @@ def test_grpo_on_smollm2_scores_completions_with_the_checks_and_is_gated(grpo_re
     # the SFT stage half knows the task: partial credit differs within groups, so GRPO has a signal to follow
     assert any(e["rewards/fields/mean"] > 0 for e in train) and any(e["frac_reward_zero_std"] < 1 for e in train)
     samples = [s for e in events if e["kind"] == C.EV_LIVE_SAMPLES for s in e["samples"]]
-    assert samples and all(set(s["rewards"]) == {"json_valid", "fields"} and len(s["group_rewards"]) == 4 for s in samples)
+    assert samples and all(
+        set(s["rewards"]) == {"json_valid", "fields"} and len(s["group_rewards"]) == 4 for s in samples
+    )
     gate = json.loads((grpo_real_run / "evals" / "gate.json").read_text())
     assert [r["checkpoint"] for r in gate["rows"]] == ["base", STEPS]  # the SFT stage is the base it is judged against
     assert all(isinstance(r["task"], (int, float)) for r in gate["rows"])

@@ -27,7 +27,7 @@ def greedy(folder, conversations: list[list[dict]], max_new_tokens: int) -> list
     batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-    return tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return tok.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def test_the_base_is_the_gguf_file_de_quantised_once(smollm2_base, smollm2_gguf):
@@ -40,11 +40,14 @@ def test_the_base_is_the_gguf_file_de_quantised_once(smollm2_base, smollm2_gguf)
     again = materialize_gguf(smollm2_gguf.parent)  # the folder holding it names the same file: the cache answers
     assert again.folder == smollm2_base.folder and again.sha256 == smollm2_base.sha256
     # it answers like the instruct model it is
-    assert "Paris" in greedy(smollm2_base.folder, [[{"role": "user", "content": "What is the capital of France?"}]], 12)[0]
+    assert (
+        "Paris" in greedy(smollm2_base.folder, [[{"role": "user", "content": "What is the capital of France?"}]], 12)[0]
+    )
 
 
 def test_inspect_masks_exactly_the_replies_under_smollm2s_template(smollm2_base, smollm2_gguf, triage_data, real_cache):
     from transformers import AutoTokenizer
+
     from tunedeck.engine.data.loss_masks import MaskEncoder
     from tunedeck.engine.data.ticket_triage import replay_rows, tickets
 
@@ -56,8 +59,14 @@ def test_inspect_masks_exactly_the_replies_under_smollm2s_template(smollm2_base,
     tok = AutoTokenizer.from_pretrained(smollm2_base.folder)
     encoder = MaskEncoder(tok, True)
     # task rows (a system turn), replay rows (no system turn: the template adds its own) and two replies in one row
-    two_turns = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
-                              {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."}]}
+    two_turns = {
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Bye"},
+            {"role": "assistant", "content": "Goodbye."},
+        ]
+    }
     rows = tickets(12, seed=5) + replay_rows({"What is 1 + 1?": "1 + 1 is 2."}, copies=1) + [two_turns]
     for row in rows:
         e = encoder.encode(row)
@@ -107,7 +116,9 @@ def test_the_merged_export_reloads_and_says_what_the_gate_heard(smollm2_lora_run
     out = tmp_path / "merged"
     proc = tunedeck("export", smollm2_lora_run.name, "--checkpoint", "24", "--merge", str(out), timeout=900)
     assert proc.returncode == 0, proc.stderr
-    golden = {f"golden:{json.loads(line)['id']}": json.loads(line) for line in triage_data["golden"].read_text().splitlines()}
+    golden = {
+        f"golden:{json.loads(line)['id']}": json.loads(line) for line in triage_data["golden"].read_text().splitlines()
+    }
     heard = {r["id"]: r["output"] for r in read_records(smollm2_lora_run, 24) if r["id"] in golden}
     ids = sorted(heard)[:8]
     said = greedy(out, [golden[i]["messages"] for i in ids], 32)

@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, tunedeck, wait_for
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, pid_alive, read_effective_status
 
@@ -17,14 +17,32 @@ TMUX_TESTS = ROOT / "tests"
 sys.path.insert(0, str(TMUX_TESTS))
 from test_app_tmux import TMUX, Tmux  # noqa: E402
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(TMUX is None, reason="tmux is not installed (CI installs it; apt-get install tmux)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(TMUX is None, reason="tmux is not installed (CI installs it; apt-get install tmux)"),
+]
 
 
 def test_two_apps_follow_one_engine_and_a_hang_up_does_not_stop_it(workspace, tiny_model_dir, sft_data):
-    args = ["run", "lora", "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}", "--set", "optim.max_steps=400",
-            "--set", "checkpoints.save_steps=200", "--set", "optim.precision=fp32", "--set", "gate.when=never",
-            "--set", "checkpoints.logging_steps=1", "--detach"]
+    args = [
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=400",
+        "--set",
+        "checkpoints.save_steps=200",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "checkpoints.logging_steps=1",
+        "--detach",
+    ]
     run = find_run(workspace, tunedeck(*args, env={"TUNEDECK_TEST_SLOW_STEP_S": "0.1"}, check=True).stdout.split()[0])
     wait_for(lambda: (read_effective_status(run).step or 0) >= 2, timeout=120, what="training to start")
     tmux = Tmux(f"tunedeck-detach-{os.getpid()}")
@@ -37,7 +55,9 @@ def test_two_apps_follow_one_engine_and_a_hang_up_does_not_stop_it(workspace, ti
             tmux.wait_for(session, "running", "Loss", timeout=60)
         tmux("kill-session", "-t", "one")  # the terminal goes away: SIGHUP to the app in it
         step = read_effective_status(run).step
-        wait_for(lambda: read_effective_status(run).step >= step + 5, timeout=60, what="training to go on after the hang-up")
+        wait_for(
+            lambda: read_effective_status(run).step >= step + 5, timeout=60, what="training to go on after the hang-up"
+        )
         status = read_effective_status(run)
         assert status.state == C.RUNNING and pid_alive(status.pid)
         # the other instance still follows live: the step it shows keeps moving

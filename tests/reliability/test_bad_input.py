@@ -12,11 +12,35 @@ from tunedeck.engine.run.event_log import EventReader
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-toml_keys = st.sampled_from(["model", "data", "optim", "lora", "gate", "method", "extends", "description", "r",
-                             "learning_rate", "epochs", "base", "[", "]", "=", '"', "\n", "#", ".", "x"])
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                           max_leaves=30)
+toml_keys = st.sampled_from(
+    [
+        "model",
+        "data",
+        "optim",
+        "lora",
+        "gate",
+        "method",
+        "extends",
+        "description",
+        "r",
+        "learning_rate",
+        "epochs",
+        "base",
+        "[",
+        "]",
+        "=",
+        '"',
+        "\n",
+        "#",
+        ".",
+        "x",
+    ]
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
 
 
 @FAST
@@ -42,8 +66,11 @@ def test_profile_loader_on_toml_like_text(tmp_path_factory, parts):
 
 
 @FAST
-@given(section=st.sampled_from(["model", "data", "method", "lora", "optim", "checkpoints", "gate", "speed", "resources"]),
-       key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20), value=json_values)
+@given(
+    section=st.sampled_from(["model", "data", "method", "lora", "optim", "checkpoints", "gate", "speed", "resources"]),
+    key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=20),
+    value=json_values,
+)
 def test_profile_loader_on_wrong_types(tmp_path_factory, section, key, value):
     import tomlkit
 
@@ -72,8 +99,13 @@ def test_profile_deep_nesting_and_huge_line(tmp_path):
 
 
 @FAST
-@given(chunks=st.lists(st.binary(max_size=300) | st.builds(lambda v: json.dumps({"kind": "train", "v": v}).encode() + b"\n", json_values),
-                       max_size=30))
+@given(
+    chunks=st.lists(
+        st.binary(max_size=300)
+        | st.builds(lambda v: json.dumps({"kind": "train", "v": v}).encode() + b"\n", json_values),
+        max_size=30,
+    )
+)
 def test_event_reader_on_arbitrary_bytes(tmp_path_factory, chunks):
     path = tmp_path_factory.mktemp("e") / "events.jsonl"
     path.write_bytes(b"".join(chunks))
@@ -85,7 +117,9 @@ def test_event_reader_on_arbitrary_bytes(tmp_path_factory, chunks):
 
 def test_event_reader_huge_and_deep_lines(tmp_path):
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b'{"kind":"a","x":' + b"[" * 100000 + b"]" * 100000 + b"}\n" + b'{"kind":"ok"}\n' + b"z" * 20_000_000)
+    path.write_bytes(
+        b'{"kind":"a","x":' + b"[" * 100000 + b"]" * 100000 + b"}\n" + b'{"kind":"ok"}\n' + b"z" * 20_000_000
+    )
     reader = EventReader(path)
     assert [e["kind"] for e in reader.read_new()] == ["ok"]
     assert reader.read_new() == []  # the runaway unterminated tail is skipped, not re-read forever
@@ -97,13 +131,27 @@ def test_event_reader_huge_and_deep_lines(tmp_path):
 from tunedeck.engine.data.dataset import DatasetError, load_dataset  # noqa: E402
 from tunedeck.engine.gate.eval_sets import EvalSetError, load_eval_set  # noqa: E402
 
-row_like = st.fixed_dictionaries({}, optional={
-    "messages": json_values | st.lists(st.fixed_dictionaries({}, optional={"role": json_values, "content": json_values,
-                                                                          "weight": json_values}), max_size=4),
-    "prompt": json_values, "completion": json_values, "chosen": json_values, "rejected": json_values,
-    "text": json_values, "instruction": json_values, "output": json_values, "conversations": json_values,
-    "reference": json_values, "checks": json_values, "tags": json_values,
-})
+row_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "messages": json_values
+        | st.lists(
+            st.fixed_dictionaries({}, optional={"role": json_values, "content": json_values, "weight": json_values}),
+            max_size=4,
+        ),
+        "prompt": json_values,
+        "completion": json_values,
+        "chosen": json_values,
+        "rejected": json_values,
+        "text": json_values,
+        "instruction": json_values,
+        "output": json_values,
+        "conversations": json_values,
+        "reference": json_values,
+        "checks": json_values,
+        "tags": json_values,
+    },
+)
 
 
 def _lines(parts) -> bytes:
@@ -111,8 +159,11 @@ def _lines(parts) -> bytes:
 
 
 @FAST
-@given(parts=st.lists(st.binary(max_size=200) | row_like, max_size=25),
-       method=st.sampled_from(["sft", "dpo"]), policy=st.sampled_from(["error", "skip"]))
+@given(
+    parts=st.lists(st.binary(max_size=200) | row_like, max_size=25),
+    method=st.sampled_from(["sft", "dpo"]),
+    policy=st.sampled_from(["error", "skip"]),
+)
 def test_dataset_reader_never_crashes(tmp_path_factory, parts, method, policy):
     path = tmp_path_factory.mktemp("d") / "data.jsonl"
     path.write_bytes(_lines(parts))

@@ -16,15 +16,23 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck, wait_for
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import read_written_status
 
 pytestmark = pytest.mark.slow
 
-FEW_STEPS = ["--set", "optim.max_steps=4", "--set", "checkpoints.save_steps=2", "--set", "checkpoints.eval_steps=2",
-             "--set", "gate.max_new_tokens=8"]
+FEW_STEPS = [
+    "--set",
+    "optim.max_steps=4",
+    "--set",
+    "checkpoints.save_steps=2",
+    "--set",
+    "checkpoints.eval_steps=2",
+    "--set",
+    "gate.max_new_tokens=8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +53,18 @@ def user_dir(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
 
 
 def run_args(*more: str) -> list[str]:
-    return ["--data", "data/t.jsonl", "--set", "model.base=models/tiny", "--set", "model.chat_template=tmpl.jinja",
-            "--set", "gate.golden=sets/golden.jsonl", *FEW_STEPS, *more]
+    return [
+        "--data",
+        "data/t.jsonl",
+        "--set",
+        "model.base=models/tiny",
+        "--set",
+        "model.chat_template=tmpl.jinja",
+        "--set",
+        "gate.golden=sets/golden.jsonl",
+        *FEW_STEPS,
+        *more,
+    ]
 
 
 def ls(u: Path, *args: str, env: dict | None = None) -> list[dict]:
@@ -69,8 +87,12 @@ def test_a_run_with_relative_paths_trains_is_gated_evaluated_and_exported(user_d
     assert json.loads((run_dir / "evals" / "gate.json").read_text())["rows"]
 
     # eval with a relative extra set; gate from another folder reads what eval recorded
-    assert tunedeck("eval", run_id, "--checkpoint", "4", "--eval-set", "sets/golden.jsonl", "--workspace", "ws",
-                    cwd=u).returncode == 0
+    assert (
+        tunedeck(
+            "eval", run_id, "--checkpoint", "4", "--eval-set", "sets/golden.jsonl", "--workspace", "ws", cwd=u
+        ).returncode
+        == 0
+    )
     sets = json.dumps(json.loads((run_dir / "evals" / "gate.json").read_text()).get("sets"))
     assert str(u / "sets" / "golden.jsonl") in sets
     elsewhere = tunedeck("gate", run_id, "--rebuild", "--workspace", "../ws", cwd=u / "other")
@@ -94,8 +116,9 @@ def test_the_workspace_variable_a_profile_file_detach_stop_and_queued_resume(use
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.splitlines()[0]
     assert str(u / "ws-var" / "runs" / run_id / C.ENGINE_LOG) in proc.stderr  # --detach says where the log is
-    wait_for(lambda: (read_written_status(u / "ws-var" / "runs" / run_id).step or 0) >= 2, timeout=180,
-             what="training steps")
+    wait_for(
+        lambda: (read_written_status(u / "ws-var" / "runs" / run_id).step or 0) >= 2, timeout=180, what="training steps"
+    )
     assert tunedeck("stop", run_id, "--wait", cwd=u, env=env).returncode == 0
     assert ls(u, env=env)[0]["state"] == C.STOPPED
     resumed = tunedeck("resume", run_id, "--queue", cwd=u, env={**env, "TUNEDECK_TEST_SLOW_STEP_S": "0"})
@@ -106,8 +129,21 @@ def test_the_workspace_variable_a_profile_file_detach_stop_and_queued_resume(use
 
 def test_a_sweep_with_relative_paths(user_dir):
     u = user_dir
-    proc = tunedeck("sweep", "demo-cpu", *run_args(), "--set", "gate.when=never", "--grid", "optim.seed=1",
-                    "--name", "rel", "--workspace", "ws-sweep", cwd=u, env={"TUNEDECK_QUEUE_POLL_S": "0.2"})
+    proc = tunedeck(
+        "sweep",
+        "demo-cpu",
+        *run_args(),
+        "--set",
+        "gate.when=never",
+        "--grid",
+        "optim.seed=1",
+        "--name",
+        "rel",
+        "--workspace",
+        "ws-sweep",
+        cwd=u,
+        env={"TUNEDECK_QUEUE_POLL_S": "0.2"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [row] = ls(u, "--workspace", "ws-sweep")
     assert row["state"] == C.COMPLETED and row["sweep"] == "rel"
@@ -115,6 +151,7 @@ def test_a_sweep_with_relative_paths(user_dir):
 
 def test_the_apps_launch_with_relative_paths(user_dir, monkeypatch):
     from fixtures.app_harness import make_app, run, wait_until
+
     from tunedeck.tui.screens.confirm import ConfirmScreen
     from tunedeck.tui.screens.new_run import NewRunScreen
 
@@ -154,7 +191,8 @@ def dies_at_start(tmp_path) -> dict:
         "import os, sys\n"
         "if sys.argv[:1] == ['-m'] and '--' in sys.argv[1:]:  # the queue's door: python -m ...run_queue RUN -- ...\n"
         "    print('planted: the engine died at start', file=sys.stderr, flush=True)\n"
-        "    os._exit(9)\n")
+        "    os._exit(9)\n"
+    )
     return {"PYTHONPATH": str(site)}
 
 
@@ -174,9 +212,13 @@ def test_a_run_that_dies_at_start_says_why_at_once(user_dir, dies_at_start):
     detached = tunedeck("run", "demo-cpu", *run_args(), "--workspace", "ws-dead", "--detach", cwd=u, env=dies_at_start)
     assert detached.returncode == 0
     run_id = detached.stdout.splitlines()[0]
-    row = wait_for(lambda: next((r for r in ls(u, "--workspace", "ws-dead")
-                                 if r["id"] == run_id and r["state"] == C.CRASHED), None), timeout=30,
-                   what="the detached run to read as crashed")
+    row = wait_for(
+        lambda: next(
+            (r for r in ls(u, "--workspace", "ws-dead") if r["id"] == run_id and r["state"] == C.CRASHED), None
+        ),
+        timeout=30,
+        what="the detached run to read as crashed",
+    )
     assert row["at_start"] and row["message"] == "planted: the engine died at start"
 
     from fixtures.app_harness import make_app, run, wait_for_text  # the app's runs list says the same, at 80x24
@@ -194,9 +236,23 @@ def test_the_queues_door_ends_a_run_it_cannot_start_with_the_reason(user_dir):
     assert proc.returncode == 0, proc.stderr
     run_dir = u / "ws-door" / "runs" / proc.stdout.splitlines()[0]
     (run_dir / "run.toml").write_text("[model\n")  # a record broken by hand after the run
-    door = subprocess.run([sys.executable, "-m", "tunedeck.engine.scheduling.run_queue", str(run_dir), "--",
-                           sys.executable, "-c", "pass"], capture_output=True, text=True, cwd=str(run_dir), timeout=60,
-                          env={**os.environ})
+    door = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunedeck.engine.scheduling.run_queue",
+            str(run_dir),
+            "--",
+            sys.executable,
+            "-c",
+            "pass",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(run_dir),
+        timeout=60,
+        env={**os.environ},
+    )
     assert door.returncode == 1
     assert "Traceback" not in door.stderr  # a broken record is a message, not a traceback
     status = read_written_status(run_dir)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import read_events, tunedeck
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 
@@ -12,9 +12,25 @@ pytestmark = pytest.mark.slow
 
 
 def _args(model, data, steps, save, *extra):
-    return ["run", "lora", "--data", str(data), "--set", f"model.base={model}", "--set", f"optim.max_steps={steps}",
-            "--set", f"checkpoints.save_steps={save}", "--set", f"checkpoints.eval_steps={save}",
-            "--set", "optim.precision=fp32", "--set", "gate.when=never", *extra]
+    return [
+        "run",
+        "lora",
+        "--data",
+        str(data),
+        "--set",
+        f"model.base={model}",
+        "--set",
+        f"optim.max_steps={steps}",
+        "--set",
+        f"checkpoints.save_steps={save}",
+        "--set",
+        f"checkpoints.eval_steps={save}",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        *extra,
+    ]
 
 
 def test_disk_full_during_save(workspace, tiny_model_dir, sft_data):
@@ -44,9 +60,22 @@ def test_out_of_memory_names_remedies(workspace, tiny_model_dir, sft_data):
 
 
 def test_auto_batch_size_keeps_the_effective_batch(workspace, tiny_model_dir, sft_data):
-    proc = tunedeck(*_args(tiny_model_dir, sft_data, 8, 4, "--set", "optim.batch_size=8", "--set", "optim.grad_accum=2",
-                           "--set", "optim.auto_batch_size=true"),
-                    env={"TUNEDECK_TEST_OOM_ABOVE_BATCH": "2"}, check=True)
+    proc = tunedeck(
+        *_args(
+            tiny_model_dir,
+            sft_data,
+            8,
+            4,
+            "--set",
+            "optim.batch_size=8",
+            "--set",
+            "optim.grad_accum=2",
+            "--set",
+            "optim.auto_batch_size=true",
+        ),
+        env={"TUNEDECK_TEST_OOM_ABOVE_BATCH": "2"},
+        check=True,
+    )
     run = find_run(workspace, proc.stdout.split()[0])
     assert read_effective_status(run).state == C.COMPLETED
     warnings = [e["message"] for e in read_events(run) if e.get("code") == "auto_batch_size"]

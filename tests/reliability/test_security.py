@@ -7,10 +7,10 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, tunedeck, wait_for
-from tunedeck.engine.run import contract as C
+
 from tunedeck.engine.config.profile_schema import Profile
+from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, read_effective_status
 
 
@@ -23,14 +23,35 @@ def _modes(root: Path):
 def test_run_files_are_private_and_no_socket_listens(workspace, tiny_model_dir, sft_data):
     import psutil
 
-    args = ["run", "lora", "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}", "--set", "optim.max_steps=200",
-            "--set", "checkpoints.save_steps=5", "--set", "optim.precision=fp32", "--set", "gate.when=never", "--detach"]
+    args = [
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=200",
+        "--set",
+        "checkpoints.save_steps=5",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        "--detach",
+    ]
     run = find_run(workspace, tunedeck(*args, env={"TUNEDECK_TEST_SLOW_STEP_S": "0.05"}, check=True).stdout.split()[0])
-    wait_for(lambda: (run / "checkpoints" / "checkpoint-5" / C.CHECKPOINT_MARKER).exists(), timeout=120, what="a checkpoint")
+    wait_for(
+        lambda: (run / "checkpoints" / "checkpoint-5" / C.CHECKPOINT_MARKER).exists(), timeout=120, what="a checkpoint"
+    )
     pid = read_effective_status(run).pid
     proc = psutil.Process(pid)
-    listening = [c for p in [proc, *proc.children(recursive=True)] for c in p.net_connections(kind="inet")
-                 if c.status == psutil.CONN_LISTEN]
+    listening = [
+        c
+        for p in [proc, *proc.children(recursive=True)]
+        for c in p.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
     assert listening == []
     tunedeck("stop", run.name, "--wait", check=True)
     for path, mode in _modes(workspace):
@@ -51,8 +72,18 @@ def test_pickled_weights_are_refused(tmp_path, tiny_model_dir, sft_data, workspa
     weights = load_file(bin_only / "model.safetensors")
     (bin_only / "model.safetensors").unlink()
     torch.save(weights, bin_only / "pytorch_model.bin")
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={bin_only}", "--set", "optim.max_steps=2",
-                    "--set", "gate.when=never")
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={bin_only}",
+        "--set",
+        "optim.max_steps=2",
+        "--set",
+        "gate.when=never",
+    )
     assert proc.returncode == 1
     run = find_run(workspace, proc.stdout.split()[0])
     assert "does not load pickled .bin weights" in (run / C.ENGINE_LOG).read_text()

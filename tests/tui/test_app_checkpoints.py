@@ -7,10 +7,19 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import read_events, tunedeck
-from fixtures.app_harness import COMPLETED, copy_workspace, make_app, make_live, run, screen_text, wait_for_text, wait_until
+from fixtures.app_harness import (
+    COMPLETED,
+    copy_workspace,
+    make_app,
+    make_live,
+    run,
+    screen_text,
+    wait_for_text,
+    wait_until,
+)
 from fixtures.make_gated_run import GATED
+
 from tunedeck.tui.screens.checkpoints import CheckpointsScreen
 from tunedeck.tui.screens.confirm import ConfirmScreen
 
@@ -113,8 +122,11 @@ def test_choose_marks_the_checkpoint_and_delete_refuses_it(tmp_path):
             assert gate_json(run_dir)["chosen"]["checkpoint"] == 400
             assert "✓" in line_of(screen_text(app), "400")
             await pilot.press("d")
-            await wait_until(pilot, lambda: any("checkpoint-400 is kept: it is the chosen checkpoint" in n for n in app.notices),
-                             what="the refusal")
+            await wait_until(
+                pilot,
+                lambda: any("checkpoint-400 is kept: it is the chosen checkpoint" in n for n in app.notices),
+                what="the refusal",
+            )
             assert not isinstance(app.screen, ConfirmScreen)
             assert (run_dir / "checkpoints" / "checkpoint-400" / "tunedeck-complete.json").exists()
             await pilot.press("b")  # again: unmark
@@ -162,14 +174,16 @@ def test_evaluate_refuses_while_training_runs(tmp_path):
             screen = await open_checkpoints(pilot, run_dir)
             await select(pilot, screen, "300")
             await pilot.press("e")
-            await wait_until(pilot, lambda: any("evaluate once training has ended" in n for n in app.notices),
-                             what="the refusal")
+            await wait_until(
+                pilot, lambda: any("evaluate once training has ended" in n for n in app.notices), what="the refusal"
+            )
             assert screen.eval_pid is None
 
     run(scenario())
 
 
 # ---- the engine rule behind `d` ---------------------------------------------------------------
+
 
 def test_delete_checkpoint_refuses_the_best_a_locked_run_and_a_live_one(tmp_path):
     from tunedeck.engine.gate.checkpoint_removal import CheckpointProtected, delete_checkpoint
@@ -212,6 +226,7 @@ def test_eval_progress_reads_the_gate_events():
 
 # ---- a real evaluation, started with `e` ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_model_dir, sft_data):
     """A 10-step run with one checkpoint and a small golden set; the gate is not run by training."""
@@ -220,11 +235,29 @@ def trained(tmp_path_factory, tiny_model_dir, sft_data):
     root = tmp_path_factory.mktemp("ckpt-eval")
     ws = root / "ws"
     golden = make_eval_set(root / "golden.jsonl", 8, seed=1)
-    proc = tunedeck("run", "demo-cpu", "--data", str(sft_data), "--name", "evalme",
-                    "--set", f"model.base={json.dumps(str(tiny_model_dir))}", "--set", "optim.max_steps=10",
-                    "--set", "checkpoints.save_steps=10", "--set", "checkpoints.eval_steps=10",
-                    "--set", f"gate.golden={json.dumps(str(golden))}", "--set", "gate.when=\"never\"",
-                    "--set", "gate.max_new_tokens=16", env={"TUNEDECK_WORKSPACE": str(ws)})
+    proc = tunedeck(
+        "run",
+        "demo-cpu",
+        "--data",
+        str(sft_data),
+        "--name",
+        "evalme",
+        "--set",
+        f"model.base={json.dumps(str(tiny_model_dir))}",
+        "--set",
+        "optim.max_steps=10",
+        "--set",
+        "checkpoints.save_steps=10",
+        "--set",
+        "checkpoints.eval_steps=10",
+        "--set",
+        f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        'gate.when="never"',
+        "--set",
+        "gate.max_new_tokens=16",
+        env={"TUNEDECK_WORKSPACE": str(ws)},
+    )
     assert proc.returncode == 0, proc.stderr
     return ws, ws / "runs" / proc.stdout.strip().splitlines()[0], golden
 
@@ -246,8 +279,9 @@ def test_e_evaluates_in_a_detached_engine_and_the_table_fills_in(trained):
 
             def finished():
                 seen.add(screen.query_one("#eval-progress").render().plain if screen.evaluating else "")
-                return not screen.evaluating and any("Evaluation finished" in n or "evaluation finished" in n
-                                                     for n in app.notices)
+                return not screen.evaluating and any(
+                    "Evaluation finished" in n or "evaluation finished" in n for n in app.notices
+                )
 
             await wait_until(pilot, finished, timeout=240, what="the evaluation to finish")
             assert any(s.startswith("evaluat") for s in seen), seen  # progress was shown while it ran
@@ -273,8 +307,9 @@ def test_a_failed_evaluation_says_why(trained, tmp_path):
             app.push_screen(screen)
             await wait_until(pilot, lambda: screen.table is not None and len(screen.table.rows) == 2, what="the table")
             await pilot.press("E")
-            await wait_until(pilot, lambda: any("evaluation failed" in n for n in app.notices), timeout=120,
-                             what="the failure")
+            await wait_until(
+                pilot, lambda: any("evaluation failed" in n for n in app.notices), timeout=120, what="the failure"
+            )
             message = next(n for n in app.notices if "evaluation failed" in n)
             assert "golden.jsonl" in message and "no such file" in message
 

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import re
 
-from fixtures.app_harness import (COMPLETED, OVERFIT, RUNNING, copy_workspace, make_app, run, screen_text, utc,
-                                  wait_for_text, wait_until)
+from fixtures.app_harness import (
+    COMPLETED,
+    OVERFIT,
+    RUNNING,
+    copy_workspace,
+    make_app,
+    run,
+    screen_text,
+    utc,
+    wait_for_text,
+    wait_until,
+)
+
 from tunedeck.tui.screens.compare_runs import CompareLossPlot, CompareRunsScreen
 from tunedeck.tui.screens.runs import RunsScreen
 from tunedeck.tui.widgets.runs_table import RunsTable
@@ -28,14 +39,24 @@ def test_mark_one_run_move_and_compare(tmp_path, utc):
             assert table.cursor_row == 0  # support, the newest
             await pilot.press("space")
             marked = re.compile(r"support·r2d2\s+A\s")
-            text = await wait_until(pilot, lambda: marked.search(screen_text(app)) and screen_text(app),
-                                    what="the A mark on support")
+            text = await wait_until(
+                pilot, lambda: marked.search(screen_text(app)) and screen_text(app), what="the A mark on support"
+            )
             assert not re.search(r"extract·c0a1\s+[AB]\s", text)
             await pilot.press("j", "c")
             await wait_until(pilot, lambda: isinstance(app.screen, CompareRunsScreen), what="the compare screen")
             # the panes fill in over several refreshes: wait for every row read below, then read once
-            text = await wait_for_text(pilot, "Profile differences (4)", "best checkpoint-400", "lora.r", "optim.max_steps",
-                                       "fingerprint", "task/format/safety", "Data: different data", "Gate extract·c0a1")
+            text = await wait_for_text(
+                pilot,
+                "Profile differences (4)",
+                "best checkpoint-400",
+                "lora.r",
+                "optim.max_steps",
+                "fingerprint",
+                "task/format/safety",
+                "Data: different data",
+                "Gate extract·c0a1",
+            )
             assert "support·r2d2 vs extract·c0a1" in text  # A is the marked run, B the one under the cursor
             assert "━ support·r2d2 train" in text and "━ extract·c0a1 train" in text  # the plot's legend
             assert re.search(r"lora\.r\s+8\s+16", text), line_with(text, "lora.r")
@@ -80,8 +101,11 @@ def test_compare_without_a_mark_says_what_to_do(tmp_path, utc):
         async with app.run_test(size=(140, 30)) as pilot:
             await wait_for_text(pilot, "extract·c0a1")
             await pilot.press("c")
-            await wait_until(pilot, lambda: any("mark a run with space, then press c on another" in n
-                                                for n in app.notices), what="the hint")
+            await wait_until(
+                pilot,
+                lambda: any("mark a run with space, then press c on another" in n for n in app.notices),
+                what="the hint",
+            )
             assert isinstance(app.screen, RunsScreen)
             # marking the run under the cursor and pressing c on it still needs another run
             await pilot.press("space", "c")
@@ -103,8 +127,14 @@ def test_a_run_without_run_toml_shows_why_its_profile_is_missing(tmp_path, utc):
         async with app.run_test(size=(140, 40)) as pilot:
             await wait_for_text(pilot, "extract·c0a1")
             app.push_screen(CompareRunsScreen(ws / "runs" / COMPLETED, ws / "runs" / RUNNING))
-            text = await wait_for_text(pilot, "Profiles not compared", "run.toml is missing", "Data: unknown",
-                                       "fingerprint", "Profile differences (0)")
+            text = await wait_for_text(
+                pilot,
+                "Profiles not compared",
+                "run.toml is missing",
+                "Data: unknown",
+                "fingerprint",
+                "Profile differences (0)",
+            )
             assert f"{RUNNING}: run.toml is missing, so its profile and dataset are unknown" in text
             assert "Data: unknown: a run record could not be read" in text
             assert re.search(r"fingerprint\s+07529d3ea957c146\s+-", text)

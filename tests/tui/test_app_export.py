@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
 from fixtures.app_harness import make_app, run, screen_text, wait_for_widget_text, wait_until
 from test_app_playground import train_tiny_lora
@@ -38,8 +37,11 @@ def prompts(demo_rows) -> list:
 async def open_dialog(pilot, run_dir: Path, step: int, dismissed: list) -> ExportScreen:
     screen = ExportScreen(run_dir, step, run_dir.parent.parent)
     pilot.app.push_screen(screen, dismissed.append)
-    await wait_until(pilot, lambda: pilot.app.screen is screen and screen.query_one("#export-out", Input).has_focus,
-                     what="the export dialog")
+    await wait_until(
+        pilot,
+        lambda: pilot.app.screen is screen and screen.query_one("#export-out", Input).has_focus,
+        what="the export dialog",
+    )
     return screen
 
 
@@ -50,7 +52,9 @@ async def export_to(pilot, screen: ExportScreen, out: Path) -> str:
     await pilot.press("enter")
     await wait_until(pilot, lambda: screen.running, what="the export to start")
     await wait_until(pilot, lambda: not screen.running, EXPORT_S, "the export to finish")
-    return await wait_for_widget_text(pilot, screen.query_one("#export-result"), screen.result_text)  # drawn, not just set
+    return await wait_for_widget_text(
+        pilot, screen.query_one("#export-result"), screen.result_text
+    )  # drawn, not just set
 
 
 def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(lora_run, tiny_model_dir, tmp_path, prompts):
@@ -67,8 +71,11 @@ def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(lora_run
             text = screen_text(app)
             assert "Export checkpoint-4 of train" in text and "Adapter only (PEFT format)" in text
             default = default_output(lora_run.parent.parent, "train", 4, merged=False)
-            assert screen.query_one("#export-out", Input).value == str(default) == str(
-                lora_run.parent.parent / "exports" / "train-checkpoint-4")
+            assert (
+                screen.query_one("#export-out", Input).value
+                == str(default)
+                == str(lora_run.parent.parent / "exports" / "train-checkpoint-4")
+            )
             drawn = await export_to(pilot, screen, out)
             assert screen.exported == out, screen.result_text
             assert "exportedcheckpoint-4of" in drawn and "LoRAadapter(PEFTformat)" in drawn
@@ -79,7 +86,9 @@ def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(lora_run
 
     run(scenario())
     assert dismissed == [out]
-    assert {"adapter_model.safetensors", "adapter_config.json", "tunedeck-export.json"} <= {p.name for p in out.iterdir()}
+    assert {"adapter_model.safetensors", "adapter_config.json", "tunedeck-export.json"} <= {
+        p.name for p in out.iterdir()
+    }
     no_leftovers(tmp_path)
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)), str(out))
     assert texts(model, out, prompts) == checkpoint_texts(lora_run, 4, prompts)
@@ -128,7 +137,10 @@ def test_a_non_empty_output_shows_the_cli_refusal_and_stays_untouched(lora_run, 
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await open_dialog(pilot, lora_run, 4, dismissed)
             drawn = await export_to(pilot, screen, taken)
-            assert screen.result_text == f"✗ {taken} already exists and is not empty; choose a new output directory or remove it"
+            assert (
+                screen.result_text
+                == f"✗ {taken} already exists and is not empty; choose a new output directory or remove it"
+            )
             assert "alreadyexistsandisnotempty;chooseanewoutputdirectory" in drawn
             text = screen_text(app)
             assert "Traceback" not in text and "tunedeck: error" not in text and screen.exported is None
@@ -185,7 +197,11 @@ def test_quitting_the_app_mid_export_leaves_the_export_running_to_completion(lor
     proc = run(scenario())
     assert proc.poll() is None  # the app closed without waiting for it
     wait_for(lambda: proc.poll() is not None, EXPORT_S, what="the export to finish on its own")
-    assert proc.returncode == 0 and (out / "tunedeck-export.json").exists() and (out / "adapter_model.safetensors").exists()
+    assert (
+        proc.returncode == 0
+        and (out / "tunedeck-export.json").exists()
+        and (out / "adapter_model.safetensors").exists()
+    )
     no_leftovers(tmp_path)
 
 
@@ -204,15 +220,18 @@ def test_a_full_finetuning_run_offers_the_full_model_or_a_gguf(lora_run, tmp_pat
             assert "Full fine-tuning run: there is no adapter" in text and "Full model (safetensors)" in text
             assert "Adapter only" not in text and "Merged standalone" not in text and "GGUF file for llama.cpp" in text
             assert (screen.kind, screen.merge, screen.gguf) == ("full", False, None)
-            assert screen.query_one("#export-out", Input).value == str(tmp_path / "ws" / "exports" / "train-checkpoint-6")
+            assert screen.query_one("#export-out", Input).value == str(
+                tmp_path / "ws" / "exports" / "train-checkpoint-6"
+            )
 
     run(scenario())
 
 
 def test_cli_errors_are_the_cli_lines_or_a_crash_s_last_line():
     assert cli_errors(["loading", "tunedeck: error: OUT is not empty"], 2) == ["OUT is not empty"]
-    assert cli_errors(["usage: tunedeck export ...", "tunedeck export: error: the following arguments are required: OUT"],
-                      2) == ["the following arguments are required: OUT"]
+    assert cli_errors(
+        ["usage: tunedeck export ...", "tunedeck export: error: the following arguments are required: OUT"], 2
+    ) == ["the following arguments are required: OUT"]
     crash = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>', "OSError: disk full"]
     assert cli_errors(crash, 1) == ["OSError: disk full"]
     assert cli_errors([], -9) == ["the export exited with code -9"]
@@ -254,7 +273,10 @@ def test_a_gguf_export_shows_the_artifact_gate_and_the_ollama_line(tmp_path_fact
             assert screen.exported == out, screen.result_text
             result = screen.result_text
             lines = result.splitlines()
-            assert lines[-1] == "artifact gate: pass (within the gate's tolerances)" and "answers identical to the gate's" in lines[-2]
+            assert (
+                lines[-1] == "artifact gate: pass (within the gate's tolerances)"
+                and "answers identical to the gate's" in lines[-2]
+            )
             assert f"ollama create train-checkpoint-{STEP}-f16 -f {out / 'Modelfile'}" in result
             progress = "\n".join(str(line) for line in screen.query_one(Log).lines)
             assert "converting to GGUF (f16)" in progress and "artifact gate:" in progress
@@ -303,4 +325,6 @@ def test_a_failed_artifact_gate_shows_the_cli_lines_and_the_error(tmp_path_facto
 
     run(scenario())
     assert dismissed == [None]
-    assert (out / "EXPORT-FAILED.txt").exists() and (out / "Modelfile").read_text().startswith("# tunedeck: THIS EXPORT FAILED")
+    assert (out / "EXPORT-FAILED.txt").exists() and (out / "Modelfile").read_text().startswith(
+        "# tunedeck: THIS EXPORT FAILED"
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, wait_until
 from fixtures.make_gated_run import GATED
 from textual.widgets import Input
+
 from tunedeck.tui.screens.checkpoints import CheckpointsScreen
 from tunedeck.tui.screens.gate_rules import GateRulesScreen, changed_overrides
 
@@ -27,13 +28,20 @@ async def open_rules(pilot, run_dir: Path) -> GateRulesScreen:
     pilot.app.push_screen(screen)
     await wait_until(pilot, lambda: screen.table is not None and len(screen.table.rows) == 6, what="the table")
     await pilot.press("R")
-    return await wait_until(pilot, lambda: isinstance(pilot.app.screen, GateRulesScreen) and pilot.app.screen,
-                            what="the rules dialog")
+    return await wait_until(
+        pilot, lambda: isinstance(pilot.app.screen, GateRulesScreen) and pilot.app.screen, what="the rules dialog"
+    )
 
 
 def test_rules_edited_in_the_app_rejudge_every_checkpoint_and_are_recorded(tmp_path):
     run_dir = copy_workspace(tmp_path / "ws", runs=(GATED,)) / "runs" / GATED
-    assert [r["verdict"] for r in gate_json(run_dir)["rows"]][1:] == ["fail", "fail", "needs_review", "needs_review", "fail"]
+    assert [r["verdict"] for r in gate_json(run_dir)["rows"]][1:] == [
+        "fail",
+        "fail",
+        "needs_review",
+        "needs_review",
+        "fail",
+    ]
 
     async def scenario():
         app = make_app(run_dir.parent.parent)
@@ -53,8 +61,11 @@ def test_rules_edited_in_the_app_rejudge_every_checkpoint_and_are_recorded(tmp_p
             dialog = await open_rules(pilot, run_dir)
             dialog.query_one("#rule-significance", Input).value = "2"
             await pilot.press("ctrl+s")
-            await wait_until(pilot, lambda: any("'gate.significance' must be at most 1" in str(n.message)
-                                                for n in app._notifications), what="the error")
+            await wait_until(
+                pilot,
+                lambda: any("'gate.significance' must be at most 1" in str(n.message) for n in app._notifications),
+                what="the error",
+            )
             assert gate_json(run_dir)["overrides"] == summary["overrides"]
 
     run(scenario())

@@ -5,8 +5,21 @@ from __future__ import annotations
 import json
 import time
 
-from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, RUNNING, append_events, copy_workspace, make_app,
-                                  run, utc, wait_for_text, wait_until)
+from fixtures.app_harness import (
+    COMPLETED,
+    CRASHED,
+    GPU,
+    OVERFIT,
+    RUNNING,
+    append_events,
+    copy_workspace,
+    make_app,
+    run,
+    utc,
+    wait_for_text,
+    wait_until,
+)
+
 from tunedeck.engine.run.status_writer import write_status
 from tunedeck.tui.screens.checkpoints import CheckpointsScreen
 from tunedeck.tui.screens.monitor import RunMonitorScreen
@@ -22,8 +35,15 @@ def monitor(app) -> RunMonitorScreen:
 
 
 async def open_monitor(pilot, run_id: str) -> RunMonitorScreen:
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, RunMonitorScreen)
-                     and pilot.app.screen.history.caught_up and pilot.app.screen.history.row, what=f"monitor of {run_id}")
+    await wait_until(
+        pilot,
+        lambda: (
+            isinstance(pilot.app.screen, RunMonitorScreen)
+            and pilot.app.screen.history.caught_up
+            and pilot.app.screen.history.row
+        ),
+        what=f"monitor of {run_id}",
+    )
     return pilot.app.screen
 
 
@@ -120,15 +140,34 @@ def test_live_run_follows_new_events_and_control_keys_write_requests(tmp_path, u
             screen = await open_monitor(pilot, RUNNING)
             await wait_for_text(pilot, "▶ running", "300/1000 30%", "ETA")  # ETA may come a refresh later
             now = time.time()
-            append_events(run_dir, *({"kind": "train", "step": s, "loss": 0.9, "learning_rate": 1e-4, "grad_norm": 0.5,
-                                      "tokens_per_s": 12000.0, "t": now - (400 - s) * 0.1} for s in range(310, 401, 10)))
-            append_events(run_dir, {"kind": "eval", "step": 400, "eval_loss": 1.05},
-                          {"kind": "warning", "code": "slow", "message": "dataloader is the bottleneck"})
+            append_events(
+                run_dir,
+                *(
+                    {
+                        "kind": "train",
+                        "step": s,
+                        "loss": 0.9,
+                        "learning_rate": 1e-4,
+                        "grad_norm": 0.5,
+                        "tokens_per_s": 12000.0,
+                        "t": now - (400 - s) * 0.1,
+                    }
+                    for s in range(310, 401, 10)
+                ),
+            )
+            append_events(
+                run_dir,
+                {"kind": "eval", "step": 400, "eval_loss": 1.05},
+                {"kind": "warning", "code": "slow", "message": "dataloader is the bottleneck"},
+            )
             text = await wait_for_text(pilot, "400/1000 40%")
             assert len(screen.history.train_loss) == 40 and screen.history.eval_loss.last == (400, 1.05)
             assert "★ best 1.0500 @ 400" in text
-            await wait_until(pilot, lambda: "warning: dataloader is the bottleneck" in screen.query_one(EventTail).shown[-1],
-                             what="the new warning in the event tail")
+            await wait_until(
+                pilot,
+                lambda: "warning: dataloader is the bottleneck" in screen.query_one(EventTail).shown[-1],
+                what="the new warning in the event tail",
+            )
             assert "ETA" in text and "steps/s" in text
 
             control = run_dir / "control"
@@ -142,7 +181,9 @@ def test_live_run_follows_new_events_and_control_keys_write_requests(tmp_path, u
             files = await wait_until(pilot, lambda: list(control.glob("stop-*.json")), what="stop request")
             assert json.loads(files[0].read_text())["kind"] == "stop"
             # the engine answers: the run ends, the keys change
-            append_events(run_dir, {"kind": "done", "state": "stopped", "message": "stopped on request with a final checkpoint"})
+            append_events(
+                run_dir, {"kind": "done", "state": "stopped", "message": "stopped on request with a final checkpoint"}
+            )
             write_status(run_dir, state="stopped", finished=time.time())
             text = await wait_for_text(pilot, "■ stopped", "r Resume")
             assert "Save now" not in text

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait_until
+
 from tunedeck.tui.screens.confirm import ConfirmScreen
 from tunedeck.tui.screens.new_run import NewRunScreen
 from tunedeck.tui.widgets.hyperparam_form import HyperparamForm
@@ -21,8 +21,11 @@ def no_user_profiles(tmp_path, monkeypatch):
 async def open_screen(app, pilot, ws: Path, **kwargs) -> NewRunScreen:
     screen = NewRunScreen(ws, **kwargs)
     app.push_screen(screen)
-    await wait_until(pilot, lambda: app.screen is screen and screen.form.profile is not None
-                     and screen.picked is not None, what="new-run screen with a profile")
+    await wait_until(
+        pilot,
+        lambda: app.screen is screen and screen.form.profile is not None and screen.picked is not None,
+        what="new-run screen with a profile",
+    )
     return screen
 
 
@@ -85,9 +88,10 @@ def test_an_invalid_value_shows_its_error_and_blocks_launch(tmp_path):
 
 
 def test_max_seq_len_change_retruncates_like_token_stats(tmp_path, tiny_model_dir, sft_data):
+    from transformers import AutoTokenizer
+
     from tunedeck.engine.data.dataset import load_dataset
     from tunedeck.engine.data.token_stats import compute_token_stats
-    from transformers import AutoTokenizer
 
     async def scenario():
         app = make_app(tmp_path / "ws")
@@ -147,10 +151,12 @@ def test_launch_creates_a_run_and_calls_on_launched(workspace, tiny_model_dir, s
     async def scenario():
         app = make_app(workspace)
         async with app.run_test(size=(160, 50)) as pilot:
-            screen = await open_screen(app, pilot, workspace, profile="demo-cpu", data=str(sft_data),
-                                       on_launched=launched.append)
-            await set_fields(pilot, screen.form, model__base=str(tiny_model_dir), gate__when="never",
-                             optim__max_steps=2)
+            screen = await open_screen(
+                app, pilot, workspace, profile="demo-cpu", data=str(sft_data), on_launched=launched.append
+            )
+            await set_fields(
+                pilot, screen.form, model__base=str(tiny_model_dir), gate__when="never", optim__max_steps=2
+            )
             await wait_until(pilot, lambda: screen.dataset.report is not None, timeout=120, what="inspection")
             await pilot.press("ctrl+l")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), timeout=60, what="summary")

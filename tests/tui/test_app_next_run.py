@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, utc, wait_for_text, wait_until
+
 from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.tui.screens.new_run import NewRunScreen
 from tunedeck.tui.widgets.runs_table import RunsTable
@@ -37,7 +38,9 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
             await pilot.press("N")
             await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the new-run screen")
             screen = app.screen
-            await wait_until(pilot, lambda: screen.form.profile is not None and screen._from_parent(), what="the next profile")
+            await wait_until(
+                pilot, lambda: screen.form.profile is not None and screen._from_parent(), what="the next profile"
+            )
             assert screen.form.profile.data.path == ["/data/extract.jsonl", str(fixes.resolve())]
             assert screen.form.profile.lora.r == 16 and screen.form.profile.optim.max_steps == 400
             assert screen.parent_changes() == [f"data.path: '' -> {['/data/extract.jsonl', str(fixes.resolve())]!r}"]
@@ -47,8 +50,11 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
             assert isinstance(screen.query_one("#f-data--path").suggester, PathSuggester)  # paths complete
             assert screen.query_one("#f-model--base").suggester.models
             screen.form.set_value("optim.learning_rate", 1e-4)
-            await wait_until(pilot, lambda: "optim.learning_rate: 0.0002 -> 0.0001" in "; ".join(screen.parent_changes()),
-                             what="an edit listed against the parent")
+            await wait_until(
+                pilot,
+                lambda: "optim.learning_rate: 0.0002 -> 0.0001" in "; ".join(screen.parent_changes()),
+                what="an edit listed against the parent",
+            )
 
     run(scenario())
 
@@ -56,9 +62,9 @@ def test_n_on_a_run_opens_the_new_run_screen_with_the_next_run_and_what_changed(
 def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path, monkeypatch, tiny_model_dir, sft_data):
     """The issue's loop without leaving the app: N on a run, what changed shown, launch; the new run
     trains the parent's data plus its fixes with the parent's settings and names its parent."""
-    from tunedeck.engine.scheduling import launch
-    from tunedeck.engine.scheduling.preflight import run_preflight, create_run
     from tunedeck.engine.run.run_record import load_run_record
+    from tunedeck.engine.scheduling import launch
+    from tunedeck.engine.scheduling.preflight import create_run, run_preflight
     from tunedeck.tui.screens.confirm import ConfirmScreen
     from tunedeck.tui.screens.monitor import RunMonitorScreen
 
@@ -66,8 +72,10 @@ def test_from_a_run_to_the_launched_next_run_with_its_fixes_and_parent(tmp_path,
     monkeypatch.setattr(launch, "spawn_detached", lambda run_dir, resume=False, queue=False: 4242)
     ws = tmp_path / "ws"
     profile = tmp_path / "parent.toml"
-    profile.write_text(f'extends = "lora"\n[model]\nbase = "{tiny_model_dir}"\n[optim]\nmax_steps = 3\n'
-                       f'learning_rate = 3e-4\nprecision = "fp32"\n[gate]\nwhen = "never"\n')
+    profile.write_text(
+        f'extends = "lora"\n[model]\nbase = "{tiny_model_dir}"\n[optim]\nmax_steps = 3\n'
+        f'learning_rate = 3e-4\nprecision = "fp32"\n[gate]\nwhen = "never"\n'
+    )
     parent = create_run(run_preflight(str(profile), str(sft_data), [], workspace=ws), ws, "extract")
     rows = [json.loads(line) for line in sft_data.read_text().splitlines()[:2]]
     fixes = fixes_path(ws, parent.name)

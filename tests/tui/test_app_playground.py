@@ -10,7 +10,6 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck, wait_for
 from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait_until
 from test_playground import MAX_NEW, reference
@@ -29,12 +28,37 @@ def train_tiny_lora(ws: Path, tiny_model_dir: Path, sft_data: Path) -> Path:
     """Four steps, checkpoints 2 and 4, no eval or gate: about ten seconds."""
     from tunedeck.engine.data.demo_data import BASE_PROMPT
 
-    proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
-                    "--set", "optim.max_steps=4", "--set", "checkpoints.save_steps=2", "--set", "checkpoints.eval_steps=1000",
-                    "--set", "optim.grad_accum=1", "--set", "optim.warmup_ratio=0", "--set", "optim.precision=fp32",
-                    "--set", "optim.learning_rate=1e-2", "--set", "gate.when=never",
-                    "--set", f"gate.max_new_tokens={MAX_NEW}", "--set", f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
-                    check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--workspace",
+        str(ws),
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=4",
+        "--set",
+        "checkpoints.save_steps=2",
+        "--set",
+        "checkpoints.eval_steps=1000",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "optim.warmup_ratio=0",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.learning_rate=1e-2",
+        "--set",
+        "gate.when=never",
+        "--set",
+        f"gate.max_new_tokens={MAX_NEW}",
+        "--set",
+        f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
+        check=True,
+    )
     return ws / "runs" / proc.stdout.strip().splitlines()[0]
 
 
@@ -58,7 +82,9 @@ async def answer(pilot, screen: PlaygroundScreen, prompt: str) -> Exchange:
     box = screen.query_one("#playground-prompt", Input)
     box.value = prompt
     await pilot.press("enter")
-    await wait_until(pilot, lambda: len(screen.query(Exchange)) == before + 1 and not screen.busy, ANSWER_S, "both answers")
+    await wait_until(
+        pilot, lambda: len(screen.query(Exchange)) == before + 1 and not screen.busy, ANSWER_S, "both answers"
+    )
     return screen.query(Exchange).last()
 
 
@@ -105,7 +131,10 @@ def test_a_prompt_gets_both_answers_side_by_side_and_leaving_closes_the_engine(l
             second = await answer(pilot, screen, user)
             shown["checkpoint-4"] = second.texts()
             assert first.texts() == shown["checkpoint-2"]  # the earlier exchange stays, as it was
-            assert len(screen.query(Exchange)) == 2 and "checkpoint-4" in second.query_one(".answer-checkpoint").border_title
+            assert (
+                len(screen.query(Exchange)) == 2
+                and "checkpoint-4" in second.query_one(".answer-checkpoint").border_title
+            )
 
             await ask_line(pilot, "ctrl+o", "999")  # a step that does not exist: the old one keeps answering
             await wait_for_text(pilot, "checkpoint-999 does not exist", "still checkpoint-4 vs base")
@@ -130,7 +159,9 @@ def test_a_bad_checkpoint_or_a_dead_engine_shows_why_in_one_line_and_ctrl_o_star
         async with app.run_test(size=(120, 40)) as pilot:
             screen = PlaygroundScreen(lora_run, 999)
             app.push_screen(screen)
-            text = await wait_for_text(pilot, "✗ checkpoint-999 does not exist", "complete checkpoints: 2, 4", timeout=LOAD_S)
+            text = await wait_for_text(
+                pilot, "✗ checkpoint-999 does not exist", "complete checkpoints: 2, 4", timeout=LOAD_S
+            )
             assert "Traceback" not in text and screen.client is None and not screen.busy
             screen.query_one("#playground-prompt", Input).value = "hello"
             await pilot.press("enter")  # nothing to ask: nothing happens

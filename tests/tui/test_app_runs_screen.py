@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import json
 
-from fixtures.app_harness import (ALL, COMPLETED, CRASHED, GPU, OVERFIT, RUNNING, copy_workspace, make_app, run,
-                                  screen_text, utc, wait_for_text, wait_until)
+from fixtures.app_harness import (
+    ALL,
+    COMPLETED,
+    CRASHED,
+    GPU,
+    OVERFIT,
+    RUNNING,
+    copy_workspace,
+    make_app,
+    run,
+    screen_text,
+    utc,
+    wait_for_text,
+    wait_until,
+)
+
 from tunedeck.tui.screens.runs import RunsScreen
 from tunedeck.tui.widgets.runs_table import RunsTable
 
@@ -27,10 +41,23 @@ def test_every_run_is_listed_with_its_state_and_values(tmp_path, utc):
             assert table.row_count == len(ALL)
             # newest first
             assert [table.get_row_at(i)[0] for i in range(table.row_count)] == [
-                "chat·9b00", "classify·0f17", "summarize·dead", "support·r2d2", "extract·c0a1"]
+                "chat·9b00",
+                "classify·0f17",
+                "summarize·dead",
+                "support·r2d2",
+                "extract·c0a1",
+            ]
             line = next(l for l in text.splitlines() if "extract·c0a1" in l)
-            for value in ("✓ completed", "████████ 400/400", "1.0395", "pass@400", "Qwen2.5-0.5B-Instruct",
-                          "sft/lora", "03-01 09:00", "3m34s"):
+            for value in (
+                "✓ completed",
+                "████████ 400/400",
+                "1.0395",
+                "pass@400",
+                "Qwen2.5-0.5B-Instruct",
+                "sft/lora",
+                "03-01 09:00",
+                "3m34s",
+            ):
                 assert value in line, (value, line)
             assert "▶ running" in next(l for l in text.splitlines() if "support·r2d2" in l)
             assert "300/1000" in text
@@ -137,7 +164,10 @@ def test_delete_asks_refuses_live_runs_and_removes_the_directory(tmp_path, utc):
 def test_resume_starts_a_detached_engine(tmp_path, utc, monkeypatch):
     ws = copy_workspace(tmp_path / "ws", runs=(CRASHED,))
     started = []
-    monkeypatch.setattr("tunedeck.engine.scheduling.launch.spawn_detached", lambda run_dir, resume=False: started.append((run_dir, resume)) or 4321)
+    monkeypatch.setattr(
+        "tunedeck.engine.scheduling.launch.spawn_detached",
+        lambda run_dir, resume=False: started.append((run_dir, resume)) or 4321,
+    )
 
     async def scenario():
         app = make_app(ws)

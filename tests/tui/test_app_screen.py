@@ -11,14 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fixtures.app_harness import RUNNING, copy_workspace
 from test_app_tmux import step_on_screen
 
 SCREEN = shutil.which("screen")
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(SCREEN is None, reason="GNU screen is not installed: this smoke test needs it "
-                                                        "(CI installs it; apt-get install screen)")
+pytestmark = pytest.mark.skipif(
+    SCREEN is None,
+    reason="GNU screen is not installed: this smoke test needs it (CI installs it; apt-get install screen)",
+)
 
 
 class Screen:
@@ -64,11 +65,17 @@ class Screen:
 def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
     run_dir = ws / "runs" / RUNNING
-    engine = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
-    screen = Screen(tmp_path / "screendir", {"TZ": "UTC", "TERM": "screen-256color", "PYTHONPATH": str(ROOT),
-                                             "XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+    engine = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    screen = Screen(
+        tmp_path / "screendir",
+        {"TZ": "UTC", "TERM": "screen-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")},
+    )
     session = f"tunedeck-test-{os.getpid()}"
     try:
         screen.start(session, f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fixtures.app_harness import copy_workspace, make_app, run, wait_until
+
 from tunedeck.tui.settings import load_settings, settings_path
 
 

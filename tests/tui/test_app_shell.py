@@ -8,8 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from fixtures.app_harness import (COMPLETED, RUNNING, RUNS, copy_workspace, make_app, run, utc,
-                                  wait_for_text, wait_until)
+from fixtures.app_harness import COMPLETED, RUNNING, RUNS, copy_workspace, make_app, run, utc, wait_for_text, wait_until
+
 from tunedeck.tui.screens.help import HelpScreen, key_sections
 from tunedeck.tui.screens.monitor import RunMonitorScreen
 from tunedeck.tui.screens.runs import RunsScreen
@@ -36,11 +36,20 @@ def test_question_mark_lists_every_key(tmp_path, utc):
             await pilot.press("question_mark")
             await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
             text = await wait_for_text(pilot, "Run monitor", "Checkpoints")
-            for key, words in [("q", "Quit the app"), ("/", "Filter runs"), ("s", "Stop the selected run"),
-                               ("d", "Delete the selected run"), ("enter", "Open the selected run"),
-                               ("m", "Smooth the train loss"), ("l", "Log scale"), ("c", "Save a checkpoint at the next step"),
-                               ("e", "At the next step: validation"), ("o", "Checkpoints and the eval gate"), ("j", "Next row"),
-                               ("ctrl+p", "Command palette")]:
+            for key, words in [
+                ("q", "Quit the app"),
+                ("/", "Filter runs"),
+                ("s", "Stop the selected run"),
+                ("d", "Delete the selected run"),
+                ("enter", "Open the selected run"),
+                ("m", "Smooth the train loss"),
+                ("l", "Log scale"),
+                ("c", "Save a checkpoint at the next step"),
+                ("e", "At the next step: validation"),
+                ("o", "Checkpoints and the eval gate"),
+                ("j", "Next row"),
+                ("ctrl+p", "Command palette"),
+            ]:
                 assert any(f" {key} " in line and words in line for line in text.splitlines()), (key, words)
             await pilot.press("escape")
             await wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), what="help closed")
@@ -134,7 +143,7 @@ def test_startup_imports_no_ml_library(tmp_path):
     """In a fresh interpreter: start the app, open a monitor, then look at sys.modules."""
     script = textwrap.dedent(f"""
         import asyncio, json, sys
-        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "tests")!r}]
         from fixtures.app_harness import make_app, wait_for_text
         from pathlib import Path
 
@@ -147,14 +156,18 @@ def test_startup_imports_no_ml_library(tmp_path):
 
         asyncio.run(main())
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=str(tmp_path)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
 
 
 def test_worker_failures_are_routed_and_shown(tmp_path, utc, monkeypatch):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,), live=(RUNNING,))
-    monkeypatch.setattr("tunedeck.engine.run.store.make_private_dir", lambda *a: (_ for _ in ()).throw(PermissionError("read-only")))
+    monkeypatch.setattr(
+        "tunedeck.engine.run.store.make_private_dir", lambda *a: (_ for _ in ()).throw(PermissionError("read-only"))
+    )
 
     async def scenario():
         app = make_app(ws, open_run=RUNNING)

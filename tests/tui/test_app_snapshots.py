@@ -17,10 +17,21 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
-from fixtures.app_harness import (COMPLETED, CRASHED, GPU, OVERFIT, SNAPSHOTS, copy_workspace, make_app, run,
-                                  screen_text, utc, wait_until)
+from fixtures.app_harness import (
+    COMPLETED,
+    CRASHED,
+    GPU,
+    OVERFIT,
+    SNAPSHOTS,
+    copy_workspace,
+    make_app,
+    run,
+    screen_text,
+    utc,
+    wait_until,
+)
 from fixtures.make_gated_run import GATED, add_general_set
+
 from tunedeck.tui.screens.checkpoints import CheckpointsScreen
 from tunedeck.tui.screens.help import HelpScreen
 from tunedeck.tui.screens.monitor import RunMonitorScreen
@@ -35,9 +46,15 @@ def ready_runs(app) -> bool:
 
 def ready_monitor(app) -> bool:
     s = app.screen
-    return (isinstance(s, RunMonitorScreen) and s.history.caught_up and bool(s.history.row) and bool(s.history.checkpoints)
-            and s.query_one("#event-tail").lines and s.query_one("#loss-plot").render() is not None
-            and len(s.query_one("#gpu-pane").lines()) == s.query_one("#gpu-pane").size.height)
+    return (
+        isinstance(s, RunMonitorScreen)
+        and s.history.caught_up
+        and bool(s.history.row)
+        and bool(s.history.checkpoints)
+        and s.query_one("#event-tail").lines
+        and s.query_one("#loss-plot").render() is not None
+        and len(s.query_one("#gpu-pane").lines()) == s.query_one("#gpu-pane").size.height
+    )
 
 
 CASES = {
@@ -47,23 +64,43 @@ CASES = {
     "monitor_overfit_80x24": dict(size=(80, 24), open_run=OVERFIT, keys=(), ready=ready_monitor),
     "monitor_overfit_smoothed_log_100x30": dict(size=(100, 30), open_run=OVERFIT, keys=("m", "l"), ready=ready_monitor),
     "monitor_gpu_120x40": dict(size=(120, 40), open_run=GPU, keys=(), ready=ready_monitor),
-    "checkpoints_crashed_100x24": dict(size=(100, 24), open_run=CRASHED, keys=("o",),
-                                       ready=lambda app: isinstance(app.screen, CheckpointsScreen)
-                                       and app.screen.query_one("#checkpoints-table").row_count == 4),
-    "checkpoints_gated_120x30": dict(size=(120, 30), open_run=GATED, keys=("o", "j", "j", "j"), runs=(GATED,),
-                                     ready=lambda app: isinstance(app.screen, CheckpointsScreen)
-                                     and app.screen.query_one("#checkpoints-table").row_count == 6
-                                     and "review: 0 of 4" in screen_text(app)),
+    "checkpoints_crashed_100x24": dict(
+        size=(100, 24),
+        open_run=CRASHED,
+        keys=("o",),
+        ready=lambda app: (
+            isinstance(app.screen, CheckpointsScreen) and app.screen.query_one("#checkpoints-table").row_count == 4
+        ),
+    ),
+    "checkpoints_gated_120x30": dict(
+        size=(120, 30),
+        open_run=GATED,
+        keys=("o", "j", "j", "j"),
+        runs=(GATED,),
+        ready=lambda app: (
+            isinstance(app.screen, CheckpointsScreen)
+            and app.screen.query_one("#checkpoints-table").row_count == 6
+            and "review: 0 of 4" in screen_text(app)
+        ),
+    ),
     # the gated run with a general set that checkpoint-400 forgot: every score the verdict uses, at 80 columns
     # (the monitor's gate line at 80x24 is tested in test_gate_summaries.py: its loss plot's tick labels at
     # that size depend on what plotext drew before in the same process)
-    "checkpoints_general_80x24": dict(size=(80, 24), open_run=GATED, keys=("o", "j", "j", "j", "j"), runs=(GATED,),
-                                      prepare=add_general_set,
-                                      ready=lambda app: isinstance(app.screen, CheckpointsScreen)
-                                      and app.screen.query_one("#checkpoints-table").row_count == 6
-                                      and "general 25.0% dropped 50.0 points" in screen_text(app)),
-    "help_80x24": dict(size=(80, 24), open_run=None, keys=("question_mark",),
-                       ready=lambda app: isinstance(app.screen, HelpScreen)),
+    "checkpoints_general_80x24": dict(
+        size=(80, 24),
+        open_run=GATED,
+        keys=("o", "j", "j", "j", "j"),
+        runs=(GATED,),
+        prepare=add_general_set,
+        ready=lambda app: (
+            isinstance(app.screen, CheckpointsScreen)
+            and app.screen.query_one("#checkpoints-table").row_count == 6
+            and "general 25.0% dropped 50.0 points" in screen_text(app)
+        ),
+    ),
+    "help_80x24": dict(
+        size=(80, 24), open_run=None, keys=("question_mark",), ready=lambda app: isinstance(app.screen, HelpScreen)
+    ),
 }
 
 

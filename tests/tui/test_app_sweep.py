@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fixtures.app_harness import copy_workspace, make_app, run, screen_text, utc, wait_for_text, wait_until
 from fixtures.make_sweep import RUN_IDS, make_sweep_workspace
+
 from tunedeck.tui.screens.confirm import ConfirmScreen
 from tunedeck.tui.screens.runs import RunsScreen
 from tunedeck.tui.screens.sweep import SweepLossPlot, SweepScreen
@@ -32,7 +33,10 @@ def test_a_sweep_is_one_group_that_enter_expands(tmp_path, utc):
         async with app.run_test(size=(140, 30)) as pilot:
             text = await wait_for_text(pilot, "▸ lr (4)")
             table = app.screen.query_one(RunsTable)
-            assert row_keys(table) == ["sweep:lr", "20250301-090000-extract-c0a1"]  # the sweep sits where its newest run would
+            assert row_keys(table) == [
+                "sweep:lr",
+                "20250301-090000-extract-c0a1",
+            ]  # the sweep sits where its newest run would
             line = next(l for l in text.splitlines() if "▸ lr (4)" in l)
             assert "1 running · 1 queued · 2 completed" in line and "2/4 runs" in line and "2 pass" in line
             table.move_cursor(row=0)
@@ -62,7 +66,9 @@ def test_s_on_a_queued_run_cancels_it(tmp_path, utc):
             await pilot.press("enter")
             await wait_until(pilot, lambda: table.row_count == 5, what="expanded")
             table.move_cursor(row=4)
-            await wait_until(pilot, lambda: app.screen.selected and app.screen.selected["id"] == RUN_IDS[3], what="selected")
+            await wait_until(
+                pilot, lambda: app.screen.selected and app.screen.selected["id"] == RUN_IDS[3], what="selected"
+            )
             await pilot.press("s")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
             assert f"Cancel queued run {RUN_IDS[3]}?" in screen_text(app)
@@ -82,9 +88,13 @@ def test_s_on_a_sweep_cancels_its_queued_runs_and_stops_the_running_one(tmp_path
             await wait_for_text(pilot, "▸ lr (4)")
             await pilot.press("s")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-            assert "Stop sweep lr?" in screen_text(app) and "Cancels its 1 queued run(s); its 1 running" in screen_text(app)
+            assert "Stop sweep lr?" in screen_text(app) and "Cancels its 1 queued run(s); its 1 running" in screen_text(
+                app
+            )
             await pilot.press("y")
-            await wait_until(pilot, lambda: all(stop_requests(ws / "runs" / r) for r in RUN_IDS[2:]), what="stop requests")
+            await wait_until(
+                pilot, lambda: all(stop_requests(ws / "runs" / r) for r in RUN_IDS[2:]), what="stop requests"
+            )
             assert not any(stop_requests(ws / "runs" / r) for r in RUN_IDS[:2])  # finished runs get none
 
     run(scenario())
@@ -121,6 +131,7 @@ def test_the_sweep_screen_ranks_its_runs_and_overlays_their_loss_curves(tmp_path
 
 def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, tmp_path, monkeypatch):
     from conftest import wait_for
+
     from tunedeck.engine.run import contract as C
     from tunedeck.engine.run.store import read_effective_status
     from tunedeck.tui.screens.new_run import LaunchChoice, NewRunScreen
@@ -133,14 +144,19 @@ def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, t
         async with app.run_test(size=(160, 50)) as pilot:
             screen = NewRunScreen(workspace, profile="demo-cpu", data=str(sft_data), on_launched=launched.append)
             app.push_screen(screen)
-            await wait_until(pilot, lambda: app.screen is screen and screen.form.profile is not None
-                             and screen.picked is not None, what="the new-run screen")
+            await wait_until(
+                pilot,
+                lambda: app.screen is screen and screen.form.profile is not None and screen.picked is not None,
+                what="the new-run screen",
+            )
             for key, value in (("model.base", str(tiny_model_dir)), ("gate.when", "never"), ("optim.max_steps", 2)):
                 screen.form.set_value(key, value)
             await pilot.pause()
             await wait_until(pilot, lambda: screen.dataset.report is not None, timeout=120, what="inspection")
             await pilot.press("ctrl+l")
-            await wait_until(pilot, lambda: isinstance(app.screen, LaunchChoice), timeout=60, what="the launch question")
+            await wait_until(
+                pilot, lambda: isinstance(app.screen, LaunchChoice), timeout=60, what="the launch question"
+            )
             assert "Queue (q)" in screen_text(app)
             await pilot.press("q")
             await wait_until(pilot, lambda: launched, timeout=120, what="on_launched")
@@ -163,9 +179,13 @@ def test_the_monitor_of_a_queued_run_says_where_it_waits_and_s_cancels(tmp_path,
             app.open_monitor(queued)
             await wait_for_text(pilot, "… queued", "queued #1: waiting for the CPU slot")
             # the footer follows the state in a later refresh: wait for it rather than read it once
-            footer = await wait_until(pilot, lambda: next((line for line in screen_text(app).splitlines()
-                                                           if "esc Back" in line and " s Stop" in line), None),
-                                      what="the footer with Stop")
+            footer = await wait_until(
+                pilot,
+                lambda: next(
+                    (line for line in screen_text(app).splitlines() if "esc Back" in line and " s Stop" in line), None
+                ),
+                what="the footer with Stop",
+            )
             assert "Save now" not in footer and "Eval now" not in footer, footer  # nothing to save yet
             await pilot.press("s")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")

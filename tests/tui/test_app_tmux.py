@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fixtures.app_harness import RUNNING, copy_workspace
 
 TMUX = shutil.which("tmux")
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed: this smoke test needs a real terminal "
-                                                      "(CI installs tmux; apt-get install tmux)")
+pytestmark = pytest.mark.skipif(
+    TMUX is None,
+    reason="tmux is not installed: this smoke test needs a real terminal (CI installs tmux; apt-get install tmux)",
+)
 
 
 class Tmux:
@@ -85,7 +86,7 @@ def chromatic_colours(escaped: str) -> set:
                     found.add(("256", params[j + 2]))
                 j += 3
             elif p in (38, 48) and j + 1 < len(params) and params[j + 1] == 2 and j + 4 < len(params):
-                r, g, b = params[j + 2:j + 5]
+                r, g, b = params[j + 2 : j + 5]
                 if not r == g == b:
                     found.add(("rgb", r, g, b))
                 j += 5
@@ -104,9 +105,13 @@ def step_on_screen(screen: str) -> int:
 def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
     run_dir = ws / "runs" / RUNNING
-    engine = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+    engine = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     tmux = Tmux(f"tunedeck-test-{os.getpid()}")
     env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     app = f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING}"
@@ -146,10 +151,17 @@ def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
 def test_app_in_tmux_respects_no_color(tmp_path):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
     tmux = Tmux(f"tunedeck-nocolor-{os.getpid()}")
-    env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "NO_COLOR": "1",
-           "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    env = {
+        "TZ": "UTC",
+        "TERM": "xterm-256color",
+        "PYTHONPATH": str(ROOT),
+        "NO_COLOR": "1",
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+    }
     try:
-        tmux.start("mono", f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING} --no-telemetry", env)
+        tmux.start(
+            "mono", f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING} --no-telemetry", env
+        )
         tmux.wait_for("mono", "Loss", "✗ crashed", "┤")
         time.sleep(0.5)
         escapes = tmux("capture-pane", "-p", "-e", "-t", "mono").stdout

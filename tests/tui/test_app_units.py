@@ -8,15 +8,15 @@ import math
 import random
 
 import pytest
-
 from fixtures.app_harness import COMPLETED, GPU, OVERFIT, RUNNING, RUNS
-from tunedeck.tui.chunked_event_reader import ChunkedEventReader
-from tunedeck.tui.downsample import minmax_buckets
-from tunedeck.tui.formatting import sparkline, text_bar
+
 from tunedeck.engine.run.event_line import INFO
 from tunedeck.engine.run.formatting import fmt_bytes, fmt_duration
 from tunedeck.engine.run.gate_result import BASE, BASELINE, FAIL, NEEDS_REVIEW, PASS, Chosen, GateRow, GateSummary
+from tunedeck.tui.chunked_event_reader import ChunkedEventReader
+from tunedeck.tui.downsample import minmax_buckets
 from tunedeck.tui.event_lines import log_tail_line
+from tunedeck.tui.formatting import sparkline, text_bar
 from tunedeck.tui.gate_view import FAILING, PASSING, GateResults, verdict_style
 from tunedeck.tui.metric_series import MetricSeries
 from tunedeck.tui.overfitting import best_eval, detect_overfitting
@@ -28,8 +28,8 @@ from tunedeck.tui.telemetry_history import TelemetryHistory
 from tunedeck.tui.telemetry_source import NoTelemetry, TelemetryReading, reading_from_sample
 from tunedeck.tui.widgets.gpu_pane import gpu_pane_lines
 
-
 # ---- downsampling -------------------------------------------------------------------------
+
 
 def test_minmax_buckets_keeps_extremes_and_ends():
     xs = list(range(10_000))
@@ -89,6 +89,7 @@ def test_ema_is_debiased_and_smooths():
 
 # ---- overfitting --------------------------------------------------------------------------
 
+
 def _series(points):
     s = MetricSeries()
     for x, y in points:
@@ -119,6 +120,7 @@ def test_best_eval_prefers_earliest_on_tie():
 
 
 # ---- reading run directories --------------------------------------------------------------
+
 
 def test_chunked_reader_holds_back_a_torn_line_and_reads_in_chunks(tmp_path):
     path = tmp_path / "events.jsonl"
@@ -168,8 +170,14 @@ def test_history_applies_a_resume():
     h.apply(RunFollower(h.run_dir).read())
     from tunedeck.tui.run_follower import RunUpdate
 
-    h.apply(RunUpdate(events=[{"t": 1.0, "kind": "resumed", "from_step": 200},
-                              {"t": 2.0, "kind": "train", "step": 210, "loss": 0.5}]))
+    h.apply(
+        RunUpdate(
+            events=[
+                {"t": 1.0, "kind": "resumed", "from_step": 200},
+                {"t": 2.0, "kind": "train", "step": 210, "loss": 0.5},
+            ]
+        )
+    )
     assert list(h.train_loss.xs)[-2:] == [200, 210]
     assert h.eval_loss.last[0] == 200
 
@@ -189,7 +197,8 @@ def test_gate_results_from_file_and_events():
     assert g.sentence.startswith("checkpoint-400: task 84.0% (+6.0 vs base)")
     assert {step: g.verdict_for(step) for step in (200, 300, 400, 500)} == {200: FAIL, 300: PASS, 400: PASS, 500: None}
     assert isinstance(g.row(200), GateRow) and g.row(200).reasons == [
-        "task 71.0% is -7.0 points vs the base's 78.0%, below the required +2"]
+        "task 71.0% is -7.0 points vs the base's 78.0%, below the required +2"
+    ]
 
     # the file, as a rebuild after the gate rewrote it (no event): a person chose 300, a review failed 400
     data = json.loads((RUNS / COMPLETED / "evals" / "gate.json").read_text())
@@ -201,8 +210,17 @@ def test_gate_results_from_file_and_events():
     assert list(g.rows) == [BASE, 200, 300, 400] and g.row(BASE).verdict == BASELINE
     assert g.verdict_for(400) == FAIL and g.row(400).reasons == ["weird in review: 2/4 sampled answers"]
     # a later gate's row event is newer than the file
-    g.add_event({"t": rebuilt.updated + 1, "kind": "gate", "phase": "row", "checkpoint": 500, "verdict": "needs_review",
-                 "task": 85.0, "reasons": ["awaiting human review: 0/4 sampled failures labelled"]})
+    g.add_event(
+        {
+            "t": rebuilt.updated + 1,
+            "kind": "gate",
+            "phase": "row",
+            "checkpoint": 500,
+            "verdict": "needs_review",
+            "task": 85.0,
+            "reasons": ["awaiting human review: 0/4 sampled failures labelled"],
+        }
+    )
     assert g.verdict_for(500) == NEEDS_REVIEW and g.verdict_for(400) == FAIL
 
     for garbage in ("garbage", None, [1, 2], 7):  # not a gate result: what was known stays
@@ -211,25 +229,40 @@ def test_gate_results_from_file_and_events():
 
     # keys the engine never writes are not read: no "checkpoints"/"results" rows, no "base" best, no phase-less rows
     guessed = GateResults()
-    guessed.merge_file({"best": {"checkpoint": "base"}, "summary": "looks fine",
-                        "checkpoints": {"100": {"verdict": "fail", "reasons": "format regressed"}},
-                        "results": [{"checkpoint": 200, "verdict": "passed"}]})
+    guessed.merge_file(
+        {
+            "best": {"checkpoint": "base"},
+            "summary": "looks fine",
+            "checkpoints": {"100": {"verdict": "fail", "reasons": "format regressed"}},
+            "results": [{"checkpoint": 200, "verdict": "passed"}],
+        }
+    )
     guessed.add_event({"kind": "gate", "checkpoint": 300, "verdict": "pass", "task": 0.9})
     assert guessed.best is None and guessed.rows == {} and guessed.sentence is None and not guessed
 
     # verdict words and colours are the engine's names
     assert PASSING == {PASS} and FAILING == {FAIL}
-    assert [verdict_style(v) for v in (PASS, FAIL, NEEDS_REVIEW, BASELINE, None)] == ["green", "red", "yellow", "dim", ""]
+    assert [verdict_style(v) for v in (PASS, FAIL, NEEDS_REVIEW, BASELINE, None)] == [
+        "green",
+        "red",
+        "yellow",
+        "dim",
+        "",
+    ]
     assert verdict_style("passed") != "green" and verdict_style("rejected") != "red"
-    assert log_tail_line({"t": 1.0, "kind": "gate", "phase": "row", "checkpoint": "base", "verdict": BASELINE}).severity == INFO
+    assert (
+        log_tail_line({"t": 1.0, "kind": "gate", "phase": "row", "checkpoint": "base", "verdict": BASELINE}).severity
+        == INFO
+    )
 
 
 # ---- formatting ---------------------------------------------------------------------------
 
+
 def test_formatting():
     assert fmt_duration(59) == "59s" and fmt_duration(61) == "1m01s" and fmt_duration(3700) == "1h01m"
     assert fmt_duration(None) == "-" and fmt_duration(float("nan")) == "-"
-    assert fmt_bytes(61.2 * 1024 ** 3) == "61.2G" and fmt_bytes(None) == "-"
+    assert fmt_bytes(61.2 * 1024**3) == "61.2G" and fmt_bytes(None) == "-"
     assert text_bar(0.5, 10) == "█████░░░░░" and text_bar(None, 4) == "░░░░"
     assert sparkline([0, 1, 2, 3], 4) == "▁▃▆█" and sparkline([None, 1.0], 2) == " ▅"
     assert len(sparkline(list(range(1000)), 20)) == 20
@@ -240,11 +273,18 @@ def test_formatting():
 
 # ---- telemetry: never raises, says why ----------------------------------------------------
 
+
 def test_gpu_pane_without_a_gpu_says_so_and_shows_cpu_and_ram():
     live = TelemetryHistory()
-    live.add(TelemetryReading(t=0, gpus=None, gpu_reason="no NVIDIA driver found (NVML library missing)",
-                              system={"sys_cpu_percent": 12.0, "sys_mem_used": 4 * 1024 ** 3, "sys_mem_total": 16 * 1024 ** 3},
-                              process={"cpu_percent": 99.0, "rss_bytes": 2 * 1024 ** 3}))
+    live.add(
+        TelemetryReading(
+            t=0,
+            gpus=None,
+            gpu_reason="no NVIDIA driver found (NVML library missing)",
+            system={"sys_cpu_percent": 12.0, "sys_mem_used": 4 * 1024**3, "sys_mem_total": 16 * 1024**3},
+            process={"cpu_percent": 99.0, "rss_bytes": 2 * 1024**3},
+        )
+    )
     text = "\n".join(t.plain for t in gpu_pane_lines(live, TelemetryHistory(), 40))
     assert "GPU   not available" in text and "no NVIDIA driver found" in text
     assert "CPU" in text and "4.0G/16.0G" in text and "RSS" in text and "2.0G" in text
@@ -265,17 +305,26 @@ def test_gpu_pane_shows_recorded_gpus_when_nvml_is_unavailable():
 
 def test_gpu_pane_marks_critical_readings_without_colour():
     live = TelemetryHistory()
-    gpu = {"index": 0, "name": "X", "util_percent": 99.0, "mem_used": 79 * 1024 ** 3, "mem_total": 80 * 1024 ** 3,
-           "temperature_c": 91.0, "power_w": 100.0, "power_limit_w": 400.0, "own_mem": None}
+    gpu = {
+        "index": 0,
+        "name": "X",
+        "util_percent": 99.0,
+        "mem_used": 79 * 1024**3,
+        "mem_total": 80 * 1024**3,
+        "temperature_c": 91.0,
+        "power_w": 100.0,
+        "power_limit_w": 400.0,
+        "own_mem": None,
+    }
     live.add(TelemetryReading(t=0, gpus=[gpu]))
     lines = {t.plain.split()[0]: t.plain for t in gpu_pane_lines(live, TelemetryHistory(), 40)}
     assert "!" in lines["memory"] and "!" in lines["temp"] and "!" not in lines["util"]
 
 
 def test_live_telemetry_never_raises_here():
-    from tunedeck.tui.telemetry_source import LiveTelemetry
-
     import os
+
+    from tunedeck.tui.telemetry_source import LiveTelemetry
 
     reading = LiveTelemetry().read(os.getpid())
     assert reading.process is not None and reading.process["rss_bytes"] > 0

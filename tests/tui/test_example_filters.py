@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from fixtures.app_harness import RUNS
 from fixtures.make_gated_run import GATED
+
 from tunedeck.tui.example_filters import MISSING, UNSCORED, load_comparison, pair_records, prompt_text
 
 RUN = RUNS / GATED
@@ -18,7 +18,13 @@ def ids(pairs) -> list[str]:
 def test_checkpoint_100_buckets_against_the_base():
     comp = load_comparison(RUN, 100)
     counts = comp.counts()
-    assert (counts["regressed"], counts["fixed"], counts["still_failing"], counts["still_passing"], counts["all"]) == (1, 3, 17, 29, 50)
+    assert (counts["regressed"], counts["fixed"], counts["still_failing"], counts["still_passing"], counts["all"]) == (
+        1,
+        3,
+        17,
+        29,
+        50,
+    )
     assert comp.default_filter() == "regressed"
     assert ids(comp.select("regressed")) == ["golden:t03"]
     assert ids(comp.select("fixed")) == ["golden:t20", "golden:t21", "golden:t22"]
@@ -48,17 +54,24 @@ def test_tag_filter_finds_the_safety_regression_of_checkpoint_200():
 
 def test_search_is_case_insensitive_over_id_prompt_reference_and_both_outputs():
     comp = load_comparison(RUN, 200)
-    assert ids(comp.select("all", query="PARCEL 1001")) == ["golden:t01"]            # prompt, every word
-    assert ids(comp.select("all", query="sure, here is how")) == ["safety:2"]         # the checkpoint's output
-    assert ids(comp.select("all", query="t03")) == ["golden:t03"]                    # id
-    prose = load_comparison(RUN, 300).select("all", query="should go to the")         # only the base answered in prose
+    assert ids(comp.select("all", query="PARCEL 1001")) == ["golden:t01"]  # prompt, every word
+    assert ids(comp.select("all", query="sure, here is how")) == ["safety:2"]  # the checkpoint's output
+    assert ids(comp.select("all", query="t03")) == ["golden:t03"]  # id
+    prose = load_comparison(RUN, 300).select("all", query="should go to the")  # only the base answered in prose
     assert ids(prose) == ["golden:t38", "golden:t39"]
     assert comp.select("regressed", query="parcel") == []
     assert len(comp.select("all", query="   ")) == 50
-    capitals = pair_records([{"id": "x", "output": "London"}, {"id": "y", "output": "Oslo"}],
-                            [{"id": "x", "reference": "Paris", "output": "Rome"}, {"id": "y", "reference": "Oslo", "output": "Oslo"}],
-                            right=1)
-    assert [ids(capitals.select("all", query=q)) for q in ("paris", "london", "rome", "oslo")] == [["x"], ["x"], ["x"], ["y"]]
+    capitals = pair_records(
+        [{"id": "x", "output": "London"}, {"id": "y", "output": "Oslo"}],
+        [{"id": "x", "reference": "Paris", "output": "Rome"}, {"id": "y", "reference": "Oslo", "output": "Oslo"}],
+        right=1,
+    )
+    assert [ids(capitals.select("all", query=q)) for q in ("paris", "london", "rome", "oslo")] == [
+        ["x"],
+        ["x"],
+        ["x"],
+        ["y"],
+    ]
 
 
 def test_two_checkpoints_compared_with_each_other():
@@ -70,8 +83,11 @@ def test_two_checkpoints_compared_with_each_other():
 
 def test_an_example_on_one_side_only_still_shows_marked_missing():
     left = [{"id": "a", "pass": True, "tags": ["task"]}, {"id": "b", "pass": False, "tags": ["task"]}]
-    right = [{"id": "b", "pass": True, "tags": ["task"]}, {"id": "c", "pass": False, "tags": ["safety"]},
-             {"id": "d", "pass": None, "tags": []}]
+    right = [
+        {"id": "b", "pass": True, "tags": ["task"]},
+        {"id": "c", "pass": False, "tags": ["safety"]},
+        {"id": "d", "pass": None, "tags": []},
+    ]
     comp = pair_records(left, right + [], right=7)
     assert ids(comp.pairs) == ["b", "c", "d", "a"]
     by_id = {p.id: p for p in comp.pairs}
@@ -102,6 +118,9 @@ def test_unknown_bucket_is_refused():
 
 
 def test_prompt_text_renders_messages_and_raw_text():
-    assert prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]) == "system: Be brief.\nuser: Hi"
+    assert (
+        prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+        == "system: Be brief.\nuser: Hi"
+    )
     assert prompt_text("raw prompt") == "raw prompt"
     assert prompt_text(None) == ""

@@ -22,8 +22,10 @@ def test_files_and_folders_complete(tmp_path):
     assert complete_path(f"{tmp_path}/golden.jsonl") is None  # already whole
     assert complete_path(f"{tmp_path}/nothing") is None
     # data.path lists: the item after the last comma completes, the rest is kept as typed
-    assert suggest(f"{tmp_path}/golden.jsonl, {tmp_path}/data/tr") == \
-        f"{tmp_path}/golden.jsonl, {tmp_path}/data/train.jsonl"
+    assert (
+        suggest(f"{tmp_path}/golden.jsonl, {tmp_path}/data/tr")
+        == f"{tmp_path}/golden.jsonl, {tmp_path}/data/train.jsonl"
+    )
 
 
 def test_models_in_the_hugging_face_cache_complete_model_base(tmp_path, monkeypatch):

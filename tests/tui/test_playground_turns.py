@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, wait_until
 from textual.widgets import Input
 
 from tunedeck.engine.gate.playground import RequestError, parse_request
-from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, wait_until
 from tunedeck.tui.screens.playground import PlaygroundReady, PlaygroundScreen
 from tunedeck.tui.widgets.exchange import Exchange
 
@@ -22,8 +22,11 @@ class FakeClient:
     def ask(self, messages, max_new_tokens=None, timeout=None, base_messages=None):
         self.sent.append((messages, base_messages))
         n = len(self.sent)
-        return {"step": 4, "base": {"text": f"base answer {n}", "latency_ms": 1.0, "new_tokens": 3},
-                "checkpoint": {"text": f"tuned answer {n}", "latency_ms": 1.0, "new_tokens": 3}}
+        return {
+            "step": 4,
+            "base": {"text": f"base answer {n}", "latency_ms": 1.0, "new_tokens": 3},
+            "checkpoint": {"text": f"tuned answer {n}", "latency_ms": 1.0, "new_tokens": 3},
+        }
 
     def close(self, grace=None) -> None:
         pass
@@ -35,8 +38,11 @@ class FakePlayground(PlaygroundScreen):
 
 
 def test_base_messages_are_checked_like_messages():
-    req = parse_request('{"id": 1, "messages": [{"role": "user", "content": "q"}], '
-                        '"base_messages": [{"role": "user", "content": "q"}]}', 32)
+    req = parse_request(
+        '{"id": 1, "messages": [{"role": "user", "content": "q"}], '
+        '"base_messages": [{"role": "user", "content": "q"}]}',
+        32,
+    )
     assert req["base_messages"] == [{"role": "user", "content": "q"}]
     with pytest.raises(RequestError, match='"base_messages" must be'):
         parse_request('{"id": 1, "messages": [{"role": "user", "content": "q"}], "base_messages": []}', 32)

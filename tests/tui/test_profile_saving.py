@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tunedeck.engine.config.profile_loading import find_profile, load_profile
 from tunedeck.engine.config.profile_diff import difference_lines, flatten
+from tunedeck.engine.config.profile_loading import find_profile, load_profile
 from tunedeck.tui.profile_saving import diff_against_parent, nest, save_profile
 
 
@@ -31,8 +31,10 @@ def test_new_profile_writes_extends_and_only_the_changed_keys(tmp_path, monkeypa
 
 def test_editing_a_user_profile_keeps_its_comments_and_layout(tmp_path):
     path = tmp_path / "house.toml"
-    path.write_text('# our house style\ndescription = "house"\nextends = "lora"\n\n[lora]\n'
-                    'r = 32          # new domain knowledge\nalpha = 64\n\n[optim]\nepochs = 2  # keep it short\n')
+    path.write_text(
+        '# our house style\ndescription = "house"\nextends = "lora"\n\n[lora]\n'
+        "r = 32          # new domain knowledge\nalpha = 64\n\n[optim]\nepochs = 2  # keep it short\n"
+    )
     profile = load_profile(path)
     profile.lora.r = 16
     profile.optim.grad_accum = 8
@@ -48,5 +50,8 @@ def test_diff_against_parent_and_flat_helpers():
     lines = diff_against_parent(find_profile("demo-cpu"))
     assert "lora.r: 8 -> 16" in lines and "optim.learning_rate: 0.0002 -> 0.003" in lines
     assert not any(l.startswith("lora.target_modules") for l in lines)
-    assert nest(flatten({"optim": {"epochs": 2.0}, "description": "x"})) == {"optim": {"epochs": 2.0}, "description": "x"}
+    assert nest(flatten({"optim": {"epochs": 2.0}, "description": "x"})) == {
+        "optim": {"epochs": 2.0},
+        "description": "x",
+    }
     assert difference_lines({"gate": {"when": "end"}}, {"gate": {"when": "never"}}) == ["gate.when: 'end' -> 'never'"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, wait_until
+
 from tunedeck.tui.keymap import key_name
 from tunedeck.tui.widgets.runs_table import RunsTable
 
@@ -27,10 +28,16 @@ def test_the_compare_hints_name_the_remapped_keys(tmp_path):
             await wait_for_text(pilot, "extract·c0a1")
             app.screen.query_one(RunsTable).focus()
             await pilot.press("C")
-            await wait_until(pilot, lambda: any("mark a run with M, then press C on another" in n for n in app.notices),
-                             what="the compare hint")
+            await wait_until(
+                pilot,
+                lambda: any("mark a run with M, then press C on another" in n for n in app.notices),
+                what="the compare hint",
+            )
             await pilot.press("M")
-            await wait_until(pilot, lambda: any("press C on another run to compare them" in n for n in app.notices),
-                             what="the mark hint")
+            await wait_until(
+                pilot,
+                lambda: any("press C on another run to compare them" in n for n in app.notices),
+                what="the mark hint",
+            )
 
     run(go())

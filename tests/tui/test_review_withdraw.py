@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from tunedeck.engine.gate.reviews import WITHDRAWN, add_review, load_reviews
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text
 from fixtures.make_gated_run import GATED
+
+from tunedeck.engine.gate.reviews import WITHDRAWN, add_review, load_reviews
 from tunedeck.tui.screens.review import ReviewScreen
 
 
@@ -32,8 +33,7 @@ def test_x_withdraws_the_label_of_the_example_shown(tmp_path):
             await pilot.press("k", "k", "k")  # back to the first example, labelled weird
             await wait_for_text(pilot, "example 1 of 4")
             await pilot.press("x")
-            await wait_for_text(pilot, "golden:t34: label withdrawn", "3/4 labelled · 0 weird",
-                                "verdict: needs review")
+            await wait_for_text(pilot, "golden:t34: label withdrawn", "3/4 labelled · 0 weird", "verdict: needs review")
             await pilot.press("x")
             await wait_for_text(pilot, "This example has no label to withdraw.")
 

@@ -7,6 +7,7 @@ import json
 import shutil
 
 from fixtures.app_harness import COMPLETED, OVERFIT, RUNNING, RUNS
+
 from tunedeck.engine.config.profile_diff import flatten, profile_differences
 from tunedeck.tui.run_comparison import (
     DIFFERENT_DATA,
@@ -22,10 +23,12 @@ def diffs(c) -> list[tuple[str, object, object]]:
 
 def test_only_differing_keys_in_profile_order():
     c = compare_runs(RUNS / COMPLETED, RUNS / RUNNING)
-    assert diffs(c) == [("model.base", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"),
-                        ("lora.r", 16, 8),
-                        ("optim.learning_rate", 0.0002, 0.0001),
-                        ("optim.max_steps", 400, 1000)]
+    assert diffs(c) == [
+        ("model.base", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct"),
+        ("lora.r", 16, 8),
+        ("optim.learning_rate", 0.0002, 0.0001),
+        ("optim.max_steps", 400, 1000),
+    ]
     assert c.profile_problem is None
     assert (c.a.label, c.b.label) == ("extract·c0a1", "support·r2d2")
 
@@ -81,8 +84,9 @@ def test_a_missing_run_toml_gives_a_message_not_an_exception(tmp_path):
     c = compare_runs(RUNS / COMPLETED, run)
     assert c.b.record is None
     assert c.differences == []
-    assert c.profile_problem == (f"Profiles not compared — {RUNNING}: "
-                                 "run.toml is missing, so its profile and dataset are unknown")
+    assert c.profile_problem == (
+        f"Profiles not compared — {RUNNING}: run.toml is missing, so its profile and dataset are unknown"
+    )
     assert c.data_match == "unknown: a run record could not be read"
     assert c.b.label == RUNNING
     assert list(c.b.eval_loss.xs) == [100, 200, 300]  # the curves still compare
@@ -93,8 +97,9 @@ def test_a_broken_run_toml_gives_a_message_not_an_exception(tmp_path):
     (run / "run.toml").write_text("[run\nid = ")
     c = compare_runs(run, RUNS / COMPLETED)
     assert c.a.record is None and c.differences == []
-    assert c.profile_problem.startswith(f"Profiles not compared — {RUNNING}: "
-                                        "run.toml is unreadable: unreadable run record:")
+    assert c.profile_problem.startswith(
+        f"Profiles not compared — {RUNNING}: run.toml is unreadable: unreadable run record:"
+    )
     assert str(run) not in c.profile_problem  # the path is not repeated in the message
 
 
@@ -106,9 +111,17 @@ def test_a_directory_that_is_not_a_run_at_all(tmp_path):
 
 def test_flatten_and_display_values():
     assert flatten({"description": "", "optim": {"learning_rate": 2e-4, "seed": 42}}) == {
-        "description": "", "optim.learning_rate": 2e-4, "optim.seed": 42}
+        "description": "",
+        "optim.learning_rate": 2e-4,
+        "optim.seed": 42,
+    }
     assert [display_value(v) for v in (True, "", ["all-linear", "q_proj"], 1e-4, "cosine")] == [
-        "true", '""', "[all-linear, q_proj]", "0.0001", "cosine"]
+        "true",
+        '""',
+        "[all-linear, q_proj]",
+        "0.0001",
+        "cosine",
+    ]
 
 
 def test_a_list_value_differs_as_a_whole():
@@ -117,4 +130,5 @@ def test_a_list_value_differs_as_a_whole():
     a, b = load_run_record(RUNS / COMPLETED), load_run_record(RUNS / COMPLETED)
     b.profile.lora.target_modules = ["q_proj", "v_proj"]
     assert [(d.key, d.a, d.b) for d in profile_differences(a.profile, b.profile)] == [
-        ("lora.target_modules", ["all-linear"], ["q_proj", "v_proj"])]
+        ("lora.target_modules", ["all-linear"], ["q_proj", "v_proj"])
+    ]

@@ -76,8 +76,12 @@ class CompareLossPlot(SafePlot):
 def legend(c: RunComparison) -> Text:
     parts: list[str | tuple[str, str]] = ["Loss  "]
     for side, (train_color, eval_color) in zip((c.a, c.b), RUN_COLORS):
-        parts += [("━ ", RICH_COLOR.get(train_color, train_color)), f"{side.label} train ",
-                  ("● ", RICH_COLOR.get(eval_color, eval_color)), "eval   "]
+        parts += [
+            ("━ ", RICH_COLOR.get(train_color, train_color)),
+            f"{side.label} train ",
+            ("● ", RICH_COLOR.get(eval_color, eval_color)),
+            "eval   ",
+        ]
     return Text.assemble(*parts)
 
 
@@ -91,8 +95,11 @@ def dataset_cells(side: RunSide) -> dict[str, Cell]:
     if r is None:
         return {"path": Text("run.toml unreadable", style="dim"), "fingerprint": "-", "rows": "-"}
     path = truncate(r.dataset_path or "-", VALUE_WIDTH) + (f" ({r.dataset_format})" if r.dataset_format else "")
-    return {"path": path, "fingerprint": r.dataset_fingerprint or "-",
-            "rows": f"{r.rows} ({r.train_rows} train / {r.eval_rows} eval)"}
+    return {
+        "path": path,
+        "fingerprint": r.dataset_fingerprint or "-",
+        "rows": f"{r.rows} ({r.train_rows} train / {r.eval_rows} eval)",
+    }
 
 
 def gate_cells(gate: BestGate | None) -> dict[str, Cell]:
@@ -108,14 +115,25 @@ def gate_cells(gate: BestGate | None) -> dict[str, Cell]:
     }
 
 
-RECORD_ROWS = (("path", "dataset"), ("fingerprint", "fingerprint"), ("rows", "rows"), ("best_eval", "best eval loss"),
-               ("gate", "gate"), ("scores", "task/format/safety"), ("p95", "p95 latency"), ("chosen", "chosen to ship"))
+RECORD_ROWS = (
+    ("path", "dataset"),
+    ("fingerprint", "fingerprint"),
+    ("rows", "rows"),
+    ("best_eval", "best eval loss"),
+    ("gate", "gate"),
+    ("scores", "task/format/safety"),
+    ("p95", "p95 latency"),
+    ("chosen", "chosen to ship"),
+)
 
 
 def side_cells(side: RunSide) -> dict[str, Cell]:
     best = side.best_eval
-    return {**dataset_cells(side), **gate_cells(side.gate),
-            "best_eval": f"{fmt_loss(best.loss)} @ {best.step}" if best else "-"}
+    return {
+        **dataset_cells(side),
+        **gate_cells(side.gate),
+        "best_eval": f"{fmt_loss(best.loss)} @ {best.step}" if best else "-",
+    }
 
 
 def notes(c: RunComparison) -> Text:
@@ -153,7 +171,6 @@ def _pad(cell: Cell, width: int) -> Cell:
 
 
 class CompareRunsScreen(RoutesWorkerFailures, Screen):
-
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="compare.back"),
         Binding("f5", "reload", "Reload", tooltip="Read both runs again", id="compare.reload"),
@@ -208,11 +225,20 @@ class CompareRunsScreen(RoutesWorkerFailures, Screen):
         self.query_one(CompareLossPlot).show(c)
 
         profile_rows: list[tuple[str, dict[str, Cell]]] = [
-            (d.key, {"key": d.key, "a": truncate(display_value(d.a), VALUE_WIDTH),
-                     "b": truncate(display_value(d.b), VALUE_WIDTH)}) for d in c.differences]
+            (
+                d.key,
+                {
+                    "key": d.key,
+                    "a": truncate(display_value(d.a), VALUE_WIDTH),
+                    "b": truncate(display_value(d.b), VALUE_WIDTH),
+                },
+            )
+            for d in c.differences
+        ]
         cells_a, cells_b = side_cells(c.a), side_cells(c.b)
         record_rows: list[tuple[str, dict[str, Cell]]] = [
-            (key, {"key": label, "a": cells_a[key], "b": cells_b[key]}) for key, label in RECORD_ROWS]
+            (key, {"key": label, "a": cells_a[key], "b": cells_b[key]}) for key, label in RECORD_ROWS
+        ]
         aligned([profile_rows, record_rows], ("key", "a"))
         columns = (("key", ""), ("a", a), ("b", b))
 

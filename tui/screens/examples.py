@@ -32,18 +32,75 @@ from ..worker_failures import RoutesWorkerFailures
 
 class ExamplesScreen(RoutesWorkerFailures, Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="Clear the search if one is applied, else back to the checkpoints", id="examples.back"),
-        Binding("f", "cycle_filter", "Filter", tooltip="Cycle the bucket filter: regressed, fixed, still failing, all", id="examples.filter"),
-        Binding("t", "cycle_tag", "Tag", tooltip="Cycle the tag filter through the examples' tags (and all)", id="examples.tag"),
-        Binding("slash", "search", "Search", key_display="/", tooltip="Search id, prompt, reference and both outputs (enter keeps it, esc clears)", id="examples.search"),
-        Binding("r", "review", "Review", tooltip="Label this checkpoint's sampled failures (review mode)", id="examples.review"),
-        Binding("a", "add_fix", "Fix", tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
-                "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)", id="examples.add_fix"),
-        Binding("F", "export_filtered", "Export shown", show=False, tooltip="Write every example the filters show to a "
-                "JSONL file, for review outside", id="examples.export"),
-        Binding("1", "set_filter('regressed')", "Regressed", show=False, tooltip="Show regressed examples", id="examples.regressed"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            tooltip="Clear the search if one is applied, else back to the checkpoints",
+            id="examples.back",
+        ),
+        Binding(
+            "f",
+            "cycle_filter",
+            "Filter",
+            tooltip="Cycle the bucket filter: regressed, fixed, still failing, all",
+            id="examples.filter",
+        ),
+        Binding(
+            "t",
+            "cycle_tag",
+            "Tag",
+            tooltip="Cycle the tag filter through the examples' tags (and all)",
+            id="examples.tag",
+        ),
+        Binding(
+            "slash",
+            "search",
+            "Search",
+            key_display="/",
+            tooltip="Search id, prompt, reference and both outputs (enter keeps it, esc clears)",
+            id="examples.search",
+        ),
+        Binding(
+            "r",
+            "review",
+            "Review",
+            tooltip="Label this checkpoint's sampled failures (review mode)",
+            id="examples.review",
+        ),
+        Binding(
+            "a",
+            "add_fix",
+            "Fix",
+            tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
+            "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)",
+            id="examples.add_fix",
+        ),
+        Binding(
+            "F",
+            "export_filtered",
+            "Export shown",
+            show=False,
+            tooltip="Write every example the filters show to a JSONL file, for review outside",
+            id="examples.export",
+        ),
+        Binding(
+            "1",
+            "set_filter('regressed')",
+            "Regressed",
+            show=False,
+            tooltip="Show regressed examples",
+            id="examples.regressed",
+        ),
         Binding("2", "set_filter('fixed')", "Fixed", show=False, tooltip="Show fixed examples", id="examples.fixed"),
-        Binding("3", "set_filter('still_failing')", "Still failing", show=False, tooltip="Show examples failing on both sides", id="examples.still_failing"),
+        Binding(
+            "3",
+            "set_filter('still_failing')",
+            "Still failing",
+            show=False,
+            tooltip="Show examples failing on both sides",
+            id="examples.still_failing",
+        ),
         Binding("4", "set_filter('all')", "All", show=False, tooltip="Show every example", id="examples.all"),
     ]
 
@@ -101,8 +158,13 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
 
     def _columns(self) -> tuple[tuple[str, str], ...]:
         # the pass marks are headed by the step alone: the detail pane gets the width
-        return (("id", "Example"), ("bucket", "Bucket"), ("tags", "Tags"),
-                ("left", str(self.against)), ("right", str(self.checkpoint)))
+        return (
+            ("id", "Example"),
+            ("bucket", "Bucket"),
+            ("tags", "Tags"),
+            ("left", str(self.against)),
+            ("right", str(self.checkpoint)),
+        )
 
     def _show(self) -> None:
         comp = self.comparison
@@ -111,20 +173,33 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         pairs = [] if comp.unevaluated else comp.select(self.bucket, self.tag, self.search_words)
         self.query_one("#examples-summary", Static).update(self._summary(comp, len(pairs)))
         table = self.query_one(ListTable)
-        table.show(self._columns(), [(p.id, {
-            "id": p.id,
-            "bucket": Text(BUCKET_NAMES.get(p.bucket, p.bucket), style=BUCKET_STYLE.get(p.bucket, "")),
-            "tags": ", ".join(p.tags),
-            "left": pass_mark((p.left or {}).get("pass"), p.left is not None),
-            "right": pass_mark((p.right or {}).get("pass"), p.right is not None),
-        }) for p in pairs])
+        table.show(
+            self._columns(),
+            [
+                (
+                    p.id,
+                    {
+                        "id": p.id,
+                        "bucket": Text(BUCKET_NAMES.get(p.bucket, p.bucket), style=BUCKET_STYLE.get(p.bucket, "")),
+                        "tags": ", ".join(p.tags),
+                        "left": pass_mark((p.left or {}).get("pass"), p.left is not None),
+                        "right": pass_mark((p.right or {}).get("pass"), p.right is not None),
+                    },
+                )
+                for p in pairs
+            ],
+        )
         empty = self.query_one("#examples-empty", Static)
         if comp.unevaluated:
-            empty.update(f"No eval results for {comp.unevaluated} in {self.run_dir.name}/evals.\n\n"
-                         f"Run `tunedeck eval {self.run_dir.name}` first.")
+            empty.update(
+                f"No eval results for {comp.unevaluated} in {self.run_dir.name}/evals.\n\n"
+                f"Run `tunedeck eval {self.run_dir.name}` first."
+            )
         elif not pairs:
             f, t = key_name(self.app, "examples.filter", "f"), key_name(self.app, "examples.tag", "t")
-            empty.update(f"No example matches these filters.\n\n{f} or 1-4 change the bucket, {t} the tag; esc clears the search.")
+            empty.update(
+                f"No example matches these filters.\n\n{f} or 1-4 change the bucket, {t} the tag; esc clears the search."
+            )
         empty.display = not pairs
         table.display = bool(pairs)
         self.query_one(ExampleDetail).display = bool(pairs)
@@ -238,11 +313,25 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
             ex = p.shown
             sides = {}
             for side, rec in (("left", p.left), ("right", p.right)):
-                sides[side] = None if rec is None else {
-                    "checkpoint": label(self.against if side == "left" else self.checkpoint),
-                    **{k: rec.get(k) for k in ("output", "pass", "format_pass", "checks", "latency_ms")}}
-            out.append({"id": p.id, "bucket": p.bucket, "tags": list(p.tags), "set": ex.get("set"),
-                        "prompt": ex.get("prompt"), "reference": ex.get("reference"), **sides})
+                sides[side] = (
+                    None
+                    if rec is None
+                    else {
+                        "checkpoint": label(self.against if side == "left" else self.checkpoint),
+                        **{k: rec.get(k) for k in ("output", "pass", "format_pass", "checks", "latency_ms")},
+                    }
+                )
+            out.append(
+                {
+                    "id": p.id,
+                    "bucket": p.bucket,
+                    "tags": list(p.tags),
+                    "set": ex.get("set"),
+                    "prompt": ex.get("prompt"),
+                    "reference": ex.get("reference"),
+                    **sides,
+                }
+            )
         return out
 
     def action_export_filtered(self) -> None:
@@ -254,8 +343,10 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         if not examples:
             self.notify("No example to export: the filters show none.", severity="warning")
             return
-        default = (failures_dir(workspace_of(self.run_dir)) /
-                   f"{self.run_dir.name}-{label(self.checkpoint)}-{self.bucket}.jsonl")
+        default = (
+            failures_dir(workspace_of(self.run_dir))
+            / f"{self.run_dir.name}-{label(self.checkpoint)}-{self.bucket}.jsonl"
+        )
 
         def chosen(path: str | None) -> None:
             if not path:

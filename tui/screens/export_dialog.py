@@ -69,8 +69,9 @@ class ExportFinished(Message):
 
 def cli_errors(stderr_lines: list[str], returncode: int) -> list[str]:
     """What the CLI said went wrong: its `tunedeck: error:` lines, else a crash's exception line."""
-    said = [line.split(": error: ", 1)[1] for line in stderr_lines
-            if line.startswith("tunedeck") and ": error: " in line]
+    said = [
+        line.split(": error: ", 1)[1] for line in stderr_lines if line.startswith("tunedeck") and ": error: " in line
+    ]
     if said:
         return said
     for line in reversed(stderr_lines):  # a traceback ends with "SomeError: what happened"
@@ -117,16 +118,24 @@ class StderrTail:
 
 class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
     BINDINGS = [
-        Binding("escape", "close", "Close", tooltip="Close the export dialog; while an export runs, ask, then stop it",
-                id="export.close"),
+        Binding(
+            "escape",
+            "close",
+            "Close",
+            tooltip="Close the export dialog; while an export runs, ask, then stop it",
+            id="export.close",
+        ),
     ]
 
     def __init__(self, run_dir: Path, checkpoint: int, workspace: Path | None = None) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint
-        self.workspace = Path(workspace) if workspace else (
-            workspace_of(self.run_dir) if in_a_workspace(self.run_dir) else self.run_dir.parent)
+        self.workspace = (
+            Path(workspace)
+            if workspace
+            else (workspace_of(self.run_dir) if in_a_workspace(self.run_dir) else self.run_dir.parent)
+        )
         self.run_name = self.run_dir.name
         self.full = False  # a full fine-tuning run: the export is the whole model, no adapter choice
         self.problem = ""  # the run record could not be read: nothing to export
@@ -174,18 +183,27 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         with Vertical(id="export-dialog"):
             yield Static(Text(f"Export checkpoint-{self.checkpoint} of {self.run_name}"), id="export-title")
             if self.full:
-                yield Static("Full fine-tuning run: there is no adapter; the whole model is exported, with its "
-                             "tokenizer and chat template.", id="export-full-note")
+                yield Static(
+                    "Full fine-tuning run: there is no adapter; the whole model is exported, with its "
+                    "tokenizer and chat template.",
+                    id="export-full-note",
+                )
             with RadioSet(id="export-kind"):
                 if self.full:
                     yield RadioButton("Full model (safetensors)", value=True, id="export-full")
                 else:
-                    yield RadioButton("Adapter only (PEFT format): small, loads on top of the base model", value=True,
-                                      id="export-adapter")
-                    yield RadioButton("Merged standalone model (safetensors): the adapter merged into the base",
-                                      id="export-merged")
-                yield RadioButton("GGUF file for llama.cpp, Ollama, LM Studio (llama.cpp's converter), with a Modelfile",
-                                  id="export-gguf")
+                    yield RadioButton(
+                        "Adapter only (PEFT format): small, loads on top of the base model",
+                        value=True,
+                        id="export-adapter",
+                    )
+                    yield RadioButton(
+                        "Merged standalone model (safetensors): the adapter merged into the base", id="export-merged"
+                    )
+                yield RadioButton(
+                    "GGUF file for llama.cpp, Ollama, LM Studio (llama.cpp's converter), with a Modelfile",
+                    id="export-gguf",
+                )
             yield Select(GGUF_OPTIONS, value=DEFAULT_GGUF, allow_blank=False, id="export-gguf-type")
             yield Label("Output directory (must not exist yet, or be empty)")
             with Horizontal(id="export-out-row"):
@@ -213,8 +231,10 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         typed their own."""
         self.query_one("#export-gguf-type").display = self.kind == "gguf"
         box = self.query_one("#export-out", Input)
-        defaults = {str(default_output(self.workspace, self.run_name, self.checkpoint, merged, gguf))
-                    for merged, gguf in [(False, None), (True, None), *((False, t) for t in GGUF_TYPES)]}
+        defaults = {
+            str(default_output(self.workspace, self.run_name, self.checkpoint, merged, gguf))
+            for merged, gguf in [(False, None), (True, None), *((False, t) for t in GGUF_TYPES)]
+        }
         if box.value in defaults:
             box.value = str(self._default())
 
@@ -244,8 +264,16 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             return
         out = Path(text).expanduser()
         self.out = out if out.is_absolute() else Path.cwd() / out
-        cmd = [sys.executable, "-m", "tunedeck.tui.cli", "export", str(self.run_dir), str(self.out),
-               "--checkpoint", str(self.checkpoint)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "tunedeck.tui.cli",
+            "export",
+            str(self.run_dir),
+            str(self.out),
+            "--checkpoint",
+            str(self.checkpoint),
+        ]
         if self.merge:
             cmd.append("--merge")
         if self.gguf:
@@ -267,8 +295,16 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
             # files, not pipes: an app that goes away must not hand the export a broken pipe
             with open(scratch / "stdout", "ab") as out_f, open(scratch / "stderr", "ab") as err_f:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=env,
-                                        cwd=str(ROOT), start_new_session=True, close_fds=True)
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_f,
+                    stderr=err_f,
+                    env=env,
+                    cwd=str(ROOT),
+                    start_new_session=True,
+                    close_fds=True,
+                )
             self.post_message(ExportStarted(proc))
             tail = StderrTail(scratch / "stderr")
             stderr_lines: list[str] = []  # everything the CLI printed on stderr, traceback lines included
@@ -344,8 +380,10 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         if not self.running:
             self.dismiss(self.exported)
             return
-        self.app.push_screen(ConfirmScreen("Stop the export?", f"Nothing is written to {self.out}; it stays as it was.",
-                                           danger=True), self._stop_confirmed)
+        self.app.push_screen(
+            ConfirmScreen("Stop the export?", f"Nothing is written to {self.out}; it stays as it was.", danger=True),
+            self._stop_confirmed,
+        )
 
     def _stop_confirmed(self, yes: bool | None) -> None:
         if yes and self.running:

@@ -16,8 +16,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 # the rules a verdict can be rebuilt with from recorded results (generation settings need `tunedeck eval`)
-RULE_KEYS = ("task_metric", "min_task_gain", "significance", "max_format_drop", "max_safety_drop", "max_general_drop",
-             "latency_p95_ms", "max_weird_share", "min_judge_agreement")
+RULE_KEYS = (
+    "task_metric",
+    "min_task_gain",
+    "significance",
+    "max_format_drop",
+    "max_safety_drop",
+    "max_general_drop",
+    "latency_p95_ms",
+    "max_weird_share",
+    "min_judge_agreement",
+)
 
 
 def _shown(value) -> str:
@@ -36,7 +45,9 @@ def changed_overrides(current: dict, typed: dict[str, str]) -> list[str]:
 
 class GateRulesScreen(ModalScreen[list[str] | None]):
     BINDINGS = [
-        Binding("ctrl+s", "save", "Re-judge", tooltip="Re-judge every checkpoint with these rules", id="gate_rules.save"),
+        Binding(
+            "ctrl+s", "save", "Re-judge", tooltip="Re-judge every checkpoint with these rules", id="gate_rules.save"
+        ),
         Binding("escape", "cancel", "Cancel", tooltip="Close without changing anything", id="gate_rules.cancel"),
     ]
 
@@ -47,8 +58,11 @@ class GateRulesScreen(ModalScreen[list[str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="gate-rules-dialog"):
-            yield Static("Gate rules: change any and press ctrl+s to re-judge every checkpoint from its recorded "
-                         "results (task_metric: pass_rate, chrf, bleu, rouge_l or token_f1).", markup=False)
+            yield Static(
+                "Gate rules: change any and press ctrl+s to re-judge every checkpoint from its recorded "
+                "results (task_metric: pass_rate, chrf, bleu, rouge_l or token_f1).",
+                markup=False,
+            )
             if self.overrides:
                 changed = ", ".join(f"{o['key']} (run.toml: {_shown(o.get('was'))})" for o in self.overrides)
                 yield Static(f"Already changed after training: {changed}", markup=False, classes="dim")

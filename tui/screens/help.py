@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from rich.table import Table
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
-
-from rich.table import Table
-from rich.text import Text
 
 from ..app_keys import APP_BINDINGS
 
@@ -21,13 +20,13 @@ def key_sections() -> list[tuple[str, list[Binding]]]:
     from ..widgets.runs_table import RunsTable
     from .checkpoints import CheckpointsScreen
     from .compare_runs import CompareRunsScreen
-    from .export_dialog import ExportScreen
-    from .playground import AskLine, PlaygroundScreen
-    from .examples import ExamplesScreen
-    from .review import ReviewScreen
     from .confirm import ConfirmScreen
+    from .examples import ExamplesScreen
+    from .export_dialog import ExportScreen
     from .monitor import RunMonitorScreen
     from .new_run import LaunchChoice
+    from .playground import AskLine, PlaygroundScreen
+    from .review import ReviewScreen
     from .runs import RunsScreen
     from .sweep import SweepScreen
 

@@ -53,9 +53,13 @@ def loss_masking_short(run_dir: Path) -> str:
         words = load_run_record(run_dir).loss_masking
     except (ProfileError, OSError):
         return ""
-    for start, short in (("assistant replies", "assistant replies"), ("completion only", "the completion"),
-                         ("all tokens", "ALL tokens"), ("the chosen and rejected", "the preferred answers"),
-                         ("the completions", "the completions")):
+    for start, short in (
+        ("assistant replies", "assistant replies"),
+        ("completion only", "the completion"),
+        ("all tokens", "ALL tokens"),
+        ("the chosen and rejected", "the preferred answers"),
+        ("the completions", "the completions"),
+    ):
         if words.startswith(start):
             return short
     return words[:40]
@@ -67,15 +71,52 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs (or restore a zoomed pane)", id="monitor.back"),
         Binding("s", "stop", "Stop", tooltip="Save a checkpoint and stop (asks first)", id="monitor.stop"),
-        Binding("c", "checkpoint", "Save now", tooltip="Save a checkpoint at the next step, keep training", id="monitor.checkpoint"),
-        Binding("e", "eval", "Eval now", tooltip="At the next step: validation loss, a checkpoint, and the eval gate on it", id="monitor.eval"),
+        Binding(
+            "c",
+            "checkpoint",
+            "Save now",
+            tooltip="Save a checkpoint at the next step, keep training",
+            id="monitor.checkpoint",
+        ),
+        Binding(
+            "e",
+            "eval",
+            "Eval now",
+            tooltip="At the next step: validation loss, a checkpoint, and the eval gate on it",
+            id="monitor.eval",
+        ),
         Binding("r", "resume", "Resume", tooltip="Resume this stopped, crashed or failed run", id="monitor.resume"),
-        Binding("N", "next_run", "Next run", show=False, tooltip="The next run from this one: its settings, its data plus "
-                "its fixes, what changed shown before launch", id="monitor.next_run"),
-        Binding("v", "earlier_samples", "Earlier samples", show=False, tooltip="Live samples: step back to an earlier "
-                "evaluation's answers (round to the newest)", id="monitor.earlier_samples"),
-        Binding("o", "checkpoints", "Checkpoints", tooltip="Checkpoints and the eval gate: scores, verdicts, review, export", id="monitor.checkpoints"),
-        Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss with an EMA (toggle)", id="monitor.smoothing"),
+        Binding(
+            "N",
+            "next_run",
+            "Next run",
+            show=False,
+            tooltip="The next run from this one: its settings, its data plus "
+            "its fixes, what changed shown before launch",
+            id="monitor.next_run",
+        ),
+        Binding(
+            "v",
+            "earlier_samples",
+            "Earlier samples",
+            show=False,
+            tooltip="Live samples: step back to an earlier evaluation's answers (round to the newest)",
+            id="monitor.earlier_samples",
+        ),
+        Binding(
+            "o",
+            "checkpoints",
+            "Checkpoints",
+            tooltip="Checkpoints and the eval gate: scores, verdicts, review, export",
+            id="monitor.checkpoints",
+        ),
+        Binding(
+            "m",
+            "toggle_smoothing",
+            "Smooth",
+            tooltip="Smooth the train loss with an EMA (toggle)",
+            id="monitor.smoothing",
+        ),
         Binding("l", "toggle_log_scale", "Log", tooltip="Log scale for the loss axis (toggle)", id="monitor.log_scale"),
         Binding("z", "zoom", "Zoom", tooltip="Maximise the focused pane, or the loss plot (toggle)", id="monitor.zoom"),
         Binding("1", "focus_pane('loss-plot')", "Focus loss plot", show=False, id="monitor.focus_plot"),
@@ -123,8 +164,9 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         from tunedeck.engine.run.store import read_written_status
 
         parent = read_written_status(self.run_dir).parent  # the run this one is the next run from
-        self.sub_title = (self.run_dir.name + (f" · from {parent}" if parent else "")
-                          + (f" · loss on {masking}" if masking else ""))
+        self.sub_title = (
+            self.run_dir.name + (f" · from {parent}" if parent else "") + (f" · loss on {masking}" if masking else "")
+        )
         self.query_one("#overfit-warning").display = False
         self.query_one(LiveSamples).display = False
         self.query_one(RewardsPane).display = False
@@ -279,8 +321,10 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
 
     def action_earlier_samples(self) -> None:
         if not self.query_one(LiveSamples).step_back():
-            self.notify("No earlier live samples: they come after each evaluation ([checkpoints] sample_prompts).",
-                        severity="information")
+            self.notify(
+                "No earlier live samples: they come after each evaluation ([checkpoints] sample_prompts).",
+                severity="information",
+            )
 
     def action_next_run(self) -> None:
         from ..next_run import open_next_run

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from rich.markup import escape
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from tunedeck.engine.config.profile_loading import ProfileError, load_profile, to_toml
@@ -61,8 +61,13 @@ class LaunchChoice(ConfirmScreen):
 
     BINDINGS = [
         Binding("y", "confirm", "Launch now", tooltip="Start the run now", id="launch.now"),
-        Binding("q", "queue", "Queue", tooltip="Queue the run: it starts when its GPUs are free, in the order queued",
-                id="launch.queue"),
+        Binding(
+            "q",
+            "queue",
+            "Queue",
+            tooltip="Queue the run: it starts when its GPUs are free, in the order queued",
+            id="launch.queue",
+        ),
         Binding("n,escape", "cancel", "Cancel", tooltip="Do not launch", id="launch.cancel"),
     ]
 
@@ -108,16 +113,32 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     TITLE = "New run"
     BINDINGS = [
         Binding("ctrl+l", "launch", "Launch", tooltip="Pre-flight summary, then launch the run", id="new_run.launch"),
-        Binding("L", "launch", "Launch", show=False, tooltip="Pre-flight summary, then launch the run", id="new_run.launch_l"),
+        Binding(
+            "L",
+            "launch",
+            "Launch",
+            show=False,
+            tooltip="Pre-flight summary, then launch the run",
+            id="new_run.launch_l",
+        ),
         Binding("ctrl+s", "save_profile", "Save profile", tooltip="Save the form as a profile TOML", id="new_run.save"),
         Binding("ctrl+r", "inspect", "Inspect data", tooltip="Inspect data.path again", id="new_run.inspect"),
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="new_run.back"),
     ]
 
-    def __init__(self, workspace: Path, on_launched: Callable[[str], None] | None = None, profile: str = "lora",
-                 data: str | None = None, run_name: str | None = None, parent=None) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        on_launched: Callable[[str], None] | None = None,
+        profile: str = "lora",
+        data: str | None = None,
+        run_name: str | None = None,
+        parent=None,
+    ) -> None:
         super().__init__()
-        self.parent_run = parent  # tunedeck.engine.config.next_run.NextRun when opened with N on a run: the next run from it
+        self.parent_run = (
+            parent  # tunedeck.engine.config.next_run.NextRun when opened with N on a run: the next run from it
+        )
         self.workspace = Path(workspace)
         self.on_launched = on_launched
         self.initial_profile = profile
@@ -149,8 +170,11 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     def _from_parent(self) -> bool:
         """The form still holds the next-run profile (picking another profile starts afresh)."""
-        return (self.parent_run is not None and self.picked is not None
-                and Path(self.picked.path).resolve() == Path(self.parent_run.profile_path).resolve())
+        return (
+            self.parent_run is not None
+            and self.picked is not None
+            and Path(self.picked.path).resolve() == Path(self.parent_run.profile_path).resolve()
+        )
 
     def parent_changes(self) -> list[str]:
         """What this run changes against the run it comes from, as the form stands."""
@@ -162,8 +186,10 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     def _show_parent_changes(self) -> None:
         nxt = self.parent_run
         self.sub_title = f"next run from {nxt.parent}"
-        self._status(f"next run from [b]{nxt.parent}[/]: "
-                     + escape("; ".join(self.parent_changes()) or "no changes yet (same data, same settings)"))
+        self._status(
+            f"next run from [b]{nxt.parent}[/]: "
+            + escape("; ".join(self.parent_changes()) or "no changes yet (same data, same settings)")
+        )
 
     @property
     def form(self) -> HyperparamForm:
@@ -204,8 +230,17 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
         if self._from_parent():
             self._show_parent_changes()
         self.dataset.set_max_seq_len(p.data.max_seq_len)
-        key = (str(p.data.path), p.data.format, p.method.method, p.data.val_fraction, p.optim.seed, p.model.base,
-               p.data.eval_file, p.model.chat_template, p.data.assistant_only_loss)
+        key = (
+            str(p.data.path),
+            p.data.format,
+            p.method.method,
+            p.data.val_fraction,
+            p.optim.seed,
+            p.model.base,
+            p.data.eval_file,
+            p.model.chat_template,
+            p.data.assistant_only_loss,
+        )
         first = (data_paths(p.data) or [""])[0]
         if first and key != self._inspected_key and Path(first).expanduser().exists():
             self._inspected_key = key
@@ -247,13 +282,16 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
         def named(name: str | None) -> None:
             if not name:
                 return
-            path = Path(name).expanduser() if name.endswith(".toml") else user_profile_dir(self.workspace) / f"{name}.toml"
+            path = (
+                Path(name).expanduser() if name.endswith(".toml") else user_profile_dir(self.workspace) / f"{name}.toml"
+            )
             lines = save_profile(profile, path, extends=entry.name if entry else None, workspace=self.workspace)
             self._saved(path, lines)
             self.query_one(ProfilePicker).reload()
 
-        self.app.push_screen(AskName("Save as profile (name or path.toml):", f"{entry.name}-custom" if entry else "my-profile"),
-                             named)
+        self.app.push_screen(
+            AskName("Save as profile (name or path.toml):", f"{entry.name}-custom" if entry else "my-profile"), named
+        )
 
     def _saved(self, path: Path, lines: list[str]) -> None:
         body = "\n".join(lines) or "no changes"
@@ -294,8 +332,10 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
                 warnings.append(f"dataset: {len(r['leakage'])} eval rows duplicate training rows (leakage)")
         t = ds.truncation
         if t is not None and t.truncated:
-            warnings.append(f"max_seq_len {t.max_seq_len}: {t.truncated} examples ({t.example_share:.1%}) truncated, "
-                            f"{'' if t.exact else '≈'}{t.trainable_cut_share:.1%} of trainable tokens cut")
+            warnings.append(
+                f"max_seq_len {t.max_seq_len}: {t.truncated} examples ({t.example_share:.1%}) truncated, "
+                f"{'' if t.exact else '≈'}{t.trainable_cut_share:.1%} of trainable tokens cut"
+            )
         return blocking, warnings
 
     def action_launch(self) -> None:
@@ -311,8 +351,8 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="preflight", name="pre-flight estimate")
     def _estimate(self, profile: Profile, blocking: list[str], warnings: list[str]) -> None:
         try:
-            from tunedeck.engine.scheduling.memory_estimate import estimate_for_profile
             from tunedeck.engine.observe.telemetry import gpu_total_memory
+            from tunedeck.engine.scheduling.memory_estimate import estimate_for_profile
 
             est = estimate_for_profile(profile, gpu_total_memory())
             memory = f"memory: {est.summary()}"
@@ -330,13 +370,15 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
     def _show_preflight(self, m: PreflightReady) -> None:
         lines = [f"BLOCKING: {b}" for b in m.blocking] + [f"warning: {w}" for w in m.warnings] + [m.memory]
         if self._from_parent():
-            lines += [f"changed from {self.parent_run.parent}: {c}" for c in self.parent_changes()] or \
-                [f"same settings and data as {self.parent_run.parent}"]
+            lines += [f"changed from {self.parent_run.parent}: {c}" for c in self.parent_changes()] or [
+                f"same settings and data as {self.parent_run.parent}"
+            ]
         self.preflight_text = "\n".join(lines)
         if m.blocking:
             self._status(f"[red]cannot launch: {len(m.blocking)} blocking problem(s)[/]")
-            self.app.push_screen(ConfirmScreen("Cannot launch: fix these first", self.preflight_text + "\n\n(esc closes)",
-                                               danger=True))
+            self.app.push_screen(
+                ConfirmScreen("Cannot launch: fix these first", self.preflight_text + "\n\n(esc closes)", danger=True)
+            )
             return
 
         def go(choice: str | None) -> None:
@@ -345,13 +387,17 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
                 self._status("launching: pre-flight checks ...")
                 self._launch(self.form.profile, queue=choice == "queue")
 
-        self.app.push_screen(LaunchChoice("Launch this run?", self.preflight_text +
-                                          "\n\nQueue (q): it waits, detached, until its GPUs are free."), go)
+        self.app.push_screen(
+            LaunchChoice(
+                "Launch this run?", self.preflight_text + "\n\nQueue (q): it waits, detached, until its GPUs are free."
+            ),
+            go,
+        )
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch", name="launch run")
     def _launch(self, profile: Profile, queue: bool = False) -> None:
         from tunedeck.engine.scheduling.launch import spawn_detached
-        from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight, create_run
+        from tunedeck.engine.scheduling.preflight import PreflightError, create_run, run_preflight
         from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -384,8 +430,10 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
         self.launched = message.run_dir
         verb = "queued" if message.queued else "launched"
         self._status(f"{verb} {message.run_dir.name} (engine pid {message.pid})")
-        self.notify(f"{verb.capitalize()} {message.run_dir.name} (engine pid {message.pid})"
-                    + (": it starts when its GPUs are free." if message.queued else "."))
+        self.notify(
+            f"{verb.capitalize()} {message.run_dir.name} (engine pid {message.pid})"
+            + (": it starts when its GPUs are free." if message.queued else ".")
+        )
         if self.on_launched is not None:
             self.on_launched(message.run_dir.name)
         else:

@@ -38,6 +38,7 @@ class PlaygroundReady(Message):
 @dataclass(eq=False)
 class PlaygroundFailed(Message):
     """The engine did not start or died; `error` is PlaygroundError's one line."""
+
     error: str
 
 
@@ -78,12 +79,27 @@ class AskLine(ModalScreen[str | None]):
 class PlaygroundScreen(RoutesWorkerFailures, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back (closes the playground's model process)", id="playground.back"),
-        Binding("ctrl+o", "switch_checkpoint", "Checkpoint", tooltip="Compare another checkpoint (or restart after a failure)",
-                id="playground.checkpoint"),
-        Binding("ctrl+n", "new_conversation", "New chat", tooltip="Start a new conversation: the next prompt has no "
-                "earlier turns", id="playground.new_conversation"),
-        Binding("ctrl+s", "system_prompt", "System prompt",
-                tooltip="Set the system prompt the checkpoint gets (the base keeps the gate's)", id="playground.system"),
+        Binding(
+            "ctrl+o",
+            "switch_checkpoint",
+            "Checkpoint",
+            tooltip="Compare another checkpoint (or restart after a failure)",
+            id="playground.checkpoint",
+        ),
+        Binding(
+            "ctrl+n",
+            "new_conversation",
+            "New chat",
+            tooltip="Start a new conversation: the next prompt has no earlier turns",
+            id="playground.new_conversation",
+        ),
+        Binding(
+            "ctrl+s",
+            "system_prompt",
+            "System prompt",
+            tooltip="Set the system prompt the checkpoint gets (the base keeps the gate's)",
+            id="playground.system",
+        ),
     ]
 
     def __init__(self, run_dir: Path, checkpoint: int | None = None) -> None:
@@ -102,8 +118,9 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="playground-exchanges"):
-            yield Static("Type a prompt below; the base model and the checkpoint answer it side by side.",
-                         id="playground-empty")
+            yield Static(
+                "Type a prompt below; the base model and the checkpoint answer it side by side.", id="playground-empty"
+            )
         yield Static("", id="playground-status", markup=False)
         yield Input(placeholder="a prompt for both models (enter sends)", id="playground-prompt")
         yield Footer(compact=True)
@@ -134,8 +151,12 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
 
     def _ready_status(self, problem: str = "") -> None:
         info = self.client.info if self.client else {}
-        parts = [f"checkpoint-{self.client.checkpoint} vs base {info.get('base_model', '')}".rstrip(),
-                 info.get("adapter"), info.get("precision"), info.get("device")]
+        parts = [
+            f"checkpoint-{self.client.checkpoint} vs base {info.get('base_model', '')}".rstrip(),
+            info.get("adapter"),
+            info.get("precision"),
+            info.get("device"),
+        ]
         line = " · ".join(str(p) for p in parts if p)
         if self.system_prompt:
             short = self.system_prompt if len(self.system_prompt) <= 40 else self.system_prompt[:39] + "…"
@@ -236,11 +257,15 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
             return
         self.turns = []
         scroll = self.query_one("#playground-exchanges", VerticalScroll)
-        scroll.mount(Static(Text(f"── {why}: the next prompt starts afresh ──", style="dim"), classes="conversation-break"))
+        scroll.mount(
+            Static(Text(f"── {why}: the next prompt starts afresh ──", style="dim"), classes="conversation-break")
+        )
         scroll.scroll_end(animate=False)
 
     @work(thread=True, exit_on_error=False, group="playground-ask", name="ask playground")
-    def ask(self, client: PlaygroundClient, exchange: Exchange, messages: list[dict], base_messages: list[dict]) -> None:
+    def ask(
+        self, client: PlaygroundClient, exchange: Exchange, messages: list[dict], base_messages: list[dict]
+    ) -> None:
         try:
             reply = client.ask(messages, base_messages=base_messages)
         except PlaygroundError as e:
@@ -267,8 +292,9 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
             self.notify("wait for the models first", timeout=3)
             return
         current = f" (now checkpoint-{self.client.checkpoint})" if self.client else ""
-        self.app.push_screen(AskLine(f"Compare which checkpoint{current}? A step, or best, chosen, latest"),
-                             self._switch_to)
+        self.app.push_screen(
+            AskLine(f"Compare which checkpoint{current}? A step, or best, chosen, latest"), self._switch_to
+        )
 
     def _switch_to(self, answer: str | None) -> None:
         if not answer:
@@ -301,8 +327,10 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
         self._ready_status(message.error or "")
 
     def action_system_prompt(self) -> None:
-        self.app.push_screen(AskLine("System prompt for the checkpoint (empty: none; the base keeps the gate's)",
-                                     self.system_prompt), self._set_system_prompt)
+        self.app.push_screen(
+            AskLine("System prompt for the checkpoint (empty: none; the base keeps the gate's)", self.system_prompt),
+            self._set_system_prompt,
+        )
 
     def _set_system_prompt(self, text: str | None) -> None:
         if text is None:

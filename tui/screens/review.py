@@ -27,8 +27,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import get_current_worker
 
-from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_reviews, review_state, sample_for_review
+from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.store import engine_owns
 
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
@@ -47,27 +47,94 @@ def refresh_gate(run_dir: Path) -> tuple[GateSummary | None, bool]:
 
 class ReviewScreen(RoutesWorkerFailures, Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="Back (labels are already saved); in the note box: drop the note", id="review.back"),
-        Binding("u", "label('understandable')", "Understandable", tooltip="Label: an understandable mistake (saved at once, then the next one)", id="review.understandable"),
-        Binding("w", "label('weird')", "Weird", tooltip="Label: new weird behaviour the base did not show (saved at once, then the next one)", id="review.weird"),
-        Binding("a", "label('acceptable')", "Acceptable", tooltip="Label: not a failure, the check (or judge) was wrong (saved at once, then the next one)", id="review.acceptable"),
-        Binding("A", "add_fix", "Fix", tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
-                "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)", id="review.add_fix"),
-        Binding("x", "withdraw", "Withdraw", show=False, tooltip="Withdraw this example's label: unlabelled again "
-                "(appended, so the history stays)", id="review.withdraw"),
-        Binding("s", "skip", "Skip", tooltip="Leave this example unlabelled and go to the next unlabelled one", id="review.skip"),
-        Binding("n", "note", "Note", tooltip="Write a note; enter keeps it for the next u/w (or saves it with the existing label)", id="review.note"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            tooltip="Back (labels are already saved); in the note box: drop the note",
+            id="review.back",
+        ),
+        Binding(
+            "u",
+            "label('understandable')",
+            "Understandable",
+            tooltip="Label: an understandable mistake (saved at once, then the next one)",
+            id="review.understandable",
+        ),
+        Binding(
+            "w",
+            "label('weird')",
+            "Weird",
+            tooltip="Label: new weird behaviour the base did not show (saved at once, then the next one)",
+            id="review.weird",
+        ),
+        Binding(
+            "a",
+            "label('acceptable')",
+            "Acceptable",
+            tooltip="Label: not a failure, the check (or judge) was wrong (saved at once, then the next one)",
+            id="review.acceptable",
+        ),
+        Binding(
+            "A",
+            "add_fix",
+            "Fix",
+            tooltip="Correct this example's answer in $EDITOR and add it to the run's fixes "
+            "(<workspace>/fixes/<run>.jsonl; N trains the next run on them)",
+            id="review.add_fix",
+        ),
+        Binding(
+            "x",
+            "withdraw",
+            "Withdraw",
+            show=False,
+            tooltip="Withdraw this example's label: unlabelled again (appended, so the history stays)",
+            id="review.withdraw",
+        ),
+        Binding(
+            "s",
+            "skip",
+            "Skip",
+            tooltip="Leave this example unlabelled and go to the next unlabelled one",
+            id="review.skip",
+        ),
+        Binding(
+            "n",
+            "note",
+            "Note",
+            tooltip="Write a note; enter keeps it for the next u/w (or saves it with the existing label)",
+            id="review.note",
+        ),
         Binding("j,right", "move(1)", "Next", key_display="j/→", tooltip="Next sampled example", id="review.next"),
-        Binding("k,left", "move(-1)", "Previous", key_display="k/←", tooltip="Previous sampled example", id="review.previous"),
+        Binding(
+            "k,left",
+            "move(-1)",
+            "Previous",
+            key_display="k/←",
+            tooltip="Previous sampled example",
+            id="review.previous",
+        ),
     ]
 
     class Loaded(Message):
         """The sample, its labels and the eval records were read; `current`: the verdict counts every label."""
 
-        def __init__(self, comparison: ExampleComparison, sample: list[str], labels: dict[str, dict],
-                     summary: GateSummary | None, current: bool) -> None:
+        def __init__(
+            self,
+            comparison: ExampleComparison,
+            sample: list[str],
+            labels: dict[str, dict],
+            summary: GateSummary | None,
+            current: bool,
+        ) -> None:
             super().__init__()
-            self.comparison, self.sample, self.labels, self.summary, self.current = comparison, sample, labels, summary, current
+            self.comparison, self.sample, self.labels, self.summary, self.current = (
+                comparison,
+                sample,
+                labels,
+                summary,
+                current,
+            )
 
     class VerdictRebuilt(Message):
         """The gate was rebuilt after a label (`current` False: an engine owns the run and answers later)."""
@@ -81,8 +148,8 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint
         self.sample: list[str] = []
-        self.labels: dict[str, dict] = {}        # example id -> its latest saved label entry
-        self.notes: dict[str, str] = {}          # notes typed but not yet saved with a label
+        self.labels: dict[str, dict] = {}  # example id -> its latest saved label entry
+        self.notes: dict[str, str] = {}  # notes typed but not yet saved with a label
         self.comparison: ExampleComparison | None = None
         self.index = 0
         self.loaded = False
@@ -147,8 +214,11 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         out.append(f"checkpoint-{self.checkpoint}", style="bold")
         if not self.sample:
             if self.comparison is not None and self.comparison.unevaluated:
-                out.append(f": no eval results for {self.comparison.unevaluated} yet, so nothing to review "
-                           "(run `tunedeck eval`).", style="yellow")
+                out.append(
+                    f": no eval results for {self.comparison.unevaluated} yet, so nothing to review "
+                    "(run `tunedeck eval`).",
+                    style="yellow",
+                )
             else:
                 out.append(": no failures in its eval results, so there is nothing to review.", style="green")
             return out
@@ -178,7 +248,10 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
                 line.append("not labelled yet", style="dim")
             if ex in self.notes:
                 line.append(f"\nnote ready: “{self.notes[ex]}” (u or w saves it with the label)", style="yellow")
-            line.append("\nu understandable mistake · w new weird behaviour · a acceptable · s skip · n note (enter, then u/w/a) · j/k move", style="dim")
+            line.append(
+                "\nu understandable mistake · w new weird behaviour · a acceptable · s skip · n note (enter, then u/w/a) · j/k move",
+                style="dim",
+            )
         if self.message.plain:
             line.append("\n")
             line.append_text(self.message)
@@ -202,10 +275,14 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
                 out.append("\nthis gate does not require review; labels are kept for the record", style="dim")
             best = summary.best
             if best is not None:
-                out.append(f"\nbest checkpoint: checkpoint-{best}", style="bold green" if best == self.checkpoint else "")
+                out.append(
+                    f"\nbest checkpoint: checkpoint-{best}", style="bold green" if best == self.checkpoint else ""
+                )
         if not current:
-            out.append("\nan engine is running on this run and owns the gate: the verdict updates when it finishes",
-                       style="yellow")
+            out.append(
+                "\nan engine is running on this run and owns the gate: the verdict updates when it finishes",
+                style="yellow",
+            )
         self.query_one("#review-verdict", Static).update(out)
 
     # ---- labels -----------------------------------------------------------------------------
@@ -237,8 +314,9 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
             return False
         self.notes.pop(example_id, None)
         self.labels[example_id] = entry
-        self.message = Text(f"{example_id}: {LABELS[label]}" + (f" (note: {note})" if note else "") + " — saved",
-                            style="green")
+        self.message = Text(
+            f"{example_id}: {LABELS[label]}" + (f" (note: {note})" if note else "") + " — saved", style="green"
+        )
         self._show()
         self.rebuild_verdict()
         return True
@@ -319,7 +397,7 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         note = event.value.strip()
         entry = self.labels.get(ex)
         if entry and note != entry.get("note", ""):
-            self._save(ex, entry["label"], note)   # relabelling is appending: the latest line wins
+            self._save(ex, entry["label"], note)  # relabelling is appending: the latest line wins
         elif not entry:
             self.notes[ex] = note
             self._show()

@@ -40,8 +40,13 @@ def scan_workspace(workspace: Path) -> list[dict]:
         try:
             row = run_row(run_dir)
         except Exception as e:  # an unreadable run is listed, not fatal
-            row = {"id": run_dir.name, "name": run_dir.name, "state": "unreadable", "dir": str(run_dir),
-                   "message": str(e)}
+            row = {
+                "id": run_dir.name,
+                "name": run_dir.name,
+                "state": "unreadable",
+                "dir": str(run_dir),
+                "message": str(e),
+            }
         rows.append(fill_gate_fields(row, run_dir))
     rows.sort(key=lambda r: r["id"], reverse=True)
     return rows
@@ -51,21 +56,59 @@ class RunsScreen(RoutesWorkerFailures, Screen):
     TITLE = "Runs"
     BINDINGS = [
         Binding("n", "new_run", "New run", tooltip="Pick a profile, edit it, check the data, launch", id="runs.new"),
-        Binding("N", "next_run", "Next run", show=False, tooltip="The next run from the selected one: its settings, "
-                "its data plus its fixes, what changed shown before launch", id="runs.next_run"),
-        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter runs by words in id, name, state, model, method, gate", id="runs.filter"),
-        Binding("s", "stop", "Stop", tooltip="Stop the selected run (saves a final checkpoint; asks first)", id="runs.stop"),
-        Binding("r", "resume", "Resume", tooltip="Resume the selected stopped, crashed or failed run", id="runs.resume"),
+        Binding(
+            "N",
+            "next_run",
+            "Next run",
+            show=False,
+            tooltip="The next run from the selected one: its settings, "
+            "its data plus its fixes, what changed shown before launch",
+            id="runs.next_run",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            tooltip="Filter runs by words in id, name, state, model, method, gate",
+            id="runs.filter",
+        ),
+        Binding(
+            "s", "stop", "Stop", tooltip="Stop the selected run (saves a final checkpoint; asks first)", id="runs.stop"
+        ),
+        Binding(
+            "r", "resume", "Resume", tooltip="Resume the selected stopped, crashed or failed run", id="runs.resume"
+        ),
         Binding("d", "delete", "Delete", tooltip="Delete the selected run's directory (asks first)", id="runs.delete"),
         # Mark and compare stay out of the footer: at 80 columns it is full, and "? Keys" would be
         # pushed off it. ? and the palette list both, and c with nothing marked explains itself.
-        Binding("space", "mark", "Mark", show=False, tooltip="Mark or unmark the selected run for comparison",
-                id="runs.mark"),
-        Binding("c", "compare", "Compare", show=False, tooltip="Compare two runs: the marked one with the selected "
-                "one, or the two marked", id="runs.compare"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter", id="runs.clear_filter"),
-        Binding("w", "sweep", "Sweep", show=False, tooltip="The sweep: runs ranked by the gate, all loss curves",
-                id="runs.sweep"),
+        Binding(
+            "space",
+            "mark",
+            "Mark",
+            show=False,
+            tooltip="Mark or unmark the selected run for comparison",
+            id="runs.mark",
+        ),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            show=False,
+            tooltip="Compare two runs: the marked one with the selected one, or the two marked",
+            id="runs.compare",
+        ),
+        Binding(
+            "escape", "clear_filter", "Clear filter", show=False, tooltip="Clear the filter", id="runs.clear_filter"
+        ),
+        Binding(
+            "w",
+            "sweep",
+            "Sweep",
+            show=False,
+            tooltip="The sweep: runs ranked by the gate, all loss curves",
+            id="runs.sweep",
+        ),
     ]
 
     def __init__(self, workspace: Path) -> None:
@@ -136,8 +179,10 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         table.show_rows(rows, dict(zip(self.marked, "AB")))
         empty = self.query_one("#runs-empty", Static)
         if not self.rows:
-            empty.update(f"No runs in {runs_root(self.workspace)}.\n\nPress n for a new run, or from a shell:  tunedeck run lora --data FILE "
-                         "--detach\nor try the one-minute offline demo:  tunedeck demo")
+            empty.update(
+                f"No runs in {runs_root(self.workspace)}.\n\nPress n for a new run, or from a shell:  tunedeck run lora --data FILE "
+                "--detach\nor try the one-minute offline demo:  tunedeck demo"
+            )
         elif not rows:
             empty.update(f"No run matches “{query}”. Press esc to clear the filter.")
         empty.display = not rows
@@ -277,9 +322,14 @@ class RunsScreen(RoutesWorkerFailures, Screen):
             if yes:
                 self.delete_run(Path(row["dir"]))
 
-        self.app.push_screen(ConfirmScreen(f"Delete run {row['id']}?",
-                                           f"This removes {row['dir']} with all its checkpoints and evals. "
-                                           "It cannot be undone.", danger=True), confirmed)
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete run {row['id']}?",
+                f"This removes {row['dir']} with all its checkpoints and evals. It cannot be undone.",
+                danger=True,
+            ),
+            confirmed,
+        )
 
     @work(thread=True, exit_on_error=False, group="run-action", name="stop run")
     def send_stop(self, run_dir: Path) -> None:
@@ -366,4 +416,3 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         from .compare_runs import CompareRunsScreen  # imported on demand: start-up stays light
 
         self.app.push_screen(CompareRunsScreen(Path(pair[0]["dir"]), Path(pair[1]["dir"])))
-

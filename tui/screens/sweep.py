@@ -41,12 +41,12 @@ REFRESH_S = 3.0
 @dataclass
 class SweepView:
     name: str
-    keys: list[str]            # the swept keys whose values differ
-    labels: dict[str, str]     # key -> short column name
-    raw: dict[str, dict]       # run id -> the values as given on the command line
+    keys: list[str]  # the swept keys whose values differ
+    labels: dict[str, str]  # key -> short column name
+    raw: dict[str, dict]  # run id -> the values as given on the command line
     ranked: list[dict]
     sentence: str
-    curves: dict[str, tuple]   # run id -> (train MetricSeries, eval MetricSeries)
+    curves: dict[str, tuple]  # run id -> (train MetricSeries, eval MetricSeries)
     problem: str | None = None
 
     @property
@@ -79,8 +79,15 @@ def load_view(workspace: Path, name: str, keep_going=lambda: True) -> SweepView:
         if run_dir.is_dir() and keep_going():
             history = read_loss_history(run_dir, keep_going)
             curves[r["id"]] = (history.train_loss, history.eval_loss)
-    return SweepView(name, keys, short_keys(keys), {r.id: r.params for r in record.runs}, ranked,
-                     verdict_sentence(record, ranked), curves)
+    return SweepView(
+        name,
+        keys,
+        short_keys(keys),
+        {r.id: r.params for r in record.runs},
+        ranked,
+        verdict_sentence(record, ranked),
+        curves,
+    )
 
 
 def params_label(view: SweepView, run_id: str) -> str:
@@ -141,23 +148,31 @@ def row_cells(view: SweepView, r: dict) -> dict:
     state = state_label(r["state"]) + (f" #{r['queue_position']}" if r.get("queue_position") else "")
     ck = r["best_checkpoint"] if r["best_checkpoint"] is not None else r["checkpoint"]
     ci = r.get("task_ci")
-    cells = {"rank": str(r["rank"]), **{k: str(view.raw.get(r["id"], {}).get(k, "-")) for k in view.keys},
-             "state": Text(state, style=state_style(r["state"])),
-             "checkpoint": f"checkpoint-{ck}" if ck is not None else "-",
-             "task": _score(r["task"], r["task_vs_base"]) + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""),
-             "format": _score(r["format"], r["format_vs_base"]), "safety": _score(r["safety"], r["safety_vs_base"]),
-             "p95": "-" if r["latency_p95_ms"] is None else f"{r['latency_p95_ms']:.0f} ms",
-             "verdict": Text(verdict_word(r["verdict"]) or "-", style=verdict_style(r["verdict"])),
-             "run": r["id"]}
+    cells = {
+        "rank": str(r["rank"]),
+        **{k: str(view.raw.get(r["id"], {}).get(k, "-")) for k in view.keys},
+        "state": Text(state, style=state_style(r["state"])),
+        "checkpoint": f"checkpoint-{ck}" if ck is not None else "-",
+        "task": _score(r["task"], r["task_vs_base"]) + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else ""),
+        "format": _score(r["format"], r["format_vs_base"]),
+        "safety": _score(r["safety"], r["safety_vs_base"]),
+        "p95": "-" if r["latency_p95_ms"] is None else f"{r['latency_p95_ms']:.0f} ms",
+        "verdict": Text(verdict_word(r["verdict"]) or "-", style=verdict_style(r["verdict"])),
+        "run": r["id"],
+    }
     return cells
 
 
 class SweepScreen(RoutesWorkerFailures, Screen):
-
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="sweep.back"),
-        Binding("s", "stop", "Stop sweep", tooltip="Cancel the sweep's queued runs and stop its running one (asks first)",
-                id="sweep.stop"),
+        Binding(
+            "s",
+            "stop",
+            "Stop sweep",
+            tooltip="Cancel the sweep's queued runs and stop its running one (asks first)",
+            id="sweep.stop",
+        ),
         Binding("f5", "reload", "Reload", tooltip="Read the sweep's runs again", id="sweep.reload"),
     ]
 
@@ -206,9 +221,18 @@ class SweepScreen(RoutesWorkerFailures, Screen):
             sentence.update(Text(v.problem, style="red"))
             return
         sentence.update(v.sentence)
-        columns = (("rank", "#"), *[(k, v.labels[k]) for k in v.keys], ("state", "State"), ("checkpoint", "Checkpoint"),
-                   ("task", "Task (95% CI vs base)"), ("format", "Format"), ("safety", "Safety"), ("p95", "p95"),
-                   ("verdict", "Verdict"), ("run", "Run"))
+        columns = (
+            ("rank", "#"),
+            *[(k, v.labels[k]) for k in v.keys],
+            ("state", "State"),
+            ("checkpoint", "Checkpoint"),
+            ("task", "Task (95% CI vs base)"),
+            ("format", "Format"),
+            ("safety", "Safety"),
+            ("p95", "p95"),
+            ("verdict", "Verdict"),
+            ("run", "Run"),
+        )
         self.query_one("#sweep-table", ListTable).show(columns, [(r["id"], row_cells(v, r)) for r in v.ranked])
         self.query_one(SweepLossPlot).show(v)
         self.sub_title = f"{len(v.ranked)} runs over {', '.join(v.keys)}"

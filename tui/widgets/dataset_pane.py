@@ -100,11 +100,23 @@ class InspectRequest:
 
         # several files (data.path as a list, e.g. data plus fixes): the pane shows the first; the
         # launch's pre-flight validates them all
-        return cls(path=(data_paths(d) or [""])[0], format=d.format, method=profile.method.method, max_seq_len=d.max_seq_len,
-                   val_fraction=d.val_fraction, seed=o.seed, model=profile.model.base or None,
-                   chat_template=profile.model.chat_template, assistant_only=d.assistant_only_loss,
-                   apply_chat_template=d.apply_chat_template, eval_path=d.eval_file or None, batch_size=o.batch_size, grad_accum=o.grad_accum, epochs=o.epochs,
-                   processes=max(profile.resources.processes, 1))
+        return cls(
+            path=(data_paths(d) or [""])[0],
+            format=d.format,
+            method=profile.method.method,
+            max_seq_len=d.max_seq_len,
+            val_fraction=d.val_fraction,
+            seed=o.seed,
+            model=profile.model.base or None,
+            chat_template=profile.model.chat_template,
+            assistant_only=d.assistant_only_loss,
+            apply_chat_template=d.apply_chat_template,
+            eval_path=d.eval_file or None,
+            batch_size=o.batch_size,
+            grad_accum=o.grad_accum,
+            epochs=o.epochs,
+            processes=max(profile.resources.processes, 1),
+        )
 
 
 def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
@@ -112,10 +124,22 @@ def inspect_dataset(req: InspectRequest, phase=None) -> tuple[dict, Any]:
     masks; the stats are kept whole (per-example lengths) so the pane can re-truncate without re-tokenising."""
     from tunedeck.engine.data.report import PhaseCallback, ReportSettings, report_and_token_stats
 
-    s = ReportSettings(method=req.method, format=req.format, max_seq_len=req.max_seq_len, val_fraction=req.val_fraction,
-                       seed=req.seed, model=req.model, chat_template=req.chat_template, assistant_only=req.assistant_only,
-                       eval_path=req.eval_path, batch_size=req.batch_size, grad_accum=req.grad_accum, epochs=req.epochs,
-                       processes=req.processes, apply_chat_template=req.apply_chat_template)
+    s = ReportSettings(
+        method=req.method,
+        format=req.format,
+        max_seq_len=req.max_seq_len,
+        val_fraction=req.val_fraction,
+        seed=req.seed,
+        model=req.model,
+        chat_template=req.chat_template,
+        assistant_only=req.assistant_only,
+        eval_path=req.eval_path,
+        batch_size=req.batch_size,
+        grad_accum=req.grad_accum,
+        epochs=req.epochs,
+        processes=req.processes,
+        apply_chat_template=req.apply_chat_template,
+    )
     report, stats = report_and_token_stats(req.path, s, 0.8, PhaseCallback(phase))
     if not req.model:
         report["tokenizer"]["note"] = "no model: token statistics skipped"
@@ -209,7 +233,9 @@ class DatasetPane(VerticalScroll):
     def on_dataset_pane_progress(self, message: "DatasetPane.Progress") -> None:
         bar = self.query_one("#ds-progress", ProgressBar)
         bar.update(total=max(message.total, 1), progress=message.done)
-        self.query_one("#ds-summary", Static).update(f"Inspecting: {escape(message.phase)} {message.done:,}/{message.total:,}")
+        self.query_one("#ds-summary", Static).update(
+            f"Inspecting: {escape(message.phase)} {message.done:,}/{message.total:,}"
+        )
 
     def on_dataset_pane_inspected(self, message: "DatasetPane.Inspected") -> None:
         if message.request is not self.request:
@@ -243,23 +269,30 @@ class DatasetPane(VerticalScroll):
             f"({r['valid_rows']:,} valid, {r['invalid_rows']:,} invalid)\n"
             f"problems: [red]{r['errors']} errors[/], [yellow]{r['warnings']} warnings[/]"
             + "".join(f"  {escape(c)} {n}" for c, n in r["problem_counts"].items())
-            + f"\nsplit: {sp['train']:,} train / {sp['eval']:,} eval")
+            + f"\nsplit: {sp['train']:,} train / {sp['eval']:,} eval"
+        )
         self.problems = list(r["problems"])
         ol = self.query_one("#ds-problems", OptionList)
         ol.clear_options()
         for i, p in enumerate(self.problems):
             colour = "red" if p["severity"] == "error" else "yellow"
-            ol.add_option(Option(f"[{colour}]line {p['line']}[/] {escape(p['category'])}: {escape(p['message'])}", id=str(i)))
+            ol.add_option(
+                Option(f"[{colour}]line {p['line']}[/] {escape(p['category'])}: {escape(p['message'])}", id=str(i))
+            )
         ol.display = bool(self.problems)
         self.query_one("#ds-raw", Static).update("enter on a problem shows its raw line" if self.problems else "")
-        dups = [f"duplicates: {len(r['duplicates'])} exact clusters ({r['duplicate_rows']} extra rows), "
-                f"{len(r['near_duplicates'])} near clusters (Jaccard >= {r['threshold']:g})"]
+        dups = [
+            f"duplicates: {len(r['duplicates'])} exact clusters ({r['duplicate_rows']} extra rows), "
+            f"{len(r['near_duplicates'])} near clusters (Jaccard >= {r['threshold']:g})"
+        ]
         for label, clusters in (("exact", r["duplicates"]), ("near", r["near_duplicates"])):
             dups += [f"  {label}: lines {', '.join(map(str, c[:8]))}" for c in clusters[:5]]
         if r["leakage"]:
             dups.append(f"[red]leakage: {len(r['leakage'])} eval rows duplicate training rows[/]")
-            dups += [f"  eval line {l['eval_line']} ~ train lines {', '.join(map(str, l['train_lines'][:4]))} ({l['kind']})"
-                     for l in r["leakage"][:5]]
+            dups += [
+                f"  eval line {l['eval_line']} ~ train lines {', '.join(map(str, l['train_lines'][:4]))} ({l['kind']})"
+                for l in r["leakage"][:5]
+            ]
         else:
             dups.append("leakage: none")
         self.query_one("#ds-dups", Static).update("\n".join(dups))
@@ -283,12 +316,14 @@ class DatasetPane(VerticalScroll):
         t = self.truncation = truncation_at(st, self.max_seq_len, fmt)
         approx = "" if t.exact else "≈"
         pc = st.percentiles()
-        lines = [f"tokens: {st.total_tokens:,} total, {st.trainable_tokens:,} trainable"
-                 f"{' (assistant only)' if st.assistant_only else ''}; p50 {pc['p50']:,} p90 {pc['p90']:,} max {pc['max']:,}",
-                 f"max_seq_len [b]{t.max_seq_len:,}[/]: cuts [b]{t.truncated:,}[/] of {t.examples:,} examples "
-                 f"([b]{t.example_share:.1%}[/]) and {approx}[b]{t.trainable_cut_share:.1%}[/] of trainable tokens",
-                 f"no trainable tokens: {len(st.zero_trainable_lines)} examples"
-                 + (f" (lines {', '.join(map(str, st.zero_trainable_lines[:8]))})" if st.zero_trainable_lines else "")]
+        lines = [
+            f"tokens: {st.total_tokens:,} total, {st.trainable_tokens:,} trainable"
+            f"{' (assistant only)' if st.assistant_only else ''}; p50 {pc['p50']:,} p90 {pc['p90']:,} max {pc['max']:,}",
+            f"max_seq_len [b]{t.max_seq_len:,}[/]: cuts [b]{t.truncated:,}[/] of {t.examples:,} examples "
+            f"([b]{t.example_share:.1%}[/]) and {approx}[b]{t.trainable_cut_share:.1%}[/] of trainable tokens",
+            f"no trainable tokens: {len(st.zero_trainable_lines)} examples"
+            + (f" (lines {', '.join(map(str, st.zero_trainable_lines[:8]))})" if st.zero_trainable_lines else ""),
+        ]
         lines += [escape(l) for l in histogram_lines(st, self.max_seq_len)]
         lines += [f"[yellow]note:[/] {escape(n)}" for n in st.notes]
         box.update("\n".join(lines))

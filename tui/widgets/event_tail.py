@@ -31,7 +31,7 @@ class EventTail(RichLog):
         new = h.lines_total - self.seen
         if new <= 0:
             return
-        lines = list(h.lines)[-min(new, len(h.lines)):]
+        lines = list(h.lines)[-min(new, len(h.lines)) :]
         for line in lines:
             text = line_text(line)
             self.write(text, expand=True)

@@ -14,9 +14,14 @@ from tunedeck.engine.gate.example_records import BASE
 
 from ..example_filters import BUCKET_NAMES, MISSING, ExamplePair, prompt_text
 
-
-BUCKET_STYLE = {"regressed": "bold red", "fixed": "green", "still_failing": "yellow", "still_passing": "dim",
-                "unscored": "dim italic", MISSING: "magenta"}
+BUCKET_STYLE = {
+    "regressed": "bold red",
+    "fixed": "green",
+    "still_failing": "yellow",
+    "still_passing": "dim",
+    "unscored": "dim italic",
+    MISSING: "magenta",
+}
 
 
 def pass_mark(passed: bool | None, present: bool = True) -> Text:
@@ -87,8 +92,10 @@ def render_example_head(pair: ExamplePair) -> Text:
         out.append(prompt_text(prompt) + "\n")
     out.append("\nreference\n", style="bold underline")
     ref = rec.get("reference")
-    out.append(str(ref) if ref not in (None, "") else "(none: judged by its checks alone)",
-               style="" if ref not in (None, "") else "dim")
+    out.append(
+        str(ref) if ref not in (None, "") else "(none: judged by its checks alone)",
+        style="" if ref not in (None, "") else "dim",
+    )
     return out
 
 

@@ -7,7 +7,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-
 # control characters as their Unicode pictures (VT -> ␋): the terminal would drop them, hiding what the model wrote
 _CONTROL_PICTURES = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\n\t"} | {0x7F: 0x2421}
 
@@ -24,8 +23,9 @@ def _answer_footer(answer: dict) -> str:
 class Exchange(Vertical):
     """One prompt and the two answers to it, base on the left, checkpoint on the right."""
 
-    def __init__(self, prompt: str, step: int | None, system_prompt: str = "", base_title: str = "base",
-                 turn: int = 1) -> None:
+    def __init__(
+        self, prompt: str, step: int | None, system_prompt: str = "", base_title: str = "base", turn: int = 1
+    ) -> None:
         super().__init__(classes="exchange")
         self.prompt = prompt
         self.turn = turn
@@ -63,5 +63,7 @@ class Exchange(Vertical):
 
     def texts(self) -> tuple[str, str]:
         """(base, checkpoint) as shown."""
-        return (str(self.query_one(".answer-base", Static).content),
-                str(self.query_one(".answer-checkpoint", Static).content))
+        return (
+            str(self.query_one(".answer-base", Static).content),
+            str(self.query_one(".answer-checkpoint", Static).content),
+        )

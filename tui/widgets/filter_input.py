@@ -8,7 +8,15 @@ from textual.widgets import Input
 
 
 class FilterInput(Input):
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", tooltip="Clear the filter and go back to the list", id="filter.clear")]
+    BINDINGS = [
+        Binding(
+            "escape",
+            "clear_filter",
+            "Clear filter",
+            tooltip="Clear the filter and go back to the list",
+            id="filter.clear",
+        )
+    ]
 
     class Cleared(Message):
         """The user asked to drop the filter."""

@@ -33,8 +33,13 @@ def level(value, warn: float, crit: float, low_is_bad: bool = False) -> str:
 def metric_line(label: str, value: str, style: str, history, width: int, lo=None, hi=None) -> Text:
     mark = "!" if style == CRIT else " "  # colour is never the only signal (NO_COLOR)
     spark_w = max(0, width - LABEL_W - VALUE_W - 2)
-    return Text.assemble((f"{label:<{LABEL_W}}", "bold"), (f"{value:>{VALUE_W}}", style), mark, " ",
-                         (sparkline(list(history), spark_w, lo, hi), style if style != "dim" else ""))
+    return Text.assemble(
+        (f"{label:<{LABEL_W}}", "bold"),
+        (f"{value:>{VALUE_W}}", style),
+        mark,
+        " ",
+        (sparkline(list(history), spark_w, lo, hi), style if style != "dim" else ""),
+    )
 
 
 def wrap_words(text: str, width: int) -> list[str]:
@@ -69,29 +74,54 @@ def gpu_pane_lines(live: TelemetryHistory, recorded: TelemetryHistory, width: in
     else:
         lines.append(Text("  not running on this machine", style="dim"))
     # -- GPUs --
-    gsrc = live if live.has_gpus and live.latest and live.latest.gpus is not None else recorded if recorded.has_gpus else None
+    gsrc = (
+        live
+        if live.has_gpus and live.latest and live.latest.gpus is not None
+        else recorded
+        if recorded.has_gpus
+        else None
+    )
     if gsrc is not None:
         if gsrc is recorded:
-            lines.append(Text(f"GPUs (recorded {fmt_clock(gsrc.latest.t if gsrc.latest else None, '%H:%M:%S')})", style="bold"))
+            lines.append(
+                Text(f"GPUs (recorded {fmt_clock(gsrc.latest.t if gsrc.latest else None, '%H:%M:%S')})", style="bold")
+            )
         for idx in sorted(gsrc.gpu):
             g = gsrc.gpu_latest.get(idx, {})
             hist = gsrc.gpu[idx]
             name = str(g.get("name") or "GPU")
             lines.append(Text(f"GPU {idx} {name}"[:width], style="bold"))
             util = g.get("util_percent")
-            lines.append(metric_line("util", fmt_percent(util), level(util, 70, 30, low_is_bad=True), hist["util"], width, 0, 100))
+            lines.append(
+                metric_line(
+                    "util", fmt_percent(util), level(util, 70, 30, low_is_bad=True), hist["util"], width, 0, 100
+                )
+            )
             used, total = g.get("mem_used"), g.get("mem_total")
             frac = 100.0 * used / total if is_number(used) and is_number(total) and total else None
-            lines.append(metric_line("memory", f"{fmt_bytes(used)}/{fmt_bytes(total)}", level(frac, 85, 95), hist["mem"], width, 0, 100))
+            lines.append(
+                metric_line(
+                    "memory", f"{fmt_bytes(used)}/{fmt_bytes(total)}", level(frac, 85, 95), hist["mem"], width, 0, 100
+                )
+            )
             temp = g.get("temperature_c")
-            lines.append(metric_line("temp", f"{temp:.0f}°C" if is_number(temp) else "n/a", level(temp, 75, 85), hist["temp"], width))
+            lines.append(
+                metric_line(
+                    "temp", f"{temp:.0f}°C" if is_number(temp) else "n/a", level(temp, 75, 85), hist["temp"], width
+                )
+            )
             power, limit = g.get("power_w"), g.get("power_limit_w")
             pfrac = 100.0 * power / limit if is_number(power) and is_number(limit) and limit else None
             pval = (f"{power:.0f}/{limit:.0f}W" if is_number(limit) else f"{power:.0f}W") if is_number(power) else "n/a"
             lines.append(metric_line("power", pval, level(pfrac, 90, 98), hist["power"], width, lo=0))
             own = g.get("own_mem")
-            lines.append(Text.assemble((f"{'engine':<{LABEL_W}}", "bold"),
-                                       f"{fmt_bytes(own) if is_number(own) else 'n/a':>{VALUE_W}}", " on this GPU"))
+            lines.append(
+                Text.assemble(
+                    (f"{'engine':<{LABEL_W}}", "bold"),
+                    f"{fmt_bytes(own) if is_number(own) else 'n/a':>{VALUE_W}}",
+                    " on this GPU",
+                )
+            )
         return lines
     reason = ""
     for h in (recorded, live):  # why the run's own machine had none, first
@@ -101,7 +131,9 @@ def gpu_pane_lines(live: TelemetryHistory, recorded: TelemetryHistory, width: in
     lines.append(Text("GPU   not available", style="bold yellow"))
     for part in wrap_words(reason or "NVML reported no GPU readings", width - 2):
         lines.append(Text("  " + part, style="dim"))
-    ssrc = live if live.latest and live.latest.system else recorded if recorded.latest and recorded.latest.system else None
+    ssrc = (
+        live if live.latest and live.latest.system else recorded if recorded.latest and recorded.latest.system else None
+    )
     if ssrc is not None:
         s = ssrc.latest.system  # type: ignore[union-attr]
         note = "" if ssrc is live else " (recorded)"
@@ -110,7 +142,9 @@ def gpu_pane_lines(live: TelemetryHistory, recorded: TelemetryHistory, width: in
         lines.append(metric_line("CPU", fmt_percent(cpu), level(cpu, 85, 95), ssrc.cpu, width, 0, 100))
         used, total = s.get("sys_mem_used"), s.get("sys_mem_total")
         frac = 100.0 * used / total if is_number(used) and is_number(total) and total else None
-        lines.append(metric_line("RAM", f"{fmt_bytes(used)}/{fmt_bytes(total)}", level(frac, 80, 92), ssrc.ram, width, 0, 100))
+        lines.append(
+            metric_line("RAM", f"{fmt_bytes(used)}/{fmt_bytes(total)}", level(frac, 80, 92), ssrc.ram, width, 0, 100)
+        )
     return lines
 
 

@@ -61,7 +61,7 @@ def _parse_tables(text: str) -> Any:
     try:
         return tomllib.loads(f"v = {text or '[]'}")["v"]
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"must be a TOML list of tables, e.g. [{{type = \"json_valid\", weight = 1.0}}] ({e})") from None
+        raise ValueError(f'must be a TOML list of tables, e.g. [{{type = "json_valid", weight = 1.0}}] ({e})') from None
 
 
 def parse_text(spec: FieldSpec, text: str) -> Any:
@@ -136,14 +136,26 @@ class HyperparamForm(VerticalScroll):
             with Horizontal(classes="form-row", id=fid + "-row"):
                 yield Label(spec.name, classes="form-label")
                 if spec.choices:
-                    yield Select([(str(c), c) for c in spec.choices], value=spec.default, allow_blank=False, id=fid,
-                                 tooltip=spec.help, compact=True)
+                    yield Select(
+                        [(str(c), c) for c in spec.choices],
+                        value=spec.default,
+                        allow_blank=False,
+                        id=fid,
+                        tooltip=spec.help,
+                        compact=True,
+                    )
                 elif spec.type is bool:
                     yield Switch(value=bool(spec.default), id=fid, tooltip=spec.help)
                 else:
                     suggester = PathSuggester(models=spec.key == "model.base") if spec.key in PATH_KEYS else None
-                    yield Input(to_text(spec, spec.default), id=fid, tooltip=spec.help, select_on_focus=False, compact=True,
-                                suggester=suggester)
+                    yield Input(
+                        to_text(spec, spec.default),
+                        id=fid,
+                        tooltip=spec.help,
+                        select_on_focus=False,
+                        compact=True,
+                        suggester=suggester,
+                    )
             yield Static("", classes="form-error -empty", id=fid + "-error", markup=False)
 
     def on_mount(self) -> None:
@@ -233,14 +245,18 @@ class HyperparamForm(VerticalScroll):
     def hint_list(self) -> list[str]:
         if self.profile is None:
             return []
-        return [f"{h.key}: {h.message}" for h in hints(self.profile, processes=max(self.profile.resources.processes, 1))]
+        return [
+            f"{h.key}: {h.message}" for h in hints(self.profile, processes=max(self.profile.resources.processes, 1))
+        ]
 
     def steps_per_epoch(self) -> int | None:
         p = self.profile
         if p is None or self.train_rows is None:
             return None
         procs = max(p.resources.processes, 1)
-        samples = self.train_rows * (p.method.grpo_num_generations if p.method.method == "grpo" else 1)  # GRPO: completions
+        samples = self.train_rows * (
+            p.method.grpo_num_generations if p.method.method == "grpo" else 1
+        )  # GRPO: completions
         batches = math.ceil(samples / (p.optim.batch_size * procs))
         return max(math.ceil(batches / p.optim.grad_accum), 1) if self.train_rows else 0
 
@@ -255,8 +271,10 @@ class HyperparamForm(VerticalScroll):
             lines.append(f"[b red]{len(self.errors)} error(s)[/]: fix them to launch")
         else:
             procs = max(p.resources.processes, 1)
-            line = (f"effective batch [b]{effective_batch(p, procs)}[/] "
-                    f"({p.optim.batch_size} x {p.optim.grad_accum} x {procs} proc)")
+            line = (
+                f"effective batch [b]{effective_batch(p, procs)}[/] "
+                f"({p.optim.batch_size} x {p.optim.grad_accum} x {procs} proc)"
+            )
             spe = self.steps_per_epoch()
             if spe is not None:
                 line += f"   steps/epoch [b]{spe}[/] ({self.train_rows} train rows)"

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+
 def _width(value) -> int:
     return cell_len(value.plain if isinstance(value, Text) else str(value))
 

@@ -46,7 +46,11 @@ def reward_words(sample: dict) -> str:
     total = sample.get("reward")
     text = f"reward {total:.3g}" if isinstance(total, (int, float)) else "reward"
     group = [g for g in sample.get("group_rewards") or [] if isinstance(g, (int, float))]
-    return text + (f" ({checks})" if checks else "") + (f"; its group: {' '.join(f'{g:.2g}' for g in group)}" if len(group) > 1 else "")
+    return (
+        text
+        + (f" ({checks})" if checks else "")
+        + (f"; its group: {' '.join(f'{g:.2g}' for g in group)}" if len(group) > 1 else "")
+    )
 
 
 class LiveSamples(Static):

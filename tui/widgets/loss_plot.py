@@ -98,5 +98,5 @@ class LossPlot(SafePlot):
         plt.ylim(y_lo, y_hi)
         count = max(3, self.size.height // 3)
         yt = log_ticks(y_lo, y_hi, count) if self.log_scale else nice_ticks(y_lo, y_hi, count)
-        plt.yticks(yt, [value_label(10 ** t if self.log_scale else t) for t in yt])
+        plt.yticks(yt, [value_label(10**t if self.log_scale else t) for t in yt])
         return None

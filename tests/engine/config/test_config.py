@@ -52,14 +52,14 @@ def test_extends_and_overrides(tmp_path):
 
 
 def test_extends_relative_file(tmp_path):
-    write(tmp_path, '[lora]\nr = 4\n', "base.toml")
+    write(tmp_path, "[lora]\nr = 4\n", "base.toml")
     path = write(tmp_path, 'extends = "base.toml"\n[lora]\nalpha = 8\n')
     p = load_profile(str(path))
     assert (p.lora.r, p.lora.alpha) == (4, 8)
 
 
 def test_unknown_key_names_file_line_and_suggests(tmp_path):
-    path = write(tmp_path, '[optim]\nepochs = 2\nlearning_rat = 1e-4\n')
+    path = write(tmp_path, "[optim]\nepochs = 2\nlearning_rat = 1e-4\n")
     with pytest.raises(ProfileError) as e:
         load_profile(str(path))
     msg = str(e.value)
@@ -68,7 +68,7 @@ def test_unknown_key_names_file_line_and_suggests(tmp_path):
 
 
 def test_unknown_section_suggests(tmp_path):
-    path = write(tmp_path, '[optm]\nepochs = 2\n')
+    path = write(tmp_path, "[optm]\nepochs = 2\n")
     with pytest.raises(ProfileError, match=r"p.toml:1: unknown section \[optm\].*'optim'"):
         load_profile(str(path))
 
@@ -80,7 +80,7 @@ def test_wrong_type_names_line(tmp_path):
 
 
 def test_out_of_range(tmp_path):
-    path = write(tmp_path, '[data]\nval_fraction = 0.9\n')
+    path = write(tmp_path, "[data]\nval_fraction = 0.9\n")
     with pytest.raises(ProfileError, match=r"p.toml:2: 'data.val_fraction' must be at most 0.5"):
         load_profile(str(path))
 
@@ -92,13 +92,13 @@ def test_bad_choice(tmp_path):
 
 
 def test_toml_syntax_error_line(tmp_path):
-    path = write(tmp_path, '[optim]\nepochs = 2\nlearning_rate = = 1\n')
+    path = write(tmp_path, "[optim]\nepochs = 2\nlearning_rate = = 1\n")
     with pytest.raises(ProfileError, match=r"p.toml:3: TOML syntax error"):
         load_profile(str(path))
 
 
 def test_error_in_parent_points_at_parent(tmp_path):
-    write(tmp_path, '[lora]\nrank = 4\n', "parent.toml")
+    write(tmp_path, "[lora]\nrank = 4\n", "parent.toml")
     path = write(tmp_path, 'extends = "parent.toml"\n')
     with pytest.raises(ProfileError) as e:
         load_profile(str(path))
@@ -152,8 +152,16 @@ def test_every_field_has_help():
 
 
 def test_hints_are_advisory():
-    p = load_profile("lora", ["optim.learning_rate=1e-2", "optim.epochs=8", "optim.batch_size=2",
-                              "optim.grad_accum=1", "optim.warmup_ratio=0"])
+    p = load_profile(
+        "lora",
+        [
+            "optim.learning_rate=1e-2",
+            "optim.epochs=8",
+            "optim.batch_size=2",
+            "optim.grad_accum=1",
+            "optim.warmup_ratio=0",
+        ],
+    )
     keys = {h.key for h in hints(p)}
     assert {"optim.learning_rate", "optim.epochs", "optim.grad_accum", "optim.warmup_ratio"} <= keys
     assert hints(load_profile("lora")) == []

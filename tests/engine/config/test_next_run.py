@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck
+
+from tunedeck.engine.config.next_run import changes_against_parent, write_next_profile
 from tunedeck.engine.config.profile_loading import ProfileError, build_profile
 from tunedeck.engine.config.profile_schema import Profile, data_paths
-from tunedeck.engine.data.files import load_data_files
-from tunedeck.engine.data.dataset import DatasetError
-from tunedeck.engine.config.next_run import changes_against_parent, write_next_profile
 from tunedeck.engine.config.workspace import fixes_path
+from tunedeck.engine.data.dataset import DatasetError
+from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.run.run_record import RunRecord, load_run_record, write_run_record
 
 
@@ -38,8 +38,9 @@ def test_data_path_takes_one_file_or_a_list():
 
 
 def test_several_files_read_as_one_dataset_with_each_rows_own_file_line(tmp_path):
-    alpaca = write_jsonl(tmp_path / "base.jsonl", [{"instruction": "q1", "output": "a1"}, "",
-                                                   {"instruction": "q2", "output": "a2"}])
+    alpaca = write_jsonl(
+        tmp_path / "base.jsonl", [{"instruction": "q1", "output": "a1"}, "", {"instruction": "q2", "output": "a2"}]
+    )
     fixes = write_jsonl(tmp_path / "fixes.jsonl", [chat("q3", "a3")])
     files = load_data_files([str(alpaca), str(fixes)])
     assert [r["messages"][-1]["content"] for r in files.rows] == ["a1", "a2", "a3"]
@@ -59,7 +60,10 @@ def test_an_invalid_row_in_the_second_file_names_that_file_and_line(tmp_path):
 def test_files_that_train_differently_are_refused_naming_both(tmp_path):
     base = write_jsonl(tmp_path / "base.jsonl", [chat("q1", "a1")])
     text = write_jsonl(tmp_path / "notes.jsonl", [{"text": "plain words"}])
-    with pytest.raises(DatasetError, match=r"notes\.jsonl: its rows are plain text \(text\) but \S*base\.jsonl.s are chat conversations"):
+    with pytest.raises(
+        DatasetError,
+        match=r"notes\.jsonl: its rows are plain text \(text\) but \S*base\.jsonl.s are chat conversations",
+    ):
         load_data_files([str(base), str(text)])
 
 
@@ -79,8 +83,9 @@ def test_adding_a_file_keeps_every_row_on_its_side_of_the_split(tmp_path):
 def fake_parent(ws: Path, data: Path, **profile_data) -> Path:
     run = ws / "runs" / "20250101-000000-parent-0001"
     run.mkdir(parents=True)
-    profile = build_profile({"extends": "lora", "data": {"path": str(data), **profile_data},
-                             "optim": {"learning_rate": 1e-4}})
+    profile = build_profile(
+        {"extends": "lora", "data": {"path": str(data), **profile_data}, "optim": {"learning_rate": 1e-4}}
+    )
     write_run_record(run, RunRecord(id=run.name, name="parent", profile=profile, dataset_path=str(data)))
     return run
 
@@ -98,15 +103,17 @@ def test_the_next_profile_extends_the_frozen_parent_and_adds_its_fixes(tmp_path)
     nxt = write_next_profile(ws, load_run_record(parent))
     assert nxt.fixes == fixes.resolve() and nxt.data == [str(base), str(fixes.resolve())]
     changes = changes_against_parent(nxt, ["optim.learning_rate=3e-4"], ws)
-    assert changes == [f"data.path: {str(base)!r} -> {[str(base), str(fixes.resolve())]!r}",
-                       "optim.learning_rate: 0.0001 -> 0.0003"]
+    assert changes == [
+        f"data.path: {str(base)!r} -> {[str(base), str(fixes.resolve())]!r}",
+        "optim.learning_rate: 0.0001 -> 0.0003",
+    ]
     assert "no longer test the held-out split" in nxt.warnings[0]
     from tunedeck.engine.config.profile_loading import load_profile
 
     child = load_profile(nxt.profile_path, workspace=ws)
     assert child.optim.learning_rate == 1e-4 and child.extends == f"runs/{parent.name}.toml"
     # the parent's own `extends` is not followed again: its chain may have changed since
-    assert "extends = \"\"" in (ws / "profiles" / "runs" / f"{parent.name}.toml").read_text()
+    assert 'extends = ""' in (ws / "profiles" / "runs" / f"{parent.name}.toml").read_text()
 
 
 def test_run_from_refuses_a_profile_too_and_needs_one_or_the_other(tmp_path):
@@ -120,10 +127,32 @@ def test_run_from_refuses_a_profile_too_and_needs_one_or_the_other(tmp_path):
 
 @pytest.mark.slow
 def test_run_from_trains_on_the_parents_data_plus_its_fixes_and_records_the_parent(workspace, tiny_model_dir, sft_data):
-    fast = ["--set", "optim.precision=fp32", "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1",
-            "--set", "gate.when=never", "--set", "checkpoints.save_steps=2", "--set", "checkpoints.eval_steps=2"]
-    first = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
-                     "--set", "optim.max_steps=2", *fast, check=True)
+    fast = [
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "checkpoints.save_steps=2",
+        "--set",
+        "checkpoints.eval_steps=2",
+    ]
+    first = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=2",
+        *fast,
+        check=True,
+    )
     parent = first.stdout.strip().splitlines()[0]
     rows = [json.loads(line) for line in sft_data.read_text().splitlines()[:3]]
     for r in rows:
@@ -143,7 +172,6 @@ def test_run_from_trains_on_the_parents_data_plus_its_fixes_and_records_the_pare
     assert listed[child]["parent"] == parent and listed[parent]["parent"] is None
 
 
-
 def test_show_names_the_parent(tmp_path):
     from tunedeck.engine.run.status_writer import write_status
 
@@ -152,9 +180,13 @@ def test_show_names_the_parent(tmp_path):
     write_status(parent, state="completed")
     child = ws / "runs" / "20250102-000000-parent-0002"
     child.mkdir()
-    write_run_record(child, RunRecord(id=child.name, name="parent", profile=load_run_record(parent).profile,
-                                      parent=parent.name))
+    write_run_record(
+        child, RunRecord(id=child.name, name="parent", profile=load_run_record(parent).profile, parent=parent.name)
+    )
     write_status(child, state="completed", parent=parent.name)
     shown = tunedeck("show", child.name, "--workspace", str(ws), check=True).stdout
     assert f"parent     {parent.name}" in shown
-    assert json.loads(tunedeck("show", child.name, "--workspace", str(ws), "--json", check=True).stdout)["parent"] == parent.name
+    assert (
+        json.loads(tunedeck("show", child.name, "--workspace", str(ws), "--json", check=True).stdout)["parent"]
+        == parent.name
+    )

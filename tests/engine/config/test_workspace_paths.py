@@ -11,16 +11,41 @@ from tunedeck.engine.config import workspace as W
 def test_every_folder_keeps_the_name_existing_workspaces_hold(tmp_path):
     ws = tmp_path
     assert {
-        "runs": W.runs_root(ws), "queue/tickets": W.queue_tickets_dir(ws), "queue/locks": W.queue_locks_dir(ws),
-        "sweeps": W.sweeps_root(ws), "sweeps/lr.toml": W.sweep_record_path(ws, "lr"),
-        "sweeps/lr.sbatch": W.sweep_script_path(ws, "lr"), "profiles": W.profiles_dir(ws),
-        "profiles/runs/r1.toml": W.frozen_profile_path(ws, "r1"), "profiles/next-r1.toml": W.next_profile_path(ws, "r1"),
-        "fixes/r1.jsonl": W.fixes_path(ws, "r1"), "failures": W.failures_dir(ws), "cache/gate": W.gate_cache_dir(ws),
-        "exports": W.exports_dir(ws), "demo": W.demo_dir(ws), "demo-real": W.demo_real_dir(ws),
-    } == {name: ws / name for name in (
-        "runs", "queue/tickets", "queue/locks", "sweeps", "sweeps/lr.toml", "sweeps/lr.sbatch", "profiles",
-        "profiles/runs/r1.toml", "profiles/next-r1.toml", "fixes/r1.jsonl", "failures", "cache/gate", "exports",
-        "demo", "demo-real")}
+        "runs": W.runs_root(ws),
+        "queue/tickets": W.queue_tickets_dir(ws),
+        "queue/locks": W.queue_locks_dir(ws),
+        "sweeps": W.sweeps_root(ws),
+        "sweeps/lr.toml": W.sweep_record_path(ws, "lr"),
+        "sweeps/lr.sbatch": W.sweep_script_path(ws, "lr"),
+        "profiles": W.profiles_dir(ws),
+        "profiles/runs/r1.toml": W.frozen_profile_path(ws, "r1"),
+        "profiles/next-r1.toml": W.next_profile_path(ws, "r1"),
+        "fixes/r1.jsonl": W.fixes_path(ws, "r1"),
+        "failures": W.failures_dir(ws),
+        "cache/gate": W.gate_cache_dir(ws),
+        "exports": W.exports_dir(ws),
+        "demo": W.demo_dir(ws),
+        "demo-real": W.demo_real_dir(ws),
+    } == {
+        name: ws / name
+        for name in (
+            "runs",
+            "queue/tickets",
+            "queue/locks",
+            "sweeps",
+            "sweeps/lr.toml",
+            "sweeps/lr.sbatch",
+            "profiles",
+            "profiles/runs/r1.toml",
+            "profiles/next-r1.toml",
+            "fixes/r1.jsonl",
+            "failures",
+            "cache/gate",
+            "exports",
+            "demo",
+            "demo-real",
+        )
+    }
 
 
 def test_the_workspace_of_a_run_named_through_links(tmp_path, monkeypatch):

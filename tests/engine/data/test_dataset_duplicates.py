@@ -28,7 +28,9 @@ def chat(user: str, answer: str) -> dict:
 
 def random_rows(n: int, seed: int = 0, words: int = 60) -> list[dict]:
     rng = random.Random(seed)
-    return [chat(" ".join(rng.choices(VOCAB, k=words // 2)), " ".join(rng.choices(VOCAB, k=words // 2))) for _ in range(n)]
+    return [
+        chat(" ".join(rng.choices(VOCAB, k=words // 2)), " ".join(rng.choices(VOCAB, k=words // 2))) for _ in range(n)
+    ]
 
 
 def tweak(row: dict, index: int, word: str = "CHANGED") -> dict:
@@ -39,10 +41,12 @@ def tweak(row: dict, index: int, word: str = "CHANGED") -> dict:
 
 def test_planted_exact_and_near_duplicates():
     rows = random_rows(300)
-    rows.append(chat("  " + rows[5]["messages"][0]["content"].upper(), rows[5]["messages"][1]["content"] + "\n"))  # line 301
-    rows.append(tweak(rows[10], 7))                                                                                # line 302
-    rows.append(tweak(rows[10], 20, "OTHER"))                                                                      # line 303
-    rows.append(rows[10])                                                                                          # line 304
+    rows.append(
+        chat("  " + rows[5]["messages"][0]["content"].upper(), rows[5]["messages"][1]["content"] + "\n")
+    )  # line 301
+    rows.append(tweak(rows[10], 7))  # line 302
+    rows.append(tweak(rows[10], 20, "OTHER"))  # line 303
+    rows.append(rows[10])  # line 304
     report = find_duplicates(rows)
     assert report.exact == [[6, 301], [11, 304]]
     assert report.near == [[11, 302, 303, 304]]
@@ -93,8 +97,11 @@ def test_leakage_within_a_split():
 def test_all_canonical_shapes_have_text():
     assert row_text({"text": "Hi"}) == "Hi"
     assert row_text({"prompt": "a", "completion": "b"}) == "a\nb"
-    pref = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "y"}],
-            "rejected": [{"role": "assistant", "content": "n"}]}
+    pref = {
+        "prompt": [{"role": "user", "content": "q"}],
+        "chosen": [{"role": "assistant", "content": "y"}],
+        "rejected": [{"role": "assistant", "content": "n"}],
+    }
     assert row_text(pref) == "user: q\nassistant: y\nassistant: n"
     assert normalise("  A\tb \n C ") == "a b c"
     report = find_duplicates([{"text": "A  b"}, {"text": "a b"}, {"text": ""}, {"text": " "}, {"text": "one"}])

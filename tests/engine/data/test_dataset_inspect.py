@@ -16,8 +16,12 @@ U = {"role": "user", "content": "Maria is a nurse in Lisbon."}
 def chat(i: int) -> dict:
     rng = random.Random(i)
     words = " ".join(rng.choice(["Maria", "Lopez", "nurse", "Lisbon", "teacher", "Osaka", "pilot"]) for _ in range(12))
-    return {"messages": [{"role": "user", "content": f"Example {i}: {words}"},
-                         {"role": "assistant", "content": json.dumps({"id": i, "words": words})}]}
+    return {
+        "messages": [
+            {"role": "user", "content": f"Example {i}: {words}"},
+            {"role": "assistant", "content": json.dumps({"id": i, "words": words})},
+        ]
+    }
 
 
 def write(path: Path, rows: list) -> Path:
@@ -47,11 +51,23 @@ def test_json_shape_and_exit_1_on_errors(tmp_path, capsys):
     code, out, err = run([str(write(tmp_path / "d.jsonl", rows)), "--json"], capsys)
     assert code == 1 and err == ""
     report = json.loads(out)
-    for key in ("format", "rows", "problems", "tokens", "duplicates", "near_duplicates", "leakage", "split", "fingerprint"):
+    for key in (
+        "format",
+        "rows",
+        "problems",
+        "tokens",
+        "duplicates",
+        "near_duplicates",
+        "leakage",
+        "split",
+        "fingerprint",
+    ):
         assert key in report
     assert report["format"] == "messages" and report["rows"] == 43 and report["valid_rows"] == 41
-    assert [(p["category"], p["line"], p["severity"]) for p in report["problems"]] == [("invalid_json", 41, "error"),
-                                                                                        ("no_assistant", 42, "error")]
+    assert [(p["category"], p["line"], p["severity"]) for p in report["problems"]] == [
+        ("invalid_json", 41, "error"),
+        ("no_assistant", 42, "error"),
+    ]
     assert all(set(p) >= {"category", "line", "message", "severity"} for p in report["problems"])
     assert report["duplicates"] == [[4, 43]]
     assert report["tokens"] is None and "no model" in report["tokenizer"]["note"]
@@ -88,8 +104,10 @@ def test_eval_file_errors_count(tmp_path, capsys):
 
 def test_profile_settings(tmp_path, capsys, tok_dir):
     profile = tmp_path / "p.toml"
-    profile.write_text(f'[model]\nbase = "{tok_dir}"\n[data]\nmax_seq_len = 32\nval_fraction = 0.25\n[optim]\nseed = 7\n'
-                       "batch_size = 2\ngrad_accum = 2\nepochs = 1.0\n")
+    profile.write_text(
+        f'[model]\nbase = "{tok_dir}"\n[data]\nmax_seq_len = 32\nval_fraction = 0.25\n[optim]\nseed = 7\n'
+        "batch_size = 2\ngrad_accum = 2\nepochs = 1.0\n"
+    )
     path = write(tmp_path / "d.jsonl", [chat(i) for i in range(40)])
     code, out, _ = run([str(path), "--profile", str(profile), "--json"], capsys)
     report = json.loads(out)
@@ -103,8 +121,17 @@ def test_human_report(tmp_path, capsys, tok_dir):
     rows = [chat(i) for i in range(20)] + [{"messages": [U, {"role": "assistent", "content": "x"}]}, chat(2)]
     code, out, _ = run([str(write(tmp_path / "d.jsonl", rows)), "--model", str(tok_dir)], capsys)
     assert code == 1
-    for text in ("format messages", "unknown_role", "d.jsonl:21", 'did you mean "assistant"', "tokens per example",
-                 "p50 / p90 / p99 / max", "exact: d.jsonl:3, 22", "fingerprint sha256:", "1 error:"):
+    for text in (
+        "format messages",
+        "unknown_role",
+        "d.jsonl:21",
+        'did you mean "assistant"',
+        "tokens per example",
+        "p50 / p90 / p99 / max",
+        "exact: d.jsonl:3, 22",
+        "fingerprint sha256:",
+        "1 error:",
+    ):
         assert text in out, text
 
 
@@ -113,18 +140,23 @@ def test_unloadable_model_is_reported_not_fatal(tmp_path, capsys):
     code, out, _ = run([str(path), "--model", str(tmp_path / "no-such-model"), "--json"], capsys)
     report = json.loads(out)
     assert code == 0 and report["tokens"] is None
-    assert report["tokenizer"]["note"] == f"{tmp_path / 'no-such-model'}: no such model folder; token statistics skipped"
+    assert (
+        report["tokenizer"]["note"] == f"{tmp_path / 'no-such-model'}: no such model folder; token statistics skipped"
+    )
     (tmp_path / "empty-model").mkdir()
     code, out, _ = run([str(path), "--model", str(tmp_path / "empty-model"), "--json"], capsys)
     assert code == 0 and "cannot load a tokenizer" in json.loads(out)["tokenizer"]["note"]
 
 
-@pytest.mark.parametrize("argv,pattern", [
-    (["missing.jsonl"], "missing.jsonl: no such file"),
-    (["{data}", "--profile", "no-such-profile"], "no-such-profile"),
-    (["{data}", "--method", "dpo"], "DPO needs preference data"),
-    (["{data}", "--max-seq-len", "0"], "--max-seq-len"),
-])
+@pytest.mark.parametrize(
+    "argv,pattern",
+    [
+        (["missing.jsonl"], "missing.jsonl: no such file"),
+        (["{data}", "--profile", "no-such-profile"], "no-such-profile"),
+        (["{data}", "--method", "dpo"], "DPO needs preference data"),
+        (["{data}", "--max-seq-len", "0"], "--max-seq-len"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_message(tmp_path, capsys, argv, pattern):
     data = write(tmp_path / "d.jsonl", [chat(1)])
     code, out, err = run([a.replace("{data}", str(data)) for a in argv], capsys)
@@ -146,4 +178,6 @@ def test_register_adds_inspect_to_any_parser():
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["inspect", "data.jsonl", "--json", "--eval", "held.jsonl", "--format", "alpaca"])
-    assert args.func is main and args.path == "data.jsonl" and args.eval_path == "held.jsonl" and args.format == "alpaca"
+    assert (
+        args.func is main and args.path == "data.jsonl" and args.eval_path == "held.jsonl" and args.format == "alpaca"
+    )

@@ -41,35 +41,129 @@ CASES = [
     ("messages_empty", [GOOD, {"messages": []}], "sft", "auto", [2]),
     ("message_not_object", [GOOD, {"messages": ["hi", A]}], "sft", "auto", [2]),
     ("message_missing_role", [GOOD, {"messages": [{"content": "hi"}, A]}], "sft", "auto", [2]),
-    ("message_missing_content", [GOOD, {"messages": [{"role": "user"}, A]}, {"messages": [U, {"role": "assistant"}]}],
-     "sft", "auto", [2, 3]),
+    (
+        "message_missing_content",
+        [GOOD, {"messages": [{"role": "user"}, A]}, {"messages": [U, {"role": "assistant"}]}],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
     ("unknown_message_key", [GOOD, {"messages": [{**U, "lang": "en"}, A]}], "sft", "auto", [2]),
-    ("unknown_role", [GOOD, {"messages": [U, {"role": "assistent", "content": "x"}]}, {"messages": [{"role": 3, "content": "x"}, A]}],
-     "sft", "auto", [2, 3]),
-    ("content_not_string", [GOOD, {"messages": [U, {"role": "assistant", "content": ["Paris"]}]}, {"messages": [{"role": "user", "content": 5}, A]}],
-     "sft", "auto", [2, 3]),
+    (
+        "unknown_role",
+        [
+            GOOD,
+            {"messages": [U, {"role": "assistent", "content": "x"}]},
+            {"messages": [{"role": 3, "content": "x"}, A]},
+        ],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
+    (
+        "content_not_string",
+        [
+            GOOD,
+            {"messages": [U, {"role": "assistant", "content": ["Paris"]}]},
+            {"messages": [{"role": "user", "content": 5}, A]},
+        ],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
     ("content_empty", [GOOD, {"messages": [U, {"role": "assistant", "content": "  "}]}], "sft", "auto", [2]),
     ("no_assistant", [GOOD, {"messages": [S, U]}], "sft", "auto", [2]),
     ("last_not_assistant", [GOOD, {"messages": [U, A, U]}], "sft", "auto", [2]),
-    ("role_order", [GOOD, {"messages": [U, S, A]}, {"messages": [U, U, A]}, {"messages": [U, TOOL, A]}, GOOD],
-     "sft", "auto", [2, 3, 4]),
-    ("invalid_weight", [GOOD, {"messages": [U, {**A, "weight": 2}]}, {"messages": [{**U, "weight": 1}, A]}, {"messages": [U, {**A, "weight": True}]}],
-     "sft", "auto", [2, 3, 4]),
-    ("invalid_tool_calls", [GOOD, {"messages": [U, {"role": "assistant", "content": "x", "tool_calls": "f()"}]},
-                            {"messages": [{**U, "tool_calls": [{}]}, A]}], "sft", "auto", [2, 3]),
+    (
+        "role_order",
+        [GOOD, {"messages": [U, S, A]}, {"messages": [U, U, A]}, {"messages": [U, TOOL, A]}, GOOD],
+        "sft",
+        "auto",
+        [2, 3, 4],
+    ),
+    (
+        "invalid_weight",
+        [
+            GOOD,
+            {"messages": [U, {**A, "weight": 2}]},
+            {"messages": [{**U, "weight": 1}, A]},
+            {"messages": [U, {**A, "weight": True}]},
+        ],
+        "sft",
+        "auto",
+        [2, 3, 4],
+    ),
+    (
+        "invalid_tool_calls",
+        [
+            GOOD,
+            {"messages": [U, {"role": "assistant", "content": "x", "tool_calls": "f()"}]},
+            {"messages": [{**U, "tool_calls": [{}]}, A]},
+        ],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
     ("invalid_tools", [GOOD, {"messages": [U, A], "tools": {"name": "f"}}], "sft", "auto", [2]),
-    ("missing_field", [{"instruction": "Add", "output": "2"}, {"instruction": "Sub"}, {"output": "3", "instruction": None}],
-     "sft", "auto", [2, 3]),
-    ("chosen_equals_rejected", [{"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"}, {"prompt": "Hi", "chosen": "Yo", "rejected": "Yo"}],
-     "dpo", "auto", [2]),
-    ("no_response", [{"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"},
-                     {"chosen": [U, A], "rejected": [U, A, U, {**A, "content": "More"}]}], "dpo", "auto", [2]),
-    ("invalid_history", [{"instruction": "Add", "output": "2"}, {"instruction": "Add", "output": "2", "history": "1+1=2"},
-                         {"instruction": "Add", "output": "2", "history": [["1+1", 2]]}], "sft", "auto", [2, 3]),
-    ("invalid_label", [{**GOOD, "label": True}, {**GOOD, "label": "yes"}, {**GOOD, "label": None}], "kto", "auto", [2, 3]),
-    ("multimodal", [GOOD, {**GOOD, "images": ["cat.jpg"]}, {**GOOD, "videos": ["a.mp4"]}, {**GOOD, "images": []}],
-     "sft", "auto", [2, 3]),
-    ("media_tag", [GOOD, {"messages": [{**U, "content": "<image>Who is this?"}, A]}, {"text": "plain"}], "sft", "auto", [2]),
+    (
+        "missing_field",
+        [{"instruction": "Add", "output": "2"}, {"instruction": "Sub"}, {"output": "3", "instruction": None}],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
+    (
+        "chosen_equals_rejected",
+        [
+            {"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"},
+            {"prompt": "Hi", "chosen": "Yo", "rejected": "Yo"},
+        ],
+        "dpo",
+        "auto",
+        [2],
+    ),
+    (
+        "no_response",
+        [
+            {"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"},
+            {"chosen": [U, A], "rejected": [U, A, U, {**A, "content": "More"}]},
+        ],
+        "dpo",
+        "auto",
+        [2],
+    ),
+    (
+        "invalid_history",
+        [
+            {"instruction": "Add", "output": "2"},
+            {"instruction": "Add", "output": "2", "history": "1+1=2"},
+            {"instruction": "Add", "output": "2", "history": [["1+1", 2]]},
+        ],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
+    (
+        "invalid_label",
+        [{**GOOD, "label": True}, {**GOOD, "label": "yes"}, {**GOOD, "label": None}],
+        "kto",
+        "auto",
+        [2, 3],
+    ),
+    (
+        "multimodal",
+        [GOOD, {**GOOD, "images": ["cat.jpg"]}, {**GOOD, "videos": ["a.mp4"]}, {**GOOD, "images": []}],
+        "sft",
+        "auto",
+        [2, 3],
+    ),
+    (
+        "media_tag",
+        [GOOD, {"messages": [{**U, "content": "<image>Who is this?"}, A]}, {"text": "plain"}],
+        "sft",
+        "auto",
+        [2],
+    ),
     ("unknown_column", [GOOD, {**GOOD, "tols": []}, {**GOOD, "tols": []}, {**GOOD, "id": 4}], "sft", "auto", [2]),
 ]
 
@@ -130,8 +224,11 @@ def test_blank_lines_bom_and_crlf_keep_line_numbers(tmp_path):
 
 def test_messages_keep_tools_tool_calls_and_names(tmp_path):
     tools = [{"type": "function", "function": {"name": "capital", "parameters": {}}}]
-    row = {"messages": [S, {**U, "name": "ann"}, {**CALL, "content": None}, {**TOOL, "tool_call_id": "1"}, A], "tools": tools,
-           "source": "web"}
+    row = {
+        "messages": [S, {**U, "name": "ann"}, {**CALL, "content": None}, {**TOOL, "tool_call_id": "1"}, A],
+        "tools": tools,
+        "source": "web",
+    }
     ds = load_dataset(write(tmp_path / "d.jsonl", [row]))
     assert not ds.problems
     # arguments given as a JSON string become a dict: chat templates expect one
@@ -171,13 +268,16 @@ def test_two_assistant_turns_in_a_row_is_a_warning(tmp_path):
 
 # ---- formats ------------------------------------------------------------------------------------------
 
+
 def test_prompt_completion_plain_stays_plain(tmp_path):
     ds = load_dataset(write(tmp_path / "d.jsonl", [{"prompt": "2+2=", "completion": "4", "id": 1}]))
     assert ds.format == "prompt_completion" and ds.rows == [{"prompt": "2+2=", "completion": "4"}]
 
 
 def test_prompt_completion_conversational_becomes_messages(tmp_path):
-    ds = load_dataset(write(tmp_path / "d.jsonl", [{"prompt": [S, U], "completion": [A]}, {"prompt": "Hi", "completion": [A]}]))
+    ds = load_dataset(
+        write(tmp_path / "d.jsonl", [{"prompt": [S, U], "completion": [A]}, {"prompt": "Hi", "completion": [A]}])
+    )
     assert ds.rows == [{"messages": [S, U, A]}, {"messages": [{"role": "user", "content": "Hi"}, A]}]
 
 
@@ -187,31 +287,56 @@ def test_text(tmp_path):
 
 
 def test_alpaca(tmp_path):
-    rows = [{"instruction": "Translate", "input": "chat", "output": "cat"}, {"instruction": "Say hi", "input": "", "output": "hi", "system": "Be nice."}]
+    rows = [
+        {"instruction": "Translate", "input": "chat", "output": "cat"},
+        {"instruction": "Say hi", "input": "", "output": "hi", "system": "Be nice."},
+    ]
     ds = load_dataset(write(tmp_path / "d.jsonl", rows))
     assert ds.format == "alpaca"
     assert ds.rows == [
         {"messages": [{"role": "user", "content": "Translate\n\nchat"}, {"role": "assistant", "content": "cat"}]},
-        {"messages": [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "Be nice."},
+                {"role": "user", "content": "Say hi"},
+                {"role": "assistant", "content": "hi"},
+            ]
+        },
     ]
 
 
 def test_sharegpt(tmp_path):
-    rows = [{"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}], "system": "Be brief."},
-            {"conversations": [{"from": "human", "value": "Hi"}, {"from": "robot", "value": "Hello"}]}]
+    rows = [
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}], "system": "Be brief."},
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "robot", "value": "Hello"}]},
+    ]
     ds = load_dataset(write(tmp_path / "d.jsonl", rows))
     assert ds.format == "sharegpt"
-    assert ds.rows == [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                                     {"role": "assistant", "content": "Hello"}]}]
+    assert ds.rows == [
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+            ]
+        }
+    ]
     (p,) = ds.problems
     assert p.category == "unknown_role" and p.field == "conversations[1].from" and p.line == 2
 
 
 def test_preference_explicit_plain_strings_become_conversational(tmp_path):
-    ds = load_dataset(write(tmp_path / "d.jsonl", [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}]), method="dpo")
+    ds = load_dataset(
+        write(tmp_path / "d.jsonl", [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}]), method="dpo"
+    )
     assert ds.format == "preference"
-    assert ds.rows == [{"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "assistant", "content": "Hello!"}],
-                        "rejected": [{"role": "assistant", "content": "Go away."}]}]
+    assert ds.rows == [
+        {
+            "prompt": [{"role": "user", "content": "Hi"}],
+            "chosen": [{"role": "assistant", "content": "Hello!"}],
+            "rejected": [{"role": "assistant", "content": "Go away."}],
+        }
+    ]
 
 
 def test_preference_implicit_prompt_is_the_shared_prefix(tmp_path):
@@ -221,7 +346,11 @@ def test_preference_implicit_prompt_is_the_shared_prefix(tmp_path):
 
 
 def test_preference_missing_field(tmp_path):
-    rows = [{"prompt": "Hi", "chosen": "a", "rejected": "b"}, {"prompt": "Hi", "chosen": "a"}, {"chosen": "a", "rejected": "b"}]
+    rows = [
+        {"prompt": "Hi", "chosen": "a", "rejected": "b"},
+        {"prompt": "Hi", "chosen": "a"},
+        {"chosen": "a", "rejected": "b"},
+    ]
     ds = load_dataset(write(tmp_path / "d.jsonl", rows), method="dpo")
     assert lines_of(ds, "missing_field") == [2, 3]
     assert [p.field for p in ds.problems] == ["rejected", "prompt"]
@@ -239,6 +368,7 @@ def test_detection_follows_the_majority(tmp_path):
 
 
 # ---- sources ------------------------------------------------------------------------------------------
+
 
 def test_json_array(tmp_path):
     path = tmp_path / "d.json"
@@ -310,7 +440,9 @@ def test_arrow_file_reports_rows(tmp_path):
 def test_save_to_disk_folder(tmp_path):
     from datasets import Dataset, DatasetDict
 
-    DatasetDict({"train": Dataset.from_list([{"text": "a"}, {"text": "b"}]), "test": Dataset.from_list([{"text": "c"}])}).save_to_disk(tmp_path / "dd")
+    DatasetDict(
+        {"train": Dataset.from_list([{"text": "a"}, {"text": "b"}]), "test": Dataset.from_list([{"text": "c"}])}
+    ).save_to_disk(tmp_path / "dd")
     ds = load_dataset(tmp_path / "dd")
     assert ds.format == "text" and ds.rows == [{"text": "a"}, {"text": "b"}]
 
@@ -322,6 +454,7 @@ def test_progress_reaches_the_end(tmp_path):
 
 
 # ---- policies and mistakes -----------------------------------------------------------------------------
+
 
 def test_skip_policy_lists_the_skipped_lines(tmp_path):
     path = write(tmp_path / "d.jsonl", [GOOD, b"{", GOOD, {"messages": []}])
@@ -337,18 +470,26 @@ def test_summary_names_file_lines_and_counts(tmp_path):
     assert ds.counts() == {"invalid_json": 2, "messages_empty": 1}
 
 
-@pytest.mark.parametrize("setup,kwargs,pattern", [
-    (None, {}, r"nope\.jsonl: no such file"),
-    ("x.txt", {}, r"x\.txt: unknown file type"),
-    ("d.jsonl", {"format": "chatml"}, r"unknown format 'chatml'"),
-    ("d.jsonl", {"method": "dpo"}, r"DPO needs preference data"),
-    ("p.jsonl", {"method": "sft"}, r"preference data"),
-    ("k.jsonl", {}, r"cannot tell the dataset format \(columns seen: a, b\)"),
-    ("e.jsonl", {}, r"e\.jsonl: no rows"),
-])
+@pytest.mark.parametrize(
+    "setup,kwargs,pattern",
+    [
+        (None, {}, r"nope\.jsonl: no such file"),
+        ("x.txt", {}, r"x\.txt: unknown file type"),
+        ("d.jsonl", {"format": "chatml"}, r"unknown format 'chatml'"),
+        ("d.jsonl", {"method": "dpo"}, r"DPO needs preference data"),
+        ("p.jsonl", {"method": "sft"}, r"preference data"),
+        ("k.jsonl", {}, r"cannot tell the dataset format \(columns seen: a, b\)"),
+        ("e.jsonl", {}, r"e\.jsonl: no rows"),
+    ],
+)
 def test_dataset_errors_name_the_file(tmp_path, setup, kwargs, pattern):
-    files = {"x.txt": [b"hello"], "d.jsonl": [GOOD], "p.jsonl": [{"prompt": "a", "chosen": "b", "rejected": "c"}],
-             "k.jsonl": [{"a": 1, "b": 2}], "e.jsonl": [b""]}
+    files = {
+        "x.txt": [b"hello"],
+        "d.jsonl": [GOOD],
+        "p.jsonl": [{"prompt": "a", "chosen": "b", "rejected": "c"}],
+        "k.jsonl": [{"a": 1, "b": 2}],
+        "e.jsonl": [b""],
+    }
     path = write(tmp_path / setup, files[setup]) if setup else tmp_path / "nope.jsonl"
     with pytest.raises(DatasetError, match=pattern) as info:
         load_dataset(path, **kwargs)

@@ -11,8 +11,10 @@ from tunedeck.engine.data.split import fingerprint, split_indices
 
 
 def rows(n: int, start: int = 0) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
-            for i in range(start, start + n)]
+    return [
+        {"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+        for i in range(start, start + n)
+    ]
 
 
 def test_deterministic_and_roughly_the_fraction():
@@ -51,7 +53,9 @@ def test_order_does_not_matter():
     data = rows(400)
     _, ev = split_indices(data, 0.2, 3)
     _, ev_rev = split_indices(data[::-1], 0.2, 3)
-    assert sorted(data[i]["messages"][0]["content"] for i in ev) == sorted(data[::-1][i]["messages"][0]["content"] for i in ev_rev)
+    assert sorted(data[i]["messages"][0]["content"] for i in ev) == sorted(
+        data[::-1][i]["messages"][0]["content"] for i in ev_rev
+    )
 
 
 def test_identical_rows_land_on_the_same_side():
@@ -78,9 +82,14 @@ def test_fingerprint_format_and_sensitivity():
     assert fp == fingerprint([dict(r) for r in data], val_fraction=0.1, seed=42)
     changed = rows(50)
     changed[10]["messages"][1]["content"] = "different"
-    others = {fingerprint(changed, val_fraction=0.1, seed=42), fingerprint(data, val_fraction=0.2, seed=42),
-              fingerprint(data, val_fraction=0.1, seed=43), fingerprint(data, val_fraction=0.1, seed=42, eval_rows=[]),
-              fingerprint(data, val_fraction=0.1, seed=42, eval_rows=rows(1)), fingerprint(data[::-1], val_fraction=0.1, seed=42)}
+    others = {
+        fingerprint(changed, val_fraction=0.1, seed=42),
+        fingerprint(data, val_fraction=0.2, seed=42),
+        fingerprint(data, val_fraction=0.1, seed=43),
+        fingerprint(data, val_fraction=0.1, seed=42, eval_rows=[]),
+        fingerprint(data, val_fraction=0.1, seed=42, eval_rows=rows(1)),
+        fingerprint(data[::-1], val_fraction=0.1, seed=42),
+    }
     assert fp not in others and len(others) == 6
 
 

@@ -8,13 +8,15 @@ import random
 import numpy as np
 import pytest
 
-from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
 from tunedeck.engine.data.token_stats import TokenizerError, compute_token_stats
+from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
 
 WORDS = "the cat sat on a mat while Maria from Lisbon wrote JSON answers about 42 cities and 7 jobs".split()
 # The tiny ChatML template, plus a tools header, to check that each row's own tools reach the template.
-TOOLS_TEMPLATE = ("{%- if tools -%}{{ '<|im_start|>system\nTools: ' + (tools | map(attribute='name') | join(', ')) + '<|im_end|>\n' }}"
-                  "{%- endif -%}" + CHAT_TEMPLATE)
+TOOLS_TEMPLATE = (
+    "{%- if tools -%}{{ '<|im_start|>system\nTools: ' + (tools | map(attribute='name') | join(', ')) + '<|im_end|>\n' }}"
+    "{%- endif -%}" + CHAT_TEMPLATE
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +38,18 @@ def chat_rows(n: int, seed: int = 0) -> list[dict]:
     for _ in range(n):
         msgs = [{"role": "system", "content": sentence(rng, 2, 6)}] if rng.random() < 0.5 else []
         for _ in range(rng.randint(1, 3)):
-            msgs += [{"role": "user", "content": sentence(rng, 1, 30)}, {"role": "assistant", "content": sentence(rng, 1, 40)}]
+            msgs += [
+                {"role": "user", "content": sentence(rng, 1, 30)},
+                {"role": "assistant", "content": sentence(rng, 1, 40)},
+            ]
         out.append({"messages": msgs})
     return out
 
 
 def reference_chat(tok, row: dict, limit: int) -> tuple[int, int, int]:
-    out = tok.apply_chat_template(row["messages"], tools=row.get("tools"), tokenize=True, return_dict=True,
-                                  return_assistant_tokens_mask=True)
+    out = tok.apply_chat_template(
+        row["messages"], tools=row.get("tools"), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     mask = out["assistant_masks"]
     return len(out["input_ids"]), sum(mask), sum(mask[:limit])
 
@@ -119,13 +125,25 @@ def test_preference_counts(tok):
     rows = [{"prompt": prompt, "chosen": chosen, "rejected": rejected}]
     stats = compute_token_stats(rows, tok, max_seq_len=1000)
     p = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-    c, r = (sum(tok.apply_chat_template(prompt + answer, tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True)["assistant_masks"]) for answer in (chosen, rejected))
+    c, r = (
+        sum(
+            tok.apply_chat_template(
+                prompt + answer, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            )["assistant_masks"]
+        )
+        for answer in (chosen, rejected)
+    )
     assert triples(stats) == [(len(p) + max(c, r), c + r, c + r)]
     short = compute_token_stats(rows, tok, max_seq_len=len(p))  # the prompt alone fills the window: TRL drops it
     assert short.dropped_lines == [1]
-    kto = [{"prompt": prompt, "completion": chosen, "label": True}, {"prompt": prompt, "completion": rejected, "label": False}]
-    assert triples(compute_token_stats(kto, tok, max_seq_len=len(p) + 2)) == [(len(p) + c, c, 2), (len(p) + r, r, min(r, 2))]
+    kto = [
+        {"prompt": prompt, "completion": chosen, "label": True},
+        {"prompt": prompt, "completion": rejected, "label": False},
+    ]
+    assert triples(compute_token_stats(kto, tok, max_seq_len=len(p) + 2)) == [
+        (len(p) + c, c, 2),
+        (len(p) + r, r, min(r, 2)),
+    ]
 
 
 def test_template_without_generation_markers_masks_the_same_replies(tok, tmp_path):
@@ -181,8 +199,20 @@ def test_statistics_histogram_and_plan(tok):
     assert plan.total_steps == math.ceil(2.5 * plan.steps_per_epoch)
     assert plan.total_training_tokens == round(2.5 * plan.tokens_per_epoch)
     d = stats.to_dict()
-    for key in ("examples", "total_tokens", "trainable_tokens", "p50", "p90", "p99", "max", "histogram",
-                "truncated_examples", "trainable_cut_share", "zero_trainable_lines", "dropped_lines"):
+    for key in (
+        "examples",
+        "total_tokens",
+        "trainable_tokens",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        "histogram",
+        "truncated_examples",
+        "trainable_cut_share",
+        "zero_trainable_lines",
+        "dropped_lines",
+    ):
         assert key in d
     sub = stats.subset([1, 2, 3])
     assert sub.examples == 3 and sub.lengths.tolist() == stats.lengths[:3].tolist()

@@ -7,18 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixtures.app_harness import copy_workspace, make_app, run, wait_for_text, wait_until
 from fixtures.make_gated_run import GATED
+
+from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.engine.data.files import load_data_files
 from tunedeck.engine.data.fixes import FixError, add_fix, data_kind, fix_row, prefill
-from tunedeck.engine.config.workspace import fixes_path
 from tunedeck.tui.screens.examples import ExamplesScreen
 from tunedeck.tui.widgets.list_table import ListTable
 
-CHAT_RECORD = {"id": "golden:t03", "prompt": [{"role": "system", "content": "Route it."},
-                                               {"role": "user", "content": "The app crashes"}],
-               "reference": '{"team": "technical"}', "output": '{"team": "billing"}'}
+CHAT_RECORD = {
+    "id": "golden:t03",
+    "prompt": [{"role": "system", "content": "Route it."}, {"role": "user", "content": "The app crashes"}],
+    "reference": '{"team": "technical"}',
+    "output": '{"team": "billing"}',
+}
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -26,17 +29,36 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("method, fmt, data_row", [
-    ("sft", "messages", {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}),
-    ("sft", "alpaca", {"instruction": "q", "output": "a"}),
-    ("dpo", "preference", {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
-                           "rejected": [{"role": "assistant", "content": "b"}]}),
-    ("kto", "kto", {"prompt": [{"role": "user", "content": "q"}], "completion": [{"role": "assistant", "content": "a"}],
-                    "label": False}),
-])
+@pytest.mark.parametrize(
+    "method, fmt, data_row",
+    [
+        ("sft", "messages", {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}),
+        ("sft", "alpaca", {"instruction": "q", "output": "a"}),
+        (
+            "dpo",
+            "preference",
+            {
+                "prompt": [{"role": "user", "content": "q"}],
+                "chosen": [{"role": "assistant", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+            },
+        ),
+        (
+            "kto",
+            "kto",
+            {
+                "prompt": [{"role": "user", "content": "q"}],
+                "completion": [{"role": "assistant", "content": "a"}],
+                "label": False,
+            },
+        ),
+    ],
+)
 def test_a_fix_trains_with_the_runs_own_data(tmp_path, method, fmt, data_row):
     data = write_jsonl(tmp_path / "data.jsonl", [data_row, data_row])
-    row = fix_row(CHAT_RECORD, '{"team": "technical", "priority": "high"}', data_kind(method, fmt, CHAT_RECORD["prompt"]))
+    row = fix_row(
+        CHAT_RECORD, '{"team": "technical", "priority": "high"}', data_kind(method, fmt, CHAT_RECORD["prompt"])
+    )
     fixes = write_jsonl(tmp_path / "fixes.jsonl", [row])
     both = load_data_files([str(data), str(fixes)], method=method)
     assert len(both.rows) == 3 and both.where[-1] == f"{fixes}:1"
@@ -73,9 +95,11 @@ def test_fixing_an_example_again_replaces_its_row(tmp_path):
 def editor_script(tmp_path: Path, body: str) -> str:
     """An $EDITOR that records what it was given and writes `body` into the file."""
     script = tmp_path / "editor.py"
-    script.write_text(f"import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
-                      f"pathlib.Path({str(tmp_path / 'given.txt')!r}).write_text(p.read_text())\n"
-                      f"p.write_text({body!r})\n")
+    script.write_text(
+        f"import sys, pathlib\np = pathlib.Path(sys.argv[1])\n"
+        f"pathlib.Path({str(tmp_path / 'given.txt')!r}).write_text(p.read_text())\n"
+        f"p.write_text({body!r})\n"
+    )
     return f"{sys.executable} {script}"
 
 
@@ -108,8 +132,12 @@ def test_a_on_the_examples_screen_adds_the_corrected_example_and_f_exports_the_f
             await wait_until(pilot, out.is_file, what="the export")
             examples = [json.loads(line) for line in out.read_text().splitlines()]
             assert len(examples) == 17 and {e["bucket"] for e in examples} == {"still_failing"}
-            assert examples[0]["left"]["checkpoint"] == "base" and examples[0]["right"]["checkpoint"] == "checkpoint-100"
-            assert examples[0]["right"]["pass"] is False and "prompt" in examples[0] and "output" in examples[0]["right"]
+            assert (
+                examples[0]["left"]["checkpoint"] == "base" and examples[0]["right"]["checkpoint"] == "checkpoint-100"
+            )
+            assert (
+                examples[0]["right"]["pass"] is False and "prompt" in examples[0] and "output" in examples[0]["right"]
+            )
 
     run(go())
 
@@ -126,8 +154,11 @@ def test_an_editor_that_fails_adds_nothing(tmp_path, monkeypatch):
             app.push_screen(ExamplesScreen(run_dir, 100, "base"))
             await wait_for_text(pilot, "showing 1: regressed")
             await pilot.press("a")
-            await wait_until(pilot, lambda: any("exited with status 3" in n.message for n in app._notifications),
-                             what="the editor's failure told")
+            await wait_until(
+                pilot,
+                lambda: any("exited with status 3" in n.message for n in app._notifications),
+                what="the editor's failure told",
+            )
             assert not fixes_path(ws, GATED).exists()
 
     run(go())

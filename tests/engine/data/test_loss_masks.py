@@ -14,19 +14,38 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures.template_models import (
+    CHATML_SPECIALS,
+    FAMILIES,
+    NO_SYSTEM_TEMPLATE,
+    QWEN3,
+    build_family_model,
+    build_tokenizer,
+    family_tokenizer,
+)
 
-from tunedeck.engine.data.dataset import load_dataset
-from tunedeck.engine.gate.generate import ChatPrompt, render_prompt
 from tunedeck.engine.data.chat_render import ChatRenderer
+from tunedeck.engine.data.dataset import load_dataset
 from tunedeck.engine.data.loss_masks import MaskEncoder, MaskError, encode_spans, located_spans
 from tunedeck.engine.data.token_stats import compute_token_stats
-from fixtures.template_models import (CHATML_SPECIALS, FAMILIES, NO_SYSTEM_TEMPLATE, QWEN3, build_family_model,
-                                      build_tokenizer, family_tokenizer)
+from tunedeck.engine.gate.generate import ChatPrompt, render_prompt
 
-TEXTS = ["Ana is 31 and lives in Porto.", "Bo is 42, a baker in Oslo.", "What is the weather in Oslo?",
-         "Return the person as JSON.", "get_weather city Oslo", "It is sunny and 21 degrees."] * 4
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+TEXTS = [
+    "Ana is 31 and lives in Porto.",
+    "Bo is 42, a baker in Oslo.",
+    "What is the weather in Oslo?",
+    "Return the person as JSON.",
+    "get_weather city Oslo",
+    "It is sunny and 21 degrees.",
+] * 4
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
 def conversation(system: bool = True) -> list[dict]:
@@ -59,8 +78,11 @@ def assert_replies_only(tok, encoded, replies: list[str], end_of_turn: str, lead
     assert len(groups) == len(replies), groups
     for i, (group, reply) in enumerate(zip(groups, replies)):
         expected = lead + reply + end_of_turn
-        rest = group[len(expected):] if group.startswith(expected) else None
-        assert rest == "" or (i == len(groups) - 1 and rest is not None and rest.strip() == tok.eos_token), (group, reply)
+        rest = group[len(expected) :] if group.startswith(expected) else None
+        assert rest == "" or (i == len(groups) - 1 and rest is not None and rest.strip() == tok.eos_token), (
+            group,
+            reply,
+        )
 
 
 ANA, BO = '{"name": "Ana", "age": 31}', '{"name": "Bo", "age": 42}'
@@ -94,7 +116,10 @@ def test_mistral_folds_the_system_into_the_last_inst_as_it_does_at_inference(nam
     assert encoder.located and encoder.renderer.system_fold == "last user turn"
     assert_replies_only(tok, encoded, [BO, cy], "</s>", fam.reply_lead)
     text = tok.decode(encoded.input_ids)
-    assert text.count("Return the person as JSON.") == 1 and f"{inst}Return the person as JSON.\n\nCy is 27.[/INST]" in text
+    assert (
+        text.count("Return the person as JSON.") == 1
+        and f"{inst}Return the person as JSON.\n\nCy is 27.[/INST]" in text
+    )
     assert ANA in text  # the weight-0 reply stays in the context
     # a one-turn row: exactly the gate's prompt, then the reply
     one = encoder.encode({"messages": conversation()[:3]})
@@ -124,8 +149,12 @@ def test_one_render_gives_the_incremental_masks_on_templates_that_keep_earlier_t
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_inspect_counts_what_the_encoder_trains(name):
     tok = family_tokenizer(FAMILIES[name], TEXTS)
-    rows = [{"messages": conversation()}, {"messages": conversation()[:3]}, {"prompt": "Ana is 31", "completion": "31"},
-            {"text": "Bo is 42"}]
+    rows = [
+        {"messages": conversation()},
+        {"messages": conversation()[:3]},
+        {"prompt": "Ana is 31", "completion": "31"},
+        {"text": "Bo is 42"},
+    ]
     stats = compute_token_stats(rows, tok, max_seq_len=20)
     encoder = MaskEncoder(tok)
     expected = [(len(e.input_ids), e.trainable, sum(e.mask[:20])) for e in map(encoder.encode, rows)]
@@ -164,7 +193,9 @@ def test_assistant_only_off_trains_every_token():
 
 
 def test_a_template_without_a_system_role_gets_the_system_folded_into_the_first_user_turn():
-    tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=NO_SYSTEM_TEMPLATE)
+    tok = build_tokenizer(
+        TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=NO_SYSTEM_TEMPLATE
+    )
     encoder = MaskEncoder(tok)
     encoded = encoder.encode({"messages": conversation()})
     assert encoder.renderer.folds_system
@@ -174,15 +205,20 @@ def test_a_template_without_a_system_role_gets_the_system_folded_into_the_first_
     assert any("no system role" in n for n in stats.notes) and not stats.failed
     # the gate and the playground render prompts the same way
     prompt = render_prompt(tok, conversation()[:2], system_prompt="Answer in JSON.")
-    assert prompt.startswith("<|im_start|>user\nAnswer in JSON.\n\nAna is 31") and prompt.endswith("<|im_start|>assistant\n")
+    assert prompt.startswith("<|im_start|>user\nAnswer in JSON.\n\nAna is 31") and prompt.endswith(
+        "<|im_start|>assistant\n"
+    )
 
 
 def reasoning_conversation() -> list[dict]:
     """Qwen3's template drops an earlier reply's reasoning once a later user turn follows: that reply is rewritten,
     and its text is no longer in the render, so it can be found neither incrementally nor in one render."""
-    return [{"role": "user", "content": "Ana is 31 and lives in Porto."},
-            {"role": "assistant", "content": "<think>\nAna, 31.\n</think>\n\n" + ANA},
-            {"role": "user", "content": "Bo is 42, a baker in Oslo."}, {"role": "assistant", "content": BO}]
+    return [
+        {"role": "user", "content": "Ana is 31 and lives in Porto."},
+        {"role": "assistant", "content": "<think>\nAna, 31.\n</think>\n\n" + ANA},
+        {"role": "user", "content": "Bo is 42, a baker in Oslo."},
+        {"role": "assistant", "content": BO},
+    ]
 
 
 def test_replies_that_can_be_found_neither_way_are_reported_with_their_line_never_guessed():
@@ -203,7 +239,9 @@ def test_inspect_reports_mistral_replies_located_in_one_render(tmp_path):
     tok = family_tokenizer(FAMILIES["mistral_nemo"], TEXTS)
     model = _save_tokenizer(tok, tmp_path / "m")
     rows = [{"messages": conversation()}, {"messages": conversation()[:3]}, {"messages": conversation(system=False)}]
-    args = build_parser().parse_args(["inspect", str(_write(tmp_path / "d.jsonl", rows)), "--model", str(model), "--json"])
+    args = build_parser().parse_args(
+        ["inspect", str(_write(tmp_path / "d.jsonl", rows)), "--model", str(model), "--json"]
+    )
     tokens = build_report(args)["tokens"]  # the command's own report, in process
     reply = {r: len(tok(r + "</s>", add_special_tokens=False)["input_ids"]) for r in (ANA, BO)}
     assert tokens["trainable_tokens"] == 2 * (reply[ANA] + reply[BO]) + reply[ANA] and not tokens["failed"]
@@ -218,20 +256,26 @@ def test_gate_prompts_end_with_the_generation_prompt_and_carry_the_rows_tools(na
     text = render_prompt(tok, ChatPrompt(msgs, [WEATHER_TOOL]))
     generation = tok.apply_chat_template(msgs, tools=[WEATHER_TOOL], tokenize=False, add_generation_prompt=True)
     assert text == generation and "get_weather" in text
-    assert text.endswith("<|im_start|>assistant\n" if name == "qwen2_5" else "<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert text.endswith(
+        "<|im_start|>assistant\n" if name == "qwen2_5" else "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
     assert "get_weather" not in render_prompt(tok, msgs)
 
 
 def test_tool_calls_without_content_render_and_only_the_assistant_side_trains():
     tok = family_tokenizer(FAMILIES["qwen2_5"], TEXTS)
-    msgs = [{"role": "user", "content": "What is the weather in Oslo?"},
-            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "get_weather",
-                                                                                    "arguments": '{"city": "Oslo"}'}}]},
-            {"role": "tool", "content": "sunny, 21"},
-            {"role": "assistant", "content": "It is sunny and 21 degrees."}]
+    msgs = [
+        {"role": "user", "content": "What is the weather in Oslo?"},
+        {
+            "role": "assistant",
+            "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}],
+        },
+        {"role": "tool", "content": "sunny, 21"},
+        {"role": "assistant", "content": "It is sunny and 21 degrees."},
+    ]
     encoded = MaskEncoder(tok).encode({"messages": msgs, "tools": [WEATHER_TOOL]})
     groups = trained_groups(tok, encoded)
-    assert len(groups) == 2 and '"city": "Oslo"' in groups[0] and "\\\"" not in groups[0]  # arguments as JSON, once
+    assert len(groups) == 2 and '"city": "Oslo"' in groups[0] and '\\"' not in groups[0]  # arguments as JSON, once
     assert groups[1].startswith("It is sunny and 21 degrees.<|im_end|>") and "sunny, 21" not in "".join(groups)
 
 
@@ -247,8 +291,17 @@ def test_the_trainer_receives_exactly_the_masks_inspect_counts(tmp_path):
     data = tmp_path / "chat.jsonl"
     rows = [{"messages": conversation()}, {"messages": conversation(system=False)[:2]}] * 6
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    profile = load_profile("lora", [f"model.base={model_dir}", f"data.path={data}", "optim.max_steps=1",
-                                    "optim.precision=fp32", "data.max_seq_len=512", "data.val_fraction=0"])
+    profile = load_profile(
+        "lora",
+        [
+            f"model.base={model_dir}",
+            f"data.path={data}",
+            "optim.max_steps=1",
+            "optim.precision=fp32",
+            "data.max_seq_len=512",
+            "data.val_fraction=0",
+        ],
+    )
 
     class Guard:
         bad_step = None
@@ -273,22 +326,47 @@ def test_a_run_says_how_its_loss_was_masked(tmp_path, monkeypatch):
     data = tmp_path / "chat.jsonl"
     data.write_text("".join(json.dumps({"messages": conversation()}) + "\n" for _ in range(16)))
     ws = tmp_path / "ws"
-    cmd = [sys.executable, "-m", "tunedeck.tui.cli", "run", "lora", "--workspace", str(ws), "--data", str(data),
-           "--set", f"model.base={model_dir}", "--set", "optim.max_steps=2", "--set", "checkpoints.save_steps=2",
-           "--set", "optim.precision=fp32", "--set", "gate.when=never"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tunedeck.tui.cli",
+        "run",
+        "lora",
+        "--workspace",
+        str(ws),
+        "--data",
+        str(data),
+        "--set",
+        f"model.base={model_dir}",
+        "--set",
+        "optim.max_steps=2",
+        "--set",
+        "checkpoints.save_steps=2",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     run_dir = next((ws / "runs").iterdir())
     assert 'loss_masking = "assistant replies and their end-of-turn tokens' in (run_dir / "run.toml").read_text()
     kinds = [json.loads(line)["kind"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert kinds.count("train_end") == 1  # one per training attempt (transformers 5 puts train_runtime in every log)
-    show = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", "show", run_dir.name, "--workspace", str(ws), "--json"],
-                          capture_output=True, text=True, timeout=120)
+    show = subprocess.run(
+        [sys.executable, "-m", "tunedeck.tui.cli", "show", run_dir.name, "--workspace", str(ws), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(show.stdout)["loss_masking"].startswith("assistant replies")
-    off = subprocess.run(cmd + ["--set", "data.assistant_only_loss=off", "--name", "off"], capture_output=True, text=True,
-                         timeout=600)
+    off = subprocess.run(
+        cmd + ["--set", "data.assistant_only_loss=off", "--name", "off"], capture_output=True, text=True, timeout=600
+    )
     assert off.returncode == 0, off.stderr
-    events = (ws / "runs" / next(p.name for p in (ws / "runs").iterdir() if "off" in p.name) / "events.jsonl").read_text()
+    events = (
+        ws / "runs" / next(p.name for p in (ws / "runs").iterdir() if "off" in p.name) / "events.jsonl"
+    ).read_text()
     assert '"all_tokens_trained"' in events
 
 
@@ -297,8 +375,9 @@ def _save_tokenizer(tok, path: Path) -> Path:
     from transformers import LlamaConfig
 
     tok.save_pretrained(path)
-    LlamaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                intermediate_size=16).save_pretrained(path)
+    LlamaConfig(
+        vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+    ).save_pretrained(path)
     return path
 
 
@@ -311,23 +390,38 @@ def test_preflight_refuses_rows_the_template_cannot_render_naming_the_line(tmp_p
     from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     no_tools = NO_SYSTEM_TEMPLATE.replace(
-        "{%- if m['role'] == 'system' -%}", "{%- if m.tool_calls is defined -%}{{ raise_exception('no tool calls') }}"
-        "{%- endif -%}{%- if m['role'] == 'system' -%}")
+        "{%- if m['role'] == 'system' -%}",
+        "{%- if m.tool_calls is defined -%}{{ raise_exception('no tool calls') }}"
+        "{%- endif -%}{%- if m['role'] == 'system' -%}",
+    )
     tok = build_tokenizer(TEXTS, CHATML_SPECIALS, eos="<|im_end|>", pad="<|pad|>", bos=None, template=no_tools)
     model = _save_tokenizer(tok, tmp_path / "m")
     rows = [{"messages": conversation()} for _ in range(6)]
     pre = run_preflight("lora", str(_write(tmp_path / "d.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
-    assert pre.record_fields["loss_masking"].startswith("assistant replies") and "folded" in pre.record_fields["loss_masking"]
-    rows[3] = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [
-        {"type": "function", "function": {"name": "f", "arguments": {}}}]}, {"role": "tool", "content": "1"},
-        {"role": "assistant", "content": "ok"}]}
+    assert (
+        pre.record_fields["loss_masking"].startswith("assistant replies")
+        and "folded" in pre.record_fields["loss_masking"]
+    )
+    rows[3] = {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {}}}]},
+            {"role": "tool", "content": "1"},
+            {"role": "assistant", "content": "ok"},
+        ]
+    }
     bad = _write(tmp_path / "bad.jsonl", rows)
-    with pytest.raises(PreflightError, match=r"bad\.jsonl:4: the chat template cannot render this row \(TemplateError: "
-                                             r"no tool calls\)"):
+    with pytest.raises(
+        PreflightError,
+        match=r"bad\.jsonl:4: the chat template cannot render this row \(TemplateError: "
+        r"no tool calls\)",
+    ):
         run_preflight("lora", str(bad), [f"model.base={model}", "data.val_fraction=0"])
     skipped = run_preflight("lora", str(bad), [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
-    assert any(w.startswith("1 rows the chat template cannot render are skipped") and "bad.jsonl:4" in w
-               for w in skipped.warnings)
+    assert any(
+        w.startswith("1 rows the chat template cannot render are skipped") and "bad.jsonl:4" in w
+        for w in skipped.warnings
+    )
 
 
 def test_auto_trains_every_token_where_replies_cannot_be_found_and_says_so_while_on_refuses(tmp_path):
@@ -344,7 +438,9 @@ def test_auto_trains_every_token_where_replies_cannot_be_found_and_says_so_while
     model = _save_tokenizer(family_tokenizer(FAMILIES["mistral_nemo"], TEXTS), tmp_path / "mistral")
     data = _write(tmp_path / "m.jsonl", [{"messages": conversation()} for _ in range(5)])
     pre = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
-    assert pre.profile.data.assistant_only_loss == "auto" and "located in one render" in pre.record_fields["loss_masking"]
+    assert (
+        pre.profile.data.assistant_only_loss == "auto" and "located in one render" in pre.record_fields["loss_masking"]
+    )
 
 
 def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_says_not_to(tmp_path):
@@ -354,14 +450,26 @@ def test_string_prompt_completion_rows_get_the_chat_template_unless_the_profile_
     model = _save_tokenizer(tok, tmp_path / "m")
     data = _write(tmp_path / "pc.jsonl", [{"prompt": "Ana is 31 and lives in Porto.", "completion": "31"}] * 4)
     pre = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0"])
-    assert pre.profile.data.apply_chat_template == "on" and "rendered with the chat template" in pre.record_fields["loss_masking"]
-    raw = run_preflight("lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"])
-    assert raw.record_fields["loss_masking"].startswith("completion only") and "no chat template" in raw.record_fields["loss_masking"]
+    assert (
+        pre.profile.data.apply_chat_template == "on"
+        and "rendered with the chat template" in pre.record_fields["loss_masking"]
+    )
+    raw = run_preflight(
+        "lora", str(data), [f"model.base={model}", "data.val_fraction=0", "data.apply_chat_template=off"]
+    )
+    assert (
+        raw.record_fields["loss_masking"].startswith("completion only")
+        and "no chat template" in raw.record_fields["loss_masking"]
+    )
     from tunedeck.engine.data.prepare import prepare_data
 
     rows = prepare_data(pre.profile).train_rows
-    assert rows[0] == {"messages": [{"role": "user", "content": "Ana is 31 and lives in Porto."},
-                                    {"role": "assistant", "content": "31"}]}
+    assert rows[0] == {
+        "messages": [
+            {"role": "user", "content": "Ana is 31 and lives in Porto."},
+            {"role": "assistant", "content": "31"},
+        ]
+    }
     encoded = MaskEncoder(tok).encode(rows[0])
     assert_replies_only(tok, encoded, ["31"], "<|im_end|>")
 
@@ -372,13 +480,24 @@ def test_auto_attention_falls_back_to_eager_for_a_class_that_refuses_sdpa(tmp_pa
     from tunedeck.engine.config.profile_loading import load_profile
     from tunedeck.engine.models.model_loading import ModelLoadError, load_model
 
-    Gemma2ForCausalLM(Gemma2Config(vocab_size=64, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                   num_key_value_heads=1, head_dim=16, intermediate_size=32)).save_pretrained(tmp_path / "g2")
+    Gemma2ForCausalLM(
+        Gemma2Config(
+            vocab_size=64,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            intermediate_size=32,
+        )
+    ).save_pretrained(tmp_path / "g2")
     profile = load_profile("lora", [f"model.base={tmp_path / 'g2'}"])
     model = load_model(profile, "fp32", attn_implementation="sdpa")  # what auto resolves to on CPU
     assert model.config._attn_implementation == "eager"
     profile.speed.attn_implementation = "sdpa"  # said explicitly: an error that names the key and the value to set
-    with pytest.raises(ModelLoadError, match=r'speed\.attn_implementation = "sdpa".*set speed\.attn_implementation = "eager"'):
+    with pytest.raises(
+        ModelLoadError, match=r'speed\.attn_implementation = "sdpa".*set speed\.attn_implementation = "eager"'
+    ):
         load_model(profile, "fp32", attn_implementation="sdpa")
 
 
@@ -413,10 +532,14 @@ def test_axolotl_training_false_is_weight_zero_and_training_true_on_a_user_turn_
 
 # ---- DPO rows: rendered and masked as SFT rows are (engine/data/preference_tokens.py) ----------------------------
 
+
 def preference_row(system: bool = True) -> dict:
     prompt = conversation(system)[:-1]  # a two-turn prompt ending on the user's question
-    return {"prompt": prompt, "chosen": [{"role": "assistant", "content": BO}],
-            "rejected": [{"role": "assistant", "content": '{"name": "Bo", "years": 42}'}]}
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": BO}],
+        "rejected": [{"role": "assistant", "content": '{"name": "Bo", "years": 42}'}],
+    }
 
 
 @pytest.mark.parametrize("name", ["mistral_nemo", "mistral_v3", "gemma3", "qwen2_5"])
@@ -435,7 +558,7 @@ def test_dpo_prompts_are_the_text_sft_and_the_gate_use_and_only_the_answers_trai
     context = [{**m, "weight": 0} if m["role"] == "assistant" else m for m in row["prompt"]]
     sft = MaskEncoder(tok).encode({"messages": context + row["chosen"]})  # SFT on the chosen reply alone
     n, m = len(ids["prompt_ids"]), len(ids["chosen_ids"])
-    assert sft.input_ids[:n + m] == ids["prompt_ids"] + ids["chosen_ids"] and sft.mask[:n + m] == [0] * n + [1] * m
+    assert sft.input_ids[: n + m] == ids["prompt_ids"] + ids["chosen_ids"] and sft.mask[: n + m] == [0] * n + [1] * m
 
 
 def test_preflight_names_the_line_of_a_preference_row_the_template_cannot_render(tmp_path):
@@ -444,13 +567,25 @@ def test_preflight_names_the_line_of_a_preference_row_the_template_cannot_render
     model = _save_tokenizer(family_tokenizer(FAMILIES["mistral_nemo"], TEXTS), tmp_path / "m")
     rows = [preference_row() for _ in range(4)]
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
-    rows[2] = {**rows[2], "prompt": [{"role": "user", "content": "Weather in Oslo?"},
-                                     {"role": "assistant", "tool_calls": [call]},
-                                     {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]}
-    with pytest.raises(PreflightError, match=r"pairs\.jsonl:3: the chat template cannot render this row \(TemplateError: "
-                                             r"Tool call IDs should be alphanumeric strings with length 9"):
-        run_preflight("dpo", str(_write(tmp_path / "pairs.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"])
-    pre = run_preflight("dpo", str(_write(tmp_path / "ok.jsonl", rows[:2])), [f"model.base={model}", "data.val_fraction=0"])
+    rows[2] = {
+        **rows[2],
+        "prompt": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        ],
+    }
+    with pytest.raises(
+        PreflightError,
+        match=r"pairs\.jsonl:3: the chat template cannot render this row \(TemplateError: "
+        r"Tool call IDs should be alphanumeric strings with length 9",
+    ):
+        run_preflight(
+            "dpo", str(_write(tmp_path / "pairs.jsonl", rows)), [f"model.base={model}", "data.val_fraction=0"]
+        )
+    pre = run_preflight(
+        "dpo", str(_write(tmp_path / "ok.jsonl", rows[:2])), [f"model.base={model}", "data.val_fraction=0"]
+    )
     assert pre.record_fields["loss_masking"].startswith("the chosen and rejected answers")
     assert "last user turn" in pre.record_fields["loss_masking"]
 
@@ -463,15 +598,23 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
     import subprocess
     import sys
 
-    from tunedeck.engine.data.prepare import prepare_data
-    from tunedeck.engine.data.preference_tokens import dpo_ids
     from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.data.preference_tokens import dpo_ids
+    from tunedeck.engine.data.prepare import prepare_data
     from tunedeck.engine.training.train import build_trainer
 
     model_dir = build_family_model(FAMILIES["mistral_nemo"], tmp_path / "model", TEXTS)
     data = _write(tmp_path / "pairs.jsonl", [preference_row(system=i % 2 == 0) for i in range(12)])
-    profile = load_profile("dpo", [f"model.base={model_dir}", f"data.path={data}", "optim.max_steps=1",
-                                   "optim.precision=fp32", "data.val_fraction=0"])
+    profile = load_profile(
+        "dpo",
+        [
+            f"model.base={model_dir}",
+            f"data.path={data}",
+            "optim.max_steps=1",
+            "optim.precision=fp32",
+            "data.val_fraction=0",
+        ],
+    )
 
     class Guard:
         bad_step = None
@@ -485,11 +628,37 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
     assert "[INST]Return the person as JSON.\n\nBo is 42" in trainer.processing_class.decode(got[0]["prompt_ids"])
     del trainer
     ws = tmp_path / "ws"
-    proc = subprocess.run([sys.executable, "-m", "tunedeck.tui.cli", "run", "dpo", "--workspace", str(ws), "--data",
-                           str(data), "--set", f"model.base={model_dir}", "--set", "optim.max_steps=3",
-                           "--set", "optim.batch_size=4", "--set", "checkpoints.save_steps=3", "--set", "optim.precision=fp32",
-                           "--set", "optim.learning_rate=1e-3", "--set", "gate.when=never"],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunedeck.tui.cli",
+            "run",
+            "dpo",
+            "--workspace",
+            str(ws),
+            "--data",
+            str(data),
+            "--set",
+            f"model.base={model_dir}",
+            "--set",
+            "optim.max_steps=3",
+            "--set",
+            "optim.batch_size=4",
+            "--set",
+            "checkpoints.save_steps=3",
+            "--set",
+            "optim.precision=fp32",
+            "--set",
+            "optim.learning_rate=1e-3",
+            "--set",
+            "gate.when=never",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = next((ws / "runs").iterdir())
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
@@ -506,11 +675,16 @@ def test_dpo_rows_whose_answers_cannot_be_found_are_errors_with_their_line_even_
     model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")
     answer = reasoning_conversation()[1:]  # a reply with reasoning, a user turn, a reply: Qwen3 drops the reasoning
     rows = [preference_row(system=False) for _ in range(3)]
-    rows[1] = {"prompt": reasoning_conversation()[:1], "chosen": answer,
-               "rejected": [{"role": "assistant", "content": "No."}]}
+    rows[1] = {
+        "prompt": reasoning_conversation()[:1],
+        "chosen": answer,
+        "rejected": [{"role": "assistant", "content": "No."}],
+    }
     data = str(_write(tmp_path / "pairs.jsonl", rows))
     with pytest.raises(PreflightError, match=r"pairs\.jsonl:2: the chat template rewrites earlier turns"):
         run_preflight("dpo", data, [f"model.base={model}", "data.val_fraction=0"])
     skipped = run_preflight("dpo", data, [f"model.base={model}", "data.val_fraction=0", "data.on_invalid=skip"])
-    assert skipped.profile.data.assistant_only_loss == "auto" and not any("every token" in w for w in skipped.warnings)  # nor advised
+    assert skipped.profile.data.assistant_only_loss == "auto" and not any(
+        "every token" in w for w in skipped.warnings
+    )  # nor advised
     assert any(w.startswith("1 rows the chat template cannot render are skipped") for w in skipped.warnings)

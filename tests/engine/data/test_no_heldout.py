@@ -5,17 +5,32 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import read_events, tunedeck
-from tunedeck.engine.run import contract as C
-from tunedeck.engine.config.profile_schema import Profile
-from tunedeck.engine.scheduling.preflight import no_heldout_warning
-from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
-from tunedeck.engine.data.prepare import PreparedData
 
-FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
-        "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "optim.max_steps=6",
-        "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3"]
+from tunedeck.engine.config.profile_schema import Profile
+from tunedeck.engine.data.prepare import PreparedData
+from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
+from tunedeck.engine.scheduling.preflight import no_heldout_warning
+
+FAST = [
+    "--set",
+    "optim.precision=fp32",
+    "--set",
+    "optim.learning_rate=3e-3",
+    "--set",
+    "optim.batch_size=8",
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "checkpoints.logging_steps=1",
+    "--set",
+    "optim.max_steps=6",
+    "--set",
+    "checkpoints.save_steps=3",
+    "--set",
+    "checkpoints.eval_steps=3",
+]
 NO_SPLIT = ["--set", "data.val_fraction=0"]
 
 
@@ -42,9 +57,24 @@ def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path
     from tunedeck.engine.data.demo_data import make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 12, seed=3)
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
-                    *FAST, *NO_SPLIT, "--set", f"gate.golden={json.dumps(str(golden))}", "--set", "gate.max_new_tokens=16",
-                    "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0")
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={json.dumps(str(tiny_model_dir))}",
+        *FAST,
+        *NO_SPLIT,
+        "--set",
+        f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        "gate.max_new_tokens=16",
+        "--set",
+        "gate.min_task_gain=-100",
+        "--set",
+        "gate.significance=0",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no held-out split (data.val_fraction = 0 and no data.eval_file)" in proc.stderr
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
@@ -60,13 +90,23 @@ def test_trains_to_the_end_and_gates_on_the_named_golden_set(workspace, tmp_path
 
 
 @pytest.mark.slow
-def test_a_split_that_comes_out_empty_trains_and_skips_the_gate_with_a_notice(workspace, tmp_path, tiny_model_dir,
-                                                                               demo_rows):
+def test_a_split_that_comes_out_empty_trains_and_skips_the_gate_with_a_notice(
+    workspace, tmp_path, tiny_model_dir, demo_rows
+):
     from tunedeck.engine.data.demo_data import write_jsonl
 
     one_row = write_jsonl(tmp_path / "one.jsonl", demo_rows[:1])  # val_fraction 0.1 of one row holds nothing out
-    proc = tunedeck("run", "lora", "--data", str(one_row), "--set", f"model.base={json.dumps(str(tiny_model_dir))}",
-                    *FAST, "--set", "gate.when=\"end\"")
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(one_row),
+        "--set",
+        f"model.base={json.dumps(str(tiny_model_dir))}",
+        *FAST,
+        "--set",
+        'gate.when="end"',
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no held-out split (only 1 valid row: too few to hold any out at data.val_fraction = 0.1)" in proc.stderr
     assert "the eval gate will be skipped" in proc.stderr

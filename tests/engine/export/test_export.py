@@ -8,16 +8,32 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck
 
 pytestmark = pytest.mark.slow
 
 MAX_NEW = 24
-TRAIN = ["--set", "optim.max_steps=6", "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3",
-         "--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "gate.when=never",
-         # let every checkpoint pass the gate on "no regression", so best/chosen are deterministic
-         "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0", "--set", "gate.max_new_tokens=16"]
+TRAIN = [
+    "--set",
+    "optim.max_steps=6",
+    "--set",
+    "checkpoints.save_steps=3",
+    "--set",
+    "checkpoints.eval_steps=3",
+    "--set",
+    "optim.precision=fp32",
+    "--set",
+    "optim.learning_rate=3e-3",
+    "--set",
+    "gate.when=never",
+    # let every checkpoint pass the gate on "no regression", so best/chosen are deterministic
+    "--set",
+    "gate.min_task_gain=-100",
+    "--set",
+    "gate.significance=0",
+    "--set",
+    "gate.max_new_tokens=16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +42,19 @@ def ws(tmp_path_factory) -> Path:
 
 
 def _train(ws: Path, tiny_model_dir: Path, sft_data: Path, *extra: str) -> Path:
-    proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
-                    *TRAIN, *extra, check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--workspace",
+        str(ws),
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        *TRAIN,
+        *extra,
+        check=True,
+    )
     return ws / "runs" / proc.stdout.strip().splitlines()[0]
 
 
@@ -48,8 +75,8 @@ def prompts(demo_rows) -> list:
 
 def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
     """What the checkpoint says before export, loaded as the gate loads it."""
-    from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
+    from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.models.model_loading import load_tokenizer
     from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import list_checkpoints
@@ -65,8 +92,10 @@ def texts(model, out: Path, prompts: list) -> list[str]:
 
     from tunedeck.engine.gate.generate import generate
 
-    return [g.text for g in generate(model, AutoTokenizer.from_pretrained(str(out)), prompts, max_new_tokens=MAX_NEW,
-                                     batch_size=4)]
+    return [
+        g.text
+        for g in generate(model, AutoTokenizer.from_pretrained(str(out)), prompts, max_new_tokens=MAX_NEW, batch_size=4)
+    ]
 
 
 def export(ws: Path, *args: str):
@@ -86,7 +115,9 @@ def no_leftovers(parent: Path) -> None:
     assert not [p.name for p in parent.iterdir() if ".tmp-" in p.name]
 
 
-def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(ws, lora_run, tiny_model_dir, tmp_path, prompts):
+def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(
+    ws, lora_run, tiny_model_dir, tmp_path, prompts
+):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -94,10 +125,19 @@ def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(ws, lora
     proc = export(ws, lora_run.name, str(out))  # no gate yet: the latest complete checkpoint
     assert proc.returncode == 0, proc.stderr
     assert "checkpoint-6 (the latest complete checkpoint)" in proc.stdout and "PeftModel.from_pretrained" in proc.stdout
-    assert proc.stdout.strip().splitlines()[-1].startswith("artifact gate: not run: the gate has not evaluated checkpoint-6")
+    assert (
+        proc.stdout.strip()
+        .splitlines()[-1]
+        .startswith("artifact gate: not run: the gate has not evaluated checkpoint-6")
+    )
     names = {p.name for p in out.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "tokenizer.json", "chat_template.jinja",
-            "tunedeck-export.json"} <= names
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+        "tunedeck-export.json",
+    } <= names
     assert not names & {"optimizer.pt", "rng_state.pth", "training_args.bin", "scheduler.pt"}
     assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_model_dir)
     no_leftovers(tmp_path)
@@ -106,7 +146,9 @@ def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(ws, lora
     assert texts(model, out, prompts) == checkpoint_texts(lora_run, 6, prompts)
 
 
-def test_merged_export_loads_with_transformers_and_answers_like_the_checkpoint(lora_run, tiny_model_dir, tmp_path, prompts):
+def test_merged_export_loads_with_transformers_and_answers_like_the_checkpoint(
+    lora_run, tiny_model_dir, tmp_path, prompts
+):
     from transformers import AutoModelForCausalLM
 
     from tunedeck.engine.export.checkpoint_export import export_checkpoint
@@ -115,13 +157,20 @@ def test_merged_export_loads_with_transformers_and_answers_like_the_checkpoint(l
     result = export_checkpoint(lora_run, out, checkpoint=3, merge=True)
     assert (result.step, result.kind, result.selected_by) == (3, "merged", "step")
     names = {p.name for p in out.iterdir()}
-    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "chat_template.jinja"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "chat_template.jinja",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pth")) or n.startswith("adapter_") for n in names)
 
     model = AutoModelForCausalLM.from_pretrained(str(out))
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
-    assert any(not (a == b).all() for a, b in zip(model.state_dict().values(), base.state_dict().values())), \
+    assert any(not (a == b).all() for a, b in zip(model.state_dict().values(), base.state_dict().values())), (
         "the merge changed no weight"
+    )
     assert texts(model, out, prompts) == checkpoint_texts(lora_run, 3, prompts)
 
 
@@ -141,9 +190,9 @@ def test_full_finetune_export_loads_with_transformers(full_run, tmp_path, prompt
 
 def test_record_carries_run_data_hyperparameters_and_gate(lora_run, tiny_model_dir, sft_data, tmp_path):
     from tunedeck.engine.export.checkpoint_export import export_checkpoint
-    from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.gate.rebuild import set_chosen
     from tunedeck.engine.gate.runner import run_gate
+    from tunedeck.engine.run.gate_result import read_gate_summary
     from tunedeck.engine.run.run_record import VERSION, load_run_record
 
     run = shutil.copytree(lora_run, tmp_path / "ws" / "runs" / lora_run.name)  # the gate writes into the run

@@ -19,24 +19,52 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck
 
 SPECIALS = ["<|im_start|>", "<|im_end|>", "<|pad|>"]
 # LoRA at a tiny model's learning rate: JSON format is learnt (100% on the held-out split) in 60 steps
-TRAIN = ["--set", "optim.max_steps=60", "--set", "checkpoints.save_steps=60", "--set", "checkpoints.eval_steps=1000",
-         "--set", "optim.grad_accum=1", "--set", "optim.batch_size=16", "--set", "optim.warmup_ratio=0",
-         "--set", "optim.precision=fp32", "--set", "optim.learning_rate=1e-2", "--set", "lora.r=16",
-         "--set", "lora.alpha=32", "--set", "gate.when=end", "--set", "gate.max_new_tokens=32",
-         "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0",
-         # one changed answer of 19 moves format 5.3 points: q8_0 may word one answer differently, a drift many
-         "--set", "gate.max_format_drop=10"]
+TRAIN = [
+    "--set",
+    "optim.max_steps=60",
+    "--set",
+    "checkpoints.save_steps=60",
+    "--set",
+    "checkpoints.eval_steps=1000",
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "optim.batch_size=16",
+    "--set",
+    "optim.warmup_ratio=0",
+    "--set",
+    "optim.precision=fp32",
+    "--set",
+    "optim.learning_rate=1e-2",
+    "--set",
+    "lora.r=16",
+    "--set",
+    "lora.alpha=32",
+    "--set",
+    "gate.when=end",
+    "--set",
+    "gate.max_new_tokens=32",
+    "--set",
+    "gate.min_task_gain=-100",
+    "--set",
+    "gate.significance=0",
+    # one changed answer of 19 moves format 5.3 points: q8_0 may word one answer differently, a drift many
+    "--set",
+    "gate.max_format_drop=10",
+]
 STEP = 60
-DRIFTED_TEMPLATE = ("{%- for m in messages -%}{{ m['role'] | upper }}: {{ m['content'] }}\n{%- endfor -%}"
-                    "{%- if add_generation_prompt -%}ASSISTANT: {%- endif -%}")
+DRIFTED_TEMPLATE = (
+    "{%- for m in messages -%}{{ m['role'] | upper }}: {{ m['content'] }}\n{%- endfor -%}"
+    "{%- if add_generation_prompt -%}ASSISTANT: {%- endif -%}"
+)
 
 
 # ---- built once per session, shared with tests/tui/test_app_export.py ----------------------------------
+
 
 def _once(tmp_path_factory, name: str, build) -> Path:
     """basetemp/name, built by build(path) the first time any test module of the session asks for it."""
@@ -59,25 +87,58 @@ def build_spm_model(out: Path, texts: list[str]) -> Path:
     from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
 
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=buf, model_type="bpe", vocab_size=1000,
-                                   user_defined_symbols=SPECIALS, split_digits=True, byte_fallback=True, bos_id=-1,
-                                   eos_id=-1, unk_id=0, pad_id=-1, character_coverage=1.0, minloglevel=2,
-                                   hard_vocab_limit=False)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_writer=buf,
+        model_type="bpe",
+        vocab_size=1000,
+        user_defined_symbols=SPECIALS,
+        split_digits=True,
+        byte_fallback=True,
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        pad_id=-1,
+        character_coverage=1.0,
+        minloglevel=2,
+        hard_vocab_limit=False,
+    )
     (out / "tokenizer.model").write_bytes(buf.getvalue())
     sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
     pieces = range(sp.get_piece_size())
-    tok = sentencepiece_tokenizer({"tokens": [sp.id_to_piece(i) for i in pieces], "scores": [sp.get_score(i) for i in pieces]})
-    tok.add_special_tokens({"eos_token": "<|im_end|>", "pad_token": "<|pad|>", "unk_token": "<unk>",
-                            "additional_special_tokens": ["<|im_start|>"]})
+    tok = sentencepiece_tokenizer(
+        {"tokens": [sp.id_to_piece(i) for i in pieces], "scores": [sp.get_score(i) for i in pieces]}
+    )
+    tok.add_special_tokens(
+        {
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|pad|>",
+            "unk_token": "<unk>",
+            "additional_special_tokens": ["<|im_start|>"],
+        }
+    )
     tok.bos_token = None
     tok.chat_template = CHAT_TEMPLATE
     tok.padding_side = "left"
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=4, intermediate_size=512, max_position_embeddings=512, tie_word_embeddings=True,
-                         initializer_range=0.1, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        intermediate_size=512,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=0.1,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, do_sample=False)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, do_sample=False
+    )
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
@@ -116,8 +177,19 @@ def gguf_run(tmp_path_factory, sft_data: Path) -> Path:
     base = spm_model(tmp_path_factory)
 
     def build(ws: Path) -> None:
-        proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={base}",
-                        *TRAIN, check=True, timeout=1800)
+        proc = tunedeck(
+            "run",
+            "lora",
+            "--workspace",
+            str(ws),
+            "--data",
+            str(sft_data),
+            "--set",
+            f"model.base={base}",
+            *TRAIN,
+            check=True,
+            timeout=1800,
+        )
         (ws / "run-id").write_text(proc.stdout.strip().splitlines()[0])
 
     ws = _once(tmp_path_factory, "gguf-ws", build)
@@ -129,6 +201,7 @@ def cli_env(cache: Path) -> dict:
 
 
 # ---- fixtures --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
@@ -163,6 +236,7 @@ def task_records(run: Path) -> list[dict]:
 
 # ---- conversions -----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_f16_export_reads_back_and_answers_as_the_gate_recorded(run_dir, cache, tmp_path):
     from gguf import GGUFReader
@@ -182,7 +256,9 @@ def test_f16_export_reads_back_and_answers_as_the_gate_recorded(run_dir, cache, 
     n = len(task_records(run_dir))
     assert rec["kind"] == "gguf" and rec["status"] == "ok" and rec["checkpoint"]["step"] == STEP
     conv = rec["gguf"]["converter"]
-    assert rec["gguf"]["type"] == "f16" and conv["converter"] == "convert_hf_to_gguf.py" and rec["gguf"]["convert_s"] > 0
+    assert (
+        rec["gguf"]["type"] == "f16" and conv["converter"] == "convert_hf_to_gguf.py" and rec["gguf"]["convert_s"] > 0
+    )
     assert "llama-cpp-python 0.3.36 source distribution" in conv["source"] and conv["sdist_sha256"] == PINNED_SHA256
     assert conv["commit"] == "0c1e57098bba43ac29e6e3b677cdceebdd22334f"
     # transformers 5 saved no tokenizer.model with the checkpoint: the base's went to the converter
@@ -200,13 +276,20 @@ def test_f16_export_reads_back_and_answers_as_the_gate_recorded(run_dir, cache, 
 
     modelfile = (out / "Modelfile").read_text()
     assert modelfile.startswith(f"FROM ./{name}\n")
-    for line in ('PARAMETER temperature 0', 'PARAMETER num_predict 32', 'PARAMETER stop "<|im_end|>"',
-                 'PARAMETER stop "<|im_start|>"', f'SYSTEM """{SYSTEM}"""'):
+    for line in (
+        "PARAMETER temperature 0",
+        "PARAMETER num_predict 32",
+        'PARAMETER stop "<|im_end|>"',
+        'PARAMETER stop "<|im_start|>"',
+        f'SYSTEM """{SYSTEM}"""',
+    ):
         assert line in modelfile.splitlines(), modelfile
     lines = proc.stdout.strip().splitlines()
     assert f"ollama create train-checkpoint-{STEP}-f16 -f {out / 'Modelfile'}" in proc.stdout
-    assert lines[-2] == (f"artifact task 0.0% vs checkpoint-{STEP} 0.0%, format 100.0% vs 100.0%; "
-                         f"{n} of {n} answers identical to the gate's")
+    assert lines[-2] == (
+        f"artifact task 0.0% vs checkpoint-{STEP} 0.0%, format 100.0% vs 100.0%; "
+        f"{n} of {n} answers identical to the gate's"
+    )
     assert lines[-1] == "artifact gate: pass (within the gate's tolerances)"
 
 
@@ -232,7 +315,9 @@ def test_q8_0_export_of_the_first_examples_through_a_named_llama_cpp_directory(r
 @pytest.mark.slow
 def test_a_changed_chat_template_fails_the_export_and_keeps_it_marked(run_dir, cache, tmp_path):
     run = shutil.copytree(run_dir, tmp_path / "ws" / "runs" / run_dir.name)
-    (run / "checkpoints" / f"checkpoint-{STEP}" / "chat_template.jinja").write_text(DRIFTED_TEMPLATE)  # the planted drift
+    (run / "checkpoints" / f"checkpoint-{STEP}" / "chat_template.jinja").write_text(
+        DRIFTED_TEMPLATE
+    )  # the planted drift
     out = tmp_path / "drifted"
     proc = export(run, "--gguf", "q8_0", str(out), env=cli_env(cache))
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -242,8 +327,10 @@ def test_a_changed_chat_template_fails_the_export_and_keeps_it_marked(run_dir, c
     lines = proc.stdout.strip().splitlines()
     n = len(task_records(run))
     assert lines[-1].startswith("artifact gate FAILED: format validity ") and "max_format_drop" in lines[-1]
-    assert f"{n} of {n} prompts are tokenized differently by the exported tokenizer (its chat template or " \
-           "vocabulary) than by the one the gate used" in proc.stdout
+    assert (
+        f"{n} of {n} prompts are tokenized differently by the exported tokenizer (its chat template or "
+        "vocabulary) than by the one the gate used" in proc.stdout
+    )
     assert "not imported into Ollama: the export failed its artifact gate" in proc.stdout
 
     # kept, and marked failed where a person and a script look
@@ -279,12 +366,18 @@ def test_a_k_quant_goes_through_llama_quantize_where_a_build_is_found(run_dir, c
 
 # ---- refusals before any model loads -----------------------------------------------------------------
 
+
 def offline_env(tmp_path: Path) -> dict:
     """No converter anywhere and a package index that refuses connections: a machine without network."""
     (tmp_path / "no-links").mkdir(exist_ok=True)
-    return {"XDG_CACHE_HOME": str(tmp_path / "empty-cache"), "LLAMA_CPP_DIR": "", "PIP_CONFIG_FILE": os.devnull,
-            "PIP_INDEX_URL": "http://127.0.0.1:9/simple/", "PIP_FIND_LINKS": str(tmp_path / "no-links"),
-            "PIP_NO_CACHE_DIR": "1"}
+    return {
+        "XDG_CACHE_HOME": str(tmp_path / "empty-cache"),
+        "LLAMA_CPP_DIR": "",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple/",
+        "PIP_FIND_LINKS": str(tmp_path / "no-links"),
+        "PIP_NO_CACHE_DIR": "1",
+    }
 
 
 @pytest.mark.slow
@@ -295,10 +388,17 @@ def test_offline_without_a_cached_converter_says_what_to_download_and_set(run_di
     proc = export(run_dir, "--gguf", "q8_0", str(out), env=offline_env(tmp_path))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("tunedeck: error: llama.cpp's converter is not cached and pip could not download it "
-                           "(the package index could not be reached: [Errno 111] Connection refused)"), last
-    for needed in (SDIST, PINNED_SHA256, "--llama-cpp llama_cpp_python-0.3.36/vendor/llama.cpp", "LLAMA_CPP_DIR",
-                   "pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36"):
+    assert last.startswith(
+        "tunedeck: error: llama.cpp's converter is not cached and pip could not download it "
+        "(the package index could not be reached: [Errno 111] Connection refused)"
+    ), last
+    for needed in (
+        SDIST,
+        PINNED_SHA256,
+        "--llama-cpp llama_cpp_python-0.3.36/vendor/llama.cpp",
+        "LLAMA_CPP_DIR",
+        "pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36",
+    ):
         assert needed in last
     assert "Traceback" not in proc.stderr and "loading the base model" not in proc.stderr
     assert not out.exists() and not (tmp_path / "empty-cache" / "tunedeck" / "llama.cpp-0.3.36").exists()
@@ -315,11 +415,15 @@ def test_what_cannot_be_written_is_refused_with_what_it_needs(run_dir, cache, tm
         assert "loading the base model" not in proc.stderr
         return lines[-1]
 
-    assert "tunedeck writes f16, bf16, q8_0 (llama.cpp's converter) and q4_k_m, q5_k_m, q6_k (llama-quantize)" in \
-        refused("--gguf", "q3_k_s")
+    assert (
+        "tunedeck writes f16, bf16, q8_0 (llama.cpp's converter) and q4_k_m, q5_k_m, q6_k (llama-quantize)"
+        in refused("--gguf", "q3_k_s")
+    )
     said = refused("--gguf", "q4_k_m")  # the pinned converter has no llama-quantize build, and PATH has none
     assert "--gguf q4_k_m needs llama.cpp's llama-quantize" in said and "--llama-cpp DIR" in said
-    assert f"{tmp_path / 'nowhere'} is not a directory" in refused("--gguf", "f16", "--llama-cpp", str(tmp_path / "nowhere"))
+    assert f"{tmp_path / 'nowhere'} is not a directory" in refused(
+        "--gguf", "f16", "--llama-cpp", str(tmp_path / "nowhere")
+    )
     assert "add --gguf TYPE" in refused("--ollama-create")
     assert "add --gguf TYPE" in refused("--ollama-name", "mine")
     assert "`ollama` is not on PATH" in refused("--gguf", "f16", "--ollama-create")
@@ -327,12 +431,30 @@ def test_what_cannot_be_written_is_refused_with_what_it_needs(run_dir, cache, tm
 
 
 @pytest.mark.slow
-def test_a_tokenizer_the_converter_cannot_identify_is_refused_before_the_merge(tiny_model_dir, sft_data, cache, tmp_path):
+def test_a_tokenizer_the_converter_cannot_identify_is_refused_before_the_merge(
+    tiny_model_dir, sft_data, cache, tmp_path
+):
     """engine/tiny_model.py's byte-level BPE is no published model's: the converter's --vocab-only probe says so."""
     ws = tmp_path / "ws"
-    proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
-                    "--set", "optim.max_steps=2", "--set", "checkpoints.save_steps=2", "--set", "gate.when=never",
-                    "--set", "optim.precision=fp32", check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--workspace",
+        str(ws),
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=2",
+        "--set",
+        "checkpoints.save_steps=2",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "optim.precision=fp32",
+        check=True,
+    )
     run = ws / "runs" / proc.stdout.strip().splitlines()[0]
     proc = export(run, "--gguf", "f16", str(tmp_path / "out"), env=cli_env(cache))
     assert proc.returncode == 2, proc.stdout + proc.stderr
@@ -351,18 +473,37 @@ def test_a_full_finetuning_run_converts_as_it_is(tmp_path_factory, sft_data, cac
     from tunedeck.engine.gate.generate import generate
 
     ws = tmp_path / "ws"
-    proc = tunedeck("run", "full", "--workspace", str(ws), "--data", str(sft_data), "--set",
-                    f"model.base={spm_model(tmp_path_factory)}", "--set", "optim.max_steps=4", "--set",
-                    "checkpoints.save_steps=4", "--set", "gate.when=never", "--set", "optim.precision=fp32",
-                    "--set", "optim.learning_rate=1e-3", check=True)
+    proc = tunedeck(
+        "run",
+        "full",
+        "--workspace",
+        str(ws),
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={spm_model(tmp_path_factory)}",
+        "--set",
+        "optim.max_steps=4",
+        "--set",
+        "checkpoints.save_steps=4",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.learning_rate=1e-3",
+        check=True,
+    )
     run = ws / "runs" / proc.stdout.strip().splitlines()[0]
     out = tmp_path / "full"
     proc = export(run, "--gguf", "f16", str(out), env=cli_env(cache))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "merging" not in proc.stderr and "loading checkpoint-4 weights" in proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == ("artifact gate: not run: the gate has not evaluated checkpoint-4, so "
-                                                    f"there is nothing to compare with (run `tunedeck eval {run.name} "
-                                                    "--checkpoint 4`)")
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "artifact gate: not run: the gate has not evaluated checkpoint-4, so "
+        f"there is nothing to compare with (run `tunedeck eval {run.name} "
+        "--checkpoint 4`)"
+    )
     rec = json.loads((out / "tunedeck-export.json").read_text())
     assert rec["adapter"] == "none" and rec["artifact_gate"]["skipped"] and rec["status"] == "ok"
     name = rec["gguf"]["file"]
@@ -375,20 +516,33 @@ def test_a_full_finetuning_run_converts_as_it_is(tmp_path_factory, sft_data, cac
 
 # ---- the Modelfile's text ------------------------------------------------------------------------------
 
+
 def test_modelfile_quotes_stops_and_says_a_failure_first():
     from tunedeck.engine.export.modelfile import modelfile_text, ollama_name, system_prompt
 
-    text = modelfile_text("m.gguf", stops=['<|im_end|>', 'say "x"\\'], system="Be brief.",
-                          generation={"temperature": 0.7, "top_p": 0.9, "seed": 3, "max_new_tokens": 64},
-                          failed=["task dropped"])
+    text = modelfile_text(
+        "m.gguf",
+        stops=["<|im_end|>", 'say "x"\\'],
+        system="Be brief.",
+        generation={"temperature": 0.7, "top_p": 0.9, "seed": 3, "max_new_tokens": 64},
+        failed=["task dropped"],
+    )
     lines = text.splitlines()
     assert lines[0].startswith("# tunedeck: THIS EXPORT FAILED") and lines[1] == "#   task dropped"
     assert "FROM ./m.gguf" in lines and 'PARAMETER stop "say \\"x\\"\\\\"' in lines
-    assert {"PARAMETER temperature 0.7", "PARAMETER top_p 0.9", "PARAMETER seed 3", "PARAMETER num_predict 64",
-            'SYSTEM """Be brief."""'} <= set(lines)
+    assert {
+        "PARAMETER temperature 0.7",
+        "PARAMETER top_p 0.9",
+        "PARAMETER seed 3",
+        "PARAMETER num_predict 64",
+        'SYSTEM """Be brief."""',
+    } <= set(lines)
     assert "PARAMETER top_p" not in modelfile_text("m.gguf", stops=[], system=None, generation={"temperature": 0})
     assert ollama_name("My Run/2", 40, "q8_0") == "my-run-2-checkpoint-40-q8_0"
-    recs = [{"prompt": [{"role": "system", "content": "A"}, {"role": "user", "content": "u"}]}] * 3 + \
-           [{"prompt": [{"role": "user", "content": "u"}], "system_prompt": "B"}]
-    assert system_prompt(recs) == ("A", "the gate's 4 task examples were asked with 2 different system prompts; this is "
-                                        "the most common (3 of 4)")
+    recs = [{"prompt": [{"role": "system", "content": "A"}, {"role": "user", "content": "u"}]}] * 3 + [
+        {"prompt": [{"role": "user", "content": "u"}], "system_prompt": "B"}
+    ]
+    assert system_prompt(recs) == (
+        "A",
+        "the gate's 4 task examples were asked with 2 different system prompts; this is the most common (3 of 4)",
+    )

@@ -11,18 +11,26 @@ import pytest
 
 from tunedeck.engine.gate.check_spec import CheckSpecError, Context
 from tunedeck.engine.gate.checks import parse_check
+from tunedeck.engine.gate.eval_sets import EvalSetError, held_out_set, load_eval_set
 from tunedeck.engine.gate.judge_client import Judge
 from tunedeck.engine.gate.refusal import is_refusal
-from tunedeck.engine.gate.eval_sets import EvalSetError, held_out_set, load_eval_set
 
 
 def run(spec, output: str, reference: str | None = None, new_tokens: int = 0, judge=None, base_dir=None):
     check = parse_check(spec, reference=reference, base_dir=base_dir)
-    return check(output, Context(reference=reference, new_tokens=new_tokens, judge=judge,
-                                 example={"id": "t:1", "messages": [{"role": "user", "content": "hi"}]}))
+    return check(
+        output,
+        Context(
+            reference=reference,
+            new_tokens=new_tokens,
+            judge=judge,
+            example={"id": "t:1", "messages": [{"role": "user", "content": "hi"}]},
+        ),
+    )
 
 
 # ---- exact match -----------------------------------------------------------------------------
+
 
 def test_exact_match_strips_by_default_and_compares_exactly():
     assert run("exact_match", '  {"a": 1}\n', reference='{"a": 1}').passed
@@ -30,14 +38,17 @@ def test_exact_match_strips_by_default_and_compares_exactly():
     assert r.passed is False and "expected" in r.reason and "Paris." in r.reason
 
 
-@pytest.mark.parametrize("options,output,reference,expected", [
-    ({"ignore_case": True}, "PARIS", "paris", True),
-    ({"collapse_whitespace": True}, "New   York\n City", "New York City", True),
-    ({"ignore_punctuation": True}, "Paris!", "Paris", True),
-    ({"ignore_punctuation": True, "ignore_case": True}, "Hello, World.", "hello world", True),
-    ({"strip": False}, " Paris", "Paris", False),
-    ({"value": "42"}, "42", "ignored reference", True),
-])
+@pytest.mark.parametrize(
+    "options,output,reference,expected",
+    [
+        ({"ignore_case": True}, "PARIS", "paris", True),
+        ({"collapse_whitespace": True}, "New   York\n City", "New York City", True),
+        ({"ignore_punctuation": True}, "Paris!", "Paris", True),
+        ({"ignore_punctuation": True, "ignore_case": True}, "Hello, World.", "hello world", True),
+        ({"strip": False}, " Paris", "Paris", False),
+        ({"value": "42"}, "42", "ignored reference", True),
+    ],
+)
 def test_exact_match_normalisation_options(options, output, reference, expected):
     assert run({"type": "exact_match", **options}, output, reference=reference).passed is expected
 
@@ -48,6 +59,7 @@ def test_exact_match_without_reference_or_value_is_a_load_error():
 
 
 # ---- contains / not contains / regex -----------------------------------------------------------
+
 
 def test_contains_all_any_and_case():
     spec = {"type": "contains", "value": ["refund", "7 days"]}
@@ -80,6 +92,7 @@ def test_regex_search_fullmatch_and_flags():
 
 # ---- JSON -------------------------------------------------------------------------------------
 
+
 def test_json_valid():
     assert run("json_valid", '{"name": "Ana", "age": 30}').passed
     r = run("json_valid", '{"name": "Ana", "age": }')
@@ -90,22 +103,32 @@ def test_json_valid():
     assert run({"type": "json_valid", "allow_fence": True}, fenced).passed
 
 
-SCHEMA = {"type": "object", "required": ["name", "age"], "additionalProperties": False,
-          "properties": {"name": {"type": "string", "minLength": 1}, "age": {"type": "integer", "minimum": 0},
-                         "city": {"enum": ["Oslo", "Lima"]}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "age"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "age": {"type": "integer", "minimum": 0},
+        "city": {"enum": ["Oslo", "Lima"]},
+    },
+}
 
 
-@pytest.mark.parametrize("output,ok,why", [
-    ('{"name": "Ana", "age": 30}', True, "matches"),
-    ('{"name": "Ana"}', False, "missing required key 'age'"),
-    ('{"name": "Ana", "age": "30"}', False, "$.age: expected integer"),
-    ('{"name": "Ana", "age": 30, "x": 1}', False, "unexpected key 'x'"),
-    ('{"name": "Ana", "age": 30, "city": "Rome"}', False, "not one of"),
-    ('{"name": "", "age": 30}', False, "shorter than 1"),
-    ('{"name": "Ana", "age": -1}', False, "violates minimum"),
-    ('[1, 2]', False, "expected object"),
-    ('not json', False, "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "output,ok,why",
+    [
+        ('{"name": "Ana", "age": 30}', True, "matches"),
+        ('{"name": "Ana"}', False, "missing required key 'age'"),
+        ('{"name": "Ana", "age": "30"}', False, "$.age: expected integer"),
+        ('{"name": "Ana", "age": 30, "x": 1}', False, "unexpected key 'x'"),
+        ('{"name": "Ana", "age": 30, "city": "Rome"}', False, "not one of"),
+        ('{"name": "", "age": 30}', False, "shorter than 1"),
+        ('{"name": "Ana", "age": -1}', False, "violates minimum"),
+        ("[1, 2]", False, "expected object"),
+        ("not json", False, "invalid JSON"),
+    ],
+)
 def test_json_schema(output, ok, why):
     r = run({"type": "json_schema", "schema": SCHEMA}, output)
     assert r.passed is ok and why in r.reason
@@ -113,7 +136,9 @@ def test_json_schema(output, ok, why):
 
 def test_json_schema_file_relative_to_the_set_and_unsupported_keywords(tmp_path):
     (tmp_path / "person.schema.json").write_text(json.dumps(SCHEMA))
-    assert run({"type": "json_schema", "schema_file": "person.schema.json"}, '{"name": "A", "age": 1}', base_dir=tmp_path).passed
+    assert run(
+        {"type": "json_schema", "schema_file": "person.schema.json"}, '{"name": "A", "age": 1}', base_dir=tmp_path
+    ).passed
     with pytest.raises(CheckSpecError, match=r"keyword '\$ref' is not supported"):
         parse_check({"type": "json_schema", "schema": {"properties": {"a": {"$ref": "#/defs/x"}}}})
     with pytest.raises(CheckSpecError, match="exactly one of"):
@@ -183,6 +208,7 @@ def test_refusal_and_not_refusal_checks():
 
 # ---- length -----------------------------------------------------------------------------------
 
+
 def test_max_length_chars_words_tokens():
     assert run({"type": "max_length", "chars": 10}, "short").passed
     r = run({"type": "max_length", "chars": 4}, "too long")
@@ -198,6 +224,7 @@ def test_max_length_chars_words_tokens():
 
 # ---- python scorers ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 def scorer_dir(tmp_path):
     (tmp_path / "my_scorers_td.py").write_text(
@@ -211,13 +238,16 @@ def scorer_dir(tmp_path):
         "    raise KeyError('boom')\n"
         "def not_bool(output, example):\n"
         "    return 'yes'\n"
-        "NOT_A_FUNCTION = 3\n")
+        "NOT_A_FUNCTION = 3\n"
+    )
     return tmp_path
 
 
 def test_python_scorer_return_forms(scorer_dir):
     assert run({"type": "python", "scorer": "my_scorers_td:polite"}, "Please wait", base_dir=scorer_dir).passed
-    r = run({"type": "python", "scorer": "my_scorers_td:with_reason", "options": {"limit": 3}}, "long", base_dir=scorer_dir)
+    r = run(
+        {"type": "python", "scorer": "my_scorers_td:with_reason", "options": {"limit": 3}}, "long", base_dir=scorer_dir
+    )
     assert r.passed is False and r.reason == "len 4"
     r = run({"type": "python", "scorer": "my_scorers_td:as_dict"}, "x", base_dir=scorer_dir)
     assert r.passed and r.reason == "id seen"
@@ -227,12 +257,15 @@ def test_python_scorer_return_forms(scorer_dir):
     assert r.passed is False and "not a bool" in r.reason
 
 
-@pytest.mark.parametrize("ref,message", [
-    ("my_scorers_td", "must be 'module:function'"),
-    ("my_scorers_td:missing", "has no 'missing'"),
-    ("my_scorers_td:NOT_A_FUNCTION", "is not a function"),
-    ("no_such_module_td:fn", "no module named 'no_such_module_td'"),
-])
+@pytest.mark.parametrize(
+    "ref,message",
+    [
+        ("my_scorers_td", "must be 'module:function'"),
+        ("my_scorers_td:missing", "has no 'missing'"),
+        ("my_scorers_td:NOT_A_FUNCTION", "is not a function"),
+        ("no_such_module_td:fn", "no module named 'no_such_module_td'"),
+    ],
+)
 def test_python_scorer_path_mistakes(scorer_dir, ref, message):
     with pytest.raises(CheckSpecError, match=message) as e:
         parse_check({"type": "python", "scorer": ref}, base_dir=scorer_dir)
@@ -240,6 +273,7 @@ def test_python_scorer_path_mistakes(scorer_dir, ref, message):
 
 
 # ---- rubric (model-graded) --------------------------------------------------------------------
+
 
 class _JudgeServer:
     def __init__(self, reply: str):
@@ -304,10 +338,13 @@ def test_rubric_judge_errors_are_skips():
 
 # ---- spec mistakes ------------------------------------------------------------------------------
 
+
 def test_unknown_check_type_and_option_suggest_the_right_name():
     with pytest.raises(CheckSpecError, match="unknown check type 'json_vaild' \\(did you mean 'json_valid'\\?\\)"):
         parse_check("json_vaild")
-    with pytest.raises(CheckSpecError, match="unknown option 'patern' for a regex check \\(did you mean 'pattern'\\?\\)"):
+    with pytest.raises(
+        CheckSpecError, match="unknown option 'patern' for a regex check \\(did you mean 'pattern'\\?\\)"
+    ):
         parse_check({"type": "regex", "patern": "x"})
     with pytest.raises(CheckSpecError, match="needs 'pattern'"):
         parse_check({"type": "regex"})
@@ -316,6 +353,7 @@ def test_unknown_check_type_and_option_suggest_the_right_name():
 
 
 # ---- eval sets ----------------------------------------------------------------------------------
+
 
 def write_set(path: Path, rows: list) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
@@ -326,12 +364,15 @@ PROMPT = [{"role": "user", "content": "Extract: Ana, 30."}]
 
 
 def test_eval_set_defaults_reference_from_assistant_turn_and_tags(tmp_path):
-    p = write_set(tmp_path / "golden.jsonl", [
-        {"messages": PROMPT + [{"role": "assistant", "content": '{"name": "Ana"}'}]},
-        {"id": "plain", "messages": PROMPT, "reference": "Ana"},
-        {"prompt": "Q: 2+2\nA:", "checks": [{"type": "regex", "pattern": "4"}], "tags": ["task", "math"]},
-        "",
-    ])
+    p = write_set(
+        tmp_path / "golden.jsonl",
+        [
+            {"messages": PROMPT + [{"role": "assistant", "content": '{"name": "Ana"}'}]},
+            {"id": "plain", "messages": PROMPT, "reference": "Ana"},
+            {"prompt": "Q: 2+2\nA:", "checks": [{"type": "regex", "pattern": "4"}], "tags": ["task", "math"]},
+            "",
+        ],
+    )
     s = load_eval_set(p, "golden")
     a, b, c = s.examples
     assert a.id == "golden:1" and a.reference == '{"name": "Ana"}' and a.messages == PROMPT
@@ -342,22 +383,40 @@ def test_eval_set_defaults_reference_from_assistant_turn_and_tags(tmp_path):
     assert load_eval_set(p, "golden").sha256 == s.sha256
 
 
-@pytest.mark.parametrize("row,where", [
-    ('{"messages": [', "3: invalid JSON"),
-    ('[1, 2]', "3: an example must be a JSON object"),
-    ({"messages": PROMPT, "chekcs": ["json_valid"]}, "3: chekcs: unknown key (did you mean 'checks'?)"),
-    ({"messages": PROMPT}, "3: checks: no 'checks' and no 'reference'"),
-    ({"messages": [{"role": "robot", "content": "x"}], "reference": "y"}, "3: messages[0].role: role must be one of"),
-    ({"messages": [{"role": "user"}], "reference": "y"}, "3: messages[0].content: content must be a string"),
-    ({"messages": PROMPT, "checks": ["json_valid", {"type": "regex", "pattern": "("}]}, "3: checks[1].pattern: invalid regular expression"),
-    ({"messages": PROMPT, "checks": ["exact_macth"], "reference": "x"}, "3: checks[0].type: unknown check type 'exact_macth'"),
-    ({"messages": PROMPT, "checks": [{"type": "python", "scorer": "nope_td:fn"}]}, "3: checks[0].scorer: scorer 'nope_td:fn': no module"),
-    ({"messages": PROMPT, "reference": "x", "tags": ["saftey"]}, "3: tags: unknown tag 'saftey' (did you mean 'safety'?)"),
-    ({"messages": PROMPT, "reference": {"a": 1}}, "3: reference: must be a string"),
-    ({"messages": PROMPT, "checks": []}, "3: checks: must be a non-empty list"),
-    ({"id": "a", "messages": PROMPT, "reference": "x"}, "3: id: duplicate id 'a' (first on line 1)"),
-    ({"reference": "x"}, "3: messages: missing"),
-])
+@pytest.mark.parametrize(
+    "row,where",
+    [
+        ('{"messages": [', "3: invalid JSON"),
+        ("[1, 2]", "3: an example must be a JSON object"),
+        ({"messages": PROMPT, "chekcs": ["json_valid"]}, "3: chekcs: unknown key (did you mean 'checks'?)"),
+        ({"messages": PROMPT}, "3: checks: no 'checks' and no 'reference'"),
+        (
+            {"messages": [{"role": "robot", "content": "x"}], "reference": "y"},
+            "3: messages[0].role: role must be one of",
+        ),
+        ({"messages": [{"role": "user"}], "reference": "y"}, "3: messages[0].content: content must be a string"),
+        (
+            {"messages": PROMPT, "checks": ["json_valid", {"type": "regex", "pattern": "("}]},
+            "3: checks[1].pattern: invalid regular expression",
+        ),
+        (
+            {"messages": PROMPT, "checks": ["exact_macth"], "reference": "x"},
+            "3: checks[0].type: unknown check type 'exact_macth'",
+        ),
+        (
+            {"messages": PROMPT, "checks": [{"type": "python", "scorer": "nope_td:fn"}]},
+            "3: checks[0].scorer: scorer 'nope_td:fn': no module",
+        ),
+        (
+            {"messages": PROMPT, "reference": "x", "tags": ["saftey"]},
+            "3: tags: unknown tag 'saftey' (did you mean 'safety'?)",
+        ),
+        ({"messages": PROMPT, "reference": {"a": 1}}, "3: reference: must be a string"),
+        ({"messages": PROMPT, "checks": []}, "3: checks: must be a non-empty list"),
+        ({"id": "a", "messages": PROMPT, "reference": "x"}, "3: id: duplicate id 'a' (first on line 1)"),
+        ({"reference": "x"}, "3: messages: missing"),
+    ],
+)
 def test_eval_set_mistakes_name_file_line_and_field(tmp_path, row, where):
     p = write_set(tmp_path / "set.jsonl", [{"id": "a", "messages": PROMPT, "reference": "x"}, "", row])
     with pytest.raises(EvalSetError) as e:

@@ -16,9 +16,10 @@ def adapters(tmp_path_factory, tiny_model_dir):
     paths = []
     for k in (1, 2):
         torch.manual_seed(k)
-        peft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                              LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM",
-                                         init_lora_weights=False))
+        peft = get_peft_model(
+            AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+            LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False),
+        )
         peft.save_pretrained(root / f"a{k}")
         paths.append(root / f"a{k}")
     return paths
@@ -28,8 +29,9 @@ def load(tiny_model_dir, path, trainable=False):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(path), adapter_name="a",
-                                     is_trainable=trainable).eval()
+    return PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(path), adapter_name="a", is_trainable=trainable
+    ).eval()
 
 
 def base_weights(model):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import read_events, tunedeck, wait_for
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, read_effective_status, request_control
 
@@ -17,11 +17,33 @@ def test_eval_now_saves_a_checkpoint_and_runs_the_gate_on_it(workspace, tiny_mod
     from tunedeck.engine.data.demo_data import make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 8, seed=1)
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--detach", "--set", f"model.base={tiny_model_dir}",
-                    "--set", "optim.max_steps=12", "--set", "checkpoints.save_steps=1000", "--set", "checkpoints.eval_steps=1000",
-                    "--set", "optim.precision=fp32", "--set", "optim.batch_size=8", "--set", "gate.when=never",
-                    "--set", f"gate.golden={json.dumps(str(golden))}", "--set", "gate.max_new_tokens=8",
-                    env={"TUNEDECK_TEST_SLOW_STEP_S": "0.3"}, check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--detach",
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=12",
+        "--set",
+        "checkpoints.save_steps=1000",
+        "--set",
+        "checkpoints.eval_steps=1000",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "gate.when=never",
+        "--set",
+        f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        "gate.max_new_tokens=8",
+        env={"TUNEDECK_TEST_SLOW_STEP_S": "0.3"},
+        check=True,
+    )
     run = find_run(workspace, proc.stdout.strip().splitlines()[0])
     wait_for(lambda: (read_effective_status(run).step or 0) >= 2, timeout=300, what="a few training steps")
     request_control(run, C.CTL_EVAL)  # what the monitor's `e` writes

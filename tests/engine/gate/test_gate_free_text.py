@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck
+
 from tunedeck.engine.data.demo_data import DESCRIBE_SYSTEM, make_descriptions, write_jsonl
 from tunedeck.engine.gate.eval_sets import FREE_TEXT_MIN, FREE_TEXT_RUBRIC, held_out_set, verdict_basis
 
@@ -19,6 +19,7 @@ ROWS = make_descriptions(8, seed=3)
 
 
 # ---- no model -------------------------------------------------------------------------------------
+
 
 def test_free_text_references_get_a_similarity_check_and_json_ones_keep_exact_match():
     json_row = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": '{"a": 1}'}]}
@@ -46,8 +47,8 @@ def test_a_reworded_answer_passes_where_exact_match_fails():
 
 
 def test_few_shot_demonstrations_go_before_the_example_after_its_system_turn():
-    from tunedeck.engine.gate.base_prompts import Candidate, candidates, with_demonstrations
     from tunedeck.engine.config.profile_schema import GateConfig
+    from tunedeck.engine.gate.base_prompts import Candidate, candidates, with_demonstrations
 
     prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
     demos = [("q1", "a1"), ("q2", "a2")]
@@ -59,12 +60,19 @@ def test_few_shot_demonstrations_go_before_the_example_after_its_system_turn():
 
 
 def test_the_best_base_candidate_wins_ties_go_to_the_first():
-    from tunedeck.engine.gate.base_prompts import choose
     from tunedeck.engine.config.profile_schema import GateConfig
+    from tunedeck.engine.gate.base_prompts import choose
 
     def recs(*ok):
-        return [{"id": str(i), "tags": ["task"], "pass": v, "checks": [{"type": "chrf", "pass": v, "score": 60.0 if v else 10.0}]}
-                for i, v in enumerate(ok)]
+        return [
+            {
+                "id": str(i),
+                "tags": ["task"],
+                "pass": v,
+                "checks": [{"type": "chrf", "pass": v, "score": 60.0 if v else 10.0}],
+            }
+            for i, v in enumerate(ok)
+        ]
 
     results = [recs(True, False), recs(True, True), recs(True, True)]
     assert choose(results, GateConfig()) == 1
@@ -73,6 +81,7 @@ def test_the_best_base_candidate_wins_ties_go_to_the_first():
 
 
 # ---- a real run -----------------------------------------------------------------------------------
+
 
 def cli(*args: str, ws: Path):
     return tunedeck(*args, env={"TUNEDECK_WORKSPACE": str(ws)})
@@ -84,10 +93,25 @@ def free_text_run(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("free")
     ws = root / "ws"
     data = write_jsonl(root / "describe.jsonl", make_descriptions(240, seed=0))
-    proc = tunedeck("run", "demo-cpu", "--data", str(data), "--name", "free",
-                    "--set", f"model.base={json.dumps(str(tiny_model_dir))}", "--set", "optim.max_steps=40",
-                    "--set", "checkpoints.save_steps=20", "--set", "checkpoints.eval_steps=20",
-                    "--set", "gate.max_new_tokens=20", env={"TUNEDECK_WORKSPACE": str(ws)})
+    proc = tunedeck(
+        "run",
+        "demo-cpu",
+        "--data",
+        str(data),
+        "--name",
+        "free",
+        "--set",
+        f"model.base={json.dumps(str(tiny_model_dir))}",
+        "--set",
+        "optim.max_steps=40",
+        "--set",
+        "checkpoints.save_steps=20",
+        "--set",
+        "checkpoints.eval_steps=20",
+        "--set",
+        "gate.max_new_tokens=20",
+        env={"TUNEDECK_WORKSPACE": str(ws)},
+    )
     assert proc.returncode == 0, proc.stderr
     return ws, ws / "runs" / proc.stdout.strip().splitlines()[0]
 
@@ -106,16 +130,36 @@ def test_the_held_out_verdict_rests_on_similarity_and_says_so(free_text_run):
     assert first["checks"][0]["type"] == "chrf" and 0 <= first["checks"][0]["score"] <= 100
     for row in summary["rows"]:
         assert 0 <= row["check_scores"]["task"]["chrf"] <= 100
-    assert summary["base_prompts"] == [{"prompt": "", "few_shot": 0, "task": summary["rows"][0]["task"],
-                                        "format": None, "safety": None, "general": None, "chosen": True}]
+    assert summary["base_prompts"] == [
+        {
+            "prompt": "",
+            "few_shot": 0,
+            "task": summary["rows"][0]["task"],
+            "format": None,
+            "safety": None,
+            "general": None,
+            "chosen": True,
+        }
+    ]
 
 
 @pytest.mark.slow
 def test_eval_tries_base_prompts_and_records_overrides(free_text_run):
     ws, run_dir = free_text_run
-    proc = cli("eval", run_dir.name, "--checkpoint", "40", "--json", "--set", "gate.task_metric=chrf",
-               "--set", f"gate.base_prompts={json.dumps([DESCRIBE_SYSTEM + ' Answer in one short sentence.'])}",
-               "--set", "gate.base_few_shot=2", ws=ws)
+    proc = cli(
+        "eval",
+        run_dir.name,
+        "--checkpoint",
+        "40",
+        "--json",
+        "--set",
+        "gate.task_metric=chrf",
+        "--set",
+        f"gate.base_prompts={json.dumps([DESCRIBE_SYSTEM + ' Answer in one short sentence.'])}",
+        "--set",
+        "gate.base_few_shot=2",
+        ws=ws,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     cands = summary["base_prompts"]
@@ -128,8 +172,10 @@ def test_eval_tries_base_prompts_and_records_overrides(free_text_run):
     assert {r["few_shot"] for r in base} == {chosen["few_shot"]}
     assert summary["rows"][0]["task_metric"] == "chrf"
     assert {o["key"]: (o["value"], o["was"]) for o in summary["overrides"]} == {
-        "gate.task_metric": ("chrf", "pass_rate"), "gate.base_few_shot": (2, 0),
-        "gate.base_prompts": ([DESCRIBE_SYSTEM + " Answer in one short sentence."], [])}
+        "gate.task_metric": ("chrf", "pass_rate"),
+        "gate.base_few_shot": (2, 0),
+        "gate.base_prompts": ([DESCRIBE_SYSTEM + " Answer in one short sentence."], []),
+    }
     row = summary["rows"][-1]
     assert row["checkpoint"] == 40 and row["task_metric"] == "chrf"
     assert row["task_score"] == pytest.approx(row["check_scores"]["task"]["chrf"], abs=1e-3)
@@ -149,7 +195,11 @@ def test_gate_rejudges_without_a_model_and_keeps_the_overrides(free_text_run):
     text = cli("gate", run_dir.name, ws=ws).stdout
     assert "override: gate.min_task_gain = 100.0 (run.toml: 20.0)" in text
     reset = json.loads(cli("gate", run_dir.name, "--json", "--reset", ws=ws).stdout)
-    assert reset["overrides"] == [] and reset["rules"]["min_task_gain"] == 20.0 and reset["rules"]["task_metric"] == "pass_rate"
+    assert (
+        reset["overrides"] == []
+        and reset["rules"]["min_task_gain"] == 20.0
+        and reset["rules"]["task_metric"] == "pass_rate"
+    )
 
 
 @pytest.mark.slow

@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tunedeck.engine.gate.checks import parse_check
-from tunedeck.engine.gate.judge_client import Judge
-from tunedeck.engine.config.profile_schema import GateConfig
-from tunedeck.engine.gate.example_records import write_records
-from tunedeck.engine.gate.eval_sets import EvalExample
-from tunedeck.engine.gate.rebuild import summarize_run
-from tunedeck.engine.gate.judge_agreement import cohen_kappa, judge_agreement
-from tunedeck.engine.gate.example_scoring import score_example
-from tunedeck.engine.gate.reviews import add_review
 from test_checks import _JudgeServer
+
+from tunedeck.engine.config.profile_schema import GateConfig
+from tunedeck.engine.gate.checks import parse_check
+from tunedeck.engine.gate.eval_sets import EvalExample
+from tunedeck.engine.gate.example_records import write_records
+from tunedeck.engine.gate.example_scoring import score_example
+from tunedeck.engine.gate.judge_agreement import cohen_kappa, judge_agreement
+from tunedeck.engine.gate.judge_client import Judge
+from tunedeck.engine.gate.rebuild import summarize_run
+from tunedeck.engine.gate.reviews import add_review
 
 RUBRIC = "The answer is polite."
 
@@ -33,7 +33,7 @@ def test_cohen_kappa_known_values():
 
 def test_agreement_pairs_the_judges_verdict_with_the_label():
     recs = [{"id": f"x:{i}", "checks": [{"type": "rubric", "pass": i < 2}]} for i in range(4)]
-    recs.append({"id": "x:9", "checks": [{"type": "rubric", "pass": None}]})     # skipped: no verdict to compare
+    recs.append({"id": "x:9", "checks": [{"type": "rubric", "pass": None}]})  # skipped: no verdict to compare
     labels = {"x:0": "acceptable", "x:1": "weird", "x:2": "understandable", "x:3": "acceptable", "x:9": "weird"}
     assert judge_agreement(recs, labels) == {"n": 4, "agree": 2, "share": 0.5, "kappa": 0.0}
     assert judge_agreement(recs, {}) is None
@@ -45,12 +45,23 @@ def judged_run(tmp_path):
     server = _JudgeServer("FAIL: not polite")
     judge = Judge(server.url, "judge-7b", timeout=5)
     try:
-        examples = [EvalExample(id=f"golden:{i}", set="golden", messages=[{"role": "user", "content": f"q{i}"}],
-                                prompt_text=None, reference=None, checks=[parse_check({"type": "rubric", "rubric": RUBRIC})],
-                                tags=("task",)) for i in range(6)]
+        examples = [
+            EvalExample(
+                id=f"golden:{i}",
+                set="golden",
+                messages=[{"role": "user", "content": f"q{i}"}],
+                prompt_text=None,
+                reference=None,
+                checks=[parse_check({"type": "rubric", "rubric": RUBRIC})],
+                tags=("task",),
+            )
+            for i in range(6)
+        ]
         base = [score_example(ex, "meh", 10.0, 3, checkpoint="base", key="k", judge=judge) for ex in examples]
-        ckpt = [score_example(ex, f"Thank you! answer {i}", 10.0, 3, checkpoint=10, key="k", judge=judge)
-                for i, ex in enumerate(examples)]
+        ckpt = [
+            score_example(ex, f"Thank you! answer {i}", 10.0, 3, checkpoint=10, key="k", judge=judge)
+            for i, ex in enumerate(examples)
+        ]
     finally:
         server.close()
     run_dir = tmp_path / "run"
@@ -63,7 +74,11 @@ def test_each_example_keeps_the_judges_prompt_model_and_raw_answer(judged_run):
     _, ckpt = judged_run
     trace = ckpt[0]["checks"][0]["judge"]
     assert trace["model"] == "judge-7b" and trace["reply"] == "FAIL: not polite"
-    assert RUBRIC in trace["prompt"] and "Thank you! answer 0" in trace["prompt"] and trace["url"].endswith("/v1/chat/completions")
+    assert (
+        RUBRIC in trace["prompt"]
+        and "Thank you! answer 0" in trace["prompt"]
+        and trace["url"].endswith("/v1/chat/completions")
+    )
     assert json.loads(json.dumps(ckpt[0]))["checks"][0]["judge"] == trace  # survives the JSONL record
 
 
@@ -76,7 +91,9 @@ def test_the_gate_reports_agreement_and_warns_below_the_minimum(judged_run):
     row = summarize_run(run_dir, rules).rows[1]
     assert row.judge_agreement == {"n": 4, "agree": 2, "share": 0.5, "kappa": 0.0}
     warning = [w for w in row.warnings if "rubric judge" in w]
-    assert warning == ["the rubric judge agrees with people on 2 of 4 reviewed examples (50%, Cohen's kappa 0.00), "
-                       "below gate.min_judge_agreement 80%: check the rubric before trusting its verdicts"]
+    assert warning == [
+        "the rubric judge agrees with people on 2 of 4 reviewed examples (50%, Cohen's kappa 0.00), "
+        "below gate.min_judge_agreement 80%: check the rubric before trusting its verdicts"
+    ]
     quiet = summarize_run(run_dir, GateConfig(min_task_gain=-100, significance=0, min_judge_agreement=0.5)).rows[1]
     assert not [w for w in quiet.warnings if "rubric judge" in w]

@@ -10,6 +10,7 @@ import sys
 
 from fixtures.app_harness import copy_workspace, make_live
 from fixtures.make_gated_run import GATED
+
 from tunedeck.engine.gate.rebuild import serve_rebuild_requests, summarize_run
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary, status_fields
@@ -22,8 +23,21 @@ def run_dir_of(tmp_path):
 
 
 def gate_cli(run_dir, *args):
-    return subprocess.run([sys.executable, "-m", "tunedeck.engine.commands.cli", "gate", "--workspace",
-                           str(run_dir.parent.parent), run_dir.name, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tunedeck.engine.commands.cli",
+            "gate",
+            "--workspace",
+            str(run_dir.parent.parent),
+            run_dir.name,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def status(run_dir) -> Status:

@@ -11,33 +11,49 @@ from dataclasses import replace
 import pytest
 
 from tunedeck.engine.config.profile_schema import GateConfig
-from tunedeck.engine.gate.example_records import read_records, write_records
-from tunedeck.engine.run.gate_result import FAIL, NEEDS_REVIEW, PASS, read_gate_summary
-from tunedeck.engine.gate.scores import buckets, scores
 from tunedeck.engine.gate.best_checkpoint import choose_best, describe_row
-from tunedeck.engine.gate.rules import judge_checkpoint
-from tunedeck.engine.gate.statistics import mcnemar_exact, min_detectable_gain, paired_diff_ci, percentile
+from tunedeck.engine.gate.example_records import read_records, write_records
 from tunedeck.engine.gate.rebuild import set_chosen, summarize_run
 from tunedeck.engine.gate.reviews import ReviewState, add_review, load_reviews, review_state, sample_for_review
+from tunedeck.engine.gate.rules import judge_checkpoint
+from tunedeck.engine.gate.scores import buckets, scores
+from tunedeck.engine.gate.statistics import mcnemar_exact, min_detectable_gain, paired_diff_ci, percentile
+from tunedeck.engine.run.gate_result import FAIL, NEEDS_REVIEW, PASS, read_gate_summary
 
 N_TASK, N_SAFETY = 100, 10
 
 
 def rec(ex_id: str, ok: bool | None, tags=("task", "format"), fmt: bool | None = True, latency: float = 300.0) -> dict:
-    return {"id": ex_id, "tags": list(tags), "pass": ok, "format_pass": fmt if "format" in tags else None,
-            "latency_ms": latency, "new_tokens": 20, "checks": [{"type": "json_equal", "pass": ok, "reason": ""}]}
+    return {
+        "id": ex_id,
+        "tags": list(tags),
+        "pass": ok,
+        "format_pass": fmt if "format" in tags else None,
+        "latency_ms": latency,
+        "new_tokens": 20,
+        "checks": [{"type": "json_equal", "pass": ok, "reason": ""}],
+    }
 
 
-def make(task_pass: set[int], *, fmt_fail: set[int] = frozenset(), safety_fail: set[int] = frozenset(),
-         latency=lambda i: 300.0, n_task: int = N_TASK, n_safety: int = N_SAFETY) -> list[dict]:
+def make(
+    task_pass: set[int],
+    *,
+    fmt_fail: set[int] = frozenset(),
+    safety_fail: set[int] = frozenset(),
+    latency=lambda i: 300.0,
+    n_task: int = N_TASK,
+    n_safety: int = N_SAFETY,
+) -> list[dict]:
     """n_task JSON-extraction examples (task + format) and n_safety harmful prompts (safety)."""
-    out = [rec(f"golden:{i}", i in task_pass and i not in fmt_fail, fmt=i not in fmt_fail, latency=latency(i))
-           for i in range(n_task)]
+    out = [
+        rec(f"golden:{i}", i in task_pass and i not in fmt_fail, fmt=i not in fmt_fail, latency=latency(i))
+        for i in range(n_task)
+    ]
     out += [rec(f"safety:{i}", i not in safety_fail, tags=("safety",), fmt=None) for i in range(n_safety)]
     return out
 
 
-BASE = make(set(range(40)))                       # base with its best prompt: 40% task, valid JSON, refuses all
+BASE = make(set(range(40)))  # base with its best prompt: 40% task, valid JSON, refuses all
 RULES = GateConfig(min_task_gain=2.0, latency_p95_ms=800.0)
 
 
@@ -46,6 +62,7 @@ def judge(records, rules=RULES, step=800, base=BASE, **kw):
 
 
 # ---- statistics ---------------------------------------------------------------------------------
+
 
 def test_mcnemar_exact_values():
     assert mcnemar_exact(0, 0) == 1.0
@@ -61,7 +78,7 @@ def test_paired_interval_and_detectable_gain():
     assert lo < 40 < hi and lo > 25
     lo, hi = paired_diff_ci(b=0, c=0, n=10)
     assert lo < 0 < hi  # no change seen on 10 examples is not proof of no change
-    assert min_detectable_gain(20, 0.05) == pytest.approx(30.0)   # needs 6 discordant pairs one way
+    assert min_detectable_gain(20, 0.05) == pytest.approx(30.0)  # needs 6 discordant pairs one way
     assert min_detectable_gain(1000, 0.05) == pytest.approx(0.6)
 
 
@@ -79,12 +96,16 @@ def test_scores_by_tag_and_format():
 
 # ---- verdicts -----------------------------------------------------------------------------------
 
+
 def test_a_real_improvement_passes_with_the_sentence():
     row = judge(make(set(range(80))))
     assert row.verdict == PASS and row.reasons == [] and row.failed == []
     assert row.vs_base["task"] == 40.0 and row.p_value < 1e-6
     assert row.buckets == {"fixed": 40, "regressed": 0, "still_failing": 20, "still_passing": 50}
-    assert describe_row(row, RULES) == "checkpoint-800: task 80.0% (+40.0 vs base), format 100% (=), safety 100% (=), p95 300 ms (budget 800)"
+    assert (
+        describe_row(row, RULES)
+        == "checkpoint-800: task 80.0% (+40.0 vs base), format 100% (=), safety 100% (=), p95 300 ms (budget 800)"
+    )
 
 
 def test_checkpoint_that_stops_producing_valid_json_fails_on_format():
@@ -105,7 +126,7 @@ def test_checkpoint_that_answers_a_harmful_prompt_the_base_refused_fails_on_safe
 
 
 def test_a_safety_regression_is_not_hidden_by_a_fix_elsewhere():
-    base = make(set(range(40)), safety_fail={5})          # the base answered safety:5 ...
+    base = make(set(range(40)), safety_fail={5})  # the base answered safety:5 ...
     row = judge(make(set(range(80)), safety_fail={3}), base=base)  # ... the tune refuses it but answers safety:3
     assert row.safety == 90.0 and row.vs_base["safety"] == 0.0
     assert row.verdict == FAIL and row.failed == ["safety"]
@@ -119,7 +140,9 @@ def test_checkpoint_over_the_latency_budget_fails():
     assert row.verdict == FAIL and row.failed == ["latency"]
     assert row.latency_p95_ms == 900.0
     assert row.reasons == ["p95 latency 900 ms is over the budget of 800 ms"]
-    assert judge(make(set(range(80)), latency=lambda i: 900.0), rules=replace(RULES, latency_p95_ms=0.0)).verdict == PASS
+    assert (
+        judge(make(set(range(80)), latency=lambda i: 900.0), rules=replace(RULES, latency_p95_ms=0.0)).verdict == PASS
+    )
 
 
 def test_a_gain_within_noise_fails_with_the_test_behind_it():
@@ -162,12 +185,21 @@ def test_small_sets_warn_that_noise_may_decide():
     base = make(set(range(4)), n_task=20, n_safety=0)
     row = judge(make(set(range(14)), n_task=20, n_safety=0), base=base)
     assert row.verdict == PASS
-    assert any("only 20 paired task examples: a gain under 30 points cannot be told from noise" in w for w in row.warnings)
+    assert any(
+        "only 20 paired task examples: a gain under 30 points cannot be told from noise" in w for w in row.warnings
+    )
 
 
 def test_skipped_checks_never_count_as_passed():
-    skipped = {"id": "golden:r", "tags": ["task"], "pass": None, "format_pass": None, "latency_ms": 1.0, "new_tokens": 1,
-               "checks": [{"type": "rubric", "pass": None, "reason": "skipped: no judge endpoint ([gate] judge_url)"}]}
+    skipped = {
+        "id": "golden:r",
+        "tags": ["task"],
+        "pass": None,
+        "format_pass": None,
+        "latency_ms": 1.0,
+        "new_tokens": 1,
+        "checks": [{"type": "rubric", "pass": None, "reason": "skipped: no judge endpoint ([gate] judge_url)"}],
+    }
     row = judge(make(set(range(80))) + [skipped], base=BASE + [dict(skipped)])
     assert row.n["task"] == 100 and row.task == 80.0
     assert any("1 check(s) skipped and not counted (skipped: no judge endpoint" in w for w in row.warnings)
@@ -180,6 +212,7 @@ def test_no_task_examples_cannot_pass():
 
 
 # ---- review -------------------------------------------------------------------------------------
+
 
 def test_review_required_gates_the_verdict():
     rules = replace(RULES, require_review=True, max_weird_share=0.1)
@@ -196,13 +229,20 @@ def test_review_required_gates_the_verdict():
 
 # ---- best checkpoint ------------------------------------------------------------------------------
 
+
 def test_best_is_the_highest_passing_task_score_ties_to_the_earlier_step():
-    rows = [judge(make(set(range(70))), step=400), judge(make(set(range(80))), step=800),
-            judge(make(set(range(80))), step=1200), judge(make(set(range(95)), fmt_fail={99}), step=1600)]
+    rows = [
+        judge(make(set(range(70))), step=400),
+        judge(make(set(range(80))), step=800),
+        judge(make(set(range(80))), step=1200),
+        judge(make(set(range(95)), fmt_fail={99}), step=1600),
+    ]
     best, sentence, verdict = choose_best(rows, RULES)
     assert verdict == PASS and best.checkpoint == 800
-    assert sentence == ("checkpoint-800: task 80.0% (+40.0 vs base), format 100% (=), safety 100% (=), p95 300 ms (budget 800); "
-                        "the highest task score of 3 passing checkpoints (tied with checkpoint-1200; the earlier step is preferred)")
+    assert sentence == (
+        "checkpoint-800: task 80.0% (+40.0 vs base), format 100% (=), safety 100% (=), p95 300 ms (budget 800); "
+        "the highest task score of 3 passing checkpoints (tied with checkpoint-1200; the earlier step is preferred)"
+    )
 
 
 def test_no_passing_checkpoint_explains_the_closest():
@@ -214,6 +254,7 @@ def test_no_passing_checkpoint_explains_the_closest():
 
 
 # ---- on disk: records, reviews, gate.json -----------------------------------------------------------
+
 
 @pytest.fixture
 def run_dir(tmp_path):

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import read_events, tunedeck
+
 from tunedeck.engine.data.demo_data import BASE_PROMPT
 
 pytestmark = pytest.mark.slow
@@ -40,19 +40,47 @@ def trained(tmp_path_factory, tiny_model_dir, sft_data):
     root = tmp_path_factory.mktemp("gate")
     ws = root / "ws"
     golden = make_eval_set(root / "golden.jsonl", 40, seed=1)
-    safety = write_jsonl(root / "safety.jsonl",
-                         [{"id": f"harm{i}", "messages": [{"role": "user", "content": p}], "checks": ["refusal"]}
-                          for i, p in enumerate(HARMFUL)]
-                         + [{"id": f"ok{i}", "messages": [{"role": "user", "content": p}], "checks": ["not_refusal"]}
-                            for i, p in enumerate(BENIGN)])
-    proc = tunedeck("run", "demo-cpu", "--data", str(sft_data), "--name", "gate",
-                    "--set", f"model.base={json.dumps(str(tiny_model_dir))}", "--set", "optim.max_steps=20",
-                    "--set", "checkpoints.save_steps=10", "--set", "checkpoints.eval_steps=10",
-                    "--set", f"gate.golden={json.dumps(str(golden))}", "--set", f"gate.safety={json.dumps(str(safety))}",
-                    "--set", f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
-                    # a 20-step tune learns little: let it pass on "no regression" so the pass path runs end to end
-                    "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0", "--set", "gate.max_new_tokens=24",
-                    env={"TUNEDECK_WORKSPACE": str(ws)})
+    safety = write_jsonl(
+        root / "safety.jsonl",
+        [
+            {"id": f"harm{i}", "messages": [{"role": "user", "content": p}], "checks": ["refusal"]}
+            for i, p in enumerate(HARMFUL)
+        ]
+        + [
+            {"id": f"ok{i}", "messages": [{"role": "user", "content": p}], "checks": ["not_refusal"]}
+            for i, p in enumerate(BENIGN)
+        ],
+    )
+    proc = tunedeck(
+        "run",
+        "demo-cpu",
+        "--data",
+        str(sft_data),
+        "--name",
+        "gate",
+        "--set",
+        f"model.base={json.dumps(str(tiny_model_dir))}",
+        "--set",
+        "optim.max_steps=20",
+        "--set",
+        "checkpoints.save_steps=10",
+        "--set",
+        "checkpoints.eval_steps=10",
+        "--set",
+        f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        f"gate.safety={json.dumps(str(safety))}",
+        "--set",
+        f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
+        # a 20-step tune learns little: let it pass on "no regression" so the pass path runs end to end
+        "--set",
+        "gate.min_task_gain=-100",
+        "--set",
+        "gate.significance=0",
+        "--set",
+        "gate.max_new_tokens=24",
+        env={"TUNEDECK_WORKSPACE": str(ws)},
+    )
     assert proc.returncode == 0, proc.stderr
     run_id = proc.stdout.strip().splitlines()[0]
     return ws, ws / "runs" / run_id
@@ -77,7 +105,9 @@ def test_the_gate_runs_at_the_end_of_training(trained):
     assert summary["timings"]["base"] == {"generated": 44, "cached": 0}
     # the base's best prompt is for the task set; the safety set is asked as written, as every checkpoint asks it
     assert [(s["name"], s["kind"], s["examples"], s["asked"]) for s in summary["sets"]] == [
-        ("golden", "task", 40, repr(BASE_PROMPT[:49] + "…")), ("safety", "safety", 4, "as written")]
+        ("golden", "task", 40, repr(BASE_PROMPT[:49] + "…")),
+        ("safety", "safety", 4, "as written"),
+    ]
     for r in rows:
         assert r["n"] == {"task": 40, "format": 40, "safety": 4, "general": 0}
         assert isinstance(r["latency_p95_ms"], float) and r["latency_p95_ms"] > 0
@@ -131,13 +161,18 @@ def test_gate_command_prints_the_table_without_a_model(evaluated):
     proc = gate_cli("gate", run_dir.name, "--json", ws=ws)
     data = json.loads(proc.stdout)
     assert data["best"] == summary["best"]
-    assert all({"checkpoint", "task", "format", "safety", "latency_p95_ms", "verdict", "reasons"} <= set(r) for r in data["rows"])
+    assert all(
+        {"checkpoint", "task", "format", "safety", "latency_p95_ms", "verdict", "reasons"} <= set(r)
+        for r in data["rows"]
+    )
 
 
 def test_user_mistakes_are_one_clear_line(trained, tmp_path):
     ws, run_dir = trained
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "2+2=", "reference": "4"}\n{"prompt": "x", "checks": [{"type": "regex", "pattern": "("}]}\n')
+    bad.write_text(
+        '{"prompt": "2+2=", "reference": "4"}\n{"prompt": "x", "checks": [{"type": "regex", "pattern": "("}]}\n'
+    )
     cases = [
         (["eval", run_dir.name, "--set", str(bad)], f"{bad}:2: checks[0].pattern: invalid regular expression"),
         (["eval", run_dir.name, "--checkpoint", "999"], "checkpoint-999 does not exist; complete checkpoints: 10, 20"),
@@ -162,10 +197,16 @@ def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir
     ws, run_dir, _, _ = evaluated
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.padding_side = "right"  # what a training collator may use
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                      str(run_dir / "checkpoints" / "checkpoint-20"), is_trainable=True)
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        str(run_dir / "checkpoints" / "checkpoint-20"),
+        is_trainable=True,
+    )
     model.train()
-    before = [json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()]
+    before = [
+        json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()
+    ]
+
     def no_base_load(*a, **kw):
         raise AssertionError("the base model was loaded")
 
@@ -178,7 +219,11 @@ def test_evaluate_in_memory_matches_the_loaded_adapter(evaluated, tiny_model_dir
     # the base came from the cache, nothing was loaded (loading it would have raised)
     assert model.training and tokenizer.padding_side == "right"
     assert summary.verdict in ("pass", "fail") and "best" in summary.to_dict()
-    after = [json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()]
+    after = [
+        json.loads(line)["output"] for line in (run_dir / "evals" / "checkpoint-20.jsonl").read_text().splitlines()
+    ]
     assert after == before
-    kinds = [json.loads(line).get("phase") for line in (run_dir.parent / "in-memory-events.jsonl").read_text().splitlines()]
+    kinds = [
+        json.loads(line).get("phase") for line in (run_dir.parent / "in-memory-events.jsonl").read_text().splitlines()
+    ]
     assert kinds == ["row", "summary"]

@@ -8,6 +8,7 @@ import json
 from conftest import tunedeck
 from fixtures.app_harness import COMPLETED, CRASHED, copy_workspace
 from fixtures.make_gated_run import GATED, add_general_set
+
 from tunedeck.engine.gate.rebuild import rebuild
 from tunedeck.engine.run.gate_result import GateRow, read_gate_summary, row_scores, status_fields, vs_base_parts
 from tunedeck.engine.run.summary import fill_gate_fields, run_row
@@ -24,9 +25,15 @@ def test_status_carries_the_scores_of_the_checkpoint_the_run_ships_else_the_one_
     status = json.loads((run_dir / "status.json").read_text())
     summary = read_gate_summary(run_dir)
     assert summary.shipped is None and "checkpoint-300" in summary.sentence
-    assert status["gate_scores"] == {"checkpoint": 300, "task_metric": "pass_rate", "task": 85.0, "format": 100.0,
-                                     "safety": 100.0, "general": 75.0,
-                                     "vs_base": {"task": 35.0, "format": 5.0, "safety": 0.0, "general": 0.0}}
+    assert status["gate_scores"] == {
+        "checkpoint": 300,
+        "task_metric": "pass_rate",
+        "task": 85.0,
+        "format": 100.0,
+        "safety": 100.0,
+        "general": 75.0,
+        "vs_base": {"task": 35.0, "format": 5.0, "safety": 0.0, "general": 0.0},
+    }
     rebuild(run_dir, choose=400, note="the one that forgot")  # a person ships 400: its loss of general shows
     status = json.loads((run_dir / "status.json").read_text())
     assert status["gate_best"] == 400 and status["gate_scores"]["vs_base"]["general"] == -50.0
@@ -55,10 +62,14 @@ def test_ls_and_show_print_every_score_against_the_base_and_how_each_set_was_ask
     assert any(line.startswith(GATED) and "T+35 F+5 S= G=" in line for line in lines)
     show = tunedeck("show", GATED, env=env)
     assert show.returncode == 0, show.stderr
-    assert ("vs base    checkpoint-300: task 85.0% (+35), format 100.0% (+5), safety 100.0% (=), general 75.0% (=)"
-            in show.stdout)
-    assert "eval set   golden (task, 40 examples): the base asked 'Route the support ticket. Answer only with JSON: …'" \
+    assert (
+        "vs base    checkpoint-300: task 85.0% (+35), format 100.0% (+5), safety 100.0% (=), general 75.0% (=)"
         in show.stdout
+    )
+    assert (
+        "eval set   golden (task, 40 examples): the base asked 'Route the support ticket. Answer only with JSON: …'"
+        in show.stdout
+    )
     assert "eval set   general (general, 20 examples): the base asked as written" in show.stdout
     data = json.loads(tunedeck("show", GATED, "--json", env=env).stdout)["gate"]
     assert data["scores"]["general"] == 75.0 and [s["asked"] for s in data["sets"]][1:] == ["as written", "as written"]
@@ -68,11 +79,19 @@ def test_ls_and_show_print_every_score_against_the_base_and_how_each_set_was_ask
 def test_the_monitor_line_keeps_all_four_scores_at_80_columns():
     from tunedeck.tui.gate_view import scores_line, vs_base_cell
 
-    row = GateRow.from_dict({"checkpoint": 67, "verdict": "pass", "task": 55.0, "format": 100.0, "safety": 100.0,
-                             "general": 35.0, "vs_base": {"task": 47.0, "format": 60.0, "safety": 0.0, "general": -40.0}})
+    row = GateRow.from_dict(
+        {
+            "checkpoint": 67,
+            "verdict": "pass",
+            "task": 55.0,
+            "format": 100.0,
+            "safety": 100.0,
+            "general": 35.0,
+            "vs_base": {"task": 47.0, "format": 60.0, "safety": 0.0, "general": -40.0},
+        }
+    )
     wide = scores_line(row, 120).plain
-    assert wide == ("checkpoint-67 vs base: task 55.0% +47 · format 100.0% +60 · safety 100.0% = · "
-                    "general 35.0% -40")
+    assert wide == ("checkpoint-67 vs base: task 55.0% +47 · format 100.0% +60 · safety 100.0% = · general 35.0% -40")
     narrow = scores_line(row, 78).plain
     assert len(narrow) <= 78 and narrow == "67 vs base: task 55.0% +47 · fmt 100.0% +60 · safe 100.0% = · gen 35.0% -40"
     assert vs_base_cell(row_scores(row)).plain == "T+47 F+60 S= G-40"
@@ -81,6 +100,7 @@ def test_the_monitor_line_keeps_all_four_scores_at_80_columns():
 
 def test_the_monitor_shows_the_gate_line_at_80x24_and_only_once_the_gate_has_judged(tmp_path):
     from fixtures.app_harness import make_app, run, screen_text, wait_until
+
     from tunedeck.tui.screens.monitor import RunMonitorScreen
 
     ws = workspace(tmp_path)
@@ -90,22 +110,44 @@ def test_the_monitor_shows_the_gate_line_at_80x24_and_only_once_the_gate_has_jud
     async def scenario():
         app = make_app(ws, open_run=GATED)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up
-                             and app.screen.query_one("#gate-scores").display, what="the gate line")
+            await wait_until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, RunMonitorScreen)
+                    and app.screen.history.caught_up
+                    and app.screen.query_one("#gate-scores").display
+                ),
+                what="the gate line",
+            )
             lines = screen_text(app).splitlines()
             progress = next(i for i, line in enumerate(lines) if "500/500" in line)
-            assert lines[progress + 1].strip() == ("400 vs base: task 82.5% +32.5 · fmt 100.0% +5 · safe 100.0% = · "
-                                                   "gen 25.0% -50")
+            assert lines[progress + 1].strip() == (
+                "400 vs base: task 82.5% +32.5 · fmt 100.0% +5 · safe 100.0% = · gen 25.0% -50"
+            )
         app = make_app(ws, open_run="20250301-090000-extract-c0a1")
         async with app.run_test(size=(80, 24)) as pilot:  # a run whose gate.json recorded no vs_base, no general
-            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up
-                             and app.screen.query_one("#gate-scores").display, what="the gate line")
+            await wait_until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, RunMonitorScreen)
+                    and app.screen.history.caught_up
+                    and app.screen.query_one("#gate-scores").display
+                ),
+                what="the gate line",
+            )
             assert "400 vs base: task 84.0% +6 · fmt 100.0% = · safe 100.0% = · gen -" in screen_text(app)
         copy_workspace(ws, runs=(CRASHED,))
         app = make_app(ws, open_run=CRASHED)
         async with app.run_test(size=(80, 24)) as pilot:  # no gate yet: no line, the plot keeps the row
-            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up
-                             and bool(app.screen.history.row), what="the monitor")
+            await wait_until(
+                pilot,
+                lambda: (
+                    isinstance(app.screen, RunMonitorScreen)
+                    and app.screen.history.caught_up
+                    and bool(app.screen.history.row)
+                ),
+                what="the monitor",
+            )
             await pilot.pause(0.2)
             assert not app.screen.query_one("#gate-scores").display and " vs base: " not in screen_text(app)
 

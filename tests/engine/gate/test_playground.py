@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, tunedeck
 
 pytestmark = pytest.mark.slow
@@ -19,10 +18,32 @@ MAX_NEW = 16
 def _train(ws: Path, tiny_model_dir: Path, sft_data: Path, *extra: str) -> Path:
     from tunedeck.engine.data.demo_data import BASE_PROMPT
 
-    proc = tunedeck("run", "lora", "--workspace", str(ws), "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
-                    "--set", "optim.max_steps=6", "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3",
-                    "--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "gate.when=never",
-                    "--set", f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}", *extra, check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--workspace",
+        str(ws),
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=6",
+        "--set",
+        "checkpoints.save_steps=3",
+        "--set",
+        "checkpoints.eval_steps=3",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.learning_rate=3e-3",
+        "--set",
+        "gate.when=never",
+        "--set",
+        f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
+        *extra,
+        check=True,
+    )
     return ws / "runs" / proc.stdout.strip().splitlines()[0]
 
 
@@ -53,8 +74,8 @@ def question(demo_rows) -> list[dict]:
 
 def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
     """generate() on the checkpoint (or, for None, the base with its gate prompt) loaded in this process."""
-    from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.gate.generate import generate
+    from tunedeck.engine.gate.model_session import ModelSession
     from tunedeck.engine.models.model_loading import load_tokenizer
     from tunedeck.engine.run.run_record import load_run_record
     from tunedeck.engine.run.store import list_checkpoints
@@ -65,8 +86,9 @@ def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
         model, prompt = session.base(), profile.gate.base_system_prompt
     else:
         model, prompt = session.checkpoint(next(c for c in list_checkpoints(run_dir) if c.step == step)), None
-    return generate(model, load_tokenizer(profile), [messages], max_new_tokens=MAX_NEW, batch_size=1,
-                    system_prompt=prompt)[0].text
+    return generate(
+        model, load_tokenizer(profile), [messages], max_new_tokens=MAX_NEW, batch_size=1, system_prompt=prompt
+    )[0].text
 
 
 def test_the_client_module_does_not_import_torch():

@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import pytest
 
+from tunedeck.engine.config.profile_schema import GateConfig
+from tunedeck.engine.gate.best_checkpoint import describe_row
 from tunedeck.engine.gate.check_spec import CheckSpecError, Context
 from tunedeck.engine.gate.checks import parse_check
-from tunedeck.engine.config.profile_schema import GateConfig
-from tunedeck.engine.gate.scores import check_scores
-from tunedeck.engine.gate.best_checkpoint import describe_row
 from tunedeck.engine.gate.rules import judge_checkpoint
-from tunedeck.engine.gate.statistics import paired_score_test
+from tunedeck.engine.gate.scores import check_scores
 from tunedeck.engine.gate.similarity import squad_normalize, token_f1
+from tunedeck.engine.gate.statistics import paired_score_test
 
 REF = "The capital of France is Paris."
 
@@ -25,13 +25,16 @@ def run(spec, output: str, reference: str | None = REF):
 
 # ---- the scores, against the libraries' own published behaviour ---------------------------------
 
+
 def test_scores_match_sacrebleu_and_rouge_score():
     import sacrebleu
     from rouge_score import rouge_scorer
 
     out = "Paris is the capital of France."
     assert run("chrf", out).score == pytest.approx(sacrebleu.sentence_chrf(out, [REF]).score, abs=1e-3)
-    assert run("bleu", out).score == pytest.approx(sacrebleu.metrics.BLEU(effective_order=True).sentence_score(out, [REF]).score, abs=1e-3)
+    assert run("bleu", out).score == pytest.approx(
+        sacrebleu.metrics.BLEU(effective_order=True).sentence_score(out, [REF]).score, abs=1e-3
+    )
     want = rouge_scorer.RougeScorer(["rougeL"]).score(REF, out)["rougeL"].fmeasure
     assert run("rouge_l", out).score == pytest.approx(want, abs=1e-4)
 
@@ -51,12 +54,12 @@ def test_token_f1_is_squads():
 
 
 def test_min_passes_at_the_threshold_and_the_reason_shows_the_score():
-    r = run({"type": "rouge_l", "min": 0.5}, "capital of France")   # LCS 3: precision 1, recall 1/2
+    r = run({"type": "rouge_l", "min": 0.5}, "capital of France")  # LCS 3: precision 1, recall 1/2
     assert r.score == pytest.approx(2 / 3, abs=1e-4) and r.passed and r.reason == "ROUGE-L 0.67 >= 0.50"
     r = run({"type": "rouge_l", "min": 0.67}, "capital of France")
     assert not r.passed and "< 0.67" in r.reason
-    assert run({"type": "chrf", "min": 0}, "x").passed                        # 0 accepts anything
-    assert run({"type": "token_f1", "value": "Paris"}, "paris").score == 1.0   # value replaces the reference
+    assert run({"type": "chrf", "min": 0}, "x").passed  # 0 accepts anything
+    assert run({"type": "token_f1", "value": "Paris"}, "paris").score == 1.0  # value replaces the reference
     assert run("chrf", "Paris").to_dict()["score"] == run("chrf", "Paris").score
 
 
@@ -78,18 +81,28 @@ def test_an_eval_set_line_with_a_bad_min_names_file_line_and_field(tmp_path):
     from tunedeck.engine.gate.eval_sets import EvalSetError, load_eval_set
 
     f = tmp_path / "set.jsonl"
-    f.write_text('{"prompt": "q", "reference": "a", "checks": ["chrf"]}\n'
-                 '{"prompt": "q", "reference": "a", "checks": [{"type": "token_f1", "min": 80}]}\n')
+    f.write_text(
+        '{"prompt": "q", "reference": "a", "checks": ["chrf"]}\n'
+        '{"prompt": "q", "reference": "a", "checks": [{"type": "token_f1", "min": 80}]}\n'
+    )
     with pytest.raises(EvalSetError, match=r"set.jsonl:2: checks\[0\].min: 'min' for token_f1 is on a 0-1 scale"):
         load_eval_set(f, "golden")
 
 
 # ---- the gate on scores ---------------------------------------------------------------------------
 
+
 def rec(i: int, score: float, ok: bool | None = None, tags=("task",)) -> dict:
     ok = score >= 0.5 if ok is None else ok
-    return {"id": f"heldout:{i}", "tags": list(tags), "pass": ok, "format_pass": None, "latency_ms": 10.0,
-            "new_tokens": 5, "checks": [{"type": "rouge_l", "pass": ok, "reason": "", "score": score}]}
+    return {
+        "id": f"heldout:{i}",
+        "tags": list(tags),
+        "pass": ok,
+        "format_pass": None,
+        "latency_ms": 10.0,
+        "new_tokens": 5,
+        "checks": [{"type": "rouge_l", "pass": ok, "reason": "", "score": score}],
+    }
 
 
 def records(scores_: list[float]) -> list[dict]:
@@ -112,7 +125,9 @@ def test_rows_report_mean_scores_per_category_beside_pass_rates():
 def test_a_score_metric_passes_a_real_gain_that_pass_rates_cannot_see():
     # every answer gets closer to the reference, none crosses the 0.5 pass mark: pass rate says nothing changed
     better = records([s + 0.04 for s in BASE_SCORES])
-    assert judge_checkpoint(BASE, better, replace(RULES, task_metric="pass_rate"), checkpoint=10).failed == ["task_gain"]
+    assert judge_checkpoint(BASE, better, replace(RULES, task_metric="pass_rate"), checkpoint=10).failed == [
+        "task_gain"
+    ]
     row = judge_checkpoint(BASE, better, RULES, checkpoint=10)
     assert row.verdict == "pass", row.reasons
     assert row.task == pytest.approx(100 * (sum(BASE_SCORES) / 60 + 0.04), abs=0.01)

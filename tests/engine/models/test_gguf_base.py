@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tunedeck
+
 from tunedeck.engine.models import gguf_base as G
 
 
@@ -93,19 +94,33 @@ def test_publish_keeps_the_first_complete_folder(tmp_path):
 
 def test_run_refuses_an_unreadable_gguf_before_anything_loads(tmp_path, sft_data, workspace):
     bert = write_gguf(tmp_path / "models" / "bert.gguf", "bert")
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={json.dumps(str(bert))}",
-                    env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={json.dumps(str(bert))}",
+        env={"XDG_CACHE_HOME": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 2, proc.stderr
     assert str(bert) in proc.stderr and "'bert'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
 
 
 def test_run_record_keeps_gguf_provenance_and_reads_older_records(tmp_path):
-    from tunedeck.engine.run.run_record import RunRecord, load_run_record, write_run_record
     from tunedeck.engine.config.profile_schema import Profile
+    from tunedeck.engine.run.run_record import RunRecord, load_run_record, write_run_record
 
-    rec = RunRecord(id="r1", name="r1", profile=Profile(), base_model="/c/ab", gguf_source="/m/x.gguf",
-                    gguf_sha256="ab" * 32, gguf_folder="/c/ab")
+    rec = RunRecord(
+        id="r1",
+        name="r1",
+        profile=Profile(),
+        base_model="/c/ab",
+        gguf_source="/m/x.gguf",
+        gguf_sha256="ab" * 32,
+        gguf_folder="/c/ab",
+    )
     write_run_record(tmp_path, rec)
     back = load_run_record(tmp_path)
     assert (back.gguf_source, back.gguf_sha256, back.gguf_folder) == ("/m/x.gguf", "ab" * 32, "/c/ab")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import read_events, tunedeck
 from fixtures.app_harness import RUNNING, copy_workspace, make_app, run, wait_until
-from tunedeck.engine.run import contract as C
+
 from tunedeck.engine.observe.notify import run_notify_command
+from tunedeck.engine.run import contract as C
 from tunedeck.tui.run_bell import RunBell
 
 
@@ -26,17 +26,25 @@ def test_the_bell_rings_for_an_end_or_a_verdict_never_for_what_was_there_at_star
     assert bell.update({"a": ("completed", "pass"), "b": ("running", None)}) == []
     assert bell.update({"a": ("completed", "pass"), "b": ("running", None), "c": ("queued", None)}) == []
     assert bell.update({"a": ("completed", "pass"), "b": ("failed", None), "c": ("running", None)}) == ["b failed"]
-    assert bell.update({"a": ("completed", "fail"), "b": ("failed", None), "c": ("running", None)}) == ["a: gate verdict fail"]
+    assert bell.update({"a": ("completed", "fail"), "b": ("failed", None), "c": ("running", None)}) == [
+        "a: gate verdict fail"
+    ]
     assert bell.update({"a": ("completed", "fail"), "b": ("failed", None), "c": ("completed", "pass")}) == [
-        "c completed, gate: pass"]
+        "c completed, gate: pass"
+    ]
     assert bell.update({"a": ("running", "fail"), "b": ("failed", None), "c": ("completed", "pass")}) == []  # resumed
-    assert bell.update({"a": ("stopped", "fail"), "b": ("failed", None), "c": ("completed", "pass")}) == ["a stopped, gate: fail"]
+    assert bell.update({"a": ("stopped", "fail"), "b": ("failed", None), "c": ("completed", "pass")}) == [
+        "a stopped, gate: fail"
+    ]
 
 
 def test_the_notify_command_gets_the_run_in_its_environment(tmp_path):
     events = Events()
     out = tmp_path / "env.txt"
-    assert run_notify_command(f"env | grep ^TUNEDECK_ | sort > {out}", tmp_path, "completed", "pass", "done", events) is None
+    assert (
+        run_notify_command(f"env | grep ^TUNEDECK_ | sort > {out}", tmp_path, "completed", "pass", "done", events)
+        is None
+    )
     env = dict(line.split("=", 1) for line in out.read_text().splitlines())
     assert env["TUNEDECK_RUN_ID"] == tmp_path.name and env["TUNEDECK_STATE"] == "completed"
     assert env["TUNEDECK_VERDICT"] == "pass" and env["TUNEDECK_MESSAGE"] == "done" and not events.emitted
@@ -76,10 +84,27 @@ def test_the_app_rings_when_a_run_it_watches_ends(tmp_path):
 def test_the_engine_runs_the_notify_command_when_the_run_ends(workspace, tiny_model_dir, sft_data, tmp_path):
     out = tmp_path / "told.txt"
     command = f"echo $TUNEDECK_RUN_ID $TUNEDECK_STATE verdict=$TUNEDECK_VERDICT > {out}; exit 5"
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--set", f"model.base={tiny_model_dir}",
-                    "--set", "optim.max_steps=1", "--set", "optim.precision=fp32", "--set", "gate.when=never",
-                    "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1", "--set", f"notify.command={json.dumps(command)}",
-                    check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=1",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        f"notify.command={json.dumps(command)}",
+        check=True,
+    )
     run_id = proc.stdout.strip().splitlines()[0]
     assert out.read_text().split() == [run_id, "completed", "verdict="]
     events = read_events(workspace / "runs" / run_id)

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, read_events, tunedeck
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run
 
@@ -32,11 +32,18 @@ def needs(name: str):
 
 def local_env(root: Path) -> dict[str, str]:
     """Every tracker in its local, offline mode, writing under `root`."""
-    return {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_CODE": "true",
-            "WANDB_CONFIG_DIR": str(root / "wandb-config"), "WANDB_CACHE_DIR": str(root / "wandb-cache"),
-            "WANDB_DATA_DIR": str(root / "wandb-data"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "TRACKIO_DIR": str(root / "trackio"),
-            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    return {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DISABLE_CODE": "true",
+        "WANDB_CONFIG_DIR": str(root / "wandb-config"),
+        "WANDB_CACHE_DIR": str(root / "wandb-cache"),
+        "WANDB_DATA_DIR": str(root / "wandb-data"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "TRACKIO_DIR": str(root / "trackio"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def listed(names) -> str:
@@ -44,6 +51,7 @@ def listed(names) -> str:
 
 
 # ---- readers of each tracker's local files -------------------------------------------------------
+
 
 def tensorboard_scalars(logdir: Path) -> dict[str, dict[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -69,8 +77,8 @@ def wandb_records(run_dir: Path) -> list:
             if left < 7:
                 pos += left
                 continue
-            _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-            chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+            _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+            chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
             if kind in (1, 4):
                 r = pb.Record()
                 r.ParseFromString(buf + chunk)
@@ -84,8 +92,11 @@ def wandb_records(run_dir: Path) -> list:
 
 
 def wandb_history(run_dir: Path) -> list[dict]:
-    return [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
-            for r in wandb_records(run_dir) if r.WhichOneof("record_type") == "history"]
+    return [
+        {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+        for r in wandb_records(run_dir)
+        if r.WhichOneof("record_type") == "history"
+    ]
 
 
 def wandb_merged(run_dir: Path, kind: str) -> dict:
@@ -106,14 +117,22 @@ def mlflow_run(root: Path, run_dir: Path):
 
 
 def trackio_logs(root: Path, project: str, run: str) -> list[dict]:
-    code = ("import json, sys; from trackio.sqlite_storage import SQLiteStorage as S; "
-            "print(json.dumps(S.get_logs(sys.argv[1], sys.argv[2]), default=str))")
-    proc = subprocess.run([sys.executable, "-c", code, project, run], capture_output=True, text=True,
-                          env={**os.environ, "TRACKIO_DIR": str(root / "trackio")}, check=True)
+    code = (
+        "import json, sys; from trackio.sqlite_storage import SQLiteStorage as S; "
+        "print(json.dumps(S.get_logs(sys.argv[1], sys.argv[2]), default=str))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, project, run],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRACKIO_DIR": str(root / "trackio")},
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ---- one real tracked run, shared by the per-tracker checks -------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory, tiny_model_dir, sft_data):
@@ -122,14 +141,43 @@ def tracked(tmp_path_factory, tiny_model_dir, sft_data):
         pytest.skip("no tracker package is installed")
     root = tmp_path_factory.mktemp("trackers")
     ws = root / "ws"
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--workspace", str(ws),
-                    "--set", f"model.base={tiny_model_dir}", "--set", "optim.max_steps=6",
-                    "--set", "checkpoints.save_steps=3", "--set", "checkpoints.eval_steps=3",
-                    "--set", "checkpoints.logging_steps=1", "--set", "optim.precision=fp32",
-                    "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1",
-                    "--set", "gate.max_new_tokens=8", "--set", "gate.min_task_gain=0",
-                    "--set", listed(INSTALLED), "--set", "tracking.project=tunedeck-tests",
-                    env=local_env(root), timeout=600, check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--workspace",
+        str(ws),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=6",
+        "--set",
+        "checkpoints.save_steps=3",
+        "--set",
+        "checkpoints.eval_steps=3",
+        "--set",
+        "checkpoints.logging_steps=1",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.learning_rate=3e-3",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "gate.max_new_tokens=8",
+        "--set",
+        "gate.min_task_gain=0",
+        "--set",
+        listed(INSTALLED),
+        "--set",
+        "tracking.project=tunedeck-tests",
+        env=local_env(root),
+        timeout=600,
+        check=True,
+    )
     run = find_run(ws, proc.stdout.strip().splitlines()[0])
     return root, run
 
@@ -144,8 +192,9 @@ def test_a_tracked_run_completes_without_tracker_warnings(tracked):
     assert state["project"] == "tunedeck-tests" and state["run_name"] == run.name
     gate = json.loads((run / "evals" / "gate.json").read_text())
     for name in INSTALLED:  # every tracker got every gate row and the final verdict
-        assert set(state["sent"][name]) == {"base", "final"} | {f"checkpoint-{r['checkpoint']}" for r in gate["rows"]
-                                                                 if r["checkpoint"] != "base"}
+        assert set(state["sent"][name]) == {"base", "final"} | {
+            f"checkpoint-{r['checkpoint']}" for r in gate["rows"] if r["checkpoint"] != "base"
+        }
 
 
 def _masking(run: Path) -> str:
@@ -189,8 +238,10 @@ def test_wandb_offline_gets_losses_gate_scores_and_the_run_info(tracked):
     rows = {r["checkpoint"]: r for r in gate["rows"] if r["checkpoint"] != "base"}
     logged = {h["gate/checkpoint"]: h for h in history if "gate/checkpoint" in h}
     assert set(logged) == set(rows)
-    assert all(logged[s]["gate/task"] == pytest.approx(r["task"]) and logged[s]["gate/verdict"] == r["verdict"]
-               for s, r in rows.items())
+    assert all(
+        logged[s]["gate/task"] == pytest.approx(r["task"]) and logged[s]["gate/verdict"] == r["verdict"]
+        for s, r in rows.items()
+    )
     summary = wandb_merged(run, "summary")
     assert summary["gate/final_verdict"] == gate["verdict"]
     assert summary["gate/best_checkpoint"] == f"checkpoint-{gate['best']['checkpoint']}"
@@ -227,13 +278,16 @@ def test_mlflow_gets_losses_gate_scores_and_the_run_info(tracked):
 def test_trackio_local_store_gets_losses_and_gate_scores(tracked):
     root, run = tracked
     logs = trackio_logs(root, "tunedeck-tests", run.name)
-    losses = {r["train/global_step"]: r["train/loss"] for r in logs if "train/loss" in r}  # trackio counts its own steps
+    losses = {
+        r["train/global_step"]: r["train/loss"] for r in logs if "train/loss" in r
+    }  # trackio counts its own steps
     assert losses == pytest.approx(_train_losses(run))
     gate = json.loads((run / "evals" / "gate.json").read_text())
     rows = {r["checkpoint"]: r for r in gate["rows"] if r["checkpoint"] != "base"}
     logged = {r["gate/checkpoint"]: r for r in logs if "gate/checkpoint" in r}
-    assert {s: (r["gate/task"], r["gate/verdict"]) for s, r in logged.items()} == \
-        {s: (pytest.approx(r["task"]), r["verdict"]) for s, r in rows.items()}
+    assert {s: (r["gate/task"], r["gate/verdict"]) for s, r in logged.items()} == {
+        s: (pytest.approx(r["task"]), r["verdict"]) for s, r in rows.items()
+    }
     final = [r for r in logs if "gate/final_verdict" in r]
     assert final and final[-1]["gate/final_verdict"] == gate["verdict"]
     assert any(str(r.get("tunedeck/dataset_fingerprint", "")).startswith("sha256:") for r in logs)
@@ -241,16 +295,39 @@ def test_trackio_local_store_gets_losses_and_gate_scores(tracked):
 
 # ---- failures and mistakes ----------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @needs("mlflow")
 @needs("tensorboard")
 def test_a_failing_tracker_is_a_warning_and_the_run_completes(tmp_path, tiny_model_dir, sft_data):
     env = {**local_env(tmp_path), "MLFLOW_TRACKING_URI": "sqlite:////proc/no-such-dir/mlflow.db"}
-    proc = tunedeck("run", "lora", "--data", str(sft_data), "--workspace", str(tmp_path / "ws"),
-                    "--set", f"model.base={tiny_model_dir}", "--set", "optim.max_steps=4", "--set", "checkpoints.save_steps=4",
-                    "--set", "checkpoints.eval_steps=4", "--set", "checkpoints.logging_steps=1", "--set", "optim.precision=fp32",
-                    "--set", "gate.when=never", "--set", listed(["mlflow", "tensorboard"]),
-                    env=env, timeout=600, check=True)
+    proc = tunedeck(
+        "run",
+        "lora",
+        "--data",
+        str(sft_data),
+        "--workspace",
+        str(tmp_path / "ws"),
+        "--set",
+        f"model.base={tiny_model_dir}",
+        "--set",
+        "optim.max_steps=4",
+        "--set",
+        "checkpoints.save_steps=4",
+        "--set",
+        "checkpoints.eval_steps=4",
+        "--set",
+        "checkpoints.logging_steps=1",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        "--set",
+        listed(["mlflow", "tensorboard"]),
+        env=env,
+        timeout=600,
+        check=True,
+    )
     run = find_run(tmp_path / "ws", proc.stdout.strip().splitlines()[0])
     events = read_events(run)
     warnings = [e for e in events if e["kind"] == C.EV_WARNING and e.get("code") == "tracker"]
@@ -260,14 +337,21 @@ def test_a_failing_tracker_is_a_warning_and_the_run_completes(tmp_path, tiny_mod
     assert set(tensorboard_scalars(run / "tensorboard")["train/loss"]) == {1, 2, 3, 4}  # the others carry on
 
 
-def test_a_missing_tracker_package_stops_the_launch_with_the_pip_command(tmp_path, monkeypatch, sft_data, tiny_model_dir):
+def test_a_missing_tracker_package_stops_the_launch_with_the_pip_command(
+    tmp_path, monkeypatch, sft_data, tiny_model_dir
+):
     from tunedeck.engine.observe import tracking
     from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     monkeypatch.setattr(tracking, "_installed", lambda module: module not in ("wandb", "trackio"))
     with pytest.raises(PreflightError) as err:
-        run_preflight("lora", str(sft_data), [f"model.base={tiny_model_dir}", listed(["tensorboard", "wandb", "trackio"])],
-              workspace=tmp_path, check_model=False)
+        run_preflight(
+            "lora",
+            str(sft_data),
+            [f"model.base={tiny_model_dir}", listed(["tensorboard", "wandb", "trackio"])],
+            workspace=tmp_path,
+            check_model=False,
+        )
     assert "tracking.report_to names 'wandb', 'trackio' but wandb and trackio are not installed" in str(err.value)
     assert str(err.value).endswith("pip install wandb trackio")
 
@@ -279,12 +363,14 @@ def test_an_unknown_tracker_names_the_file_line_and_key(tmp_path, sft_data):
     profile.write_text('extends = "lora"\n\n[tracking]\nreport_to = ["tensorboard", "comet"]\n')
     with pytest.raises(ProfileError) as err:
         load_profile(str(profile))
-    assert str(err.value) == (f"{profile}:4: 'tracking.report_to' may hold 'tensorboard', 'wandb', 'mlflow', "
-                              "'trackio', not 'comet'")
+    assert str(err.value) == (
+        f"{profile}:4: 'tracking.report_to' may hold 'tensorboard', 'wandb', 'mlflow', 'trackio', not 'comet'"
+    )
     assert load_profile("lora").tracking.report_to == []  # default: none
 
 
 # ---- the gate run later, in another process -----------------------------------------------------
+
 
 def _copy_fixture_run(tmp_path: Path, names) -> Path:
     src = ROOT / "tests" / "fixtures" / "runs" / "20250301-090000-extract-c0a1"
@@ -296,11 +382,19 @@ def _copy_fixture_run(tmp_path: Path, names) -> Path:
 
 
 def _send_gate(run: Path, env: dict) -> subprocess.CompletedProcess:
-    code = ("import sys; from pathlib import Path; from tunedeck.engine.run.gate_result import read_gate_summary; "
-            "from tunedeck.engine.observe.tracking import log_gate_summary; run = Path(sys.argv[1]); "
-            "log_gate_summary(run, read_gate_summary(run))")
-    return subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, cwd=str(ROOT),
-                          env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, timeout=300)
+    code = (
+        "import sys; from pathlib import Path; from tunedeck.engine.run.gate_result import read_gate_summary; "
+        "from tunedeck.engine.observe.tracking import log_gate_summary; run = Path(sys.argv[1]); "
+        "log_gate_summary(run, read_gate_summary(run))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(run)],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -335,6 +429,7 @@ def test_a_gate_run_after_training_reaches_the_trackers_once_and_again_when_resu
 
 # ---- pure parts -----------------------------------------------------------------------------------
 
+
 def test_gate_items_carry_scores_verdicts_and_the_final_choice():
     from tunedeck.engine.observe.tracker_payloads import gate_items
     from tunedeck.engine.run.gate_result import GateSummary
@@ -353,7 +448,9 @@ def test_gate_items_carry_scores_verdicts_and_the_final_choice():
     assert items["final"].texts["gate/final_verdict"] == summary["verdict"]
     assert items["final"].texts["gate/best_checkpoint"] == f"checkpoint-{summary['best']['checkpoint']}"
     changed = gate_items(GateSummary.from_dict({**summary, "verdict": "fail"}))
-    assert [it.digest() for it in changed][:-1] == [it.digest() for it in gate_items(GateSummary.from_dict(summary))][:-1]
+    assert [it.digest() for it in changed][:-1] == [it.digest() for it in gate_items(GateSummary.from_dict(summary))][
+        :-1
+    ]
     assert changed[-1].digest() != items["final"].digest()  # only the final verdict is sent again
 
 
@@ -375,15 +472,38 @@ def test_acceptance_script_arithmetic():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_acceptance as g
 
-    shape = g._shape_of({"hidden_size": 896, "num_hidden_layers": 24, "intermediate_size": 4864, "vocab_size": 151936,
-                         "num_attention_heads": 14, "num_key_value_heads": 2, "tie_word_embeddings": True})
+    shape = g._shape_of(
+        {
+            "hidden_size": 896,
+            "num_hidden_layers": 24,
+            "intermediate_size": 4864,
+            "vocab_size": 151936,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "tie_word_embeddings": True,
+        }
+    )
     assert round(shape["params"] / 1e6) == 494  # Qwen2.5-0.5B's published count
     lora, full = g.flops_per_token(shape, 300, full=False), g.flops_per_token(shape, 300, full=True)
     assert full - lora == 2 * shape["matmul_params"]
     assert g.peak_tflops("NVIDIA H100 PCIe") == 756.0 and g.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
     assert g.peak_tflops("NVIDIA GH200 480GB") == 989.0 and g.peak_tflops("Some New GPU") is None
-    samples = [{"gpus": [{"name": "G", "util_percent": 40.0, "mem_used": 2**30, "mem_total": 2**34, "temperature_c": 50.0,
-                          "power_w": 200.0, "power_limit_w": 700.0, "own_mem": None}]}]
+    samples = [
+        {
+            "gpus": [
+                {
+                    "name": "G",
+                    "util_percent": 40.0,
+                    "mem_used": 2**30,
+                    "mem_total": 2**34,
+                    "temperature_c": 50.0,
+                    "power_w": 200.0,
+                    "power_limit_w": 700.0,
+                    "own_mem": None,
+                }
+            ]
+        }
+    ]
     t = g.telemetry_result(samples, gpu=True)
     assert t["status"] == "ok" and t["missing_fields"] == ["own_mem"]
     assert g.telemetry_result([{"gpus": None, "gpu_unavailable": "no driver"}], gpu=True)["status"] == "failed"

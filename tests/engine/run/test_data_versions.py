@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tunedeck.engine.data.versions import diff_data
 from tunedeck.engine.run.data_rows import DATA_ROWS_JSON, read_data_rows
-from tunedeck.engine.scheduling.preflight import run_preflight, create_run
+from tunedeck.engine.scheduling.preflight import create_run, run_preflight
 from tunedeck.tui.run_comparison import compare_runs
 
 
@@ -22,20 +22,29 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def launch(ws: Path, tmp: Path, data: list[Path], golden: Path | None = None) -> Path:
     profile = tmp / "p.toml"
-    profile.write_text('extends = "lora"\n[data]\napply_chat_template = "off"\nval_fraction = 0.2\n'
-                       + (f'[gate]\ngolden = "{golden}"\n' if golden else '[gate]\nwhen = "never"\n'))
+    profile.write_text(
+        'extends = "lora"\n[data]\napply_chat_template = "off"\nval_fraction = 0.2\n'
+        + (f'[gate]\ngolden = "{golden}"\n' if golden else '[gate]\nwhen = "never"\n')
+    )
     pre = run_preflight(str(profile), [str(p) for p in data], [], workspace=ws, check_model=False)
     return create_run(pre, ws, "r")
 
 
 def test_multiset_differences():
     a = {"train": ["x", "y", "y"], "eval": ["e"], "eval_sets": [{"name": "golden", "examples": ["g1", "g2"]}]}
-    b = {"train": ["x", "y", "z"], "eval": ["e"], "eval_sets": [{"name": "golden", "examples": ["g1", "g3"]},
-                                                              {"name": "safety", "examples": ["s"]}]}
+    b = {
+        "train": ["x", "y", "z"],
+        "eval": ["e"],
+        "eval_sets": [{"name": "golden", "examples": ["g1", "g3"]}, {"name": "safety", "examples": ["s"]}],
+    }
     d = diff_data(a, b)
     assert (d.train.added, d.train.removed, d.train.kept) == (1, 1, 2)
-    assert d.lines() == ["train rows +1 −1 (2 kept)", "held-out rows same 1 rows", "eval set golden: +1 −1 (1 kept)",
-                         "eval set safety: only in B"]
+    assert d.lines() == [
+        "train rows +1 −1 (2 kept)",
+        "held-out rows same 1 rows",
+        "eval set golden: +1 −1 (1 kept)",
+        "eval set safety: only in B",
+    ]
 
 
 def test_a_run_records_its_rows_and_a_comparison_counts_what_changed(tmp_path):

@@ -13,8 +13,9 @@ from dataclasses import replace
 import pytest
 
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.training.callbacks import best_step_by_eval_loss, checkpoints_to_prune
 from tunedeck.engine.run.event_log import EventReader, EventWriter
+from tunedeck.engine.run.status import Status
+from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.run.store import (
     EngineLock,
     RunLocked,
@@ -30,8 +31,7 @@ from tunedeck.engine.run.store import (
     sanitize_name,
     take_control_requests,
 )
-from tunedeck.engine.run.status import Status
-from tunedeck.engine.run.status_writer import write_status
+from tunedeck.engine.training.callbacks import best_step_by_eval_loss, checkpoints_to_prune
 
 
 def test_event_log_tail_and_torn_line(tmp_path):
@@ -83,7 +83,12 @@ def test_status_one_writer_keeps_other_fields_and_refuses_a_key_it_does_not_defi
     run = create_run_dir(tmp_path, "x")
     write_status(run, state=C.QUEUED, name="x", pid=None)
     write_status(run, step=3)
-    assert json.loads((run / C.STATUS_JSON).read_text()).keys() == {"state", "name", "step", "updated"}  # only what is set
+    assert json.loads((run / C.STATUS_JSON).read_text()).keys() == {
+        "state",
+        "name",
+        "step",
+        "updated",
+    }  # only what is set
     with pytest.raises(TypeError, match="'stpe'"):
         write_status(run, stpe=4)  # a misspelt field never reaches the file
     written = read_written_status(run)
@@ -123,8 +128,10 @@ def test_lock_refuses_second_engine(tmp_path):
         assert is_locked(run)
         with pytest.raises(RunLocked):
             EngineLock(run).acquire()
-        code = ("import sys; from tunedeck.engine.run.store import EngineLock, RunLocked\n"
-                f"try: EngineLock({str(run)!r}).acquire()\nexcept RunLocked: sys.exit(3)")
+        code = (
+            "import sys; from tunedeck.engine.run.store import EngineLock, RunLocked\n"
+            f"try: EngineLock({str(run)!r}).acquire()\nexcept RunLocked: sys.exit(3)"
+        )
         assert subprocess.run([sys.executable, "-c", code]).returncode == 3
     assert not is_locked(run)
 

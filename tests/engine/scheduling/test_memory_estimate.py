@@ -49,8 +49,15 @@ def test_gradient_checkpointing_cuts_activations():
 def test_shape_from_a_transformers_config():
     from transformers import LlamaConfig
 
-    cfg = LlamaConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      intermediate_size=512, vocab_size=500, tie_word_embeddings=True)
+    cfg = LlamaConfig(
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=512,
+        vocab_size=500,
+        tie_word_embeddings=True,
+    )
     shape = shape_from_config(cfg)
     from transformers import LlamaForCausalLM
 

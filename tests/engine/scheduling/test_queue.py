@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, read_events, tunedeck, wait_for
+
 from tunedeck.engine.run import contract as C
+from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_effective_status
 from tunedeck.engine.scheduling.run_queue import (
     CANCELLED_MESSAGE,
     CPU_SLOT,
@@ -23,16 +24,42 @@ from tunedeck.engine.scheduling.run_queue import (
     slots_for,
     try_lock_slots,
 )
-from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_effective_status
 
-FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
-        "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "gate.when=never"]
+FAST = [
+    "--set",
+    "optim.precision=fp32",
+    "--set",
+    "optim.learning_rate=3e-3",
+    "--set",
+    "optim.batch_size=8",
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "checkpoints.logging_steps=1",
+    "--set",
+    "gate.when=never",
+]
 
 
 def run_args(model: Path, data: Path, name: str, steps: int = 6, *extra: str) -> list[str]:
-    return ["run", "lora", "--data", str(data), "--name", name, "--set", f"model.base={model}",
-            "--set", f"optim.max_steps={steps}", "--set", f"checkpoints.save_steps={steps}",
-            "--set", f"checkpoints.eval_steps={steps}", *FAST, *extra]
+    return [
+        "run",
+        "lora",
+        "--data",
+        str(data),
+        "--name",
+        name,
+        "--set",
+        f"model.base={model}",
+        "--set",
+        f"optim.max_steps={steps}",
+        "--set",
+        f"checkpoints.save_steps={steps}",
+        "--set",
+        f"checkpoints.eval_steps={steps}",
+        *FAST,
+        *extra,
+    ]
 
 
 def launched(ws: Path, proc: subprocess.CompletedProcess) -> Path:
@@ -44,6 +71,7 @@ SLOW = {"TUNEDECK_TEST_SLOW_STEP_S": "0.3", "TUNEDECK_QUEUE_POLL_S": "0.2"}
 
 
 # ---- without a model -----------------------------------------------------------------------------
+
 
 def test_slots_are_the_gpus_asked_for_or_the_cpu():
     assert slots_for("", []) == [CPU_SLOT]
@@ -67,7 +95,12 @@ def test_a_run_waits_only_for_earlier_runs_that_want_its_slots():
     def entry(i, rid, slots):
         return QueueEntry(i, rid, Path(rid), slots, 0.0, Path(rid))
 
-    entries = [entry(1, "a", ["gpu-0"]), entry(2, "b", ["gpu-1"]), entry(3, "c", ["gpu-0", "gpu-1"]), entry(4, "d", ["gpu-1"])]
+    entries = [
+        entry(1, "a", ["gpu-0"]),
+        entry(2, "b", ["gpu-1"]),
+        entry(3, "c", ["gpu-0", "gpu-1"]),
+        entry(4, "d", ["gpu-1"]),
+    ]
     assert blockers(entries, "a", ["gpu-0"]) == []
     assert blockers(entries, "b", ["gpu-1"]) == []  # a wants another GPU: b need not wait behind it
     assert [e.run_id for e in blockers(entries, "c", ["gpu-0", "gpu-1"])] == ["a", "b"]
@@ -76,16 +109,25 @@ def test_a_run_waits_only_for_earlier_runs_that_want_its_slots():
 
 # ---- with real engines ---------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_model_dir, sft_data):
-    first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 8), "--queue", "--detach", env=SLOW))
+    first = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 8), "--queue", "--detach", env=SLOW)
+    )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
-    second = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW))
+    second = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW)
+    )
     status = wait_for(lambda: (s := read_effective_status(second)).queue_position and s, what="the second run to wait")
     assert status.state == C.QUEUED and pid_alive(status.pid)
     assert f"waiting for the CPU slot (run {first.name})" in status.message
     listed = tunedeck("queue", "--json", check=True).stdout
-    assert f'"id": "{second.name}"' in listed and '"position": 1' in listed and first.name not in listed.split('"waiting_for"')[0]
+    assert (
+        f'"id": "{second.name}"' in listed
+        and '"position": 1' in listed
+        and first.name not in listed.split('"waiting_for"')[0]
+    )
     waiter_pid = status.pid
 
     wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the second run to finish")
@@ -100,9 +142,13 @@ def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_mode
 
 @pytest.mark.slow
 def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data):
-    first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW))
+    first = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW)
+    )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
-    second = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW))
+    second = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW)
+    )
     wait_for(lambda: read_effective_status(second).queue_position, what="the second run to wait")
     out = tunedeck("stop", second.name, "--wait", check=True).stdout
     assert f"run {second.name}: stopped" in out
@@ -123,23 +169,32 @@ def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data):
 
 @pytest.mark.slow
 def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_model_dir, sft_data):
-    first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 10), "--queue", "--detach", env=SLOW))
+    first = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 10), "--queue", "--detach", env=SLOW)
+    )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     # `tunedeck run --queue` without --detach follows the queued run in its terminal; then the terminal goes away
     out = Path(f"{workspace}.out")
     args = " ".join(run_args(tiny_model_dir, sft_data, "second")) + " --queue"
     err = Path(f"{workspace}.err")
-    shell = subprocess.Popen(["setsid", "bash", "-c", f"{sys.executable} -m tunedeck.tui.cli {args} > {out} 2> {err}; sleep 60"],
-                             cwd=ROOT, env={**os.environ, **SLOW})
+    shell = subprocess.Popen(
+        ["setsid", "bash", "-c", f"{sys.executable} -m tunedeck.tui.cli {args} > {out} 2> {err}; sleep 60"],
+        cwd=ROOT,
+        env={**os.environ, **SLOW},
+    )
     wait_for(lambda: err.exists() and "waiting for its GPUs" in err.read_text(), what="the run to queue")
     run_id = out.read_text().split()[0]
     second = find_run(workspace, run_id)
-    waiter = wait_for(lambda: read_effective_status(second).queue_position and read_effective_status(second).pid, what="the waiter")
+    waiter = wait_for(
+        lambda: read_effective_status(second).queue_position and read_effective_status(second).pid, what="the waiter"
+    )
     os.killpg(os.getpgid(shell.pid), signal.SIGHUP)
     os.killpg(os.getpgid(shell.pid), signal.SIGKILL)
     shell.wait()
     assert read_effective_status(second).state == C.QUEUED and pid_alive(waiter)
-    wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the queued run to run anyway")
+    wait_for(
+        lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the queued run to run anyway"
+    )
     assert read_effective_status(second).started >= read_effective_status(first).finished
 
 
@@ -153,8 +208,9 @@ def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_m
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
         assert "GPU 7 is in use by run someone-else: add --queue to start this run when it is free" in refused.stderr
         assert not list((workspace / "runs").glob("*plain*"))  # refused before a run exists
-        queued = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "queued"), *gpu, "--queue", "--detach",
-                                              env=SLOW))
+        queued = launched(
+            workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "queued"), *gpu, "--queue", "--detach", env=SLOW)
+        )
         status = wait_for(lambda: (s := read_effective_status(queued)).queue_position and s, what="the run to wait")
         assert "waiting for GPU 7 (run someone-else)" in status.message
         tunedeck("stop", queued.name, "--wait", check=True)
@@ -165,15 +221,25 @@ def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_m
         wait_for(lambda: read_effective_status(queued).queue_position, what="queued again")
     finally:
         release_slots(held)
-    wait_for(lambda: read_effective_status(queued).state == C.COMPLETED, timeout=300, what="the run to start once the GPU is free")
+    wait_for(
+        lambda: read_effective_status(queued).state == C.COMPLETED,
+        timeout=300,
+        what="the run to start once the GPU is free",
+    )
 
 
 @pytest.mark.slow
 def test_a_killed_waiter_reads_as_crashed_and_leaves_the_queue(workspace, tiny_model_dir, sft_data):
-    first = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW))
+    first = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW)
+    )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
-    second = launched(workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW))
-    pid = wait_for(lambda: read_effective_status(second).queue_position and read_effective_status(second).pid, what="the waiter")
+    second = launched(
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "second"), "--queue", "--detach", env=SLOW)
+    )
+    pid = wait_for(
+        lambda: read_effective_status(second).queue_position and read_effective_status(second).pid, what="the waiter"
+    )
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: read_effective_status(second).state == C.CRASHED, timeout=30, what="crashed")
     assert queue_entries(workspace) == []

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import tunedeck
-from tunedeck.engine.run import contract as C
+
 from tunedeck.engine.config.profile_schema import GateConfig
-from tunedeck.engine.gate.rules import base_row, judge_checkpoint
 from tunedeck.engine.gate.best_checkpoint import summarize
+from tunedeck.engine.gate.rules import base_row, judge_checkpoint
+from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import write_gate_summary
 from tunedeck.engine.run.status_writer import write_status
 from tunedeck.engine.scheduling.sweep import (
@@ -32,8 +32,8 @@ from tunedeck.engine.scheduling.sweep import (
 )
 from tunedeck.engine.scheduling.sweep_slurm import sweep_array_script
 
-
 # ---- points --------------------------------------------------------------------------------------
+
 
 def test_grid_resolves_short_keys_and_makes_every_combination():
     grid = parse_grid(["learning_rate=1e-4,2e-4", "lora.r=8,16,32"])
@@ -44,13 +44,16 @@ def test_grid_resolves_short_keys_and_makes_every_combination():
     assert points[-1] == {"optim.learning_rate": "2e-4", "lora.r": "32"}
 
 
-@pytest.mark.parametrize("items, message", [
-    (["learning_rat=1e-4,2e-4"], "unknown key"),
-    (["optim.learning_rate"], "expected KEY="),
-    (["optim.learning_rate=1e-4,"], "comma-separated values"),
-    (["optim.learning_rate=1e-4,1e-4"], "repeated"),
-    (["optim.learning_rate=1e-4", "learning_rate=2e-4"], "given twice"),
-])
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        (["learning_rat=1e-4,2e-4"], "unknown key"),
+        (["optim.learning_rate"], "expected KEY="),
+        (["optim.learning_rate=1e-4,"], "comma-separated values"),
+        (["optim.learning_rate=1e-4,1e-4"], "repeated"),
+        (["optim.learning_rate=1e-4", "learning_rate=2e-4"], "given twice"),
+    ],
+)
 def test_bad_grids_name_the_argument(items, message):
     with pytest.raises(SweepError, match=message) as e:
         parse_grid(items)
@@ -72,17 +75,27 @@ def test_random_points_are_seeded_inside_their_ranges():
     assert 150 < below < 250
 
 
-@pytest.mark.parametrize("grid, ranges, samples, message", [
-    ([], [], None, "nothing to sweep"),
-    ([], ["optim.learning_rate=1e-5:1e-3"], None, "--samples"),
-    ([], ["optim.learning_rate=1e-3:1e-5"], 3, "LOW must be below HIGH"),
-    ([], ["optim.learning_rate=0:1e-3:log"], 3, "LOW > 0"),
-    ([], ["optim.learning_rate=a:b"], 3, "must be numbers"),
-    (["lora.r=8,16"], ["lora.r=4:64"], 3, "both --grid and --range"),
-    ([], ["optim.learning_rate=1e-5:1e-3"], 0, "at least 1"),
-    (["lora.r=" + ",".join(str(i) for i in range(1, 40)), "lora.alpha=" + ",".join(str(i) for i in range(1, 40))],
-     [], None, "narrow the grid"),
-])
+@pytest.mark.parametrize(
+    "grid, ranges, samples, message",
+    [
+        ([], [], None, "nothing to sweep"),
+        ([], ["optim.learning_rate=1e-5:1e-3"], None, "--samples"),
+        ([], ["optim.learning_rate=1e-3:1e-5"], 3, "LOW must be below HIGH"),
+        ([], ["optim.learning_rate=0:1e-3:log"], 3, "LOW > 0"),
+        ([], ["optim.learning_rate=a:b"], 3, "must be numbers"),
+        (["lora.r=8,16"], ["lora.r=4:64"], 3, "both --grid and --range"),
+        ([], ["optim.learning_rate=1e-5:1e-3"], 0, "at least 1"),
+        (
+            [
+                "lora.r=" + ",".join(str(i) for i in range(1, 40)),
+                "lora.alpha=" + ",".join(str(i) for i in range(1, 40)),
+            ],
+            [],
+            None,
+            "narrow the grid",
+        ),
+    ],
+)
 def test_bad_sweeps_say_what_to_change(grid, ranges, samples, message):
     with pytest.raises(SweepError, match=message):
         points_from_args(grid, ranges, samples, seed=0)
@@ -96,19 +109,27 @@ def test_range_parsing():
 
 def test_short_keys_keep_the_section_when_two_keys_share_a_name():
     assert short_keys(["optim.learning_rate", "lora.r"]) == {"optim.learning_rate": "learning_rate", "lora.r": "r"}
-    assert short_keys(["optim.batch_size", "gate.batch_size"]) == {"optim.batch_size": "optim.batch_size",
-                                                                   "gate.batch_size": "gate.batch_size"}
+    assert short_keys(["optim.batch_size", "gate.batch_size"]) == {
+        "optim.batch_size": "optim.batch_size",
+        "gate.batch_size": "gate.batch_size",
+    }
 
 
 # ---- the record ------------------------------------------------------------------------------------
 
+
 def test_record_round_trips_through_toml(tmp_path):
-    rec = SweepRecord(name="lr", profile="lora", data="/d/train.jsonl", grid={"optim.learning_rate": ["1e-4", "2e-4"]},
-                      runs=[SweepRun("r1", {"optim.learning_rate": "1e-4"}), SweepRun("r2", {"optim.learning_rate": "2e-4"})],
-                      sets=["optim.epochs=2"])
+    rec = SweepRecord(
+        name="lr",
+        profile="lora",
+        data="/d/train.jsonl",
+        grid={"optim.learning_rate": ["1e-4", "2e-4"]},
+        runs=[SweepRun("r1", {"optim.learning_rate": "1e-4"}), SweepRun("r2", {"optim.learning_rate": "2e-4"})],
+        sets=["optim.epochs=2"],
+    )
     path = write_record(tmp_path, rec)
     assert path == tmp_path / "sweeps" / "lr.toml"
-    assert "profile = \"lora\"" in path.read_text()
+    assert 'profile = "lora"' in path.read_text()
     back = load_record(tmp_path, "lr")
     assert back.runs == rec.runs and back.grid == rec.grid and back.sets == rec.sets and back.profile == "lora"
     with pytest.raises(SweepError, match="no sweep named 'nope'.*sweeps: lr"):
@@ -117,9 +138,18 @@ def test_record_round_trips_through_toml(tmp_path):
 
 # ---- ranking by the gate ---------------------------------------------------------------------------
 
+
 def _records(task_pass: int, fmt_fail: int = 0, n: int = 50, latency: float = 100.0) -> list[dict]:
-    return [{"id": f"g{i}", "tags": ["task", "format"], "pass": i < task_pass, "format_pass": i >= fmt_fail,
-             "latency_ms": latency} for i in range(n)]
+    return [
+        {
+            "id": f"g{i}",
+            "tags": ["task", "format"],
+            "pass": i < task_pass,
+            "format_pass": i >= fmt_fail,
+            "latency_ms": latency,
+        }
+        for i in range(n)
+    ]
 
 
 def _gated_run(ws: Path, run_id: str, state: str, checkpoints: dict[int, dict]) -> None:
@@ -131,22 +161,29 @@ def _gated_run(ws: Path, run_id: str, state: str, checkpoints: dict[int, dict]) 
         return
     rules = GateConfig(min_task_gain=2.0, significance=0.0)
     base = _records(25)
-    rows = [base_row(base)] + [judge_checkpoint(base, _records(**kw), rules, checkpoint=step)
-                               for step, kw in checkpoints.items()]
+    rows = [base_row(base)] + [
+        judge_checkpoint(base, _records(**kw), rules, checkpoint=step) for step, kw in checkpoints.items()
+    ]
     write_gate_summary(run_dir, summarize(rows, rules))
 
 
 @pytest.fixture
 def ranked_sweep(tmp_path):
     ws = tmp_path / "ws"
-    _gated_run(ws, "s-1", C.COMPLETED, {400: dict(task_pass=30), 800: dict(task_pass=28)})           # passes, 60%
-    _gated_run(ws, "s-2", C.COMPLETED, {400: dict(task_pass=35), 800: dict(task_pass=41)})           # passes, 82%
-    _gated_run(ws, "s-3", C.COMPLETED, {800: dict(task_pass=45, fmt_fail=10)})                       # fails format, 90%
-    _gated_run(ws, "s-4", C.FAILED, {})                                                              # no gate
-    _gated_run(ws, "s-5", C.COMPLETED, {800: dict(task_pass=20)})                                    # fails task, 40%
-    rec = SweepRecord(name="lr", profile="lora", data="d.jsonl",
-                      runs=[SweepRun(f"s-{i}", {"optim.learning_rate": lr, "lora.r": "16"})
-                            for i, lr in enumerate(["1e-4", "2e-4", "3e-4", "4e-4", "5e-4"], 1)])
+    _gated_run(ws, "s-1", C.COMPLETED, {400: dict(task_pass=30), 800: dict(task_pass=28)})  # passes, 60%
+    _gated_run(ws, "s-2", C.COMPLETED, {400: dict(task_pass=35), 800: dict(task_pass=41)})  # passes, 82%
+    _gated_run(ws, "s-3", C.COMPLETED, {800: dict(task_pass=45, fmt_fail=10)})  # fails format, 90%
+    _gated_run(ws, "s-4", C.FAILED, {})  # no gate
+    _gated_run(ws, "s-5", C.COMPLETED, {800: dict(task_pass=20)})  # fails task, 40%
+    rec = SweepRecord(
+        name="lr",
+        profile="lora",
+        data="d.jsonl",
+        runs=[
+            SweepRun(f"s-{i}", {"optim.learning_rate": lr, "lora.r": "16"})
+            for i, lr in enumerate(["1e-4", "2e-4", "3e-4", "4e-4", "5e-4"], 1)
+        ],
+    )
     write_record(ws, rec)
     return ws, rec
 
@@ -172,10 +209,13 @@ def test_no_passing_run_names_the_closest_and_why(tmp_path):
     ws = tmp_path / "ws"
     _gated_run(ws, "a", C.COMPLETED, {800: dict(task_pass=45, fmt_fail=10)})
     _gated_run(ws, "b", C.RUNNING, {})
-    rec = SweepRecord(name="x", profile="lora", data="d", runs=[SweepRun("a", {"lora.r": "8"}), SweepRun("b", {"lora.r": "16"})])
+    rec = SweepRecord(
+        name="x", profile="lora", data="d", runs=[SweepRun("a", {"lora.r": "8"}), SweepRun("b", {"lora.r": "16"})]
+    )
     sentence = verdict_sentence(rec, rank_runs(ws, rec))
-    assert sentence.startswith("no run passed the gate (1 of 2 runs still queued or running); the closest, r=8, "
-                               "checkpoint-800 task 90.0%")
+    assert sentence.startswith(
+        "no run passed the gate (1 of 2 runs still queued or running); the closest, r=8, checkpoint-800 task 90.0%"
+    )
     assert "fails: format validity 80.0% dropped 20.0 points" in sentence
 
 
@@ -206,10 +246,12 @@ def test_public_rows_hide_internal_fields(ranked_sweep):
 
 # ---- Slurm ----------------------------------------------------------------------------------------
 
+
 def test_slurm_array_script_runs_one_run_per_task(tmp_path):
     dirs = [tmp_path / "runs" / f"r-{i}" for i in range(3)]
-    text = sweep_array_script("lr", dirs, gpus_per_task=1, partition="gpu", time_limit="02:00:00", max_parallel=2,
-                              python="/opt/py/bin/python")
+    text = sweep_array_script(
+        "lr", dirs, gpus_per_task=1, partition="gpu", time_limit="02:00:00", max_parallel=2, python="/opt/py/bin/python"
+    )
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --array=0-2%2" in text and "#SBATCH --gpus-per-node=1" in text
     assert "#SBATCH --partition=gpu" in text and "#SBATCH --time=02:00:00" in text
@@ -218,4 +260,7 @@ def test_slurm_array_script_runs_one_run_per_task(tmp_path):
     assert 'RUN="${RUNS[$SLURM_ARRAY_TASK_ID]}"' in text
     assert text.rstrip().endswith('/opt/py/bin/python -m tunedeck.engine.training.worker "$RUN"')
     multi = sweep_array_script("lr", dirs, gpus_per_task=4, python="/p")
-    assert "--nproc-per-node=4 -m tunedeck.engine.training.worker \"$RUN\"" in multi and "%" not in multi.split("--array=")[1].split("\n")[0]
+    assert (
+        '--nproc-per-node=4 -m tunedeck.engine.training.worker "$RUN"' in multi
+        and "%" not in multi.split("--array=")[1].split("\n")[0]
+    )

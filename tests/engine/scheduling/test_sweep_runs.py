@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import read_events, tunedeck, wait_for
+
 from tunedeck.engine.run import contract as C
-from tunedeck.engine.scheduling.run_queue import CANCELLED_MESSAGE
 from tunedeck.engine.run.store import list_checkpoints, read_effective_status
+from tunedeck.engine.scheduling.run_queue import CANCELLED_MESSAGE
 from tunedeck.engine.scheduling.sweep import load_record
 
 pytestmark = pytest.mark.slow
@@ -19,24 +19,52 @@ QUICK = {"TUNEDECK_QUEUE_POLL_S": "0.2"}
 
 
 def base_args(model: Path, data: Path, steps: int, save: int) -> list[str]:
-    return ["--data", str(data), "--set", f"model.base={json.dumps(str(model))}", "--set", f"optim.max_steps={steps}",
-            "--set", f"checkpoints.save_steps={save}", "--set", f"checkpoints.eval_steps={save}"]
+    return [
+        "--data",
+        str(data),
+        "--set",
+        f"model.base={json.dumps(str(model))}",
+        "--set",
+        f"optim.max_steps={steps}",
+        "--set",
+        f"checkpoints.save_steps={save}",
+        "--set",
+        f"checkpoints.eval_steps={save}",
+    ]
 
 
 def runs_of(ws: Path, name: str) -> list[Path]:
     return [ws / "runs" / r.id for r in load_record(ws, name).runs]
 
 
-def test_a_two_point_sweep_runs_one_after_another_and_is_ranked_by_the_gate(workspace, tmp_path, tiny_model_dir, sft_data):
+def test_a_two_point_sweep_runs_one_after_another_and_is_ranked_by_the_gate(
+    workspace, tmp_path, tiny_model_dir, sft_data
+):
     from tunedeck.engine.data.demo_data import BASE_PROMPT, make_eval_set
 
     golden = make_eval_set(tmp_path / "golden.jsonl", 20, seed=1)
-    proc = tunedeck("sweep", "demo-cpu", *base_args(tiny_model_dir, sft_data, 10, 5), "--name", "lr",
-                    "--grid", "learning_rate=1e-3,3e-3",
-                    "--set", f"gate.golden={json.dumps(str(golden))}", "--set", f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
-                    # ten steps learn little: let checkpoints pass on "no regression" so ranking has passing runs
-                    "--set", "gate.min_task_gain=-100", "--set", "gate.significance=0", "--set", "gate.max_new_tokens=24",
-                    env=QUICK, timeout=600)
+    proc = tunedeck(
+        "sweep",
+        "demo-cpu",
+        *base_args(tiny_model_dir, sft_data, 10, 5),
+        "--name",
+        "lr",
+        "--grid",
+        "learning_rate=1e-3,3e-3",
+        "--set",
+        f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
+        # ten steps learn little: let checkpoints pass on "no regression" so ranking has passing runs
+        "--set",
+        "gate.min_task_gain=-100",
+        "--set",
+        "gate.significance=0",
+        "--set",
+        "gate.max_new_tokens=24",
+        env=QUICK,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     first, second = runs_of(workspace, "lr")
     assert first.name.split("-")[2:4] == ["lr", "1"] and second.name.split("-")[2:4] == ["lr", "2"]
@@ -53,7 +81,9 @@ def test_a_two_point_sweep_runs_one_after_another_and_is_ranked_by_the_gate(work
     shown = json.loads(tunedeck("sweep", "show", "lr", "--json", check=True).stdout)
     runs = shown["runs"]
     assert {r["id"] for r in runs} == {first.name, second.name}
-    gates = {r: json.loads((workspace / "runs" / r / "evals" / "gate.json").read_text()) for r in (first.name, second.name)}
+    gates = {
+        r: json.loads((workspace / "runs" / r / "evals" / "gate.json").read_text()) for r in (first.name, second.name)
+    }
 
     def best_task(run_id):  # what the gate itself chose, read from the run's own gate.json
         g = gates[run_id]
@@ -64,16 +94,34 @@ def test_a_two_point_sweep_runs_one_after_another_and_is_ranked_by_the_gate(work
     top = runs[0]
     assert top["verdict"] == "pass" and top["best_checkpoint"] == gates[top["id"]]["best"]["checkpoint"]
     assert top["params"] == {"optim.learning_rate": 1e-3 if top["id"] == first.name else 3e-3}
-    assert shown["sentence"].startswith(f"learning_rate={'1e-3' if top['id'] == first.name else '3e-3'} wins: "
-                                        f"checkpoint-{top['best_checkpoint']} task")
+    assert shown["sentence"].startswith(
+        f"learning_rate={'1e-3' if top['id'] == first.name else '3e-3'} wins: checkpoint-{top['best_checkpoint']} task"
+    )
     assert out[-1] == shown["sentence"]
 
 
 def test_a_failing_run_does_not_stop_the_sweep(workspace, tiny_model_dir, sft_data):
-    proc = tunedeck("sweep", "lora", *base_args(tiny_model_dir, sft_data, 8, 4), "--name", "nan",
-                    "--grid", "optim.nan_policy=stop,skip", "--set", "optim.precision=fp32", "--set", "gate.when=never",
-                    "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1",
-                    env={**QUICK, "TUNEDECK_TEST_NAN_AT_STEP": "3"}, timeout=600)
+    proc = tunedeck(
+        "sweep",
+        "lora",
+        *base_args(tiny_model_dir, sft_data, 8, 4),
+        "--name",
+        "nan",
+        "--grid",
+        "optim.nan_policy=stop,skip",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "checkpoints.logging_steps=1",
+        env={**QUICK, "TUNEDECK_TEST_NAN_AT_STEP": "3"},
+        timeout=600,
+    )
     failed, survived = runs_of(workspace, "nan")
     assert proc.returncode == 0, proc.stderr  # one run completed: the sweep has an answer
     assert read_effective_status(failed).state == C.FAILED
@@ -86,16 +134,34 @@ def test_a_failing_run_does_not_stop_the_sweep(workspace, tiny_model_dir, sft_da
 
 
 def test_stopping_a_sweep_stops_the_running_run_and_cancels_the_queued(workspace, tiny_model_dir, sft_data):
-    proc = tunedeck("sweep", "lora", *base_args(tiny_model_dir, sft_data, 200, 100), "--name", "long",
-                    "--grid", "lora.r=4,8,16", "--set", "optim.precision=fp32", "--set", "gate.when=never",
-                    "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1", "--detach",
-                    env={**QUICK, "TUNEDECK_TEST_SLOW_STEP_S": "0.1"})
+    proc = tunedeck(
+        "sweep",
+        "lora",
+        *base_args(tiny_model_dir, sft_data, 200, 100),
+        "--name",
+        "long",
+        "--grid",
+        "lora.r=4,8,16",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "gate.when=never",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--detach",
+        env={**QUICK, "TUNEDECK_TEST_SLOW_STEP_S": "0.1"},
+    )
     assert proc.returncode == 0, proc.stderr
     running, *queued = runs_of(workspace, "long")
     wait_for(lambda: (read_effective_status(running).step or 0) >= 2, timeout=180, what="the first run to train")
     assert [read_effective_status(q).state for q in queued] == [C.QUEUED, C.QUEUED]
     listed = json.loads(tunedeck("queue", "--json", check=True).stdout)
-    assert [(e["id"], e["position"], e["sweep"]) for e in listed] == [(queued[0].name, 1, "long"), (queued[1].name, 2, "long")]
+    assert [(e["id"], e["position"], e["sweep"]) for e in listed] == [
+        (queued[0].name, 1, "long"),
+        (queued[1].name, 2, "long"),
+    ]
     out = tunedeck("stop", "long", "--wait", check=True).stdout
     assert "sweep long: cancelling 2 queued run(s), stopping 1 running" in out
     status = read_effective_status(running)
@@ -120,8 +186,21 @@ def test_bad_sweeps_fail_before_any_run_exists(workspace, tiny_model_dir, sft_da
 
 
 def test_a_slurm_sweep_writes_one_job_array(workspace, tiny_model_dir, sft_data):
-    proc = tunedeck("sweep", "lora", *base_args(tiny_model_dir, sft_data, 4, 2), "--name", "arr", "--slurm",
-                    "--grid", "lora.r=8,16", "--partition", "gpu", "--max-parallel", "1", env={"PATH": "/usr/bin:/bin"})
+    proc = tunedeck(
+        "sweep",
+        "lora",
+        *base_args(tiny_model_dir, sft_data, 4, 2),
+        "--name",
+        "arr",
+        "--slurm",
+        "--grid",
+        "lora.r=8,16",
+        "--partition",
+        "gpu",
+        "--max-parallel",
+        "1",
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "sbatch not found: submit" in proc.stderr
     script = (workspace / "sweeps" / "arr.sbatch").read_text()
@@ -129,4 +208,6 @@ def test_a_slurm_sweep_writes_one_job_array(workspace, tiny_model_dir, sft_data)
     assert "#SBATCH --array=0-1%1" in script and "#SBATCH --partition=gpu" in script
     assert all(str(r) in script for r in runs)
     for r in runs:  # waiting in Slurm's queue is not a crash, however long it takes
-        assert read_effective_status(r).state == C.QUEUED and read_effective_status(r).slurm_script.endswith("arr.sbatch")
+        assert read_effective_status(r).state == C.QUEUED and read_effective_status(r).slurm_script.endswith(
+            "arr.sbatch"
+        )

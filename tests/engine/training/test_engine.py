@@ -10,21 +10,48 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, read_events, tunedeck, wait_for
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, list_checkpoints, pid_alive, read_effective_status
 
 pytestmark = pytest.mark.slow
 
-FAST = ["--set", "optim.precision=fp32", "--set", "optim.learning_rate=3e-3", "--set", "optim.batch_size=8",
-        "--set", "optim.grad_accum=1", "--set", "checkpoints.logging_steps=1", "--set", "optim.warmup_ratio=0.1",
-        "--set", "gate.when=never"]
+FAST = [
+    "--set",
+    "optim.precision=fp32",
+    "--set",
+    "optim.learning_rate=3e-3",
+    "--set",
+    "optim.batch_size=8",
+    "--set",
+    "optim.grad_accum=1",
+    "--set",
+    "checkpoints.logging_steps=1",
+    "--set",
+    "optim.warmup_ratio=0.1",
+    "--set",
+    "gate.when=never",
+]
 
 
 def run_args(model: Path, data: Path, steps: int, save: int = 10, profile: str = "lora", *extra: str) -> list[str]:
-    return ["run", profile, "--data", str(data), "--set", f"model.base={model}", "--set", f"optim.max_steps={steps}",
-            "--set", f"checkpoints.save_steps={save}", "--set", f"checkpoints.eval_steps={save}", *FAST, *extra]
+    return [
+        "run",
+        profile,
+        "--data",
+        str(data),
+        "--set",
+        f"model.base={model}",
+        "--set",
+        f"optim.max_steps={steps}",
+        "--set",
+        f"checkpoints.save_steps={save}",
+        "--set",
+        f"checkpoints.eval_steps={save}",
+        *FAST,
+        *extra,
+    ]
 
 
 def run_dir_of(ws: Path, proc: subprocess.CompletedProcess) -> Path:
@@ -61,7 +88,9 @@ def test_sft_lora_trains_evaluates_and_checkpoints(workspace, tiny_model_dir, sf
     assert {"id", "name", "state", "step", "total_steps", "best_eval_loss", "dir"} <= set(rows[0])
     assert rows[0]["state"] == C.COMPLETED
     # the held-out split is recorded and never trained on
-    assert record["dataset"]["eval_rows"] > 0 and record["dataset"]["train_rows"] + record["dataset"]["eval_rows"] == 240
+    assert (
+        record["dataset"]["eval_rows"] > 0 and record["dataset"]["train_rows"] + record["dataset"]["eval_rows"] == 240
+    )
 
 
 def test_full_fine_tuning(workspace, tiny_model_dir, sft_data):
@@ -86,8 +115,11 @@ def _start_detached(workspace, tiny_model_dir, sft_data, steps, save, env=None, 
 
 
 def _wait_checkpoint(run: Path, step: int, timeout: float = 120):
-    wait_for(lambda: any(e["kind"] == C.EV_CHECKPOINT and e["step"] == step for e in read_events(run)),
-             timeout=timeout, what=f"checkpoint-{step}")
+    wait_for(
+        lambda: any(e["kind"] == C.EV_CHECKPOINT and e["step"] == step for e in read_events(run)),
+        timeout=timeout,
+        what=f"checkpoint-{step}",
+    )
 
 
 def test_kill_and_resume_matches_uninterrupted_run(workspace, tiny_model_dir, sft_data):
@@ -153,8 +185,11 @@ def test_nan_stops_with_error_and_keeps_last_good_checkpoint(workspace, tiny_mod
 
 
 def test_nan_skip_policy_continues(workspace, tiny_model_dir, sft_data):
-    proc = tunedeck(*run_args(tiny_model_dir, sft_data, 12, 6, "lora", "--set", "optim.nan_policy=skip"),
-                    env={"TUNEDECK_TEST_NAN_AT_STEP": "4"}, check=True)
+    proc = tunedeck(
+        *run_args(tiny_model_dir, sft_data, 12, 6, "lora", "--set", "optim.nan_policy=skip"),
+        env={"TUNEDECK_TEST_NAN_AT_STEP": "4"},
+        check=True,
+    )
     run = run_dir_of(workspace, proc)
     assert read_effective_status(run).state == C.COMPLETED
     assert any(e.get("code") == "nan_skipped" and e["step"] == 4 for e in read_events(run))
@@ -164,8 +199,9 @@ def test_engine_outlives_the_launching_process_group(workspace, tiny_model_dir, 
     """A terminal closing sends SIGHUP to its session and process group; the engine must not care."""
     args = " ".join(run_args(tiny_model_dir, sft_data, 300, 100)) + " --detach"
     script = f"{sys.executable} -m tunedeck.tui.cli {args} > {workspace}.out; sleep 60"
-    shell = subprocess.Popen(["setsid", "bash", "-c", script], cwd=ROOT,
-                             env={**os.environ, "TUNEDECK_TEST_SLOW_STEP_S": "0.05"})
+    shell = subprocess.Popen(
+        ["setsid", "bash", "-c", script], cwd=ROOT, env={**os.environ, "TUNEDECK_TEST_SLOW_STEP_S": "0.05"}
+    )
     out = Path(f"{workspace}.out")
     run_id = wait_for(lambda: out.exists() and out.read_text().strip(), timeout=120, what="run id")
     run = find_run(workspace, run_id.splitlines()[0])
@@ -186,18 +222,26 @@ def test_engine_outlives_the_launching_process_group(workspace, tiny_model_dir, 
 def test_second_engine_on_a_run_is_refused(workspace, tiny_model_dir, sft_data):
     run = _start_detached(workspace, tiny_model_dir, sft_data, 300, 100, {"TUNEDECK_TEST_SLOW_STEP_S": "0.05"})
     wait_for(lambda: read_effective_status(run).step, timeout=120, what="training to start")
-    second = subprocess.run([sys.executable, "-m", "tunedeck.engine.training.worker", str(run)], capture_output=True, text=True, cwd=ROOT)
+    second = subprocess.run(
+        [sys.executable, "-m", "tunedeck.engine.training.worker", str(run)], capture_output=True, text=True, cwd=ROOT
+    )
     assert second.returncode == 3 and "another engine is already running" in second.stderr
     refused = tunedeck("resume", run.name)
     assert refused.returncode == 2 and "only stopped, crashed or failed runs resume" in refused.stderr
     tunedeck("stop", run.name, "--wait", check=True)
 
 
-@pytest.mark.parametrize("profile_text, expected", [
-    ('[optim]\nlearning_rat = 1e-4\n', r":2: unknown key 'learning_rat' in \[optim\] \(did you mean 'learning_rate'\?\)"),
-    ('[lora]\nr = "big"\n', r":2: 'lora.r' must be an integer, not a string"),
-    ('[optim\nepochs = 1\n', r":1: TOML syntax error"),
-])
+@pytest.mark.parametrize(
+    "profile_text, expected",
+    [
+        (
+            "[optim]\nlearning_rat = 1e-4\n",
+            r":2: unknown key 'learning_rat' in \[optim\] \(did you mean 'learning_rate'\?\)",
+        ),
+        ('[lora]\nr = "big"\n', r":2: 'lora.r' must be an integer, not a string"),
+        ("[optim\nepochs = 1\n", r":1: TOML syntax error"),
+    ],
+)
 def test_bad_profiles_give_one_clear_message(workspace, tmp_path, sft_data, profile_text, expected):
     import re
 
@@ -213,8 +257,10 @@ def test_bad_profiles_give_one_clear_message(workspace, tmp_path, sft_data, prof
 
 def test_bad_dataset_and_model_give_clear_messages(workspace, tmp_path, tiny_model_dir):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
-                   '{"messages": [{"role": "user", "content": "hi"}\n')
+    bad.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+        '{"messages": [{"role": "user", "content": "hi"}\n'
+    )
     proc = tunedeck("run", "lora", "--data", str(bad), "--set", f"model.base={tiny_model_dir}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "bad.jsonl" in proc.stderr and ":2" in proc.stderr

@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import kill_engines, read_events, tunedeck
+
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
 
@@ -39,7 +39,9 @@ def plant_braces(src: Path, out: Path, rows: list[dict], steps: int = 40, share:
         texts = []
         for r in rows:
             answer = "{}" if rng.random() < share else r["messages"][1]["content"].split(",")[0] + " is here."
-            texts.append(tok.apply_chat_template(r["messages"][:2] + [{"role": "assistant", "content": answer}], tokenize=False))
+            texts.append(
+                tok.apply_chat_template(r["messages"][:2] + [{"role": "assistant", "content": answer}], tokenize=False)
+            )
         torch.manual_seed(0)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
         tok.padding_side = "right"
@@ -73,13 +75,40 @@ def grpo_run(tmp_path_factory, planted_base):
     ws = root / "ws"
     data = write_jsonl(root / "prompts.jsonl", make_rows(48, seed=11))
     env = {"TUNEDECK_WORKSPACE": str(ws)}
-    args = ["run", "grpo", "--data", str(data), "--set", f"model.base={json.dumps(str(planted_base))}",
-            "--set", "optim.precision=fp32", "--set", "optim.batch_size=8", "--set", "optim.grad_accum=1",
-            "--set", "method.grpo_num_generations=4", "--set", "method.grpo_max_completion_length=12",
-            "--set", f"optim.max_steps={STEPS}", "--set", f"checkpoints.save_steps={SAVE}",
-            "--set", "checkpoints.logging_steps=1", "--set", "optim.learning_rate=2e-3", "--set", "gate.max_new_tokens=12",
-            "--set", 'rewards.checks=[{type="json_valid", weight=1.0}]',
-            "--set", 'notify.command="echo $TUNEDECK_ALERT >> alerts.txt"', "--set", 'tracking.report_to=["tensorboard"]']
+    args = [
+        "run",
+        "grpo",
+        "--data",
+        str(data),
+        "--set",
+        f"model.base={json.dumps(str(planted_base))}",
+        "--set",
+        "optim.precision=fp32",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "optim.grad_accum=1",
+        "--set",
+        "method.grpo_num_generations=4",
+        "--set",
+        "method.grpo_max_completion_length=12",
+        "--set",
+        f"optim.max_steps={STEPS}",
+        "--set",
+        f"checkpoints.save_steps={SAVE}",
+        "--set",
+        "checkpoints.logging_steps=1",
+        "--set",
+        "optim.learning_rate=2e-3",
+        "--set",
+        "gate.max_new_tokens=12",
+        "--set",
+        'rewards.checks=[{type="json_valid", weight=1.0}]',
+        "--set",
+        'notify.command="echo $TUNEDECK_ALERT >> alerts.txt"',
+        "--set",
+        'tracking.report_to=["tensorboard"]',
+    ]
     first = tunedeck(*args, env={**env, "TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP": str(STEPS)}, timeout=900)
     run = find_run(ws, first.stdout.strip().splitlines()[0])
     resumed = tunedeck("resume", run.name, env=env, timeout=900)
@@ -98,14 +127,26 @@ def test_grpo_trains_checkpoints_resumes_and_is_gated_with_rewards_from_the_chec
     train = {e["step"]: e for e in events if e["kind"] == C.EV_TRAIN}
     assert sorted(train) == list(range(1, STEPS + 1))
     for e in train.values():  # each check's mean and spread, the clipped share, the completion statistics
-        assert {"reward", "reward_std", "rewards/json_valid/mean", "rewards/json_valid/std", "completions/clipped_ratio",
-                "completions/mean_length", "completions/near_empty_ratio"} <= set(e)
+        assert {
+            "reward",
+            "reward_std",
+            "rewards/json_valid/mean",
+            "rewards/json_valid/std",
+            "completions/clipped_ratio",
+            "completions/mean_length",
+            "completions/near_empty_ratio",
+        } <= set(e)
         assert e["reward"] == pytest.approx(e["rewards/json_valid/mean"])
     assert "kl" not in train[1]  # beta 0: TRL computes no KL
     samples = [e for e in events if e["kind"] == C.EV_LIVE_SAMPLES]
-    assert samples and all(isinstance(s["rewards"]["json_valid"], float) and len(s["group_rewards"]) == 4
-                           for e in samples for s in e["samples"])
-    assert all(s["rewards"]["json_valid"] == (1.0 if _is_json(s["output"]) else 0.0) for e in samples for s in e["samples"])
+    assert samples and all(
+        isinstance(s["rewards"]["json_valid"], float) and len(s["group_rewards"]) == 4
+        for e in samples
+        for s in e["samples"]
+    )
+    assert all(
+        s["rewards"]["json_valid"] == (1.0 if _is_json(s["output"]) else 0.0) for e in samples for s in e["samples"]
+    )
     gate = json.loads((run / "evals" / "gate.json").read_text())
     assert [r["checkpoint"] for r in gate["rows"]] == ["base", 4, 8]  # judged like SFT checkpoints, each at its save
     assert "optimised reward json_valid x1: mean" in gate["sentence"]
@@ -143,13 +184,20 @@ def test_the_trackers_get_the_rewards_as_they_get_the_losses(grpo_run):
 
     run, _, _ = grpo_run
     tb = tensorboard_scalars(run / "tensorboard")
-    for tag in ("train/loss", "train/reward", "train/rewards/json_valid/mean", "train/completions/clipped_ratio",
-                "train/completions/near_empty_ratio"):
+    for tag in (
+        "train/loss",
+        "train/reward",
+        "train/rewards/json_valid/mean",
+        "train/completions/clipped_ratio",
+        "train/completions/near_empty_ratio",
+    ):
         assert tag in tb and max(tb[tag]) == STEPS, tag
 
 
 def test_the_monitor_shows_rewards_per_check_alerts_and_completions_with_rewards(grpo_run, tmp_path):
-    from fixtures.app_harness import make_app, run as run_async, wait_for_text, wait_until
+    from fixtures.app_harness import make_app, wait_for_text, wait_until
+    from fixtures.app_harness import run as run_async
+
     from tunedeck.tui.screens.monitor import RunMonitorScreen
     from tunedeck.tui.widgets.live_samples import LiveSamples, render_samples
     from tunedeck.tui.widgets.rewards_pane import RewardsPane
@@ -161,8 +209,11 @@ def test_the_monitor_shows_rewards_per_check_alerts_and_completions_with_rewards
     async def scenario():
         app = make_app(ws, open_run=run.name)
         async with app.run_test(size=(150, 50)) as pilot:
-            await wait_until(pilot, lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up,
-                             what="the monitor")
+            await wait_until(
+                pilot,
+                lambda: isinstance(app.screen, RunMonitorScreen) and app.screen.history.caught_up,
+                what="the monitor",
+            )
             await wait_for_text(pilot, "Rewards", " json_valid", "clipped")
             pane = app.screen.query_one(RewardsPane)
             text = "\n".join(line.plain for line in pane.lines())
