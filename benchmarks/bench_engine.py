@@ -66,10 +66,10 @@ def run_plain(model: Path, data: Path, steps: int, every: int, out: Path) -> dic
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if not line:
+    result_lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if not result_lines:
         raise SystemExit(f"plain TRL run failed:\n{proc.stderr[-3000:]}")
-    return json.loads(line[0][7:])
+    return json.loads(result_lines[0][7:])
 
 
 def run_tunedeck(model: Path, data: Path, steps: int, every: int, ws: Path) -> dict:

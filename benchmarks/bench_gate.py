@@ -192,7 +192,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    t, l = result["throughput"], result["loads"]
+    t, load_stats = result["throughput"], result["loads"]
     print(
         f"throughput ({t['examples']} examples, batch {t['batch_size']}, {t['max_new_tokens']} new tokens, "
         f"{torch.get_num_threads()} torch thread(s), median of {args.rounds} rounds):"
@@ -203,10 +203,10 @@ def main() -> int:
         f"  ratio         {t['ratio']:8.3f}   (goal >= 0.9; median of paired rounds)   cpu-time ratio {t['ratio_cpu_time']:.3f}"
     )
     print(
-        f"loads ({l['checkpoints']} LoRA checkpoints + base): from_pretrained called {l['from_pretrained_calls']}x "
-        f"(goal 1), base load {l['base_load_s']} s, {l['per_checkpoint_s']} s per checkpoint, gate {l['gate_total_s']} s"
+        f"loads ({load_stats['checkpoints']} LoRA checkpoints + base): from_pretrained called {load_stats['from_pretrained_calls']}x "
+        f"(goal 1), base load {load_stats['base_load_s']} s, {load_stats['per_checkpoint_s']} s per checkpoint, gate {load_stats['gate_total_s']} s"
     )
-    ok = t["ratio"] >= 0.9 and l["from_pretrained_calls"] == 1
+    ok = t["ratio"] >= 0.9 and load_stats["from_pretrained_calls"] == 1
     return 0 if ok else 1
 
 

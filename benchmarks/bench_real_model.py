@@ -194,10 +194,10 @@ def run_plain(p: dict, out: Path, env: dict) -> dict:
         "lora": lora,
     }
     rc, stdout, usage = run_measured([sys.executable, "-c", PLAIN_TRL, json.dumps(cfg)], out.with_suffix(".log"), env)
-    line = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
-    if rc or not line:
+    result_lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    if rc or not result_lines:
         raise SystemExit(f"plain TRL run failed:\n{out.with_suffix('.log').read_text()[-3000:]}")
-    r = json.loads(line[0][7:])
+    r = json.loads(result_lines[0][7:])
     return {**r, **tree_usage(usage)}
 
 
@@ -268,8 +268,8 @@ def training(p: dict, tmp: Path, rounds: int) -> dict:
             got[which] = run_plain(p, tmp / f"plain-{r}", env) if which == "plain" else run_tunedeck(p, tmp / "ws", env)
             got[which]["load"] = load
         pl, td = got["plain"], got["tunedeck"]
-        pl_loss = {l["step"]: l["loss"] for l in pl["logs"]}
-        td_loss = {l["step"]: l["loss"] for l in td["logs"]}
+        pl_loss = {entry["step"]: entry["loss"] for entry in pl["logs"]}
+        td_loss = {entry["step"]: entry["loss"] for entry in td["logs"]}
         row = {
             "plain_tps": pl["tokens"] / pl["runtime"],
             "tunedeck_tps": td["tokens"] / td["runtime"],
@@ -392,7 +392,9 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
     def ratio(d: dict, of: str) -> float:  # plain / gate per round (higher is better for the gate), median
         return statistics.median(p / g for p, g in zip(d["plain"], d[of]))
 
-    same = lambda a, b: sum(x == y for x, y in zip(answers[a], answers[b]))
+    def answers_alike(a: str, b: str) -> int:  # how many prompts got the same answer from both
+        return sum(x == y for x, y in zip(answers[a], answers[b]))
+
     return {
         "prompts": len(examples),
         "batch_size": batch_size,
@@ -403,8 +405,8 @@ def generation(run_dir: Path, sets: dict, n_prompts: int, rounds: int, batch_siz
         "cpu_ratio": ratio(cpu, "gate"),
         "unmerged_ratio": ratio(wall, "gate_unmerged"),
         "unmerged_cpu_ratio": ratio(cpu, "gate_unmerged"),
-        "same_as_plain": same("gate", "plain"),
-        "same_as_unmerged": same("gate", "gate_unmerged"),
+        "same_as_plain": answers_alike("gate", "plain"),
+        "same_as_unmerged": answers_alike("gate", "gate_unmerged"),
         **{f"{n}_all": [round(x, 2) for x in wall[n]] for n in names},
     }
 

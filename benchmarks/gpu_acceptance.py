@@ -614,10 +614,10 @@ def run_plain(cfg: dict, timeout: float) -> dict:
         env={**os.environ, "PYTHONPATH": path},
         timeout=timeout,
     )
-    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-    if not line:
+    result_lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if not result_lines:
         raise RuntimeError(f"plain TRL ({cfg['mode']}) failed: {proc.stderr.strip()[-800:]}")
-    out = json.loads(line[0][7:])
+    out = json.loads(result_lines[0][7:])
     out["losses"] = {int(k): v for k, v in out["losses"].items()}
     return out
 

@@ -165,7 +165,7 @@ def main(args) -> int:
 
 def _lines(lines: list[int], path: str, n: int = 6, total: int | None = None, unit: str = "line") -> str:
     total = len(lines) if total is None else total
-    shown = ", ".join(str(l) for l in lines[:n])
+    shown = ", ".join(str(line) for line in lines[:n])
     where = f"{Path(path).name}:" if unit == "line" else f"{Path(path).name} rows "
     return where + shown + (f" (+{total - min(n, len(lines))} more)" if total > n else "")
 

@@ -297,31 +297,31 @@ def build_profile(data: dict, provenance: dict[str, _Source] | None = None, defa
     for key, value in data.items():
         if key in TOP_LEVEL:
             if not isinstance(value, str):
-                f, l = where(key)
-                raise ProfileError(f"'{key}' must be a string, not {_type_name(value)}", f, l, key)
+                file, line = where(key)
+                raise ProfileError(f"'{key}' must be a string, not {_type_name(value)}", file, line, key)
             setattr(profile, key, value)
             continue
         if key not in SECTIONS:
-            f, l = where(key)
+            file, line = where(key)
             if not isinstance(value, dict):
-                raise ProfileError(f"unknown key '{key}'{suggest_key(key)}", f, l, key)
-            raise ProfileError(f"unknown section [{key}]{suggest_key(key)}", f, l, key)
+                raise ProfileError(f"unknown key '{key}'{suggest_key(key)}", file, line, key)
+            raise ProfileError(f"unknown section [{key}]{suggest_key(key)}", file, line, key)
         if not isinstance(value, dict):
-            f, l = where(key)
-            raise ProfileError(f"'{key}' must be a [{key}] table, not {_type_name(value)}", f, l, key)
+            file, line = where(key)
+            raise ProfileError(f"'{key}' must be a [{key}] table, not {_type_name(value)}", file, line, key)
         section = getattr(profile, key)
         for name, v in value.items():
             full = f"{key}.{name}"
-            f, l = where(full)
+            file, line = where(full)
             spec = ALL_KEYS.get(full)
             if spec is None:
-                raise ProfileError(f"unknown key '{name}' in [{key}]{suggest_key(full, key)}", f, l, full)
+                raise ProfileError(f"unknown key '{name}' in [{key}]{suggest_key(full, key)}", file, line, full)
             try:
                 setattr(section, name, _coerce(spec, v))
             except TypeError as e:
-                raise ProfileError(f"'{full}' must be {e}, not {_type_name(v)} ({v!r})", f, l, full)
+                raise ProfileError(f"'{full}' must be {e}, not {_type_name(v)} ({v!r})", file, line, full)
             except ValueError as e:
-                raise ProfileError(f"'{full}' {e}", f, l, full)
+                raise ProfileError(f"'{full}' {e}", file, line, full)
     return profile
 
 

@@ -184,7 +184,7 @@ class DuplicateReport:
         return {
             "duplicates": self.exact,
             "near_duplicates": self.near,
-            "leakage": [l.to_dict() for l in self.leakage],
+            "leakage": [leak.to_dict() for leak in self.leakage],
             "threshold": self.threshold,
             "duplicate_rows": self.exact_extra_rows,
         }
@@ -326,7 +326,7 @@ def find_duplicates(
     clusters: dict[int, list[int]] = {}
     for a in set(pairs.ravel().tolist()):
         clusters.setdefault(uf.find(a), []).append(a)
-    report.near = sorted(sorted(l for j in c for l in index.lines_of(j)) for c in clusters.values())
+    report.near = sorted(sorted(line for j in c for line in index.lines_of(j)) for c in clusters.values())
     if progress:
         progress(2, 3)
     if eval_rows:
@@ -351,15 +351,17 @@ def _split_leakage(
     leaks = []
     for i in sorted(eval_indices, key=lambda i: lines[i]):
         j = index.rep_of[i]
-        same = [l for l in index.lines_of(j) if l not in eval_lines]
+        same = [line for line in index.lines_of(j) if line not in eval_lines]
         if same:  # impossible with split.py's content-hash split; kept for splits made elsewhere
             leaks.append(Leak(lines[i], same, "exact", 1.0))
             continue
-        hits = [(sorted(l for l in index.lines_of(k) if l not in eval_lines), s) for k, s in neighbours.get(j, [])]
+        hits = [
+            (sorted(line for line in index.lines_of(k) if line not in eval_lines), s) for k, s in neighbours.get(j, [])
+        ]
         hits = [(ls, s) for ls, s in hits if ls]
         if hits:
             leaks.append(
-                Leak(lines[i], sorted(l for ls, _ in hits for l in ls), "near", round(max(s for _, s in hits), 4))
+                Leak(lines[i], sorted(line for ls, _ in hits for line in ls), "near", round(max(s for _, s in hits), 4))
             )
     return leaks
 
@@ -400,6 +402,6 @@ def _file_leakage(
         s = _similarity(index.sig[cands], sig[i][None, :])
         keep = s >= threshold
         if keep.any():
-            train_lines = sorted(l for k in cands[keep].tolist() for l in index.lines_of(k))
+            train_lines = sorted(train_line for k in cands[keep].tolist() for train_line in index.lines_of(k))
             leaks.append(Leak(line, train_lines, "near", round(float(s[keep].max()), 4)))
     return leaks

@@ -132,7 +132,7 @@ class TokenStats:
     def subset(self, lines: list[int]) -> "TokenStats":
         """The statistics of the examples at these lines (e.g. the train side of a split)."""
         wanted = set(lines)
-        idx = np.array([i for i, l in enumerate(self.lines) if l in wanted], dtype=np.int64)
+        idx = np.array([i for i, line in enumerate(self.lines) if line in wanted], dtype=np.int64)
         return TokenStats(
             [self.lines[i] for i in idx],
             self.lengths[idx],

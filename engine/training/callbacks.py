@@ -52,7 +52,7 @@ def checkpoints_to_prune(checkpoints: list[Checkpoint], keep: int, best_step: in
 
 def best_step_by_eval_loss(checkpoints: list[Checkpoint]) -> int | None:
     scored = [(c.marker.get("eval_loss"), c.step) for c in checkpoints if c.complete]
-    scored = [(l, s) for l, s in scored if isinstance(l, (int, float)) and math.isfinite(l)]
+    scored = [(loss, step) for loss, step in scored if isinstance(loss, (int, float)) and math.isfinite(loss)]
     return min(scored)[1] if scored else None
 
 

@@ -47,7 +47,7 @@ def test_every_run_is_listed_with_its_state_and_values(tmp_path, utc):
                 "support·r2d2",
                 "extract·c0a1",
             ]
-            line = next(l for l in text.splitlines() if "extract·c0a1" in l)
+            line = next(row for row in text.splitlines() if "extract·c0a1" in row)
             for value in (
                 "✓ completed",
                 "████████ 400/400",
@@ -59,11 +59,11 @@ def test_every_run_is_listed_with_its_state_and_values(tmp_path, utc):
                 "3m34s",
             ):
                 assert value in line, (value, line)
-            assert "▶ running" in next(l for l in text.splitlines() if "support·r2d2" in l)
+            assert "▶ running" in next(row for row in text.splitlines() if "support·r2d2" in row)
             assert "300/1000" in text
-            assert "✗ crashed" in next(l for l in text.splitlines() if "summarize·dead" in l)
-            assert "✗ failed" in next(l for l in text.splitlines() if "chat·9b00" in l)
-            assert "■ stopped" in next(l for l in text.splitlines() if "classify·0f17" in l)
+            assert "✗ crashed" in next(row for row in text.splitlines() if "summarize·dead" in row)
+            assert "✗ failed" in next(row for row in text.splitlines() if "chat·9b00" in row)
+            assert "■ stopped" in next(row for row in text.splitlines() if "classify·0f17" in row)
 
     run(scenario())
 

@@ -37,7 +37,7 @@ def test_a_sweep_is_one_group_that_enter_expands(tmp_path, utc):
                 "sweep:lr",
                 "20250301-090000-extract-c0a1",
             ]  # the sweep sits where its newest run would
-            line = next(l for l in text.splitlines() if "▸ lr (4)" in l)
+            line = next(row for row in text.splitlines() if "▸ lr (4)" in row)
             assert "1 running · 1 queued · 2 completed" in line and "2/4 runs" in line and "2 pass" in line
             table.move_cursor(row=0)
             await pilot.press("enter")
@@ -45,7 +45,7 @@ def test_a_sweep_is_one_group_that_enter_expands(tmp_path, utc):
             assert row_keys(table) == ["sweep:lr", *RUN_IDS, "20250301-090000-extract-c0a1"]
             text = screen_text(app)
             assert "▾ lr (4)" in text
-            assert "… queued #1" in next(l for l in text.splitlines() if "lr-4" in l)
+            assert "… queued #1" in next(row for row in text.splitlines() if "lr-4" in row)
             assert isinstance(app.screen, RunsScreen)  # enter on a group does not open a monitor
             table.move_cursor(row=0)
             await pilot.press("enter")
@@ -112,7 +112,7 @@ def test_the_sweep_screen_ranks_its_runs_and_overlays_their_loss_curves(tmp_path
             text = await wait_for_text(pilot, "learning_rate=2e-4 wins: checkpoint-800 task 82.0% (+32.0 vs base)")
             table = app.screen.query_one("#sweep-table", ListTable)
             assert row_keys(table) == [RUN_IDS[1], RUN_IDS[0], RUN_IDS[2], RUN_IDS[3]]
-            first = next(l for l in text.splitlines() if RUN_IDS[1] in l)
+            first = next(row for row in text.splitlines() if RUN_IDS[1] in row)
             for value in ("2e-4", "checkpoint-800", "82.0% (+32.0)", "100% (=)", "pass"):
                 assert value in first, (value, first)
             plot = app.screen.query_one(SweepLossPlot)

@@ -98,7 +98,7 @@ def chromatic_colours(escaped: str) -> set:
 
 
 def step_on_screen(screen: str) -> int:
-    line = next(l for l in screen.splitlines() if "/1000 " in l)
+    line = next(row for row in screen.splitlines() if "/1000 " in row)
     return int(line.split("/1000")[0].split()[-1])
 
 

@@ -49,7 +49,7 @@ def test_editing_a_user_profile_keeps_its_comments_and_layout(tmp_path):
 def test_diff_against_parent_and_flat_helpers():
     lines = diff_against_parent(find_profile("demo-cpu"))
     assert "lora.r: 8 -> 16" in lines and "optim.learning_rate: 0.0002 -> 0.003" in lines
-    assert not any(l.startswith("lora.target_modules") for l in lines)
+    assert not any(line.startswith("lora.target_modules") for line in lines)
     assert nest(flatten({"optim": {"epochs": 2.0}, "description": "x"})) == {
         "optim": {"epochs": 2.0},
         "description": "x",

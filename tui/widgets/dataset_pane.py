@@ -290,8 +290,8 @@ class DatasetPane(VerticalScroll):
         if r["leakage"]:
             dups.append(f"[red]leakage: {len(r['leakage'])} eval rows duplicate training rows[/]")
             dups += [
-                f"  eval line {l['eval_line']} ~ train lines {', '.join(map(str, l['train_lines'][:4]))} ({l['kind']})"
-                for l in r["leakage"][:5]
+                f"  eval line {leak['eval_line']} ~ train lines {', '.join(map(str, leak['train_lines'][:4]))} ({leak['kind']})"
+                for leak in r["leakage"][:5]
             ]
         else:
             dups.append("leakage: none")
@@ -324,7 +324,7 @@ class DatasetPane(VerticalScroll):
             f"no trainable tokens: {len(st.zero_trainable_lines)} examples"
             + (f" (lines {', '.join(map(str, st.zero_trainable_lines[:8]))})" if st.zero_trainable_lines else ""),
         ]
-        lines += [escape(l) for l in histogram_lines(st, self.max_seq_len)]
+        lines += [escape(line) for line in histogram_lines(st, self.max_seq_len)]
         lines += [f"[yellow]note:[/] {escape(n)}" for n in st.notes]
         box.update("\n".join(lines))
 

@@ -112,7 +112,7 @@ class ProfilePicker(Vertical):
         except ProfileError as err:
             box.update(f"[red]{escape(str(err))}[/]")
             return
-        body = "\n".join(escape(l) for l in lines) or "(no changes)"
+        body = "\n".join(escape(line) for line in lines) or "(no changes)"
         box.update(f"[b]{escape(e.name)}[/] changes vs [b]{escape(e.parent)}[/]:\n{body}")
 
     @on(OptionList.OptionSelected)

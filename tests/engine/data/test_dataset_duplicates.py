@@ -80,7 +80,7 @@ def test_leakage_against_a_separate_eval_file():
     other = random_rows(3, seed=99)
     evals = [other[0], train[20], tweak(train[30], 3), other[1]]
     report = find_duplicates(train, eval_rows=evals, eval_lines=[5, 6, 7, 8])
-    leaks = [(l.eval_line, l.train_lines, l.kind) for l in report.leakage]
+    leaks = [(leak.eval_line, leak.train_lines, leak.kind) for leak in report.leakage]
     assert leaks == [(6, [21], "exact"), (7, [31], "near")]
     assert report.leakage[1].similarity >= 0.8 and report.to_dict()["leakage"][0]["eval_line"] == 6
 
@@ -89,7 +89,7 @@ def test_leakage_within_a_split():
     rows = random_rows(100, seed=8)
     rows.append(tweak(rows[40], 2))  # index 100, line 101
     report = find_duplicates(rows, eval_indices=[100, 3])
-    assert [(l.eval_line, l.train_lines, l.kind) for l in report.leakage] == [(101, [41], "near")]
+    assert [(leak.eval_line, leak.train_lines, leak.kind) for leak in report.leakage] == [(101, [41], "near")]
     # both sides in eval: no leak
     assert find_duplicates(rows, eval_indices=[40, 100]).leakage == []
 

@@ -127,5 +127,5 @@ def test_run_record_keeps_gguf_provenance_and_reads_older_records(tmp_path):
     old = tmp_path / "old"
     old.mkdir()
     text = (tmp_path / "run.toml").read_text()
-    (old / "run.toml").write_text("\n".join(l for l in text.splitlines() if not l.startswith("gguf_")))
+    (old / "run.toml").write_text("\n".join(line for line in text.splitlines() if not line.startswith("gguf_")))
     assert load_run_record(old).gguf_source == ""

@@ -60,8 +60,11 @@ def test_two_processes_match_one_with_the_same_global_batch(workspace, tiny_mode
     assert steps == sorted(set(steps)) == list(range(1, 25))  # rank 0 alone writes: each step once
     assert len({e["pid"] for e in events if e["kind"] == C.EV_STATE}) == 1
     assert "rank 1" not in (two / C.ENGINE_LOG).read_text() or "Traceback" not in (two / C.ENGINE_LOG).read_text()
-    final = lambda r: [e for e in read_events(r) if e["kind"] == C.EV_EVAL][-1]["eval_loss"]
-    assert final(two) == pytest.approx(final(one), rel=0.1)
+
+    def final_eval_loss(run_dir):
+        return [e for e in read_events(run_dir) if e["kind"] == C.EV_EVAL][-1]["eval_loss"]
+
+    assert final_eval_loss(two) == pytest.approx(final_eval_loss(one), rel=0.1)
     assert [c.step for c in list_checkpoints(two) if c.complete] == [12, 24]
 
 
