@@ -215,7 +215,8 @@ def bench_cpu(seconds: float, workspace: Path, run_id: str) -> dict[str, float |
                 f"import sys,time,asyncio; sys.path[:0]={[str(ROOT), str(ROOT / 'tests')]!r}\n"
                 "from fixtures.app_harness import make_app\nfrom pathlib import Path\n"
                 "async def main():\n"
-                f"    app = make_app(Path({str(workspace)!r}), open_run={run_id!r}, poll_interval=0.25, status_interval=1.0,"
+                f"    app = make_app(Path({str(workspace)!r}), open_run={run_id!r}, poll_interval=0.25,"
+                " status_interval=1.0,"
                 " scan_interval=1.0, telemetry_interval=1.0, plot_interval=1.0)\n"
                 "    async with app.run_test(size=(100, 30)) as pilot:\n"
                 "        await pilot.pause(4)\n"
@@ -247,13 +248,15 @@ def main() -> int:
         s = bench_startup(args.rounds, ws, RUNNING)
         print(f"  bare Textual app, first frame       {s['bare'] * 1000:7.0f} ms")
         print(
-            f"  tunedeck runs screen, first frame   {s['ready'] * 1000:7.0f} ms   ratio {s['ready'] / s['bare']:.2f}x (goal <= 1.5x)"
+            f"  tunedeck runs screen, first frame   {s['ready'] * 1000:7.0f} ms"
+            f"   ratio {s['ready'] / s['bare']:.2f}x (goal <= 1.5x)"
         )
         print(
             f"  tunedeck runs listed (5 runs)       {s['listed'] * 1000:7.0f} ms   ratio {s['listed'] / s['bare']:.2f}x"
         )
         print(
-            f"  tunedeck --open RUN, first frame    {s['monitor'] * 1000:7.0f} ms   ratio {s['monitor'] / s['bare']:.2f}x"
+            f"  tunedeck --open RUN, first frame    {s['monitor'] * 1000:7.0f} ms"
+            f"   ratio {s['monitor'] / s['bare']:.2f}x"
         )
 
         print("loss plot, 1,000,000 train steps + 20,000 evals, 120x30 ...", flush=True)

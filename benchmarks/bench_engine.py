@@ -53,7 +53,8 @@ import time
 cpu0 = time.process_time()
 out = t.train()
 cpu = time.process_time() - cpu0
-print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "cpu": cpu, "tokens": t.state.num_input_tokens_seen, "losses": losses}))
+print("RESULT " + json.dumps({"runtime": out.metrics["train_runtime"], "cpu": cpu,
+                              "tokens": t.state.num_input_tokens_seen, "losses": losses}))
 """
 
 
@@ -132,8 +133,10 @@ def main() -> None:
     ratios = [d / p for d, p in zip(deck_tps, plain_tps)]
     cpu_ratios = [d / p for d, p in zip(deck_cpu, plain_cpu)]
     print(
-        f"median: plain TRL {statistics.median(plain_tps):.0f} tok/s, tunedeck {statistics.median(deck_tps):.0f} tok/s, "
-        f"ratio {statistics.median(ratios):.3f} (goal >= 0.97); tokens per CPU-second ratio {statistics.median(cpu_ratios):.3f}; "
+        f"median: plain TRL {statistics.median(plain_tps):.0f} tok/s, "
+        f"tunedeck {statistics.median(deck_tps):.0f} tok/s, "
+        f"ratio {statistics.median(ratios):.3f} (goal >= 0.97); "
+        f"tokens per CPU-second ratio {statistics.median(cpu_ratios):.3f}; "
         f"losses identical in {sum(identical)}/{len(identical)} rounds"
     )
 

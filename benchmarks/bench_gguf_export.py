@@ -9,8 +9,8 @@ artifact gate's seconds, the ratio of GGUF to merged wall time (median of per-ro
 size, and the agreement with the gate: answers identical to the gate's recorded ones, task and format against
 the checkpoint's.
 
-Without --run it builds the test suite's tiny sentencepiece Llama (tests/engine/export/test_export_gguf.py) and trains it as the
-tests do; with --run it measures that run (e.g. a SmolLM2 run from `tunedeck run demo-real ...`).
+Without --run it builds the test suite's tiny sentencepiece Llama (tests/engine/export/test_export_gguf.py) and trains
+it as the tests do; with --run it measures that run (e.g. a SmolLM2 run from `tunedeck run demo-real ...`).
 
     python benchmarks/bench_gguf_export.py [--run RUN_DIR --checkpoint N] [--types f16,q8_0] [--rounds 3] [--json]
 """

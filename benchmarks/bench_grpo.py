@@ -53,7 +53,8 @@ args = GRPOConfig(output_dir=out, per_device_train_batch_size=8, gradient_accumu
                   optim="adamw_torch", loss_type="dapo", temperature=1.0, beta=0.0)
 trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(base), reward_funcs=[json_valid], args=args,
                       train_dataset=ds, processing_class=AutoTokenizer.from_pretrained(base),
-                      peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"))
+                      peft_config=LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
+                                             task_type="CAUSAL_LM"))
 cpu0 = time.process_time()
 result = trainer.train()
 print(json.dumps({"runtime": result.metrics["train_runtime"], "cpu": time.process_time() - cpu0,

@@ -278,7 +278,8 @@ def main() -> None:
         r0 = runs[0]
         print(
             f"rows {r0['rows']:,}, tokens {r0['tokens']:,} (trainable {r0['trainable']:,}), exact clusters "
-            f"{r0['exact_clusters']}, near clusters {r0['near_clusters']}, leaks {r0['leaks']}, fingerprint {r0['fingerprint']}"
+            f"{r0['exact_clusters']}, near clusters {r0['near_clusters']}, leaks {r0['leaks']}, "
+            f"fingerprint {r0['fingerprint']}"
         )
         assert all(b["tokens"] == r0["tokens"] for b in bases), "token counts differ from the datasets baseline"
         print(
@@ -294,7 +295,8 @@ def main() -> None:
         wall = [r["wall"] / b["wall"] for r, b in zip(runs, bases)]
         cpu = [r["cpu"] / b["cpu"] for r, b in zip(runs, bases)]
         print(
-            f"inspection / baseline, median of paired runs: wall {med(wall):.2f} ({', '.join(f'{x:.2f}' for x in wall)}), "
+            "inspection / baseline, median of paired runs: "
+            f"wall {med(wall):.2f} ({', '.join(f'{x:.2f}' for x in wall)}), "
             f"CPU {med(cpu):.2f} ({', '.join(f'{x:.2f}' for x in cpu)}) (goal <= 1.00)"
         )
 

@@ -1,5 +1,5 @@
-"""The run queue's costs: the hop every engine now takes through tunedeck.engine.scheduling.run_queue, how soon a queued run
-starts once its slot is free, and what a waiter's scan of the queue costs. Prints figures; not a test.
+"""The run queue's costs: the hop every engine now takes through tunedeck.engine.scheduling.run_queue, how soon a
+queued run starts once its slot is free, and what a waiter's scan of the queue costs. Prints figures; not a test.
 
     python benchmarks/bench_queue.py [--rounds 7]
 

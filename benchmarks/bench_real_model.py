@@ -58,7 +58,8 @@ logs = []
 class Record(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and "loss" in logs:
-            Record.seen.append({"step": state.global_step, "loss": logs["loss"], "t": time.time(), "tokens": state.num_input_tokens_seen})
+            Record.seen.append({"step": state.global_step, "loss": logs["loss"], "t": time.time(),
+                                "tokens": state.num_input_tokens_seen})
 Record.seen = logs
 trainer = SFTTrainer(model=model, args=SFTConfig(**cfg["args"]), train_dataset=Dataset.from_list(rows(cfg["train"])),
                      eval_dataset=Dataset.from_list(rows(cfg["eval"])), processing_class=tok,
@@ -89,7 +90,8 @@ def smollm2_gguf() -> Path:
 
 
 def run_measured(cmd: list[str], log: Path, env: dict) -> tuple[int, str, object]:
-    """(exit status, stdout, wait4's resource usage of the process tree: ru_maxrss is its largest process's peak RSS)."""
+    """(exit status, stdout, wait4's resource usage of the process tree: ru_maxrss is its largest process's peak
+    RSS)."""
     out_path = log.with_suffix(".out")
     with open(out_path, "wb") as out, open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
@@ -291,7 +293,8 @@ def training(p: dict, tmp: Path, rounds: int) -> dict:
         out["rounds"].append(row)
         print(
             f"round {r + 1} (load {row['load'][0]}/{row['load'][1]}): plain TRL {row['plain_tps']:.0f} tok/s, tunedeck "
-            f"{row['tunedeck_tps']:.0f} tok/s, ratio {row['ratio']:.3f}; step loop {row['loop_ratio']:.3f}; per CPU-second "
+            f"{row['tunedeck_tps']:.0f} tok/s, ratio {row['ratio']:.3f}; step loop {row['loop_ratio']:.3f}; "
+            "per CPU-second "
             f"{row['cpu_ratio']:.3f}; peak RSS {row['plain_rss_mb']:.0f} / {row['tunedeck_rss_mb']:.0f} MB; "
             f"losses identical: {row['losses_identical']}",
             flush=True,
@@ -470,9 +473,12 @@ def main() -> int:
     if "generation" in result:
         g = result["generation"]
         print(
-            f"generation ({g['prompts']} prompts, batch {g['batch_size']}, {g['max_new_tokens']} new tokens), median of "
-            f"{len(g['load'])} rounds: gate {g['gate_s']:.1f} s, gate with the adapter unmerged {g['gate_unmerged_s']:.1f} s, "
-            f"plain generate on the merged checkpoint {g['plain_s']:.1f} s; plain/gate {g['ratio']:.3f} (goal >= 0.9), "
+            f"generation ({g['prompts']} prompts, batch {g['batch_size']}, {g['max_new_tokens']} new tokens), "
+            "median of "
+            f"{len(g['load'])} rounds: gate {g['gate_s']:.1f} s, "
+            f"gate with the adapter unmerged {g['gate_unmerged_s']:.1f} s, "
+            f"plain generate on the merged checkpoint {g['plain_s']:.1f} s; "
+            f"plain/gate {g['ratio']:.3f} (goal >= 0.9), "
             f"CPU time {g['cpu_ratio']:.3f}; plain/gate unmerged {g['unmerged_ratio']:.3f}, CPU time "
             f"{g['unmerged_cpu_ratio']:.3f}; the gate's answers equal plain's on {g['same_as_plain']}/{g['prompts']} "
             f"prompts and the unmerged adapter's on {g['same_as_unmerged']}/{g['prompts']}"

@@ -9,8 +9,8 @@ new tokens) is timed, then scoring those outputs with every check of every examp
   chrf-all   plus a chrf check on every example (chrF is the slowest of the four, about 1 ms)
   all-four   plus chrf, bleu, rouge_l and token_f1 on every example (a stress case)
 
-The goal (scoring under 5% of generation) is for the set as shipped; the others show how it grows. The first use of sacrebleu and
-rouge-score (imports; rouge-score pulls in nltk) is paid once per gate process and is reported on
+The goal (scoring under 5% of generation) is for the set as shipped; the others show how it grows. The first use of
+sacrebleu and rouge-score (imports; rouge-score pulls in nltk) is paid once per gate process and is reported on
 its own, beside the per-checkpoint cost.
 
     python benchmarks/bench_similarity.py [--rounds 5] [--threads 1] [--json]
@@ -110,15 +110,18 @@ def main() -> int:
         print(json.dumps(result, indent=2))
     else:
         print(
-            f"demo golden set: {result['examples']} examples, {result['threads']} torch thread(s), median of {args.rounds} rounds"
+            f"demo golden set: {result['examples']} examples, {result['threads']} torch thread(s), "
+            f"median of {args.rounds} rounds"
         )
         print(
-            f"  generation   {result['generation_s']:8.3f} s   (batch {gate.batch_size}, {gate.max_new_tokens} new tokens, "
+            f"  generation   {result['generation_s']:8.3f} s   "
+            f"(batch {gate.batch_size}, {gate.max_new_tokens} new tokens, "
             f"{result['mean_output_chars']} chars per output)"
         )
         for v, r in result["variants"].items():
             print(
-                f"  {v:<10}   {r['scoring_s']:8.4f} s   {r['ratio']:6.2%} of generation   ({r['similarity_scores']} similarity scores)"
+                f"  {v:<10}   {r['scoring_s']:8.4f} s   {r['ratio']:6.2%} of generation   "
+                f"({r['similarity_scores']} similarity scores)"
             )
         print(
             "  first use    "
