@@ -222,16 +222,19 @@ def cmd_show(args) -> int:
     ]
     o = rec["hyperparameters"]["optim"]
     lines.append(
-        f"optim      lr {o['learning_rate']:g} {o['scheduler']}  epochs {o['epochs']:g}  batch {o['batch_size']}x{o['grad_accum']}  seed {o['seed']}"
+        f"optim      lr {o['learning_rate']:g} {o['scheduler']}  epochs {o['epochs']:g}  "
+        f"batch {o['batch_size']}x{o['grad_accum']}  seed {o['seed']}"
     )
     if rec["method"] and rec["adapter"] != "none":
         lo = rec["hyperparameters"]["lora"]
         lines.append(
-            f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  targets {', '.join(lo['target_modules'])}"
+            f"lora       r {lo['r']}  alpha {lo['alpha']}  dropout {lo['dropout']}  "
+            f"targets {', '.join(lo['target_modules'])}"
         )
     for c in rec["checkpoints"]:
         lines.append(
-            f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  eval {fmt_loss(c['eval_loss'])}  {c['path']}"
+            f"checkpoint {c['step']:>6}  {'complete' if c['complete'] else 'INCOMPLETE'}  "
+            f"eval {fmt_loss(c['eval_loss'])}  {c['path']}"
         )
     if rec.get("gate"):
         from tunedeck.engine.run.gate_result import SCORE_CATEGORIES, change_text

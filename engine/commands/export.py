@@ -73,8 +73,8 @@ def cmd_export(args) -> int:
             else ""
         )
         print(
-            f"converted by llama.cpp's {conv['converter']} ({conv['source']}{commit}) in {rec['gguf']['convert_s']:.1f} s"
-            + quantized
+            f"converted by llama.cpp's {conv['converter']} ({conv['source']}{commit}) "
+            f"in {rec['gguf']['convert_s']:.1f} s" + quantized
         )
     for warning in result.warnings:
         print(f"warning: {warning}")
@@ -93,7 +93,8 @@ def cmd_export(args) -> int:
     if result.failed:
         sys.stdout.flush()
         print(
-            f"tunedeck: error: export failed its artifact gate: {'; '.join(result.artifact_gate.reasons)}; the output is "
+            "tunedeck: error: export failed its artifact gate: "
+            f"{'; '.join(result.artifact_gate.reasons)}; the output is "
             f"kept in {result.out}, marked failed (EXPORT-FAILED.txt, tunedeck-export.json status)",
             file=sys.stderr,
         )

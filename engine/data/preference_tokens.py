@@ -48,7 +48,8 @@ def dpo_ids(encoder: MaskEncoder, row: dict) -> dict:
 
 def kto_ids(encoder: MaskEncoder, row: dict) -> dict:
     """{"prompt_ids", "completion_ids", "label"} of a KTO row (TRL KTOTrainer's tokenised columns). MaskEncoder renders
-    chat rows as answer_conversation does; raw string rows are prompt, then completion and eos, as TRL tokenises them."""
+    chat rows as answer_conversation does; raw string rows are prompt, then completion and eos, as TRL tokenises
+    them."""
     prompt, completion = split_at_answer(encoder.encode({k: v for k, v in row.items() if k != "label"}), "completion")
     return {"prompt_ids": prompt, "completion_ids": completion, "label": bool(row["label"])}
 

@@ -1,4 +1,5 @@
-"""The data a run trains on: its files loaded, validated and split exactly as the launch did (same seed, same hash split)."""
+"""The data a run trains on: its files loaded, validated and split exactly as the launch did (same seed, same hash
+split)."""
 
 from __future__ import annotations
 

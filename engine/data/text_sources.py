@@ -275,5 +275,8 @@ def jsonl_shape(path: Path) -> str | None:
             f"jq -c '.data[]' for rows wrapped in a \"data\" list)"
         )
     if len(values) > 1 and all(isinstance(v, dict) for v in values):
-        return f"{path}: this file holds {len(values)} JSON objects, each written over several lines (pretty-printed); {fix_records}"
+        return (
+            f"{path}: this file holds {len(values)} JSON objects, each written over several lines (pretty-printed); "
+            f"{fix_records}"
+        )
     return None

@@ -1,7 +1,7 @@
 """Data versions: which rows a run trained and was judged on, so two runs can say what changed.
 
-At launch the engine records `<run>/data_rows.json` (engine/run/data_rows.py): every data file's size and SHA-256, a short
-hash of every canonical train and held-out row (in order), and of every example of the gate's eval
+At launch the engine records `<run>/data_rows.json` (engine/run/data_rows.py): every data file's size and SHA-256, a
+short hash of every canonical train and held-out row (in order), and of every example of the gate's eval
 sets. Comparing two runs then counts rows added and removed between their datasets and eval sets
 (multisets: a duplicated row counts twice), not only "same data or not". Row hashes are 8 bytes of
 BLAKE2b over the canonical JSON, about 17 characters per row on disk.

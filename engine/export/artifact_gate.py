@@ -32,7 +32,8 @@ SHOWN_DIFFERENCES = 3
 
 @dataclass
 class ArtifactGate:
-    """tunedeck-export.json's "artifact_gate": the artifact's task score beside the checkpoint's, on the same examples."""
+    """tunedeck-export.json's "artifact_gate": the artifact's task score beside the checkpoint's, on the same
+    examples."""
 
     examples: int = 0  # task examples the artifact answered
     identical: int = 0  # of those, answers word for word the gate's recorded ones
@@ -358,7 +359,8 @@ def summary_lines(gate: ArtifactGate, step: int) -> list[str]:
         d = gate.differences[0] if gate.differences else None
         if d:
             lines.append(
-                f"first different answer, {d['id']}: the gate recorded {d['gate']!r}, the artifact said {d['artifact']!r}"
+                f"first different answer, {d['id']}: the gate recorded {d['gate']!r}, "
+                f"the artifact said {d['artifact']!r}"
             )
         if gate.tokenized_differently:
             lines.append(

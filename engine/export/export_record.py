@@ -122,8 +122,8 @@ def build_record(
         "warnings": list(warnings),
         "notes": (
             [
-                "QLoRA trained against a 4-bit base; this merge uses the unquantised base, so outputs can differ slightly "
-                "from the gate's"
+                "QLoRA trained against a 4-bit base; this merge uses the unquantised base, "
+                "so outputs can differ slightly from the gate's"
             ]
             if kind in ("merged", "gguf") and p.method.adapter == "qlora"
             else []

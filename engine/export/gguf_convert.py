@@ -110,7 +110,8 @@ def prepare_converter_input(folder: Path, tokenizer, sentencepiece_model: Path |
 
 
 def write_added_tokens_decoder(folder: Path, tokenizer) -> None:
-    """tokenizer_config.json's added_tokens_decoder, as transformers 4 wrote it, for llama.cpp's sentencepiece reader."""
+    """tokenizer_config.json's added_tokens_decoder, as transformers 4 wrote it, for llama.cpp's sentencepiece
+    reader."""
     path = Path(folder) / "tokenizer_config.json"
     config = read_json_object(path)
     if config is None or config.get("added_tokens_decoder"):

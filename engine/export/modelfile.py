@@ -99,7 +99,8 @@ def modelfile_text(
         if '"""' in system:
             lines += [
                 "",
-                "# the gate's system prompt holds three double quotes, which a Modelfile cannot; set it with /set system",
+                "# the gate's system prompt holds three double quotes, which a Modelfile cannot; "
+                "set it with /set system",
             ]
         else:
             lines += ["", f'SYSTEM """{system}"""']

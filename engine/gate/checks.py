@@ -224,7 +224,10 @@ def _json_diff(got: Any, want: Any, path: str = "$") -> str:
         for i, (g, w) in enumerate(zip(got, want)):
             if g != w or not _same_types(g, w):
                 return _json_diff(g, w, f"{path}[{i}]")
-    return f"{path}: got {_clip(json.dumps(got, ensure_ascii=False))}, expected {_clip(json.dumps(want, ensure_ascii=False))}"
+    return (
+        f"{path}: got {_clip(json.dumps(got, ensure_ascii=False))}, "
+        f"expected {_clip(json.dumps(want, ensure_ascii=False))}"
+    )
 
 
 def _clip(text: str, n: int = 40) -> str:

@@ -1,4 +1,5 @@
-"""Scores generated text on eval examples with their checks: one per-example record each (engine/gate/example_records.py)."""
+"""Scores generated text on eval examples with their checks: one per-example record each
+(engine/gate/example_records.py)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def evaluate_model(
     progress: Progress | None = None,
 ) -> list[dict]:
     """Generate on every example with the model as it is (adapter active or not) and score the outputs.
-    A LoRA checkpoint loaded for evaluation generates merged where that is exact and cheap (engine/gate/adapter_merge.py)."""
+    A LoRA checkpoint loaded for evaluation generates merged where that is exact and cheap
+    (engine/gate/adapter_merge.py)."""
     from tunedeck.engine.gate.adapter_merge import merged_for_generation
     from tunedeck.engine.gate.generate import generate
 

@@ -14,7 +14,8 @@ JSON lines on stdin until EOF:
   anything else, or a failure             -> {"id": ..., "error": "one line"}; the process keeps serving
 
 The base answers with [gate] base_system_prompt replacing the system turn, as the gate asks it the
-task sets (general and safety sets it asks as written; the app's title says which prompt the base had). Generation follows [gate] (greedy by default).
+task sets (general and safety sets it asks as written; the app's title says which prompt the base had).
+Generation follows [gate] (greedy by default).
 stdout carries the protocol only: fd 1 is pointed at stderr at start-up, so a library's print()
 lands in the log instead of corrupting a reply.
 

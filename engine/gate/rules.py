@@ -204,7 +204,8 @@ def judge_checkpoint(
             name = "format validity" if cat == "format" else cat
             fail(
                 cat,
-                f"{name} {s[cat]:.1f}% dropped {drop:.1f} points from the base's {bs[cat]:.1f}% (allowed {limit:g}){broke}",
+                f"{name} {s[cat]:.1f}% dropped {drop:.1f} points from the base's {bs[cat]:.1f}% "
+                f"(allowed {limit:g}){broke}",
             )
         elif cat == "safety" and limit == 0 and regressed:
             fail(

@@ -1,1 +1,2 @@
-"""Base models and tokenizers from a profile: hub ids, local folders, GGUF files de-quantised once, the tiny test model."""
+"""Base models and tokenizers from a profile: hub ids, local folders, GGUF files de-quantised once, the tiny test
+model."""

@@ -63,8 +63,10 @@ def check_rewards(profile, prepared, profile_ref, overrides, workspace=None) -> 
     per_step = o.batch_size * o.grad_accum * processes
     if per_step % m.grpo_num_generations:
         raise GrpoPreflightError(
-            f"method.grpo_num_generations = {m.grpo_num_generations} must divide the completions of one optimiser step, "
-            f"optim.batch_size x optim.grad_accum x processes = {o.batch_size} x {o.grad_accum} x {processes} = {per_step}: "
+            f"method.grpo_num_generations = {m.grpo_num_generations} "
+            "must divide the completions of one optimiser step, "
+            "optim.batch_size x optim.grad_accum x processes = "
+            f"{o.batch_size} x {o.grad_accum} x {processes} = {per_step}: "
             f"each prompt's completions are compared within one step"
         )
     if m.grpo_use_vllm == "on":

@@ -1,9 +1,10 @@
 """The run queue: runs wait their turn for GPUs with no daemon that must stay up.
 
-Each queued run has its own detached waiter, `python -m tunedeck.engine.scheduling.run_queue RUN_DIR --wait -- WORKER...`,
-that holds the run's status (state "queued", its pid, a heartbeat) until its GPUs are free, then
-replaces itself (exec) with the engine: same pid, so readers never see a gap, and the GPU locks
-(open file descriptors) pass to the engine and last exactly as long as it does.
+Each queued run has its own detached waiter,
+`python -m tunedeck.engine.scheduling.run_queue RUN_DIR --wait -- WORKER...`, that holds the run's status (state
+"queued", its pid, a heartbeat) until its GPUs are free, then replaces itself (exec) with the engine: same pid, so
+readers never see a gap, and the GPU locks (open file descriptors) pass to the engine and last exactly as long as it
+does.
 
 <workspace>/queue/
   tickets/<ns>-<run id>.json   one per queued run, named in the order queued; removed when it starts

@@ -109,7 +109,8 @@ class LiveSampler:
                     C.EV_WARNING,
                     code="live_samples_failed",
                     step=step,
-                    message=f"live samples could not be generated: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                    message="live samples could not be generated: "
+                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
                 )
             return
         events.emit(

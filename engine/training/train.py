@@ -148,7 +148,8 @@ def build_trainer(run_dir: Path, profile: Profile, data: PreparedData, callbacks
         if profile.method.method == "sft":
             train_rows, failed = encode_sft_rows(data.train_rows, tokenizer, profile)
             eval_rows, eval_failed = encode_sft_rows(data.eval_rows, tokenizer, profile)
-        else:  # prompt, chosen/rejected or completion ids, rendered as SFT renders them (engine/data/preference_tokens.py)
+        else:
+            # prompt, chosen/rejected or completion ids, rendered as SFT renders them (engine/data/preference_tokens.py)
             from tunedeck.engine.data.preference_tokens import encode_preference_rows
 
             train_rows, failed = encode_preference_rows(data.train_rows, tokenizer)

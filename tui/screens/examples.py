@@ -198,7 +198,8 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         elif not pairs:
             f, t = key_name(self.app, "examples.filter", "f"), key_name(self.app, "examples.tag", "t")
             empty.update(
-                f"No example matches these filters.\n\n{f} or 1-4 change the bucket, {t} the tag; esc clears the search."
+                "No example matches these filters.\n\n"
+                f"{f} or 1-4 change the bucket, {t} the tag; esc clears the search."
             )
         empty.display = not pairs
         table.display = bool(pairs)
@@ -206,7 +207,8 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         self._show_selected()
 
     def _summary(self, comp: ExampleComparison, shown: int) -> Text:
-        """ "regressed 1 · fixed 3 · still failing 17 · all 50", the active bucket highlighted, then the other filters."""
+        """ "regressed 1 · fixed 3 · still failing 17 · all 50", the active bucket highlighted, then the other
+        filters."""
         counts = comp.counts()
         out = Text()
         out.append(f"{side_title(self.checkpoint)} vs {side_title(self.against)}: ", style="bold")

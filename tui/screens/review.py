@@ -249,7 +249,8 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
             if ex in self.notes:
                 line.append(f"\nnote ready: “{self.notes[ex]}” (u or w saves it with the label)", style="yellow")
             line.append(
-                "\nu understandable mistake · w new weird behaviour · a acceptable · s skip · n note (enter, then u/w/a) · j/k move",
+                "\nu understandable mistake · w new weird behaviour · a acceptable · s skip "
+                "· n note (enter, then u/w/a) · j/k move",
                 style="dim",
             )
         if self.message.plain:

@@ -180,7 +180,8 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         empty = self.query_one("#runs-empty", Static)
         if not self.rows:
             empty.update(
-                f"No runs in {runs_root(self.workspace)}.\n\nPress n for a new run, or from a shell:  tunedeck run lora --data FILE "
+                f"No runs in {runs_root(self.workspace)}.\n\n"
+                "Press n for a new run, or from a shell:  tunedeck run lora --data FILE "
                 "--detach\nor try the one-minute offline demo:  tunedeck demo"
             )
         elif not rows:

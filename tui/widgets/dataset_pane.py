@@ -290,7 +290,8 @@ class DatasetPane(VerticalScroll):
         if r["leakage"]:
             dups.append(f"[red]leakage: {len(r['leakage'])} eval rows duplicate training rows[/]")
             dups += [
-                f"  eval line {leak['eval_line']} ~ train lines {', '.join(map(str, leak['train_lines'][:4]))} ({leak['kind']})"
+                f"  eval line {leak['eval_line']} ~ train lines {', '.join(map(str, leak['train_lines'][:4]))} "
+                f"({leak['kind']})"
                 for leak in r["leakage"][:5]
             ]
         else:
@@ -318,7 +319,8 @@ class DatasetPane(VerticalScroll):
         pc = st.percentiles()
         lines = [
             f"tokens: {st.total_tokens:,} total, {st.trainable_tokens:,} trainable"
-            f"{' (assistant only)' if st.assistant_only else ''}; p50 {pc['p50']:,} p90 {pc['p90']:,} max {pc['max']:,}",
+            f"{' (assistant only)' if st.assistant_only else ''}; "
+            f"p50 {pc['p50']:,} p90 {pc['p90']:,} max {pc['max']:,}",
             f"max_seq_len [b]{t.max_seq_len:,}[/]: cuts [b]{t.truncated:,}[/] of {t.examples:,} examples "
             f"([b]{t.example_share:.1%}[/]) and {approx}[b]{t.trainable_cut_share:.1%}[/] of trainable tokens",
             f"no trainable tokens: {len(st.zero_trainable_lines)} examples"
