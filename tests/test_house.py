@@ -1,4 +1,5 @@
-"""The house rules of the code itself: rooms that depend one way, no module-level import cycles, no module past 450 lines."""
+"""The house rules of the code itself: rooms that depend one way, no module-level import cycles, no module past 450
+lines."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The issue's acceptance on a real instruct model: the session's SmolLM2 LoRA run (tests/real/conftest.py) exported
 with `tunedeck export RUN --gguf q8_0 OUT` writes a GGUF and a Modelfile, and its last lines give the artifact's
 task score beside the checkpoint's and the answers identical to the gate's; a chat template broken on purpose
-fails the export with the reason. llama.cpp's converter is fetched once per session (tests/engine/export/test_export_gguf.py)."""
+fails the export with the reason. llama.cpp's converter is fetched once per session
+(tests/engine/export/test_export_gguf.py)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
 WORDS = "the cat sat on a mat while Maria from Lisbon wrote JSON answers about 42 cities and 7 jobs".split()
 # The tiny ChatML template, plus a tools header, to check that each row's own tools reach the template.
 TOOLS_TEMPLATE = (
-    "{%- if tools -%}{{ '<|im_start|>system\nTools: ' + (tools | map(attribute='name') | join(', ')) + '<|im_end|>\n' }}"
+    "{%- if tools -%}"
+    "{{ '<|im_start|>system\nTools: ' + (tools | map(attribute='name') | join(', ')) + '<|im_end|>\n' }}"
     "{%- endif -%}" + CHAT_TEMPLATE
 )
 

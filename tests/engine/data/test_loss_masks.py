@@ -669,7 +669,8 @@ def test_a_real_dpo_run_under_mistrals_template(tmp_path):
 
 
 def test_dpo_rows_whose_answers_cannot_be_found_are_errors_with_their_line_even_under_auto(tmp_path):
-    """auto's fallback to every token is SFT's: DPO scores the answers, so such a row is refused, never trained whole."""
+    """auto's fallback to every token is SFT's: DPO scores the answers, so such a row is refused, never trained
+    whole."""
     from tunedeck.engine.scheduling.preflight import PreflightError, run_preflight
 
     model = _save_tokenizer(family_tokenizer(QWEN3, TEXTS), tmp_path / "m")

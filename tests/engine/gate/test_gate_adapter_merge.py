@@ -1,4 +1,5 @@
-"""The gate generates with a LoRA checkpoint merged, and gives the base back bit for bit (engine/gate/adapter_merge.py)."""
+"""The gate generates with a LoRA checkpoint merged, and gives the base back bit for bit
+(engine/gate/adapter_merge.py)."""
 
 from __future__ import annotations
 

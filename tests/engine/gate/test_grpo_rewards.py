@@ -131,7 +131,8 @@ def test_python_scorers_give_their_score_or_one_and_zero(scorers):
         ("garbage", "reward garbage: scorer grpo_scorers_td:garbage returned str, not a bool"),
         (
             "out_of_range",
-            "reward out_of_range: scorer grpo_scorers_td:out_of_range returned the score 3.0; a score is a number from 0 to 1",
+            "reward out_of_range: scorer grpo_scorers_td:out_of_range returned the score 3.0; "
+            "a score is a number from 0 to 1",
         ),
     ],
 )

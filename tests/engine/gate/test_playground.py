@@ -92,7 +92,10 @@ def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
 
 
 def test_the_client_module_does_not_import_torch():
-    code = "import sys, tunedeck.engine.gate.playground; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    code = (
+        "import sys, tunedeck.engine.gate.playground; "
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT), check=True)
     assert out.stdout.strip() == "[]"
 

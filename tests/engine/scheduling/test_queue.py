@@ -200,7 +200,8 @@ def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_m
 
 @pytest.mark.slow
 def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_model_dir, sft_data):
-    """A GPU named in resources.gpus is locked whether or not the machine has one (here it has none: torch trains on CPU)."""
+    """A GPU named in resources.gpus is locked whether or not the machine has one (here it has none: torch trains on
+    CPU)."""
     gpu = ["--set", 'resources.gpus="7"']
     held = try_lock_slots(workspace, ["gpu-7"], "someone-else")
     try:

@@ -1,4 +1,5 @@
-"""Sweeps for real: tiny models trained on CPU one after another, each gated, then ranked; stop and failure semantics."""
+"""Sweeps for real: tiny models trained on CPU one after another, each gated, then ranked; stop and failure
+semantics."""
 
 from __future__ import annotations
 
