@@ -55,4 +55,4 @@ def test_the_version_is_written_once():
     from tunedeck.engine.run.run_record import VERSION
 
     assert VERSION == version("tunedeck")
-    assert '"0.' not in (ROOT / "engine" / "run" / "record.py").read_text()  # no literal copy beside pyproject's
+    assert '"0.' not in (ROOT / "engine" / "run" / "run_record.py").read_text()  # no literal copy beside pyproject's
