@@ -43,13 +43,13 @@ def stop_tokens(tokenizer, eos_ids: set[int]) -> list[str]:
 def system_prompt(records: list[dict]) -> tuple[str | None, str | None]:
     """(the system prompt the gate's task examples were asked with, a note when they were not all asked with one)."""
 
+    from tunedeck.engine.gate.base_prompts import system_turn
+
     def one(rec: dict) -> str | None:
         if rec.get("system_prompt"):
             return rec["system_prompt"]
         prompt = rec.get("prompt")
-        if isinstance(prompt, list):
-            return next((m.get("content") for m in prompt if isinstance(m, dict) and m.get("role") == "system"), None)
-        return None
+        return system_turn(prompt) if isinstance(prompt, list) else None
 
     counts = Counter(one(r) for r in records)
     if not counts:

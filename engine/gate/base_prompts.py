@@ -110,7 +110,7 @@ def demonstrations(profile, k: int, seed: int, like: set | None = None) -> list[
 
 def system_turn(messages: list | None) -> str | None:
     """A chat prompt's system text (None: no system turn, or a plain-text prompt)."""
-    return next((m.get("content") for m in messages or [] if m.get("role") == "system"), None)
+    return next((m.get("content") for m in messages or [] if isinstance(m, dict) and m.get("role") == "system"), None)
 
 
 def with_demonstrations(prompt, demos: list[tuple[str, str]]):
