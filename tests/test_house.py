@@ -1,5 +1,5 @@
 """The house rules of the code itself: rooms that depend one way, no module-level import cycles, no module past 450
-lines."""
+lines, every request of the app to the engine in one module."""
 
 from __future__ import annotations
 
@@ -179,3 +179,62 @@ def test_rooms_depend_one_way():
             if there and there != here and ROOM_RANKS[there] >= ROOM_RANKS[here]:
                 wrong.append(f"{name} ({here}) imports {target} ({there})")
     assert sorted(set(wrong)) == [], "imports against the rooms' order:\n" + "\n".join(sorted(set(wrong)))
+
+
+# ---- the app's requests ------------------------------------------------------------------------
+
+# What changes a run or starts an engine process; the app asks for it only through tui/engine_client.py
+# (tui/cli.py is the command line, not the app).
+ENGINE_REQUESTS = {
+    "request_control",  # a control file for the run's engine
+    "spawn_detached",
+    "spawn_eval_detached",
+    "create_run",
+    "stop_sweep_runs",
+    "ask_owning_engine",
+    "write_next_profile",
+    "PlaygroundClient",  # constructing one starts the playground's engine process
+}
+ENGINE_COMMANDS = ("tunedeck.engine.commands.cli", "tunedeck.tui.cli")
+
+
+def app_requests(path: Path) -> list[str]:
+    """Where a module asks the engine for something itself: a request imported to be called, a
+    PlaygroundClient constructed, an engine command line written out."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tunedeck.engine."):
+            found += [f"imports {a.name}" for a in node.names if a.name in ENGINE_REQUESTS - {"PlaygroundClient"}]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PlaygroundClient":
+            found.append("constructs PlaygroundClient")
+        elif isinstance(node, ast.Constant) and node.value in ENGINE_COMMANDS:
+            found.append(f"runs {node.value}")
+    return [f"{path.name}:{what}" for what in found]
+
+
+def test_the_request_finder_finds_requests(tmp_path):
+    module = tmp_path / "screen.py"
+    module.write_text(
+        "from tunedeck.engine.run.store import request_control, read_status\n"
+        "def f(run):\n"
+        "    from tunedeck.engine.gate.playground import PlaygroundClient\n"
+        "    PlaygroundClient(run, 1)\n"
+        "    return [sys.executable, '-m', 'tunedeck.engine.commands.cli', 'gate']\n"
+    )
+    assert app_requests(module) == [
+        "screen.py:imports request_control",
+        "screen.py:constructs PlaygroundClient",
+        "screen.py:runs tunedeck.engine.commands.cli",
+    ]
+
+
+def test_every_app_request_to_the_engine_is_in_the_engine_client():
+    tui = Path(tunedeck.tui.__path__[0])
+    elsewhere = [
+        found
+        for path in sorted(tui.rglob("*.py"))
+        if path.name not in ("engine_client.py", "cli.py")
+        for found in app_requests(path)
+    ]
+    assert elsewhere == [], "the app asks the engine outside tui/engine_client.py:\n" + "\n".join(elsewhere)
+    assert app_requests(tui / "engine_client.py"), "the engine client asks the engine nothing: the finder is blind"

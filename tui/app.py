@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import App
+from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from tunedeck.engine.config.workspace import resolve_workspace
@@ -21,7 +23,7 @@ from tunedeck.engine.run.store import RunNotFound, find_run
 from .app_keys import APP_BINDINGS
 from .command_palette import ActionCommands
 from .keymap import load_keymap
-from .messages import RunOutcomesRead
+from .run_bell import Outcome
 from .screens.runs import RunsScreen
 from .telemetry_source import LiveTelemetry, NoTelemetry, TelemetrySource
 
@@ -49,6 +51,12 @@ class TunedeckApp(App[int]):
     TITLE = "tunedeck"
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = list(APP_BINDINGS)
+
+    @dataclass(eq=False)
+    class OutcomesRead(Message):
+        """How every run of the workspace ended (run id -> outcome), read for the bell (tui/run_bell.py)."""
+
+        outcomes: dict[str, "Outcome"]
 
     def __init__(
         self,
@@ -144,9 +152,10 @@ class TunedeckApp(App[int]):
     def watch_run_outcomes(self) -> None:
         from .run_bell import read_outcomes
 
-        self.post_message(RunOutcomesRead(read_outcomes(self.workspace)))
+        self.post_message(self.OutcomesRead(read_outcomes(self.workspace)))
 
-    def on_run_outcomes_read(self, message: RunOutcomesRead) -> None:
+    @on(OutcomesRead)
+    def _outcomes_read(self, message: OutcomesRead) -> None:
         news = self.run_bell.update(message.outcomes)
         if news:
             self.bell()

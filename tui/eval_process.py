@@ -74,9 +74,9 @@ class EvalProcess:
 
     def start(self, which: str) -> int:
         """On a worker thread: spawn the detached `tunedeck eval` on `which` ("all" or a step); its pid."""
-        from tunedeck.engine.scheduling.launch import spawn_eval_detached
+        from .engine_client import start_eval
 
-        return spawn_eval_detached(self.run_dir, which)
+        return start_eval(self.run_dir, which)
 
     def started(self, pid: int) -> None:
         self.pid = pid

@@ -16,14 +16,10 @@ the old order: events first, the file fills in what they did not say. A person's
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 
-from tunedeck.engine.config.workspace import workspace_of
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.gate_result import (
     BASE,
@@ -153,35 +149,6 @@ class GateResults:
 
     def __bool__(self) -> bool:
         return bool(self.verdict or self.sentence or self.rows)
-
-
-def request_gate_rebuild(
-    run_dir: Path, choose: Any = None, note: str = "", *, choosing: bool = False, overrides: list[str] | None = None
-) -> tuple[bool, str]:
-    """Ask the engine to rebuild gate.json and status.json (after a review label, or with `choosing`: to
-    record `choose` as the checkpoint to ship, None clearing it). An engine that owns the run gets a
-    control request and answers when it next polls; otherwise a short `tunedeck gate RUN --rebuild`
-    runs to the end here (call from a worker thread). `overrides` (gate.KEY=VALUE): re-judge with changed
-    rules instead (`tunedeck gate RUN --set ...`; finished runs only). (done now, the engine's error line or "")."""
-    from tunedeck.engine.gate.rebuild import KEEP, ask_owning_engine
-
-    run_dir = Path(run_dir)
-    if not overrides and ask_owning_engine(run_dir, choose if choosing else KEEP, note):
-        return False, ""
-    cmd = [
-        sys.executable,
-        "-m",
-        "tunedeck.engine.commands.cli",
-        "gate",
-        "--workspace",
-        str(workspace_of(run_dir)),
-        str(run_dir),
-    ] + ([a for o in overrides for a in ("--set", o)] if overrides else ["--rebuild"])
-    if choosing:
-        cmd += ["--choose", "none" if choose is None else str(choose)] + (["--note", note] if note else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    return True, (lines[-1].removeprefix("tunedeck: ").removeprefix("error: ") if proc.returncode and lines else "")
 
 
 def verdict_word(verdict: str | None) -> str:

@@ -1,62 +1,25 @@
-"""App-wide messages: small dataclasses posted by worker threads to the screens that own them.
+"""Worker messages, by one convention.
 
-A widget's own messages live in its class. High-rate messages define can_replace() so that a newer
-one replaces a queued one instead of piling up (toolong's habit).
+A worker thread hands its result to the event loop as a Message posted to the screen (or widget, or
+app) it belongs to. The message is a dataclass nested in that class, handled there with
+`@on(Owner.Message)`: `RunsScreen.Scanned`, `ExportScreen.Finished` (Textual's own habit, as in
+`Button.Pressed`). Only a message that several screens handle lives here. High-rate messages define
+can_replace() so that a newer one replaces a queued one instead of piling up (toolong's habit).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from textual.message import Message
-
-from .run_follower import RunUpdate
-from .telemetry_source import TelemetryReading
-
-if TYPE_CHECKING:
-    from .run_bell import Outcome
-
-
-@dataclass(eq=False)
-class RunsScanned(Message):
-    """The workspace was scanned: one run_row() per run directory."""
-
-    rows: list[dict] = field(default_factory=list)
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, RunsScanned)
-
-
-@dataclass(eq=False)
-class RunDataRead(Message):
-    """New data from a followed run. Not replaceable: every chunk of events must be applied."""
-
-    run_dir: Path
-    update: RunUpdate
-
-
-@dataclass(eq=False)
-class TelemetryRead(Message):
-    reading: TelemetryReading
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TelemetryRead)
 
 
 @dataclass(eq=False)
 class RunActionDone(Message):
-    """A stop, resume, delete or control request finished (ok or not); `text` says what happened."""
+    """A stop, resume, delete or control request finished (ok or not); `text` says what happened. Posted by
+    the runs, monitor and sweep screens' workers with what tui/engine_client.py returned."""
 
     run_id: str
     action: str
     ok: bool
     text: str
-
-
-@dataclass(eq=False)
-class RunOutcomesRead(Message):
-    """How every run of the workspace ended (run id -> outcome), read for the bell (tui/run_bell.py)."""
-
-    outcomes: dict[str, "Outcome"]

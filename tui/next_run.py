@@ -11,17 +11,16 @@ from pathlib import Path
 
 
 def open_next_run(app, run_dir: Path) -> None:
-    from tunedeck.engine.config.next_run import write_next_profile
     from tunedeck.engine.config.profile_loading import ProfileError
     from tunedeck.engine.config.workspace import workspace_of
-    from tunedeck.engine.run.run_record import load_run_record
 
+    from .engine_client import next_run
     from .screens.new_run import NewRunScreen
 
     run_dir = Path(run_dir)
     workspace = workspace_of(run_dir)  # the fixes and profiles of this workspace
     try:
-        nxt = write_next_profile(workspace, load_run_record(run_dir))
+        nxt = next_run(run_dir)
     except (ProfileError, OSError) as e:
         app.notify(f"Cannot start the next run from {run_dir.name}: {e}", title="Next run", severity="error")
         return

@@ -7,7 +7,7 @@ from fixtures.app_harness import COMPLETED, copy_workspace, make_app, run, wait_
 from textual.widgets import Input
 
 from tunedeck.engine.gate.playground import RequestError, parse_request
-from tunedeck.tui.screens.playground import PlaygroundReady, PlaygroundScreen
+from tunedeck.tui.screens.playground import PlaygroundScreen
 from tunedeck.tui.widgets.exchange import Exchange
 
 
@@ -34,7 +34,7 @@ class FakeClient:
 
 class FakePlayground(PlaygroundScreen):
     def start_engine(self, checkpoint) -> None:
-        self.post_message(PlaygroundReady(self.fake))
+        self.post_message(PlaygroundScreen.Ready(self.fake))
 
 
 def test_base_messages_are_checked_like_messages():

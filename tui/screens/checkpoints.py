@@ -9,6 +9,7 @@ prompts in the playground, exports, deletes, or compares two checkpoints example
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -24,8 +25,8 @@ from tunedeck.engine.run.store import is_locked, read_effective_status
 
 from ..checkpoint_table import CheckpointRow, CheckpointTable, load_checkpoint_table
 from ..checkpoint_text import columns, gate_heading, row_detail, table_cells
+from ..engine_client import rebuild_gate
 from ..eval_process import EvalProcess, EvalReading
-from ..gate_view import request_gate_rebuild
 from ..widgets.list_table import ListTable
 from ..worker_failures import RoutesWorkerFailures
 from .checkpoint_keys import CHECKPOINTS_BINDINGS
@@ -35,33 +36,30 @@ from .confirm import ConfirmScreen
 class CheckpointsScreen(RoutesWorkerFailures, Screen):
     BINDINGS = list(CHECKPOINTS_BINDINGS)
 
+    @dataclass(eq=False)
     class Loaded(Message):
         """The checkpoints were read (`table` None: unchanged since `stamp`), with the evaluation's news."""
 
-        def __init__(self, table: CheckpointTable | None, reading: EvalReading, stamp: tuple) -> None:
-            super().__init__()
-            self.table, self.reading, self.stamp = table, reading, stamp
+        table: CheckpointTable | None
+        reading: EvalReading
+        stamp: tuple
 
+    @dataclass(eq=False)
     class ActionDone(Message):
         """A choice, deletion or re-judging finished: what to tell the user, and whether to read the table again."""
 
-        def __init__(
-            self,
-            text: str,
-            severity: str = "information",
-            title: str = "",
-            timeout: float | None = None,
-            reload: bool = False,
-        ) -> None:
-            super().__init__()
-            self.text, self.severity, self.title, self.timeout, self.reload = text, severity, title, timeout, reload
+        text: str
+        severity: str = "information"
+        title: str = ""
+        timeout: float | None = None
+        reload: bool = False
 
+    @dataclass(eq=False)
     class EvalStarted(Message):
         """The detached `tunedeck eval` started: its pid, and what it evaluates in words."""
 
-        def __init__(self, pid: int, what: str) -> None:
-            super().__init__()
-            self.pid, self.what = pid, what
+        pid: int
+        what: str
 
     def __init__(self, run_dir: Path, refresh_every_s: float = 1.0) -> None:
         super().__init__()
@@ -246,7 +244,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="choose checkpoint")
     def set_chosen(self, step: int | None) -> None:
-        done, error = request_gate_rebuild(self.run_dir, step, choosing=True)  # the engine writes gate.json
+        done, error = rebuild_gate(self.run_dir, step, choosing=True)  # the engine writes gate.json
         if error:
             self.post_message(self.ActionDone(error, severity="error"))
             return
@@ -316,7 +314,7 @@ class CheckpointsScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="checkpoint-action", name="re-judge")
     def rejudge(self, overrides: list[str]) -> None:
-        _, error = request_gate_rebuild(self.run_dir, overrides=overrides)  # the engine re-judges and writes gate.json
+        _, error = rebuild_gate(self.run_dir, overrides=overrides)  # the engine re-judges and writes gate.json
         if error:
             self.post_message(self.ActionDone(error, title="Rules not changed", severity="error", timeout=12))
             return

@@ -7,6 +7,7 @@ keys; the screen shows "reading…" until the comparison arrives, then only disp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -176,10 +177,9 @@ class CompareRunsScreen(RoutesWorkerFailures, Screen):
         Binding("f5", "reload", "Reload", tooltip="Read both runs again", id="compare.reload"),
     ]
 
+    @dataclass(eq=False)
     class Loaded(Message):
-        def __init__(self, comparison: RunComparison) -> None:
-            super().__init__()
-            self.comparison = comparison
+        comparison: RunComparison
 
     def __init__(self, run_a: Path, run_b: Path) -> None:
         super().__init__()

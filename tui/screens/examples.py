@@ -8,6 +8,7 @@ also what the review screen shows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -104,12 +105,11 @@ class ExamplesScreen(RoutesWorkerFailures, Screen):
         Binding("4", "set_filter('all')", "All", show=False, tooltip="Show every example", id="examples.all"),
     ]
 
+    @dataclass(eq=False)
     class Loaded(Message):
         """The eval records were read and paired."""
 
-        def __init__(self, comparison: ExampleComparison) -> None:
-            super().__init__()
-            self.comparison = comparison
+        comparison: ExampleComparison
 
     def __init__(self, run_dir: Path, checkpoint: int, against: int | str = BASE) -> None:
         super().__init__()

@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,31 +39,13 @@ from tunedeck.engine.export.gguf_convert import GGUF_TYPES, QUANTIZE_TYPES
 from tunedeck.engine.run.run_record import load_run_record
 from tunedeck.engine.run.store import sanitize_name
 
+from ..engine_client import start_export
 from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: a fixed cwd for the export subprocess
 POLL_S = 0.1
 STOP_GRACE_S = 10.0  # after SIGINT (the engine removes its temp folder), how long before SIGKILL
 TRACEBACK_START = "Traceback (most recent call last):"
-
-
-@dataclass(eq=False)
-class ExportStarted(Message):
-    process: subprocess.Popen
-
-
-@dataclass(eq=False)
-class ExportProgress(Message):
-    line: str
-
-
-@dataclass(eq=False)
-class ExportFinished(Message):
-    returncode: int
-    stdout: str
-    errors: list[str] = field(default_factory=list)
-    cancelled: bool = False
 
 
 def cli_errors(stderr_lines: list[str], returncode: int) -> list[str]:
@@ -126,6 +107,21 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             id="export.close",
         ),
     ]
+
+    @dataclass(eq=False)
+    class Started(Message):
+        process: subprocess.Popen
+
+    @dataclass(eq=False)
+    class Progress(Message):
+        line: str
+
+    @dataclass(eq=False)
+    class Finished(Message):
+        returncode: int
+        stdout: str
+        errors: list[str] = field(default_factory=list)
+        cancelled: bool = False
 
     def __init__(self, run_dir: Path, checkpoint: int, workspace: Path | None = None) -> None:
         super().__init__()
@@ -264,20 +260,6 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             return
         out = Path(text).expanduser()
         self.out = out if out.is_absolute() else Path.cwd() / out
-        cmd = [
-            sys.executable,
-            "-m",
-            "tunedeck.tui.cli",
-            "export",
-            str(self.run_dir),
-            str(self.out),
-            "--checkpoint",
-            str(self.checkpoint),
-        ]
-        if self.merge:
-            cmd.append("--merge")
-        if self.gguf:
-            cmd += ["--gguf", self.gguf]
         self.running = True
         for widget in self.query("#export-out, #export-start, #export-kind, #export-gguf-type"):
             widget.disabled = True
@@ -286,26 +268,22 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
         progress.display = True
         self._result(f"exporting to {self.out}…")
         self._hint("esc stops the export (asks first)")
-        self.run_export(cmd)
+        self.run_export()
 
     @work(thread=True, exit_on_error=False, group="export", exclusive=True, name="export checkpoint")
-    def run_export(self, cmd: list[str]) -> None:
+    def run_export(self) -> None:
         scratch = Path(tempfile.mkdtemp(prefix="tunedeck-export-"))
         try:
-            env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-            # files, not pipes: an app that goes away must not hand the export a broken pipe
-            with open(scratch / "stdout", "ab") as out_f, open(scratch / "stderr", "ab") as err_f:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_f,
-                    stderr=err_f,
-                    env=env,
-                    cwd=str(ROOT),
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            self.post_message(ExportStarted(proc))
+            proc = start_export(
+                self.run_dir,
+                self.out,
+                self.checkpoint,
+                merge=self.merge,
+                gguf=self.gguf,
+                stdout=scratch / "stdout",
+                stderr=scratch / "stderr",
+            )
+            self.post_message(self.Started(proc))
             tail = StderrTail(scratch / "stderr")
             stderr_lines: list[str] = []  # everything the CLI printed on stderr, traceback lines included
             in_traceback = False
@@ -319,7 +297,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
                     stderr_lines.append(line)
                     in_traceback = in_traceback or line.startswith(TRACEBACK_START)
                     if not in_traceback and ": error: " not in line:
-                        self.post_message(ExportProgress(line))
+                        self.post_message(self.Progress(line))
                 if done:
                     break
                 if self._stop.is_set():
@@ -329,7 +307,7 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             errors = [] if proc.returncode == 0 else cli_errors(stderr_lines, proc.returncode)
             # a stop that came too late to stop anything is no stop: the export is there
             cancelled = self._stop.is_set() and proc.returncode != 0
-            self.post_message(ExportFinished(proc.returncode, stdout, errors, cancelled=cancelled))
+            self.post_message(self.Finished(proc.returncode, stdout, errors, cancelled=cancelled))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -347,13 +325,16 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
             pass
         return interrupted_at if interrupted_at is not None else now
 
-    def on_export_started(self, message: ExportStarted) -> None:
+    @on(Started)
+    def _started(self, message: Started) -> None:
         self.process = message.process
 
-    def on_export_progress(self, message: ExportProgress) -> None:
+    @on(Progress)
+    def _progress(self, message: Progress) -> None:
         self.query_one("#export-progress", Log).write_line(message.line)
 
-    def on_export_finished(self, message: ExportFinished) -> None:
+    @on(Finished)
+    def _finished(self, message: Finished) -> None:
         self.running = False
         if message.cancelled:
             self.dismiss(None)

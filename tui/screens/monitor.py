@@ -12,13 +12,15 @@ near 2% of a core while it follows a busy run.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import get_current_worker
@@ -26,11 +28,13 @@ from textual.worker import get_current_worker
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_number, fmt_rate, fmt_sci
 
-from ..messages import RunActionDone, RunDataRead, TelemetryRead
-from ..run_actions import control, resume, stop_question
-from ..run_follower import RunFollower
+from ..engine_client import control, resume
+from ..messages import RunActionDone
+from ..run_follower import RunFollower, RunUpdate
 from ..run_history import RunHistory
+from ..stop_questions import stop_question
 from ..telemetry_history import TelemetryHistory
+from ..telemetry_source import TelemetryReading
 from ..throttle import Throttle
 from ..widgets.checkpoint_strip import CheckpointStrip
 from ..widgets.event_tail import EventTail
@@ -124,6 +128,20 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         Binding("3", "focus_pane('event-tail')", "Focus event log", show=False, id="monitor.focus_events"),
     ]
 
+    @dataclass(eq=False)
+    class DataRead(Message):
+        """New data from a followed run. Not replaceable: every chunk of events must be applied."""
+
+        run_dir: Path
+        update: RunUpdate
+
+    @dataclass(eq=False)
+    class TelemetryRead(Message):
+        reading: TelemetryReading
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, type(self))
+
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -189,7 +207,7 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
             update = follower.read()
             if update:
                 self._applied.clear()
-                self.post_message(RunDataRead(self.run_dir, update))
+                self.post_message(self.DataRead(self.run_dir, update))
                 while not self._applied.wait(0.5):  # back-pressure: one chunk in flight at a time
                     if worker.is_cancelled or self._workers_stop.is_set():
                         return
@@ -199,7 +217,8 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
     def on_unmount(self) -> None:
         self._workers_stop.set()
 
-    def on_run_data_read(self, message: RunDataRead) -> None:
+    @on(DataRead)
+    def _data_read(self, message: DataRead) -> None:
         try:
             changed = self.history.apply(message.update)
         finally:
@@ -260,10 +279,11 @@ class RunMonitorScreen(RoutesWorkerFailures, Screen):
         interval = getattr(self.app, "telemetry_interval", 1.0)
         while not worker.is_cancelled and not self._workers_stop.is_set():
             reading = source.read(self.history.engine_pid_here())
-            self.post_message(TelemetryRead(reading))
+            self.post_message(self.TelemetryRead(reading))
             self._workers_stop.wait(interval)
 
-    def on_telemetry_read(self, message: TelemetryRead) -> None:
+    @on(TelemetryRead)
+    def _telemetry_read(self, message: TelemetryRead) -> None:
         self.live.add(message.reading)
         self._pending.add("telemetry")  # drawn with the next batch: one screen update a second, not two
         self._show_throttle.request()

@@ -10,7 +10,6 @@ run's monitor).
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from tunedeck.engine.config.profile_loading import ProfileError, load_profile, to_toml
+from tunedeck.engine.config.profile_loading import ProfileError, load_profile
 from tunedeck.engine.config.profile_schema import Profile, data_paths
 
 from ..profile_saving import is_user_profile, save_profile, user_profile_dir
@@ -94,21 +93,6 @@ class LaunchChoice(ConfirmScreen):
         self.dismiss(None)
 
 
-@dataclass(eq=False)
-class PreflightReady(Message):
-    blocking: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    memory: str = ""
-
-
-@dataclass(eq=False)
-class RunLaunched(Message):
-    run_dir: Path | None
-    pid: int | None = None
-    error: str | None = None
-    queued: bool = False
-
-
 class NewRunScreen(RoutesWorkerFailures, Screen):
     TITLE = "New run"
     BINDINGS = [
@@ -125,6 +109,19 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
         Binding("ctrl+r", "inspect", "Inspect data", tooltip="Inspect data.path again", id="new_run.inspect"),
         Binding("escape", "back", "Back", tooltip="Back to the runs", id="new_run.back"),
     ]
+
+    @dataclass(eq=False)
+    class PreflightReady(Message):
+        blocking: list[str] = field(default_factory=list)
+        warnings: list[str] = field(default_factory=list)
+        memory: str = ""
+
+    @dataclass(eq=False)
+    class Launched(Message):
+        run_dir: Path | None
+        pid: int | None = None
+        error: str | None = None
+        queued: bool = False
 
     def __init__(
         self,
@@ -343,7 +340,7 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
             return
         blocking, warnings = self.blocking_and_warnings()
         if self.form.profile is None:
-            self._show_preflight(PreflightReady(blocking, warnings, "memory estimate: fix the form first"))
+            self._show_preflight(self.PreflightReady(blocking, warnings, "memory estimate: fix the form first"))
             return
         self._status("pre-flight: estimating memory ...")
         self._estimate(self.form.profile, blocking, warnings)
@@ -362,9 +359,10 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
                 memory = f"memory: no GPU detected; {est.summary()}"
         except Exception as e:  # no config for the model, offline hub id ...: say so, never crash
             memory = f"memory: cannot estimate ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-        self.post_message(PreflightReady(blocking, warnings, memory))
+        self.post_message(self.PreflightReady(blocking, warnings, memory))
 
-    def on_preflight_ready(self, message: PreflightReady) -> None:
+    @on(PreflightReady)
+    def _preflight_ready(self, message: PreflightReady) -> None:
         self._show_preflight(message)
 
     def _show_preflight(self, m: PreflightReady) -> None:
@@ -396,32 +394,24 @@ class NewRunScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="launch", name="launch run")
     def _launch(self, profile: Profile, queue: bool = False) -> None:
-        from tunedeck.engine.scheduling.launch import spawn_detached
-        from tunedeck.engine.scheduling.preflight import PreflightError, create_run, run_preflight
-        from tunedeck.engine.scheduling.run_queue import GpuBusy, gpu_conflicts
+        from ..engine_client import LaunchRefused, launch
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{self.picked.name if self.picked else 'form'}.toml"
-            data = profile.to_dict()
-            data.pop("extends", None)
-            path.write_text(to_toml(data), encoding="utf-8")
-            try:
-                pre = run_preflight(str(path), None, [], workspace=self.workspace)
-                if not queue:
-                    gpu_conflicts(self.workspace, pre.profile.resources.gpus)
-            except (PreflightError, ProfileError) as e:
-                self.post_message(RunLaunched(None, error=str(e)))
-                return
-            except GpuBusy as e:
-                self.post_message(RunLaunched(None, error=f"{e}; launch again and choose Queue (q)"))
-                return
-        if self._from_parent():
-            pre.record_fields["parent"] = self.parent_run.parent
-        run_dir = create_run(pre, self.workspace, self.run_name)
-        pid = spawn_detached(run_dir, queue=queue)
-        self.post_message(RunLaunched(run_dir, pid, queued=queue))
+        try:
+            run_dir, pid = launch(
+                self.workspace,
+                profile,
+                self.picked.name if self.picked else "form",
+                self.run_name,
+                queue=queue,
+                parent=self.parent_run.parent if self._from_parent() else None,
+            )
+        except LaunchRefused as e:
+            self.post_message(self.Launched(None, error=str(e)))
+            return
+        self.post_message(self.Launched(run_dir, pid, queued=queue))
 
-    def on_run_launched(self, message: RunLaunched) -> None:
+    @on(Launched)
+    def _launched(self, message: Launched) -> None:
         self.launching = False
         if message.error or message.run_dir is None:
             self._status("[red]pre-flight failed[/]")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -24,34 +24,11 @@ from textual.widgets import Footer, Header, Input, Label, Static
 
 from tunedeck.engine.gate.playground import PlaygroundClient, PlaygroundError
 
+from ..engine_client import open_playground
 from ..widgets.exchange import Exchange
 from ..worker_failures import RoutesWorkerFailures
 
 CLOSE_GRACE_S = 1.0  # after EOF on stdin, how long the engine may take to exit before it is terminated
-
-
-@dataclass(eq=False)
-class PlaygroundReady(Message):
-    client: PlaygroundClient
-
-
-@dataclass(eq=False)
-class PlaygroundFailed(Message):
-    """The engine did not start or died; `error` is PlaygroundError's one line."""
-
-    error: str
-
-
-@dataclass(eq=False)
-class AnswersArrived(Message):
-    exchange: "Exchange"
-    reply: dict
-
-
-@dataclass(eq=False)
-class CheckpointSwitched(Message):
-    step: int | None
-    error: str | None = None
 
 
 class AskLine(ModalScreen[str | None]):
@@ -101,6 +78,26 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
             id="playground.system",
         ),
     ]
+
+    @dataclass(eq=False)
+    class Ready(Message):
+        client: PlaygroundClient
+
+    @dataclass(eq=False)
+    class Failed(Message):
+        """The engine did not start or died; `error` is PlaygroundError's one line."""
+
+        error: str
+
+    @dataclass(eq=False)
+    class AnswersArrived(Message):
+        exchange: "Exchange"
+        reply: dict
+
+    @dataclass(eq=False)
+    class CheckpointSwitched(Message):
+        step: int | None
+        error: str | None = None
 
     def __init__(self, run_dir: Path, checkpoint: int | None = None) -> None:
         super().__init__()
@@ -181,18 +178,19 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
 
     @work(thread=True, exit_on_error=False, group="playground-start", exclusive=True, name="start playground")
     def start_engine(self, checkpoint) -> None:
-        client = PlaygroundClient(self.run_dir, checkpoint)
+        client = open_playground(self.run_dir, checkpoint)
         try:
             client.start()
         except PlaygroundError as e:
-            self.post_message(PlaygroundFailed(str(e)))
+            self.post_message(self.Failed(str(e)))
             return
         if self._leaving.is_set():  # the screen went away while the models loaded
             client.close(CLOSE_GRACE_S)
             return
-        self.post_message(PlaygroundReady(client))
+        self.post_message(self.Ready(client))
 
-    def on_playground_ready(self, message: PlaygroundReady) -> None:
+    @on(Ready)
+    def _ready(self, message: Ready) -> None:
         self.client = message.client
         if self._leaving.is_set():
             self._close_client()
@@ -200,7 +198,8 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
         self.busy = False
         self._ready_status()
 
-    def on_playground_failed(self, message: PlaygroundFailed) -> None:
+    @on(Failed)
+    def _failed(self, message: Failed) -> None:
         self._close_client()  # reap a process that died
         self.busy = False
         self.failed = message.error
@@ -269,12 +268,13 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
         try:
             reply = client.ask(messages, base_messages=base_messages)
         except PlaygroundError as e:
-            self.post_message(AnswersArrived(exchange, {"error": "no answer: the model process stopped"}))
-            self.post_message(PlaygroundFailed(str(e)))
+            self.post_message(self.AnswersArrived(exchange, {"error": "no answer: the model process stopped"}))
+            self.post_message(self.Failed(str(e)))
             return
-        self.post_message(AnswersArrived(exchange, reply))
+        self.post_message(self.AnswersArrived(exchange, reply))
 
-    def on_answers_arrived(self, message: AnswersArrived) -> None:
+    @on(AnswersArrived)
+    def _answers_arrived(self, message: AnswersArrived) -> None:
         message.exchange.show(message.reply)
         reply = message.reply
         if "error" not in reply:  # a failed turn is not part of the conversation
@@ -311,14 +311,15 @@ class PlaygroundScreen(RoutesWorkerFailures, Screen):
     @work(thread=True, exit_on_error=False, group="playground-switch", exclusive=True, name="switch checkpoint")
     def switch(self, client: PlaygroundClient, step) -> None:
         try:
-            self.post_message(CheckpointSwitched(client.switch(step)))
+            self.post_message(self.CheckpointSwitched(client.switch(step)))
         except PlaygroundError as e:
             if client.alive:  # a step that does not exist: the old checkpoint still answers
-                self.post_message(CheckpointSwitched(None, str(e)))
+                self.post_message(self.CheckpointSwitched(None, str(e)))
             else:
-                self.post_message(PlaygroundFailed(str(e)))
+                self.post_message(self.Failed(str(e)))
 
-    def on_checkpoint_switched(self, message: CheckpointSwitched) -> None:
+    @on(CheckpointSwitched)
+    def _checkpoint_switched(self, message: CheckpointSwitched) -> None:
         if self.client is None:
             return
         if not message.error:  # another checkpoint did not write the earlier answers

@@ -16,6 +16,7 @@ it gets a control request instead, and the verdict updates when it answers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -31,8 +32,9 @@ from tunedeck.engine.gate.reviews import LABELS, WITHDRAWN, add_review, load_rev
 from tunedeck.engine.run.gate_result import GateSummary, read_gate_summary
 from tunedeck.engine.run.store import engine_owns
 
+from ..engine_client import rebuild_gate
 from ..example_filters import BUCKET_NAMES, ExampleComparison, load_comparison
-from ..gate_view import request_gate_rebuild, verdict_style, verdict_word
+from ..gate_view import verdict_style, verdict_word
 from ..keymap import key_name
 from ..widgets.example_detail import BUCKET_STYLE, ExampleDetail
 from ..worker_failures import RoutesWorkerFailures
@@ -41,7 +43,7 @@ from ..worker_failures import RoutesWorkerFailures
 def refresh_gate(run_dir: Path) -> tuple[GateSummary | None, bool]:
     """(the gate summary, whether it is current: rebuilt by the engine from the records and the latest labels).
     Runs the rebuild to its end: call from a worker thread."""
-    done, _ = request_gate_rebuild(run_dir)
+    done, _ = rebuild_gate(run_dir)
     return read_gate_summary(run_dir), done
 
 
@@ -116,32 +118,22 @@ class ReviewScreen(RoutesWorkerFailures, Screen):
         ),
     ]
 
+    @dataclass(eq=False)
     class Loaded(Message):
         """The sample, its labels and the eval records were read; `current`: the verdict counts every label."""
 
-        def __init__(
-            self,
-            comparison: ExampleComparison,
-            sample: list[str],
-            labels: dict[str, dict],
-            summary: GateSummary | None,
-            current: bool,
-        ) -> None:
-            super().__init__()
-            self.comparison, self.sample, self.labels, self.summary, self.current = (
-                comparison,
-                sample,
-                labels,
-                summary,
-                current,
-            )
+        comparison: ExampleComparison
+        sample: list[str]
+        labels: dict[str, dict]
+        summary: GateSummary | None
+        current: bool
 
+    @dataclass(eq=False)
     class VerdictRebuilt(Message):
         """The gate was rebuilt after a label (`current` False: an engine owns the run and answers later)."""
 
-        def __init__(self, summary: GateSummary | None, current: bool) -> None:
-            super().__init__()
-            self.summary, self.current = summary, current
+        summary: GateSummary | None
+        current: bool
 
     def __init__(self, run_dir: Path, checkpoint: int) -> None:
         super().__init__()

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import shutil
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
@@ -22,9 +24,10 @@ from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import list_runs
 from tunedeck.engine.run.summary import fill_gate_fields, run_row
 
+from ..engine_client import resume, stop, stop_sweep
 from ..keymap import key_name
-from ..messages import RunActionDone, RunsScanned
-from ..run_actions import resume, stop, stop_question, stop_sweep, sweep_stop_question
+from ..messages import RunActionDone
+from ..stop_questions import stop_question, sweep_stop_question
 from ..sweep_groups import SweepGroup, group_rows
 from ..widgets.filter_input import FilterInput
 from ..widgets.runs_table import RunsTable, matches
@@ -111,6 +114,15 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         ),
     ]
 
+    @dataclass(eq=False)
+    class Scanned(Message):
+        """The workspace was scanned: one run_row() per run directory."""
+
+        rows: list[dict] = field(default_factory=list)
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, type(self))
+
     def __init__(self, workspace: Path) -> None:
         super().__init__()
         self.workspace = Path(workspace)
@@ -157,14 +169,15 @@ class RunsScreen(RoutesWorkerFailures, Screen):
         interval = getattr(self.app, "scan_interval", 1.0)
         while not worker.is_cancelled and not self._workers_stop.is_set():
             if self._active.is_set():
-                self.post_message(RunsScanned(scan_workspace(self.workspace)))
+                self.post_message(self.Scanned(scan_workspace(self.workspace)))
             self._wake.wait(interval)
             self._wake.clear()
 
     def rescan(self) -> None:
         self._wake.set()
 
-    def on_runs_scanned(self, message: RunsScanned) -> None:
+    @on(Scanned)
+    def _scanned(self, message: Scanned) -> None:
         self.rows = message.rows
         ids = {r["id"] for r in message.rows}
         self.marked = [rid for rid in self.marked if rid in ids]  # a deleted run is no longer marked

@@ -22,12 +22,13 @@ from textual.worker import get_current_worker
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.formatting import fmt_change, fmt_score_percent
 
+from ..engine_client import stop_sweep
 from ..formatting import truncate
 from ..gate_view import verdict_style, verdict_word
 from ..messages import RunActionDone
 from ..plot_ticks import set_step_axes
-from ..run_actions import stop_sweep, sweep_stop_question
 from ..run_states import state_label, state_style
+from ..stop_questions import sweep_stop_question
 from ..widgets.list_table import ListTable
 from ..widgets.safe_plot import SafePlot
 from ..worker_failures import RoutesWorkerFailures
@@ -176,10 +177,9 @@ class SweepScreen(RoutesWorkerFailures, Screen):
         Binding("f5", "reload", "Reload", tooltip="Read the sweep's runs again", id="sweep.reload"),
     ]
 
+    @dataclass(eq=False)
     class Loaded(Message):
-        def __init__(self, view: SweepView) -> None:
-            super().__init__()
-            self.view = view
+        view: SweepView
 
     def __init__(self, workspace: Path, name: str) -> None:
         super().__init__()
