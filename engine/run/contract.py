@@ -42,28 +42,22 @@ RESUMABLE_STATES = frozenset({STOPPED, CRASHED, FAILED})
 HEARTBEAT_STALE_S = 60.0
 HEARTBEAT_INTERVAL_S = 2.0
 
-# Event kinds (the "kind" field of each events.jsonl line). Every event also has "t" (unix time).
-EV_STATE = "state"  # state, message; the engine's "starting"/"resuming" also pid, host
-EV_RUN_STARTED = "run_started"  # total_steps, step, resumed_from (step or null), pid
-EV_RESUMED = "resumed"  # from_step: readers drop metrics logged after this step
-EV_TRAIN = "train"  # step, epoch, loss, learning_rate, grad_norm, tokens_per_s, tokens_seen; GRPO also: reward,
-# reward_std, rewards/<check>/mean and /std, completions/clipped_ratio, completions/mean_length,
-# completions/near_empty_ratio, completions/identical_share, frac_reward_zero_std, kl (beta > 0), entropy
-EV_EVAL = "eval"  # step, epoch, eval_loss
-EV_TRAIN_END = "train_end"  # step, train_runtime, train_cpu_s, train_loss, tokens_seen
-EV_CHECKPOINT = "checkpoint"  # step, path, eval_loss
-EV_CHECKPOINT_PRUNED = "checkpoint_pruned"  # step, path
-EV_WARNING = "warning"  # message, code (the reward guard's: REWARD_ALERTS, with step and summary: the figures alone)
-EV_ERROR = "error"  # message, code, traceback (summary), step
-EV_SAMPLE = "sample"  # cpu_percent, rss_bytes, sys_cpu_percent, sys_mem_used, sys_mem_total, gpus
-EV_CONTROL = "control"  # request, handled at step
-EV_GATE = "gate"  # engine/gate/runner.py, by "phase": "start" (not in memory) checkpoints, examples, sets;
-# "row" (each row as it is judged) checkpoint, verdict, task, format, safety, general, latency_p95_ms, reasons,
-# warnings, task_delta, vs_base, p_value, n; "summary" summary (true), checkpoint and best (both the best step),
-# verdict, sentence, rows (checkpoint rows in gate.json)
-EV_DONE = "done"  # state, step, message
-EV_LIVE_SAMPLES = "live_samples"  # step, samples: [{prompt, reference, output, new_tokens}] after each evaluation;
-# GRPO: at each train log, the latest completions with rewards {check: value}, reward, group_rewards
+# Event kinds (the "kind" field of each events.jsonl line); each kind's fields: run/events.py.
+EV_STATE = "state"
+EV_RUN_STARTED = "run_started"
+EV_RESUMED = "resumed"
+EV_TRAIN = "train"
+EV_EVAL = "eval"
+EV_TRAIN_END = "train_end"
+EV_CHECKPOINT = "checkpoint"
+EV_CHECKPOINT_PRUNED = "checkpoint_pruned"
+EV_WARNING = "warning"
+EV_ERROR = "error"
+EV_SAMPLE = "sample"
+EV_CONTROL = "control"
+EV_GATE = "gate"  # by "phase": start, progress, row, summary (engine/gate/runner.py, tunedeck gate)
+EV_DONE = "done"
+EV_LIVE_SAMPLES = "live_samples"
 REWARD_HACKING = "reward_hacking"  # the training reward rose while the held-out task score did not
 COMPLETION_COLLAPSE = "completion_collapse"  # completions went to the length limit, to nothing, or to one text
 REWARD_ALERTS = (REWARD_HACKING, COMPLETION_COLLAPSE)

@@ -1,4 +1,5 @@
-"""The append-only events.jsonl: one writer (the engine), any number of tailing readers.
+"""The append-only events.jsonl: one writer (the engine), any number of tailing readers. Each kind's
+fields are defined in run/events.py.
 
 A reader keeps a byte offset and reads only what is new. A last line without its newline is
 a write in progress (or torn by a kill): it is held back, never parsed. A complete line that is
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tunedeck.engine.run.atomic_io import PRIVATE_FILE
+from tunedeck.engine.run.events import CHECK_EVENTS, EventMismatch, event_problem
 
 
 def _clean(value: Any) -> Any:
@@ -37,6 +39,7 @@ class EventWriter:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
         self._file = os.fdopen(fd, "ab", buffering=0)
         self._lock = threading.Lock()
+        self._check = bool(os.environ.get(CHECK_EVENTS))  # the tests' check against run/events.py
         self._repair_torn_tail()
 
     def _repair_torn_tail(self) -> None:
@@ -51,6 +54,8 @@ class EventWriter:
 
     def emit(self, kind: str, **fields: Any) -> dict:
         event = {"t": round(time.time(), 3), "kind": kind, **_clean(fields)}
+        if self._check and (problem := event_problem(event)):
+            raise EventMismatch(f"{self.path}: {problem}")
         line = (json.dumps(event, separators=(",", ":"), default=str) + "\n").encode("utf-8")
         with self._lock:
             self._file.write(line)  # one write() of one line in O_APPEND mode

@@ -496,7 +496,17 @@ def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(t
 
     events = EventWriter(tmp_path / C.EVENTS_JSONL)
     for step, reward in enumerate([0.1, 0.2, 0.3, 0.9, 0.9, 1.0], 1):
-        events.emit(C.EV_TRAIN, step=step, loss=0.0, reward=reward)
+        events.emit(
+            C.EV_TRAIN,
+            step=step,
+            epoch=step / 6,
+            loss=0.0,
+            learning_rate=2e-5,
+            grad_norm=0.5,
+            tokens_per_s=None,
+            tokens_seen=None,
+            reward=reward,
+        )
     profile = load_profile("grpo", ["gate.when=end", 'notify.command="echo $TUNEDECK_ALERT > alert.txt"'])
     summary = GateSummary(
         rows=[

@@ -34,10 +34,15 @@ from tunedeck.engine.run.store import (
 from tunedeck.engine.training.callbacks import best_step_by_eval_loss, checkpoints_to_prune
 
 
+def train(step: int, loss: float) -> dict:
+    """A train event's fields (engine/run/events.py TrainEvent)."""
+    return dict(step=step, epoch=0.1, loss=loss, learning_rate=1e-3, grad_norm=1.0, tokens_per_s=None, tokens_seen=None)
+
+
 def test_event_log_tail_and_torn_line(tmp_path):
     path = tmp_path / "events.jsonl"
     w = EventWriter(path)
-    w.emit("train", step=1, loss=1.0)
+    w.emit("train", **train(1, 1.0))
     reader = EventReader(path)
     assert [e["step"] for e in reader.read_new()] == [1]
     with open(path, "ab") as f:  # a write in progress: no newline yet
@@ -53,7 +58,7 @@ def test_writer_after_kill_terminates_torn_line(tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_bytes(b'{"kind":"train","step":1}\n{"kind":"train","st')  # killed mid-write
     w = EventWriter(path)
-    w.emit("train", step=2, loss=float("nan"))
+    w.emit("train", **train(2, float("nan")))
     w.close()
     reader = EventReader(path)
     events = reader.read_new()
