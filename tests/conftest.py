@@ -12,16 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Tests live by room (tests/engine/<room>/, tests/tui/, ...) as plain modules named by their file (unique
-# names, no __init__.py), and some reuse another room's fixtures or helpers (`from test_export import ...`):
-# every test folder is importable whichever file pytest collects first.
-for _folder in sorted(
-    {p.parent for p in Path(__file__).resolve().parent.glob("**/test_*.py")} - {Path(__file__).resolve().parent}
-):
-    if _folder.name not in ("real", "reliability") and str(_folder) not in sys.path:
-        sys.path.append(str(_folder))
+# names, no __init__.py); what several of them share is in tests/fixtures/ (`from fixtures.small_runs import`).
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# Every event written in a test, by an engine it starts or in this process, is checked against its kind's
+# definition (engine/run/events.py): a field the definition does not name fails the test that wrote it.
+os.environ.setdefault("TUNEDECK_CHECK_EVENTS", "1")
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +58,34 @@ def dpo_data(tmp_path_factory, demo_rows) -> Path:
             }
         )
     return write_jsonl(tmp_path_factory.mktemp("dpo") / "pairs.jsonl", rows)
+
+
+# The session's small trained runs, each trained once and shared by every module that reads it. A test that
+# writes into a run (the gate, a changed template) copies it first (shutil.copytree).
+
+
+@pytest.fixture(scope="session")
+def small_lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
+    """LoRA on the tiny model: 6 steps, checkpoints 3 and 6, no gate (fixtures/small_runs.py SMALL_RUN)."""
+    from fixtures.small_runs import train_small
+
+    return train_small(tmp_path_factory.mktemp("small-runs") / "ws", tiny_model_dir, sft_data)
+
+
+@pytest.fixture(scope="session")
+def small_full_run(small_lora_run, tiny_model_dir, sft_data) -> Path:
+    """The same run with full fine-tuning, in the same workspace."""
+    from fixtures.small_runs import train_small
+
+    return train_small(small_lora_run.parent.parent, tiny_model_dir, sft_data, "--set", "method.adapter=none")
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
+    """The app's tests' LoRA run: 4 steps, checkpoints 2 and 4, no eval or gate (fixtures/small_runs.py)."""
+    from fixtures.small_runs import train_tiny_lora
+
+    return train_tiny_lora(tmp_path_factory.mktemp("tiny-lora") / "ws", tiny_model_dir, sft_data)
 
 
 @pytest.fixture

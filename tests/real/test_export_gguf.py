@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 from conftest import tunedeck
-from test_export_gguf import converter_cache, tensor_types
+from fixtures.gguf_runs import converter_cache, tensor_types
 
 from real.conftest import RUN_STEPS
 

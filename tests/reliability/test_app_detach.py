@@ -9,13 +9,10 @@ import time
 
 import pytest
 from conftest import ROOT, tunedeck, wait_for
+from fixtures.tmux import TMUX, Tmux
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, pid_alive, read_effective_status
-
-TMUX_TESTS = ROOT / "tests"
-sys.path.insert(0, str(TMUX_TESTS))
-from test_app_tmux import TMUX, Tmux  # noqa: E402
 
 pytestmark = [
     pytest.mark.slow,

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 from fixtures.app_harness import make_app, run, screen_text, wait_for_widget_text, wait_until
-from test_app_playground import train_tiny_lora
-from test_export import checkpoint_texts, no_leftovers, texts
-from test_export_gguf import DRIFTED_TEMPLATE, STEP, converter_cache, gguf_run
+from fixtures.gguf_runs import DRIFTED_TEMPLATE, STEP, converter_cache, gguf_run
+from fixtures.small_runs import checkpoint_texts, no_leftovers, texts
 from textual.widgets import Input, Log, RadioSet, Select
 
 from tunedeck.engine.export.gguf_convert import GGUF_TYPES
@@ -25,8 +24,8 @@ GGUF_EXPORT_S = 600  # a merge, llama.cpp's converter and the artifact gate's ge
 
 
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
-    return train_tiny_lora(tmp_path_factory.mktemp("app-export") / "ws", tiny_model_dir, sft_data)
+def lora_run(tiny_lora_run) -> Path:
+    return tiny_lora_run  # conftest's, shared with the other app tests
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,14 @@ checkpoints, a bad checkpoint's or a dead engine's one-line reason, and no engin
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
 
 import pytest
-from conftest import tunedeck, wait_for
+from conftest import wait_for
 from fixtures.app_harness import make_app, run, screen_text, wait_for_text, wait_until
-from test_playground import MAX_NEW, reference
+from fixtures.small_runs import reference
 from textual.widgets import Input
 
 from tunedeck.tui.screens.playground import AskLine, PlaygroundScreen
@@ -24,47 +23,9 @@ LOAD_S = 180  # starting the engine imports torch and loads two models: slow on 
 ANSWER_S = 120
 
 
-def train_tiny_lora(ws: Path, tiny_model_dir: Path, sft_data: Path) -> Path:
-    """Four steps, checkpoints 2 and 4, no eval or gate: about ten seconds."""
-    from tunedeck.engine.data.demo_data import BASE_PROMPT
-
-    proc = tunedeck(
-        "run",
-        "lora",
-        "--workspace",
-        str(ws),
-        "--data",
-        str(sft_data),
-        "--set",
-        f"model.base={tiny_model_dir}",
-        "--set",
-        "optim.max_steps=4",
-        "--set",
-        "checkpoints.save_steps=2",
-        "--set",
-        "checkpoints.eval_steps=1000",
-        "--set",
-        "optim.grad_accum=1",
-        "--set",
-        "optim.warmup_ratio=0",
-        "--set",
-        "optim.precision=fp32",
-        "--set",
-        "optim.learning_rate=1e-2",
-        "--set",
-        "gate.when=never",
-        "--set",
-        f"gate.max_new_tokens={MAX_NEW}",
-        "--set",
-        f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
-        check=True,
-    )
-    return ws / "runs" / proc.stdout.strip().splitlines()[0]
-
-
 @pytest.fixture(scope="module")
-def lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
-    return train_tiny_lora(tmp_path_factory.mktemp("app-playground") / "ws", tiny_model_dir, sft_data)
+def lora_run(tiny_lora_run) -> Path:
+    return tiny_lora_run  # conftest's, shared with the other app tests
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
-from test_app_tmux import step_on_screen
+from fixtures.tmux import step_on_screen
 
 SCREEN = shutil.which("screen")
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,6 @@ engine running, that a new session re-attaches to it live, and that the stop key
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -13,49 +12,13 @@ from pathlib import Path
 
 import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
+from fixtures.tmux import TMUX, Tmux, step_on_screen
 
-TMUX = shutil.which("tmux")
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     TMUX is None,
     reason="tmux is not installed: this smoke test needs a real terminal (CI installs tmux; apt-get install tmux)",
 )
-
-
-class Tmux:
-    """One private tmux server (its own socket), so the test never touches the user's sessions."""
-
-    def __init__(self, name: str):
-        self.socket = name
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([TMUX, "-L", self.socket, *args], capture_output=True, text=True, check=check, timeout=20)
-
-    def start(self, session: str, command: str, env: dict[str, str]) -> None:
-        exports = " ".join(f"{k}={v}" for k, v in env.items())
-        # a detached session's pane starts at 80x24 and is resized just after: start the app after that
-        self("new-session", "-d", "-s", session, "-x", "100", "-y", "30", f"sleep 0.3; exec env {exports} {command}")
-
-    def capture(self, session: str) -> str:
-        return self("capture-pane", "-p", "-t", session).stdout
-
-    def alive(self, session: str) -> bool:
-        return self("has-session", "-t", session, check=False).returncode == 0
-
-    def wait_for(self, session: str, *needles: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < deadline:
-            if not self.alive(session):
-                raise AssertionError(f"tmux session {session} ended early; last screen:\n{screen}")
-            screen = self.capture(session)
-            if all(n in screen for n in needles):
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {needles!r}; screen:\n{screen}")
-
-    def kill_server(self) -> None:
-        self("kill-server", check=False)
 
 
 GREY_SGR = {30, 37, 40, 47, 90, 97, 100, 107}
@@ -95,11 +58,6 @@ def chromatic_colours(escaped: str) -> set:
                     found.add(("16", p))
                 j += 1
     return found
-
-
-def step_on_screen(screen: str) -> int:
-    line = next(row for row in screen.splitlines() if "/1000 " in row)
-    return int(line.split("/1000")[0].split()[-1])
 
 
 def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):

@@ -9,93 +9,29 @@ from pathlib import Path
 
 import pytest
 from conftest import tunedeck
+from fixtures.small_runs import checkpoint_texts, no_leftovers, texts
 
 pytestmark = pytest.mark.slow
 
-MAX_NEW = 24
-TRAIN = [
-    "--set",
-    "optim.max_steps=6",
-    "--set",
-    "checkpoints.save_steps=3",
-    "--set",
-    "checkpoints.eval_steps=3",
-    "--set",
-    "optim.precision=fp32",
-    "--set",
-    "optim.learning_rate=3e-3",
-    "--set",
-    "gate.when=never",
-    # let every checkpoint pass the gate on "no regression", so best/chosen are deterministic
-    "--set",
-    "gate.min_task_gain=-100",
-    "--set",
-    "gate.significance=0",
-    "--set",
-    "gate.max_new_tokens=16",
-]
+
+@pytest.fixture(scope="module")
+def ws(small_lora_run) -> Path:
+    return small_lora_run.parent.parent
 
 
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("export") / "ws"
-
-
-def _train(ws: Path, tiny_model_dir: Path, sft_data: Path, *extra: str) -> Path:
-    proc = tunedeck(
-        "run",
-        "lora",
-        "--workspace",
-        str(ws),
-        "--data",
-        str(sft_data),
-        "--set",
-        f"model.base={tiny_model_dir}",
-        *TRAIN,
-        *extra,
-        check=True,
-    )
-    return ws / "runs" / proc.stdout.strip().splitlines()[0]
+def lora_run(small_lora_run) -> Path:
+    return small_lora_run  # conftest's, shared with the playground tests: copied before anything writes into it
 
 
 @pytest.fixture(scope="module")
-def lora_run(ws, tiny_model_dir, sft_data) -> Path:
-    return _train(ws, tiny_model_dir, sft_data)
-
-
-@pytest.fixture(scope="module")
-def full_run(ws, tiny_model_dir, sft_data) -> Path:
-    return _train(ws, tiny_model_dir, sft_data, "--set", "method.adapter=none")
+def full_run(small_full_run) -> Path:
+    return small_full_run
 
 
 @pytest.fixture(scope="module")
 def prompts(demo_rows) -> list:
     return [r["messages"][:-1] for r in demo_rows[-4:]]  # the reply is what the model should write
-
-
-def checkpoint_texts(run_dir: Path, step: int, prompts: list) -> list[str]:
-    """What the checkpoint says before export, loaded as the gate loads it."""
-    from tunedeck.engine.gate.generate import generate
-    from tunedeck.engine.gate.model_session import ModelSession
-    from tunedeck.engine.models.model_loading import load_tokenizer
-    from tunedeck.engine.run.run_record import load_run_record
-    from tunedeck.engine.run.store import list_checkpoints
-
-    profile = load_run_record(run_dir).profile
-    ckpt = next(c for c in list_checkpoints(run_dir) if c.step == step)
-    model = ModelSession(profile).checkpoint(ckpt)
-    return [g.text for g in generate(model, load_tokenizer(profile), prompts, max_new_tokens=MAX_NEW, batch_size=4)]
-
-
-def texts(model, out: Path, prompts: list) -> list[str]:
-    from transformers import AutoTokenizer
-
-    from tunedeck.engine.gate.generate import generate
-
-    return [
-        g.text
-        for g in generate(model, AutoTokenizer.from_pretrained(str(out)), prompts, max_new_tokens=MAX_NEW, batch_size=4)
-    ]
 
 
 def export(ws: Path, *args: str):
@@ -109,10 +45,6 @@ def assert_refused(proc, *words: str) -> None:
     assert "Traceback" not in proc.stderr
     for w in words:
         assert w in lines[0], lines[0]
-
-
-def no_leftovers(parent: Path) -> None:
-    assert not [p.name for p in parent.iterdir() if ".tmp-" in p.name]
 
 
 def test_adapter_export_loads_with_peft_and_answers_like_the_checkpoint(

@@ -12,7 +12,6 @@ from the pieces' scores), so a faithful conversion reads back token for token.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -20,185 +19,10 @@ from pathlib import Path
 
 import pytest
 from conftest import tunedeck
-
-SPECIALS = ["<|im_start|>", "<|im_end|>", "<|pad|>"]
-# LoRA at a tiny model's learning rate: JSON format is learnt (100% on the held-out split) in 60 steps
-TRAIN = [
-    "--set",
-    "optim.max_steps=60",
-    "--set",
-    "checkpoints.save_steps=60",
-    "--set",
-    "checkpoints.eval_steps=1000",
-    "--set",
-    "optim.grad_accum=1",
-    "--set",
-    "optim.batch_size=16",
-    "--set",
-    "optim.warmup_ratio=0",
-    "--set",
-    "optim.precision=fp32",
-    "--set",
-    "optim.learning_rate=1e-2",
-    "--set",
-    "lora.r=16",
-    "--set",
-    "lora.alpha=32",
-    "--set",
-    "gate.when=end",
-    "--set",
-    "gate.max_new_tokens=32",
-    "--set",
-    "gate.min_task_gain=-100",
-    "--set",
-    "gate.significance=0",
-    # one changed answer of 19 moves format 5.3 points: q8_0 may word one answer differently, a drift many
-    "--set",
-    "gate.max_format_drop=10",
-]
-STEP = 60
-DRIFTED_TEMPLATE = (
-    "{%- for m in messages -%}{{ m['role'] | upper }}: {{ m['content'] }}\n{%- endfor -%}"
-    "{%- if add_generation_prompt -%}ASSISTANT: {%- endif -%}"
-)
-
+from fixtures.gguf_runs import DRIFTED_TEMPLATE, STEP, cli_env, converter_cache, gguf_run, spm_model, tensor_types
+from fixtures.small_runs import no_leftovers
 
 # ---- built once per session, shared with tests/tui/test_app_export.py ----------------------------------
-
-
-def _once(tmp_path_factory, name: str, build) -> Path:
-    """basetemp/name, built by build(path) the first time any test module of the session asks for it."""
-    path = tmp_path_factory.getbasetemp() / name
-    if not (path / ".built").exists():
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        build(path)
-        (path / ".built").touch()
-    return path
-
-
-def build_spm_model(out: Path, texts: list[str]) -> Path:
-    """A tiny Llama with a sentencepiece BPE tokenizer (tokenizer.model beside its HF form) and a ChatML template."""
-    import sentencepiece as spm
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-    from transformers.integrations.gguf.gguf_tokenizer_mapping import sentencepiece_tokenizer
-
-    from tunedeck.engine.models.tiny_model import CHAT_TEMPLATE
-
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts),
-        model_writer=buf,
-        model_type="bpe",
-        vocab_size=1000,
-        user_defined_symbols=SPECIALS,
-        split_digits=True,
-        byte_fallback=True,
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=0,
-        pad_id=-1,
-        character_coverage=1.0,
-        minloglevel=2,
-        hard_vocab_limit=False,
-    )
-    (out / "tokenizer.model").write_bytes(buf.getvalue())
-    sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
-    pieces = range(sp.get_piece_size())
-    tok = sentencepiece_tokenizer(
-        {"tokens": [sp.id_to_piece(i) for i in pieces], "scores": [sp.get_score(i) for i in pieces]}
-    )
-    tok.add_special_tokens(
-        {
-            "eos_token": "<|im_end|>",
-            "pad_token": "<|pad|>",
-            "unk_token": "<unk>",
-            "additional_special_tokens": ["<|im_start|>"],
-        }
-    )
-    tok.bos_token = None
-    tok.chat_template = CHAT_TEMPLATE
-    tok.padding_side = "left"
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        intermediate_size=512,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        initializer_range=0.1,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=None,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, do_sample=False
-    )
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-def converter_cache(tmp_path_factory) -> Path:
-    """An XDG_CACHE_HOME holding llama.cpp's converter, fetched once per session (skips when the index is
-    unreachable)."""
-    from tunedeck.engine.export.llama_cpp_source import LlamaCppUnavailable, fetch
-
-    for needed in ("gguf", "sentencepiece"):  # the converter's and the GGUF reader's (pyproject's test extra)
-        pytest.importorskip(needed, reason=f"{needed} is not installed: pip install gguf sentencepiece")
-
-    def build(path: Path) -> None:
-        before = os.environ.get("XDG_CACHE_HOME")
-        os.environ["XDG_CACHE_HOME"] = str(path)
-        try:
-            fetch()
-        except LlamaCppUnavailable as e:
-            pytest.skip(f"llama.cpp's converter could not be fetched here: {e}")
-        finally:
-            os.environ.pop("XDG_CACHE_HOME") if before is None else os.environ.__setitem__("XDG_CACHE_HOME", before)
-
-    return _once(tmp_path_factory, "llama-cpp-cache", build)
-
-
-def spm_model(tmp_path_factory) -> Path:
-    from tunedeck.engine.data.demo_data import corpus, make_rows
-
-    pytest.importorskip("sentencepiece", reason="sentencepiece is not installed: pip install sentencepiece")
-
-    return _once(tmp_path_factory, "spm-model", lambda p: build_spm_model(p, corpus(make_rows(240, seed=0))))
-
-
-def gguf_run(tmp_path_factory, sft_data: Path) -> Path:
-    """A LoRA run on the sentencepiece model with the gate's records for checkpoint-60."""
-    base = spm_model(tmp_path_factory)
-
-    def build(ws: Path) -> None:
-        proc = tunedeck(
-            "run",
-            "lora",
-            "--workspace",
-            str(ws),
-            "--data",
-            str(sft_data),
-            "--set",
-            f"model.base={base}",
-            *TRAIN,
-            check=True,
-            timeout=1800,
-        )
-        (ws / "run-id").write_text(proc.stdout.strip().splitlines()[0])
-
-    ws = _once(tmp_path_factory, "gguf-ws", build)
-    return ws / "runs" / (ws / "run-id").read_text()
-
-
-def cli_env(cache: Path) -> dict:
-    return {"XDG_CACHE_HOME": str(cache), "LLAMA_CPP_DIR": ""}
 
 
 # ---- fixtures --------------------------------------------------------------------------------------
@@ -216,17 +40,6 @@ def run_dir(tmp_path_factory, sft_data) -> Path:
 
 def export(run: Path, *args: str, env: dict):
     return tunedeck("export", "--workspace", str(run.parent.parent), run.name, *args, env=env, timeout=900)
-
-
-def tensor_types(path: Path) -> set[str]:
-    """The GGML types of the file's matrices (norms stay f32 in every type)."""
-    from gguf import GGUFReader
-
-    return {t.tensor_type.name for t in GGUFReader(str(path)).tensors if len(t.shape) == 2}
-
-
-def no_leftovers(parent: Path) -> None:
-    assert not [p.name for p in parent.iterdir() if ".tmp-" in p.name]
 
 
 def task_records(run: Path) -> list[dict]:
@@ -468,7 +281,7 @@ def test_a_tokenizer_the_converter_cannot_identify_is_refused_before_the_merge(
 
 @pytest.mark.slow
 def test_a_full_finetuning_run_converts_as_it_is(tmp_path_factory, sft_data, cache, tmp_path, demo_rows):
-    from test_export import checkpoint_texts
+    from fixtures.small_runs import checkpoint_texts
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunedeck.engine.gate.generate import generate

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fixtures.judge_server import JudgeServer
 
 from tunedeck.engine.gate.check_spec import CheckSpecError, Context
 from tunedeck.engine.gate.checks import parse_check
@@ -275,34 +274,6 @@ def test_python_scorer_path_mistakes(scorer_dir, ref, message):
 # ---- rubric (model-graded) --------------------------------------------------------------------
 
 
-class _JudgeServer:
-    def __init__(self, reply: str):
-        self.requests: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "body": body})
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_rubric_without_endpoint_is_skipped_not_passed():
     r = run({"type": "rubric", "rubric": "Polite and correct."}, "anything")
     assert r.passed is None and "skipped" in r.reason and "judge_url" in r.reason
@@ -310,7 +281,7 @@ def test_rubric_without_endpoint_is_skipped_not_passed():
 
 @pytest.mark.parametrize("reply,expected", [("PASS: polite and correct", True), ("FAIL: rude", False)])
 def test_rubric_asks_the_openai_compatible_endpoint(reply, expected):
-    server = _JudgeServer(reply)
+    server = JudgeServer(reply)
     try:
         judge = Judge(server.url, "judge-model", timeout=5)
         r = run({"type": "rubric", "rubric": "Polite and correct."}, "Thanks for asking!", judge=judge)
@@ -325,7 +296,7 @@ def test_rubric_asks_the_openai_compatible_endpoint(reply, expected):
 
 
 def test_rubric_judge_errors_are_skips():
-    server = _JudgeServer("I think it is fine")  # no PASS/FAIL verdict
+    server = JudgeServer("I think it is fine")  # no PASS/FAIL verdict
     try:
         r = run({"type": "rubric", "rubric": "x"}, "y", judge=Judge(server.url + "/v1", timeout=5))
         assert r.passed is None and "no PASS/FAIL" in r.reason

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_checks import _JudgeServer
+from fixtures.judge_server import JudgeServer
 
 from tunedeck.engine.config.profile_schema import GateConfig
 from tunedeck.engine.gate.checks import parse_check
@@ -42,7 +42,7 @@ def test_agreement_pairs_the_judges_verdict_with_the_label():
 @pytest.fixture
 def judged_run(tmp_path):
     """A run dir whose checkpoint-10 records were graded by a real (local) judge that fails everything."""
-    server = _JudgeServer("FAIL: not polite")
+    server = JudgeServer("FAIL: not polite")
     judge = Judge(server.url, "judge-7b", timeout=5)
     try:
         examples = [

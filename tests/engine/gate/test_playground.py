@@ -2,59 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, tunedeck
+from conftest import ROOT
+from fixtures.small_runs import reference
 
 pytestmark = pytest.mark.slow
 
 MAX_NEW = 16
 
 
-def _train(ws: Path, tiny_model_dir: Path, sft_data: Path, *extra: str) -> Path:
-    from tunedeck.engine.data.demo_data import BASE_PROMPT
-
-    proc = tunedeck(
-        "run",
-        "lora",
-        "--workspace",
-        str(ws),
-        "--data",
-        str(sft_data),
-        "--set",
-        f"model.base={tiny_model_dir}",
-        "--set",
-        "optim.max_steps=6",
-        "--set",
-        "checkpoints.save_steps=3",
-        "--set",
-        "checkpoints.eval_steps=3",
-        "--set",
-        "optim.precision=fp32",
-        "--set",
-        "optim.learning_rate=3e-3",
-        "--set",
-        "gate.when=never",
-        "--set",
-        f"gate.base_system_prompt={json.dumps(BASE_PROMPT)}",
-        *extra,
-        check=True,
-    )
-    return ws / "runs" / proc.stdout.strip().splitlines()[0]
-
-
 @pytest.fixture(scope="module")
-def ws(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("playground") / "ws"
-
-
-@pytest.fixture(scope="module")
-def lora_run(ws, tiny_model_dir, sft_data) -> Path:
-    return _train(ws, tiny_model_dir, sft_data)
+def lora_run(small_lora_run) -> Path:
+    return small_lora_run  # conftest's: 6 steps, checkpoints 3 and 6, the base asked with the demo's system prompt
 
 
 @pytest.fixture(scope="module")
@@ -70,25 +33,6 @@ def client(lora_run):
 @pytest.fixture(scope="module")
 def question(demo_rows) -> list[dict]:
     return demo_rows[-1]["messages"][:-1]
-
-
-def reference(run_dir: Path, step: int | None, messages: list[dict]) -> str:
-    """generate() on the checkpoint (or, for None, the base with its gate prompt) loaded in this process."""
-    from tunedeck.engine.gate.generate import generate
-    from tunedeck.engine.gate.model_session import ModelSession
-    from tunedeck.engine.models.model_loading import load_tokenizer
-    from tunedeck.engine.run.run_record import load_run_record
-    from tunedeck.engine.run.store import list_checkpoints
-
-    profile = load_run_record(run_dir).profile
-    session = ModelSession(profile)
-    if step is None:
-        model, prompt = session.base(), profile.gate.base_system_prompt
-    else:
-        model, prompt = session.checkpoint(next(c for c in list_checkpoints(run_dir) if c.step == step)), None
-    return generate(
-        model, load_tokenizer(profile), [messages], max_new_tokens=MAX_NEW, batch_size=1, system_prompt=prompt
-    )[0].text
 
 
 def test_the_client_module_does_not_import_torch():
@@ -144,10 +88,10 @@ def test_a_wrong_checkpoint_fails_start_with_its_reason(lora_run):
     assert not c.alive
 
 
-def test_full_finetune_run_answers_from_a_separate_copy_of_the_base(ws, tiny_model_dir, sft_data, question):
+def test_full_finetune_run_answers_from_a_separate_copy_of_the_base(small_full_run, question):
     from tunedeck.engine.gate.playground import PlaygroundClient
 
-    run = _train(ws, tiny_model_dir, sft_data, "--set", "method.adapter=none")
+    run = small_full_run
     with PlaygroundClient(run, "latest") as c:
         assert c.checkpoint == 6
         reply = c.ask(question, max_new_tokens=MAX_NEW)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, read_events, tunedeck
+from fixtures.tracker_files import tensorboard_scalars
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run
@@ -51,17 +52,6 @@ def listed(names) -> str:
 
 
 # ---- readers of each tracker's local files -------------------------------------------------------
-
-
-def tensorboard_scalars(logdir: Path) -> dict[str, dict[int, float]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "tensors": 0})
-    acc.Reload()
-    out = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
-    for tag in acc.Tags()["tensors"]:  # add_text lands here
-        out[tag] = {e.step: e.tensor_proto.string_val[0].decode() for e in acc.Tensors(tag)}
-    return out
 
 
 def wandb_records(run_dir: Path) -> list:

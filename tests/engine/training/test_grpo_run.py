@@ -180,7 +180,7 @@ def test_a_gameable_reward_raises_the_alert_and_no_checkpoint_ships(grpo_run):
 
 def test_the_trackers_get_the_rewards_as_they_get_the_losses(grpo_run):
     pytest.importorskip("tensorboard")
-    from test_tracking import tensorboard_scalars
+    from fixtures.tracker_files import tensorboard_scalars
 
     run, _, _ = grpo_run
     tb = tensorboard_scalars(run / "tensorboard")
