@@ -38,7 +38,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def tiny_run(root: Path) -> tuple[Path, int]:
     """The tests' tiny sentencepiece Llama, trained and gated as tests/engine/export/test_export_gguf.py trains it."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_export_gguf import STEP, TRAIN, build_spm_model
+    from fixtures.gguf_runs import STEP, TRAIN, build_spm_model
 
     from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
 

@@ -176,7 +176,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=24)
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_grpo_run import plant_braces
+    from fixtures.planted_models import plant_braces
 
     from tunedeck.engine.data.demo_data import corpus, make_rows, write_jsonl
     from tunedeck.engine.models.tiny_model import build_tiny_model

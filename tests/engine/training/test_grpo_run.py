@@ -10,12 +10,12 @@ and the guard must say so instead of the run shipping a checkpoint that games it
 from __future__ import annotations
 
 import json
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import kill_engines, read_events, tunedeck
+from fixtures.planted_models import plant_braces
 
 from tunedeck.engine.run import contract as C
 from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective_status
@@ -23,40 +23,6 @@ from tunedeck.engine.run.store import find_run, list_checkpoints, read_effective
 pytestmark = pytest.mark.slow
 
 STEPS, SAVE = 8, 4
-
-
-def plant_braces(src: Path, out: Path, rows: list[dict], steps: int = 40, share: float = 0.3) -> Path:
-    """A copy of the tiny model fine-tuned (full, plain torch) to answer `{}` to about `share` of prompts."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: threads cost more than they give on shared cores
-    try:
-        tok = AutoTokenizer.from_pretrained(src)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-        rng = random.Random(0)
-        texts = []
-        for r in rows:
-            answer = "{}" if rng.random() < share else r["messages"][1]["content"].split(",")[0] + " is here."
-            texts.append(
-                tok.apply_chat_template(r["messages"][:2] + [{"role": "assistant", "content": answer}], tokenize=False)
-            )
-        torch.manual_seed(0)
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        tok.padding_side = "right"
-        model.train()
-        for _ in range(steps):
-            enc = tok(rng.sample(texts, 16), return_tensors="pt", padding=True)
-            model(**enc, labels=enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)).loss.backward()
-            opt.step()
-            opt.zero_grad()
-        tok.padding_side = "left"
-        model.save_pretrained(out)
-        tok.save_pretrained(out)
-    finally:
-        torch.set_num_threads(threads)
-    return out
 
 
 @pytest.fixture(scope="module")
