@@ -143,3 +143,34 @@ def read_events(run_dir: Path) -> list[dict]:
     from tunedeck.engine.run.event_log import read_events as _read
 
     return _read(run_dir / "events.jsonl")
+
+
+def _engines_started_under(folder: Path, since: float) -> list[str]:
+    """Run directories under `folder` where an engine worked after `since`: it began training ("run_started") or
+    failed ("error"). The app tests' fake engine writes neither; the fixture runs' events are from 2025."""
+    import json
+
+    found = []
+    for events in folder.rglob("events.jsonl"):
+        for line in events.read_bytes().splitlines():
+            try:
+                event = json.loads(line)
+            except (ValueError, RecursionError):  # the bad-input tests write such lines on purpose
+                continue
+            if isinstance(event, dict) and event.get("kind") in ("run_started", "error") and event.get("t", 0) >= since:
+                found.append(events.parent.name)
+                break
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _slow_mark_is_honest(request):
+    """A test that starts an engine (in its tmp_path or workspace) is marked slow: `-m "not slow"` means no
+    model trained and no engine started (the README says so)."""
+    since = time.time() - 1
+    yield
+    if request.node.get_closest_marker("slow") or request.node.get_closest_marker("real"):
+        return
+    folders = {request.node.funcargs[name] for name in ("tmp_path", "workspace") if name in request.node.funcargs}
+    started = {run for folder in folders if isinstance(folder, Path) for run in _engines_started_under(folder, since)}
+    assert not started, f"{request.node.nodeid} starts an engine ({', '.join(sorted(started))}) but is not marked slow"

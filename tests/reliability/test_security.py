@@ -61,6 +61,7 @@ def test_run_files_are_private_and_no_socket_listens(workspace, tiny_model_dir, 
             assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
 
 
+@pytest.mark.slow  # it starts an engine
 def test_pickled_weights_are_refused(tmp_path, tiny_model_dir, sft_data, workspace):
     import shutil
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fixtures.app_harness import copy_workspace, make_app, run, screen_text, utc, wait_for_text, wait_until
 from fixtures.make_sweep import RUN_IDS, make_sweep_workspace
 
@@ -129,6 +130,7 @@ def test_the_sweep_screen_ranks_its_runs_and_overlays_their_loss_curves(tmp_path
     run(scenario())
 
 
+@pytest.mark.slow  # it starts an engine
 def test_launching_from_the_app_can_queue(workspace, tiny_model_dir, sft_data, tmp_path, monkeypatch):
     from conftest import wait_for
 

@@ -107,35 +107,38 @@ def test_the_monitor_shows_the_gate_line_at_80x24_and_only_once_the_gate_has_jud
     run_dir = ws / "runs" / GATED
     rebuild(run_dir, choose=400, note="ships the one that forgot")
 
+    def under_the_progress_row(app) -> str | None:
+        lines = screen_text(app).splitlines()
+        progress = next((i for i, line in enumerate(lines) if "500/500" in line), None)
+        return lines[progress + 1].strip() if progress is not None and progress + 1 < len(lines) else None
+
     async def scenario():
         app = make_app(ws, open_run=GATED)
+        gate_line = "400 vs base: task 82.5% +32.5 · fmt 100.0% +5 · safe 100.0% = · gen 25.0% -50"
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(
+            await wait_until(  # the line right under the progress row, once drawn
                 pilot,
                 lambda: (
                     isinstance(app.screen, RunMonitorScreen)
                     and app.screen.history.caught_up
                     and app.screen.query_one("#gate-scores").display
+                    and under_the_progress_row(app) == gate_line
                 ),
-                what="the gate line",
-            )
-            lines = screen_text(app).splitlines()
-            progress = next(i for i, line in enumerate(lines) if "500/500" in line)
-            assert lines[progress + 1].strip() == (
-                "400 vs base: task 82.5% +32.5 · fmt 100.0% +5 · safe 100.0% = · gen 25.0% -50"
+                what=f"the gate line {gate_line!r} under the progress row",
             )
         app = make_app(ws, open_run="20250301-090000-extract-c0a1")
+        line = "400 vs base: task 84.0% +6 · fmt 100.0% = · safe 100.0% = · gen -"
         async with app.run_test(size=(80, 24)) as pilot:  # a run whose gate.json recorded no vs_base, no general
-            await wait_until(
+            await wait_until(  # the line, once drawn (the pane may show before the screen is redrawn)
                 pilot,
                 lambda: (
                     isinstance(app.screen, RunMonitorScreen)
                     and app.screen.history.caught_up
                     and app.screen.query_one("#gate-scores").display
+                    and line in screen_text(app)
                 ),
-                what="the gate line",
+                what=f"the gate line {line!r}",
             )
-            assert "400 vs base: task 84.0% +6 · fmt 100.0% = · safe 100.0% = · gen -" in screen_text(app)
         copy_workspace(ws, runs=(CRASHED,))
         app = make_app(ws, open_run=CRASHED)
         async with app.run_test(size=(80, 24)) as pilot:  # no gate yet: no line, the plot keeps the row
