@@ -7,6 +7,8 @@ used as it is and the checkpoint hook does nothing: production runs never go thr
   TUNEDECK_TEST_OOM_AT_STEP=N          step N raises a CUDA out-of-memory error
   TUNEDECK_TEST_OOM_ABOVE_BATCH=N      every step raises out-of-memory while batch_size > N
   TUNEDECK_TEST_SLOW_STEP_S=S          every training step sleeps S seconds
+  TUNEDECK_TEST_HOLD_UNTIL=FILE        every training step waits until FILE exists (a test lets the run go on
+                                       when it has seen what it waits for, however slow the machine)
   TUNEDECK_TEST_ENOSPC_AT_STEP=N       saving step N's checkpoint fails with a full disk
   TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP=N SIGKILL inside step N's save, after the Trainer's files and
                                        before the marker, exactly where a real kill leaves a partial checkpoint
@@ -28,6 +30,7 @@ class InjectedFaults:
     oom_at_step: int = 0
     oom_above_batch: int = 0  # OOM when batch > N
     slow_step_s: float = 0.0
+    hold_until: str = ""  # a file: steps wait until it exists
     enospc_at_step: int = 0  # disk full saving step N
     kill_in_save_at_step: int = 0
 
@@ -38,6 +41,7 @@ class InjectedFaults:
             oom_at_step=_env("TUNEDECK_TEST_OOM_AT_STEP"),
             oom_above_batch=_env("TUNEDECK_TEST_OOM_ABOVE_BATCH"),
             slow_step_s=_env("TUNEDECK_TEST_SLOW_STEP_S", float),
+            hold_until=os.environ.get("TUNEDECK_TEST_HOLD_UNTIL", ""),
             enospc_at_step=_env("TUNEDECK_TEST_ENOSPC_AT_STEP"),
             kill_in_save_at_step=_env("TUNEDECK_TEST_KILL_IN_SAVE_AT_STEP"),
         )
@@ -45,7 +49,12 @@ class InjectedFaults:
     @property
     def in_trainer(self) -> bool:
         return bool(
-            self.nan_at_step or self.oom_at_step or self.oom_above_batch or self.slow_step_s or self.enospc_at_step
+            self.nan_at_step
+            or self.oom_at_step
+            or self.oom_above_batch
+            or self.slow_step_s
+            or self.hold_until
+            or self.enospc_at_step
         )
 
     def on_training_loss(self, out, step: int, batch_size: int):
@@ -59,10 +68,12 @@ class InjectedFaults:
                 out = (out[0] * float("nan"), *out[1:])
             else:
                 out = out * float("nan")
-        if self.slow_step_s:
+        if self.slow_step_s or self.hold_until:
             import time
 
             time.sleep(self.slow_step_s)
+            while self.hold_until and not os.path.exists(self.hold_until):
+                time.sleep(0.05)
         return out
 
     def on_save_checkpoint(self, output_dir: str, step: int) -> None:

@@ -70,6 +70,12 @@ def launched(ws: Path, proc: subprocess.CompletedProcess) -> Path:
 SLOW = {"TUNEDECK_TEST_SLOW_STEP_S": "0.3", "TUNEDECK_QUEUE_POLL_S": "0.2"}
 
 
+def held(go_on: Path) -> dict[str, str]:
+    """SLOW, and the run's steps wait until `go_on` exists: a first run cannot end before the test has seen
+    the second one wait behind it, however long the second's launch takes on a busy machine."""
+    return {**SLOW, "TUNEDECK_TEST_HOLD_UNTIL": str(go_on)}
+
+
 # ---- without a model -----------------------------------------------------------------------------
 
 
@@ -111,9 +117,16 @@ def test_a_run_waits_only_for_earlier_runs_that_want_its_slots():
 
 
 @pytest.mark.slow
-def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_model_dir, sft_data):
+def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_model_dir, sft_data, tmp_path):
+    go_on = tmp_path / "go-on"
     first = launched(
-        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 8), "--queue", "--detach", env=SLOW)
+        workspace,
+        tunedeck(
+            *run_args(tiny_model_dir, sft_data, "first", 8),
+            "--queue",
+            "--detach",
+            env=held(go_on),
+        ),
     )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     second = launched(
@@ -129,6 +142,7 @@ def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_mode
         and first.name not in listed.split('"waiting_for"')[0]
     )
     waiter_pid = status.pid
+    go_on.touch()
 
     wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the second run to finish")
     a, b = read_effective_status(first), read_effective_status(second)
@@ -141,9 +155,10 @@ def test_a_queued_run_waits_for_the_running_one_then_starts(workspace, tiny_mode
 
 
 @pytest.mark.slow
-def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data):
+def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data, tmp_path):
+    go_on = tmp_path / "go-on"
     first = launched(
-        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW)
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=held(go_on))
     )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     second = launched(
@@ -162,15 +177,17 @@ def test_cancelling_a_queued_run(workspace, tiny_model_dir, sft_data):
     tunedeck("resume", second.name, "--queue", "--detach", env=SLOW, check=True)
     status = wait_for(lambda: (s := read_effective_status(second)).queue_position and s.pid and s, what="queued again")
     assert status.state == C.QUEUED and f"(run {first.name})" in status.message
+    go_on.touch()  # a held step cannot read the stop request
     tunedeck("stop", first.name, "--wait", check=True)
     wait_for(lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the resumed run to run")
     assert read_effective_status(second).started >= read_effective_status(first).finished
 
 
 @pytest.mark.slow
-def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_model_dir, sft_data):
+def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_model_dir, sft_data, tmp_path):
+    go_on = tmp_path / "go-on"
     first = launched(
-        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 10), "--queue", "--detach", env=SLOW)
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 10), "--queue", "--detach", env=held(go_on))
     )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     # `tunedeck run --queue` without --detach follows the queued run in its terminal; then the terminal goes away
@@ -192,6 +209,7 @@ def test_the_queue_survives_the_launching_process_being_killed(workspace, tiny_m
     os.killpg(os.getpgid(shell.pid), signal.SIGKILL)
     shell.wait()
     assert read_effective_status(second).state == C.QUEUED and pid_alive(waiter)
+    go_on.touch()
     wait_for(
         lambda: read_effective_status(second).state == C.COMPLETED, timeout=300, what="the queued run to run anyway"
     )
@@ -230,9 +248,10 @@ def test_a_busy_gpu_refuses_a_plain_run_and_holds_a_queued_one(workspace, tiny_m
 
 
 @pytest.mark.slow
-def test_a_killed_waiter_reads_as_crashed_and_leaves_the_queue(workspace, tiny_model_dir, sft_data):
+def test_a_killed_waiter_reads_as_crashed_and_leaves_the_queue(workspace, tiny_model_dir, sft_data, tmp_path):
+    go_on = tmp_path / "go-on"
     first = launched(
-        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=SLOW)
+        workspace, tunedeck(*run_args(tiny_model_dir, sft_data, "first", 30), "--queue", "--detach", env=held(go_on))
     )
     wait_for(lambda: read_effective_status(first).state == C.RUNNING, what="the first run to start")
     second = launched(
@@ -244,4 +263,5 @@ def test_a_killed_waiter_reads_as_crashed_and_leaves_the_queue(workspace, tiny_m
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: read_effective_status(second).state == C.CRASHED, timeout=30, what="crashed")
     assert queue_entries(workspace) == []
+    go_on.touch()
     tunedeck("stop", first.name, "--wait", check=True)
