@@ -19,6 +19,39 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 # Every event written in a test, by an engine it starts or in this process, is checked against its kind's
 # definition (engine/run/events.py): a field the definition does not name fails the test that wrote it.
 os.environ.setdefault("TUNEDECK_CHECK_EVENTS", "1")
+# On pytest-xdist workers (the README's command runs two on two cores) torch, here and in every engine a test
+# starts, uses one thread: two workers each with torch's default of one thread per core oversubscribe the
+# cores, and OpenMP threads that wait for each other then stall both.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# The README's test command runs the suite on two pytest-xdist workers: most tests wait on an engine process or
+# the app, and one process used less than one of two cores. Each worker builds its own session fixtures, so the
+# tests that share a costly one run on one worker: the SmolLM2 run (minutes) and llama.cpp's converter with
+# the GGUF run. (xdist's own xdist_group mark does not group under pytest 9.2: it edits a node id that pytest
+# no longer reads; these groups are by node id prefix.)
+WORKER_GROUPS = {
+    "tests/real/": "smollm2",
+    "tests/engine/export/test_export_gguf.py::": "gguf",
+    "tests/tui/test_app_export.py::test_a_gguf_export": "gguf",
+    "tests/tui/test_app_export.py::test_a_failed_artifact_gate": "gguf",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Load scheduling, one test at a time, except that each group in WORKER_GROUPS goes to one worker whole
+    (largest groups first: xdist's loadscope sorts the units by their number of tests)."""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return next((group for prefix, group in WORKER_GROUPS.items() if nodeid.startswith(prefix)), nodeid)
+
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
