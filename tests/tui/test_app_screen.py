@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,12 +24,14 @@ pytestmark = pytest.mark.skipif(
 
 
 class Screen:
-    """Sessions under a private SCREENDIR, so the test never touches the user's own."""
+    """Sessions under a private SCREENDIR, so the test never touches the user's own. The SCREENDIR is a short
+    folder of its own in /tmp, not under tmp_path: a session's socket path (SCREENDIR/PID.NAME) must fit in
+    107 bytes, and a pytest-xdist worker's tmp_path with a five-digit pid came to 108."""
 
-    def __init__(self, screendir: Path, env: dict[str, str]):
-        screendir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.env = {**os.environ, "SCREENDIR": str(screendir), **env}
-        self.dumps = screendir.parent
+    def __init__(self, dumps: Path, env: dict[str, str]):
+        self.screendir = Path(tempfile.mkdtemp(prefix="tdscreen-", dir="/tmp" if os.path.isdir("/tmp") else None))
+        self.env = {**os.environ, "SCREENDIR": str(self.screendir), **env}
+        self.dumps = dumps
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([SCREEN, *args], capture_output=True, text=True, check=check, timeout=20, env=self.env)
@@ -73,7 +76,7 @@ def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path)
         start_new_session=True,
     )
     screen = Screen(
-        tmp_path / "screendir",
+        tmp_path,
         {"TZ": "UTC", "TERM": "screen-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")},
     )
     session = f"tunedeck-test-{os.getpid()}"
@@ -94,6 +97,7 @@ def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path)
         assert engine.poll() is None, "quitting the app stopped the engine"
     finally:
         screen("-S", session, "-X", "quit", check=False)
+        shutil.rmtree(screen.screendir, ignore_errors=True)
         if engine.poll() is None:
             engine.terminate()
             engine.wait(timeout=10)
