@@ -4,6 +4,9 @@ running export asks first and leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -155,6 +158,12 @@ def test_a_non_empty_output_shows_the_cli_refusal_and_stays_untouched(lora_run, 
     no_leftovers(tmp_path)
 
 
+def _pending_sigint(pid: int) -> bool:
+    """Whether SIGINT waits, undelivered, for the (stopped) process: /proc's shared pending mask, bit 1."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return bool(int(re.search(r"^ShdPnd:\s*([0-9a-f]+)$", status, re.M)[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
 def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, tmp_path):
     out = tmp_path / "stopped"
     dismissed: list = []
@@ -165,14 +174,22 @@ def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, 
             screen = await open_dialog(pilot, lora_run, 4, dismissed)
             screen.query_one("#export-out", Input).value = str(out)
             await pilot.press("enter")
-            await wait_until(pilot, lambda: screen.running, what="the export to start")
-            await pilot.press("escape")
-            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-            await pilot.press("n")  # no: it keeps running
-            assert screen.running and not dismissed
-            await pilot.press("escape")
-            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
-            await pilot.press("y")
+            await wait_until(pilot, lambda: screen.process is not None, what="the export to start")
+            # the tiny export can finish in a second or two: held (SIGSTOP) it is still running when the
+            # user says yes below, however fast or slow the machine; a stop that came too late is no stop
+            group = screen.process.pid
+            os.killpg(group, signal.SIGSTOP)
+            try:
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+                await pilot.press("n")  # no: it keeps running
+                assert screen.running and not dismissed
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+                await pilot.press("y")
+                await wait_until(pilot, lambda: _pending_sigint(group), what="the dialog's SIGINT to the export")
+            finally:
+                os.killpg(group, signal.SIGCONT)
             await wait_until(pilot, lambda: dismissed, 60, "the export to stop and the dialog to close")
 
     run(scenario())
