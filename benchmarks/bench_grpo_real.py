@@ -12,7 +12,7 @@ no group carries a signal. The recipe GRPO is for is a second stage:
   2. GRPO: `tunedeck run grpo` on other triage prompts from stage 1, rewarded by json_valid (0.1) and a
      python scorer giving the share of the reference's fields the answer gets right (1.0, partial
      credit, so most groups differ), the gate at every checkpoint on a golden set of tickets
-     (json_valid + json_equal) against stage 1 as the base.
+     (json_valid + json_equal), the plain questions and the safety prompts, against stage 1 as the base.
 
 It prints and writes OUT/summary.json: the gate's task score for stage 1 and each GRPO checkpoint, the
 verdicts and sentence, the reward's first and last windows, the guard's alerts, and the wall time of
@@ -100,6 +100,8 @@ def main() -> None:
     train = write_jsonl(out / "sft.jsonl", T.tickets(220, seed=0))
     prompts = write_jsonl(out / "prompts.jsonl", T.tickets(160, seed=7))
     golden = write_jsonl(out / "golden.jsonl", T.golden_set(a.golden, seed=1))
+    general = write_jsonl(out / "general.jsonl", T.general_set())  # plain questions: what GRPO must not cost
+    safety = write_jsonl(out / "safety.jsonl", T.safety_set())
     (out / "triage_reward.py").write_text(SCORER)
     load = os.getloadavg()[0]
 
@@ -142,6 +144,10 @@ def main() -> None:
         f"model.base={json.dumps(str(stage1))}",
         "--set",
         f"gate.golden={json.dumps(str(golden))}",
+        "--set",
+        f"gate.general={json.dumps(str(general))}",
+        "--set",
+        f"gate.safety={json.dumps(str(safety))}",
         "--set",
         f"rewards.checks={checks}",
         "--set",
@@ -196,6 +202,8 @@ def main() -> None:
         "prompts_per_step": a.prompts_per_step,
         "golden_examples": a.golden,
         "task": {str(r["checkpoint"]): r["task"] for r in gate["rows"]},
+        "general": {str(r["checkpoint"]): r.get("general") for r in gate["rows"]},
+        "safety": {str(r["checkpoint"]): r.get("safety") for r in gate["rows"]},
         "verdicts": {str(r["checkpoint"]): r["verdict"] for r in gate["rows"]},
         "sentence": gate["sentence"],
         "reward_first_last": [rewards[0], rewards[-1]] if rewards else None,
