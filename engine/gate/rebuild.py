@@ -238,7 +238,9 @@ def summarize_run(
         summary.sentence = f"{summary.sentence} (rests on {basis})"
     from tunedeck.engine.run.reward_history import reward_phrase
 
-    reward = reward_phrase(run_dir)  # GRPO: the reward it optimised, beside the held-out result
+    featured = summary.featured  # the checkpoint the sentence is about: its reward, not training's last
+    at_step = featured.checkpoint if featured is not None and isinstance(featured.checkpoint, int) else None
+    reward = reward_phrase(run_dir, at_step)  # GRPO: the reward it optimised, beside the held-out result
     if reward:
         summary.sentence = f"{summary.sentence}; {reward}"
     summary.notices, summary.key = notices, key

@@ -51,9 +51,10 @@ def read_reward_history(run_dir: Path) -> RewardHistory:
     return history_from_events(read_events(Path(run_dir) / C.EVENTS_JSONL))
 
 
-def reward_phrase(run_dir: Path) -> str | None:
-    """What a GRPO run optimised, for the gate's sentence: the reward, how its mean moved, and the guard's
-    alerts; None for other methods or before any reward was logged."""
+def reward_phrase(run_dir: Path, at_step: int | None = None) -> str | None:
+    """What a GRPO run optimised, for the gate's sentence: the reward, how its mean moved up to `at_step`
+    (the checkpoint the sentence is about; the last logged window follows where training went on past it),
+    and the guard's alerts; None for other methods or before any reward was logged."""
     from tunedeck.engine.run.run_record import load_run_record
 
     try:
@@ -66,10 +67,13 @@ def reward_phrase(run_dir: Path) -> str | None:
     if not h.windows:
         return None
     first, last = h.windows[0], h.windows[-1]
+    upto = [w for w in h.windows if at_step is None or w["step"] <= at_step] or [first]
     text = (
         f"optimised reward {describe_rewards(profile.rewards.checks)}: mean {first['reward']:.2f} at step "
-        f"{first['step']} -> {last['reward']:.2f} at step {last['step']}"
+        f"{first['step']} -> {upto[-1]['reward']:.2f} at step {upto[-1]['step']}"
     )
+    if upto[-1] is not last:  # the checkpoint is not the end of training: where the reward went after it
+        text += f" ({last['reward']:.2f} at step {last['step']}, the last logged)"
     if h.alerts:
         text += "; reward guard: " + ", ".join(
             f"{a.get('code').replace('_', ' ')} at step {a.get('step')}" for a in h.alerts

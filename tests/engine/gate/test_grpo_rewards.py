@@ -524,6 +524,36 @@ def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(t
     assert guard_after_gate(tmp_path, profile, summary, EventWriter(tmp_path / "other.jsonl")) == []  # raised once
 
 
+def test_the_sentence_gives_the_reward_at_the_checkpoint_it_names_and_where_training_took_it(tmp_path):
+    """The SmolLM2 benchmark's case: checkpoint-50 ships, checkpoint-100 (a higher reward) fails on general
+    questions; the sentence about checkpoint-50 must not credit it with step 100's reward."""
+    from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.run.event_log import EventWriter
+    from tunedeck.engine.run.reward_history import reward_phrase
+    from tunedeck.engine.run.run_record import RunRecord, write_run_record
+
+    write_run_record(tmp_path, RunRecord(id="r", name="r", profile=load_profile("grpo", [])))
+    events = EventWriter(tmp_path / C.EVENTS_JSONL)
+    for step, reward in [(2, 0.6), (50, 0.87), (98, 1.0), (100, 1.04)]:
+        events.emit(
+            C.EV_TRAIN,
+            step=step,
+            epoch=step / 100,
+            loss=0.0,
+            learning_rate=2e-4,
+            grad_norm=0.5,
+            tokens_per_s=None,
+            tokens_seen=None,
+            reward=reward,
+        )
+    events.close()
+    said = "optimised reward json_valid x0.2 + json_equal x1: mean 0.60 at step 2 -> "
+    assert reward_phrase(tmp_path, 50) == said + "0.87 at step 50 (1.04 at step 100, the last logged)"
+    assert reward_phrase(tmp_path, 100) == said + "1.04 at step 100"
+    assert reward_phrase(tmp_path) == said + "1.04 at step 100"  # no checkpoint named: the whole run
+    assert reward_phrase(tmp_path, 1) == said + "0.60 at step 2 (1.04 at step 100, the last logged)"
+
+
 def test_the_form_edits_reward_checks_as_a_toml_inline_array():
     from tunedeck.engine.config.profile_schema import ALL_KEYS
     from tunedeck.tui.widgets.hyperparam_form import parse_text, to_text
