@@ -4,6 +4,7 @@ running export asks first and leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -158,10 +159,23 @@ def test_a_non_empty_output_shows_the_cli_refusal_and_stays_untouched(lora_run, 
     no_leftovers(tmp_path)
 
 
+def _proc_status(pid: int, field: str) -> str:
+    """A field of /proc/PID/status ("" once the process is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return ""
+    found = re.search(rf"^{field}:\s*(.*)$", status, re.M)
+    return found[1] if found else ""
+
+
+def _held(pid: int) -> bool:
+    return _proc_status(pid, "State").startswith("T")
+
+
 def _pending_sigint(pid: int) -> bool:
-    """Whether SIGINT waits, undelivered, for the (stopped) process: /proc's shared pending mask, bit 1."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return bool(int(re.search(r"^ShdPnd:\s*([0-9a-f]+)$", status, re.M)[1], 16) & (1 << (signal.SIGINT - 1)))
+    """Whether SIGINT waits, undelivered, for the held process (the shared pending mask's bit 1)."""
+    return bool(int(_proc_status(pid, "ShdPnd") or "0", 16) & (1 << (signal.SIGINT - 1)))
 
 
 def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, tmp_path):
@@ -180,6 +194,9 @@ def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, 
             group = screen.process.pid
             os.killpg(group, signal.SIGSTOP)
             try:
+                # stopped, not just asked to stop (a process in a disk read takes the signal on its way out):
+                # a SIGINT from now on waits, undelivered, until SIGCONT below
+                await wait_until(pilot, lambda: _held(group), what="the export to be held")
                 await pilot.press("escape")
                 await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
                 await pilot.press("n")  # no: it keeps running
@@ -189,7 +206,8 @@ def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, 
                 await pilot.press("y")
                 await wait_until(pilot, lambda: _pending_sigint(group), what="the dialog's SIGINT to the export")
             finally:
-                os.killpg(group, signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):  # gone already: the failure above is the news
+                    os.killpg(group, signal.SIGCONT)
             await wait_until(pilot, lambda: dismissed, 60, "the export to stop and the dialog to close")
 
     run(scenario())
