@@ -163,6 +163,12 @@ def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, 
         app = make_app(lora_run.parent.parent)
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await open_dialog(pilot, lora_run, 4, dismissed)
+            # the merged export (load, merge, save, its artifact gate) runs long enough to be stopped; the
+            # adapter export of the tiny run could finish before the 'y' on a busy worker
+            await pilot.press("shift+tab")
+            await pilot.press("down", "enter")
+            await wait_until(pilot, lambda: screen.merge, what="the merged choice")
+            await pilot.press("tab")
             screen.query_one("#export-out", Input).value = str(out)
             await pilot.press("enter")
             await wait_until(pilot, lambda: screen.running, what="the export to start")
