@@ -488,18 +488,13 @@ def test_the_rewards_pane_and_live_samples_show_rewards_per_check_and_alerts():
     assert "reward 1 (json_valid 1); its group: 1 0" in render_samples([sample]).plain
 
 
-def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(tmp_path):
-    from tunedeck.engine.config.profile_loading import load_profile
-    from tunedeck.engine.run.event_log import EventWriter
-    from tunedeck.engine.run.gate_result import GateRow, GateSummary
-    from tunedeck.engine.training.reward_guard import guard_after_gate
-
-    events = EventWriter(tmp_path / C.EVENTS_JSONL)
-    for step, reward in enumerate([0.1, 0.2, 0.3, 0.9, 0.9, 1.0], 1):
+def _log_rewards(events, steps_and_rewards, total: int) -> None:
+    """A GRPO run's train events as the engine logs them: only the step and the reward matter here."""
+    for step, reward in steps_and_rewards:
         events.emit(
             C.EV_TRAIN,
             step=step,
-            epoch=step / 6,
+            epoch=step / total,
             loss=0.0,
             learning_rate=2e-5,
             grad_norm=0.5,
@@ -507,6 +502,16 @@ def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(t
             tokens_seen=None,
             reward=reward,
         )
+
+
+def test_with_the_gate_at_the_end_the_guard_reads_the_rewards_against_its_rows(tmp_path):
+    from tunedeck.engine.config.profile_loading import load_profile
+    from tunedeck.engine.run.event_log import EventWriter
+    from tunedeck.engine.run.gate_result import GateRow, GateSummary
+    from tunedeck.engine.training.reward_guard import guard_after_gate
+
+    events = EventWriter(tmp_path / C.EVENTS_JSONL)
+    _log_rewards(events, enumerate([0.1, 0.2, 0.3, 0.9, 0.9, 1.0], 1), total=6)
     profile = load_profile("grpo", ["gate.when=end", 'notify.command="echo $TUNEDECK_ALERT > alert.txt"'])
     summary = GateSummary(
         rows=[
@@ -534,18 +539,7 @@ def test_the_sentence_gives_the_reward_at_the_checkpoint_it_names_and_where_trai
 
     write_run_record(tmp_path, RunRecord(id="r", name="r", profile=load_profile("grpo", [])))
     events = EventWriter(tmp_path / C.EVENTS_JSONL)
-    for step, reward in [(2, 0.6), (50, 0.87), (98, 1.0), (100, 1.04)]:
-        events.emit(
-            C.EV_TRAIN,
-            step=step,
-            epoch=step / 100,
-            loss=0.0,
-            learning_rate=2e-4,
-            grad_norm=0.5,
-            tokens_per_s=None,
-            tokens_seen=None,
-            reward=reward,
-        )
+    _log_rewards(events, [(2, 0.6), (50, 0.87), (98, 1.0), (100, 1.04)], total=100)
     events.close()
     said = "optimised reward json_valid x0.2 + json_equal x1: mean 0.60 at step 2 -> "
     assert reward_phrase(tmp_path, 50) == said + "0.87 at step 50 (1.04 at step 100, the last logged)"
