@@ -27,10 +27,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 # The README's test command runs the suite on two pytest-xdist workers: most tests wait on an engine process or
-# the app, and one process used less than one of two cores. Each worker builds its own session fixtures, so the
-# tests that share a costly one run on one worker: the SmolLM2 run (minutes) and llama.cpp's converter with
-# the GGUF run. (xdist's own xdist_group mark does not group under pytest 9.2: it edits a node id that pytest
-# no longer reads; these groups are by node id prefix.)
+# the app, and one process used less than one of two cores. The tiny model, the small runs, llama.cpp's
+# converter and the GGUF run are built once for both workers (fixtures/once.py); the tests that share the
+# SmolLM2 tier's session fixtures (its run, gate and exports: minutes) run on one worker, and so do the GGUF
+# tests, so that the other worker does not wait on the lock while the first trains. (xdist's own xdist_group
+# mark does not group under pytest 9.2: it edits a node id that pytest no longer reads; these groups are by
+# node id prefix.)
 WORKER_GROUPS = {
     "tests/real/": "smollm2",
     "tests/engine/export/test_export_gguf.py::": "gguf",
@@ -61,19 +63,29 @@ def demo_rows():
     return make_rows(240, seed=0)
 
 
+# The session's model, data and small trained runs are built once for both xdist workers (fixtures/once.py)
+# and shared by every module that reads them. A test that writes into a run (the gate, a changed template)
+# copies it first (shutil.copytree).
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, demo_rows) -> Path:
+    from fixtures.once import built_once
+
     from tunedeck.engine.data.demo_data import corpus
     from tunedeck.engine.models.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), corpus(demo_rows))
+    return built_once(tmp_path_factory, "tiny-model", lambda path: build_tiny_model(path, corpus(demo_rows)))
 
 
 @pytest.fixture(scope="session")
 def sft_data(tmp_path_factory, demo_rows) -> Path:
+    from fixtures.once import built_once
+
     from tunedeck.engine.data.demo_data import write_jsonl
 
-    return write_jsonl(tmp_path_factory.mktemp("data") / "train.jsonl", demo_rows)
+    folder = built_once(tmp_path_factory, "data", lambda path: write_jsonl(path / "train.jsonl", demo_rows))
+    return folder / "train.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -93,32 +105,40 @@ def dpo_data(tmp_path_factory, demo_rows) -> Path:
     return write_jsonl(tmp_path_factory.mktemp("dpo") / "pairs.jsonl", rows)
 
 
-# The session's small trained runs, each trained once and shared by every module that reads it. A test that
-# writes into a run (the gate, a changed template) copies it first (shutil.copytree).
-
-
 @pytest.fixture(scope="session")
 def small_lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
     """LoRA on the tiny model: 6 steps, checkpoints 3 and 6, no gate (fixtures/small_runs.py SMALL_RUN)."""
+    from fixtures.once import run_built_once
     from fixtures.small_runs import train_small
 
-    return train_small(tmp_path_factory.mktemp("small-runs") / "ws", tiny_model_dir, sft_data)
+    return run_built_once(
+        tmp_path_factory, "small-lora-run", lambda folder: train_small(folder / "ws", tiny_model_dir, sft_data)
+    )
 
 
 @pytest.fixture(scope="session")
-def small_full_run(small_lora_run, tiny_model_dir, sft_data) -> Path:
+def small_full_run(tmp_path_factory, small_lora_run, tiny_model_dir, sft_data) -> Path:
     """The same run with full fine-tuning, in the same workspace."""
+    from fixtures.once import run_built_once
     from fixtures.small_runs import train_small
 
-    return train_small(small_lora_run.parent.parent, tiny_model_dir, sft_data, "--set", "method.adapter=none")
+    ws = small_lora_run.parent.parent
+    return run_built_once(
+        tmp_path_factory,
+        "small-full-run",
+        lambda _: train_small(ws, tiny_model_dir, sft_data, "--set", "method.adapter=none"),
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_lora_run(tmp_path_factory, tiny_model_dir, sft_data) -> Path:
     """The app's tests' LoRA run: 4 steps, checkpoints 2 and 4, no eval or gate (fixtures/small_runs.py)."""
+    from fixtures.once import run_built_once
     from fixtures.small_runs import train_tiny_lora
 
-    return train_tiny_lora(tmp_path_factory.mktemp("tiny-lora") / "ws", tiny_model_dir, sft_data)
+    return run_built_once(
+        tmp_path_factory, "tiny-lora-run", lambda folder: train_tiny_lora(folder / "ws", tiny_model_dir, sft_data)
+    )
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ Session fixtures, shared by every real-model test (and by any test that needs a 
   smollm2_lora_run   ONE completed run directory: `tunedeck run demo-real --detach` through the real CLI and
                      the detached engine, on the GGUF file itself, gate included. LoRA at lr 1e-3 on task rows
                      only for 24 steps: checkpoint-24 learnt the task and forgot general questions.
+  smollm2_merged     checkpoint-24 of that run as a plain model: `tunedeck export RUN --checkpoint 24 --merge`
+                     (the loop's reload test reads it; the GRPO stage starts from it)
 
 TUNEDECK_REAL_CACHE=DIR keeps the de-quantised folder between sessions (the default is the session's
 temporary directory). Tests here are marked `real` and `slow`.
@@ -140,3 +142,11 @@ def smollm2_lora_launch(smollm2_base, smollm2_gguf, triage_data, smollm2_workspa
 @pytest.fixture(scope="session")
 def smollm2_lora_run(smollm2_lora_launch) -> Path:
     return smollm2_lora_launch.run_dir
+
+
+@pytest.fixture(scope="session")
+def smollm2_merged(smollm2_lora_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("smollm2-merged") / "merged"
+    proc = tunedeck("export", smollm2_lora_run.name, "--checkpoint", str(RUN_STEPS), "--merge", str(out), timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -36,21 +36,13 @@ def fields(output, example):
 
 
 @pytest.fixture(scope="module")
-def sft_stage(smollm2_lora_run, tmp_path_factory):
-    """The session's SFT run's checkpoint, merged by the product's export."""
-    out = tmp_path_factory.mktemp("grpo-real") / "sft-merged"
-    proc = tunedeck("export", smollm2_lora_run.name, "--checkpoint", "latest", "--merge", str(out), timeout=1200)
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
-def grpo_real_run(sft_stage, triage_data, smollm2_workspace):
+def grpo_real_run(smollm2_merged, triage_data, smollm2_workspace, tmp_path_factory):
     from tunedeck.engine.data import ticket_triage as T
     from tunedeck.engine.data.demo_data import write_jsonl
     from tunedeck.engine.run.store import find_run
 
-    root = sft_stage.parent
+    sft_stage = smollm2_merged  # the session's SFT run's checkpoint, merged by the product's export
+    root = tmp_path_factory.mktemp("grpo-real")
     (root / "triage_reward.py").write_text(SCORER)
     prompts = write_jsonl(root / "prompts.jsonl", T.tickets(48, seed=7))
     checks = (

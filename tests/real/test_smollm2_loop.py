@@ -110,12 +110,10 @@ def test_the_gate_fails_the_checkpoint_that_forgot_its_general_questions(smollm2
     assert gate.best != 24
 
 
-def test_the_merged_export_reloads_and_says_what_the_gate_heard(smollm2_lora_run, triage_data, tmp_path):
+def test_the_merged_export_reloads_and_says_what_the_gate_heard(smollm2_lora_run, smollm2_merged, triage_data):
     from tunedeck.engine.gate.example_records import read_records
 
-    out = tmp_path / "merged"
-    proc = tunedeck("export", smollm2_lora_run.name, "--checkpoint", "24", "--merge", str(out), timeout=900)
-    assert proc.returncode == 0, proc.stderr
+    out = smollm2_merged  # `tunedeck export RUN --checkpoint 24 --merge` (tests/real/conftest.py)
     golden = {
         f"golden:{json.loads(line)['id']}": json.loads(line) for line in triage_data["golden"].read_text().splitlines()
     }
