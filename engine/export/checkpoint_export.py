@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -209,6 +210,15 @@ def write_model(model, tokenizer, tmp: Path) -> None:
     model.save_pretrained(str(tmp), max_shard_size="5GB")  # safetensors (the only format transformers 5 writes)
 
 
+def _hold_for_a_test() -> None:
+    """TUNEDECK_TEST_HOLD_EXPORT_UNTIL=FILE: wait here, the files written into the temp directory and before the
+    artifact gate and the rename, until FILE exists, so that a test stops an export half-written however fast
+    the machine. Production never sets it."""
+    hold = os.environ.get("TUNEDECK_TEST_HOLD_EXPORT_UNTIL")
+    while hold and not os.path.exists(hold):
+        time.sleep(0.05)
+
+
 def _no_pickles(tmp: Path) -> None:
     found = [p.name for p in tmp.rglob("*") if p.suffix in PICKLE_SUFFIXES]
     if found:
@@ -292,6 +302,7 @@ def export_checkpoint(
         if kind != "gguf":
             tokenizer.save_pretrained(str(tmp))  # tokenizer files and chat_template.jinja
         _no_pickles(tmp)
+        _hold_for_a_test()
         gate = ag.run_artifact_gate(
             plan,
             kind,
