@@ -200,7 +200,7 @@ def start_export(
 ) -> subprocess.Popen:
     """Start `tunedeck export` in its own session, writing to the files `stdout` and `stderr` (files, not
     pipes: an app that goes away must not hand the export a broken pipe). Stop it with a signal to its
-    process group: SIGINT lets it remove its half-written folder."""
+    process group: SIGTERM lets it remove its half-written folder."""
     cmd = [sys.executable, "-m", "tunedeck.tui.cli", "export", str(run_dir), str(out), "--checkpoint", str(checkpoint)]
     if merge:
         cmd.append("--merge")

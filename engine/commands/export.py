@@ -8,6 +8,7 @@ tolerances is a failed export: the output is kept and marked failed, and the com
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from tunedeck.engine.config.workspace import resolve_workspace
@@ -40,6 +41,9 @@ def cmd_export(args) -> int:
         hf_logging.disable_progress_bar()
     except Exception:
         pass
+    # `kill PID`, or the app's stop: leave like Ctrl-C, removing the half-written folder. SIGINT alone is not
+    # enough: a process started in the background of a script inherits SIGINT ignored (bash does that).
+    signal.signal(signal.SIGTERM, _stopped)
     result = export_checkpoint(
         run_dir,
         args.out,
@@ -122,6 +126,10 @@ def _ollama_lines(result, create: bool, name: str | None, run_name: str) -> None
         print(f"imported into Ollama as {name}: ollama run {name}")
     else:
         print(f"ollama create failed ({last or f'exit {code}'}); run it yourself: {line}")
+
+
+def _stopped(signum, frame) -> None:
+    raise KeyboardInterrupt  # the CLI says "interrupted" and exits 130; export_checkpoint removes its temp folder
 
 
 def _say(message: str) -> None:

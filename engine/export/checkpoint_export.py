@@ -14,8 +14,9 @@
   tolerances is a failed export: its files are kept, marked failed (status, EXPORT-FAILED.txt), and the
   result says so (ExportResult.failed; the command exits 1).
 
-Everything is written into a hidden temp directory beside OUT and renamed onto OUT at the end, so a
-killed export leaves `.OUT.tmp-*` behind, never an OUT that looks whole. Nothing is pickled: weights
+Everything is written into a hidden temp directory beside OUT and renamed onto OUT at the end: an export
+stopped by Ctrl-C or SIGTERM removes it, and one killed outright leaves `.OUT.tmp-*` behind, never an OUT
+that looks whole. Nothing is pickled: weights
 are safetensors or GGUF, and the written folder is checked for pickle files before the rename.
 """
 

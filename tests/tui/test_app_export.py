@@ -186,8 +186,10 @@ def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, 
     no_leftovers(tmp_path)
 
 
-def test_quitting_the_app_mid_export_leaves_the_export_running_to_completion(lora_run, tmp_path):
+def test_quitting_the_app_mid_export_leaves_the_export_running_to_completion(lora_run, tmp_path, monkeypatch):
     out = tmp_path / "detached"
+    go_on = tmp_path / "go-on"
+    monkeypatch.setenv("TUNEDECK_TEST_HOLD_EXPORT_UNTIL", str(go_on))  # held half-written until the app is gone
 
     async def scenario():
         app = make_app(lora_run.parent.parent)
@@ -200,6 +202,7 @@ def test_quitting_the_app_mid_export_leaves_the_export_running_to_completion(lor
 
     proc = run(scenario())
     assert proc.poll() is None  # the app closed without waiting for it
+    go_on.touch()
     wait_for(lambda: proc.poll() is not None, EXPORT_S, what="the export to finish on its own")
     assert (
         proc.returncode == 0

@@ -44,7 +44,7 @@ from ..worker_failures import RoutesWorkerFailures
 from .confirm import ConfirmScreen
 
 POLL_S = 0.1
-STOP_GRACE_S = 10.0  # after SIGINT (the engine removes its temp folder), how long before SIGKILL
+STOP_GRACE_S = 10.0  # after SIGTERM (the export removes its temp folder), how long before SIGKILL
 TRACEBACK_START = "Traceback (most recent call last):"
 
 
@@ -313,11 +313,12 @@ class ExportScreen(RoutesWorkerFailures, ModalScreen[Path | None]):
 
     @staticmethod
     def _signal(proc: subprocess.Popen, interrupted_at: float | None) -> float:
-        """SIGINT first (the engine removes its half-written temp folder), SIGKILL if it lingers."""
+        """SIGTERM first (the export removes its half-written temp folder), SIGKILL if it lingers. Not SIGINT: an
+        app started in the background of a script hands its children SIGINT ignored."""
         now = time.monotonic()
         try:
             if interrupted_at is None:
-                os.killpg(proc.pid, signal.SIGINT)  # its own session: the group is the export alone
+                os.killpg(proc.pid, signal.SIGTERM)  # its own session: the group is the export alone
                 return now
             if now - interrupted_at > STOP_GRACE_S:
                 os.killpg(proc.pid, signal.SIGKILL)

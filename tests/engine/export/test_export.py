@@ -4,11 +4,15 @@ the checkpoint did; the record says where it came from; user mistakes are one-li
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import tunedeck
+from conftest import ROOT, tunedeck, wait_for
 from fixtures.small_runs import checkpoint_texts, no_leftovers, texts
 
 pytestmark = pytest.mark.slow
@@ -200,4 +204,26 @@ def test_an_interrupted_export_leaves_no_output(lora_run, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         export_checkpoint(lora_run, out, checkpoint=3, merge=True, progress=interrupt)
     assert not out.exists()
+    no_leftovers(tmp_path)
+
+
+def test_a_terminated_export_removes_its_half_written_folder(ws, lora_run, tmp_path):
+    """`kill PID` (and the app's stop) is a Ctrl-C: the export leaves nothing, and says so in one line."""
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunedeck.tui.cli", "export", "--workspace", str(ws), lora_run.name, str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TUNEDECK_TEST_HOLD_EXPORT_UNTIL": str(tmp_path / "never")},
+        cwd=ROOT,
+    )
+    try:
+        wait_for(lambda: list(tmp_path.glob(".killed.tmp-*/*")), 180, what="the export to write into its temp folder")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and stderr.strip().splitlines()[-1] == "tunedeck: interrupted", stderr
+    assert "Traceback" not in stderr and not out.exists()
     no_leftovers(tmp_path)
