@@ -68,8 +68,10 @@ class Screen:
 def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
     run_dir = ws / "runs" / RUNNING
+    fake = ROOT / "tests" / "fixtures" / "fake_engine.py"
+    # it trains until the test stops it: the run's own 1000 steps, at 20 a second, could end mid-test on a busy machine
     engine = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fixtures" / "fake_engine.py"), str(run_dir), "--rate", "20"],
+        [sys.executable, str(fake), str(run_dir), "--rate", "20", "--total", "10000000"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
