@@ -16,8 +16,8 @@
 
 Everything is written into a hidden temp directory beside OUT and renamed onto OUT at the end: an export
 stopped by Ctrl-C or SIGTERM removes it, and one killed outright leaves `.OUT.tmp-*` behind, never an OUT
-that looks whole. Nothing is pickled: weights
-are safetensors or GGUF, and the written folder is checked for pickle files before the rename.
+that looks whole. Nothing is pickled: weights are safetensors or GGUF, and the written folder is checked
+for pickle files before the rename.
 """
 
 from __future__ import annotations
