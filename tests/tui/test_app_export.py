@@ -10,7 +10,7 @@ import pytest
 from conftest import wait_for
 from fixtures.app_harness import make_app, run, screen_text, wait_for_widget_text, wait_until
 from fixtures.gguf_runs import DRIFTED_TEMPLATE, STEP, converter_cache, gguf_run
-from fixtures.small_runs import checkpoint_texts, no_leftovers, texts
+from fixtures.small_runs import checkpoint_texts, half_written, no_leftovers, texts
 from textual.widgets import Input, Log, RadioSet, Select
 
 from tunedeck.engine.export.gguf_convert import GGUF_TYPES
@@ -169,8 +169,7 @@ def test_escape_while_exporting_asks_then_stops_it_and_writes_nothing(lora_run, 
             screen.query_one("#export-out", Input).value = str(out)
             await pilot.press("enter")
             await wait_until(pilot, lambda: screen.running, what="the export to start")
-            half_written = lambda: list(tmp_path.glob(".stopped.tmp-*/*"))  # noqa: E731
-            await wait_until(pilot, half_written, EXPORT_S, "the export to write into its temp folder")
+            await wait_until(pilot, lambda: half_written(out), EXPORT_S, "the export to write into its temp folder")
             await pilot.press("escape")
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
             await pilot.press("n")  # no: it keeps running

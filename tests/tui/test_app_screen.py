@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
+from fixtures.fake_engine import start_detached
 from fixtures.tmux import step_on_screen
 
 SCREEN = shutil.which("screen")
@@ -68,15 +69,7 @@ class Screen:
 def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
     run_dir = ws / "runs" / RUNNING
-    fake = ROOT / "tests" / "fixtures" / "fake_engine.py"
-    # it trains until the test stops it: the run's own 1000 steps, at 20 a second, could end mid-test on a busy machine
-    engine = subprocess.Popen(
-        [sys.executable, str(fake), str(run_dir), "--rate", "20", "--total", "10000000"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    engine = start_detached(run_dir)
     screen = Screen(
         tmp_path,
         {"TZ": "UTC", "TERM": "screen-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")},

@@ -5,13 +5,13 @@ engine running, that a new session re-attaches to it live, and that the stop key
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
+from fixtures.fake_engine import start_detached
 from fixtures.tmux import TMUX, Tmux, step_on_screen
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,15 +63,7 @@ def chromatic_colours(escaped: str) -> set:
 def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
     ws = copy_workspace(tmp_path / "ws", runs=(RUNNING,))
     run_dir = ws / "runs" / RUNNING
-    fake = ROOT / "tests" / "fixtures" / "fake_engine.py"
-    # it trains until the test stops it: the run's own 1000 steps, at 20 a second, could end mid-test on a busy machine
-    engine = subprocess.Popen(
-        [sys.executable, str(fake), str(run_dir), "--rate", "20", "--total", "10000000"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    engine = start_detached(run_dir)
     tmux = Tmux(f"tunedeck-test-{os.getpid()}")
     env = {"TZ": "UTC", "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
     app = f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING}"

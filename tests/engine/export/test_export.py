@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, tunedeck, wait_for
-from fixtures.small_runs import checkpoint_texts, no_leftovers, texts
+from fixtures.small_runs import checkpoint_texts, half_written, no_leftovers, texts
 
 pytestmark = pytest.mark.slow
 
@@ -219,7 +219,7 @@ def test_a_terminated_export_removes_its_half_written_folder(ws, lora_run, tmp_p
         cwd=ROOT,
     )
     try:
-        wait_for(lambda: list(tmp_path.glob(".killed.tmp-*/*")), 180, what="the export to write into its temp folder")
+        wait_for(lambda: half_written(out), 180, what="the export to write into its temp folder")
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:
