@@ -45,25 +45,37 @@ class Screen:
         return session in self("-ls", check=False).stdout
 
     def capture(self, session: str) -> str:
+        """The session's screen as text. `-X hardcopy` returns before screen has written the file, and screen
+        creates it empty and fills it later (CI once read it empty): wait for content that has stopped growing.
+        A copy can still be cut short on a busy machine, so callers wait for the text they need, not one copy."""
         out = self.dumps / f"{session}.txt"
         out.unlink(missing_ok=True)
         self("-U", "-S", session, "-X", "hardcopy", str(out), check=False)
         deadline = time.monotonic() + 5
-        while not out.exists() and time.monotonic() < deadline:
+        size = -1
+        while time.monotonic() < deadline:
+            now = out.stat().st_size if out.exists() else 0
+            if now and now == size:
+                break
+            size = now
             time.sleep(0.05)
         return out.read_text(errors="replace") if out.exists() else ""
 
-    def wait_for(self, session: str, *needles: str, timeout: float = 40) -> str:
+    def wait_until(self, session: str, done, what: str, timeout: float = 40) -> str:
+        """The first copy of the screen for which done(text) holds, while the session lives."""
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
             if not self.alive(session):
                 raise AssertionError(f"screen session {session} ended early; last screen:\n{text}")
             text = self.capture(session)
-            if all(n in text for n in needles):
+            if done(text):
                 return text
             time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {needles!r}; screen:\n{text}")
+        raise AssertionError(f"timed out waiting for {what}; screen:\n{text}")
+
+    def wait_for(self, session: str, *needles: str, timeout: float = 40) -> str:
+        return self.wait_until(session, lambda text: all(n in text for n in needles), repr(needles), timeout)
 
 
 def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path):
@@ -80,10 +92,9 @@ def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path)
         # hardcopy keeps ASCII only (no "▶ running"): the step counter shows once the run's status is read
         text = screen.wait_for(session, "Loss", "running", "Events", "esc Back", "/1000 ")
         first = step_on_screen(text)
-        deadline = time.monotonic() + 20
-        while step_on_screen(screen.capture(session)) <= first:  # new events appear
-            assert time.monotonic() < deadline, screen.capture(session)
-            time.sleep(0.2)
+        screen.wait_until(  # new events appear
+            session, lambda text: "/1000 " in text and step_on_screen(text) > first, f"a step after {first}", 20
+        )
         screen("-S", session, "-X", "stuff", "q")
         deadline = time.monotonic() + 10
         while screen.alive(session):
