@@ -10,11 +10,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
 from fixtures.fake_engine import start_detached
-from fixtures.tmux import step_on_screen
+from fixtures.tmux import a_step_after, step_on_screen, wait_for_screen
 
 SCREEN = shutil.which("screen")
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,18 +62,8 @@ class Screen:
             time.sleep(0.05)
         return out.read_text(errors="replace") if out.exists() else ""
 
-    def wait_until(self, session: str, done, what: str, timeout: float = 40) -> str:
-        """The first copy of the screen for which done(text) holds, while the session lives."""
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            if not self.alive(session):
-                raise AssertionError(f"screen session {session} ended early; last screen:\n{text}")
-            text = self.capture(session)
-            if done(text):
-                return text
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}; screen:\n{text}")
+    def wait_until(self, session: str, done: Callable[[str], bool], what: str, timeout: float = 40) -> str:
+        return wait_for_screen(lambda: self.capture(session), lambda: self.alive(session), done, what, timeout)
 
     def wait_for(self, session: str, *needles: str, timeout: float = 40) -> str:
         return self.wait_until(session, lambda text: all(n in text for n in needles), repr(needles), timeout)
@@ -92,9 +83,7 @@ def test_app_in_gnu_screen_follows_a_live_engine_and_leaves_it_running(tmp_path)
         # hardcopy keeps ASCII only (no "▶ running"): the step counter shows once the run's status is read
         text = screen.wait_for(session, "Loss", "running", "Events", "esc Back", "/1000 ")
         first = step_on_screen(text)
-        screen.wait_until(  # new events appear
-            session, lambda text: "/1000 " in text and step_on_screen(text) > first, f"a step after {first}", 20
-        )
+        screen.wait_until(session, a_step_after(first), f"a step after {first}", timeout=20)  # new events appear
         screen("-S", session, "-X", "stuff", "q")
         deadline = time.monotonic() + 10
         while screen.alive(session):

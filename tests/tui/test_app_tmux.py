@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fixtures.app_harness import RUNNING, copy_workspace
 from fixtures.fake_engine import start_detached
-from fixtures.tmux import TMUX, Tmux, step_on_screen
+from fixtures.tmux import TMUX, Tmux, a_step_after, step_on_screen
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
@@ -69,13 +69,12 @@ def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
     app = f"{sys.executable} -m tunedeck.tui.cli app --workspace {ws} --open {RUNNING}"
     try:
         tmux.start("first", app, env)
-        screen = tmux.wait_for("first", "Loss", "▶ running", "Engine", "CPU", "Events", "Checkpoints", "┤", "esc Back")
+        screen = tmux.wait_for(
+            "first", "Loss", "▶ running", "/1000 ", "Engine", "CPU", "Events", "Checkpoints", "┤", "esc Back"
+        )
         first = step_on_screen(screen)
-        screen = tmux.wait_for("first", "ETA")
-        deadline = time.monotonic() + 20
-        while step_on_screen(tmux.capture("first")) <= first:  # new events appear
-            assert time.monotonic() < deadline, tmux.capture("first")
-            time.sleep(0.2)
+        tmux.wait_for("first", "ETA")
+        tmux.wait_until("first", a_step_after(first), f"a step after {first}", timeout=20)  # new events appear
 
         tmux("send-keys", "-t", "first", "q")
         deadline = time.monotonic() + 10
@@ -85,7 +84,7 @@ def test_app_in_tmux_follows_a_live_engine_and_leaves_it_running(tmp_path):
         assert engine.poll() is None, "quitting the app stopped the engine"
 
         tmux.start("second", app, env)  # another terminal, later: re-attaches live
-        screen = tmux.wait_for("second", "▶ running", "Loss", "┤")
+        screen = tmux.wait_for("second", "▶ running", "/1000 ", "Loss", "┤")
         assert step_on_screen(screen) > first
         tmux("send-keys", "-t", "second", "s")
         tmux.wait_for("second", f"Stop run {RUNNING}?")
